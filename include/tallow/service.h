@@ -1,0 +1,36 @@
+/* tallow/service.h — long-running servers a plugin offers (the relay). A script starts one by
+ * name with string options (`tallow.service.start("relay", {listen = "0.0.0.0:4433"})`). */
+#ifndef TALLOW_SERVICE_H
+#define TALLOW_SERVICE_H
+
+#include "common.h"
+
+#define TALLOW_SERVICE_OPS_VERSION 1
+
+typedef struct tallow_kv {
+    const char *key;
+    const char *value;
+} tallow_kv;
+
+typedef struct tallow_service_ops {
+    uint32_t version;
+    uint32_t struct_size;
+    const char *name;
+    const char *summary;
+    /* Option help lines ("--listen ADDR:PORT  where to listen (default 0.0.0.0:4433)"), NULL
+     * terminated; borrowed. Optional. */
+    const char *const *options_help;
+    /* Starts the service with borrowed options; *inst is the plugin's. 0 or a negative error
+     * (message logged). */
+    int (*start)(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
+                 void **inst);
+    /* Stops and frees the instance. */
+    void (*stop)(void *inst);
+    /* Reports counters as key/value pairs through fn. Optional. */
+    void (*stats)(void *inst, void (*fn)(const char *key, uint64_t value, void *ud), void *ud);
+} tallow_service_ops;
+
+TALLOW_API const tallow_service_ops *tallow_service_find(tallow_ctx *ctx, const char *name,
+                                                         void **plugin_state);
+
+#endif

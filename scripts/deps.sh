@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages tallow builds, tests and benchmarks with; only what is missing.
+set -e
+PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
+libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
+clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing packages:$missing (run 'make deps' as root)" >&2
+        exit 1
+    fi
+    echo "deps: installing$missing"
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
