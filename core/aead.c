@@ -1,13 +1,14 @@
 /* core/aead.c — per-frame AEAD records (XChaCha20-Poly1305, or AES-256-GCM when both sides have
  * it) with the nonce taken from a strict record counter, and the KDF that gives every purpose,
  * direction and transfer its own key, so no (key, nonce) pair is ever used twice. */
+#include "crypto.h"
 #include <limits.h>
 #include <string.h>
-#include "crypto.h"
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 void tallow__aead_init(tallow__aead *a, const uint8_t key[32], int alg)
@@ -46,8 +47,8 @@ int tallow__aead_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t a
         rc = crypto_aead_aes256gcm_encrypt_afternm(out, &clen, pt, len, ad, adlen, NULL, nonce,
                                                    &a->aes);
     else
-        rc = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, pt, len, ad, adlen, NULL,
-                                                        nonce, a->key);
+        rc = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &clen, pt, len, ad, adlen, NULL, nonce,
+                                                        a->key);
     if (rc != 0) return TALLOW_ETOOBIG; /* only message-size limits make libsodium refuse */
     a->seq++;
     return 0;
@@ -71,8 +72,8 @@ int tallow__aead_open(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t a
         rc = crypto_aead_aes256gcm_decrypt_afternm(out, &mlen, NULL, ct, len, ad, adlen, nonce,
                                                    &a->aes);
     else
-        rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, ct, len, ad, adlen,
-                                                        nonce, a->key);
+        rc = crypto_aead_xchacha20poly1305_ietf_decrypt(out, &mlen, NULL, ct, len, ad, adlen, nonce,
+                                                        a->key);
     if (rc != 0) {
         if (out) sodium_memzero(out, len - TALLOW__AEAD_TAG);
         return TALLOW_ECRYPTO;
@@ -93,7 +94,8 @@ void tallow__kdf(const uint8_t key[32], const char *label, uint64_t id, uint8_t 
     uint8_t num[8];
     size_t llen = label ? strlen(label) : 0;
 
-    if (sodium_init() < 0) { /* BLAKE2b works uninitialised (reference code) */ }
+    if (sodium_init() < 0) { /* BLAKE2b works uninitialised (reference code) */
+    }
     /* Length-prefixed label then id: no two (label, id) pairs share an encoding. */
     crypto_generichash_init(&st, key, 32, 32);
     crypto_generichash_update(&st, (const uint8_t *)domain, sizeof domain);

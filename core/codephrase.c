@@ -1,9 +1,9 @@
 /* core/codephrase.c — code phrases "N-word-word-word": generation from the word list,
  * normalization of what a user typed, and the room id the relay sees (a salted hash of only
  * "N-firstword", so the secret rest of the code never leaves the machine). */
+#include "crypto.h"
 #include <stdio.h>
 #include <string.h>
-#include "crypto.h"
 
 int tallow__code_generate(char *out, size_t cap, unsigned nwords)
 {
@@ -13,7 +13,8 @@ int tallow__code_generate(char *out, size_t cap, unsigned nwords)
     if (n < 0 || (size_t)n >= cap) goto toobig;
     size_t pos = (size_t)n;
     for (unsigned i = 0; i < nwords; i++) {
-        const char *w = tallow__wordlist_get(randombytes_uniform((uint32_t)tallow__wordlist_count()));
+        const char *w =
+            tallow__wordlist_get(randombytes_uniform((uint32_t)tallow__wordlist_count()));
         size_t wl = strlen(w);
         if (pos + 1 + wl + 1 > cap) goto toobig;
         out[pos++] = '-';
@@ -41,7 +42,8 @@ int tallow__code_normalize(const char *in, char *out, size_t cap)
     int rc = TALLOW_EINVAL;
     const char *p = in;
 
-    while (*p && is_sep(*p)) p++;
+    while (*p && is_sep(*p))
+        p++;
     /* The number: digits only, leading zeros dropped so "007" and "7" meet. */
     unsigned num = 0;
     size_t ndig = 0;
@@ -53,7 +55,8 @@ int tallow__code_normalize(const char *in, char *out, size_t cap)
     pos = (size_t)snprintf(buf, sizeof buf, "%u", num);
     /* Words: runs of ASCII letters, any run of separators between them becomes one '-'. */
     for (;;) {
-        while (*p && is_sep(*p)) p++;
+        while (*p && is_sep(*p))
+            p++;
         if (!*p) break;
         if (++tok > TALLOW__CODE_MAX_WORDS || pos + 2 >= sizeof buf) goto out;
         buf[pos++] = '-';
@@ -93,7 +96,8 @@ int tallow__code_room_id(const char *code, uint8_t room[32])
     size_t len = dash ? (size_t)(dash - norm) : strlen(norm);
     crypto_generichash_state st;
     uint8_t lenle[8];
-    for (int i = 0; i < 8; i++) lenle[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        lenle[i] = (uint8_t)((uint64_t)len >> (8 * i));
     crypto_generichash_init(&st, salt, sizeof salt - 1, 32);
     crypto_generichash_update(&st, lenle, sizeof lenle);
     crypto_generichash_update(&st, (const uint8_t *)norm, len);

@@ -14,9 +14,9 @@
 /* ---- handshake (pake.c) ------------------------------------------------------------------- */
 
 #define TALLOW__HS_VERSION 1u
-#define TALLOW__HS_NONCE 32 /* bytes of HandshakeInit/Response.nonce */
-#define TALLOW__HS_SHARE 32 /* bytes of .pake: a ristretto255 element */
-#define TALLOW__HS_MAC 32   /* bytes of .confirm */
+#define TALLOW__HS_NONCE 32    /* bytes of HandshakeInit/Response.nonce */
+#define TALLOW__HS_SHARE 32    /* bytes of .pake: a ristretto255 element */
+#define TALLOW__HS_MAC 32      /* bytes of .confirm */
 #define TALLOW__FEAT_AESGCM 1u /* features bit 0: this side can run AES-256-GCM */
 
 enum tallow__hs_state {
@@ -120,8 +120,8 @@ void tallow__kdf(const uint8_t key[32], const char *label, uint64_t id, uint8_t 
 
 /* ---- code phrases (codephrase.c, wordlist.c) ---------------------------------------------- */
 
-#define TALLOW__CODE_MAX 256       /* longest normalized code, NUL included */
-#define TALLOW__CODE_MAX_WORDS 16  /* normalize accepts 1..16 words */
+#define TALLOW__CODE_MAX 256      /* longest normalized code, NUL included */
+#define TALLOW__CODE_MAX_WORDS 16 /* normalize accepts 1..16 words */
 #define TALLOW__CODE_MAX_WORDLEN 32
 
 /* Writes a fresh "N-word-word..." (N in 0..999, nwords list words) into out[cap], NUL

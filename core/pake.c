@@ -1,8 +1,8 @@
 /* core/pake.c — the session handshake: CPace over ristretto255 (generator hashed from the whole
  * normalized code and the room id), then explicit key confirmation with one MAC per direction,
  * then the session keys (per direction and purpose) and a short verify string. */
-#include <string.h>
 #include "crypto.h"
+#include <string.h>
 
 #define CPACE_DOMAIN "tallow-cpace-v1"
 
@@ -10,7 +10,8 @@
 static void lp(crypto_generichash_state *st, const void *p, size_t len)
 {
     uint8_t n[8];
-    for (int i = 0; i < 8; i++) n[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        n[i] = (uint8_t)((uint64_t)len >> (8 * i));
     crypto_generichash_update(st, n, 8);
     crypto_generichash_update(st, p, len);
 }
@@ -18,7 +19,8 @@ static void lp(crypto_generichash_state *st, const void *p, size_t len)
 static void lp_u64(crypto_generichash_state *st, uint64_t v)
 {
     uint8_t n[8];
-    for (int i = 0; i < 8; i++) n[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        n[i] = (uint8_t)(v >> (8 * i));
     lp(st, n, 8);
 }
 
@@ -219,9 +221,10 @@ int tallow__hs_keys(const tallow__hs *hs, tallow__keys *out)
     memcpy(out->transfer_base_rx, hs->initiator ? tba : tab, 32);
     isk_derive(hs, "quic psk", out->quic_psk);
     isk_derive(hs, "check", out->check_key);
-    out->alg = (hs->feat_a & hs->feat_b & TALLOW__FEAT_AESGCM) && crypto_aead_aes256gcm_is_available()
-                   ? TALLOW__AEAD_AESGCM
-                   : TALLOW__AEAD_XCHACHA;
+    out->alg =
+        (hs->feat_a & hs->feat_b & TALLOW__FEAT_AESGCM) && crypto_aead_aes256gcm_is_available()
+            ? TALLOW__AEAD_AESGCM
+            : TALLOW__AEAD_XCHACHA;
 
     /* verify: 4 words (44 bits) from the ISK, the same on both sides. */
     isk_derive(hs, "verify", v);

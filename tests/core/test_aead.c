@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
 #include <cmocka.h>
+
 #include "crypto.h"
 
 #define FRAME (64 * 1024)
@@ -70,7 +72,8 @@ static void rejects(int alg)
     const size_t n = 300, cl = n + TALLOW__AEAD_TAG;
     pair(alg, &tx, &rx);
     randombytes_buf(pt, n);
-    for (int i = 0; i < 3; i++) assert_int_equal(tallow__aead_seal(&tx, ct[i], ad, 2, pt, n), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tallow__aead_seal(&tx, ct[i], ad, 2, pt, n), 0);
 
     /* Reorder: record 1 first is refused, seq stays 0. */
     assert_int_equal(tallow__aead_open(&rx, back, ad, 2, ct[1], cl), TALLOW_ECRYPTO);

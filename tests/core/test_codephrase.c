@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
+
 #include "crypto.h"
 
 static void test_codephrase_wordlist_2048_unique(void **state)
@@ -17,7 +19,8 @@ static void test_codephrase_wordlist_2048_unique(void **state)
         assert_non_null(w);
         size_t len = strlen(w);
         assert_true(len >= 3 && len <= 8);
-        for (size_t j = 0; j < len; j++) assert_true(w[j] >= 'a' && w[j] <= 'z');
+        for (size_t j = 0; j < len; j++)
+            assert_true(w[j] >= 'a' && w[j] <= 'z');
         /* Sorted strictly ascending: implies distinct, and find() relies on it. */
         if (i) assert_true(strcmp(tallow__wordlist_get(i - 1), w) < 0);
         assert_int_equal(tallow__wordlist_find(w), (int)i);
@@ -95,8 +98,18 @@ static void test_codephrase_normalize(void **state)
     assert_int_equal(tallow__code_normalize("--12---ab", out, sizeof out), 0);
     assert_string_equal(out, "12-ab");
 
-    const char *bad[] = {"", "   ", "7", "7-", "crossword-apple", "1000-apple", "7a-apple",
-                         "7-app1e", "7-caf\xc3\xa9", "-7x-apple", "7.apple", "7-apple!",
+    const char *bad[] = {"",
+                         "   ",
+                         "7",
+                         "7-",
+                         "crossword-apple",
+                         "1000-apple",
+                         "7a-apple",
+                         "7-app1e",
+                         "7-caf\xc3\xa9",
+                         "-7x-apple",
+                         "7.apple",
+                         "7-apple!",
                          "7-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 33 letters */
                          "1-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a-a" /* 17 words */};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

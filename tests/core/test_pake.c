@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
 #include <cmocka.h>
+
 #include "crypto.h"
 
 static const char *CODE = "7-crossword-apple-banana";
@@ -95,8 +97,8 @@ static void test_pake_keys_match(void **state)
 }
 
 /* Every message goes through the real codec: encode, decode, hand the decoded struct on. */
-static int wire(const tallow_registry *reg, const tallow_msg_type *t, const void *msg,
-                uint8_t *buf, size_t cap, tallow_msg_any *out)
+static int wire(const tallow_registry *reg, const tallow_msg_type *t, const void *msg, uint8_t *buf,
+                size_t cap, tallow_msg_any *out)
 {
     const tallow_msg_type *got = NULL;
     int n = tallow_msg_encode(t, msg, buf, cap);
