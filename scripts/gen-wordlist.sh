@@ -27,7 +27,10 @@ kowtow coward glutton cynic despot bigot miser thou isle bootee anorak bettor li
 crotch girdle garter corset defile deceit disgust dismay damsel hostile
 faggot racist rectum sniper slum bootie loonie hurray prolog racoon shaikh raider rioter reaper
 sermon pulpit stigma phobia ravage regime storey legion gullet spleen
-shaykh sheikh stupor sultan"
+shaykh sheikh stupor sultan
+flour pique quay albino addict inmate jailer hatred disease famine syringe toilet diaper slobber
+drool jerk wanton robber illegal amir sect psyche coup skull blood divorce anguish despair remorse
+horror outrage menace emir trauma brood"
 LC_ALL=C
 export LC_ALL
 grep -E "^[a-z]+'s$" "$SMALL" | sed "s/'s\$//" | grep -E '^[a-z]{4,7}$' | grep -v 's$' |
