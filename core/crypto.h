@@ -89,7 +89,8 @@ enum { TALLOW__AEAD_XCHACHA = 1, TALLOW__AEAD_AESGCM = 2 };
 #define TALLOW__AEAD_TAG 16
 
 /* One direction of one record stream. The nonce is seq (little endian, zero padded), so a key
- * must only ever feed one tallow__aead: derive a fresh key per direction/purpose/transfer. */
+ * must only ever feed one tallow__aead: derive a fresh key per direction/purpose/transfer.
+ * Needs 16-byte alignment (the AES state): stack, static and malloc'd memory all have it. */
 typedef struct tallow__aead {
     uint8_t key[32];
     uint64_t seq; /* next record number to seal / expected to open */
