@@ -11,10 +11,10 @@
 #include <sys/types.h>
 #include <tallow/error.h>
 
-#define TALLOW__PATH_MAX 4096u         /* longest relative path accepted, in bytes */
-#define TALLOW__NAME_MAX 255u          /* longest component, in bytes */
-#define TALLOW__HASH_LEN 32u           /* BLAKE2b-256 */
-#define TALLOW__MANIFEST_VERSION 1u    /* first varint of an encoded manifest */
+#define TALLOW__PATH_MAX 4096u      /* longest relative path accepted, in bytes */
+#define TALLOW__NAME_MAX 255u       /* longest component, in bytes */
+#define TALLOW__HASH_LEN 32u        /* BLAKE2b-256 */
+#define TALLOW__MANIFEST_VERSION 1u /* first varint of an encoded manifest */
 #define TALLOW__MANIFEST_MAX_PATHS (64u * 1024u * 1024u) /* total path bytes a decode accepts */
 #define TALLOW__MANIFEST_DEF_ENTRIES (1u << 20) /* max_entries used when the caller passes 0 */
 
@@ -117,16 +117,16 @@ void tallow__hash_final(tallow__hash *h, uint8_t out[TALLOW__HASH_LEN]);
 /* ---- receiver: one file (core/sink.c) */
 
 typedef struct tallow__sink {
-    int dirfd;         /* parent directory of the final name; -1 when closed */
-    int fd;            /* the temporary file; -1 when closed */
-    int overwrite;     /* replace an existing final name */
-    uint32_t mode;     /* final permission bits */
-    int64_t mtime_ns;  /* final mtime */
-    uint64_t size;     /* expected size */
-    uint64_t written;  /* bytes present in the temporary file (and hashed) */
+    int dirfd;                       /* parent directory of the final name; -1 when closed */
+    int fd;                          /* the temporary file; -1 when closed */
+    int overwrite;                   /* replace an existing final name */
+    uint32_t mode;                   /* final permission bits */
+    int64_t mtime_ns;                /* final mtime */
+    uint64_t size;                   /* expected size */
+    uint64_t written;                /* bytes present in the temporary file (and hashed) */
     char name[TALLOW__NAME_MAX + 1]; /* final basename */
     char part[TALLOW__NAME_MAX + 1]; /* temporary basename */
-    tallow__hash hash; /* running hash of bytes 0..written */
+    tallow__hash hash;               /* running hash of bytes 0..written */
 } tallow__sink;
 
 /* Opens (or reopens, to resume) the temporary file for FILE entry e under destfd, in the final

@@ -129,7 +129,8 @@ static int add_child(builder *b, const char *src, const char *rel, const struct 
     } else if (S_ISDIR(st->st_mode)) {
         type = TALLOW__ENT_DIR;
     } else {
-        warn(b, src, S_ISLNK(st->st_mode) ? "symlink skipped (not followed)" : "special file skipped");
+        warn(b, src,
+             S_ISLNK(st->st_mode) ? "symlink skipped (not followed)" : "special file skipped");
         return 0;
     }
     char *p = strdup(rel), *s = strdup(src);
@@ -173,7 +174,8 @@ static int walk_dir(builder *b, const char *src, const char *rel)
         free(crel);
     }
 out:
-    for (size_t i = 0; i < count; i++) free(names[i]);
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
     free(names);
     return rc;
 }
@@ -183,9 +185,11 @@ out:
 static char *top_name(const char *arg)
 {
     size_t len = strlen(arg);
-    while (len > 1 && arg[len - 1] == '/') len--;
+    while (len > 1 && arg[len - 1] == '/')
+        len--;
     const char *start = arg + len;
-    while (start > arg && start[-1] != '/') start--;
+    while (start > arg && start[-1] != '/')
+        start--;
     size_t n = (size_t)(arg + len - start);
     if (n == 0 || (n == 1 && start[0] == '/')) return NULL;
     if ((n == 1 && start[0] == '.') || (n == 2 && start[0] == '.' && start[1] == '.')) {
@@ -218,7 +222,8 @@ static int add_top(builder *b, const char *arg)
         return TALLOW_EUNSAFEPATH;
     }
     size_t alen = strlen(arg);
-    while (alen > 1 && arg[alen - 1] == '/') alen--; /* "dir/" walks as "dir/x", not "dir//x" */
+    while (alen > 1 && arg[alen - 1] == '/')
+        alen--; /* "dir/" walks as "dir/x", not "dir//x" */
     char *src = strndup(arg, alen);
     if (!src) {
         free(name);
@@ -237,12 +242,14 @@ int tallow__manifest_build_ex(const char *const *paths, size_t n, tallow__manife
     memset(out, 0, sizeof *out);
     builder b = {out, 0, warnfn, ud};
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) rc = add_top(&b, paths[i]);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = add_top(&b, paths[i]);
     size_t bad = 0;
     if (!rc) {
         rc = tallow__manifest_check_collisions(out, &bad);
         if (rc == TALLOW_EUNSAFEPATH)
-            warn(&b, out->e[bad].src, "collides with another entry (same name, or same but for case)");
+            warn(&b, out->e[bad].src,
+                 "collides with another entry (same name, or same but for case)");
     }
     if (rc) tallow__manifest_free(out);
     return rc;

@@ -65,8 +65,10 @@ static int is_device_name(const char *c, size_t clen)
 {
     static const char *const fixed[] = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"};
     size_t base = 0;
-    while (base < clen && c[base] != '.') base++;
-    while (base > 0 && c[base - 1] == ' ') base--;
+    while (base < clen && c[base] != '.')
+        base++;
+    while (base > 0 && c[base - 1] == ' ')
+        base--;
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (ieq(c, base, fixed[i])) return 1;
     if (base >= 4 && (ieq(c, 3, "COM") || ieq(c, 3, "LPT"))) {
@@ -159,7 +161,8 @@ const char *tallow__printable(const char *s, size_t len, char *out, size_t cap)
         }
         if (o + tlen > limit) {
             o = safe;
-            for (int d = 0; d < 3 && o < limit; d++) out[o++] = '.';
+            for (int d = 0; d < 3 && o < limit; d++)
+                out[o++] = '.';
             out[o] = '\0';
             return out;
         }

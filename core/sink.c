@@ -61,7 +61,8 @@ static int set_mode_mtime(int fd, uint32_t mode, int64_t mtime_ns)
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* ".<basename>.<16 hex of id>.tallow-part", id = BLAKE2b-64(path, size, mtime). The basename is
@@ -89,7 +90,8 @@ static void part_name(char out[TALLOW__NAME_MAX + 1], const char *base, const ta
     size_t keep = strlen(base);
     if (keep > room) {
         keep = room;
-        while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80) keep--;
+        while (keep > 0 && ((unsigned char)base[keep] & 0xC0) == 0x80)
+            keep--;
     }
     snprintf(out, TALLOW__NAME_MAX + 1, ".%.*s.%s%s", (int)keep, base, hex, PART_SUFFIX);
 }

@@ -6,12 +6,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include <tallow/msg.h>
 
-#include "fsutil.h"
 #include "fstest.h"
+#include "fsutil.h"
 
 #define NIHON "\xe6\x97\xa5\xe6\x9c\xac"
 #define CAFE "caf\xc3\xa9.txt"
@@ -59,7 +60,8 @@ static int fx_teardown(void **state)
 static void make_tree(fx *f)
 {
     static unsigned char big[100];
-    for (size_t i = 0; i < sizeof big; i++) big[i] = (unsigned char)(i * 7);
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 7);
     int d = f->rootfd;
     assert_int_equal(mkdirat(d, "top", 0755), 0);
     assert_int_equal(fst_write(d, "top/a.txt", "hello", 5), 0);
@@ -98,11 +100,13 @@ static void test_manifest_build_tree(void **state)
     make_tree(f);
     tallow__manifest m = build_tree(f);
     const char *want[] = {
-        "top", "top/a.txt", "top/empty", "top/nested", "top/nested/deep",
-        "top/nested/deep/f.bin", "top/" NIHON, "top/" NIHON "/" CAFE, "single",
+        "top",        "top/a.txt",           "top/empty",
+        "top/nested", "top/nested/deep",     "top/nested/deep/f.bin",
+        "top/" NIHON, "top/" NIHON "/" CAFE, "single",
     };
     assert_int_equal(m.n, sizeof want / sizeof want[0]);
-    for (size_t i = 0; i < m.n; i++) assert_string_equal(m.e[i].path, want[i]);
+    for (size_t i = 0; i < m.n; i++)
+        assert_string_equal(m.e[i].path, want[i]);
     assert_int_equal(f->warnings, 3); /* link, fifo, bad\name */
     assert_int_equal(m.nfiles, 4);
     assert_int_equal(m.total_size, 5 + 100 + 0 + 8);
@@ -258,15 +262,15 @@ static void test_manifest_decode_rejects_malformed(void **state)
     const uint64_t bad_type[] = {1, 1, 2, 1, 'x', 0, 0644, 0};
     const uint64_t bad_mode[] = {1, 1, 0, 1, 'x', 0, 010000, 0};
     const uint64_t bad_plen[] = {1, 1, 0, 200, 'x', 0, 0644, 0};
-    const uint64_t overflow[] = {1, 2, 0, 1, 'x', UINT64_MAX, 0644, 0,
-                                 0, 1, 'y', 1, 0644, 0};
+    const uint64_t overflow[] = {1, 2, 0, 1, 'x', UINT64_MAX, 0644, 0, 0, 1, 'y', 1, 0644, 0};
     const struct {
         const uint64_t *v;
         size_t n;
     } raw[] = {{bad_type, 8}, {bad_mode, 8}, {bad_plen, 8}, {overflow, 14}};
     for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
         n = 0;
-        for (size_t k = 0; k < raw[i].n; k++) n += tallow_varint_put(b + n, raw[i].v[k]);
+        for (size_t k = 0; k < raw[i].n; k++)
+            n += tallow_varint_put(b + n, raw[i].v[k]);
         assert_int_equal(tallow__manifest_decode(b, n, 0, &d), TALLOW_EBADMSG);
         assert_null(d.e);
     }

@@ -5,10 +5,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
 #include <cmocka.h>
 
-#include "fsutil.h"
 #include "fstest.h"
+#include "fsutil.h"
 
 typedef struct {
     const char *s;
@@ -19,7 +20,8 @@ static void test_path_hostile_refused(void **state)
 {
     static char overlong_comp[300], overlong_path[5000];
     memset(overlong_comp, 'a', 256);
-    for (size_t i = 0; i < 4200; i += 2) overlong_path[i] = 'b', overlong_path[i + 1] = '/';
+    for (size_t i = 0; i < 4200; i += 2)
+        overlong_path[i] = 'b', overlong_path[i + 1] = '/';
     overlong_path[4199] = 'b';
     const name_case bad[] = {
         {"../evil", 0},
@@ -48,12 +50,12 @@ static void test_path_hostile_refused(void **state)
         {overlong_comp, 0},
         {overlong_path, 0},
         {"bad\xff", 0},
-        {"bad\xc3", 0},         /* truncated sequence */
-        {"bad\xc0\xaf", 0},     /* overlong '/' */
-        {"bad\xed\xa0\x80", 0}, /* surrogate */
+        {"bad\xc3", 0},             /* truncated sequence */
+        {"bad\xc0\xaf", 0},         /* overlong '/' */
+        {"bad\xed\xa0\x80", 0},     /* surrogate */
         {"bad\xf4\x90\x80\x80", 0}, /* > U+10FFFF */
-        {"c1\xc2\x85", 0},      /* NEL */
-        {"c1\xc2\x9b", 0},      /* CSI */
+        {"c1\xc2\x85", 0},          /* NEL */
+        {"c1\xc2\x9b", 0},          /* CSI */
         {"a\\b", 0},
         {"..\\..\\evil", 0},
         {"trailingdot.", 0},
@@ -74,7 +76,8 @@ static void test_path_good_accepted(void **state)
 {
     static char long_ok[4096 + 1], comp255[256];
     memset(comp255, 'c', 255);
-    for (size_t i = 0; i < 4096; i++) long_ok[i] = (i % 200 == 199) ? '/' : 'd';
+    for (size_t i = 0; i < 4096; i++)
+        long_ok[i] = (i % 200 == 199) ? '/' : 'd';
     const char *good[] = {
         "file.txt",
         "a/b/c",
@@ -115,10 +118,12 @@ static void test_path_printable_escapes(void **state)
                         "x\\xe2\\x80\\xaey");
     /* never a raw ESC, whatever the input */
     unsigned char all[256];
-    for (int i = 0; i < 256; i++) all[i] = (unsigned char)i;
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
     char big[2048];
     tallow__printable((const char *)all, sizeof all, big, sizeof big);
-    for (size_t i = 0; big[i]; i++) assert_true((unsigned char)big[i] >= 0x20 && big[i] != 0x7f);
+    for (size_t i = 0; big[i]; i++)
+        assert_true((unsigned char)big[i] >= 0x20 && big[i] != 0x7f);
 }
 
 static void test_path_printable_truncates(void **state)

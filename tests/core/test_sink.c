@@ -6,12 +6,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include <sodium/crypto_generichash.h>
 
-#include "fsutil.h"
 #include "fstest.h"
+#include "fsutil.h"
 
 #define MiB (1024u * 1024u)
 
@@ -373,10 +374,10 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_sink_write_finish), T(test_sink_out_of_sequence), T(test_sink_wrong_hash),
-        T(test_sink_existing_final), T(test_sink_resume), T(test_sink_empty_file),
-        T(test_sink_planted_symlinks), T(test_sink_long_name), T(test_sink_dirs),
-        T(test_sink_source_open), T(test_sink_hash_wrappers),
+        T(test_sink_write_finish),     T(test_sink_out_of_sequence), T(test_sink_wrong_hash),
+        T(test_sink_existing_final),   T(test_sink_resume),          T(test_sink_empty_file),
+        T(test_sink_planted_symlinks), T(test_sink_long_name),       T(test_sink_dirs),
+        T(test_sink_source_open),      T(test_sink_hash_wrappers),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
