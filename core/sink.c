@@ -65,13 +65,13 @@ static void put_le64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* ".<basename>.<16 hex of id>.tallow-part", id = BLAKE2b-64(path, size, mtime). The basename is
- * cut (at a character boundary) so that the whole name fits in NAME_MAX. */
+/* ".<basename>.<16 hex of id>.tallow-part", id = first 8 bytes of BLAKE2b-128(path, size, mtime).
+ * The basename is cut (at a character boundary) so that the whole name fits in NAME_MAX. */
 static void part_name(char out[TALLOW__NAME_MAX + 1], const char *base, const tallow__entry *e)
 {
     static const char tag[] = "tallow-part-v1";
-    uint8_t id[8], num[16];
-    char hex[2 * sizeof id + 1];
+    uint8_t id[crypto_generichash_BYTES_MIN], num[16]; /* 16: BLAKE2b's shortest output */
+    char hex[2 * 8 + 1];
     size_t plen = strlen(e->path);
     crypto_generichash_state *st;
     tallow__hash h;
@@ -85,7 +85,7 @@ static void part_name(char out[TALLOW__NAME_MAX + 1], const char *base, const ta
     put_le64(num + 8, (uint64_t)e->mtime_ns);
     crypto_generichash_update(st, num, 16);
     crypto_generichash_final(st, id, sizeof id);
-    sodium_bin2hex(hex, sizeof hex, id, sizeof id);
+    sodium_bin2hex(hex, sizeof hex, id, 8);
     size_t room = TALLOW__NAME_MAX - 2 - (sizeof hex - 1) - (sizeof PART_SUFFIX - 1);
     size_t keep = strlen(base);
     if (keep > room) {

@@ -370,6 +370,40 @@ static void test_sink_hash_wrappers(void **state)
     assert_memory_equal(out, f->hash, 32);
 }
 
+/* The temporary name is pinned: a later version must find an older version's partial file. */
+static void test_sink_part_name(void **state)
+{
+    fx *f = *state;
+    tallow__entry e = file_entry("d/name.bin", 4242, 0644, 1700000000000000001LL);
+    uint8_t msg[15 + 8 + 10 + 16], id[16];
+    size_t n = 0;
+    memcpy(msg, "tallow-part-v1", 15), n = 15;
+    uint64_t v[3] = {10, 4242, 1700000000000000001ULL};
+    for (int i = 0; i < 8; i++)
+        msg[n++] = (uint8_t)(v[0] >> (8 * i));
+    memcpy(msg + n, "d/name.bin", 10), n += 10;
+    for (int k = 1; k < 3; k++)
+        for (int i = 0; i < 8; i++)
+            msg[n++] = (uint8_t)(v[k] >> (8 * i));
+    crypto_generichash(id, sizeof id, msg, n, NULL, 0);
+    char want[64];
+    n = (size_t)snprintf(want, sizeof want, ".name.bin.");
+    for (int i = 0; i < 8; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n, "%02x", id[i]);
+    snprintf(want + n, sizeof want - n, ".tallow-part");
+
+    tallow__sink s;
+    uint64_t off;
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
+    assert_string_equal(s.part, want);
+    tallow__sink_abort(&s, 0);
+    e.size = 4243; /* any field changes the name */
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
+    assert_string_not_equal(s.part, want);
+    tallow__sink_abort(&s, 0);
+    assert_int_equal(fst_count(f->dest), 1); /* only "d" */
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -377,7 +411,7 @@ int main(void)
         T(test_sink_write_finish),     T(test_sink_out_of_sequence), T(test_sink_wrong_hash),
         T(test_sink_existing_final),   T(test_sink_resume),          T(test_sink_empty_file),
         T(test_sink_planted_symlinks), T(test_sink_long_name),       T(test_sink_dirs),
-        T(test_sink_source_open),      T(test_sink_hash_wrappers),
+        T(test_sink_source_open),      T(test_sink_hash_wrappers),   T(test_sink_part_name),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
