@@ -307,6 +307,36 @@ static void test_manifest_build_errors(void **state)
     tallow__manifest_free(&m);
 }
 
+static int fchdirat_helper(int dirfd, const char *rel)
+{
+    int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 ? fchdir(fd) : -1;
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
+/* "." and "dir/" are sent under the directory's own name */
+static void test_manifest_build_dot(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mkdirat(f->rootfd, "here", 0755), 0);
+    assert_int_equal(fst_write(f->rootfd, "here/x", "1", 1), 0);
+    int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(cwd >= 0);
+    assert_int_equal(fchdirat_helper(f->rootfd, "here"), 0);
+    const char *dot[] = {"."};
+    tallow__manifest m;
+    int rc = tallow__manifest_build(dot, 1, &m);
+    assert_int_equal(fchdir(cwd), 0);
+    close(cwd);
+    assert_int_equal(rc, 0);
+    assert_int_equal(m.n, 2);
+    assert_string_equal(m.e[0].path, "here");
+    assert_string_equal(m.e[1].path, "here/x");
+    assert_string_equal(m.e[1].src, "./x");
+    tallow__manifest_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_manifest_decode_rejects_collisions),
         cmocka_unit_test(test_manifest_decode_rejects_malformed),
         cmocka_unit_test_setup_teardown(test_manifest_build_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_manifest_build_dot, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

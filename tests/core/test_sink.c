@@ -2,6 +2,7 @@
  * without consent, resume from an aligned prefix, empty files, planted symlinks), directory
  * entries, and the sender's source opener. */
 #include <errno.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include <sodium/crypto_generichash.h>
+#include <sys/mount.h>
 
 #include "fstest.h"
 #include "fsutil.h"
@@ -404,6 +406,36 @@ static void test_sink_part_name(void **state)
     assert_int_equal(fst_count(f->dest), 1); /* only "d" */
 }
 
+/* A full disk: needs a private mount namespace and a tiny tmpfs; skipped where not permitted. */
+static void test_sink_no_space(void **state)
+{
+    fx *f = *state;
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s/mnt", f->dest);
+    assert_int_equal(mkdir(mnt, 0755), 0);
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=256k") < 0) {
+        skip();
+    }
+    int mfd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(mfd >= 0);
+    assert_int_equal(fst_write(mfd, "filler", f->data, 200 * 1024), 0);
+    tallow__entry e = file_entry("full.bin", 128 * 1024, 0644, 0);
+    uint8_t h[32];
+    crypto_generichash(h, 32, f->data, 128 * 1024, NULL, 0);
+    tallow__sink s;
+    uint64_t off;
+    assert_int_equal(tallow__sink_open(&s, mfd, &e, 0, 4096, &off), TALLOW_ENOSPACE);
+    assert_int_equal(fst_count(mnt), 2); /* the (empty) partial is kept for later */
+    assert_int_equal(unlinkat(mfd, "filler", 0), 0);
+    assert_int_equal(tallow__sink_open(&s, mfd, &e, 0, 4096, &off), 0);
+    write_range(&s, f->data, 0, 128 * 1024);
+    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(fst_count(mnt), 1);
+    close(mfd);
+    umount2(mnt, MNT_DETACH);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -412,6 +444,7 @@ int main(void)
         T(test_sink_existing_final),   T(test_sink_resume),          T(test_sink_empty_file),
         T(test_sink_planted_symlinks), T(test_sink_long_name),       T(test_sink_dirs),
         T(test_sink_source_open),      T(test_sink_hash_wrappers),   T(test_sink_part_name),
+        T(test_sink_no_space),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
