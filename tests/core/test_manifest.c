@@ -307,6 +307,33 @@ static void test_manifest_build_errors(void **state)
     tallow__manifest_free(&m);
 }
 
+/* more than 64 MiB of path bytes is refused while parsing, before the collision pass */
+static void test_manifest_decode_path_budget(void **state)
+{
+    char path[4096];
+    for (size_t i = 0; i < sizeof path; i++)
+        path[i] = (i % 200 == 199) ? '/' : 'p';
+    const size_t n = TALLOW__MANIFEST_MAX_PATHS / sizeof path + 1;
+    uint8_t *buf = malloc(n * (sizeof path + 16) + 32);
+    assert_non_null(buf);
+    size_t len = tallow_varint_put(buf, 1);
+    len += tallow_varint_put(buf + len, n);
+    for (size_t i = 0; i < n; i++) {
+        len += tallow_varint_put(buf + len, TALLOW__ENT_FILE);
+        len += tallow_varint_put(buf + len, sizeof path);
+        memcpy(buf + len, path, sizeof path);
+        len += sizeof path;
+        len += tallow_varint_put(buf + len, 1);
+        len += tallow_varint_put(buf + len, 0644);
+        len += tallow_varint_put(buf + len, 0);
+    }
+    tallow__manifest d;
+    assert_int_equal(tallow__path_check(path, sizeof path, NULL, 0), 0);
+    assert_int_equal(tallow__manifest_decode(buf, len, 0, &d), TALLOW_ETOOBIG);
+    assert_null(d.e);
+    free(buf);
+}
+
 static int fchdirat_helper(int dirfd, const char *rel)
 {
     int fd = openat(dirfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -344,6 +371,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_manifest_round_trip, fx_setup, fx_teardown),
         cmocka_unit_test(test_manifest_decode_rejects_collisions),
         cmocka_unit_test(test_manifest_decode_rejects_malformed),
+        cmocka_unit_test(test_manifest_decode_path_budget),
         cmocka_unit_test_setup_teardown(test_manifest_build_errors, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_manifest_build_dot, fx_setup, fx_teardown),
     };
