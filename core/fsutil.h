@@ -91,8 +91,8 @@ int tallow__manifest_encode(const tallow__manifest *m, uint8_t **out, size_t *le
  * Every path must pass tallow__path_check; exact and ASCII-case-folded duplicates are refused, and
  * so is any entry under a FILE entry. The whole buffer must be consumed. Fills *out (free with
  * tallow__manifest_free). Returns 0, TALLOW_EBADMSG (malformed, truncated, trailing bytes, bad
- * type/mode, directory with a size, total size overflow), TALLOW_EUNSAFEPATH, TALLOW_ETOOBIG,
- * TALLOW_ENOMEM; on error *out is empty. */
+ * type/mode, directory with a size, a size above INT64_MAX, total size overflow),
+ * TALLOW_EUNSAFEPATH, TALLOW_ETOOBIG, TALLOW_ENOMEM; on error *out is empty. */
 int tallow__manifest_decode(const uint8_t *buf, size_t len, size_t max_entries,
                             tallow__manifest *out);
 

@@ -175,7 +175,8 @@ static int decode_entry(rd *r, tallow__entry *e, uint64_t *path_bytes)
     if (tallow__path_check(p, (size_t)plen, NULL, 0)) return TALLOW_EUNSAFEPATH;
     r->pos += (size_t)plen;
     if (get(r, &size) || get(r, &mode) || get(r, &mt)) return TALLOW_EBADMSG;
-    if (mode > 07777 || (type == TALLOW__ENT_DIR && size != 0)) return TALLOW_EBADMSG;
+    if (mode > 07777 || (type == TALLOW__ENT_DIR && size != 0) || size > (uint64_t)INT64_MAX)
+        return TALLOW_EBADMSG; /* no filesystem holds more than off_t can address */
     e->path = malloc((size_t)plen + 1);
     if (!e->path) return TALLOW_ENOMEM;
     memcpy(e->path, p, (size_t)plen);

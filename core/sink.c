@@ -171,6 +171,7 @@ int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int o
     s->fd = s->dirfd = -1;
     *resume_off = 0;
     if (!e || !e->path || e->type != TALLOW__ENT_FILE) return TALLOW_EINVAL;
+    if (e->size > (uint64_t)INT64_MAX) return TALLOW_ETOOBIG;
     size_t plen = strlen(e->path);
     if (tallow__path_check(e->path, plen, NULL, 0)) return TALLOW_EUNSAFEPATH;
     const char *slash = strrchr(e->path, '/');

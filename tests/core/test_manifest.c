@@ -262,11 +262,13 @@ static void test_manifest_decode_rejects_malformed(void **state)
     const uint64_t bad_type[] = {1, 1, 2, 1, 'x', 0, 0644, 0};
     const uint64_t bad_mode[] = {1, 1, 0, 1, 'x', 0, 010000, 0};
     const uint64_t bad_plen[] = {1, 1, 0, 200, 'x', 0, 0644, 0};
-    const uint64_t overflow[] = {1, 2, 0, 1, 'x', UINT64_MAX, 0644, 0, 0, 1, 'y', 1, 0644, 0};
+    const uint64_t huge[] = {1, 1, 0, 1, 'x', (uint64_t)INT64_MAX + 1, 0644, 0};
+    const uint64_t overflow[] = {1,   3,         0,    1, 'x', INT64_MAX, 0644, 0,         0,    1,
+                                 'y', INT64_MAX, 0644, 0, 0,   1,         'z',  INT64_MAX, 0644, 0};
     const struct {
         const uint64_t *v;
         size_t n;
-    } raw[] = {{bad_type, 8}, {bad_mode, 8}, {bad_plen, 8}, {overflow, 14}};
+    } raw[] = {{bad_type, 8}, {bad_mode, 8}, {bad_plen, 8}, {huge, 8}, {overflow, 20}};
     for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++) {
         n = 0;
         for (size_t k = 0; k < raw[i].n; k++)

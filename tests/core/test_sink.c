@@ -260,6 +260,8 @@ static void test_sink_planted_symlinks(void **state)
     assert_int_equal(symlinkat(f->outside, f->destfd, "link"), 0);
     tallow__entry e = file_entry("link/x", 10, 0644, 0);
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 1, MiB, &off), TALLOW_EUNSAFEPATH);
+    tallow__entry huge = file_entry("huge", (uint64_t)INT64_MAX + 1, 0644, 0);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &huge, 1, MiB, &off), TALLOW_ETOOBIG);
     tallow__entry bad = file_entry("../escape", 10, 0644, 0);
     assert_int_equal(tallow__sink_open(&s, f->destfd, &bad, 1, MiB, &off), TALLOW_EUNSAFEPATH);
     /* a symlink planted under the temporary name is not written through */
