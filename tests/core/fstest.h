@@ -21,10 +21,16 @@ static inline char *fst_mkdtemp(const char *tag)
     return mkdtemp(buf) ? strdup(buf) : NULL;
 }
 
+static inline int fst_unlock_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)f;
+    if (flag == FTW_D || flag == FTW_DNR) chmod(p, (st->st_mode & 0777) | 0700);
+    return 0;
+}
+
 static inline int fst_rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 {
-    (void)st, (void)f;
-    if (flag == FTW_DP) chmod(p, 0700);
+    (void)st, (void)flag, (void)f;
     return remove(p);
 }
 
@@ -32,6 +38,7 @@ static inline int fst_rm_one(const char *p, const struct stat *st, int flag, str
 static inline void fst_rm_rf(const char *path)
 {
     if (!path) return;
+    nftw(path, fst_unlock_one, 32, FTW_PHYS);
     nftw(path, fst_rm_one, 32, FTW_DEPTH | FTW_PHYS);
 }
 
