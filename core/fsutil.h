@@ -130,14 +130,17 @@ typedef struct tallow__sink {
 } tallow__sink;
 
 /* Opens (or reopens, to resume) the temporary file for FILE entry e under destfd, in the final
- * name's directory: ".<basename>.<16 hex of id>.tallow-part", id = BLAKE2b(path, size, mtime), so
- * a different file never resumes from it. Parent directories are created safely. The partial
+ * name's directory: ".<basename>.<16 hex of id>.tallow-part", id = BLAKE2b-128(path, size, mtime)
+ * (first 8 bytes), so a different file never resumes from it; the basename part is shortened to
+ * fit NAME_MAX. Parent directories are created safely. The partial
  * file's size is rounded down to align (0 = never resume), the rest is cut, and the kept prefix is
  * hashed from disk; *resume_off receives its length (the sender restarts there). The final
  * integrity check at tallow__sink_finish covers the whole file, prefix included.
  * Returns 0, TALLOW_EEXIST (final name exists and !overwrite), TALLOW_EUNSAFEPATH (unsafe path,
  * final name or temp name is a symlink, directory or special file, symlinks on the way),
- * TALLOW_EINVAL (not a FILE entry), TALLOW_ENOSPACE (cannot reserve the space), -errno.
+ * TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX), TALLOW_ENOSPACE
+ * (cannot reserve the space; the partial is kept), -errno. Hashing a kept prefix reads it back,
+ * so a resume costs one sequential read of it.
  * On error the sink is closed (tallow__sink_abort is then a no-op). */
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,
                       uint64_t align, uint64_t *resume_off);
@@ -158,8 +161,9 @@ void tallow__sink_abort(tallow__sink *s, int keep_partial);
 
 /* ---- receiver: directories (core/sink.c) */
 
-/* Creates DIR entry e under destfd (safely, components 0700 | its mode so that contents can be
- * written). An existing directory is accepted. 0, TALLOW_EINVAL, TALLOW_EUNSAFEPATH, -errno. */
+/* Creates DIR entry e under destfd (safely; missing parents 0755 before umask; e itself gets its
+ * mode | 0700 for now, so that contents can be written). An existing directory is accepted. 0,
+ * TALLOW_EINVAL, TALLOW_EUNSAFEPATH, -errno. */
 int tallow__dir_apply(int destfd, const tallow__entry *e);
 /* Sets e's final mode (& 0777) and mtime; call after its contents are written, deepest first
  * (walk the manifest backwards). 0, TALLOW_EINVAL, TALLOW_EUNSAFEPATH, -errno. */
