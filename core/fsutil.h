@@ -148,6 +148,12 @@ int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int o
 /* Appends data at off, which must equal the bytes written so far. No allocation. Returns 0,
  * TALLOW_EPROTO (off out of sequence or past the manifest size), TALLOW_ENOSPACE (ENOSPC/EDQUOT:
  * the bytes that did land are kept and counted, for resume), -errno. The sink stays open. */
+/* Looks, without creating anything, at what the destination already has of file entry e:
+ * returns 1 if the final name holds it whole (same size and mtime: an earlier run finished it),
+ * 0 with *off = the verified-prefix length a sink_open would resume from (0: nothing), or a
+ * negative error when the entry must be refused (TALLOW_EUNSAFEPATH, TALLOW_EEXIST, -errno). */
+int tallow__sink_probe(int destfd, const tallow__entry *e, int overwrite, uint64_t align,
+                       uint64_t *off);
 int tallow__sink_write(tallow__sink *s, uint64_t off, const uint8_t *data, size_t len);
 
 /* Completes the file: size must match (else TALLOW_EPROTO, partial kept), the BLAKE2b-256 of the

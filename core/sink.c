@@ -303,3 +303,43 @@ int tallow__source_open(const tallow__entry *e, int *fd)
     *fd = f;
     return 0;
 }
+
+int tallow__sink_probe(int destfd, const tallow__entry *e, int overwrite, uint64_t align,
+                       uint64_t *off)
+{
+    *off = 0;
+    if (!e || !e->path || e->type != TALLOW__ENT_FILE) return TALLOW_EINVAL;
+    if (tallow__path_check(e->path, strlen(e->path), NULL, 0)) return TALLOW_EUNSAFEPATH;
+    const char *slash = strrchr(e->path, '/');
+    const char *base = slash ? slash + 1 : e->path;
+    char dir[TALLOW__PATH_MAX + 1];
+    size_t dlen = slash ? (size_t)(slash - e->path) : 0;
+    memcpy(dir, e->path, dlen);
+    dir[dlen] = '\0';
+    int dfd = tallow__safe_open_dir(destfd, dir, 0);
+    if (dfd == -ENOENT) return 0; /* nothing there yet: created when the data comes */
+    if (dfd < 0) return dfd;
+    int rc = 0;
+    struct stat st;
+    if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == e->size && mt == e->mtime_ns)
+            rc = 1; /* arrived whole in an earlier run */
+        else if (!S_ISREG(st.st_mode))
+            rc = TALLOW_EUNSAFEPATH;
+        else if (!overwrite)
+            rc = TALLOW_EEXIST;
+    } else if (errno != ENOENT) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        char part[TALLOW__NAME_MAX + 1];
+        part_name(part, base, e);
+        if (fstatat(dfd, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) && align) {
+            uint64_t keep = (uint64_t)st.st_size < e->size ? (uint64_t)st.st_size : e->size;
+            *off = keep - keep % align;
+        }
+    }
+    close(dfd);
+    return rc;
+}
