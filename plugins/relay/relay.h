@@ -21,6 +21,9 @@
 #define RELAY_TOKEN_LEN 16
 #define RELAY_DEFAULT_PORT "4433"
 #define RELAY_ANY_PEER UINT32_MAX
+/* send(ch, RELAY_TO_LEAVE, reason, len) sends a control RoomLeave{reason} instead of data: a
+ * session whose PAKE failed sends "handshake-failed" and the relay closes the room for all. */
+#define RELAY_TO_LEAVE (UINT32_MAX - 1)
 
 /* Reasons the relay puts in RoomLeave / VersionReject / PeerDeparted (the client maps some of
  * them to error codes, so they are part of the protocol). */

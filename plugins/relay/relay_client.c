@@ -158,7 +158,7 @@ int relay_cl_send_join(relay_cl *cl)
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
-    ssize_t w = write(cl->fd, buf, (size_t)n);
+    ssize_t w = send(cl->fd, buf, (size_t)n, MSG_NOSIGNAL);
     if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
     cl->state = CL_JOINING;
     relay_cl_update(cl);
@@ -417,10 +417,21 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     return 0;
 }
 
+/* send(RELAY_TO_LEAVE, reason): RoomLeave{reason} to the relay, after what is queued. */
+static int cl_leave(relay_cl *cl, const uint8_t *reason, size_t len)
+{
+    if (cl->state < CL_JOINING || len > 200) return TALLOW_EINVAL;
+    tallow_msg_RoomLeave m = {{reason, len}};
+    int rc = cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m);
+    if (rc == 0) cl_flush(cl);
+    return rc;
+}
+
 static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len)
 {
     relay_cl *cl = cl_of(ch);
     if (cl->state == CL_CLOSED) return TALLOW_ECLOSED;
+    if (to == RELAY_TO_LEAVE) return cl_leave(cl, frame, len);
     if (!cl->paired) return TALLOW_EAGAIN;
     if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[RELAY_TGT_HDR];

@@ -40,6 +40,13 @@
 
 #include "relay.h"
 
+/* writev without SIGPIPE: every fd here is a socket. */
+static ssize_t sock_writev(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    return sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
 struct relay_chunk {
     relay_chunk *next;
     size_t len; /* bytes filled */
@@ -171,7 +178,7 @@ ssize_t relay_outq_flush(relay_outq *q, int fd)
             off = 0;
             n++;
         }
-        ssize_t w = writev(fd, iov, n);
+        ssize_t w = sock_writev(fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -190,7 +197,7 @@ int relay_outq_send(relay_outq *q, int fd, const struct iovec *iov, int iovcnt)
     if (q->bytes == 0) {
         ssize_t w;
         do {
-            w = writev(fd, iov, iovcnt);
+            w = sock_writev(fd, iov, iovcnt);
         } while (w < 0 && errno == EINTR);
         if (w < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;

@@ -302,12 +302,12 @@ static void forward(relay_conn *c, const uint8_t *p, size_t len, uint32_t to)
     r->last_active = tallow_loop_now(s->loop);
     for (uint32_t i = 0; i < r->capacity; i++) {
         relay_conn *d = r->slots[i].conn;
-        if (!d || d == c || (to && to != i + 1)) continue;
+        if (!d || d == c || d->wdead || (to && to != i + 1)) continue;
         size_t before = d->out.bytes;
         int rc = relay_outq_send(&d->out, d->fd, &iov, 1);
         relay_conn_acct(d, before);
         if (rc < 0) {
-            relay_conn_kill(d, RELAY_R_GONE, 1);
+            relay_conn_wfail(d);
             continue;
         }
         relay_conn_update(d);

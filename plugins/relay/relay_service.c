@@ -129,7 +129,7 @@ void relay_conn_update(relay_conn *c)
     if (!c->io) return;
     unsigned ev = 0;
     if (!c->paused) ev |= TALLOW_IO_READ;
-    if (c->out.bytes) ev |= TALLOW_IO_WRITE;
+    if (c->out.bytes && !c->wdead) ev |= TALLOW_IO_WRITE;
     if (ev != c->events) {
         c->events = ev;
         tallow_io_set(c->io, ev);
@@ -174,10 +174,21 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     }
 }
 
+void relay_conn_wfail(relay_conn *c)
+{
+    if (c->state == RC_CLOSING) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    size_t before = c->out.bytes;
+    relay_outq_clear(&c->out);
+    relay_conn_acct(c, before);
+    c->wdead = 1;
+    if (c->room) relay_room_unblock(c->room);
+    relay_conn_update(c);
+}
+
 int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg)
 {
     uint8_t buf[RELAY_CTRL_MAX];
-    if (c->state == RC_DEAD || c->fd < 0) return TALLOW_ECLOSED;
+    if (c->state == RC_DEAD || c->fd < 0 || c->wdead) return TALLOW_ECLOSED;
     int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
     if (n < 0) return n;
     struct iovec iov = {buf, (size_t)n};
@@ -185,7 +196,7 @@ int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg)
     int rc = relay_outq_send(&c->out, c->fd, &iov, 1);
     relay_conn_acct(c, before);
     if (rc < 0) {
-        relay_conn_kill(c, RELAY_R_GONE, 1);
+        relay_conn_wfail(c);
         return rc;
     }
     relay_conn_update(c);
@@ -197,7 +208,8 @@ void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void 
     relay_srv *s = c->srv;
     if (c->state == RC_DEAD || c->state == RC_CLOSING) return;
     relay_room_detach(c, RELAY_R_LEFT, 0);
-    if (t && relay_conn_ctrl(c, t, msg) < 0) return;
+    if (c->wdead) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    if (t && relay_conn_ctrl(c, t, msg) < 0) return relay_conn_kill(c, RELAY_R_GONE, 0);
     c->state = RC_CLOSING;
     c->paused = 0;
     c->deadline = tallow_loop_now(s->loop) + s->lim.drain_ms;
@@ -248,7 +260,7 @@ static void conn_write(relay_conn *c)
     size_t before = c->out.bytes;
     ssize_t w = relay_outq_flush(&c->out, c->fd);
     relay_conn_acct(c, before);
-    if (w < 0) return relay_conn_kill(c, RELAY_R_GONE, 1);
+    if (w < 0) return relay_conn_wfail(c);
     if (c->state == RC_CLOSING && c->out.bytes == 0 && !c->shut) {
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
@@ -413,7 +425,11 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
         {"grace", offsetof(relay_limits, grace_ms), 1},
     };
     for (size_t i = 0; i < n; i++) {
-        const char *k = o[i].key, *v = o[i].value ? o[i].value : "";
+        char k[64];
+        const char *v = o[i].value ? o[i].value : "";
+        snprintf(k, sizeof k, "%s", o[i].key ? o[i].key : "");
+        for (char *x = k; *x; x++)
+            if (*x == '_') *x = '-'; /* Lua tables spell them max_rooms */
         if (strcmp(k, "listen") == 0) {
             *listen = v;
             continue;
@@ -430,19 +446,19 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
         size_t j = 0;
         while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0) j++;
         if (j == sizeof num / sizeof num[0]) {
-            RELAY_LOG(s, TALLOW_LOG_ERROR, "relay: unknown option '%s'", k);
+            tallow_ctx_set_error(s->ctx, "relay: unknown option '%s'", k);
             return TALLOW_EINVAL;
         }
         uint64_t *dst = (uint64_t *)((char *)&s->lim + num[j].off);
         if ((num[j].secs ? opt_secs(v, dst) : opt_u64(v, dst)) < 0) {
-            RELAY_LOG(s, TALLOW_LOG_ERROR, "relay: bad value for %s: '%s'", k, v);
+            tallow_ctx_set_error(s->ctx, "relay: bad value for %s: '%s'", k, v);
             return TALLOW_EINVAL;
         }
     }
     relay_limits *l = &s->lim;
     if (l->max_frame < 64 || l->max_frame > TALLOW_MSG_MAX_FRAME + 64 || l->max_peers < 2 ||
         l->max_peers > 1024 || l->high_water < 64 * 1024) {
-        RELAY_LOG(s, TALLOW_LOG_ERROR, "relay: a limit is out of range");
+        tallow_ctx_set_error(s->ctx, "relay: a limit is out of range");
         return TALLOW_EINVAL;
     }
     l->low_water = l->high_water / 4;
@@ -450,10 +466,10 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
 }
 
 /* Binds TCP (and UDP on the same port). Port 0 picks a free port for both. */
-static int srv_bind(relay_srv *s, const char *listen, int stun)
+static int srv_bind(relay_srv *s, const char *where, int stun)
 {
     char host[256], port[16];
-    if (relay_split_hostport(listen, host, sizeof host, port, sizeof port) < 0) return TALLOW_EINVAL;
+    if (relay_split_hostport(where, host, sizeof host, port, sizeof port) < 0) return TALLOW_EINVAL;
     struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
     if (getaddrinfo(*host ? host : NULL, port, &hints, &ai) != 0) return TALLOW_ENOTFOUND;
     int err = TALLOW_ENOTFOUND;
@@ -485,7 +501,7 @@ static int srv_bind(relay_srv *s, const char *listen, int stun)
                     close(fd);
                     continue;
                 }
-                RELAY_LOG(s, TALLOW_LOG_WARN, "relay: no UDP on port %u: STUN disabled", s->port);
+                RELAY_LOG(s, TALLOW_LOG_WARN, "no UDP on port %u: STUN disabled", s->port);
             }
         }
         s->lfd = fd;
@@ -529,8 +545,8 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
-        RELAY_LOG(s, TALLOW_LOG_ERROR, "relay: cannot listen on %s: %s", listen,
-                  tallow_strerror(rc));
+        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen,
+                             tallow_strerror(rc));
     if (rc == 0) {
         s->lio = tallow_io_start(s->loop, s->lfd, TALLOW_IO_READ, on_accept, s);
         if (s->ufd >= 0) s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s);
@@ -541,7 +557,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         srv_stop(s);
         return rc;
     }
-    RELAY_LOG(s, TALLOW_LOG_INFO, "relay listening on %s (port %u%s)", listen, s->port,
+    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s)", listen, s->port,
               s->ufd >= 0 ? ", STUN on UDP" : "");
     *inst = s;
     return 0;

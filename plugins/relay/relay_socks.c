@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "relay_cl.h"
@@ -19,8 +20,8 @@ static void socks_failed(relay_cl *cl, int err, const char *reason)
 void relay_socks_output(relay_cl *cl)
 {
     while (cl->socks_out_off < cl->socks_out_len) {
-        ssize_t w = write(cl->fd, cl->socks_out + cl->socks_out_off,
-                          cl->socks_out_len - cl->socks_out_off);
+        ssize_t w = send(cl->fd, cl->socks_out + cl->socks_out_off,
+                         cl->socks_out_len - cl->socks_out_off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (w < 0) {

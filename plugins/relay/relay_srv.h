@@ -36,6 +36,7 @@ typedef struct relay_conn {
     int paused;   /* not reading: a destination's queue is above high water */
     int kicked;   /* on the kick list */
     int shut;     /* SHUT_WR done (closing) */
+    int wdead;    /* writing failed: output dropped, waiting for the read side to end */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
     relay_inbuf in;
@@ -102,7 +103,8 @@ struct relay_srv {
         queued_peak;
 };
 
-#define RELAY_LOG(srv, lvl, ...) (srv)->host->log((srv)->ctx, (lvl), __VA_ARGS__)
+#define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
+    (srv)->host->log((srv)->ctx, (lvl), "relay: " fmt, ##__VA_ARGS__)
 
 /* relay_service.c */
 /* Recomputes the events a connection waits for (read unless paused, write if data queued). */
@@ -110,6 +112,9 @@ void relay_conn_update(relay_conn *c);
 /* Closes now: fd and watcher released, detached from its room (grace: hold the slot for
  * resume), freed at settle time. */
 void relay_conn_kill(relay_conn *c, const char *why, int grace);
+/* Writing to c failed: drop its output and let reading find out why (a RoomLeave may still be
+ * in its input). */
+void relay_conn_wfail(relay_conn *c);
 /* Sends a final control message (t may be NULL), then closes after flushing. */
 void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void *msg);
 /* Queues one control message. 0 or a negative error (the connection is then killed). */
