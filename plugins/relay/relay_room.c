@@ -40,6 +40,8 @@ static void room_free_later(relay_srv *s, relay_room *r)
     else s->rooms = r->next;
     if (r->next) r->next->prev = r->prev;
     if (r->ip) r->ip->rooms--;
+    relay_ip_put(s, r->ip);
+    r->ip = NULL;
     s->nrooms--;
     r->link = s->grave_rooms;
     s->grave_rooms = r;

@@ -107,7 +107,7 @@ static relay_ip *ip_get(relay_srv *s, const struct sockaddr_storage *ss)
     return ip;
 }
 
-static void ip_put(relay_srv *s, relay_ip *ip)
+void relay_ip_put(relay_srv *s, relay_ip *ip)
 {
     if (ip && ip->conns == 0 && ip->rooms == 0) {
         relay_htab_del(&s->ips, &ip->node);
@@ -168,6 +168,8 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     if (c->ip) c->ip->conns--;
+    relay_ip_put(s, c->ip);
+    c->ip = NULL;
     if (!c->kicked) { /* the kick list skips dead ones; keep it simple: grave only when unlisted */
         c->link = s->grave_conns;
         s->grave_conns = c;
@@ -289,16 +291,12 @@ static void srv_settle(relay_srv *s)
     while (s->grave_conns) {
         relay_conn *c = s->grave_conns;
         s->grave_conns = c->link;
-        relay_ip *ip = c->ip;
         free(c);
-        ip_put(s, ip);
     }
     while (s->grave_rooms) {
         relay_room *r = s->grave_rooms;
         s->grave_rooms = r->link;
-        relay_ip *ip = r->ip;
         free(r);
-        ip_put(s, ip);
     }
 }
 
@@ -322,14 +320,14 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         relay_ip *ip = ip_get(s, &ss);
         if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
             close(cfd);
-            ip_put(s, ip);
+            relay_ip_put(s, ip);
             continue;
         }
         relay_sock_setup(cfd, 1);
         relay_conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(cfd);
-            ip_put(s, ip);
+            relay_ip_put(s, ip);
             continue;
         }
         c->srv = s;
@@ -342,7 +340,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         if (!c->io) {
             close(cfd);
             free(c);
-            ip_put(s, ip);
+            relay_ip_put(s, ip);
             continue;
         }
         ip->conns++;

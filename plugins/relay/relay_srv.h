@@ -123,6 +123,8 @@ int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg);
 void relay_conn_acct(relay_conn *c, size_t before);
 /* Marks a paused connection to resume reading at settle time. */
 void relay_conn_kick(relay_conn *c);
+/* Frees an address entry nothing counts any more. */
+void relay_ip_put(relay_srv *s, relay_ip *ip);
 uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
 relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
 int relay_htab_add(relay_htab *t, relay_hnode *n);
