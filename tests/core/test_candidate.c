@@ -1,12 +1,13 @@
 /* tests/core/test_candidate.c — ICE priorities, candidate address validation and the address
  * wire form, table-driven over IPv4 and IPv6 (round trips, every truncation, bad families). */
 #include <arpa/inet.h>
-#include <cmocka.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
+
+#include <cmocka.h>
 #include <tallow/error.h>
 #include <tallow/gather.h>
 
