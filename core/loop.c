@@ -307,7 +307,7 @@ TALLOW_API int tallow_loop_run_once(tallow_loop *l, int timeout_ms)
     update_now(l);
     run_timers(l);
     int wait = timeout_ms;
-    if (l->defer_head) {
+    if (l->defer_head || l->stop) {
         wait = 0;
     } else if (l->nheap > 0) {
         uint64_t due = l->heap[0]->due;
