@@ -104,9 +104,25 @@ static void test_plugin_stun_coturn_mapping(void **state)
     assert_int_equal(discover(f, &c.addr, 3000, &r3), 0);
     netfix_run_until(f->ctx, &r2.done, 5000);
     netfix_run_until(f->ctx, &r3.done, 5000);
-    netfix_coturn_stop(&c);
     assert_mapped(&r2, &f->local);
     assert_mapped(&r3, &f->local);
+    /* A dual-stack IPv6 endpoint reaches the IPv4 server through ::ffff:127.0.0.1. */
+    tallow_udp *u6;
+    struct sockaddr_in6 any6 = {.sin6_family = AF_INET6};
+    if (tallow_udp_open(f->ctx, (struct sockaddr *)&any6, sizeof(any6), &u6) == 0) {
+        struct sockaddr_storage ss;
+        socklen_t l;
+        assert_int_equal(tallow_udp_local_addr(u6, &ss, &l), 0);
+        struct sockaddr_in want = netfix_lo(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        result r4 = {0};
+        assert_int_equal(f->ops->discover(f->state, u6, (struct sockaddr *)&c.addr, sizeof(c.addr),
+                                          3000, on_result, &r4),
+                         0);
+        netfix_run_until(f->ctx, &r4.done, 5000);
+        tallow_udp_close(u6);
+        assert_mapped(&r4, &want);
+    }
+    netfix_coturn_stop(&c);
 }
 
 static void test_plugin_stun_timeout_is_bounded(void **state)
