@@ -382,3 +382,15 @@ TALLOW_API int tallow_stun_binding_response(uint8_t *buf, size_t cap, const uint
     tallow_stun_build_fingerprint(&b);
     return tallow_stun_build_finish(&b);
 }
+
+TALLOW_API int tallow_stun_answer_binding(const uint8_t *req, size_t req_len,
+                                          const struct sockaddr *from, socklen_t from_len,
+                                          const char *software, uint8_t *out, size_t cap)
+{
+    tallow_stun_msg m;
+    int rc = tallow_stun_parse(req, req_len, &m);
+    if (rc < 0) return rc;
+    if (m.method != TALLOW_STUN_BINDING || m.cls != TALLOW_STUN_REQUEST) return TALLOW_EBADMSG;
+    if (m.fingerprint_off && tallow_stun_check_fingerprint(&m) != 0) return TALLOW_EBADMSG;
+    return tallow_stun_binding_response(out, cap, m.txid, from, from_len, software);
+}

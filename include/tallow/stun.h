@@ -134,4 +134,13 @@ TALLOW_API int tallow_stun_binding_response(uint8_t *buf, size_t cap, const uint
                                             const struct sockaddr *mapped, socklen_t mapped_len,
                                             const char *software);
 
+/* The whole Binding responder of a STUN server (the relay's): if req is a well-formed Binding
+ * request (and its FINGERPRINT, when present, matches), writes into out the success response
+ * tallow_stun_binding_response builds for from, with the request's transaction id. Returns the
+ * response length; TALLOW_EBADMSG / TALLOW_ETRUNC when req is not such a request (drop it
+ * silently: never answer garbage); TALLOW_ETOOBIG or TALLOW_EINVAL as the builder does. */
+TALLOW_API int tallow_stun_answer_binding(const uint8_t *req, size_t req_len,
+                                          const struct sockaddr *from, socklen_t from_len,
+                                          const char *software, uint8_t *out, size_t cap);
+
 #endif

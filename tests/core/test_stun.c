@@ -473,6 +473,55 @@ static void test_stun_type_bits(void **state)
     assert_int_equal(tallow_stun_build_finish(&b), TALLOW_EINVAL);
 }
 
+static void test_stun_answer_binding(void **state)
+{
+    uint8_t req[64], out[128];
+    struct sockaddr_in from = {.sin_family = AF_INET, .sin_port = htons(61000)};
+    inet_pton(AF_INET, "198.51.100.77", &from.sin_addr);
+    const struct sockaddr *sa = (const struct sockaddr *)&from;
+    int n = tallow_stun_binding_request(req, sizeof(req), TXID);
+    int r = tallow_stun_answer_binding(req, (size_t)n, sa, sizeof(from), "tallow-relay", out,
+                                       sizeof(out));
+    assert_true(r > 0);
+    tallow_stun_msg m;
+    struct sockaddr_storage got;
+    socklen_t gl;
+    assert_int_equal(tallow_stun_parse(out, (size_t)r, &m), 0);
+    assert_int_equal(m.cls, TALLOW_STUN_SUCCESS);
+    assert_memory_equal(m.txid, TXID, 12);
+    assert_int_equal(tallow_stun_check_fingerprint(&m), 0);
+    assert_int_equal(tallow_stun_mapped_address(&m, &got, &gl), 0);
+    assert_memory_equal(&got, &from, sizeof(from));
+    /* The RFC 5769 request (with attributes and integrity) is answered too. */
+    assert_true(
+        tallow_stun_answer_binding(REQ, sizeof(REQ), sa, sizeof(from), NULL, out, sizeof(out)) > 0);
+    /* Responses, broken fingerprints, truncations and garbage are not answered. */
+    assert_int_equal(
+        tallow_stun_answer_binding(RESP4, sizeof(RESP4), sa, sizeof(from), NULL, out, sizeof(out)),
+        TALLOW_EBADMSG);
+    req[n - 1] ^= 1;
+    assert_int_equal(
+        tallow_stun_answer_binding(req, (size_t)n, sa, sizeof(from), NULL, out, sizeof(out)),
+        TALLOW_EBADMSG);
+    req[n - 1] ^= 1;
+    for (int cut = 0; cut < n; cut++)
+        assert_true(tallow_stun_answer_binding(req, (size_t)cut, sa, sizeof(from), NULL, out,
+                                               sizeof(out)) < 0);
+    tallow_stun_builder b;
+    tallow_stun_build_begin(&b, req, sizeof(req), TALLOW_STUN_BINDING, TALLOW_STUN_INDICATION,
+                            TXID);
+    tallow_stun_build_fingerprint(&b);
+    n = tallow_stun_build_finish(&b);
+    assert_int_equal(
+        tallow_stun_answer_binding(req, (size_t)n, sa, sizeof(from), NULL, out, sizeof(out)),
+        TALLOW_EBADMSG);
+    uint8_t quic[24];
+    memset(quic, 0x40, sizeof(quic)); /* a QUIC short header */
+    assert_int_equal(
+        tallow_stun_answer_binding(quic, sizeof(quic), sa, sizeof(from), NULL, out, sizeof(out)),
+        TALLOW_EBADMSG);
+}
+
 /* A small deterministic generator: the garbage is the same on every run. */
 static uint32_t xorshift(uint32_t *s)
 {
@@ -540,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_stun_mapped_prefers_xor),
         cmocka_unit_test(test_stun_addr_decode_rejects),
         cmocka_unit_test(test_stun_type_bits),
+        cmocka_unit_test(test_stun_answer_binding),
         cmocka_unit_test(test_stun_garbage_never_crashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
