@@ -46,8 +46,7 @@ static uint64_t now_ms(void)
     return tallow_now_ns() / 1000000ull;
 }
 
-static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b,
-                     socklen_t blen)
+static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sockaddr_storage *b)
 {
     if (a->sa_family != b->ss_family) return 0;
     if (a->sa_family == AF_INET && alen >= (socklen_t)sizeof(struct sockaddr_in)) {
@@ -59,12 +58,8 @@ static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sock
         return x->sin6_port == y->sin6_port &&
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
     }
-    (void)blen;
     return 0;
 }
-
-static void stun_on_datagram(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
-                             const uint8_t *data, size_t len, void *ud);
 
 /* The server as the endpoint's socket sees it: an IPv4 server seen from a dual-stack IPv6
  * socket is ::ffff:a.b.c.d, both to send to and to recognise its answers. */
@@ -169,7 +164,7 @@ static void stun_on_datagram(tallow_udp *u, const struct sockaddr *from, socklen
         x = x->next;
     if (!x) return;
     /* Only the server asked may answer; a stray or spoofed datagram is dropped, not fatal. */
-    if (!same_addr(from, fromlen, &x->server, x->server_len)) return;
+    if (!same_addr(from, fromlen, &x->server)) return;
     if (m.fingerprint_off && tallow_stun_check_fingerprint(&m) != 0) return;
     if (m.cls == TALLOW_STUN_ERROR) {
         tallow_bytes v;
