@@ -1,6 +1,7 @@
 /* plugins/gather-host/gather_host.c — host candidates: the machine's interface addresses (or the
  * one address the endpoint is bound to) with the endpoint's port, validated, and ranked with a
- * local preference that puts global IPv6 first, then IPv4, then unique-local IPv6. */
+ * local preference that puts global IPv6 first, then IPv4, then unique-local IPv6. A dual-stack
+ * IPv6 endpoint reports its IPv4 addresses as plain IPv4 candidates (what a peer dials). */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>

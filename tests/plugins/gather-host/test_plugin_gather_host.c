@@ -203,6 +203,18 @@ static void test_plugin_gather_host_wildcard_v6(void **state)
     char lo[64];
     snprintf(lo, sizeof(lo), "[::1]:%u", port);
     assert_false(has(&r, lo));
+    /* Ranking: global IPv6 above IPv4 above unique-local IPv6 (fc00::/7). */
+    for (size_t i = 0; i < r.n; i++) {
+        for (size_t j = 0; j < r.n; j++) {
+            const tallow_candidate *a = &r.c[i], *b = &r.c[j];
+            if (a->addr.ss_family != AF_INET || b->addr.ss_family != AF_INET6) continue;
+            uint8_t top = ((struct sockaddr_in6 *)&b->addr)->sin6_addr.s6_addr[0];
+            if ((top & 0xfe) == 0xfc)
+                assert_true(a->priority > b->priority);
+            else
+                assert_true(a->priority < b->priority);
+        }
+    }
     gather(f, u, 1, &r);
     assert_true(has(&r, lo));
     tallow_udp_close(u);
