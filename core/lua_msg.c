@@ -104,14 +104,13 @@ static int l_encode(lua_State *L)
 {
     const tallow_msg_type *t = tallow__lua_check_type(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    void *msg = calloc(1, t->struct_size);
-    if (!msg) return luaL_error(L, "out of memory");
+    void *msg = lua_newuserdatauv(L, t->struct_size, 0); /* freed by the GC, even on a raise */
+    memset(msg, 0, t->struct_size);
     tallow__lua_to_msg(L, 2, t, msg);
     size_t n = tallow_msg_encoded_size(t, msg);
     luaL_Buffer b;
     uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n);
     int rc = tallow_msg_encode(t, msg, out, n);
-    free(msg);
     if (rc < 0) return tallow__lua_fail(L, rc, NULL);
     luaL_pushresultsize(&b, (size_t)rc);
     return 1;

@@ -203,11 +203,10 @@ static int l_send(lua_State *L)
     const tallow_msg_type *t = tallow__lua_check_type(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     if (ls->closed) return push_status(L, ls);
-    void *msg = calloc(1, t->struct_size);
-    if (!msg) return luaL_error(L, "out of memory");
+    void *msg = lua_newuserdatauv(L, t->struct_size, 0); /* GC'd even if to_msg raises */
+    memset(msg, 0, t->struct_size);
     tallow__lua_to_msg(L, 3, t, msg);
     int rc = tallow__session_send(ls->s, t, msg);
-    free(msg);
     if (rc < 0) return tallow__lua_fail(L, rc, NULL);
     if (rc == 1 && !ls->send_waiting) {
         ls->send_waiting = 1;
@@ -302,8 +301,11 @@ static const luaL_Reg methods[] = {
     {"send", l_send}, {"recv", l_recv}, {"info", l_info}, {"close", l_close}, {NULL, NULL},
 };
 
+int tallow__lua_manifest(lua_State *L);
+
 static const luaL_Reg funcs[] = {
     {"open", l_open},
+    {"manifest", tallow__lua_manifest},
     {NULL, NULL},
 };
 
