@@ -272,7 +272,7 @@ static void conn_write(relay_conn *c)
     relay_conn_update(c);
 }
 
-static void srv_settle(relay_srv *s)
+void relay_srv_settle(relay_srv *s)
 {
     while (s->kicks) {
         relay_conn *c = s->kicks;
@@ -306,7 +306,7 @@ static void conn_io(tallow_io *io, int fd, unsigned events, void *ud)
     relay_srv *s = c->srv;
     if ((events & TALLOW_IO_WRITE) && c->state != RC_DEAD) conn_write(c);
     if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) conn_read(c);
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
@@ -350,7 +350,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         s->nconns++;
         s->conns_total++;
     }
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_sweep(tallow_timer *t, void *ud)
@@ -367,7 +367,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
@@ -567,7 +567,7 @@ static void srv_stop(void *inst)
     if (!s) return;
     while (s->rooms) relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
     while (s->conns) relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
-    srv_settle(s);
+    relay_srv_settle(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
     if (s->sweep) tallow_timer_stop(s->sweep);
