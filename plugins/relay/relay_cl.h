@@ -29,7 +29,8 @@ enum relay_cl_state {
 
 /* The plugin's own state for one channel. It is allocated separately from the host's instance
  * (relay_chan) because the user may close the channel from inside one of its callbacks: close
- * detaches it (ch = NULL) and it is freed once no callback or deferred call holds it. */
+ * detaches it (ch = NULL) and it is freed once no callback holds it (timers are cancelled; no
+ * tallow_defer is used, since a deferred call cannot be cancelled). */
 typedef struct relay_cl {
     tallow_channel *ch; /* NULL once closed by the user */
     relay_plugin *host_pl;
@@ -41,7 +42,7 @@ typedef struct relay_cl {
     unsigned events;
     tallow_timer *tick;
     int depth;         /* callbacks into the user in progress */
-    int defer_pending; /* a tallow_defer call holds cl */
+    tallow_timer *kick; /* one-shot 0 ms timer: connect or flush after this round */
     int werr;          /* socket write error seen, not yet handled */
     int want_writable; /* send() returned 1 */
     int paired;        /* has been ready once: resume instead of failing */

@@ -30,6 +30,7 @@ static void cl_free(relay_cl *cl)
     if (cl->io) tallow_io_stop(cl->io);
     if (cl->fd >= 0) close(cl->fd);
     if (cl->tick) tallow_timer_stop(cl->tick);
+    if (cl->kick) tallow_timer_stop(cl->kick);
     if (cl->ai) freeaddrinfo(cl->ai);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
@@ -44,7 +45,7 @@ static void cl_free(relay_cl *cl)
  * cl is gone. */
 static int cl_settle(relay_cl *cl)
 {
-    if (cl->ch || cl->depth || cl->defer_pending) return 0;
+    if (cl->ch || cl->depth) return 0;
     cl_free(cl);
     return 1;
 }
@@ -103,10 +104,10 @@ static void cl_flush(relay_cl *cl)
 static void cl_restart(relay_cl *cl);
 
 /* Runs at the start of the next loop round: connects (open, resume) and flushes sends. */
-static void cl_deferred(void *ud)
+static void cl_deferred(tallow_timer *t, void *ud)
 {
     relay_cl *cl = ud;
-    cl->defer_pending = 0;
+    cl->kick = NULL; /* one-shot: freed by the loop after this returns */
     if (cl->ch && cl->state == CL_BACKOFF && cl->retry_at <= tallow_loop_now(cl->loop)) {
         cl->depth++;
         cl_restart(cl);
@@ -406,11 +407,10 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         cl_free(cl);
         return TALLOW_ENOMEM;
     }
-    if (tallow_defer(cl->loop, cl_deferred, cl) < 0) {
+    if (!(cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl))) {
         cl_free(cl);
         return TALLOW_ENOMEM;
     }
-    cl->defer_pending = 1;
     ((relay_chan *)ch)->cl = cl;
     cl->state = CL_BACKOFF; /* connects from the loop, so no event comes from inside open */
     cl->retry_at = now;
@@ -444,8 +444,7 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (relay_outq_pushv(&cl->out, iov, 2) < 0) return TALLOW_ENOMEM;
     if (cl->state == CL_READY && !(cl->events & TALLOW_IO_WRITE)) {
         if (cl->out.bytes >= RELAY_CL_FLUSH_NOW) cl_flush(cl);
-        if (cl->out.bytes && !cl->defer_pending && tallow_defer(cl->loop, cl_deferred, cl) == 0)
-            cl->defer_pending = 1;
+        if (cl->out.bytes && !cl->kick) cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl);
     }
     if (cl->out.bytes > RELAY_CL_HIGH) {
         cl->want_writable = 1;
@@ -470,7 +469,8 @@ static void cl_close(tallow_channel *ch)
     }
     cl_sock_release(cl);
     if (cl->tick) tallow_timer_stop(cl->tick);
-    cl->tick = NULL;
+    if (cl->kick) tallow_timer_stop(cl->kick);
+    cl->tick = cl->kick = NULL;
     cl->state = CL_CLOSED;
     cl->ch = NULL;
     cl_settle(cl);
