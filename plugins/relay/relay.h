@@ -102,11 +102,6 @@ void relay_fmt_addr(const struct sockaddr *sa, char *out, size_t cap);
 /* Makes fd nonblocking and close-on-exec, sets TCP_NODELAY and big buffers when tcp. */
 int relay_sock_setup(int fd, int tcp);
 
-/* ---- STUN responder (relay_stun.c): answers one Binding request. Returns the response length
- * (> 0) or 0 if req is not a Binding request. */
-size_t relay_stun_answer(const uint8_t *req, size_t len, const struct sockaddr *from, uint8_t *out,
-                         size_t cap);
-
 /* ---- the two roles */
 extern const tallow_service_ops relay_service_ops;
 extern const tallow_transport_ops relay_transport_ops;

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <tallow/stun.h>
+
 #include "relay_srv.h"
 
 static const char *const relay_options_help[] = {
@@ -370,16 +372,29 @@ static void on_sweep(tallow_timer *t, void *ud)
     srv_settle(s);
 }
 
+/* STUN Binding requests on the UDP socket of the same port: answered with the core codec. */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
     for (int i = 0; i < 32; i++) {
-        uint8_t req[1500], resp[128];
+        uint8_t req[1500], resp[256];
         struct sockaddr_storage from;
         socklen_t fl = sizeof from;
         ssize_t n = recvfrom(fd, req, sizeof req, 0, (struct sockaddr *)&from, &fl);
         if (n < 0) return;
-        size_t r = relay_stun_answer(req, (size_t)n, (struct sockaddr *)&from, resp, sizeof resp);
-        if (r) (void)sendto(fd, resp, r, 0, (struct sockaddr *)&from, fl);
+        struct sockaddr_storage mapped = from;
+        socklen_t ml = fl;
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&from;
+        if (from.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&mapped; /* dual-stack socket */
+            memset(&mapped, 0, sizeof mapped);
+            a4->sin_family = AF_INET;
+            a4->sin_port = a6->sin6_port;
+            memcpy(&a4->sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+            ml = sizeof *a4;
+        }
+        int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
+                                           "tallow relay", resp, sizeof resp);
+        if (r > 0) (void)sendto(fd, resp, (size_t)r, 0, (struct sockaddr *)&from, fl);
     }
 }
 

@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <tallow/stun.h>
+
 #include "relay_test_util.h"
 
 static int both_ready(void *ud)
@@ -179,6 +181,13 @@ static void test_relay_stun_binding(void **state)
         off += 4 + (size_t)((len + 3) & ~3);
     }
     assert_true(found_xor && found_plain && found_fp);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    assert_int_equal(tallow_stun_check_fingerprint(&m), 0);
+    struct sockaddr_storage mapped;
+    socklen_t mlen = sizeof mapped;
+    assert_int_equal(tallow_stun_mapped_address(&m, &mapped, &mlen), 0);
+    assert_int_equal(((struct sockaddr_in *)&mapped)->sin_port, me.sin_port);
     /* not STUN: ignored */
     assert_int_equal(sendto(fd, "hello", 5, 0, (struct sockaddr *)&relay, sizeof relay), 5);
     rt_run_for(&e, 100);
