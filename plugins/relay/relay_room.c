@@ -89,6 +89,8 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
     int pair = r->capacity == 2;
     if (grace && r->paired && s->lim.grace_ms > 0) {
         sl->grace_until = tallow_loop_now(s->loop) + s->lim.grace_ms;
+        RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u disconnected, slot held %.1f s for resume",
+                  r->tag, c->index, (double)s->lim.grace_ms / 1000.0);
         tallow_msg_PeerDeparted m = {c->index, {(const uint8_t *)RELAY_R_RECONNECTING,
                                                 strlen(RELAY_R_RECONNECTING)},
                                      r->live};
@@ -173,9 +175,10 @@ static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
     }
 }
 
-static void attach(relay_room *r, relay_conn *c, uint32_t idx)
+static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
 {
     relay_srv *s = c->srv;
+    if (resumed) RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u resumed", r->tag, idx + 1);
     r->slots[idx].conn = c;
     r->live++;
     c->room = r;
@@ -204,7 +207,7 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
                 r->live--;
                 relay_conn_kill(old, RELAY_R_GONE, 0);
             }
-            attach(r, c, i);
+            attach(r, c, i, 1);
             return;
         }
     }
@@ -260,7 +263,7 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     r->slots[idx].used = 1;
     r->used++;
     randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
-    attach(r, c, idx);
+    attach(r, c, idx, 0);
 }
 
 /* ---- frames */
