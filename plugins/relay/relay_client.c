@@ -195,6 +195,7 @@ static void cl_connect_next(relay_cl *cl)
             continue;
         }
         cl->fd = fd;
+        cl->werr = 0;
         cl->state = CL_CONNECTING;
         cl->attempt_deadline = tallow_loop_now(cl->loop) + RELAY_CL_CONNECT_MS;
         cl->io = tallow_io_start(cl->loop, fd, TALLOW_IO_WRITE, cl_io, cl);
@@ -269,7 +270,8 @@ static void cl_tick(tallow_timer *t, void *ud)
         cl_connect_next(cl);
     } else if (!cl->paired && cl->open_deadline && now >= cl->open_deadline) {
         relay_cl_fail(cl, TALLOW_ETIMEOUT, "no peer joined in time");
-    } else if (cl->state == CL_READY && cl->tick) {
+    } else if ((cl->state == CL_READY || (cl->state == CL_WAITING && !cl->open_deadline)) &&
+               cl->tick) {
         tallow_timer_stop(cl->tick); /* nothing to watch while connected */
         cl->tick = NULL;
     }
@@ -309,7 +311,8 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
 {
     relay_cl *cl = ud;
     cl->depth++;
-    if (cl->state == CL_CONNECTING && (events & (TALLOW_IO_WRITE | TALLOW_IO_READ))) {
+    if (cl->fd != fd) { /* a stale event for a socket already replaced */
+    } else if (cl->state == CL_CONNECTING) {
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
@@ -319,7 +322,9 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
         if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS) relay_socks_output(cl);
         else if (events & TALLOW_IO_WRITE) cl_flush(cl);
         if (cl->werr && cl->state != CL_CLOSED) relay_cl_lost(cl, cl->werr);
-        if ((events & TALLOW_IO_READ) && cl->fd >= 0) cl_read(cl);
+        if ((events & TALLOW_IO_READ) && cl->fd == fd && cl->state >= CL_SOCKS &&
+            cl->state != CL_CLOSED)
+            cl_read(cl);
         if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW &&
             cl->state != CL_CLOSED) {
             cl->want_writable = 0;
