@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -217,6 +218,52 @@ static void test_relay_ping(void **state)
     rt_env_stop(&e);
 }
 
+/* IPv6: the relay listens on [::1], clients connect with a bracketed address, STUN answers
+ * with an IPv6 mapped address. */
+static void test_relay_ipv6(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"listen", "[::1]:0"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    snprintf(e.addr, sizeof e.addr, "[::1]:%u", e.port);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "v6", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "v6", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"six", 3), 0);
+    assert_int_equal(tallow_channel_send(p[1].ch, 0, (const uint8_t *)"four", 4), 0);
+    assert_true(rt_run_until(&e, got_frames, p, 5000));
+    assert_memory_equal(p[1].last, "six", 3);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_non_null(strstr(info.path, "[::1]:"));
+
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 relay = {.sin6_family = AF_INET6, .sin6_port = htons(e.port)};
+    relay.sin6_addr = in6addr_loopback;
+    uint8_t req[64], txid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, resp[256];
+    int rl = tallow_stun_binding_request(req, sizeof req, txid);
+    assert_true(rl > 0);
+    assert_int_equal(sendto(fd, req, (size_t)rl, 0, (struct sockaddr *)&relay, sizeof relay), rl);
+    ssize_t n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        tallow_loop_run_once(e.loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    assert_true(n > 20);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    struct sockaddr_storage mapped;
+    socklen_t ml = sizeof mapped;
+    assert_int_equal(tallow_stun_mapped_address(&m, &mapped, &ml), 0);
+    assert_int_equal(mapped.ss_family, AF_INET6);
+    assert_memory_equal(&((struct sockaddr_in6 *)&mapped)->sin6_addr, &in6addr_loopback, 16);
+    close(fd);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -224,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_relay_multi_room),
         cmocka_unit_test(test_relay_stun_binding),
         cmocka_unit_test(test_relay_ping),
+        cmocka_unit_test(test_relay_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
