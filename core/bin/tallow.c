@@ -1,7 +1,134 @@
-/* core/bin/tallow.c — placeholder runner (replaced by the Lua runner). */
+/* core/bin/tallow.c — the `tallow` runner: `tallow <command> [args]` runs the stock script
+ * lua/commands/<command>.lua, `tallow run FILE.lua [args]` runs any script, `tallow --help`
+ * lists the commands it finds. Policy from the environment is set and locked before any script
+ * runs, so scripts can only tighten it. */
+#include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <tallow/lua.h>
+#include <tallow/tallow.h>
+
+/* One-line summary of a command script: its first line "-- summary". */
+static void summary_of(const char *path, char *out, size_t cap)
 {
-    puts("tallow 0.1.0");
-    return 0;
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[380];
+    if (fgets(line, sizeof(line), f) && strncmp(line, "--", 2) == 0) {
+        char *s = line + 2;
+        while (*s == '-' || *s == ' ') s++;
+        s[strcspn(s, "\r\n")] = 0;
+        snprintf(out, cap, "%s", s);
+    }
+    fclose(f);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void usage(FILE *out)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/commands", tallow_lua_dir());
+    fprintf(out, "tallow %s — secure peer-to-peer transfers with a short code phrase\n\n"
+                 "usage: tallow <command> [options]     (tallow <command> --help for details)\n"
+                 "       tallow run SCRIPT.lua [args]   run any Lua script with the tallow API\n"
+                 "       tallow --version\n\ncommands:\n",
+            TALLOW_VERSION);
+    DIR *d = opendir(dir);
+    char *names[256];
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) && n < 256) {
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".lua") == 0) names[n++] = strdup(de->d_name);
+    }
+    if (d) closedir(d);
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX + 300], sum[400];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        summary_of(path, sum, sizeof(sum));
+        names[i][strlen(names[i]) - 4] = 0;
+        fprintf(out, "  %-10s %s\n", names[i], sum);
+        free(names[i]);
+    }
+    if (n == 0) fprintf(out, "  (no command scripts found in %s)\n", dir);
+    fprintf(out, "\nenvironment: TALLOW_RELAY, TALLOW_CODE, TALLOW_NO_P2P=1, TALLOW_LOG=info|debug,\n"
+                 "             TALLOW_PLUGIN_PATH, TALLOW_LUA_DIR\n");
+}
+
+static int env_true(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0 && strcmp(v, "no") != 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("tallow %s\n", TALLOW_VERSION);
+        return 0;
+    }
+
+    char script[PATH_MAX];
+    int first_arg;
+    if (!strcmp(argv[1], "run")) {
+        if (argc < 3) {
+            fprintf(stderr, "usage: tallow run SCRIPT.lua [args]\n");
+            return 2;
+        }
+        snprintf(script, sizeof(script), "%s", argv[2]);
+        first_arg = 2;
+    } else {
+        if (strchr(argv[1], '/') || argv[1][0] == '.' || argv[1][0] == '-') {
+            fprintf(stderr, "tallow: unknown option or command '%s' (see tallow --help)\n", argv[1]);
+            return 2;
+        }
+        snprintf(script, sizeof(script), "%s/commands/%s.lua", tallow_lua_dir(), argv[1]);
+        struct stat st;
+        if (stat(script, &st) != 0) {
+            fprintf(stderr, "tallow: no command '%s' (see tallow --help)\n", argv[1]);
+            return 2;
+        }
+        first_arg = 1;
+    }
+
+    tallow_ctx *ctx = tallow_ctx_new();
+    if (!ctx) {
+        fprintf(stderr, "tallow: out of memory\n");
+        return 1;
+    }
+    tallow_policy *pol = tallow_ctx_policy(ctx);
+    if (env_true("TALLOW_NO_P2P")) tallow_policy_forbid_p2p(pol);
+    if (env_true("TALLOW_ALLOW_LOOPBACK")) tallow_policy_set_allow_loopback(pol, 1);
+    /* The policy flags are read here, in the core, before any script runs; the scripts see them
+     * too (for display) but can only tighten the result. */
+    for (int i = first_arg + 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--no-p2p")) tallow_policy_forbid_p2p(pol);
+        if (!strcmp(argv[i], "--allow-loopback")) tallow_policy_set_allow_loopback(pol, 1);
+        if (!strcmp(argv[i], "--tor")) tallow_policy_set_proxy(pol, "socks5://127.0.0.1:9050");
+        if (!strcmp(argv[i], "--proxy") && i + 1 < argc) tallow_policy_set_proxy(pol, argv[i + 1]);
+        if (!strncmp(argv[i], "--proxy=", 8)) tallow_policy_set_proxy(pol, argv[i] + 8);
+    }
+    const char *proxy_env = getenv("TALLOW_PROXY");
+    if (proxy_env && *proxy_env) tallow_policy_set_proxy(pol, proxy_env);
+    tallow_policy_lock(pol);
+    tallow_plugin_load_all(ctx);
+    int code = tallow_lua_run_file(ctx, script, argc - first_arg, argv + first_arg);
+    tallow_ctx_free(ctx);
+    return code;
 }

@@ -19,67 +19,67 @@
     M(31, PeerJoinedRoom) M(32, PeerLeftRoom) M(33, Targeted) M(34, RoomPeerCount)                 \
     M(35, CandidateOffer) M(36, CandidatesDone) M(37, DirectConnected) M(38, DirectFailed)
 
-/* Field tables: F(tag, name, KIND) with KIND one of U64 I64 BOOL U32 BYTES STR. */
-#define TALLOW_FIELDS_VersionRequest(F) F(1, version, U32) F(2, features, U64) F(3, software, STR)
-#define TALLOW_FIELDS_VersionResponse(F) F(1, version, U32) F(2, features, U64) F(3, software, STR)
-#define TALLOW_FIELDS_VersionReject(F) F(1, version, U32) F(2, reason, STR)
+/* Field tables: F(S, tag, name, KIND), S being the struct type, with KIND one of U64 I64 BOOL U32 BYTES STR. */
+#define TALLOW_FIELDS_VersionRequest(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
+#define TALLOW_FIELDS_VersionResponse(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
+#define TALLOW_FIELDS_VersionReject(F, S) F(S, 1, version, U32) F(S, 2, reason, STR)
 /* room: the opaque room id (a salted hash, never the code); capacity 0 means 2. */
-#define TALLOW_FIELDS_RoomJoin(F)                                                                  \
-    F(1, room, BYTES) F(2, password, BYTES) F(3, version, U32) F(4, capacity, U32)                 \
-    F(5, resume_token, BYTES)
-#define TALLOW_FIELDS_RoomJoined(F) F(1, peers, U32) F(2, peer_index, U32) F(3, resume_token, BYTES)
-#define TALLOW_FIELDS_RoomLeave(F) F(1, reason, STR)
-#define TALLOW_FIELDS_PeerArrived(F) F(1, peer_index, U32) F(2, peers, U32)
-#define TALLOW_FIELDS_PeerDeparted(F) F(1, peer_index, U32) F(2, reason, STR) F(3, peers, U32)
+#define TALLOW_FIELDS_RoomJoin(F, S)                                                                  \
+    F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)                 \
+    F(S, 5, resume_token, BYTES)
+#define TALLOW_FIELDS_RoomJoined(F, S) F(S, 1, peers, U32) F(S, 2, peer_index, U32) F(S, 3, resume_token, BYTES)
+#define TALLOW_FIELDS_RoomLeave(F, S) F(S, 1, reason, STR)
+#define TALLOW_FIELDS_PeerArrived(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
+#define TALLOW_FIELDS_PeerDeparted(F, S) F(S, 1, peer_index, U32) F(S, 2, reason, STR) F(S, 3, peers, U32)
 /* kind: 0 files, 1 text. manifest: the transfer engine's encoding of the entries. */
-#define TALLOW_FIELDS_FileOffer(F)                                                                 \
-    F(1, transfer_id, U64) F(2, kind, U32) F(3, count, U64) F(4, total_size, U64)                  \
-    F(5, manifest, BYTES)
+#define TALLOW_FIELDS_FileOffer(F, S)                                                                 \
+    F(S, 1, transfer_id, U64) F(S, 2, kind, U32) F(S, 3, count, U64) F(S, 4, total_size, U64)                  \
+    F(S, 5, manifest, BYTES)
 /* resume: per file, the byte offset the receiver already holds verified (varints, in order). */
-#define TALLOW_FIELDS_FileAccept(F) F(1, transfer_id, U64) F(2, resume, BYTES)
-#define TALLOW_FIELDS_FileReject(F) F(1, transfer_id, U64) F(2, reason, STR)
+#define TALLOW_FIELDS_FileAccept(F, S) F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES)
+#define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
 /* last: final chunk of a file; hash: BLAKE2b-256 of the whole file, on the last chunk only. */
-#define TALLOW_FIELDS_Chunk(F)                                                                     \
-    F(1, transfer_id, U64) F(2, file_index, U64) F(3, offset, U64) F(4, data, BYTES)               \
-    F(5, last, BOOL) F(6, hash, BYTES)
-#define TALLOW_FIELDS_Ack(F) F(1, transfer_id, U64) F(2, bytes, U64) F(3, file_index, U64)
-#define TALLOW_FIELDS_TransferComplete(F) F(1, transfer_id, U64) F(2, files, U64) F(3, bytes, U64)
-#define TALLOW_FIELDS_TransferError(F)                                                             \
-    F(1, transfer_id, U64) F(2, code, I64) F(3, message, STR) F(4, file_index, U64)
-#define TALLOW_FIELDS_ManifestExchange(F)                                                          \
-    F(1, transfer_id, U64) F(2, manifest, BYTES) F(3, flags, U32)
-#define TALLOW_FIELDS_SyncDeleteList(F) F(1, transfer_id, U64) F(2, paths, BYTES)
-#define TALLOW_FIELDS_Ping(F) F(1, seq, U64) F(2, time, U64)
-#define TALLOW_FIELDS_Pong(F) F(1, seq, U64) F(2, time, U64)
+#define TALLOW_FIELDS_Chunk(F, S)                                                                     \
+    F(S, 1, transfer_id, U64) F(S, 2, file_index, U64) F(S, 3, offset, U64) F(S, 4, data, BYTES)               \
+    F(S, 5, last, BOOL) F(S, 6, hash, BYTES)
+#define TALLOW_FIELDS_Ack(F, S) F(S, 1, transfer_id, U64) F(S, 2, bytes, U64) F(S, 3, file_index, U64)
+#define TALLOW_FIELDS_TransferComplete(F, S) F(S, 1, transfer_id, U64) F(S, 2, files, U64) F(S, 3, bytes, U64)
+#define TALLOW_FIELDS_TransferError(F, S)                                                             \
+    F(S, 1, transfer_id, U64) F(S, 2, code, I64) F(S, 3, message, STR) F(S, 4, file_index, U64)
+#define TALLOW_FIELDS_ManifestExchange(F, S)                                                          \
+    F(S, 1, transfer_id, U64) F(S, 2, manifest, BYTES) F(S, 3, flags, U32)
+#define TALLOW_FIELDS_SyncDeleteList(F, S) F(S, 1, transfer_id, U64) F(S, 2, paths, BYTES)
+#define TALLOW_FIELDS_Ping(F, S) F(S, 1, seq, U64) F(S, 2, time, U64)
+#define TALLOW_FIELDS_Pong(F, S) F(S, 1, seq, U64) F(S, 2, time, U64)
 /* pake: the CPace share; nonce: 32 random bytes bound into the session key. */
-#define TALLOW_FIELDS_HandshakeInit(F)                                                             \
-    F(1, version, U32) F(2, nonce, BYTES) F(3, pake, BYTES) F(4, features, U64)
-#define TALLOW_FIELDS_HandshakeResponse(F)                                                         \
-    F(1, version, U32) F(2, nonce, BYTES) F(3, pake, BYTES) F(4, features, U64)                    \
-    F(5, confirm, BYTES)
-#define TALLOW_FIELDS_HandshakeKem(F) F(1, kem, BYTES)
-#define TALLOW_FIELDS_HandshakeComplete(F) F(1, confirm, BYTES)
-#define TALLOW_FIELDS_ResumeInfo(F)                                                                \
-    F(1, transfer_id, U64) F(2, file_index, U64) F(3, offset, U64) F(4, hash, BYTES)
-#define TALLOW_FIELDS_HandshakeFailed(F) F(1, reason, STR) F(2, code, I64)
-#define TALLOW_FIELDS_ChatText(F) F(1, seq, U64) F(2, text, STR) F(3, from, U32)
-#define TALLOW_FIELDS_TypingIndicator(F) F(1, typing, BOOL) F(2, from, U32)
-#define TALLOW_FIELDS_ReadReceipt(F) F(1, seq, U64) F(2, from, U32)
-#define TALLOW_FIELDS_ChatEnd(F) F(1, reason, STR) F(2, from, U32)
-#define TALLOW_FIELDS_RoomJoinMulti(F)                                                             \
-    F(1, room, BYTES) F(2, password, BYTES) F(3, version, U32) F(4, capacity, U32)
-#define TALLOW_FIELDS_RoomJoinedMulti(F) F(1, peer_index, U32) F(2, peers, U32) F(3, capacity, U32)
-#define TALLOW_FIELDS_PeerJoinedRoom(F) F(1, peer_index, U32) F(2, peers, U32)
-#define TALLOW_FIELDS_PeerLeftRoom(F) F(1, peer_index, U32) F(2, peers, U32)
+#define TALLOW_FIELDS_HandshakeInit(F, S)                                                             \
+    F(S, 1, version, U32) F(S, 2, nonce, BYTES) F(S, 3, pake, BYTES) F(S, 4, features, U64)
+#define TALLOW_FIELDS_HandshakeResponse(F, S)                                                         \
+    F(S, 1, version, U32) F(S, 2, nonce, BYTES) F(S, 3, pake, BYTES) F(S, 4, features, U64)                    \
+    F(S, 5, confirm, BYTES)
+#define TALLOW_FIELDS_HandshakeKem(F, S) F(S, 1, kem, BYTES)
+#define TALLOW_FIELDS_HandshakeComplete(F, S) F(S, 1, confirm, BYTES)
+#define TALLOW_FIELDS_ResumeInfo(F, S)                                                                \
+    F(S, 1, transfer_id, U64) F(S, 2, file_index, U64) F(S, 3, offset, U64) F(S, 4, hash, BYTES)
+#define TALLOW_FIELDS_HandshakeFailed(F, S) F(S, 1, reason, STR) F(S, 2, code, I64)
+#define TALLOW_FIELDS_ChatText(F, S) F(S, 1, seq, U64) F(S, 2, text, STR) F(S, 3, from, U32)
+#define TALLOW_FIELDS_TypingIndicator(F, S) F(S, 1, typing, BOOL) F(S, 2, from, U32)
+#define TALLOW_FIELDS_ReadReceipt(F, S) F(S, 1, seq, U64) F(S, 2, from, U32)
+#define TALLOW_FIELDS_ChatEnd(F, S) F(S, 1, reason, STR) F(S, 2, from, U32)
+#define TALLOW_FIELDS_RoomJoinMulti(F, S)                                                             \
+    F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)
+#define TALLOW_FIELDS_RoomJoinedMulti(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32) F(S, 3, capacity, U32)
+#define TALLOW_FIELDS_PeerJoinedRoom(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
+#define TALLOW_FIELDS_PeerLeftRoom(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
 /* to: destination peer index (relay rewrites from); payload: an opaque peer frame. */
-#define TALLOW_FIELDS_Targeted(F) F(1, from, U32) F(2, to, U32) F(3, payload, BYTES)
-#define TALLOW_FIELDS_RoomPeerCount(F) F(1, peers, U32) F(2, capacity, U32)
+#define TALLOW_FIELDS_Targeted(F, S) F(S, 1, from, U32) F(S, 2, to, U32) F(S, 3, payload, BYTES)
+#define TALLOW_FIELDS_RoomPeerCount(F, S) F(S, 1, peers, U32) F(S, 2, capacity, U32)
 /* kind: 0 host, 1 srflx, 2 prflx, 3 relayed; addr: tallow_sockaddr_encode() form. */
-#define TALLOW_FIELDS_CandidateOffer(F)                                                            \
-    F(1, kind, U32) F(2, priority, U32) F(3, addr, BYTES) F(4, foundation, STR)
-#define TALLOW_FIELDS_CandidatesDone(F) F(1, count, U32)
-#define TALLOW_FIELDS_DirectConnected(F) F(1, addr, BYTES) F(2, rtt_us, U64)
-#define TALLOW_FIELDS_DirectFailed(F) F(1, reason, STR)
+#define TALLOW_FIELDS_CandidateOffer(F, S)                                                            \
+    F(S, 1, kind, U32) F(S, 2, priority, U32) F(S, 3, addr, BYTES) F(S, 4, foundation, STR)
+#define TALLOW_FIELDS_CandidatesDone(F, S) F(S, 1, count, U32)
+#define TALLOW_FIELDS_DirectConnected(F, S) F(S, 1, addr, BYTES) F(S, 2, rtt_us, U64)
+#define TALLOW_FIELDS_DirectFailed(F, S) F(S, 1, reason, STR)
 
 #define TALLOW__CTYPE_U64 uint64_t
 #define TALLOW__CTYPE_I64 int64_t
@@ -88,10 +88,10 @@
 #define TALLOW__CTYPE_BYTES tallow_bytes
 #define TALLOW__CTYPE_STR tallow_bytes
 
-#define TALLOW__STRUCT_FIELD(tag, name, kind) TALLOW__CTYPE_##kind name;
+#define TALLOW__STRUCT_FIELD(S, tag, name, kind) TALLOW__CTYPE_##kind name;
 #define TALLOW__STRUCT(id, Name)                                                                   \
     typedef struct tallow_msg_##Name {                                                             \
-        TALLOW_FIELDS_##Name(TALLOW__STRUCT_FIELD)                                                 \
+        TALLOW_FIELDS_##Name(TALLOW__STRUCT_FIELD, _)                                                 \
     } tallow_msg_##Name;
 TALLOW_CORE_MESSAGES(TALLOW__STRUCT)
 #undef TALLOW__STRUCT

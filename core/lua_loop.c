@@ -1,0 +1,230 @@
+/* core/lua_loop.c — `tallow.loop`: time, sleeping, coroutines, repeating timers, and reading
+ * lines from a file descriptor without blocking the loop. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lua_rt.h"
+
+/* ---- sleep */
+
+typedef struct sleeper {
+    tallow__waiter w;
+} sleeper;
+
+static void sleep_done(tallow_timer *t, void *ud)
+{
+    sleeper *s = ud;
+    tallow__waiter w = s->w;
+    free(s);
+    tallow__lua_wake(&w, NULL, NULL);
+}
+
+static int l_sleep(lua_State *L)
+{
+    double secs = luaL_checknumber(L, 1);
+    luaL_argcheck(L, secs >= 0, 1, "negative duration");
+    tallow__lrt *rt = tallow__lrt_get(L);
+    sleeper *s = calloc(1, sizeof(*s));
+    if (!s) return luaL_error(L, "out of memory");
+    if (!tallow_timer_start(tallow_ctx_loop(rt->ctx), (uint64_t)(secs * 1000.0), 0, sleep_done, s)) {
+        free(s);
+        return luaL_error(L, "cannot arm timer");
+    }
+    return tallow__lua_wait(L, &s->w, NULL, 0);
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, (double)tallow_now_ns() / 1e9);
+    return 1;
+}
+
+static int l_spawn(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    tallow__lua_spawn(tallow__lrt_get(L), L, lua_gettop(L) - 1);
+    return 0;
+}
+
+/* ---- repeating timers: tallow.loop.every(secs, fn) -> handle with :stop() */
+
+typedef struct ltimer {
+    tallow__lrt *rt;
+    tallow_timer *t;
+    int fn_ref;
+} ltimer;
+
+static void every_fire(tallow_timer *t, void *ud)
+{
+    ltimer *lt = ud;
+    lua_State *L = lt->rt->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lt->fn_ref);
+    tallow__lua_spawn(lt->rt, L, 0);
+}
+
+static int every_stop(lua_State *L)
+{
+    ltimer *lt = luaL_checkudata(L, 1, "tallow.timer");
+    if (lt->t) {
+        tallow_timer_stop(lt->t);
+        lt->t = NULL;
+        luaL_unref(L, LUA_REGISTRYINDEX, lt->fn_ref);
+    }
+    return 0;
+}
+
+static int l_every(lua_State *L)
+{
+    double secs = luaL_checknumber(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_argcheck(L, secs > 0, 1, "interval must be positive");
+    ltimer *lt = lua_newuserdatauv(L, sizeof(*lt), 0);
+    memset(lt, 0, sizeof(*lt));
+    luaL_setmetatable(L, "tallow.timer");
+    lt->rt = tallow__lrt_get(L);
+    lua_pushvalue(L, 2);
+    lt->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    uint64_t ms = (uint64_t)(secs * 1000.0);
+    lt->t = tallow_timer_start(tallow_ctx_loop(lt->rt->ctx), ms, ms ? ms : 1, every_fire, lt);
+    if (!lt->t) return luaL_error(L, "cannot arm timer");
+    return 1;
+}
+
+/* ---- line reader over an fd: tallow.loop.reader(fd) -> r; r:line() waits; nil at EOF */
+
+typedef struct lreader {
+    tallow__lrt *rt;
+    int fd;
+    tallow_io *io;
+    char *buf;
+    size_t len, cap;
+    int eof;
+    tallow__waiter w;
+    int waiting;
+} lreader;
+
+static int take_line(lreader *r, lua_State *co)
+{
+    char *nl = memchr(r->buf, '\n', r->len);
+    if (!nl && !r->eof) return 0;
+    if (!nl && r->len == 0) {
+        lua_pushnil(co);
+        return 1;
+    }
+    size_t n = nl ? (size_t)(nl - r->buf) : r->len;
+    size_t linelen = n;
+    if (linelen > 0 && r->buf[linelen - 1] == '\r') linelen--;
+    lua_pushlstring(co, r->buf, linelen);
+    size_t used = nl ? n + 1 : n;
+    memmove(r->buf, r->buf + used, r->len - used);
+    r->len -= used;
+    return 1;
+}
+
+static int push_line(lua_State *co, void *ud)
+{
+    return take_line(ud, co);
+}
+
+static void reader_ready(tallow_io *io, int fd, unsigned ev, void *ud)
+{
+    lreader *r = ud;
+    if (r->cap - r->len < 4096) {
+        size_t cap = r->cap ? r->cap * 2 : 8192;
+        if (cap > (16u << 20)) cap = r->cap; /* a line longer than 16 MiB is cut */
+        char *b = realloc(r->buf, cap);
+        if (b) {
+            r->buf = b;
+            r->cap = cap;
+        }
+    }
+    ssize_t n = r->cap > r->len ? read(fd, r->buf + r->len, r->cap - r->len) : 0;
+    if (n > 0)
+        r->len += (size_t)n;
+    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        r->eof = 1;
+    if (r->cap == r->len) r->eof = r->eof || !memchr(r->buf, '\n', r->len);
+    if (r->eof || memchr(r->buf, '\n', r->len)) {
+        tallow_io_stop(r->io);
+        r->io = NULL;
+        if (r->waiting) {
+            r->waiting = 0;
+            tallow__lua_wake(&r->w, push_line, r);
+        }
+    }
+}
+
+static int reader_line(lua_State *L)
+{
+    lreader *r = luaL_checkudata(L, 1, "tallow.reader");
+    if (take_line(r, L)) return 1;
+    if (r->waiting) return luaL_error(L, "another coroutine is already reading");
+    r->io = tallow_io_start(tallow_ctx_loop(r->rt->ctx), r->fd, TALLOW_IO_READ, reader_ready, r);
+    if (!r->io) return luaL_error(L, "cannot watch fd %d", r->fd);
+    r->waiting = 1;
+    return tallow__lua_wait(L, &r->w, NULL, 0);
+}
+
+static int reader_gc(lua_State *L)
+{
+    lreader *r = luaL_checkudata(L, 1, "tallow.reader");
+    if (r->io) tallow_io_stop(r->io);
+    r->io = NULL;
+    free(r->buf);
+    r->buf = NULL;
+    r->len = r->cap = 0;
+    return 0;
+}
+
+static int l_reader(lua_State *L)
+{
+    int fd = (int)luaL_optinteger(L, 1, 0);
+    lreader *r = lua_newuserdatauv(L, sizeof(*r), 0);
+    memset(r, 0, sizeof(*r));
+    r->rt = tallow__lrt_get(L);
+    r->fd = fd;
+    luaL_setmetatable(L, "tallow.reader");
+    return 1;
+}
+
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
+    {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
+    {NULL, NULL},
+};
+
+int luaopen_tallow_loop(lua_State *L)
+{
+    if (luaL_newmetatable(L, "tallow.timer")) {
+        lua_pushcfunction(L, every_stop);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, every_stop);
+        lua_setfield(L, -2, "__close");
+        lua_newtable(L);
+        lua_pushcfunction(L, every_stop);
+        lua_setfield(L, -2, "stop");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, "tallow.reader")) {
+        lua_pushcfunction(L, reader_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, reader_gc);
+        lua_setfield(L, -2, "__close");
+        lua_newtable(L);
+        lua_pushcfunction(L, reader_line);
+        lua_setfield(L, -2, "line");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,199 @@
+/* core/udp.c — the session's UDP endpoint: one nonblocking socket shared by STUN, connectivity
+ * checks and QUIC, demultiplexed by first byte (RFC 7983 / 9443), with batched receive
+ * (recvmmsg) and batched send (UDP_SEGMENT, else sendmmsg). Policy no_p2p refuses to open it. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ctx_internal.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define UDP_BATCH 32
+#define UDP_MAX_DGRAM 2048
+
+struct tallow_udp {
+    tallow_ctx *ctx;
+    int fd;
+    tallow_io *io;
+    int gso; /* 1 while UDP_SEGMENT works, 0 once it failed */
+    struct {
+        tallow_udp_recv_cb cb;
+        void *ud;
+    } handlers[3];
+    uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
+};
+
+static int classify(uint8_t b)
+{
+    if (b <= 3) return TALLOW_UDP_STUN;
+    if (b >= 20 && b <= 63) return TALLOW_UDP_CHECK;
+    if (b >= 64) return TALLOW_UDP_QUIC;
+    return -1;
+}
+
+static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
+{
+    tallow_udp *u = ud;
+    struct mmsghdr msgs[UDP_BATCH];
+    struct iovec iov[UDP_BATCH];
+    struct sockaddr_storage from[UDP_BATCH];
+    /* Bounded: at most 8 batches per wake-up so one busy peer cannot starve the loop. */
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < UDP_BATCH; i++) {
+            iov[i].iov_base = u->rxbuf + (size_t)i * UDP_MAX_DGRAM;
+            iov[i].iov_len = UDP_MAX_DGRAM;
+            memset(&msgs[i], 0, sizeof(msgs[i]));
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i];
+            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+        }
+        int n = recvmmsg(u->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) return;
+        for (int i = 0; i < n; i++) {
+            size_t len = msgs[i].msg_len;
+            if (len == 0) continue;
+            const uint8_t *d = iov[i].iov_base;
+            int cls = classify(d[0]);
+            if (cls < 0 || !u->handlers[cls].cb) continue;
+            u->handlers[cls].cb(u, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, d,
+                                len, u->handlers[cls].ud);
+            if (u->fd < 0) return; /* closed from the callback */
+        }
+        if (n < UDP_BATCH) return;
+    }
+}
+
+TALLOW_API int tallow_udp_open(tallow_ctx *ctx, const struct sockaddr *bind_addr, socklen_t len,
+                               tallow_udp **out)
+{
+    if (tallow_policy_no_p2p(&ctx->policy)) return TALLOW_EPOLICY;
+    struct sockaddr_in any = {.sin_family = AF_INET};
+    if (!bind_addr) {
+        bind_addr = (const struct sockaddr *)&any;
+        len = sizeof(any);
+    }
+    tallow_udp *u = calloc(1, sizeof(*u));
+    if (!u) return TALLOW_ENOMEM;
+    u->rxbuf = malloc((size_t)UDP_BATCH * UDP_MAX_DGRAM);
+    u->fd = socket(bind_addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!u->rxbuf || u->fd < 0) goto fail;
+    int big = 8 << 20;
+    /* Large buffers: QUIC bursts would otherwise drop at the socket. FORCE needs root. */
+    if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
+        setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    if (setsockopt(u->fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
+        setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    if (bind(u->fd, bind_addr, len) < 0) goto fail;
+    u->gso = 1;
+    u->ctx = ctx;
+    u->io = tallow_io_start(ctx->loop, u->fd, TALLOW_IO_READ, on_readable, u);
+    if (!u->io) goto fail;
+    *out = u;
+    return 0;
+fail:;
+    int err = errno ? -errno : TALLOW_ENOMEM;
+    if (u->fd >= 0) close(u->fd);
+    free(u->rxbuf);
+    free(u);
+    return err;
+}
+
+TALLOW_API void tallow_udp_close(tallow_udp *u)
+{
+    if (!u) return;
+    tallow_io_stop(u->io);
+    close(u->fd);
+    u->fd = -1;
+    free(u->rxbuf);
+    free(u);
+}
+
+TALLOW_API void tallow_udp_on(tallow_udp *u, enum tallow_udp_class cls, tallow_udp_recv_cb cb,
+                              void *ud)
+{
+    if ((unsigned)cls > TALLOW_UDP_QUIC) return;
+    u->handlers[cls].cb = cb;
+    u->handlers[cls].ud = ud;
+}
+
+TALLOW_API int tallow_udp_send(tallow_udp *u, const struct sockaddr *to, socklen_t tolen,
+                               const uint8_t *data, size_t len)
+{
+    if (tallow_policy_no_p2p(&u->ctx->policy)) return TALLOW_EPOLICY;
+    ssize_t n = sendto(u->fd, data, len, MSG_DONTWAIT, to, tolen);
+    if (n < 0) return -errno;
+    return 0;
+}
+
+TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, socklen_t tolen,
+                                     const uint8_t *data, size_t len, size_t segsz)
+{
+    if (tallow_policy_no_p2p(&u->ctx->policy)) return TALLOW_EPOLICY;
+    if (segsz == 0 || len == 0) return 0;
+    size_t count = (len + segsz - 1) / segsz;
+    if (count == 1) {
+        int rc = tallow_udp_send(u, to, tolen, data, len);
+        return rc < 0 ? rc : 1;
+    }
+    if (u->gso && count <= 64) {
+        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+        char cbuf[CMSG_SPACE(sizeof(uint16_t))];
+        struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+                            .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = (uint16_t)segsz;
+        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+        if (sendmsg(u->fd, &mh, MSG_DONTWAIT) >= 0) return (int)count;
+        if (errno == EAGAIN || errno == ENOBUFS) return -EAGAIN;
+        u->gso = 0; /* EIO/EINVAL: no GSO here; fall back for good */
+    }
+    struct mmsghdr msgs[64];
+    struct iovec iov[64];
+    size_t sent = 0;
+    while (sent < count) {
+        size_t k = count - sent < 64 ? count - sent : 64;
+        for (size_t i = 0; i < k; i++) {
+            size_t off = (sent + i) * segsz;
+            iov[i].iov_base = (void *)(data + off);
+            iov[i].iov_len = len - off < segsz ? len - off : segsz;
+            memset(&msgs[i], 0, sizeof(msgs[i]));
+            msgs[i].msg_hdr.msg_name = (void *)to;
+            msgs[i].msg_hdr.msg_namelen = tolen;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        int n = sendmmsg(u->fd, msgs, (unsigned)k, MSG_DONTWAIT);
+        if (n <= 0) return sent ? (int)sent : (errno == EAGAIN ? -EAGAIN : -errno);
+        sent += (size_t)n;
+        if ((size_t)n < k) break;
+    }
+    return (int)sent;
+}
+
+TALLOW_API int tallow_udp_fd(const tallow_udp *u)
+{
+    return u->fd;
+}
+
+TALLOW_API int tallow_udp_local_addr(const tallow_udp *u, struct sockaddr_storage *out,
+                                     socklen_t *len)
+{
+    *len = sizeof(*out);
+    return getsockname(u->fd, (struct sockaddr *)out, len) < 0 ? -errno : 0;
+}
+
+TALLOW_API tallow_ctx *tallow_udp_ctx(const tallow_udp *u)
+{
+    return u->ctx;
+}
