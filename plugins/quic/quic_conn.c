@@ -713,6 +713,17 @@ void quic_conn_shutdown(quic_conn *c)
     c->want_writable = 0;
 }
 
+void quic_conn_close(quic_conn *c, uint64_t now_ns)
+{
+    if (c->closed)
+        return;
+    if (c->conn)
+        quic_write_burst(c, now_ns);
+    c->close_reported = 1; /* silent */
+    if (!c->closed)
+        quic_close(c, 0, 0, now_ns);
+}
+
 void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
 {
     memset(out, 0, sizeof(*out));
@@ -725,4 +736,5 @@ void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
     out->bytes_sent = c->sent > pre ? c->sent - pre : 0;
     out->bytes_recv = c->bytes_recv;
     out->queued = c->end - c->acked;
+    out->unsent = c->end - c->sent;
 }

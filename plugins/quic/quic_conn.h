@@ -38,6 +38,7 @@ typedef struct quic_conn_stat {
     uint64_t bytes_sent; /* stream bytes acknowledged by the peer */
     uint64_t bytes_recv; /* stream bytes delivered through on_data */
     uint64_t queued;     /* stream bytes accepted by quic_conn_write and not yet acknowledged */
+    uint64_t unsent;     /* of those, bytes not yet handed to the network */
 } quic_conn_stat;
 
 /* Creates a connection. is_server: 0 = QUIC client (starts the handshake at the first flush),
@@ -75,6 +76,11 @@ int quic_conn_on_expiry(quic_conn *c, uint64_t now_ns);
 /* Orderly close: once every byte written so far is acknowledged, sends CONNECTION_CLOSE and
  * reports on_closed(0) (from a later flush/recv/expiry). Further writes are refused. */
 void quic_conn_shutdown(quic_conn *c);
+
+/* Immediate close: sends what congestion control allows now, then CONNECTION_CLOSE (no error);
+ * bytes not yet acknowledged may be lost. No event follows (not even on_closed). Must not be
+ * called from inside a callback. */
+void quic_conn_close(quic_conn *c, uint64_t now_ns);
 
 /* Counters for get_info. */
 void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out);
