@@ -82,15 +82,13 @@ static void quic_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *rctx)
     (void)gnutls_rnd(GNUTLS_RND_RANDOM, dest, len);
     /* ngtcp2 0.12 draws exactly one byte while creating the connection and greases the QUIC
      * fixed bit if bit 0 is set; a cleared fixed bit would make QUIC look like STUN (0..3). */
-    if (c && c->in_new && len == 1)
-        dest[0] &= 0xfe;
+    if (c && c->in_new && len == 1) dest[0] &= 0xfe;
 }
 
 static int quic_gen_cid(uint8_t *p, size_t n)
 {
     do {
-        if (gnutls_rnd(GNUTLS_RND_RANDOM, p, n) != 0)
-            return -1;
+        if (gnutls_rnd(GNUTLS_RND_RANDOM, p, n) != 0) return -1;
     } while (n >= 7 && memcmp(p + 3, quic_stun_cookie, 4) == 0);
     return 0;
 }
@@ -98,8 +96,7 @@ static int quic_gen_cid(uint8_t *p, size_t n)
 static int quic_addr_eq(const struct sockaddr *a, socklen_t alen, const struct sockaddr *b,
                         socklen_t blen)
 {
-    if (a->sa_family != b->sa_family)
-        return 0;
+    if (a->sa_family != b->sa_family) return 0;
     if (a->sa_family == AF_INET && alen >= sizeof(struct sockaddr_in) &&
         blen >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
@@ -126,8 +123,7 @@ static size_t quic_ring_vecs(const quic_conn *c, ngtcp2_vec v[2])
     size_t first = n < QUIC_RING_SIZE - off ? (size_t)n : (size_t)(QUIC_RING_SIZE - off);
     v[0].base = c->ring + off;
     v[0].len = first;
-    if (n == first)
-        return 1;
+    if (n == first) return 1;
     v[1].base = c->ring;
     v[1].len = (size_t)n - first;
     return 2;
@@ -158,14 +154,11 @@ static int quic_remote_close_err(quic_conn *c)
     ngtcp2_conn_get_connection_close_error(c->conn, &cc);
     switch (cc.type) {
     case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT:
-        if (cc.error_code == NGTCP2_NO_ERROR)
-            break;
-        if ((cc.error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR)
-            return TALLOW_ECRYPTO;
+        if (cc.error_code == NGTCP2_NO_ERROR) break;
+        if ((cc.error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR) return TALLOW_ECRYPTO;
         return TALLOW_ECLOSED;
     case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION:
-        if (cc.error_code == 0)
-            break;
+        if (cc.error_code == 0) break;
         return TALLOW_ECLOSED;
     case NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT_IDLE_CLOSE:
         return TALLOW_ETIMEOUT;
@@ -200,8 +193,7 @@ static int quic_map_liberr(quic_conn *c, int liberr)
  * protocol forbids sending anything. on_closed(err) follows from quic_dispatch. */
 static void quic_close(quic_conn *c, int liberr, int err, uint64_t now)
 {
-    if (c->closed)
-        return;
+    if (c->closed) return;
     c->closed = 1;
     c->close_err = err;
     if (!c->conn || liberr == NGTCP2_ERR_DRAINING || liberr == NGTCP2_ERR_DROP_CONN ||
@@ -233,20 +225,16 @@ static int quic_dispatch(quic_conn *c)
 {
     if (!c->closed && c->connected && !c->connected_reported) {
         c->connected_reported = 1;
-        if (c->cbs.on_connected)
-            c->cbs.on_connected(c->ud);
+        if (c->cbs.on_connected) c->cbs.on_connected(c->ud);
     }
     if (!c->closed && c->want_writable && quic_ring_free(c) >= QUIC_RING_SIZE / 2) {
         c->want_writable = 0;
-        if (c->cbs.on_writable)
-            c->cbs.on_writable(c->ud);
+        if (c->cbs.on_writable) c->cbs.on_writable(c->ud);
     }
-    if (!c->closed)
-        return 0;
+    if (!c->closed) return 0;
     if (!c->close_reported) {
         c->close_reported = 1;
-        if (c->cbs.on_closed)
-            c->cbs.on_closed(c->ud, c->close_err); /* may free c */
+        if (c->cbs.on_closed) c->cbs.on_closed(c->ud, c->close_err); /* may free c */
     }
     return TALLOW_ECLOSED;
 }
@@ -268,14 +256,13 @@ static int quic_cb_handshake_completed(ngtcp2_conn *conn, void *ud)
 {
     quic_conn *c = ud;
     gnutls_datum_t alpn = {0};
-    if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) != 0 ||
-        alpn.size != strlen(QUIC_ALPN) || memcmp(alpn.data, QUIC_ALPN, alpn.size) != 0)
+    if (gnutls_alpn_get_selected_protocol(c->tls, &alpn) != 0 || alpn.size != strlen(QUIC_ALPN) ||
+        memcmp(alpn.data, QUIC_ALPN, alpn.size) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     c->hs_done = 1;
     if (!c->is_server) {
         int64_t sid;
-        if (ngtcp2_conn_open_bidi_stream(conn, &sid, NULL) != 0)
-            return NGTCP2_ERR_CALLBACK_FAILURE;
+        if (ngtcp2_conn_open_bidi_stream(conn, &sid, NULL) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
         c->stream_id = sid;
     }
     quic_check_connected(c);
@@ -286,24 +273,20 @@ static int quic_cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *ud)
 {
     quic_conn *c = ud;
     (void)conn;
-    if (c->is_server && c->stream_id < 0 && ngtcp2_is_bidi_stream(sid))
-        c->stream_id = sid;
+    if (c->is_server && c->stream_id < 0 && ngtcp2_is_bidi_stream(sid)) c->stream_id = sid;
     return 0;
 }
 
-static int quic_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
-                                    uint64_t offset, const uint8_t *data, size_t len, void *ud,
-                                    void *sud)
+static int quic_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t offset,
+                                    const uint8_t *data, size_t len, void *ud, void *sud)
 {
     quic_conn *c = ud;
     size_t all = len;
     (void)flags, (void)offset, (void)sud;
-    if (sid != c->stream_id)
-        return 0;
+    if (sid != c->stream_id) return 0;
     if (c->is_server && c->preamble_got < sizeof(quic_preamble)) {
         size_t k = sizeof(quic_preamble) - (size_t)c->preamble_got;
-        if (k > len)
-            k = len;
+        if (k > len) k = len;
         if (memcmp(data, quic_preamble + c->preamble_got, k) != 0) {
             c->proto_err = 1;
             return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -315,8 +298,7 @@ static int quic_cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t s
     }
     if (len && !c->closed) {
         c->bytes_recv += len;
-        if (c->cbs.on_data)
-            c->cbs.on_data(c->ud, data, len);
+        if (c->cbs.on_data) c->cbs.on_data(c->ud, data, len);
     }
     /* Consumed at once: give the window straight back. */
     ngtcp2_conn_extend_max_stream_offset(conn, sid, all);
@@ -329,13 +311,12 @@ static int quic_cb_acked(ngtcp2_conn *conn, int64_t sid, uint64_t offset, uint64
 {
     quic_conn *c = ud;
     (void)conn, (void)sud;
-    if (sid == c->stream_id && offset + len > c->acked)
-        c->acked = offset + len;
+    if (sid == c->stream_id && offset + len > c->acked) c->acked = offset + len;
     return 0;
 }
 
-static int quic_cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
-                                uint64_t code, void *ud, void *sud)
+static int quic_cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size, uint64_t code,
+                                void *ud, void *sud)
 {
     quic_conn *c = ud;
     (void)conn, (void)final_size, (void)code, (void)sud;
@@ -413,11 +394,9 @@ static int quic_psk_server_key(gnutls_session_t s, const char *user, gnutls_datu
 {
     ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
     quic_conn *c = ref->user_data;
-    if (strcmp(user, QUIC_PSK_IDENTITY) != 0)
-        return -1;
+    if (strcmp(user, QUIC_PSK_IDENTITY) != 0) return -1;
     key->data = gnutls_malloc(sizeof(c->psk));
-    if (!key->data)
-        return -1;
+    if (!key->data) return -1;
     memcpy(key->data, c->psk, sizeof(c->psk));
     key->size = sizeof(c->psk);
     return 0;
@@ -439,8 +418,7 @@ static int quic_tls_init(quic_conn *c)
         }
         gnutls_psk_set_server_credentials_function(c->psk_srv, quic_psk_server_key);
         rv = ngtcp2_crypto_gnutls_configure_server_session(c->tls);
-        if (rv == 0)
-            rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_PSK, c->psk_srv);
+        if (rv == 0) rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_PSK, c->psk_srv);
     } else {
         gnutls_datum_t key = {c->psk, sizeof(c->psk)};
         if (gnutls_psk_allocate_client_credentials(&c->psk_cli) != 0) {
@@ -449,17 +427,12 @@ static int quic_tls_init(quic_conn *c)
         }
         rv = gnutls_psk_set_client_credentials(c->psk_cli, QUIC_PSK_IDENTITY, &key,
                                                GNUTLS_PSK_KEY_RAW);
-        if (rv == 0)
-            rv = ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-        if (rv == 0)
-            rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_PSK, c->psk_cli);
+        if (rv == 0) rv = ngtcp2_crypto_gnutls_configure_client_session(c->tls);
+        if (rv == 0) rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_PSK, c->psk_cli);
     }
-    if (rv == 0)
-        rv = gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL);
-    if (rv == 0)
-        rv = gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY);
-    if (rv != 0)
-        return -1;
+    if (rv == 0) rv = gnutls_priority_set_direct(c->tls, QUIC_PRIORITY, NULL);
+    if (rv == 0) rv = gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY);
+    if (rv != 0) return -1;
     c->conn_ref.get_conn = quic_get_conn;
     c->conn_ref.user_data = c;
     gnutls_session_set_ptr(c->tls, &c->conn_ref);
@@ -474,17 +447,16 @@ static int quic_client_start(quic_conn *c, uint64_t now)
     ngtcp2_settings s;
     ngtcp2_transport_params p;
     ngtcp2_cid dcid, scid;
-    ngtcp2_path path = {{(struct sockaddr *)&c->local, c->llen},
-                        {(struct sockaddr *)&c->remote, c->rlen},
-                        NULL};
+    ngtcp2_path path = {
+        {(struct sockaddr *)&c->local, c->llen}, {(struct sockaddr *)&c->remote, c->rlen}, NULL};
     dcid.datalen = scid.datalen = QUIC_CIDLEN;
     if (quic_gen_cid(dcid.data, dcid.datalen) != 0 || quic_gen_cid(scid.data, scid.datalen) != 0)
         return -1;
     quic_callbacks(&cb, 0);
     quic_settings(c, &s, &p, now);
     c->in_new = 1;
-    int rv = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &s,
-                                    &p, NULL, c);
+    int rv = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &s, &p,
+                                    NULL, c);
     c->in_new = 0;
     if (rv != 0) {
         c->conn = NULL;
@@ -508,18 +480,16 @@ static int quic_server_accept(quic_conn *c, const struct sockaddr *from, socklen
     if (!quic_addr_eq(from, fromlen, (struct sockaddr *)&c->remote, c->rlen) ||
         ngtcp2_accept(&hd, pkt, len) != 0)
         return -1;
-    ngtcp2_path path = {{(struct sockaddr *)&c->local, c->llen},
-                        {(struct sockaddr *)&c->remote, c->rlen},
-                        NULL};
+    ngtcp2_path path = {
+        {(struct sockaddr *)&c->local, c->llen}, {(struct sockaddr *)&c->remote, c->rlen}, NULL};
     scid.datalen = QUIC_CIDLEN;
-    if (quic_gen_cid(scid.data, scid.datalen) != 0)
-        return -1;
+    if (quic_gen_cid(scid.data, scid.datalen) != 0) return -1;
     quic_callbacks(&cb, 1);
     quic_settings(c, &s, &p, now);
     p.original_dcid = hd.dcid;
     c->in_new = 1;
-    int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &s, &p,
-                                    NULL, c);
+    int rv =
+        ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &s, &p, NULL, c);
     c->in_new = 0;
     if (rv != 0) {
         c->conn = NULL;
@@ -538,8 +508,7 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
         rlen > sizeof(struct sockaddr_storage))
         return NULL;
     quic_conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
+    if (!c) return NULL;
     c->is_server = is_server;
     c->cbs = *cbs;
     c->ud = ud;
@@ -561,16 +530,11 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
 
 void quic_conn_free(quic_conn *c)
 {
-    if (!c)
-        return;
-    if (c->conn)
-        ngtcp2_conn_del(c->conn);
-    if (c->tls)
-        gnutls_deinit(c->tls);
-    if (c->psk_cli)
-        gnutls_psk_free_client_credentials(c->psk_cli);
-    if (c->psk_srv)
-        gnutls_psk_free_server_credentials(c->psk_srv);
+    if (!c) return;
+    if (c->conn) ngtcp2_conn_del(c->conn);
+    if (c->tls) gnutls_deinit(c->tls);
+    if (c->psk_cli) gnutls_psk_free_client_credentials(c->psk_cli);
+    if (c->psk_srv) gnutls_psk_free_server_credentials(c->psk_srv);
     free(c->ring);
     free(c->txbuf);
     gnutls_memset(c->psk, 0, sizeof(c->psk));
@@ -579,8 +543,8 @@ void quic_conn_free(quic_conn *c)
 
 /* ---- I/O ---------------------------------------------------------------------------------- */
 
-int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
-                   const uint8_t *pkt, size_t len, uint64_t now_ns)
+int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
+                   size_t len, uint64_t now_ns)
 {
     if (c->closed) {
         /* In the closing period, answer the peer's packets with our CONNECTION_CLOSE. */
@@ -592,24 +556,21 @@ int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
     }
     if (!c->conn && (!c->is_server || quic_server_accept(c, from, fromlen, pkt, len, now_ns) != 0))
         return 0;
-    ngtcp2_path path = {{(struct sockaddr *)&c->local, c->llen}, {(struct sockaddr *)from, fromlen},
-                        NULL};
+    ngtcp2_path path = {
+        {(struct sockaddr *)&c->local, c->llen}, {(struct sockaddr *)from, fromlen}, NULL};
     ngtcp2_pkt_info pi = {0};
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns);
-    if (rv != 0 && rv != NGTCP2_ERR_DISCARD_PKT)
-        quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
+    if (rv != 0 && rv != NGTCP2_ERR_DISCARD_PKT) quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
     return quic_dispatch(c);
 }
 
 size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len)
 {
-    if (c->closed || c->shutdown)
-        return 0;
+    if (c->closed || c->shutdown) return 0;
     uint64_t room = quic_ring_free(c);
     size_t n = len < room ? len : (size_t)room;
     quic_ring_put(c, data, n);
-    if (n < len)
-        c->want_writable = 1;
+    if (n < len) c->want_writable = 1;
     return n;
 }
 
@@ -620,13 +581,10 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
     size_t pmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
-    if (pmax > QUIC_MAX_PKT)
-        pmax = QUIC_MAX_PKT;
+    if (pmax > QUIC_MAX_PKT) pmax = QUIC_MAX_PKT;
     size_t maxpkts = ngtcp2_conn_get_send_quantum(c->conn) / pmax;
-    if (maxpkts < 1)
-        maxpkts = 1;
-    if (maxpkts > QUIC_BATCH)
-        maxpkts = QUIC_BATCH;
+    if (maxpkts < 1) maxpkts = 1;
+    if (maxpkts > QUIC_BATCH) maxpkts = QUIC_BATCH;
     size_t total = 0, segsz = 0, npkts = 0, sent_pkts = 0;
     int blocked = 0;
     ngtcp2_path_storage_zero(&ps);
@@ -639,45 +597,38 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
             nv = quic_ring_vecs(c, v);
             sid = c->stream_id;
         }
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, c->txbuf + total, pmax,
-                                                   &nd, NGTCP2_WRITE_STREAM_FLAG_MORE, sid,
-                                                   nv ? v : NULL, nv, now);
-        if (nd > 0)
-            c->sent += (uint64_t)nd;
-        if (n == NGTCP2_ERR_WRITE_MORE)
-            continue;
+        ngtcp2_ssize n =
+            ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, c->txbuf + total, pmax, &nd,
+                                      NGTCP2_WRITE_STREAM_FLAG_MORE, sid, nv ? v : NULL, nv, now);
+        if (nd > 0) c->sent += (uint64_t)nd;
+        if (n == NGTCP2_ERR_WRITE_MORE) continue;
         if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
             n == NGTCP2_ERR_STREAM_NOT_FOUND) {
             blocked = 1;
             continue;
         }
         if (n < 0) {
-            if (total)
-                quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
+            if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             quic_close(c, (int)n, quic_map_liberr(c, (int)n), now);
             return;
         }
-        if (n == 0)
-            break;
+        if (n == 0) break;
         if (npkts && (size_t)n > segsz) { /* larger than the run (a PMTUD probe): new run */
             quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             memmove(c->txbuf, c->txbuf + total, (size_t)n);
             total = npkts = 0;
         }
-        if (!npkts)
-            segsz = (size_t)n;
+        if (!npkts) segsz = (size_t)n;
         total += (size_t)n;
         npkts++;
         sent_pkts++;
         if ((size_t)n < segsz || npkts == QUIC_BATCH || sent_pkts >= maxpkts) {
             quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             total = npkts = 0;
-            if (sent_pkts >= maxpkts)
-                break;
+            if (sent_pkts >= maxpkts) break;
         }
     }
-    if (total)
-        quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
+    if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);
 }
 
@@ -685,15 +636,13 @@ int quic_conn_flush(quic_conn *c, uint64_t now_ns)
 {
     if (!c->closed && c->conn)
         quic_write_burst(c, now_ns); /* first: it carries our last acknowledgements */
-    if (!c->closed && c->shutdown && c->acked == c->end)
-        quic_close(c, 0, 0, now_ns);
+    if (!c->closed && c->shutdown && c->acked == c->end) quic_close(c, 0, 0, now_ns);
     return quic_dispatch(c);
 }
 
 uint64_t quic_conn_expiry(quic_conn *c)
 {
-    if (c->closed || !c->conn)
-        return UINT64_MAX;
+    if (c->closed || !c->conn) return UINT64_MAX;
     return ngtcp2_conn_get_expiry(c->conn);
 }
 
@@ -701,8 +650,7 @@ int quic_conn_on_expiry(quic_conn *c, uint64_t now_ns)
 {
     if (!c->closed && c->conn) {
         int rv = ngtcp2_conn_handle_expiry(c->conn, now_ns);
-        if (rv != 0)
-            quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
+        if (rv != 0) quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
     }
     return quic_conn_flush(c, now_ns);
 }
@@ -715,13 +663,10 @@ void quic_conn_shutdown(quic_conn *c)
 
 void quic_conn_close(quic_conn *c, uint64_t now_ns)
 {
-    if (c->closed)
-        return;
-    if (c->conn)
-        quic_write_burst(c, now_ns);
+    if (c->closed) return;
+    if (c->conn) quic_write_burst(c, now_ns);
     c->close_reported = 1; /* silent */
-    if (!c->closed)
-        quic_close(c, 0, 0, now_ns);
+    if (!c->closed) quic_close(c, 0, 0, now_ns);
 }
 
 void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)

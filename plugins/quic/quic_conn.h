@@ -54,8 +54,8 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
  * Initial coming from `remote`; other datagrams before that are dropped. Returns 0 (also when a
  * datagram is dropped) or TALLOW_ECLOSED once the connection is over. Call quic_conn_flush after
  * a batch of datagrams to send acknowledgements and data. */
-int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
-                   const uint8_t *pkt, size_t len, uint64_t now_ns);
+int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
+                   size_t len, uint64_t now_ns);
 
 /* Copies up to len bytes into the bounded send buffer (8 MiB). Returns the bytes accepted; fewer
  * than len (0 = full) means on_writable follows once the peer has acknowledged half of it.

@@ -65,23 +65,18 @@ static void link_schedule(quic_link *l);
 
 static void link_quic_close(quic_link *l)
 {
-    if (l->quic_closed)
-        return;
+    if (l->quic_closed) return;
     l->quic_closed = 1;
-    if (l->udp && l->qc)
-        quic_conn_close(l->qc, tallow_now_ns());
+    if (l->udp && l->qc) quic_conn_close(l->qc, tallow_now_ns());
     l->udp = NULL;
 }
 
 static void link_maybe_destroy(quic_link *l)
 {
-    if (!l->dead || l->depth > 0 || l->defer_pending)
-        return;
+    if (!l->dead || l->depth > 0 || l->defer_pending) return;
     link_quic_close(l);
-    if (l->timer)
-        tallow_timer_stop(l->timer);
-    if (l->open_timer)
-        tallow_timer_stop(l->open_timer);
+    if (l->timer) tallow_timer_stop(l->timer);
+    if (l->open_timer) tallow_timer_stop(l->open_timer);
     quic_conn_free(l->qc);
     free(l->pend);
     free(l->rx);
@@ -95,21 +90,18 @@ static void link_enter(quic_link *l)
 
 static void link_leave(quic_link *l)
 {
-    if (--l->depth == 0)
-        link_maybe_destroy(l);
+    if (--l->depth == 0) link_maybe_destroy(l);
 }
 
 static void link_fail(quic_link *l, int err)
 {
-    if (l->failed)
-        return;
+    if (l->failed) return;
     l->failed = 1;
     if (l->open_timer) {
         tallow_timer_stop(l->open_timer);
         l->open_timer = NULL;
     }
-    if (l->ch)
-        l->ch->ev->on_closed(l->ch, err, l->ch->ev_ud);
+    if (l->ch) l->ch->ev->on_closed(l->ch, err, l->ch->ev_ud);
 }
 
 /* After every quic_conn call: what had to wait until we were out of it. */
@@ -130,14 +122,12 @@ static int link_send(void *ud, const struct sockaddr *to, socklen_t tolen, const
                      size_t len, size_t segsz)
 {
     quic_link *l = ud;
-    if (!l->udp)
-        return -EPIPE;
+    if (!l->udp) return -EPIPE;
     size_t chunk = segsz && segsz < QUIC_GSO_BYTES ? (QUIC_GSO_BYTES / segsz) * segsz : len;
     while (len) {
         size_t k = len < chunk ? len : chunk;
         int rv = tallow_udp_send_batch(l->udp, to, tolen, data, k, segsz ? segsz : k);
-        if (rv < 0)
-            return rv;
+        if (rv < 0) return rv;
         data += k;
         len -= k;
     }
@@ -152,14 +142,12 @@ static void link_on_connected(void *ud)
         tallow_timer_stop(l->open_timer);
         l->open_timer = NULL;
     }
-    if (l->ch && !l->failed && l->ch->ev->on_ready)
-        l->ch->ev->on_ready(l->ch, l->ch->ev_ud);
+    if (l->ch && !l->failed && l->ch->ev->on_ready) l->ch->ev->on_ready(l->ch, l->ch->ev_ud);
 }
 
 static void link_deliver(quic_link *l, const uint8_t *frame, size_t len)
 {
-    if (l->ch && !l->failed)
-        l->ch->ev->on_frame(l->ch, 0, frame, len, l->ch->ev_ud);
+    if (l->ch && !l->failed) l->ch->ev->on_frame(l->ch, 0, frame, len, l->ch->ev_ud);
 }
 
 /* Stream bytes → whole frames; a frame wholly inside one chunk is delivered without a copy. */
@@ -173,10 +161,9 @@ static void link_on_data(void *ud, const uint8_t *d, size_t n)
             l->hdr_got += k;
             d += k;
             n -= k;
-            if (l->hdr_got < 4)
-                return;
-            l->rx_len = (size_t)l->hdr[0] << 24 | (size_t)l->hdr[1] << 16 |
-                        (size_t)l->hdr[2] << 8 | l->hdr[3];
+            if (l->hdr_got < 4) return;
+            l->rx_len = (size_t)l->hdr[0] << 24 | (size_t)l->hdr[1] << 16 | (size_t)l->hdr[2] << 8 |
+                        l->hdr[3];
             l->rx_got = 0;
             if (l->rx_len > QUIC_MAX_FRAME) {
                 l->proto_err = 1; /* acted upon once out of quic_conn (link_quic_done) */
@@ -215,8 +202,7 @@ static void link_pump(quic_link *l)
 {
     while (l->pend_len) {
         size_t k = quic_conn_write(l->qc, l->pend + l->pend_off, l->pend_len);
-        if (!k)
-            return;
+        if (!k) return;
         l->pend_off += k;
         l->pend_len -= k;
     }
@@ -229,8 +215,7 @@ static void link_on_writable(void *ud)
     link_pump(l);
     if (!l->pend_len && l->want_writable && l->ch && !l->failed) {
         l->want_writable = 0;
-        if (l->ch->ev->on_writable)
-            l->ch->ev->on_writable(l->ch, l->ch->ev_ud);
+        if (l->ch->ev->on_writable) l->ch->ev->on_writable(l->ch, l->ch->ev_ud);
     }
 }
 
@@ -241,8 +226,8 @@ static void link_on_closed(void *ud, int err)
     link_fail(l, err);
 }
 
-static const quic_conn_cbs link_cbs = {link_send, link_on_connected, link_on_data,
-                                       link_on_writable, link_on_closed};
+static const quic_conn_cbs link_cbs = {link_send, link_on_connected, link_on_data, link_on_writable,
+                                       link_on_closed};
 
 /* ---- loop plumbing ------------------------------------------------------------------------ */
 
@@ -283,20 +268,16 @@ static void link_on_timer(tallow_timer *t, void *ud)
  * deadline within the next millisecond (pacing) runs at the next round instead. */
 static void link_schedule(quic_link *l)
 {
-    if (l->dead || l->quic_closed)
-        return;
+    if (l->dead || l->quic_closed) return;
     uint64_t e = quic_conn_expiry(l->qc), now = tallow_now_ns();
-    if (e == UINT64_MAX)
-        return;
+    if (e == UINT64_MAX) return;
     if (e <= now + 1000000u) {
         link_request_flush(l);
         return;
     }
     uint64_t due_ms = (e + 999999u) / 1000000u;
-    if (l->timer && l->timer_due_ms == due_ms)
-        return;
-    if (l->timer)
-        tallow_timer_stop(l->timer);
+    if (l->timer && l->timer_due_ms == due_ms) return;
+    if (l->timer) tallow_timer_stop(l->timer);
     l->timer = tallow_timer_start(l->loop, due_ms - now / 1000000u, 0, link_on_timer, l);
     l->timer_due_ms = due_ms;
 }
@@ -306,8 +287,7 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
 {
     quic_link *l = ud;
     (void)u;
-    if (l->dead || l->quic_closed)
-        return;
+    if (l->dead || l->quic_closed) return;
     link_enter(l);
     l->in_quic = 1;
     quic_conn_recv(l->qc, from, fromlen, data, len, tallow_now_ns());
@@ -321,8 +301,7 @@ static void link_on_open_timeout(tallow_timer *t, void *ud)
     quic_link *l = ud;
     (void)t;
     l->open_timer = NULL;
-    if (l->ready || l->failed)
-        return;
+    if (l->ready || l->failed) return;
     link_enter(l);
     link_quic_close(l);
     link_fail(l, TALLOW_ETIMEOUT);
@@ -340,11 +319,9 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
         p->peer_len > sizeof(struct sockaddr_storage))
         return TALLOW_EINVAL;
     int rv = tallow_udp_local_addr(p->udp, &local, &llen);
-    if (rv < 0)
-        return rv;
+    if (rv < 0) return rv;
     quic_link *l = calloc(1, sizeof(*l));
-    if (!l)
-        return TALLOW_ENOMEM;
+    if (!l) return TALLOW_ENOMEM;
     l->ch = ch;
     l->loop = ch->loop;
     l->udp = p->udp;
@@ -353,12 +330,11 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     l->initiator = p->initiator;
     l->qc = quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer,
                           p->peer_len, &link_cbs, l, tallow_now_ns());
-    l->open_timer = tallow_timer_start(l->loop, p->timeout_ms ? p->timeout_ms
-                                                              : QUIC_DEFAULT_TIMEOUT_MS,
-                                       0, link_on_open_timeout, l);
+    l->open_timer =
+        tallow_timer_start(l->loop, p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS, 0,
+                           link_on_open_timeout, l);
     if (!l->qc || !l->open_timer || tallow_defer(l->loop, link_on_defer, l) != 0) {
-        if (l->open_timer)
-            tallow_timer_stop(l->open_timer);
+        if (l->open_timer) tallow_timer_stop(l->open_timer);
         quic_conn_free(l->qc);
         free(l);
         return TALLOW_ENOMEM;
@@ -390,14 +366,12 @@ static int quic_pend_reserve(quic_link *l, size_t add)
         memmove(l->pend, l->pend + l->pend_off, l->pend_len);
         l->pend_off = 0;
     }
-    if (l->pend_len + add <= l->pend_cap)
-        return 0;
+    if (l->pend_len + add <= l->pend_cap) return 0;
     size_t cap = l->pend_cap ? l->pend_cap : 65536;
     while (cap < l->pend_len + add)
         cap *= 2;
     uint8_t *p = realloc(l->pend, cap);
-    if (!p)
-        return TALLOW_ENOMEM;
+    if (!p) return TALLOW_ENOMEM;
     l->pend = p;
     l->pend_cap = cap;
     return 0;
@@ -413,10 +387,8 @@ static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size
 {
     quic_link *l = ((quic_chan *)ch)->link;
     (void)to;
-    if (!l || l->failed || l->quic_closed)
-        return TALLOW_ECLOSED;
-    if (len > QUIC_MAX_FRAME)
-        return TALLOW_ETOOBIG;
+    if (!l || l->failed || l->quic_closed) return TALLOW_ECLOSED;
+    if (len > QUIC_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
                       (uint8_t)len};
     if (quic_pend_reserve(l, sizeof(hdr) + len) != 0) /* so the frame is taken whole or not */
@@ -446,13 +418,11 @@ static void quic_close_op(tallow_channel *ch)
 {
     quic_chan *qch = (quic_chan *)ch;
     quic_link *l = qch->link;
-    if (!l)
-        return;
+    if (!l) return;
     qch->link = NULL;
     l->ch = NULL;
     l->dead = 1;
-    if (l->udp)
-        tallow_udp_on(l->udp, TALLOW_UDP_QUIC, NULL, NULL);
+    if (l->udp) tallow_udp_on(l->udp, TALLOW_UDP_QUIC, NULL, NULL);
     if (l->open_timer) {
         tallow_timer_stop(l->open_timer);
         l->open_timer = NULL;
@@ -471,8 +441,7 @@ static void quic_close_op(tallow_channel *ch)
 static void quic_get_info(tallow_channel *ch, tallow_channel_info *info)
 {
     quic_link *l = ((quic_chan *)ch)->link;
-    if (!l)
-        return;
+    if (!l) return;
     quic_conn_stat st;
     quic_conn_get_stat(l->qc, &st);
     info->direct = 1;
@@ -487,8 +456,7 @@ static void quic_get_info(tallow_channel *ch, tallow_channel_info *info)
 static size_t quic_queued(tallow_channel *ch)
 {
     quic_link *l = ((quic_chan *)ch)->link;
-    if (!l)
-        return 0;
+    if (!l) return 0;
     quic_conn_stat st;
     quic_conn_get_stat(l->qc, &st);
     return l->pend_len + (size_t)st.unsent;
@@ -511,8 +479,7 @@ static const tallow_transport_ops quic_ops = {
 static int quic_init(const tallow_host *host, void **state_out)
 {
     quic_plugin *p = host->alloc(sizeof(*p));
-    if (!p)
-        return TALLOW_ENOMEM;
+    if (!p) return TALLOW_ENOMEM;
     p->host = host;
     int rv = host->register_transport(host->ctx, &quic_ops, p);
     if (rv < 0) {
@@ -526,8 +493,7 @@ static int quic_init(const tallow_host *host, void **state_out)
 static void quic_fini(void *state)
 {
     quic_plugin *p = state;
-    if (p)
-        p->host->free(p);
+    if (p) p->host->free(p);
 }
 
 static const tallow_plugin_desc quic_desc = {

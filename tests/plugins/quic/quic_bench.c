@@ -75,9 +75,9 @@ static void *b_run(void *arg)
 {
     side *s = arg;
     static const uint8_t chunk[256 * 1024];
-    s->qc = quic_conn_new(s->is_server, s->psk, (struct sockaddr *)&s->addr, sizeof(s->addr),
-                          (const struct sockaddr *)s->peer, sizeof(*s->peer), &b_cbs, s,
-                          qt_now_ns());
+    s->qc =
+        quic_conn_new(s->is_server, s->psk, (struct sockaddr *)&s->addr, sizeof(s->addr),
+                      (const struct sockaddr *)s->peer, sizeof(*s->peer), &b_cbs, s, qt_now_ns());
     if (!s->qc) {
         s->closed = 1;
         atomic_store(s->done, 1);
@@ -89,8 +89,7 @@ static void *b_run(void *arg)
             uint64_t n = s->target - s->tx;
             size_t k = quic_conn_write(s->qc, chunk, n < sizeof(chunk) ? (size_t)n : sizeof(chunk));
             s->tx += k;
-            if (k == 0)
-                break;
+            if (k == 0) break;
         }
         uint64_t now = qt_now_ns();
         quic_conn_flush(s->qc, now);
@@ -102,10 +101,8 @@ static void *b_run(void *arg)
             ts.tv_nsec = 0;
         else if (e - now < 10000000u)
             ts.tv_nsec = (long)(e - now);
-        if (ppoll(&pfd, 1, &ts, NULL) > 0)
-            qt_udp_recv_all(s->fd, b_recv, s);
-        if (quic_conn_expiry(s->qc) <= qt_now_ns())
-            quic_conn_on_expiry(s->qc, qt_now_ns());
+        if (ppoll(&pfd, 1, &ts, NULL) > 0) qt_udp_recv_all(s->fd, b_recv, s);
+        if (quic_conn_expiry(s->qc) <= qt_now_ns()) quic_conn_on_expiry(s->qc, qt_now_ns());
     }
     return NULL;
 }
@@ -135,7 +132,8 @@ int main(int argc, char **argv)
     pthread_join(tc, NULL);
     pthread_join(ts, NULL);
     if (srv.rx < srv.target) {
-        fprintf(stderr, "quic_bench: incomplete: %llu of %llu bytes (client err %d, server err %d)\n",
+        fprintf(stderr,
+                "quic_bench: incomplete: %llu of %llu bytes (client err %d, server err %d)\n",
                 (unsigned long long)srv.rx, (unsigned long long)srv.target, cli.err, srv.err);
         return 1;
     }

@@ -23,8 +23,7 @@ uint64_t qt_now_ns(void)
 int qt_udp_open(struct sockaddr_in *addr, int big)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     if (big) {
         int sz = 32 << 20;
         /* FORCE works as root beyond rmem_max/wmem_max; the plain one is the fallback. */
@@ -51,8 +50,8 @@ static int qt_send_gso(int fd, const struct sockaddr *to, socklen_t tolen, const
 {
     char ctl[CMSG_SPACE(sizeof(uint16_t))];
     struct iovec iov = {(void *)data, len};
-    struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
-                        .msg_iovlen = 1};
+    struct msghdr mh = {
+        .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
     if (len > segsz) {
         memset(ctl, 0, sizeof(ctl));
         mh.msg_control = ctl;
@@ -86,27 +85,23 @@ static int qt_send_mmsg(int fd, const struct sockaddr *to, socklen_t tolen, cons
             data += k;
             len -= k;
         }
-        if (sendmmsg(fd, m, n, 0) < 0)
-            return -errno;
+        if (sendmmsg(fd, m, n, 0) < 0) return -errno;
     }
     return 0;
 }
 
-int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
-                size_t len, size_t segsz)
+int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_t *data, size_t len,
+                size_t segsz)
 {
-    if (segsz == 0 || segsz > len)
-        segsz = len;
+    if (segsz == 0 || segsz > len) segsz = len;
     size_t chunk = (QT_GSO_MAX_BYTES / segsz) * segsz;
-    if (chunk > QT_GSO_MAX_SEGS * segsz)
-        chunk = QT_GSO_MAX_SEGS * segsz;
+    if (chunk > QT_GSO_MAX_SEGS * segsz) chunk = QT_GSO_MAX_SEGS * segsz;
     while (len) {
         size_t k = len < chunk ? len : chunk;
         int rv = qt_send_gso(fd, to, tolen, data, k, segsz);
         if (rv == -EIO || rv == -EINVAL || rv == -ENOPROTOOPT || rv == -EOPNOTSUPP)
             rv = qt_send_mmsg(fd, to, tolen, data, k, segsz); /* no GSO here */
-        if (rv != 0)
-            return rv;
+        if (rv != 0) return rv;
         data += k;
         len -= k;
     }
@@ -131,13 +126,11 @@ int qt_udp_recv_all(int fd, qt_dgram_cb cb, void *ud)
             m[i].msg_hdr.msg_iovlen = 1;
         }
         int n = recvmmsg(fd, m, QT_RECV_BATCH, MSG_DONTWAIT, NULL);
-        if (n < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? total : -errno;
+        if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? total : -errno;
         for (int i = 0; i < n; i++)
             cb(ud, (struct sockaddr *)&from[i], m[i].msg_hdr.msg_namelen, buf[i], m[i].msg_len);
         total += n;
-        if (n < QT_RECV_BATCH)
-            break;
+        if (n < QT_RECV_BATCH) break;
     }
     return total;
 }

@@ -12,8 +12,8 @@
  * for large kernel buffers. Returns the fd or -errno. */
 int qt_udp_open(struct sockaddr_in *addr, int big);
 /* Sends len bytes as datagrams of segsz (the last may be shorter). Returns 0 or -errno. */
-int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
-                size_t len, size_t segsz);
+int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_t *data, size_t len,
+                size_t segsz);
 typedef void (*qt_dgram_cb)(void *ud, const struct sockaddr *from, socklen_t fromlen,
                             const uint8_t *data, size_t len);
 /* Reads queued datagrams (recvmmsg, at most 512 per call) and calls cb for each. Returns the

@@ -29,6 +29,7 @@ typedef struct peer {
     uint64_t rx;
     int rx_bad;
     int connected, closed, close_err, writable_events;
+    int stun_like; /* datagrams a STUN demultiplexer would take (first byte < 64 or cookie) */
 } peer;
 
 static uint8_t pattern(uint64_t off, uint8_t seed)
@@ -39,7 +40,12 @@ static uint8_t pattern(uint64_t off, uint8_t seed)
 static int p_send(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
                   size_t len, size_t segsz)
 {
+    static const uint8_t cookie[4] = {0x21, 0x12, 0xA4, 0x42};
     peer *p = ud;
+    for (size_t off = 0; off < len; off += segsz) {
+        size_t n = len - off < segsz ? len - off : segsz;
+        if (data[off] < 64 || (n >= 8 && memcmp(data + off + 4, cookie, 4) == 0)) p->stun_like++;
+    }
     return qt_udp_send(p->fd, to, tolen, data, len, segsz);
 }
 
@@ -52,8 +58,7 @@ static void p_data(void *ud, const uint8_t *data, size_t len)
 {
     peer *p = ud;
     for (size_t i = 0; i < len; i++)
-        if (data[i] != pattern(p->rx + i, p->seed_rx))
-            p->rx_bad++;
+        if (data[i] != pattern(p->rx + i, p->seed_rx)) p->rx_bad++;
     p->rx += len;
 }
 
@@ -71,12 +76,11 @@ static void p_closed(void *ud, int err)
 
 static const quic_conn_cbs p_cbs = {p_send, p_connected, p_data, p_writable, p_closed};
 
-static void p_recv_cb(void *ud, const struct sockaddr *from, socklen_t fromlen,
-                      const uint8_t *data, size_t len)
+static void p_recv_cb(void *ud, const struct sockaddr *from, socklen_t fromlen, const uint8_t *data,
+                      size_t len)
 {
     peer *p = ud;
-    if (p->qc)
-        quic_conn_recv(p->qc, from, fromlen, data, len, qt_now_ns());
+    if (p->qc) quic_conn_recv(p->qc, from, fromlen, data, len, qt_now_ns());
 }
 
 static void peer_open(peer *p, uint8_t seed_tx, uint8_t seed_rx)
@@ -98,6 +102,7 @@ static void peer_start(peer *p, int is_server, const uint8_t psk[32], const peer
 
 static void peer_close(peer *p)
 {
+    assert_int_equal(p->stun_like, 0);
     quic_conn_free(p->qc);
     close(p->fd);
 }
@@ -107,14 +112,12 @@ static void peer_fill(peer *p)
     uint8_t buf[64 * 1024];
     while (p->qc && !p->closed && p->tx_done < p->tx_target) {
         uint64_t n = p->tx_target - p->tx_done;
-        if (n > sizeof(buf))
-            n = sizeof(buf);
+        if (n > sizeof(buf)) n = sizeof(buf);
         for (uint64_t i = 0; i < n; i++)
             buf[i] = pattern(p->tx_done + i, p->seed_tx);
         size_t k = quic_conn_write(p->qc, buf, (size_t)n);
         p->tx_done += k;
-        if (k < n)
-            break;
+        if (k < n) break;
     }
 }
 
@@ -126,8 +129,7 @@ static int run(peer **ps, int np, done_fn done, uint64_t limit_ms)
     uint64_t deadline = qt_now_ns() + limit_ms * 1000000u;
     while (!done(ps[0], ps[1])) {
         uint64_t now = qt_now_ns();
-        if (now > deadline)
-            return 0;
+        if (now > deadline) return 0;
         uint64_t next = now + 50000000u;
         struct pollfd pfd[3];
         for (int i = 0; i < np; i++) {
@@ -135,20 +137,17 @@ static int run(peer **ps, int np, done_fn done, uint64_t limit_ms)
             if (ps[i]->qc && !ps[i]->closed) {
                 quic_conn_flush(ps[i]->qc, now);
                 uint64_t e = quic_conn_expiry(ps[i]->qc);
-                if (e < next)
-                    next = e;
+                if (e < next) next = e;
             }
             pfd[i].fd = ps[i]->fd;
             pfd[i].events = POLLIN;
         }
         now = qt_now_ns();
         struct timespec ts = {0, 0};
-        if (next > now)
-            ts.tv_nsec = (long)(next - now);
+        if (next > now) ts.tv_nsec = (long)(next - now);
         ppoll(pfd, (nfds_t)np, &ts, NULL);
         for (int i = 0; i < np; i++) {
-            if (pfd[i].revents & POLLIN)
-                qt_udp_recv_all(ps[i]->fd, p_recv_cb, ps[i]);
+            if (pfd[i].revents & POLLIN) qt_udp_recv_all(ps[i]->fd, p_recv_cb, ps[i]);
             if (ps[i]->qc && !ps[i]->closed && quic_conn_expiry(ps[i]->qc) <= qt_now_ns())
                 quic_conn_on_expiry(ps[i]->qc, qt_now_ns());
         }

@@ -93,8 +93,7 @@ static tallow_ctx *ctx_with_quic(void)
     tallow_ctx *ctx = tallow_ctx_new();
     assert_non_null(ctx);
     int rv = tallow_plugin_load(ctx, "quic");
-    if (rv != 0)
-        fail_msg("load quic: %s", tallow_ctx_last_error(ctx));
+    if (rv != 0) fail_msg("load quic: %s", tallow_ctx_last_error(ctx));
     assert_non_null(tallow_transport_find(ctx, "quic"));
     return ctx;
 }
@@ -135,8 +134,7 @@ static void end_pump(end *e)
         int rv = tallow_channel_send(e->ch, 0, buf, len);
         assert_true(rv >= 0);
         e->frames_tx++;
-        if (rv == 1)
-            e->blocked = 1;
+        if (rv == 1) e->blocked = 1;
     }
     free(buf);
 }
@@ -155,8 +153,7 @@ static int run(tallow_ctx *ctx, end *a, end *b, cond_fn cond, uint64_t limit_ms)
     tallow_loop *loop = tallow_ctx_loop(ctx);
     uint64_t deadline = tallow_now_ns() + limit_ms * 1000000u;
     while (!cond(a, b)) {
-        if (tallow_now_ns() > deadline)
-            return 0;
+        if (tallow_now_ns() > deadline) return 0;
         end_pump(a);
         end_pump(b);
         tallow_loop_run_once(loop, 10);
