@@ -71,16 +71,23 @@ static void link_quic_close(quic_link *l)
     l->udp = NULL;
 }
 
+/* Once closed and out of our own frames: the connection and buffers go at once; the small link
+ * itself waits for a queued deferred flush (defers cannot be cancelled). */
 static void link_maybe_destroy(quic_link *l)
 {
-    if (!l->dead || l->depth > 0 || l->defer_pending) return;
-    link_quic_close(l);
-    if (l->timer) tallow_timer_stop(l->timer);
-    if (l->open_timer) tallow_timer_stop(l->open_timer);
-    quic_conn_free(l->qc);
-    free(l->pend);
-    free(l->rx);
-    free(l);
+    if (!l->dead || l->depth > 0) return;
+    if (l->qc) {
+        link_quic_close(l);
+        if (l->timer) tallow_timer_stop(l->timer);
+        if (l->open_timer) tallow_timer_stop(l->open_timer);
+        l->timer = l->open_timer = NULL;
+        quic_conn_free(l->qc);
+        l->qc = NULL;
+        free(l->pend);
+        free(l->rx);
+        l->pend = l->rx = NULL;
+    }
+    if (!l->defer_pending) free(l);
 }
 
 static void link_enter(quic_link *l)
@@ -330,9 +337,10 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     l->initiator = p->initiator;
     l->qc = quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer,
                           p->peer_len, &link_cbs, l, tallow_now_ns());
-    l->open_timer =
-        tallow_timer_start(l->loop, p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS, 0,
-                           link_on_open_timeout, l);
+    /* timeout_ms is the last field: honour it only if the caller's struct has it. */
+    uint32_t timeout_ms =
+        p->struct_size >= sizeof(*p) && p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS;
+    l->open_timer = tallow_timer_start(l->loop, timeout_ms, 0, link_on_open_timeout, l);
     if (!l->qc || !l->open_timer || tallow_defer(l->loop, link_on_defer, l) != 0) {
         if (l->open_timer) tallow_timer_stop(l->open_timer);
         quic_conn_free(l->qc);

@@ -29,6 +29,7 @@ typedef struct end {
     uint64_t frames_rx, bytes_rx;
     uint64_t frames_tx, frames_target;
     int blocked;
+    uint64_t close_at_frame; /* close the channel from inside on_frame for this frame (1-based) */
 } end;
 
 static size_t frame_len(uint64_t i)
@@ -62,6 +63,10 @@ static void e_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size
             return;
         }
     e->bytes_rx += len;
+    if (e->close_at_frame && e->frames_rx == e->close_at_frame) {
+        tallow_channel_close(e->ch);
+        e->ch = NULL;
+    }
 }
 
 static void e_writable(tallow_channel *ch, void *ud)
@@ -226,6 +231,37 @@ static void test_quic_plugin_exchanges_frames_both_ways(void **state)
     tallow_ctx_free(ctx);
 }
 
+static int a_closed(end *a, end *b)
+{
+    (void)b;
+    return a->closed;
+}
+
+static void test_quic_plugin_close_from_inside_on_frame(void **state)
+{
+    (void)state;
+    tallow_ctx *ctx = ctx_with_quic();
+    uint8_t psk[32];
+    memset(psk, 0x77, sizeof(psk));
+    end a, b;
+    end_udp(ctx, &a, 3, 4);
+    end_udp(ctx, &b, 4, 3);
+    end_open(ctx, &a, &b, 1, psk, 0);
+    end_open(ctx, &b, &a, 0, psk, 0);
+    b.close_at_frame = 5;
+    a.frames_target = 200; /* many frames per datagram batch: more arrive after the close */
+    assert_true(run(ctx, &a, &b, a_closed, 3000));
+    assert_int_equal(a.err, TALLOW_ECLOSED); /* b left with a's data unacknowledged */
+    assert_int_equal(b.frames_rx, 5);        /* nothing delivered after close */
+    assert_int_equal(b.closed, 0);           /* no event after close */
+    assert_int_equal(a.bad + b.bad, 0);
+    tallow_channel_close(a.ch);
+    tallow_udp_close(a.udp);
+    tallow_udp_close(b.udp);
+    drain(ctx);
+    tallow_ctx_free(ctx);
+}
+
 static void test_quic_plugin_wrong_psk_closes_both(void **state)
 {
     (void)state;
@@ -309,6 +345,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_plugin_exchanges_frames_both_ways),
+        cmocka_unit_test(test_quic_plugin_close_from_inside_on_frame),
         cmocka_unit_test(test_quic_plugin_wrong_psk_closes_both),
         cmocka_unit_test(test_quic_plugin_silent_peer_times_out),
         cmocka_unit_test(test_quic_plugin_rejects_bad_params_and_huge_frames),
