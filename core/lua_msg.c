@@ -11,7 +11,7 @@ static const tallow_registry *reg_of(lua_State *L)
     return tallow_ctx_registry(tallow__lrt_get(L)->ctx);
 }
 
-static const tallow_msg_type *check_type(lua_State *L, int idx)
+const tallow_msg_type *tallow__lua_check_type(lua_State *L, int idx)
 {
     const tallow_registry *reg = reg_of(L);
     const tallow_msg_type *t;
@@ -25,7 +25,7 @@ static const tallow_msg_type *check_type(lua_State *L, int idx)
 
 /* Fills msg (zeroed, t->struct_size bytes) from the table at idx. Strings stay on L's stack
  * (anchored by the table) while msg is used. Unknown keys raise: a typo should not vanish. */
-static void from_table(lua_State *L, int idx, const tallow_msg_type *t, void *msg)
+void tallow__lua_to_msg(lua_State *L, int idx, const tallow_msg_type *t, void *msg)
 {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
@@ -66,7 +66,7 @@ static void from_table(lua_State *L, int idx, const tallow_msg_type *t, void *ms
     }
 }
 
-static void to_table(lua_State *L, const tallow_msg_type *t, const void *msg)
+void tallow__lua_push_msg(lua_State *L, const tallow_msg_type *t, const void *msg)
 {
     lua_createtable(L, 0, (int)t->nfields);
     for (uint32_t i = 0; i < t->nfields; i++) {
@@ -102,16 +102,15 @@ static void to_table(lua_State *L, const tallow_msg_type *t, const void *msg)
 /* tallow.msg.encode(name_or_id, table) -> string */
 static int l_encode(lua_State *L)
 {
-    const tallow_msg_type *t = check_type(L, 1);
+    const tallow_msg_type *t = tallow__lua_check_type(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    void *msg = calloc(1, t->struct_size);
-    if (!msg) return luaL_error(L, "out of memory");
-    from_table(L, 2, t, msg);
+    void *msg = lua_newuserdatauv(L, t->struct_size, 0); /* freed by the GC, even on a raise */
+    memset(msg, 0, t->struct_size);
+    tallow__lua_to_msg(L, 2, t, msg);
     size_t n = tallow_msg_encoded_size(t, msg);
     luaL_Buffer b;
     uint8_t *out = (uint8_t *)luaL_buffinitsize(L, &b, n);
     int rc = tallow_msg_encode(t, msg, out, n);
-    free(msg);
     if (rc < 0) return tallow__lua_fail(L, rc, NULL);
     luaL_pushresultsize(&b, (size_t)rc);
     return 1;
@@ -135,7 +134,7 @@ static int l_decode(lua_State *L)
         return tallow__lua_fail(L, rc, NULL);
     }
     lua_pushstring(L, t->name);
-    to_table(L, t, msg);
+    tallow__lua_push_msg(L, t, msg);
     free(msg);
     return 2;
 }
@@ -143,7 +142,7 @@ static int l_decode(lua_State *L)
 /* tallow.msg.id(name) -> integer */
 static int l_id(lua_State *L)
 {
-    lua_pushinteger(L, check_type(L, 1)->id);
+    lua_pushinteger(L, tallow__lua_check_type(L, 1)->id);
     return 1;
 }
 

@@ -176,6 +176,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.policy", luaopen_tallow_policy},
     {"tallow.plugins", luaopen_tallow_plugins},
     {"tallow.service", luaopen_tallow_service},
+    {"tallow.session", luaopen_tallow_session},
     {NULL, NULL},
 };
 

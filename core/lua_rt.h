@@ -37,6 +37,13 @@ int tallow__lua_spawn(tallow__lrt *rt, lua_State *L, int nargs);
 /* Pushes nil, message, code (the expected-failure convention) and returns 3. */
 int tallow__lua_fail(lua_State *L, int err, const char *msg);
 
+/* Message <-> Lua table, by the registry's field descriptors (lua_msg.c). to_msg borrows
+ * strings from the table at idx: keep it alive while msg is used. */
+void tallow__lua_to_msg(lua_State *L, int idx, const tallow_msg_type *t, void *msg);
+void tallow__lua_push_msg(lua_State *L, const tallow_msg_type *t, const void *msg);
+/* The type named (or numbered) at idx; raises if unknown. */
+const tallow_msg_type *tallow__lua_check_type(lua_State *L, int idx);
+
 int luaopen_tallow(lua_State *L);
 int luaopen_tallow_msg(lua_State *L);
 int luaopen_tallow_loop(lua_State *L);

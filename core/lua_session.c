@@ -1,0 +1,328 @@
+/* core/lua_session.c — `tallow.session`: open an encrypted session with the peer who holds the
+ * same code, then send and receive registry messages as Lua tables. Opening, receiving and
+ * sending under backpressure wait (yield) without blocking the loop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_rt.h"
+#include "lua_session.h"
+
+typedef struct qmsg {
+    struct qmsg *next;
+    uint32_t type;
+    size_t len;
+    uint8_t data[];
+} qmsg;
+
+static tallow__lsession *check(lua_State *L)
+{
+    tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
+    if (!ls->s) luaL_error(L, "session is closed");
+    return ls;
+}
+
+static int push_status(lua_State *co, void *ud)
+{
+    tallow__lsession *ls = ud;
+    if (ls->status == 0) {
+        lua_pushboolean(co, 1);
+        return 1;
+    }
+    const char *msg = tallow_ctx_last_error(ls->rt->ctx);
+    lua_pushnil(co);
+    lua_pushstring(co, msg && msg[0] ? msg : tallow_strerror(ls->status));
+    lua_pushstring(co, tallow_err_name(ls->status));
+    return 3;
+}
+
+static void wake_all(tallow__lsession *ls)
+{
+    if (ls->open_waiting) {
+        ls->open_waiting = 0;
+        tallow__lua_wake(&ls->open_w, push_status, ls);
+    }
+    if (ls->recv_waiting) {
+        ls->recv_waiting = 0;
+        if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);
+        ls->recv_timer = NULL;
+        tallow__lua_wake(&ls->recv_w, push_status, ls);
+    }
+    if (ls->send_waiting) {
+        ls->send_waiting = 0;
+        tallow__lua_wake(&ls->send_w, push_status, ls);
+    }
+    if (ls->on_event) ls->on_event(ls, ls->event_ud);
+}
+
+static void s_ready(tallow__session *s, int status, void *ud)
+{
+    tallow__lsession *ls = ud;
+    ls->status = status;
+    if (status == 0) ls->ready = 1;
+    else ls->closed = 1;
+    wake_all(ls);
+}
+
+static int push_msg(lua_State *co, void *ud)
+{
+    tallow__lsession *ls = ud;
+    qmsg *q = ls->head;
+    ls->head = q->next;
+    if (!ls->head) ls->tail = NULL;
+    ls->queued--;
+    tallow_msg_any tmp;
+    const tallow_msg_type *t;
+    const tallow_registry *reg = tallow_ctx_registry(ls->rt->ctx);
+    const tallow_msg_type *pt = tallow_registry_find(reg, q->type);
+    void *buf = pt && pt->struct_size > sizeof(tmp) ? calloc(1, pt->struct_size) : &tmp;
+    size_t bufsz = pt && pt->struct_size > sizeof(tmp) ? pt->struct_size : sizeof(tmp);
+    if (buf && tallow_msg_decode(reg, q->data, q->len, &t, buf, bufsz) == 0) {
+        lua_pushstring(co, t->name);
+        tallow__lua_push_msg(co, t, buf);
+    } else {
+        lua_pushnil(co);
+        lua_pushstring(co, "undecodable message");
+    }
+    if (buf != &tmp) free(buf);
+    free(q);
+    return 2;
+}
+
+static void s_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    tallow__lsession *ls = ud;
+    if (ls->queued >= 4096) {
+        tallow_ctx_log(ls->rt->ctx, TALLOW_LOG_WARN, "script is not reading messages; dropping %s",
+                       t->name);
+        return;
+    }
+    size_t n = tallow_msg_encoded_size(t, msg);
+    qmsg *q = malloc(sizeof(*q) + n);
+    if (!q) return;
+    q->next = NULL;
+    q->type = t->id;
+    q->len = n;
+    tallow_msg_encode(t, msg, q->data, n);
+    if (ls->tail)
+        ls->tail->next = q;
+    else
+        ls->head = q;
+    ls->tail = q;
+    ls->queued++;
+    if (ls->recv_waiting) {
+        ls->recv_waiting = 0;
+        if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);
+        ls->recv_timer = NULL;
+        tallow__lua_wake(&ls->recv_w, push_msg, ls);
+    }
+}
+
+static void s_writable(tallow__session *s, void *ud)
+{
+    tallow__lsession *ls = ud;
+    if (ls->send_waiting) {
+        ls->send_waiting = 0;
+        tallow__lua_wake(&ls->send_w, push_status, ls);
+    }
+    if (ls->on_event) ls->on_event(ls, ls->event_ud);
+}
+
+static void s_closed(tallow__session *s, int err, void *ud)
+{
+    tallow__lsession *ls = ud;
+    ls->closed = 1;
+    ls->status = err ? err : TALLOW_ECLOSED;
+    wake_all(ls);
+}
+
+static const tallow__session_cbs cbs = {
+    .on_ready = s_ready,
+    .on_message = s_message,
+    .on_writable = s_writable,
+    .on_closed = s_closed,
+};
+
+static const char *opt_str(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays alive: the options table holds it */
+    return v;
+}
+
+/* tallow.session.open{code=, relay=, initiator=, password=, transport=, capacity=} */
+static int l_open(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    tallow__session_params p = {0};
+    p.code = opt_str(L, 1, "code");
+    p.address = opt_str(L, 1, "relay");
+    p.password = opt_str(L, 1, "password");
+    p.transport = opt_str(L, 1, "transport");
+    lua_getfield(L, 1, "initiator");
+    p.initiator = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "capacity");
+    p.capacity = (uint32_t)luaL_optinteger(L, -1, 2);
+    lua_pop(L, 1);
+    if (!p.code) return luaL_argerror(L, 1, "code is required");
+    if (!p.address) return luaL_argerror(L, 1, "relay is required");
+
+    tallow__lsession *ls = lua_newuserdatauv(L, sizeof(*ls), 1);
+    memset(ls, 0, sizeof(*ls));
+    luaL_setmetatable(L, "tallow.session");
+    ls->rt = tallow__lrt_get(L);
+    tallow_ctx_set_error(ls->rt->ctx, "%s", "");
+    int rc = tallow__session_open(ls->rt->ctx, &p, &cbs, ls, &ls->s);
+    if (rc < 0) {
+        const char *msg = tallow_ctx_last_error(ls->rt->ctx);
+        return tallow__lua_fail(L, rc, msg[0] ? msg : NULL);
+    }
+    /* keep the userdata on the stack while waiting; the continuation returns it */
+    ls->open_waiting = 1;
+    return tallow__lua_wait(L, &ls->open_w, tallow__lsession_open_k, 0);
+}
+
+int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx)
+{
+    /* stack: opts, session, then what push_status pushed */
+    if (lua_toboolean(L, 3)) {
+        lua_settop(L, 2);
+        return 1;
+    }
+    tallow__lsession *ls = luaL_checkudata(L, 2, "tallow.session");
+    if (ls->s) tallow__session_close(ls->s);
+    ls->s = NULL;
+    return 3;
+}
+
+/* s:send(name, table) -> true | nil, message, code. Waits while the path is backed up. */
+static int l_send(lua_State *L)
+{
+    tallow__lsession *ls = check(L);
+    const tallow_msg_type *t = tallow__lua_check_type(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (ls->closed) return push_status(L, ls);
+    void *msg = lua_newuserdatauv(L, t->struct_size, 0); /* GC'd even if to_msg raises */
+    memset(msg, 0, t->struct_size);
+    tallow__lua_to_msg(L, 3, t, msg);
+    int rc = tallow__session_send(ls->s, t, msg);
+    if (rc < 0) return tallow__lua_fail(L, rc, NULL);
+    if (rc == 1 && !ls->send_waiting) {
+        ls->send_waiting = 1;
+        return tallow__lua_wait(L, &ls->send_w, NULL, 0);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int push_timeout(lua_State *co, void *ud)
+{
+    return tallow__lua_fail(co, TALLOW_ETIMEOUT, NULL);
+}
+
+static void recv_timeout(tallow_timer *t, void *ud)
+{
+    tallow__lsession *ls = ud;
+    ls->recv_timer = NULL;
+    if (!ls->recv_waiting) return;
+    ls->recv_waiting = 0;
+    tallow__lua_wake(&ls->recv_w, push_timeout, ls);
+}
+
+/* s:recv([timeout_seconds]) -> name, table | nil, message, code */
+static int l_recv(lua_State *L)
+{
+    tallow__lsession *ls = check(L);
+    if (ls->head) return push_msg(L, ls);
+    if (ls->closed) return push_status(L, ls);
+    if (ls->recv_waiting) return luaL_error(L, "another coroutine is already receiving");
+    if (!lua_isnoneornil(L, 2)) {
+        double secs = luaL_checknumber(L, 2);
+        ls->recv_timer = tallow_timer_start(tallow_ctx_loop(ls->rt->ctx), (uint64_t)(secs * 1000),
+                                            0, recv_timeout, ls);
+    }
+    ls->recv_waiting = 1;
+    return tallow__lua_wait(L, &ls->recv_w, NULL, 0);
+}
+
+/* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=} */
+static int l_info(lua_State *L)
+{
+    tallow__lsession *ls = check(L);
+    tallow_channel_info info;
+    tallow__session_info(ls->s, &info);
+    lua_newtable(L);
+    lua_pushstring(L, info.path ? info.path : "");
+    lua_setfield(L, -2, "path");
+    lua_pushboolean(L, info.direct);
+    lua_setfield(L, -2, "direct");
+    lua_pushnumber(L, (double)info.rtt_us / 1000.0);
+    lua_setfield(L, -2, "rtt_ms");
+    lua_pushinteger(L, (lua_Integer)info.bytes_sent);
+    lua_setfield(L, -2, "bytes_sent");
+    lua_pushinteger(L, (lua_Integer)info.bytes_recv);
+    lua_setfield(L, -2, "bytes_recv");
+    lua_pushinteger(L, info.peers);
+    lua_setfield(L, -2, "peers");
+    const tallow__keys *k = tallow__session_keys(ls->s);
+    if (k) {
+        lua_pushstring(L, k->verify);
+        lua_setfield(L, -2, "verify");
+    }
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
+    if (ls->on_close) ls->on_close(ls, ls->event_ud);
+    if (ls->s) tallow__session_close(ls->s);
+    ls->s = NULL;
+    while (ls->head) {
+        qmsg *q = ls->head;
+        ls->head = q->next;
+        free(q);
+    }
+    ls->tail = NULL;
+    if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);
+    ls->recv_timer = NULL;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
+    lua_pushfstring(L, "tallow.session (%s)", ls->s ? (ls->ready ? "ready" : "opening") : "closed");
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    {"send", l_send}, {"recv", l_recv}, {"info", l_info}, {"close", l_close}, {NULL, NULL},
+};
+
+int tallow__lua_manifest(lua_State *L);
+
+static const luaL_Reg funcs[] = {
+    {"open", l_open},
+    {"manifest", tallow__lua_manifest},
+    {NULL, NULL},
+};
+
+int luaopen_tallow_session(lua_State *L)
+{
+    if (luaL_newmetatable(L, "tallow.session")) {
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+        luaL_newlib(L, methods);
+        tallow__lsession_add_methods(L);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    return 1;
+}

@@ -1,0 +1,30 @@
+/* core/lua_session.h — the Lua session object, shared by lua_session.c (messages) and
+ * lua_transfer.c (file transfers on the same session). */
+#ifndef TALLOW_LUA_SESSION_H
+#define TALLOW_LUA_SESSION_H
+
+#include "lua_rt.h"
+#include "session.h"
+
+typedef struct tallow__lsession tallow__lsession;
+
+struct tallow__lsession {
+    tallow__lrt *rt;
+    tallow__session *s;
+    int ready, closed, status;
+    struct qmsg *head, *tail;
+    size_t queued;
+    tallow__waiter open_w, recv_w, send_w;
+    int open_waiting, recv_waiting, send_waiting;
+    tallow_timer *recv_timer;
+    /* a transfer running on this session gets session events too */
+    void (*on_event)(tallow__lsession *ls, void *ud);
+    void (*on_close)(tallow__lsession *ls, void *ud);
+    void *event_ud;
+};
+
+int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx);
+/* Adds the transfer methods (send_files, receive_files) to the methods table on top. */
+void tallow__lsession_add_methods(lua_State *L);
+
+#endif

@@ -1,0 +1,473 @@
+/* core/session.c — pairing through a transport, the CPace handshake, and sealed messages.
+ * The handshake runs in plaintext frames (kind 0); after it every frame is an AEAD record under
+ * a per-direction key (kind 1) or a per-transfer key (kind 2). A failed confirmation tells the
+ * peer (HandshakeFailed) and ends the session with TALLOW_ECODE on both sides. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "session.h"
+
+#define KIND_PLAIN 0
+#define KIND_SEALED 1
+#define KIND_TRANSFER 2
+#define SESSION_MAX_FRAME (2u * 1024u * 1024u)
+#define TX_KEYS 8
+
+enum { ST_PAIRING, ST_HANDSHAKE, ST_READY, ST_FAILED };
+
+typedef struct tx_key {
+    uint64_t id;
+    int used;
+    uint64_t stamp;
+    tallow__aead aead;
+} tx_key;
+
+struct tallow__session {
+    tallow_ctx *ctx;
+    tallow_channel *relay;  /* the first channel (whatever transport) */
+    tallow_channel *direct; /* set once the negotiator moved the path */
+    tallow_channel *path;   /* where sends go */
+    int direct_rx_open;     /* the peer announced the switch: direct frames may be processed */
+    const tallow__session_cbs *cbs;
+    void *ud;
+    tallow__session_filter filter;
+    void *filter_ud;
+    int state;
+    int initiator;
+    int ready_reported;
+    int closed_reported;
+    tallow__hs hs;
+    tallow__keys keys;
+    tallow__aead tx, rx;
+    tx_key txk[TX_KEYS], rxk[TX_KEYS];
+    uint64_t stamp;
+    uint8_t *buf;  /* sealing scratch */
+    uint8_t *rbuf; /* opening scratch */
+    /* frames that came on the direct channel before the peer's switch marker */
+    struct pending {
+        uint8_t *data;
+        size_t len;
+    } *pend;
+    size_t npend, cappend;
+    int in_callback;
+    int close_requested;
+};
+
+static void report_ready(tallow__session *s, int status)
+{
+    if (s->ready_reported) return;
+    s->ready_reported = 1;
+    if (s->cbs->on_ready) s->cbs->on_ready(s, status, s->ud);
+}
+
+static void report_closed(tallow__session *s, int err)
+{
+    if (!s->ready_reported) {
+        report_ready(s, err ? err : TALLOW_ECLOSED);
+        s->closed_reported = 1;
+        return;
+    }
+    if (s->closed_reported) return;
+    s->closed_reported = 1;
+    if (s->cbs->on_closed) s->cbs->on_closed(s, err, s->ud);
+}
+
+static int send_frame(tallow__session *s, tallow_channel *ch, const uint8_t *f, size_t len)
+{
+    if (!ch) return TALLOW_ECLOSED;
+    return tallow_channel_send(ch, 0, f, len);
+}
+
+static int send_plain(tallow__session *s, const tallow_msg_type *t, const void *msg)
+{
+    s->buf[0] = KIND_PLAIN;
+    int n = tallow_msg_encode(t, msg, s->buf + 1, SESSION_MAX_FRAME - 1);
+    if (n < 0) return n;
+    return send_frame(s, s->path, s->buf, (size_t)n + 1);
+}
+
+static void fail(tallow__session *s, int err)
+{
+    if (s->state == ST_FAILED) return;
+    s->state = ST_FAILED;
+    tallow__hs_wipe(&s->hs);
+    report_closed(s, err);
+}
+
+static void handshake_failed(tallow__session *s, int err)
+{
+    tallow_msg_HandshakeFailed m = {.code = err};
+    const char *why = tallow_strerror(err);
+    m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
+    send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
+    tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+    fail(s, err);
+}
+
+static void keys_ready(tallow__session *s)
+{
+    tallow__hs_keys(&s->hs, &s->keys);
+    tallow__hs_wipe(&s->hs);
+    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
+    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
+    s->state = ST_READY;
+    report_ready(s, 0);
+}
+
+/* ---- per-transfer keys */
+
+static tallow__aead *transfer_key(tallow__session *s, tx_key *tab, const uint8_t base[32],
+                                  uint64_t id)
+{
+    tx_key *victim = &tab[0];
+    for (int i = 0; i < TX_KEYS; i++) {
+        if (tab[i].used && tab[i].id == id) {
+            tab[i].stamp = ++s->stamp;
+            return &tab[i].aead;
+        }
+        if (!tab[i].used || tab[i].stamp < victim->stamp) victim = &tab[i];
+    }
+    uint8_t k[32];
+    tallow__kdf(base, "transfer", id, k);
+    tallow__aead_wipe(&victim->aead);
+    tallow__aead_init(&victim->aead, k, s->keys.alg);
+    sodium_memzero(k, sizeof(k));
+    victim->used = 1;
+    victim->id = id;
+    victim->stamp = ++s->stamp;
+    return &victim->aead;
+}
+
+/* ---- receiving */
+
+static void deliver(tallow__session *s, const uint8_t *m, size_t len)
+{
+    tallow_msg_any msg;
+    const tallow_msg_type *t;
+    int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
+    if (rc == TALLOW_EUNKTYPE || (rc == TALLOW_ETOOBIG && t == NULL)) {
+        /* a plugin type larger than the union, or unknown: decode into a heap buffer */
+        uint32_t id;
+        const tallow_msg_type *pt =
+            tallow_msg_peek_type(m, len, &id) == 0
+                ? tallow_registry_find(tallow_ctx_registry(s->ctx), id)
+                : NULL;
+        if (!pt) {
+            tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "peer sent a message of unknown type; ignored");
+            return;
+        }
+        void *big = calloc(1, pt->struct_size);
+        if (big && tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, big,
+                                     pt->struct_size) == 0) {
+            if (!(s->filter && s->filter(s, t, big, s->filter_ud)) && s->cbs->on_message)
+                s->cbs->on_message(s, t, big, s->ud);
+        }
+        free(big);
+        return;
+    }
+    if (rc < 0) {
+        tallow_ctx_set_error(s->ctx, "malformed message from the peer: %s", tallow_strerror(rc));
+        fail(s, TALLOW_EPROTO);
+        return;
+    }
+    if (t->id == TALLOW_MSG_DirectConnected && s->direct) {
+        /* the peer's last frame on the relay: what came direct may now be processed */
+        s->direct_rx_open = 1;
+    }
+    if (s->filter && s->filter(s, t, &msg, s->filter_ud)) return;
+    if (s->cbs->on_message) s->cbs->on_message(s, t, &msg, s->ud);
+}
+
+static void on_handshake_msg(tallow__session *s, const uint8_t *m, size_t len)
+{
+    tallow_msg_any msg;
+    const tallow_msg_type *t;
+    int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
+    if (rc < 0) {
+        handshake_failed(s, TALLOW_EPROTO);
+        return;
+    }
+    if (t->id == TALLOW_MSG_HandshakeFailed) {
+        int64_t code = msg.HandshakeFailed.code;
+        int err = code == TALLOW_EVERSION ? TALLOW_EVERSION : TALLOW_ECODE;
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+        fail(s, err);
+        return;
+    }
+    if (s->state != ST_HANDSHAKE) {
+        tallow_ctx_set_error(s->ctx, "unexpected handshake message");
+        fail(s, TALLOW_EPROTO);
+        return;
+    }
+    if (!s->initiator && t->id == TALLOW_MSG_HandshakeInit) {
+        tallow_msg_HandshakeResponse resp;
+        rc = tallow__hs_on_init(&s->hs, &msg.HandshakeInit, &resp);
+        if (rc < 0) return handshake_failed(s, rc == TALLOW_EPROTO ? TALLOW_EPROTO : rc);
+        send_plain(s, &tallow_msgtype_HandshakeResponse, &resp);
+    } else if (s->initiator && t->id == TALLOW_MSG_HandshakeResponse) {
+        tallow_msg_HandshakeComplete done;
+        rc = tallow__hs_on_response(&s->hs, &msg.HandshakeResponse, &done);
+        if (rc < 0) return handshake_failed(s, rc);
+        send_plain(s, &tallow_msgtype_HandshakeComplete, &done);
+        keys_ready(s);
+    } else if (!s->initiator && t->id == TALLOW_MSG_HandshakeComplete) {
+        rc = tallow__hs_on_complete(&s->hs, &msg.HandshakeComplete);
+        if (rc < 0) return handshake_failed(s, rc);
+        keys_ready(s);
+    } else {
+        handshake_failed(s, TALLOW_EPROTO);
+    }
+}
+
+static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
+{
+    if (s->state == ST_FAILED || len == 0) return;
+    uint8_t kind = data[0];
+    if (kind == KIND_PLAIN) {
+        on_handshake_msg(s, data + 1, len - 1);
+        return;
+    }
+    if (s->state != ST_READY) {
+        tallow_ctx_set_error(s->ctx, "sealed frame before the handshake finished");
+        fail(s, TALLOW_EPROTO);
+        return;
+    }
+    tallow__aead *a = &s->rx;
+    size_t pos = 1;
+    if (kind == KIND_TRANSFER) {
+        uint64_t id;
+        int n = tallow_varint_get(data + 1, len - 1, &id);
+        if (n < 0) return fail(s, TALLOW_EPROTO);
+        pos += (size_t)n;
+        a = transfer_key(s, s->rxk, s->keys.transfer_base_rx, id);
+    } else if (kind != KIND_SEALED) {
+        tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
+        return fail(s, TALLOW_EPROTO);
+    }
+    if (len - pos < TALLOW__AEAD_TAG || len - pos > SESSION_MAX_FRAME) return fail(s, TALLOW_ECRYPTO);
+    int n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
+    if (n < 0) {
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
+        return fail(s, TALLOW_ECRYPTO);
+    }
+    deliver(s, s->rbuf, (size_t)n);
+}
+
+static void flush_pending(tallow__session *s)
+{
+    for (size_t i = 0; i < s->npend && s->state != ST_FAILED; i++)
+        process_frame(s, s->pend[i].data, s->pend[i].len);
+    for (size_t i = 0; i < s->npend; i++) free(s->pend[i].data);
+    s->npend = 0;
+}
+
+static void ch_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size_t len, void *ud)
+{
+    tallow__session *s = ud;
+    if (ch == s->direct && !s->direct_rx_open) {
+        /* hold direct frames until the relay's switch marker has been processed */
+        if (s->npend == s->cappend) {
+            size_t cap = s->cappend ? s->cappend * 2 : 16;
+            struct pending *p = realloc(s->pend, cap * sizeof(*p));
+            if (!p) return fail(s, TALLOW_ENOMEM);
+            s->pend = p;
+            s->cappend = cap;
+        }
+        uint8_t *copy = malloc(len);
+        if (!copy) return fail(s, TALLOW_ENOMEM);
+        memcpy(copy, data, len);
+        s->pend[s->npend++] = (struct pending){copy, len};
+        return;
+    }
+    int was_open = s->direct_rx_open;
+    process_frame(s, data, len);
+    if (!was_open && s->direct_rx_open) flush_pending(s);
+}
+
+static void ch_ready(tallow_channel *ch, void *ud)
+{
+    tallow__session *s = ud;
+    if (ch != s->relay || s->state != ST_PAIRING) return;
+    s->state = ST_HANDSHAKE;
+    if (s->initiator) {
+        tallow_msg_HandshakeInit init;
+        int rc = tallow__hs_make_init(&s->hs, &init);
+        if (rc < 0) return fail(s, rc);
+        send_plain(s, &tallow_msgtype_HandshakeInit, &init);
+    }
+}
+
+static void ch_writable(tallow_channel *ch, void *ud)
+{
+    tallow__session *s = ud;
+    if (ch == s->path && s->cbs->on_writable) s->cbs->on_writable(s, s->ud);
+}
+
+static void ch_closed(tallow_channel *ch, int err, void *ud)
+{
+    tallow__session *s = ud;
+    if (ch == s->direct && s->relay) {
+        /* the direct path died: fall back to the relay */
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+        s->path = s->relay;
+        return;
+    }
+    if (s->state == ST_FAILED) return;
+    s->state = ST_FAILED;
+    if (err == 0) err = s->ready_reported ? 0 : TALLOW_EPEERGONE;
+    if (!s->ready_reported && !tallow_ctx_last_error(s->ctx)[0])
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+    report_closed(s, err);
+}
+
+static const tallow_channel_events ch_events = {
+    .on_ready = ch_ready,
+    .on_frame = ch_frame,
+    .on_writable = ch_writable,
+    .on_closed = ch_closed,
+};
+
+int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
+                         const tallow__session_cbs *cbs, void *ud, tallow__session **out)
+{
+    uint8_t room[32];
+    int rc = tallow__code_room_id(p->code, room);
+    if (rc < 0) {
+        tallow_ctx_set_error(ctx, "malformed code phrase (expected NUMBER-word-word-...)");
+        return rc;
+    }
+    /* aligned: the AES-GCM state inside tallow__aead needs 16 bytes */
+    tallow__session *s = NULL;
+    if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
+    memset(s, 0, sizeof(*s));
+    s->buf = malloc(SESSION_MAX_FRAME + 64);
+    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
+    if (!s->buf || !s->rbuf) {
+        rc = TALLOW_ENOMEM;
+        goto fail;
+    }
+    s->ctx = ctx;
+    s->cbs = cbs;
+    s->ud = ud;
+    s->initiator = p->initiator;
+    rc = tallow__hs_init(&s->hs, p->initiator, p->code, room);
+    if (rc < 0) goto fail;
+    tallow_channel_params cp = {
+        .struct_size = sizeof(cp),
+        .address = p->address,
+        .room = room,
+        .room_len = sizeof(room),
+        .password = p->password,
+        .capacity = p->capacity ? p->capacity : 2,
+        .initiator = p->initiator,
+        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
+    };
+    rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
+                             &s->relay);
+    if (rc < 0) goto fail;
+    s->path = s->relay;
+    *out = s;
+    return 0;
+fail:
+    tallow__hs_wipe(&s->hs);
+    free(s->buf);
+    free(s->rbuf);
+    free(s);
+    return rc;
+}
+
+static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr, size_t hlen,
+                         const tallow_msg_type *t, const void *msg)
+{
+    if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    size_t need = tallow_msg_encoded_size(t, msg);
+    if (need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
+    memcpy(s->buf, hdr, hlen);
+    /* encode at the end of the header, then seal in place */
+    int n = tallow_msg_encode(t, msg, s->buf + hlen, need);
+    if (n < 0) return n;
+    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, (size_t)n);
+    if (rc < 0) return rc;
+    return send_frame(s, s->path, s->buf, hlen + (size_t)n + TALLOW__AEAD_TAG);
+}
+
+int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const void *msg)
+{
+    uint8_t hdr = KIND_SEALED;
+    tallow_channel *before = s->path;
+    int rc = seal_and_send(s, &s->tx, &hdr, 1, t, msg);
+    if (rc >= 0 && t->id == TALLOW_MSG_DirectConnected && s->direct && before == s->relay)
+        s->path = s->direct; /* our switch marker went on the relay; everything after goes direct */
+    return rc;
+}
+
+int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
+                            const void *msg)
+{
+    uint8_t hdr[11];
+    hdr[0] = KIND_TRANSFER;
+    size_t hlen = 1 + tallow_varint_put(hdr + 1, tid);
+    if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    tallow__aead *a = transfer_key(s, s->txk, s->keys.transfer_base_tx, tid);
+    return seal_and_send(s, a, hdr, hlen, t, msg);
+}
+
+void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud)
+{
+    s->filter = f;
+    s->filter_ud = ud;
+}
+
+size_t tallow__session_queued(tallow__session *s)
+{
+    if (!s->path || !s->path->ops->queued) return 0;
+    return s->path->ops->queued(s->path);
+}
+
+void tallow__session_info(tallow__session *s, tallow_channel_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (s->path) tallow_channel_get_info(s->path, info);
+}
+
+const tallow__keys *tallow__session_keys(tallow__session *s)
+{
+    return s->state == ST_READY ? &s->keys : NULL;
+}
+
+int tallow__session_is_initiator(tallow__session *s)
+{
+    return s->initiator;
+}
+
+tallow_ctx *tallow__session_ctx(tallow__session *s)
+{
+    return s->ctx;
+}
+
+void tallow__session_use_channel(tallow__session *s, tallow_channel *direct)
+{
+    s->direct = direct;
+}
+
+void tallow__session_close(tallow__session *s)
+{
+    if (!s) return;
+    if (s->direct) tallow_channel_close(s->direct);
+    if (s->relay) tallow_channel_close(s->relay);
+    for (size_t i = 0; i < s->npend; i++) free(s->pend[i].data);
+    free(s->pend);
+    tallow__hs_wipe(&s->hs);
+    tallow__aead_wipe(&s->tx);
+    tallow__aead_wipe(&s->rx);
+    for (int i = 0; i < TX_KEYS; i++) {
+        tallow__aead_wipe(&s->txk[i].aead);
+        tallow__aead_wipe(&s->rxk[i].aead);
+    }
+    free(s->buf);
+    free(s->rbuf);
+    sodium_memzero(&s->keys, sizeof(s->keys));
+    free(s);
+}

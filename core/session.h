@@ -1,0 +1,63 @@
+/* core/session.h — the session: a channel to the peer (relay first, maybe direct later), the
+ * PAKE handshake on it, then every message sealed with AEAD. Frames on a channel:
+ *   0x00 | registry message                 plaintext: handshake messages only
+ *   0x01 | AEAD(session key, seq)           every other message
+ *   0x02 | varint transfer_id | AEAD(...)   messages of one transfer, under its own key
+ * Each key has its own sequence counter, and the transports keep order, so a replayed,
+ * dropped or reordered record fails to open. */
+#ifndef TALLOW_SESSION_H
+#define TALLOW_SESSION_H
+
+#include <tallow/tallow.h>
+
+#include "crypto.h"
+
+typedef struct tallow__session tallow__session;
+
+typedef struct tallow__session_cbs {
+    /* Handshake finished (0) or failed (TALLOW_ECODE, TALLOW_ECLOSED, ...). Once. */
+    void (*on_ready)(tallow__session *s, int status, void *ud);
+    /* A decrypted, decoded message; borrowed for the call. */
+    void (*on_message)(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud);
+    /* tallow__session_send returned 1 earlier and the path drained. */
+    void (*on_writable)(tallow__session *s, void *ud);
+    /* The session is over (0: orderly). After on_ready. Once. */
+    void (*on_closed)(tallow__session *s, int err, void *ud);
+} tallow__session_cbs;
+
+typedef struct tallow__session_params {
+    const char *transport; /* "relay" unless a plugin transport is chosen */
+    const char *address;   /* relay "host:port" (or the transport's address) */
+    const char *code;      /* the whole code phrase; copied and wiped */
+    const char *password;  /* relay password or NULL */
+    int initiator;         /* 1: sends HandshakeInit (the side that made the code) */
+    uint32_t capacity;     /* room size (2 = pair) */
+} tallow__session_params;
+
+/* A filter sees each message first; it returns 1 if it consumed it. */
+typedef int (*tallow__session_filter)(tallow__session *s, const tallow_msg_type *t,
+                                      const void *msg, void *ud);
+
+int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
+                         const tallow__session_cbs *cbs, void *ud, tallow__session **out);
+/* Seals and sends one message under the session key. 0, 1 (sent; above high water: wait for
+ * on_writable before sending more), or a negative error. */
+int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const void *msg);
+/* Same under the key of transfer `tid` (derived on first use). */
+int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
+                            const void *msg);
+void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud);
+/* Bytes queued in the active path and not yet on the network. */
+size_t tallow__session_queued(tallow__session *s);
+void tallow__session_info(tallow__session *s, tallow_channel_info *info);
+const tallow__keys *tallow__session_keys(tallow__session *s);
+int tallow__session_is_initiator(tallow__session *s);
+tallow_ctx *tallow__session_ctx(tallow__session *s);
+/* Closes the channel(s) and frees the session; no callback afterwards. */
+void tallow__session_close(tallow__session *s);
+
+/* Hook for the direct-path negotiator: a second, direct channel becomes the path. Frames sent
+ * afterwards use it; frames still arriving on the relay are processed first. */
+void tallow__session_use_channel(tallow__session *s, tallow_channel *direct);
+
+#endif

@@ -1,0 +1,645 @@
+/* core/transfer.c — the transfer engine (see transfer.h): offer/accept with resume offsets,
+ * windowed streaming of chunks under the transfer's own key, per-file verification, and the
+ * closing handshake. Everything the peer says is checked against the manifest it sent. */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "transfer.h"
+
+#define CHUNK (256u * 1024u)
+#define WINDOW (8u * 1024u * 1024u)
+#define ACK_EVERY (1u * 1024u * 1024u)
+#define RESUME_ALIGN (1u * 1024u * 1024u)
+#define MAX_TEXT (64u * 1024u * 1024u)
+#define MAX_ENTRIES (1u << 20)
+
+enum { X_OFFERED, X_STREAMING, X_FINISHING, X_DONE };
+
+struct tallow__xfer {
+    tallow__session *s;
+    tallow_ctx *ctx;
+    const tallow__xfer_cbs *cbs;
+    void *ud;
+    int sender;
+    int state;
+    uint64_t tid;
+    uint32_t kind;
+    tallow__manifest m;
+    uint64_t *resume; /* per entry: verified prefix, or size+1 for "skip" */
+    uint8_t *text;
+    size_t textlen;
+    tallow__xfer_stats st;
+    tallow_timer *progress;
+    /* sender */
+    size_t cur;
+    int fd;
+    uint64_t off;
+    tallow__hash hash;
+    int file_open;
+    int blocked;
+    int in_pump;
+    uint64_t wire_sent, acked;
+    uint8_t *chunk;
+    /* receiver */
+    int destfd;
+    int overwrite;
+    tallow__sink sink;
+    int sink_open;
+    size_t sink_idx;
+    size_t next_idx; /* files before this index are finished or skipped */
+    uint64_t wire_recv, last_ack;
+};
+
+static int is_skip(const tallow__xfer *x, size_t i)
+{
+    return x->resume[i] == x->m.e[i].size + 1;
+}
+
+static void report_progress(tallow__xfer *x)
+{
+    if (x->cbs->on_progress) x->cbs->on_progress(x, x->ud);
+}
+
+static void progress_tick(tallow_timer *t, void *ud)
+{
+    report_progress(ud);
+}
+
+static void finish(tallow__xfer *x, int status)
+{
+    if (x->state == X_DONE) return;
+    x->state = X_DONE;
+    x->st.finished_ns = tallow_now_ns();
+    if (x->progress) tallow_timer_stop(x->progress);
+    x->progress = NULL;
+    if (x->file_open) close(x->fd);
+    x->file_open = 0;
+    if (x->sink_open) tallow__sink_abort(&x->sink, 1);
+    x->sink_open = 0;
+    tallow__session_set_filter(x->s, NULL, NULL);
+    report_progress(x);
+    if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
+}
+
+/* Tells the peer, records the message, ends the transfer. */
+static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    tallow_ctx_set_error(x->ctx, "%s", msg);
+    tallow_msg_TransferError te = {.transfer_id = x->tid, .code = err};
+    te.message = (tallow_bytes){(const uint8_t *)msg, strlen(msg)};
+    tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferError, &te);
+    finish(x, err);
+}
+
+static void notice(tallow__xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void notice(tallow__xfer *x, const char *fmt, ...)
+{
+    char msg[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (x->cbs->on_notice) x->cbs->on_notice(x, msg, x->ud);
+}
+
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+    return tallow__printable(s, strlen(s), buf, cap);
+}
+
+/* ================================================================ sender */
+
+static void pump(tallow__xfer *x);
+
+static int send_chunk(tallow__xfer *x)
+{
+    tallow__entry *e = &x->m.e[x->cur];
+    if (!x->file_open) {
+        x->off = x->resume[x->cur];
+        tallow__hash_init(&x->hash);
+        if (x->kind == TALLOW__XFER_TEXT) {
+            x->fd = -1;
+        } else {
+            int rc = tallow__source_open(e, &x->fd);
+            if (rc < 0) {
+                char b[300];
+                abort_with(x, rc, "cannot read %s: %s", shown(e->path, b, sizeof(b)),
+                           tallow_strerror(rc));
+                return rc;
+            }
+            posix_fadvise(x->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+            /* the receiver keeps a verified prefix: hash it here, locally, not over the wire */
+            for (uint64_t p = 0; p < x->off;) {
+                size_t want = x->off - p < CHUNK ? (size_t)(x->off - p) : CHUNK;
+                ssize_t n = pread(x->fd, x->chunk, want, (off_t)p);
+                if (n <= 0) {
+                    abort_with(x, TALLOW_EHASH, "source changed while resuming");
+                    return TALLOW_EHASH;
+                }
+                tallow__hash_update(&x->hash, x->chunk, (size_t)n);
+                p += (uint64_t)n;
+            }
+        }
+        x->file_open = 1;
+    }
+    size_t n = e->size - x->off < CHUNK ? (size_t)(e->size - x->off) : CHUNK;
+    if (n > 0) {
+        if (x->kind == TALLOW__XFER_TEXT) {
+            memcpy(x->chunk, x->text + x->off, n);
+        } else {
+            ssize_t got = pread(x->fd, x->chunk, n, (off_t)x->off);
+            if (got != (ssize_t)n) {
+                char b[300];
+                abort_with(x, TALLOW_EHASH, "%s changed or shrank while sending",
+                           shown(e->path, b, sizeof(b)));
+                return TALLOW_EHASH;
+            }
+        }
+        tallow__hash_update(&x->hash, x->chunk, n);
+    }
+    tallow_msg_Chunk c = {.transfer_id = x->tid, .file_index = x->cur, .offset = x->off};
+    c.data = (tallow_bytes){x->chunk, n};
+    uint8_t digest[TALLOW__HASH_LEN];
+    x->off += n;
+    if (x->off == e->size) {
+        tallow__hash_final(&x->hash, digest);
+        c.last = 1;
+        c.hash = (tallow_bytes){digest, sizeof(digest)};
+    }
+    int rc = tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_Chunk, &c);
+    if (rc < 0) {
+        abort_with(x, rc, "sending failed: %s", tallow_strerror(rc));
+        return rc;
+    }
+    x->wire_sent += n;
+    x->st.bytes_wire += n;
+    if (c.last) {
+        if (x->fd >= 0) close(x->fd);
+        x->file_open = 0;
+        x->cur++;
+        x->st.files_done++;
+    }
+    if (rc == 1) x->blocked = 1;
+    return 0;
+}
+
+static void pump(tallow__xfer *x)
+{
+    if (x->in_pump) return;
+    x->in_pump = 1;
+    while (x->state == X_STREAMING && !x->blocked && x->wire_sent - x->acked < WINDOW) {
+        while (x->cur < x->m.n && (x->m.e[x->cur].type == TALLOW__ENT_DIR || is_skip(x, x->cur)))
+            x->cur++;
+        if (x->cur >= x->m.n) {
+            tallow_msg_TransferComplete tc = {.transfer_id = x->tid,
+                                              .files = x->m.nfiles,
+                                              .bytes = x->m.total_size};
+            int rc = tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &tc);
+            if (rc < 0) {
+                abort_with(x, rc, "sending failed: %s", tallow_strerror(rc));
+                break;
+            }
+            x->state = X_FINISHING;
+            break;
+        }
+        if (send_chunk(x) < 0) break;
+    }
+    x->in_pump = 0;
+}
+
+void tallow__xfer_writable(tallow__xfer *x)
+{
+    if (!x || !x->sender) return;
+    x->blocked = 0;
+    pump(x);
+}
+
+static int on_accept(tallow__xfer *x, const tallow_msg_FileAccept *a)
+{
+    const uint8_t *p = a->resume.ptr;
+    size_t left = a->resume.len;
+    for (size_t i = 0; i < x->m.n; i++) {
+        uint64_t v = 0;
+        if (left > 0) {
+            int n = tallow_varint_get(p, left, &v);
+            if (n < 0) return TALLOW_EPROTO;
+            p += n;
+            left -= (size_t)n;
+        }
+        if (v > x->m.e[i].size + 1 || (x->m.e[i].type == TALLOW__ENT_DIR && v > 1))
+            return TALLOW_EPROTO;
+        x->resume[i] = x->m.e[i].type == TALLOW__ENT_DIR ? 0 : v;
+        if (x->m.e[i].type == TALLOW__ENT_FILE) {
+            uint64_t had = is_skip(x, i) ? x->m.e[i].size : v;
+            x->st.bytes_resumed += had;
+            if (is_skip(x, i)) x->st.files_skipped++;
+        }
+    }
+    if (left) return TALLOW_EPROTO;
+    x->st.bytes_done = x->st.bytes_resumed;
+    x->state = X_STREAMING;
+    pump(x);
+    return 0;
+}
+
+/* ================================================================ receiver */
+
+static void send_ack(tallow__xfer *x)
+{
+    tallow_msg_Ack a = {.transfer_id = x->tid, .bytes = x->wire_recv, .file_index = x->sink_idx};
+    x->last_ack = x->wire_recv;
+    tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_Ack, &a);
+}
+
+static void on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
+{
+    char b[300];
+    if (x->state != X_STREAMING) return abort_with(x, TALLOW_EPROTO, "chunk after the transfer ended");
+    if (c->file_index >= x->m.n || c->file_index < x->next_idx)
+        return abort_with(x, TALLOW_EPROTO, "peer sent data for an unknown or finished file");
+    size_t idx = (size_t)c->file_index;
+    tallow__entry *e = &x->m.e[idx];
+    if (e->type != TALLOW__ENT_FILE || is_skip(x, idx))
+        return abort_with(x, TALLOW_EPROTO, "peer sent data for %s, which was not accepted",
+                          shown(e->path, b, sizeof(b)));
+    if (!x->sink_open || x->sink_idx != idx) {
+        if (x->sink_open) return abort_with(x, TALLOW_EPROTO, "peer left a file unfinished");
+        for (size_t i = x->next_idx; i < idx; i++)
+            if (x->m.e[i].type == TALLOW__ENT_FILE && !is_skip(x, i))
+                return abort_with(x, TALLOW_EPROTO, "peer skipped a file it had to send");
+        if (x->kind == TALLOW__XFER_TEXT) {
+            x->sink.written = 0;
+        } else {
+            uint64_t roff = 0;
+            int rc = tallow__sink_open(&x->sink, x->destfd, e, x->overwrite, RESUME_ALIGN, &roff);
+            if (rc < 0)
+                return abort_with(x, rc, "cannot write %s: %s", shown(e->path, b, sizeof(b)),
+                                  tallow_strerror(rc));
+            if (roff != x->resume[idx]) {
+                tallow__sink_abort(&x->sink, 1);
+                return abort_with(x, TALLOW_EPROTO, "partial file of %s changed during the transfer",
+                                  shown(e->path, b, sizeof(b)));
+            }
+        }
+        x->sink_open = 1;
+        x->sink_idx = idx;
+    }
+    uint64_t have = x->kind == TALLOW__XFER_TEXT ? x->textlen : x->sink.written;
+    if (c->offset != have)
+        return abort_with(x, TALLOW_EPROTO, "out-of-order data for %s", shown(e->path, b, sizeof(b)));
+    if (c->data.len > e->size - have)
+        return abort_with(x, TALLOW_EPROTO, "peer sent more bytes than declared for %s",
+                          shown(e->path, b, sizeof(b)));
+    if (x->kind == TALLOW__XFER_TEXT) {
+        memcpy(x->text + x->textlen, c->data.ptr, c->data.len);
+        x->textlen += c->data.len;
+    } else if (c->data.len) {
+        int rc = tallow__sink_write(&x->sink, c->offset, c->data.ptr, c->data.len);
+        if (rc < 0)
+            return abort_with(x, rc, "writing %s failed: %s", shown(e->path, b, sizeof(b)),
+                              tallow_strerror(rc));
+    }
+    x->wire_recv += c->data.len;
+    x->st.bytes_wire += c->data.len;
+    x->st.bytes_done += c->data.len;
+    if (c->last) {
+        have = x->kind == TALLOW__XFER_TEXT ? x->textlen : x->sink.written;
+        if (have != e->size)
+            return abort_with(x, TALLOW_EPROTO, "peer sent fewer bytes than declared for %s",
+                              shown(e->path, b, sizeof(b)));
+        if (c->hash.len != TALLOW__HASH_LEN)
+            return abort_with(x, TALLOW_EPROTO, "missing file hash for %s", shown(e->path, b, sizeof(b)));
+        int rc;
+        if (x->kind == TALLOW__XFER_TEXT) {
+            uint8_t d[TALLOW__HASH_LEN];
+            tallow__hash h;
+            tallow__hash_init(&h);
+            tallow__hash_update(&h, x->text, x->textlen);
+            tallow__hash_final(&h, d);
+            rc = sodium_memcmp(d, c->hash.ptr, sizeof(d)) == 0 ? 0 : TALLOW_EHASH;
+        } else {
+            rc = tallow__sink_finish(&x->sink, c->hash.ptr);
+        }
+        x->sink_open = 0;
+        if (rc < 0)
+            return abort_with(x, rc, "%s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
+        x->st.files_done++;
+        x->next_idx = idx + 1;
+    }
+    if (x->wire_recv - x->last_ack >= ACK_EVERY || c->last) send_ack(x);
+}
+
+static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete *tc)
+{
+    if (x->sink_open) return abort_with(x, TALLOW_EPROTO, "transfer ended in the middle of a file");
+    for (size_t i = x->next_idx; i < x->m.n; i++)
+        if (x->m.e[i].type == TALLOW__ENT_FILE && !is_skip(x, i))
+            return abort_with(x, TALLOW_EPROTO, "transfer ended before every file arrived");
+    if (x->kind == TALLOW__XFER_FILES)
+        for (size_t i = x->m.n; i-- > 0;) /* deepest first: contents settle before parents */
+            if (x->m.e[i].type == TALLOW__ENT_DIR && !is_skip(x, i))
+                tallow__dir_finish(x->destfd, &x->m.e[i]);
+    tallow_msg_TransferComplete done = {.transfer_id = x->tid, .files = x->st.files_done,
+                                        .bytes = x->st.bytes_done};
+    tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &done);
+    finish(x, x->st.refused ? TALLOW_EUNSAFEPATH : 0);
+}
+
+/* ================================================================ shared */
+
+static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    tallow__xfer *x = ud;
+    uint64_t tid;
+    switch (t->id) {
+    case TALLOW_MSG_FileAccept:
+    case TALLOW_MSG_FileReject:
+    case TALLOW_MSG_Chunk:
+    case TALLOW_MSG_Ack:
+    case TALLOW_MSG_TransferComplete:
+    case TALLOW_MSG_TransferError:
+        memcpy(&tid, msg, sizeof(tid)); /* transfer_id is the first field of each */
+        break;
+    default:
+        return 0;
+    }
+    if (tid != x->tid || x->state == X_DONE) return 0;
+    char reason[300];
+    switch (t->id) {
+    case TALLOW_MSG_FileAccept:
+        if (!x->sender || x->state != X_OFFERED) break;
+        if (on_accept(x, msg) < 0) abort_with(x, TALLOW_EPROTO, "malformed resume list from the peer");
+        return 1;
+    case TALLOW_MSG_FileReject: {
+        const tallow_msg_FileReject *r = msg;
+        if (!x->sender || x->state != X_OFFERED) break;
+        tallow_ctx_set_error(x->ctx, "the receiver declined%s%s", r->reason.len ? ": " : "",
+                             r->reason.len ? tallow__printable((const char *)r->reason.ptr,
+                                                               r->reason.len, reason, sizeof(reason))
+                                           : "");
+        finish(x, TALLOW_EREJECTED);
+        return 1;
+    }
+    case TALLOW_MSG_Chunk:
+        if (x->sender) break;
+        on_chunk(x, msg);
+        return 1;
+    case TALLOW_MSG_Ack: {
+        const tallow_msg_Ack *a = msg;
+        if (!x->sender) break;
+        if (a->bytes > x->wire_sent || a->bytes < x->acked) {
+            abort_with(x, TALLOW_EPROTO, "acknowledgement for bytes never sent");
+            return 1;
+        }
+        x->st.bytes_done += a->bytes - x->acked;
+        x->acked = a->bytes;
+        pump(x);
+        return 1;
+    }
+    case TALLOW_MSG_TransferComplete:
+        if (x->sender) {
+            if (x->state != X_FINISHING) break;
+            x->st.files_done = x->m.nfiles;
+            x->st.bytes_done = x->st.bytes_total;
+            finish(x, 0);
+        } else {
+            if (x->state != X_STREAMING) break;
+            on_sender_complete(x, msg);
+        }
+        return 1;
+    case TALLOW_MSG_TransferError: {
+        const tallow_msg_TransferError *te = msg;
+        tallow_ctx_set_error(x->ctx, "the peer stopped the transfer: %s",
+                             tallow__printable((const char *)te->message.ptr, te->message.len,
+                                               reason, sizeof(reason)));
+        int code = te->code < 0 && te->code > -2000 ? (int)te->code : TALLOW_EPROTO;
+        finish(x, code);
+        return 1;
+    }
+    }
+    abort_with(x, TALLOW_EPROTO, "unexpected %s from the peer", t->name);
+    return 1;
+}
+
+static tallow__xfer *xfer_new(tallow__session *s, const tallow__xfer_cbs *cbs, void *ud)
+{
+    tallow__xfer *x = calloc(1, sizeof(*x));
+    if (!x) return NULL;
+    x->s = s;
+    x->ctx = tallow__session_ctx(s);
+    x->cbs = cbs;
+    x->ud = ud;
+    x->fd = -1;
+    x->destfd = -1;
+    x->st.started_ns = tallow_now_ns();
+    return x;
+}
+
+static void start_progress(tallow__xfer *x)
+{
+    x->progress = tallow_timer_start(tallow_ctx_loop(x->ctx), 100, 100, progress_tick, x);
+    tallow__session_set_filter(x->s, filter, x);
+}
+
+int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text, size_t textlen,
+                      const tallow__xfer_cbs *cbs, void *ud, tallow__xfer **out)
+{
+    tallow__xfer *x = xfer_new(s, cbs, ud);
+    if (!x) return TALLOW_ENOMEM;
+    x->sender = 1;
+    x->chunk = malloc(CHUNK);
+    int rc = TALLOW_ENOMEM;
+    if (!x->chunk) goto fail;
+    if (text) {
+        if (textlen > MAX_TEXT) {
+            rc = TALLOW_ETOOBIG;
+            goto fail;
+        }
+        x->kind = TALLOW__XFER_TEXT;
+        x->text = malloc(textlen ? textlen : 1);
+        if (!x->text) goto fail;
+        memcpy(x->text, text, textlen);
+        x->textlen = textlen;
+        x->m.e = calloc(1, sizeof(tallow__entry));
+        if (!x->m.e || !(x->m.e[0].path = strdup("text"))) goto fail;
+        x->m.n = 1;
+        x->m.e[0].size = textlen;
+        x->m.e[0].mode = 0644;
+        x->m.nfiles = 1;
+        x->m.total_size = textlen;
+    } else {
+        x->m = *m;
+        memset(m, 0, sizeof(*m));
+    }
+    x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
+    if (!x->resume) goto fail;
+    randombytes_buf(&x->tid, sizeof(x->tid));
+    x->tid &= 0x7fffffffffffffffull; /* fits a Lua integer */
+    x->st.bytes_total = x->m.total_size;
+    x->st.files_total = x->m.nfiles;
+
+    uint8_t *enc = NULL;
+    size_t enclen = 0;
+    rc = tallow__manifest_encode(&x->m, &enc, &enclen);
+    if (rc < 0) goto fail;
+    tallow_msg_FileOffer fo = {.transfer_id = x->tid, .kind = x->kind, .count = x->m.n,
+                               .total_size = x->m.total_size};
+    fo.manifest = (tallow_bytes){enc, enclen};
+    rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileOffer, &fo);
+    free(enc);
+    if (rc < 0) goto fail;
+    x->state = X_OFFERED;
+    start_progress(x);
+    *out = x;
+    return 0;
+fail:
+    tallow__xfer_free(x);
+    return rc;
+}
+
+/* What the receiver already has of entry e: 0 and *off (0 = nothing), 1 when the final file is
+ * there complete (same size and mtime), or a negative error when it must be refused. */
+static int probe(tallow__xfer *x, const tallow__entry *e, uint64_t *off)
+{
+    return tallow__sink_probe(x->destfd, e, x->overwrite, RESUME_ALIGN, off);
+}
+
+int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int destfd,
+                      int overwrite, const tallow__xfer_cbs *cbs, void *ud, tallow__xfer **out)
+{
+    tallow__xfer *x = xfer_new(s, cbs, ud);
+    if (!x) return TALLOW_ENOMEM;
+    x->tid = offer->transfer_id;
+    x->kind = offer->kind;
+    x->destfd = destfd;
+    x->overwrite = overwrite;
+    int rc = tallow__manifest_decode(offer->manifest.ptr, offer->manifest.len, MAX_ENTRIES, &x->m);
+    if (rc < 0) {
+        tallow_ctx_set_error(x->ctx, "refused the offer: %s", tallow_strerror(rc));
+        tallow__xfer_reject(s, x->tid, tallow_strerror(rc));
+        tallow__xfer_free(x);
+        return rc;
+    }
+    if (x->kind == TALLOW__XFER_TEXT) {
+        if (x->m.n != 1 || x->m.e[0].size > MAX_TEXT) {
+            tallow__xfer_reject(s, x->tid, "text too large");
+            tallow__xfer_free(x);
+            return TALLOW_ETOOBIG;
+        }
+        x->text = malloc(x->m.e[0].size + 1);
+    } else if (x->kind != TALLOW__XFER_FILES) {
+        tallow__xfer_reject(s, x->tid, "unknown offer kind");
+        tallow__xfer_free(x);
+        return TALLOW_EPROTO;
+    }
+    x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
+    size_t cap = x->m.n * 11 + 1;
+    uint8_t *list = malloc(cap);
+    if (!x->resume || !list || (x->kind == TALLOW__XFER_TEXT && !x->text)) {
+        free(list);
+        tallow__xfer_free(x);
+        return TALLOW_ENOMEM;
+    }
+    x->st.bytes_total = x->m.total_size;
+    x->st.files_total = x->m.nfiles;
+    size_t pos = 0;
+    char b[300];
+    for (size_t i = 0; i < x->m.n; i++) {
+        tallow__entry *e = &x->m.e[i];
+        uint64_t v = 0;
+        if (x->kind == TALLOW__XFER_TEXT) {
+            v = 0;
+        } else if (e->type == TALLOW__ENT_DIR) {
+            rc = tallow__dir_apply(destfd, e);
+            if (rc < 0) {
+                notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
+                x->st.refused++;
+                v = 1; /* dirs: 1 marks refused; the sender ignores dirs anyway */
+            }
+        } else {
+            uint64_t off = 0;
+            rc = probe(x, e, &off);
+            if (rc < 0) {
+                notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
+                x->st.refused++;
+                v = e->size + 1;
+            } else if (rc == 1) {
+                v = e->size + 1;
+                x->st.files_skipped++;
+                x->st.bytes_resumed += e->size;
+            } else {
+                v = off;
+                x->st.bytes_resumed += off;
+            }
+        }
+        x->resume[i] = v;
+        pos += tallow_varint_put(list + pos, v);
+    }
+    x->st.bytes_done = x->st.bytes_resumed;
+    tallow_msg_FileAccept fa = {.transfer_id = x->tid};
+    fa.resume = (tallow_bytes){list, pos};
+    rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
+    free(list);
+    if (rc < 0) {
+        tallow__xfer_free(x);
+        return rc;
+    }
+    x->state = X_STREAMING;
+    start_progress(x);
+    *out = x;
+    return 0;
+}
+
+int tallow__xfer_reject(tallow__session *s, uint64_t tid, const char *reason)
+{
+    tallow_msg_FileReject r = {.transfer_id = tid};
+    r.reason = (tallow_bytes){(const uint8_t *)reason, strlen(reason)};
+    return tallow__session_send_tx(s, tid, &tallow_msgtype_FileReject, &r);
+}
+
+void tallow__xfer_get_stats(const tallow__xfer *x, tallow__xfer_stats *st)
+{
+    *st = x->st;
+}
+
+const char *tallow__xfer_text(const tallow__xfer *x, size_t *len)
+{
+    *len = x->textlen;
+    return (const char *)x->text;
+}
+
+void tallow__xfer_path(const tallow__xfer *x, char *out, size_t cap)
+{
+    tallow_channel_info info;
+    tallow__session_info(x->s, &info);
+    snprintf(out, cap, "%s", info.direct ? "direct" : "relay");
+}
+
+void tallow__xfer_free(tallow__xfer *x)
+{
+    if (!x) return;
+    if (x->progress) tallow_timer_stop(x->progress);
+    if (x->file_open && x->fd >= 0) close(x->fd);
+    if (x->sink_open) tallow__sink_abort(&x->sink, 1);
+    if (x->s && x->state != X_DONE) tallow__session_set_filter(x->s, NULL, NULL);
+    tallow__manifest_free(&x->m);
+    free(x->resume);
+    free(x->text);
+    free(x->chunk);
+    free(x);
+}
