@@ -29,7 +29,9 @@ typedef struct peer {
     uint64_t rx;
     int rx_bad;
     int connected, closed, close_err, writable_events;
-    int stun_like; /* datagrams a STUN demultiplexer would take (first byte < 64 or cookie) */
+    int stun_like;       /* datagrams a STUN demultiplexer would take (first byte < 64 or cookie) */
+    unsigned drop_every; /* lose every n-th datagram sent (0: none) */
+    uint64_t dgrams, dropped;
 } peer;
 
 static uint8_t pattern(uint64_t off, uint8_t seed)
@@ -46,7 +48,17 @@ static int p_send(void *ud, const struct sockaddr *to, socklen_t tolen, const ui
         size_t n = len - off < segsz ? len - off : segsz;
         if (data[off] < 64 || (n >= 8 && memcmp(data + off + 4, cookie, 4) == 0)) p->stun_like++;
     }
-    return qt_udp_send(p->fd, to, tolen, data, len, segsz);
+    if (!p->drop_every) return qt_udp_send(p->fd, to, tolen, data, len, segsz);
+    for (size_t off = 0; off < len; off += segsz) { /* one by one, losing some */
+        size_t n = len - off < segsz ? len - off : segsz;
+        if (++p->dgrams % p->drop_every == 0) {
+            p->dropped++;
+            continue;
+        }
+        int rv = qt_udp_send(p->fd, to, tolen, data + off, n, n);
+        if (rv != 0) return rv;
+    }
+    return 0;
 }
 
 static void p_connected(void *ud)
@@ -216,6 +228,31 @@ static void test_quic_conn_transfers_both_ways_in_order(void **state)
     peer_close(&srv);
 }
 
+static void test_quic_conn_survives_loss(void **state)
+{
+    (void)state;
+    uint8_t psk[32];
+    memset(psk, 0x19, sizeof(psk));
+    peer cli, srv;
+    peer_open(&cli, 5, 6);
+    peer_open(&srv, 6, 5);
+    cli.drop_every = 29; /* ~3.4% each way, handshake included */
+    srv.drop_every = 31;
+    peer_start(&cli, 0, psk, &srv);
+    peer_start(&srv, 1, psk, &cli);
+    peer *ps[2] = {&cli, &srv};
+    cli.tx_target = 20 * MiB; /* wraps the 8 MiB send ring with retransmissions pending */
+    srv.tx_target = 3 * MiB;
+    assert_true(run(ps, 2, all_delivered, 60000));
+    assert_int_equal(cli.closed + srv.closed, 0);
+    assert_true(cli.dropped > 100 && srv.dropped > 10);
+    assert_int_equal(srv.rx, 20 * MiB);
+    assert_int_equal(cli.rx, 3 * MiB);
+    assert_int_equal(srv.rx_bad + cli.rx_bad, 0);
+    peer_close(&cli);
+    peer_close(&srv);
+}
+
 static void test_quic_conn_wrong_psk_fails_both_sides(void **state)
 {
     (void)state;
@@ -276,6 +313,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_conn_transfers_both_ways_in_order),
+        cmocka_unit_test(test_quic_conn_survives_loss),
         cmocka_unit_test(test_quic_conn_wrong_psk_fails_both_sides),
         cmocka_unit_test(test_quic_conn_server_ignores_stranger),
     };
