@@ -470,6 +470,12 @@ static size_t quic_queued(tallow_channel *ch)
     return l->pend_len + (size_t)st.unsent;
 }
 
+/* Limits worth knowing:
+ * - one quic channel per tallow_udp endpoint (it takes the endpoint's TALLOW_UDP_QUIC handler);
+ * - close is immediate: what the peer has not acknowledged yet may be lost, so a session closes
+ *   after its own end-of-transfer exchange; the endpoint must still be open when close runs;
+ * - frames are at most 16 MiB; send() returns 1 once more than the connection's 8 MiB buffer
+ *   is queued, and on_writable follows when the backlog has moved into it. */
 static const tallow_transport_ops quic_ops = {
     .version = TALLOW_TRANSPORT_OPS_VERSION,
     .struct_size = sizeof(tallow_transport_ops),
