@@ -580,9 +580,11 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
 {
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    size_t pmax = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
-    if (pmax > QUIC_MAX_PKT) pmax = QUIC_MAX_PKT;
-    size_t maxpkts = ngtcp2_conn_get_send_quantum(c->conn) / pmax;
+    /* ngtcp2 sizes ordinary packets to the validated path MTU itself; the room we offer must
+     * also fit its PMTUD probes (up to QUIC_MAX_PKT), or the path never grows beyond 1200. */
+    size_t pmax = QUIC_MAX_PKT;
+    size_t maxpkts = ngtcp2_conn_get_send_quantum(c->conn) /
+                     ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
     if (maxpkts < 1) maxpkts = 1;
     if (maxpkts > QUIC_BATCH) maxpkts = QUIC_BATCH;
     size_t total = 0, segsz = 0, npkts = 0, sent_pkts = 0;

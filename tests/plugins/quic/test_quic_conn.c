@@ -32,6 +32,7 @@ typedef struct peer {
     int stun_like;       /* datagrams a STUN demultiplexer would take (first byte < 64 or cookie) */
     unsigned drop_every; /* lose every n-th datagram sent (0: none) */
     uint64_t dgrams, dropped;
+    size_t max_dgram;
 } peer;
 
 static uint8_t pattern(uint64_t off, uint8_t seed)
@@ -47,6 +48,7 @@ static int p_send(void *ud, const struct sockaddr *to, socklen_t tolen, const ui
     for (size_t off = 0; off < len; off += segsz) {
         size_t n = len - off < segsz ? len - off : segsz;
         if (data[off] < 64 || (n >= 8 && memcmp(data + off + 4, cookie, 4) == 0)) p->stun_like++;
+        if (n > p->max_dgram) p->max_dgram = n;
     }
     if (!p->drop_every) return qt_udp_send(p->fd, to, tolen, data, len, segsz);
     for (size_t off = 0; off < len; off += segsz) { /* one by one, losing some */
@@ -210,6 +212,8 @@ static void test_quic_conn_transfers_both_ways_in_order(void **state)
     assert_int_equal(cli.rx, 1 * MiB);
     assert_int_equal(srv.rx_bad + cli.rx_bad, 0);
     assert_true(cli.writable_events > 0); /* 64 MiB cannot fit the 8 MiB buffer at once */
+    /* PMTUD took the path past QUIC's 1200-byte floor, never past our 1452 ceiling. */
+    assert_true(cli.max_dgram > 1200 && cli.max_dgram <= 1452);
 
     quic_conn_stat st;
     quic_conn_get_stat(cli.qc, &st);
