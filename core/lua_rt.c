@@ -177,6 +177,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.plugins", luaopen_tallow_plugins},
     {"tallow.service", luaopen_tallow_service},
     {"tallow.session", luaopen_tallow_session},
+    {"tallow.code", luaopen_tallow_code},
     {NULL, NULL},
 };
 

@@ -1,0 +1,128 @@
+-- tallow.cli: command-line parsing for command scripts, with --help generated from the spec.
+--
+--   local opts, args = cli.parse({
+--       usage = "tallow send [options] FILE...",
+--       summary = "Send files to the peer who has the code",
+--       options = {
+--           { "--relay", arg = "HOST:PORT", help = "relay to meet at", env = "TALLOW_RELAY" },
+--           { "--yes", "-y", help = "accept without asking" },
+--       },
+--   }, arg)
+--
+-- Flags without `arg` are booleans. Repeatable options (`many = true`) collect a list.
+-- Unknown options print the usage and exit 2; --help prints it and exits 0.
+local M = {}
+
+local function key_of(o)
+    return (o[1]:gsub("^%-%-", ""):gsub("%-", "_"))
+end
+
+function M.usage(spec)
+    local out = { "usage: " .. spec.usage, "", spec.summary or "" }
+    if spec.description then out[#out + 1] = "" out[#out + 1] = spec.description end
+    out[#out + 1] = ""
+    out[#out + 1] = "options:"
+    for _, o in ipairs(spec.options) do
+        local names = o[1] .. (o[2] and (", " .. o[2]) or "") .. (o.arg and (" " .. o.arg) or "")
+        local help = o.help or ""
+        if o.env then help = help .. " [env " .. o.env .. "]" end
+        if o.default ~= nil then help = help .. " (default " .. tostring(o.default) .. ")" end
+        out[#out + 1] = string.format("  %-26s %s", names, help)
+    end
+    out[#out + 1] = string.format("  %-26s %s", "--help, -h", "show this help")
+    return table.concat(out, "\n")
+end
+
+function M.parse(spec, argv)
+    local byname, opts, args = {}, {}, {}
+    for _, o in ipairs(spec.options) do
+        byname[o[1]] = o
+        if o[2] then byname[o[2]] = o end
+        local k = key_of(o)
+        if o.many then opts[k] = {} end
+        if o.env and os.getenv(o.env) and os.getenv(o.env) ~= "" then
+            local v = os.getenv(o.env)
+            if o.arg then opts[k] = o.many and { v } or v else opts[k] = v ~= "0" end
+        elseif o.default ~= nil then
+            opts[k] = o.default
+        end
+    end
+    local i, n = 1, #argv
+    local rest = false
+    while i <= n do
+        local a = argv[i]
+        if rest or a == "-" or a:sub(1, 1) ~= "-" then
+            args[#args + 1] = a
+        elseif a == "--" then
+            rest = true
+        elseif a == "--help" or a == "-h" then
+            print(M.usage(spec))
+            os.exit(0)
+        else
+            local name, val = a:match("^(%-%-[^=]+)=(.*)$")
+            name = name or a
+            local o = byname[name]
+            if not o then
+                io.stderr:write("tallow: unknown option " .. name .. "\n" .. M.usage(spec) .. "\n")
+                os.exit(2)
+            end
+            local k = key_of(o)
+            if o.arg then
+                if not val then
+                    i = i + 1
+                    val = argv[i]
+                    if not val then
+                        io.stderr:write("tallow: " .. name .. " needs " .. o.arg .. "\n")
+                        os.exit(2)
+                    end
+                end
+                if o.number then
+                    local v = tonumber(val)
+                    if not v then
+                        io.stderr:write("tallow: " .. name .. " needs a number, not '" .. val .. "'\n")
+                        os.exit(2)
+                    end
+                    val = v
+                end
+                if o.many then
+                    if opts[k] and opts[k]._env then opts[k] = {} end
+                    table.insert(opts[k], val)
+                else
+                    opts[k] = val
+                end
+            else
+                if val then
+                    io.stderr:write("tallow: " .. name .. " takes no value\n")
+                    os.exit(2)
+                end
+                opts[k] = true
+            end
+        end
+        i = i + 1
+    end
+    return opts, args
+end
+
+-- Options every relay-connected command takes. The policy flags are also read by the runner
+-- (in C) before the script starts, so a script cannot loosen them.
+M.relay_options = {
+    { "--relay", arg = "HOST:PORT", help = "relay to meet at", env = "TALLOW_RELAY", default = "127.0.0.1:4433" },
+    { "--relay-password", arg = "PASS", help = "password of a private relay", env = "TALLOW_RELAY_PASSWORD" },
+    { "--no-p2p", help = "never go direct: every byte through the relay", env = "TALLOW_NO_P2P" },
+    { "--proxy", arg = "socks5://HOST:PORT", help = "reach the relay through a SOCKS5 proxy (implies --no-p2p)", env = "TALLOW_PROXY" },
+    { "--tor", help = "reach the relay through Tor at 127.0.0.1:9050 (implies --no-p2p)" },
+    { "--stun", arg = "HOST:PORT", many = true, help = "STUN server for the direct path (default: the relay)" },
+    { "--allow-loopback", help = "allow loopback candidates (tests on one machine)" },
+    { "--transport", arg = "NAME", help = "transport plugin to meet through", default = "relay" },
+    { "--plugin", arg = "PATH", many = true, help = "load an extra plugin first" },
+    { "--json", help = "print JSON events, one per line, instead of a progress bar" },
+}
+
+function M.with_relay_options(options)
+    local all = {}
+    for _, o in ipairs(options) do all[#all + 1] = o end
+    for _, o in ipairs(M.relay_options) do all[#all + 1] = o end
+    return all
+end
+
+return M

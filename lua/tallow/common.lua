@@ -1,0 +1,56 @@
+-- tallow.common: steps the stock commands share — load extra plugins, find the code phrase
+-- (argument, TALLOW_CODE, or a prompt, so it need not appear in `ps`), open the session.
+local tallow = require "tallow"
+local ui = require "tallow.ui"
+local M = {}
+
+function M.load_plugins(opts)
+    for _, p in ipairs(opts.plugin or {}) do
+        local ok, err = tallow.plugins.load(p)
+        if not ok then ui.die(err) end
+    end
+end
+
+-- The code for the side that did not make it: from the argument, the environment or a prompt.
+function M.code_from(given)
+    local code = given or os.getenv("TALLOW_CODE")
+    if not code or code == "" then
+        code = ui.ask("Enter the code phrase: ")
+        if not code or code == "" then ui.die("no code phrase given") end
+    end
+    local norm, err = tallow.code.normalize(code)
+    if not norm then ui.die(err) end
+    return norm
+end
+
+-- The code for the side that makes it: --code, TALLOW_CODE, or a fresh one.
+function M.new_code(opts)
+    local code = opts.code or os.getenv("TALLOW_CODE")
+    if code and code ~= "" then
+        local norm, err = tallow.code.normalize(code)
+        if not norm then ui.die(err) end
+        return norm
+    end
+    return tallow.code.generate(opts.words or 3)
+end
+
+function M.open(opts, code, initiator, capacity)
+    ui.event("connecting", { relay = opts.relay })
+    local s, err, ecode = tallow.session.open {
+        code = code,
+        relay = opts.relay,
+        password = opts.relay_password,
+        transport = opts.transport,
+        initiator = initiator,
+        capacity = capacity,
+    }
+    if not s then ui.die(err, ecode) end
+    local info = s:info()
+    ui.event("paired", { path = info.path, verify = info.verify })
+    if opts.verify then
+        ui.say("Verification: %s  (the other side must show the same)", info.verify)
+    end
+    return s
+end
+
+return M

@@ -1,0 +1,90 @@
+/* plugins/relay/relay_cl.h — the relay client transport's internals, shared by relay_client.c
+ * (connection, sending, lifetime), relay_client_rx.c (received frames and room events) and
+ * relay_socks.c (the SOCKS5 CONNECT state machine). */
+#ifndef TALLOW_PLUGIN_RELAY_CL_H
+#define TALLOW_PLUGIN_RELAY_CL_H
+
+#include <netdb.h>
+#include <sodium.h>
+
+#include "relay.h"
+
+#define RELAY_CL_HIGH (8u * 1024u * 1024u)   /* send() returns 1 above this */
+#define RELAY_CL_LOW (2u * 1024u * 1024u)    /* on_writable below this */
+#define RELAY_CL_FLUSH_NOW (256u * 1024u)    /* write at once instead of at the next round */
+#define RELAY_CL_MAX_FRAME (TALLOW_MSG_MAX_FRAME + RELAY_TGT_HDR)
+#define RELAY_CL_CONNECT_MS 10000u           /* one connection attempt (TCP + SOCKS) */
+#define RELAY_CL_RETRY_MS 500u               /* pause between resume attempts */
+#define RELAY_RECONNECT_MS 20000u            /* how long a dropped channel tries to resume */
+
+enum relay_cl_state {
+    CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
+    CL_CONNECTING, /* nonblocking connect in progress */
+    CL_SOCKS,      /* SOCKS5 negotiation with the proxy */
+    CL_JOINING,    /* RoomJoin sent, waiting for RoomJoined */
+    CL_WAITING,    /* in the room, waiting for a peer */
+    CL_READY,      /* paired: frames flow */
+    CL_CLOSED,     /* on_closed reported (or closed by the user) */
+};
+
+/* The plugin's own state for one channel. It is allocated separately from the host's instance
+ * (relay_chan) because the user may close the channel from inside one of its callbacks: close
+ * detaches it (ch = NULL) and it is freed once no callback or deferred call holds it. */
+typedef struct relay_cl {
+    tallow_channel *ch; /* NULL once closed by the user */
+    relay_plugin *host_pl;
+    tallow_ctx *ctx;
+    tallow_loop *loop;
+    int state;
+    int fd;
+    tallow_io *io;
+    unsigned events;
+    tallow_timer *tick;
+    int depth;         /* callbacks into the user in progress */
+    int defer_pending; /* a tallow_defer call holds cl */
+    int werr;          /* socket write error seen, not yet handled */
+    int want_writable; /* send() returned 1 */
+    int paired;        /* has been ready once: resume instead of failing */
+    int proxy;
+    struct addrinfo *ai, *ai_cur; /* relay's addresses (or the proxy's) */
+    char host[256], port[16], hostport[280], path[320];
+    uint8_t room[RELAY_ROOM_MAX];
+    size_t room_len;
+    char *password;
+    uint32_t capacity;
+    uint8_t token[RELAY_TOKEN_LEN];
+    size_t token_len;
+    uint32_t peer_index, peers;
+    uint64_t open_deadline, attempt_deadline, resume_deadline, retry_at;
+    uint64_t sent, recv;
+    relay_inbuf in;
+    relay_outq out;
+    /* SOCKS5 */
+    int socks_step;
+    uint8_t socks_out[300];
+    size_t socks_out_len, socks_out_off;
+} relay_cl;
+
+typedef struct relay_chan {
+    tallow_channel base;
+    relay_cl *cl;
+} relay_chan;
+
+/* relay_client.c */
+void relay_cl_fail(relay_cl *cl, int err, const char *reason);  /* reports on_closed */
+void relay_cl_lost(relay_cl *cl, int err); /* connection dropped: resume or fail */
+int relay_cl_send_join(relay_cl *cl);     /* on a connected socket; 0 or an error */
+void relay_cl_became_ready(relay_cl *cl);  /* state READY, flushes what was queued */
+void relay_cl_update(relay_cl *cl);        /* recomputes the events waited for */
+
+/* relay_client_rx.c */
+void relay_cl_frames(relay_cl *cl); /* dispatches the complete frames in cl->in */
+void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg);
+
+/* relay_socks.c: 0, or a negative error after which the attempt is abandoned (the caller moves
+ * on). input returns < 0 also when it has failed the channel itself. */
+int relay_socks_start(relay_cl *cl);
+int relay_socks_input(relay_cl *cl);
+void relay_socks_output(relay_cl *cl);
+
+#endif

@@ -1,0 +1,508 @@
+/* plugins/relay/relay_client.c — the relay client transport ("relay"): a nonblocking TCP
+ * connection to a relay (directly or through a SOCKS5 proxy, relay_socks.c), RoomJoin, framed
+ * peer data both ways with a bounded output queue, and resume after a dropped connection.
+ *
+ * What a channel guarantees: frames arrive whole and in order while the TCP connection lives.
+ * If it drops after pairing, the channel reconnects and rejoins with the relay's resume token for
+ * up to RELAY_RECONNECT_MS. It then reports on_room(PeerDeparted{peer_index = own index, reason
+ * "reconnecting"}) at once and on_room(RoomJoined) when back: frames queued or in flight in
+ * either direction between those two events may be lost (never reordered or corrupted); frames
+ * sent after on_room(RoomJoined) flow again. The other side sees on_room(PeerDeparted{reason
+ * "reconnecting"}) and then on_room(PeerArrived). The session above resynchronises. If resuming
+ * fails the channel closes with TALLOW_ECLOSED. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay_cl.h"
+
+static void cl_tick(tallow_timer *t, void *ud);
+static void cl_io(tallow_io *io, int fd, unsigned events, void *ud);
+static void cl_connect_next(relay_cl *cl);
+
+/* ---- lifetime: the state outlives the host's instance until no callback holds it */
+
+static void cl_free(relay_cl *cl)
+{
+    if (cl->io) tallow_io_stop(cl->io);
+    if (cl->fd >= 0) close(cl->fd);
+    if (cl->tick) tallow_timer_stop(cl->tick);
+    if (cl->ai) freeaddrinfo(cl->ai);
+    relay_outq_clear(&cl->out);
+    relay_inbuf_free(&cl->in);
+    if (cl->password) {
+        sodium_memzero(cl->password, strlen(cl->password));
+        free(cl->password);
+    }
+    free(cl);
+}
+
+/* Called at the end of every entry point; frees cl if the user closed it meanwhile. Returns 1 if
+ * cl is gone. */
+static int cl_settle(relay_cl *cl)
+{
+    if (cl->ch || cl->depth || cl->defer_pending) return 0;
+    cl_free(cl);
+    return 1;
+}
+
+static void cl_sock_release(relay_cl *cl)
+{
+    if (cl->io) tallow_io_stop(cl->io);
+    cl->io = NULL;
+    if (cl->fd >= 0) close(cl->fd);
+    cl->fd = -1;
+    cl->events = 0;
+}
+
+void relay_cl_fail(relay_cl *cl, int err, const char *reason)
+{
+    if (cl->state == CL_CLOSED) return;
+    cl_sock_release(cl);
+    if (cl->tick) tallow_timer_stop(cl->tick);
+    cl->tick = NULL;
+    relay_outq_clear(&cl->out);
+    cl->state = CL_CLOSED;
+    if (reason && cl->ch) tallow_ctx_set_error(cl->ctx, "relay %s: %s", cl->hostport, reason);
+    if (cl->ch) {
+        tallow_channel *ch = cl->ch;
+        cl->depth++;
+        if (ch->ev->on_closed) ch->ev->on_closed(ch, err, ch->ev_ud);
+        cl->depth--;
+    }
+}
+
+void relay_cl_update(relay_cl *cl)
+{
+    if (!cl->io) return;
+    unsigned ev = TALLOW_IO_READ;
+    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes)) ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
+    if (ev != cl->events) {
+        cl->events = ev;
+        tallow_io_set(cl->io, ev);
+    }
+}
+
+/* ---- writing */
+
+/* Writes what the socket takes; socket errors are recorded, reported by cl_io. */
+static void cl_flush(relay_cl *cl)
+{
+    if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr) return;
+    size_t before = cl->out.bytes;
+    ssize_t w = relay_outq_flush(&cl->out, cl->fd);
+    if (w < 0) cl->werr = (int)w;
+    else cl->sent += before - cl->out.bytes;
+    relay_cl_update(cl);
+}
+
+static void cl_restart(relay_cl *cl);
+
+/* Runs at the start of the next loop round: connects (open, resume) and flushes sends. */
+static void cl_deferred(void *ud)
+{
+    relay_cl *cl = ud;
+    cl->defer_pending = 0;
+    if (cl->ch && cl->state == CL_BACKOFF && cl->retry_at <= tallow_loop_now(cl->loop)) {
+        cl->depth++;
+        cl_restart(cl);
+        cl->depth--;
+    } else if (cl->ch && cl->state != CL_CLOSED) {
+        cl_flush(cl);
+        if (cl->werr) relay_cl_lost(cl, cl->werr);
+        else if (cl->want_writable && cl->out.bytes < RELAY_CL_LOW) {
+            cl->want_writable = 0;
+            cl->depth++;
+            if (cl->ch->ev->on_writable) cl->ch->ev->on_writable(cl->ch, cl->ch->ev_ud);
+            cl->depth--;
+        }
+    }
+    cl_settle(cl);
+}
+
+void relay_cl_became_ready(relay_cl *cl)
+{
+    int first = !cl->paired;
+    cl->paired = 1;
+    cl->state = CL_READY;
+    if (first && cl->ch) {
+        cl->depth++;
+        if (cl->ch->ev->on_ready) cl->ch->ev->on_ready(cl->ch, cl->ch->ev_ud);
+        cl->depth--;
+    }
+    if (cl->state == CL_READY) cl_flush(cl);
+}
+
+static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
+{
+    uint8_t buf[RELAY_CTRL_MAX];
+    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
+    if (n < 0) return n;
+    return relay_outq_push(&cl->out, buf, (size_t)n);
+}
+
+/* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
+int relay_cl_send_join(relay_cl *cl)
+{
+    uint8_t buf[RELAY_CTRL_MAX];
+    tallow_msg_RoomJoin j = {
+        .room = {cl->room, cl->room_len},
+        .password = {(const uint8_t *)cl->password, cl->password ? strlen(cl->password) : 0},
+        .version = RELAY_PROTO_VERSION,
+        .capacity = cl->capacity,
+        .resume_token = {cl->token, cl->paired ? cl->token_len : 0},
+    };
+    int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
+    if (n < 0) return n;
+    ssize_t w = send(cl->fd, buf, (size_t)n, MSG_NOSIGNAL);
+    if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
+    cl->state = CL_JOINING;
+    relay_cl_update(cl);
+    return 0;
+}
+
+/* ---- connecting */
+
+static void cl_connected(relay_cl *cl)
+{
+    int rc = cl->proxy ? relay_socks_start(cl) : relay_cl_send_join(cl);
+    if (rc < 0) {
+        cl_sock_release(cl);
+        cl_connect_next(cl);
+    }
+}
+
+/* Tries the next resolved address; when none is left, fails (or waits to retry if resuming). */
+static void cl_connect_next(relay_cl *cl)
+{
+    cl_sock_release(cl);
+    while (cl->ai_cur) {
+        struct addrinfo *a = cl->ai_cur;
+        cl->ai_cur = a->ai_next;
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        relay_sock_setup(fd, 1);
+        int big = 4 * 1024 * 1024;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            close(fd);
+            continue;
+        }
+        cl->fd = fd;
+        cl->state = CL_CONNECTING;
+        cl->attempt_deadline = tallow_loop_now(cl->loop) + RELAY_CL_CONNECT_MS;
+        cl->io = tallow_io_start(cl->loop, fd, TALLOW_IO_WRITE, cl_io, cl);
+        if (!cl->io) {
+            close(fd);
+            cl->fd = -1;
+            continue;
+        }
+        cl->events = TALLOW_IO_WRITE;
+        return;
+    }
+    if (cl->paired && tallow_loop_now(cl->loop) < cl->resume_deadline) {
+        cl->state = CL_BACKOFF; /* the tick retries */
+        cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
+        return;
+    }
+    relay_cl_fail(cl, cl->paired ? TALLOW_ECLOSED : -ECONNREFUSED, "cannot connect");
+}
+
+static void cl_restart(relay_cl *cl)
+{
+    cl->ai_cur = cl->ai;
+    relay_inbuf_free(&cl->in);
+    cl->werr = 0;
+    cl_connect_next(cl);
+}
+
+void relay_cl_lost(relay_cl *cl, int err)
+{
+    if (cl->state == CL_CLOSED) return;
+    if (!cl->paired || cl->state < CL_JOINING) {
+        /* before pairing there is nothing to resume; while connecting, try the next address */
+        if (cl->state < CL_JOINING) return cl_connect_next(cl);
+        return relay_cl_fail(cl, err ? err : TALLOW_ECLOSED, "connection lost");
+    }
+    if (cl->state == CL_READY) {
+        cl->resume_deadline = tallow_loop_now(cl->loop) + RELAY_RECONNECT_MS;
+        size_t lost = cl->out.bytes;
+        relay_outq_clear(&cl->out); /* documented: frames in flight may be lost */
+        cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
+                               "relay %s: connection lost (%s), resuming (%zu queued bytes lost)",
+                               cl->hostport, tallow_strerror(err), lost);
+        if (!cl->tick) cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
+        tallow_msg_PeerDeparted m = {cl->peer_index,
+                                     {(const uint8_t *)RELAY_R_RECONNECTING,
+                                      strlen(RELAY_R_RECONNECTING)},
+                                     cl->peers};
+        cl->state = CL_BACKOFF;
+        cl->retry_at = 0;
+        cl_sock_release(cl);
+        relay_cl_room_event(cl, TALLOW_MSG_PeerDeparted, &m);
+        if (cl->state == CL_BACKOFF && cl->ch) cl_restart(cl);
+        return;
+    }
+    /* lost again while resuming: keep trying until the deadline */
+    cl_sock_release(cl);
+    cl->state = CL_BACKOFF;
+    cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
+}
+
+static void cl_tick(tallow_timer *t, void *ud)
+{
+    relay_cl *cl = ud;
+    uint64_t now = tallow_loop_now(cl->loop);
+    cl->depth++;
+    if (cl->paired && cl->state != CL_READY && now >= cl->resume_deadline) {
+        relay_cl_fail(cl, TALLOW_ECLOSED, "could not resume the connection");
+    } else if (cl->state == CL_BACKOFF && now >= cl->retry_at) {
+        cl_restart(cl);
+    } else if ((cl->state == CL_CONNECTING || cl->state == CL_SOCKS) &&
+               now >= cl->attempt_deadline) {
+        cl_connect_next(cl);
+    } else if (!cl->paired && cl->open_deadline && now >= cl->open_deadline) {
+        relay_cl_fail(cl, TALLOW_ETIMEOUT, "no peer joined in time");
+    } else if (cl->state == CL_READY && cl->tick) {
+        tallow_timer_stop(cl->tick); /* nothing to watch while connected */
+        cl->tick = NULL;
+    }
+    cl->depth--;
+    cl_settle(cl);
+}
+
+/* ---- reading */
+
+static void cl_read(relay_cl *cl)
+{
+    for (int round = 0; round < 8 && cl->fd >= 0 && cl->ch; round++) {
+        relay_inbuf *b = &cl->in;
+        size_t want = 256 * 1024, live = b->end - b->start;
+        if (live >= 4) {
+            size_t frame = 4 + (size_t)relay_get32(b->buf + b->start);
+            if (frame <= 4 + RELAY_CL_MAX_FRAME && frame > live && frame - live > want)
+                want = frame - live;
+        }
+        if (relay_inbuf_reserve(b, want) < 0) return relay_cl_fail(cl, TALLOW_ENOMEM, NULL);
+        size_t space = b->cap - b->end;
+        ssize_t n = read(cl->fd, b->buf + b->end, space);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) return relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
+        b->end += (size_t)n;
+        if (cl->state == CL_SOCKS) {
+            if (relay_socks_input(cl) < 0) return;
+            if (cl->state == CL_SOCKS) continue;
+        }
+        relay_cl_frames(cl);
+        if ((size_t)n < space) return;
+    }
+}
+
+static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
+{
+    relay_cl *cl = ud;
+    cl->depth++;
+    if (cl->state == CL_CONNECTING && (events & (TALLOW_IO_WRITE | TALLOW_IO_READ))) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) cl_connect_next(cl);
+        else cl_connected(cl);
+    } else {
+        if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS) relay_socks_output(cl);
+        else if (events & TALLOW_IO_WRITE) cl_flush(cl);
+        if (cl->werr && cl->state != CL_CLOSED) relay_cl_lost(cl, cl->werr);
+        if ((events & TALLOW_IO_READ) && cl->fd >= 0) cl_read(cl);
+        if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW &&
+            cl->state != CL_CLOSED) {
+            cl->want_writable = 0;
+            if (cl->ch->ev->on_writable) cl->ch->ev->on_writable(cl->ch, cl->ch->ev_ud);
+        }
+    }
+    cl->depth--;
+    cl_settle(cl);
+}
+
+/* ---- vtable */
+
+static relay_cl *cl_of(tallow_channel *ch)
+{
+    return ((relay_chan *)ch)->cl;
+}
+
+static int parse_proxy(relay_cl *cl, const char *url, char *host, size_t hc, char *port, size_t pc)
+{
+    static const char pfx[] = "socks5://";
+    if (strncmp(url, pfx, sizeof pfx - 1) != 0) {
+        tallow_ctx_set_error(cl->ctx, "relay: unsupported proxy '%s' (want socks5://host:port)",
+                             url);
+        return TALLOW_EINVAL;
+    }
+    url += sizeof pfx - 1;
+    size_t l = strcspn(url, "/");
+    char tmp[300];
+    if (l >= sizeof tmp) return TALLOW_EINVAL;
+    memcpy(tmp, url, l);
+    tmp[l] = 0;
+    if (!strchr(tmp, ':') || tmp[strlen(tmp) - 1] == ']') return TALLOW_EINVAL; /* port needed */
+    return relay_split_hostport(tmp, host, hc, port, pc);
+}
+
+static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
+{
+    if (!p || !p->address || !p->room || p->room_len == 0 || p->room_len > RELAY_ROOM_MAX)
+        return TALLOW_EINVAL;
+    relay_cl *cl = calloc(1, sizeof *cl);
+    if (!cl) return TALLOW_ENOMEM;
+    cl->ch = ch;
+    cl->ctx = ch->ctx;
+    cl->loop = ch->loop;
+    cl->host_pl = ch->plugin_state;
+    cl->fd = -1;
+    memcpy(cl->room, p->room, p->room_len);
+    cl->room_len = p->room_len;
+    cl->capacity = p->capacity;
+    int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
+    if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
+    char rhost[256], rport[16];
+    const char *proxy = p->proxy;
+    if (rc == 0 && proxy && *proxy) {
+        cl->proxy = 1;
+        rc = parse_proxy(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);
+    } else if (rc == 0) {
+        strcpy(rhost, cl->host);
+        strcpy(rport, cl->port);
+    }
+    snprintf(cl->hostport, sizeof cl->hostport, strchr(cl->host, ':') ? "[%s]:%s" : "%s:%s",
+             cl->host, cl->port);
+    if (rc == 0) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai;
+        int g = getaddrinfo(rhost, rport, &hints, &ai);
+        if (g != 0) {
+            tallow_ctx_set_error(cl->ctx, "relay: cannot resolve %s: %s", rhost, gai_strerror(g));
+            rc = TALLOW_ENOTFOUND;
+        } else {
+            cl->ai = ai;
+        }
+    }
+    if (rc < 0) {
+        if (rc == TALLOW_EINVAL && !*tallow_ctx_last_error(cl->ctx))
+            tallow_ctx_set_error(cl->ctx, "relay: bad address '%s'", p->address);
+        cl_free(cl);
+        return rc;
+    }
+    snprintf(cl->path, sizeof cl->path, "relay %s%s", cl->hostport,
+             cl->proxy ? " via socks5 proxy" : "");
+    uint64_t now = tallow_loop_now(cl->loop);
+    if (p->timeout_ms) cl->open_deadline = now + p->timeout_ms;
+    cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
+    if (!cl->tick) {
+        cl_free(cl);
+        return TALLOW_ENOMEM;
+    }
+    if (tallow_defer(cl->loop, cl_deferred, cl) < 0) {
+        cl_free(cl);
+        return TALLOW_ENOMEM;
+    }
+    cl->defer_pending = 1;
+    ((relay_chan *)ch)->cl = cl;
+    cl->state = CL_BACKOFF; /* connects from the loop, so no event comes from inside open */
+    cl->retry_at = now;
+    return 0;
+}
+
+/* send(RELAY_TO_LEAVE, reason): RoomLeave{reason} to the relay, after what is queued. */
+static int cl_leave(relay_cl *cl, const uint8_t *reason, size_t len)
+{
+    if (cl->state < CL_JOINING || len > 200) return TALLOW_EINVAL;
+    tallow_msg_RoomLeave m = {{reason, len}};
+    int rc = cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m);
+    if (rc == 0) cl_flush(cl);
+    return rc;
+}
+
+static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len)
+{
+    relay_cl *cl = cl_of(ch);
+    if (cl->state == CL_CLOSED) return TALLOW_ECLOSED;
+    if (to == RELAY_TO_LEAVE) return cl_leave(cl, frame, len);
+    if (!cl->paired) return TALLOW_EAGAIN;
+    if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
+    uint8_t hdr[RELAY_TGT_HDR];
+    int targeted = to != RELAY_ANY_PEER && cl->capacity > 2;
+    size_t hl = targeted ? RELAY_TGT_HDR : RELAY_HDR;
+    relay_put32(hdr, (uint32_t)(len + hl - 4));
+    hdr[4] = targeted ? RELAY_CH_TARGET : RELAY_CH_DATA;
+    if (targeted) relay_put32(hdr + RELAY_HDR, to);
+    struct iovec iov[2] = {{hdr, hl}, {(void *)frame, len}};
+    if (relay_outq_pushv(&cl->out, iov, 2) < 0) return TALLOW_ENOMEM;
+    if (cl->state == CL_READY && !(cl->events & TALLOW_IO_WRITE)) {
+        if (cl->out.bytes >= RELAY_CL_FLUSH_NOW) cl_flush(cl);
+        if (cl->out.bytes && !cl->defer_pending && tallow_defer(cl->loop, cl_deferred, cl) == 0)
+            cl->defer_pending = 1;
+    }
+    if (cl->out.bytes > RELAY_CL_HIGH) {
+        cl->want_writable = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void cl_close(tallow_channel *ch)
+{
+    relay_cl *cl = cl_of(ch);
+    if (!cl) return;
+    ((relay_chan *)ch)->cl = NULL;
+    if (cl->fd >= 0 && cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
+        tallow_msg_RoomLeave m = {{(const uint8_t *)"bye", 3}};
+        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0) (void)relay_outq_flush(&cl->out, cl->fd);
+        /* read what is pending so that closing does not reset the connection */
+        uint8_t sink[4096];
+        while (read(cl->fd, sink, sizeof sink) > 0) {
+        }
+        shutdown(cl->fd, SHUT_WR);
+    }
+    cl_sock_release(cl);
+    if (cl->tick) tallow_timer_stop(cl->tick);
+    cl->tick = NULL;
+    cl->state = CL_CLOSED;
+    cl->ch = NULL;
+    cl_settle(cl);
+}
+
+static void cl_get_info(tallow_channel *ch, tallow_channel_info *info)
+{
+    relay_cl *cl = cl_of(ch);
+    memset(info, 0, sizeof *info);
+    info->direct = 0;
+    if (!cl) return;
+    info->path = cl->path;
+    info->bytes_sent = cl->sent;
+    info->bytes_recv = cl->recv;
+    info->peer_index = cl->peer_index;
+    info->peers = cl->peers;
+}
+
+static size_t cl_queued(tallow_channel *ch)
+{
+    relay_cl *cl = cl_of(ch);
+    return cl ? cl->out.bytes : 0;
+}
+
+const tallow_transport_ops relay_transport_ops = {
+    .version = TALLOW_TRANSPORT_OPS_VERSION,
+    .struct_size = sizeof(tallow_transport_ops),
+    .name = "relay",
+    .instance_size = sizeof(relay_chan),
+    .open = cl_open,
+    .send = cl_send,
+    .close = cl_close,
+    .get_info = cl_get_info,
+    .queued = cl_queued,
+};

@@ -1,0 +1,129 @@
+/* plugins/relay/relay_client_rx.c — what the relay client does with received frames: peer data
+ * goes to on_frame (borrowed from the input buffer, no copy), control messages move the channel's
+ * state (ready, room events, refusals mapped to error codes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "relay_cl.h"
+
+void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg)
+{
+    tallow_channel *ch = cl->ch;
+    if (!ch || !ch->ev->on_room) return;
+    cl->depth++;
+    ch->ev->on_room(ch, type, msg, ch->ev_ud);
+    cl->depth--;
+}
+
+static void str_of(const tallow_bytes *b, char *out, size_t cap)
+{
+    size_t n = b->len < cap - 1 ? b->len : cap - 1;
+    memcpy(out, b->ptr, n);
+    out[n] = 0;
+}
+
+static int refusal_code(relay_cl *cl, const char *reason)
+{
+    if (strcmp(reason, RELAY_R_FULL) == 0) return TALLOW_EROOMFULL;
+    if (strcmp(reason, RELAY_R_HANDSHAKE) == 0) return TALLOW_ECODE;
+    if (cl->paired) return TALLOW_ECLOSED;
+    return TALLOW_ERELAY;
+}
+
+static void control(relay_cl *cl, const uint8_t *p, size_t len)
+{
+    tallow_msg_any m;
+    const tallow_msg_type *t = NULL;
+    char reason[160];
+    memset(&m, 0, sizeof m);
+    if (tallow_msg_decode(tallow_ctx_registry(cl->ctx), p, len, &t, &m, sizeof m) < 0)
+        return relay_cl_fail(cl, TALLOW_EPROTO, "malformed control message");
+    switch (t->id) {
+    case TALLOW_MSG_RoomJoined: {
+        if (cl->state != CL_JOINING) return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+        cl->peer_index = m.RoomJoined.peer_index;
+        cl->peers = m.RoomJoined.peers;
+        if (m.RoomJoined.resume_token.len == RELAY_TOKEN_LEN) {
+            memcpy(cl->token, m.RoomJoined.resume_token.ptr, RELAY_TOKEN_LEN);
+            cl->token_len = RELAY_TOKEN_LEN;
+        }
+        if (cl->paired) { /* resumed */
+            relay_cl_became_ready(cl);
+            relay_cl_room_event(cl, TALLOW_MSG_RoomJoined, &m.RoomJoined);
+        } else if (cl->peers >= 2) {
+            relay_cl_became_ready(cl);
+        } else {
+            cl->state = CL_WAITING;
+        }
+        return;
+    }
+    case TALLOW_MSG_PeerArrived:
+        cl->peers = m.PeerArrived.peers;
+        if (!cl->paired) return relay_cl_became_ready(cl);
+        return relay_cl_room_event(cl, t->id, &m.PeerArrived);
+    case TALLOW_MSG_PeerJoinedRoom:
+        cl->peers = m.PeerJoinedRoom.peers;
+        if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) relay_cl_became_ready(cl);
+        return relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
+    case TALLOW_MSG_PeerLeftRoom:
+        cl->peers = m.PeerLeftRoom.peers;
+        return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
+    case TALLOW_MSG_RoomPeerCount:
+        cl->peers = m.RoomPeerCount.peers;
+        return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
+    case TALLOW_MSG_PeerDeparted:
+        cl->peers = m.PeerDeparted.peers;
+        str_of(&m.PeerDeparted.reason, reason, sizeof reason);
+        if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
+            return relay_cl_room_event(cl, t->id, &m.PeerDeparted);
+        return relay_cl_fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
+                             strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left" : "the peer is gone");
+    case TALLOW_MSG_RoomLeave:
+        str_of(&m.RoomLeave.reason, reason, sizeof reason);
+        return relay_cl_fail(cl, refusal_code(cl, reason), reason);
+    case TALLOW_MSG_VersionReject:
+        str_of(&m.VersionReject.reason, reason, sizeof reason);
+        return relay_cl_fail(cl, TALLOW_EVERSION, reason);
+    default: /* Pong, and types a newer relay may add */
+        return;
+    }
+}
+
+void relay_cl_frames(relay_cl *cl)
+{
+    relay_inbuf *b = &cl->in;
+    while (cl->ch && cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
+        size_t live = b->end - b->start;
+        if (live < 4) break;
+        const uint8_t *f = b->buf + b->start;
+        uint32_t L = relay_get32(f);
+        if (L == 0 || L > RELAY_CL_MAX_FRAME)
+            return relay_cl_fail(cl, TALLOW_EPROTO, "bad frame length from the relay");
+        if (live < 4 + (size_t)L) break;
+        b->start += 4 + (size_t)L; /* the buffer stays put until the next read */
+        cl->recv += 4 + (size_t)L;
+        const uint8_t *p = f + RELAY_HDR;
+        size_t plen = L - 1;
+        uint32_t from = 0;
+        switch (f[4]) {
+        case RELAY_CH_CTRL:
+            control(cl, p, plen);
+            continue;
+        case RELAY_CH_TARGET:
+            if (plen < 4) return relay_cl_fail(cl, TALLOW_EPROTO, "short targeted frame");
+            from = relay_get32(p);
+            p += 4;
+            plen -= 4;
+            /* fall through */
+        case RELAY_CH_DATA:
+            if (cl->state != CL_READY) continue; /* not ours yet: a stale frame */
+            cl->depth++;
+            cl->ch->ev->on_frame(cl->ch, from, p, plen, cl->ch->ev_ud);
+            cl->depth--;
+            continue;
+        default:
+            return relay_cl_fail(cl, TALLOW_EPROTO, "unknown channel from the relay");
+        }
+    }
+    if (b->start == b->end) b->start = b->end = 0;
+}

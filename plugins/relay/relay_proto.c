@@ -1,0 +1,318 @@
+/* plugins/relay/relay_proto.c — the relay wire protocol (documented here, once) and the buffers
+ * both roles use: the chunked output queue, the growable input buffer, address helpers.
+ *
+ * WIRE PROTOCOL (TCP, version 1)
+ *   frame   = u32be L | u8 channel | payload[L-1]      1 <= L <= max-frame (relay option)
+ *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
+ *     client -> relay: RoomJoin{room 1..64 opaque bytes, password, version=1, capacity (0/2:
+ *                      pair room, >2: multi room with that many slots), resume_token},
+ *                      RoomLeave{reason} (orderly leave; reason "handshake-failed" closes the
+ *                      whole room for everyone), Ping{seq,time}.
+ *     relay -> client: RoomJoined{peers, peer_index, resume_token} (answer to RoomJoin; peers
+ *                      counts connected peers including the joiner), then in multi rooms one
+ *                      PeerJoinedRoom per peer already there; PeerArrived{peer_index, peers}
+ *                      (pair rooms: the other peer joined or came back); PeerJoinedRoom /
+ *                      PeerLeftRoom{peer_index, peers} (multi rooms); PeerDeparted{peer_index,
+ *                      reason, peers} with reason "reconnecting" (its slot is held for the grace
+ *                      period), "left" (it left in order), "gone" (grace expired) or a protocol
+ *                      error; RoomLeave{reason} or VersionReject{reason} on refusal or when the
+ *                      relay closes the room (the relay then closes the connection); Pong.
+ *   channel 1  peer data, forwarded verbatim to every other connected peer of the room.
+ *   channel 2  u32be peer index | peer data: delivered only to that peer, the relay rewriting the
+ *              index to the sender's before forwarding.
+ *   Peer indexes are 1-based slot numbers (0 never names a peer).
+ *   The relay forwards data only once the room has been paired (two peers have been connected
+ *   at the same time). Data before that is a protocol error (RoomLeave "data before a peer
+ *   joined", connection closed). After pairing, data for a peer whose connection is down (its slot
+ *   held for resume) or for an empty slot is dropped and counted: the peers' session layer
+ *   resynchronises after a PeerDeparted "reconnecting" / PeerArrived pair.
+ *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+/* writev without SIGPIPE: every fd here is a socket. */
+static ssize_t sock_writev(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+    return sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
+
+struct relay_chunk {
+    relay_chunk *next;
+    size_t len; /* bytes filled */
+    uint8_t data[RELAY_CHUNK];
+};
+
+int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, size_t cap)
+{
+    if (cap < RELAY_HDR + 1) return TALLOW_ETOOBIG;
+    int n = tallow_msg_encode(t, msg, out + RELAY_HDR, cap - RELAY_HDR);
+    if (n < 0) return n;
+    relay_put32(out, (uint32_t)n + 1);
+    out[4] = RELAY_CH_CTRL;
+    return n + RELAY_HDR;
+}
+
+void relay_room_tag(const uint8_t *room, size_t len, char out[9])
+{
+    uint8_t h[16];
+    static const char hex[] = "0123456789abcdef";
+    crypto_generichash(h, sizeof h, room, len, (const uint8_t *)"tallow-relay-log", 16);
+    for (int i = 0; i < 4; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 15];
+    }
+    out[8] = 0;
+}
+
+/* ---- output queue */
+
+static relay_chunk *outq_new_chunk(relay_outq *q)
+{
+    relay_chunk *c = q->spare;
+    if (c) q->spare = NULL;
+    else if (!(c = malloc(sizeof *c))) return NULL;
+    c->next = NULL;
+    c->len = 0;
+    return c;
+}
+
+static void outq_release_chunk(relay_outq *q, relay_chunk *c)
+{
+    if (!q->spare) q->spare = c;
+    else free(c);
+}
+
+int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
+{
+    relay_chunk *first_new = NULL, *prev_tail = q->tail;
+    size_t prev_len = q->tail ? q->tail->len : 0, prev_bytes = q->bytes;
+    for (int i = 0; i < iovcnt; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        size_t len = iov[i].iov_len;
+        while (len > 0) {
+            if (!q->tail || q->tail->len == RELAY_CHUNK) {
+                relay_chunk *c = outq_new_chunk(q);
+                if (!c) goto nomem;
+                if (!first_new) first_new = c;
+                if (q->tail) q->tail->next = c;
+                else q->head = c;
+                q->tail = c;
+            }
+            size_t n = RELAY_CHUNK - q->tail->len;
+            if (n > len) n = len;
+            memcpy(q->tail->data + q->tail->len, p, n);
+            q->tail->len += n;
+            q->bytes += n;
+            p += n;
+            len -= n;
+        }
+    }
+    return 0;
+nomem: /* undo: nothing partial stays queued */
+    q->bytes = prev_bytes;
+    if (prev_tail) {
+        prev_tail->len = prev_len;
+        prev_tail->next = NULL;
+    } else {
+        q->head = NULL;
+    }
+    q->tail = prev_tail;
+    while (first_new) {
+        relay_chunk *n = first_new->next;
+        outq_release_chunk(q, first_new);
+        first_new = n;
+    }
+    return -ENOMEM;
+}
+
+int relay_outq_push(relay_outq *q, const void *data, size_t len)
+{
+    struct iovec iov = {(void *)data, len};
+    return relay_outq_pushv(q, &iov, 1);
+}
+
+static void outq_consume(relay_outq *q, size_t n)
+{
+    q->bytes -= n;
+    while (n > 0 && q->head) {
+        relay_chunk *c = q->head;
+        size_t avail = c->len - q->head_off;
+        if (n < avail) {
+            q->head_off += n;
+            return;
+        }
+        n -= avail;
+        q->head = c->next;
+        q->head_off = 0;
+        if (!q->head) q->tail = NULL;
+        outq_release_chunk(q, c);
+    }
+    if (!q->head) {
+        q->tail = NULL;
+        q->head_off = 0;
+    }
+}
+
+ssize_t relay_outq_flush(relay_outq *q, int fd)
+{
+    size_t total = 0;
+    while (q->bytes > 0) {
+        struct iovec iov[64];
+        int n = 0;
+        size_t off = q->head_off, want = 0;
+        for (relay_chunk *c = q->head; c && n < 64; c = c->next) {
+            iov[n].iov_base = c->data + off;
+            iov[n].iov_len = c->len - off;
+            want += iov[n].iov_len;
+            off = 0;
+            n++;
+        }
+        ssize_t w = sock_writev(fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -errno;
+        }
+        outq_consume(q, (size_t)w);
+        total += (size_t)w;
+        if ((size_t)w < want) break; /* short write: the socket is full */
+    }
+    return (ssize_t)total;
+}
+
+int relay_outq_send(relay_outq *q, int fd, const struct iovec *iov, int iovcnt)
+{
+    size_t written = 0;
+    if (q->bytes == 0) {
+        ssize_t w;
+        do {
+            w = sock_writev(fd, iov, iovcnt);
+        } while (w < 0 && errno == EINTR);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        } else {
+            written = (size_t)w;
+        }
+    }
+    struct iovec rest[8];
+    int n = 0;
+    for (int i = 0; i < iovcnt && n < 8; i++) {
+        if (written >= iov[i].iov_len) {
+            written -= iov[i].iov_len;
+            continue;
+        }
+        rest[n].iov_base = (uint8_t *)iov[i].iov_base + written;
+        rest[n].iov_len = iov[i].iov_len - written;
+        written = 0;
+        n++;
+    }
+    return n ? relay_outq_pushv(q, rest, n) : 0;
+}
+
+void relay_outq_clear(relay_outq *q)
+{
+    relay_chunk *c = q->head;
+    while (c) {
+        relay_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    free(q->spare);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---- input buffer */
+
+int relay_inbuf_reserve(relay_inbuf *b, size_t need)
+{
+    size_t live = b->end - b->start;
+    if (b->cap - b->end >= need) return 0;
+    if (b->start > 0) {
+        memmove(b->buf, b->buf + b->start, live);
+        b->start = 0;
+        b->end = live;
+        if (b->cap - b->end >= need) return 0;
+    }
+    size_t ncap = b->cap ? b->cap : 64 * 1024;
+    while (ncap - live < need) ncap *= 2;
+    uint8_t *nb = realloc(b->buf, ncap);
+    if (!nb) return -ENOMEM;
+    b->buf = nb;
+    b->cap = ncap;
+    return 0;
+}
+
+void relay_inbuf_free(relay_inbuf *b)
+{
+    free(b->buf);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- helpers */
+
+int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, size_t portcap)
+{
+    if (!s || !*s) return TALLOW_EINVAL;
+    const char *h = s, *p = NULL;
+    size_t hl;
+    if (*s == '[') {
+        const char *e = strchr(s, ']');
+        if (!e) return TALLOW_EINVAL;
+        h = s + 1;
+        hl = (size_t)(e - h);
+        if (e[1] == ':') p = e + 2;
+        else if (e[1] != 0) return TALLOW_EINVAL;
+    } else {
+        const char *c = strrchr(s, ':');
+        if (c && strchr(s, ':') != c) c = NULL; /* bare IPv6 without brackets: no port */
+        hl = c ? (size_t)(c - s) : strlen(s);
+        if (c) p = c + 1;
+    }
+    if (hl + 1 > hostcap) return TALLOW_EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    if (!p) p = RELAY_DEFAULT_PORT;
+    if (!*p || strlen(p) + 1 > portcap || strspn(p, "0123456789") != strlen(p)) return TALLOW_EINVAL;
+    if (atoi(p) > 65535) return TALLOW_EINVAL;
+    strcpy(port, p);
+    return 0;
+}
+
+void relay_fmt_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(out, cap, "?");
+    }
+}
+
+int relay_sock_setup(int fd, int tcp)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (tcp) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return 0;
+}

@@ -1,0 +1,406 @@
+/* plugins/relay/relay_room.c — the relay's rooms: joining (limits, password, resume), blind
+ * forwarding of peer data with backpressure, departures, timeouts. Peer data is forwarded in
+ * place from the sender's input buffer: runs of frames with the same destinations go out in one
+ * writev, and are copied only into a destination queue that the socket did not take. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "relay_srv.h"
+
+static relay_room *room_find(relay_srv *s, const uint8_t *id, size_t len, uint64_t h)
+{
+    for (relay_hnode *n = relay_htab_first(&s->rooms_by_id, h); n; n = n->next) {
+        relay_room *r = (relay_room *)n;
+        if (n->hash == h && r->idlen == len && memcmp(r->id, id, len) == 0) return r;
+    }
+    return NULL;
+}
+
+static void room_send_all(relay_room *r, relay_conn *except, const tallow_msg_type *t,
+                          const void *msg)
+{
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *o = r->slots[i].conn;
+        if (o && o != except) relay_conn_ctrl(o, t, msg);
+    }
+}
+
+static void refuse(relay_conn *c, const char *reason)
+{
+    tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)reason, strlen(reason)}};
+    relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
+}
+
+static void room_free_later(relay_srv *s, relay_room *r)
+{
+    r->dead = 1;
+    relay_htab_del(&s->rooms_by_id, &r->node);
+    if (r->prev) r->prev->next = r->next;
+    else s->rooms = r->next;
+    if (r->next) r->next->prev = r->prev;
+    if (r->ip) r->ip->rooms--;
+    relay_ip_put(s, r->ip);
+    r->ip = NULL;
+    s->nrooms--;
+    r->link = s->grave_rooms;
+    s->grave_rooms = r;
+}
+
+void relay_room_close(relay_room *r, const char *why, int leave)
+{
+    if (r->dead) return;
+    relay_srv *s = r->srv;
+    uint64_t now = tallow_loop_now(s->loop);
+    RELAY_LOG(s, TALLOW_LOG_INFO,
+              "room %s closed (%s): %llu bytes forwarded, %llu dropped, %.1f s", r->tag, why,
+              (unsigned long long)r->bytes, (unsigned long long)r->dropped,
+              (double)(now - r->created) / 1000.0);
+    tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)why, strlen(why)}};
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *o = r->slots[i].conn;
+        r->slots[i].conn = NULL;
+        r->slots[i].used = 0;
+        if (!o) continue;
+        o->room = NULL;
+        relay_conn_close_after(o, leave ? &tallow_msgtype_RoomLeave : NULL, &m);
+    }
+    r->live = r->used = 0;
+    room_free_later(s, r);
+}
+
+void relay_room_unblock(relay_room *r)
+{
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *o = r->slots[i].conn;
+        if (o && o->paused) relay_conn_kick(o);
+    }
+}
+
+void relay_room_detach(relay_conn *c, const char *why, int grace)
+{
+    relay_room *r = c->room;
+    if (!r) return;
+    relay_srv *s = c->srv;
+    relay_slot *sl = &r->slots[c->index - 1];
+    c->room = NULL;
+    sl->conn = NULL;
+    r->live--;
+    int pair = r->capacity == 2;
+    if (grace && r->paired && s->lim.grace_ms > 0) {
+        sl->grace_until = tallow_loop_now(s->loop) + s->lim.grace_ms;
+        tallow_msg_PeerDeparted m = {c->index, {(const uint8_t *)RELAY_R_RECONNECTING,
+                                                strlen(RELAY_R_RECONNECTING)},
+                                     r->live};
+        room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
+        relay_room_unblock(r);
+        return;
+    }
+    sl->used = 0;
+    r->used--;
+    if (r->paired) {
+        tallow_msg_PeerDeparted m = {c->index, {(const uint8_t *)why, strlen(why)}, r->live};
+        if (pair) {
+            room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
+            relay_room_close(r, why, 0);
+            return;
+        }
+        tallow_msg_PeerLeftRoom pl = {c->index, r->live};
+        room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &pl);
+    }
+    if (r->used == 0) relay_room_close(r, why, 0);
+    else relay_room_unblock(r);
+}
+
+void relay_room_sweep(relay_srv *s, uint64_t now)
+{
+    relay_room *next;
+    for (relay_room *r = s->rooms; r; r = next) {
+        next = r->next;
+        if (!r->paired && now - r->created >= s->lim.unpaired_timeout_ms) {
+            relay_room_close(r, RELAY_R_TIMEOUT, 1);
+            continue;
+        }
+        if (r->paired && now - r->last_active >= s->lim.room_timeout_ms) {
+            relay_room_close(r, RELAY_R_TIMEOUT, 1);
+            continue;
+        }
+        for (uint32_t i = 0; i < r->capacity && !r->dead; i++) {
+            relay_slot *sl = &r->slots[i];
+            if (!sl->used || sl->conn || now < sl->grace_until) continue;
+            sl->used = 0;
+            r->used--;
+            if (r->capacity == 2) {
+                tallow_msg_PeerDeparted m = {i + 1, {(const uint8_t *)RELAY_R_GONE, 4}, r->live};
+                room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
+                relay_room_close(r, RELAY_R_GONE, 0);
+            } else {
+                tallow_msg_PeerLeftRoom m = {i + 1, r->live};
+                room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &m);
+                if (r->used == 0) relay_room_close(r, RELAY_R_GONE, 0);
+            }
+        }
+    }
+}
+
+/* ---- joining */
+
+static int password_ok(relay_srv *s, const tallow_bytes *pw)
+{
+    if (!s->password) return 1;
+    uint8_t a[32], b[32];
+    crypto_generichash(a, 32, (const uint8_t *)s->password, strlen(s->password), NULL, 0);
+    crypto_generichash(b, 32, pw->ptr, pw->len, NULL, 0);
+    return sodium_memcmp(a, b, 32) == 0;
+}
+
+static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
+{
+    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}};
+    relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
+    if (r->capacity == 2) {
+        tallow_msg_PeerArrived a = {c->index, r->live};
+        room_send_all(r, c, &tallow_msgtype_PeerArrived, &a);
+        return;
+    }
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *o = r->slots[i].conn;
+        if (!o || o == c) continue;
+        tallow_msg_PeerJoinedRoom mine = {o->index, r->live};
+        relay_conn_ctrl(c, &tallow_msgtype_PeerJoinedRoom, &mine);
+        tallow_msg_PeerJoinedRoom theirs = {c->index, r->live};
+        relay_conn_ctrl(o, &tallow_msgtype_PeerJoinedRoom, &theirs);
+    }
+}
+
+static void attach(relay_room *r, relay_conn *c, uint32_t idx)
+{
+    relay_srv *s = c->srv;
+    r->slots[idx].conn = c;
+    r->live++;
+    c->room = r;
+    c->index = idx + 1;
+    c->state = RC_JOINED;
+    announce(r, c, r->slots[idx].token);
+    if (r->live >= 2 && !r->paired) {
+        r->paired = 1;
+        r->paired_at = r->last_active = tallow_loop_now(s->loop);
+        RELAY_LOG(s, TALLOW_LOG_INFO, "room %s paired after %.1f s", r->tag,
+                  (double)(r->paired_at - r->created) / 1000.0);
+    }
+}
+
+static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room *r)
+{
+    if (r && j->resume_token.len == RELAY_TOKEN_LEN) {
+        for (uint32_t i = 0; i < r->capacity; i++) {
+            relay_slot *sl = &r->slots[i];
+            if (!sl->used || sodium_memcmp(sl->token, j->resume_token.ptr, RELAY_TOKEN_LEN) != 0)
+                continue;
+            if (sl->conn) { /* the old connection is not known dead yet: replace it */
+                relay_conn *old = sl->conn;
+                old->room = NULL;
+                sl->conn = NULL;
+                r->live--;
+                relay_conn_kill(old, RELAY_R_GONE, 0);
+            }
+            attach(r, c, i);
+            return;
+        }
+    }
+    refuse(c, RELAY_R_RESUME);
+}
+
+static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
+{
+    relay_srv *s = c->srv;
+    if (c->state != RC_PENDING) return refuse(c, RELAY_R_PROTO);
+    if (j->version > RELAY_PROTO_VERSION) {
+        tallow_msg_VersionReject v = {RELAY_PROTO_VERSION,
+                                      {(const uint8_t *)RELAY_R_VERSION, strlen(RELAY_R_VERSION)}};
+        return relay_conn_close_after(c, &tallow_msgtype_VersionReject, &v);
+    }
+    if (!password_ok(s, &j->password)) return refuse(c, RELAY_R_PASSWORD);
+    if (j->room.len == 0 || j->room.len > RELAY_ROOM_MAX) return refuse(c, RELAY_R_PROTO);
+    uint64_t h = relay_hash(s, j->room.ptr, j->room.len);
+    relay_room *r = room_find(s, j->room.ptr, j->room.len, h);
+    if (j->resume_token.len > 0) return join_resume(c, j, r);
+    if (!r) {
+        uint32_t cap = j->capacity <= 2 ? 2 : j->capacity;
+        if (cap > s->lim.max_peers) return refuse(c, RELAY_R_CAPACITY);
+        if (s->nrooms >= s->lim.max_rooms) return refuse(c, RELAY_R_ROOMS);
+        if (c->ip->rooms >= s->lim.max_rooms_per_ip) return refuse(c, RELAY_R_IPROOMS);
+        r = calloc(1, sizeof *r + cap * sizeof(relay_slot));
+        if (!r) return refuse(c, "relay out of memory");
+        memcpy(r->id, j->room.ptr, j->room.len);
+        r->idlen = j->room.len;
+        relay_room_tag(r->id, r->idlen, r->tag);
+        r->capacity = cap;
+        r->srv = s;
+        r->node.hash = h;
+        if (relay_htab_add(&s->rooms_by_id, &r->node) < 0) {
+            free(r);
+            return refuse(c, "relay out of memory");
+        }
+        r->ip = c->ip;
+        c->ip->rooms++;
+        r->created = r->last_active = tallow_loop_now(s->loop);
+        r->next = s->rooms;
+        if (s->rooms) s->rooms->prev = r;
+        s->rooms = r;
+        s->nrooms++;
+        s->rooms_total++;
+        RELAY_LOG(s, TALLOW_LOG_INFO, "room %s created (capacity %u)", r->tag, cap);
+    }
+    uint32_t idx = r->capacity;
+    if (r->used < r->capacity)
+        for (idx = 0; idx < r->capacity && r->slots[idx].used; idx++) {
+        }
+    if (idx == r->capacity) return refuse(c, RELAY_R_FULL);
+    r->slots[idx].used = 1;
+    r->used++;
+    randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
+    attach(r, c, idx);
+}
+
+/* ---- frames */
+
+static void control(relay_conn *c, const uint8_t *p, size_t len)
+{
+    relay_srv *s = c->srv;
+    tallow_msg_any m;
+    const tallow_msg_type *t = NULL;
+    memset(&m, 0, sizeof m);
+    if (tallow_msg_decode(s->reg, p, len, &t, &m, sizeof m) < 0) return refuse(c, RELAY_R_PROTO);
+    switch (t->id) {
+    case TALLOW_MSG_RoomJoin:
+        return join(c, &m.RoomJoin);
+    case TALLOW_MSG_Ping: {
+        tallow_msg_Pong pong = {m.Ping.seq, m.Ping.time};
+        relay_conn_ctrl(c, &tallow_msgtype_Pong, &pong);
+        return;
+    }
+    case TALLOW_MSG_RoomLeave: {
+        relay_room *r = c->room;
+        const tallow_bytes *why = &m.RoomLeave.reason;
+        if (r && why->len == strlen(RELAY_R_HANDSHAKE) &&
+            memcmp(why->ptr, RELAY_R_HANDSHAKE, why->len) == 0)
+            return relay_room_close(r, RELAY_R_HANDSHAKE, 1);
+        relay_room_detach(c, RELAY_R_LEFT, 0);
+        return relay_conn_close_after(c, NULL, NULL);
+    }
+    default:
+        return refuse(c, RELAY_R_PROTO);
+    }
+}
+
+/* Writes one run of frames to its destinations: every other live peer (to == 0) or one. */
+static void forward(relay_conn *c, const uint8_t *p, size_t len, uint32_t to)
+{
+    relay_room *r = c->room;
+    relay_srv *s = c->srv;
+    struct iovec iov = {(void *)p, len};
+    int sent = 0;
+    r->last_active = tallow_loop_now(s->loop);
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *d = r->slots[i].conn;
+        if (!d || d == c || d->wdead || (to && to != i + 1)) continue;
+        size_t before = d->out.bytes;
+        int rc = relay_outq_send(&d->out, d->fd, &iov, 1);
+        relay_conn_acct(d, before);
+        if (rc < 0) {
+            relay_conn_wfail(d);
+            continue;
+        }
+        relay_conn_update(d);
+        sent++;
+    }
+    if (sent) {
+        r->bytes += len * (uint64_t)sent;
+        s->bytes_forwarded += len * (uint64_t)sent;
+    } else {
+        r->dropped += len;
+        s->dropped += len;
+    }
+}
+
+static int blocked(relay_conn *c, uint32_t to)
+{
+    relay_room *r = c->room;
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *d = r->slots[i].conn;
+        if (!d || d == c || (to && to != i + 1)) continue;
+        if (d->out.bytes >= c->srv->lim.high_water) return 1;
+    }
+    return 0;
+}
+
+void relay_conn_process(relay_conn *c)
+{
+    relay_srv *s = c->srv;
+    relay_inbuf *b = &c->in;
+    size_t run_start = 0, run_len = 0;
+    uint32_t run_to = 0;
+    while (!c->paused && (c->state == RC_PENDING || c->state == RC_JOINED)) {
+        size_t avail = b->end - b->start;
+        if (avail < 4) break;
+        uint8_t *f = b->buf + b->start;
+        uint32_t L = relay_get32(f);
+        if (L == 0 || L > s->lim.max_frame) {
+            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            run_len = 0;
+            relay_room_detach(c, RELAY_R_PROTO, 0);
+            return refuse(c, RELAY_R_FRAME);
+        }
+        if (avail < 4 + (size_t)L) break;
+        uint8_t ch = f[4];
+        if (ch == RELAY_CH_CTRL) {
+            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            run_len = 0;
+            b->start += 4 + (size_t)L;
+            control(c, f + RELAY_HDR, L - 1);
+            continue;
+        }
+        uint32_t to = 0;
+        const char *err = NULL;
+        if (c->state != RC_JOINED || !c->room) err = RELAY_R_PROTO;
+        else if (!c->room->paired) err = RELAY_R_NOPEER;
+        else if (ch == RELAY_CH_TARGET) {
+            if (L < 5) err = RELAY_R_PROTO;
+            else to = relay_get32(f + RELAY_HDR);
+        } else if (ch != RELAY_CH_DATA) err = RELAY_R_PROTO;
+        if (err) {
+            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            relay_room_detach(c, RELAY_R_PROTO, 0);
+            return refuse(c, err);
+        }
+        if (ch == RELAY_CH_TARGET && (to == 0 || to > c->room->capacity || to == c->index ||
+                                      !c->room->slots[to - 1].used)) {
+            c->room->dropped += 4 + (size_t)L; /* nobody there: drop */
+            s->dropped += 4 + (size_t)L;
+            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            run_len = 0;
+            b->start += 4 + (size_t)L;
+            continue;
+        }
+        if (run_len && to != run_to) {
+            forward(c, b->buf + run_start, run_len, run_to);
+            run_len = 0;
+            if (c->state != RC_JOINED || !c->room) break;
+        }
+        if (blocked(c, to)) {
+            c->paused = 1;
+            break;
+        }
+        if (ch == RELAY_CH_TARGET) relay_put32(f + RELAY_HDR, c->index); /* tell who sent it */
+        if (!run_len) {
+            run_start = b->start;
+            run_to = to;
+        }
+        run_len += 4 + (size_t)L;
+        b->start += 4 + (size_t)L;
+    }
+    if (run_len && c->room) forward(c, b->buf + run_start, run_len, run_to);
+    if (b->start == b->end) b->start = b->end = 0;
+    if (c->state == RC_PENDING || c->state == RC_JOINED) relay_conn_update(c);
+}

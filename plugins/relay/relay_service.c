@@ -1,0 +1,605 @@
+/* plugins/relay/relay_service.c — the relay service ("relay"): options, the TCP listener and
+ * connections on the tallow loop, per-address limits, the sweep timer (join timeouts, room
+ * timeouts, resume grace), the UDP STUN responder on the same port, and the stats slot. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "relay_srv.h"
+
+static const char *const relay_options_help[] = {
+    "--listen ADDR:PORT        where to listen, TCP and UDP/STUN (default 0.0.0.0:4433)",
+    "--password PW             relay password clients must present (default none)",
+    "--max-rooms N             open rooms at most (default 10000)",
+    "--max-peers N             peers per multi-peer room at most (default 16)",
+    "--max-frame BYTES         largest frame accepted (default 1048640)",
+    "--max-conns-per-ip N      connections per client address (default 64)",
+    "--max-rooms-per-ip N      open rooms created per client address (default 32)",
+    "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
+    "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
+    "--join-timeout SECONDS    time to send a valid RoomJoin (default 10)",
+    "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
+    "--queue-high BYTES        per-connection queue high-water mark (default 4194304)",
+    "--stun on|off             answer STUN Binding requests on UDP (default on)",
+    NULL,
+};
+
+/* ---- hash tables */
+
+uint64_t relay_hash(relay_srv *s, const void *key, size_t len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    uint64_t h;
+    crypto_shorthash(out, key, len, s->hkey);
+    memcpy(&h, out, sizeof h);
+    return h;
+}
+
+relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash)
+{
+    return t->nb ? t->b[hash & (t->nb - 1)] : NULL;
+}
+
+int relay_htab_add(relay_htab *t, relay_hnode *n)
+{
+    if (t->n + 1 > t->nb) {
+        size_t nb = t->nb ? t->nb * 2 : 64;
+        relay_hnode **b = calloc(nb, sizeof *b);
+        if (!b) return -ENOMEM;
+        for (size_t i = 0; i < t->nb; i++) {
+            relay_hnode *x = t->b[i], *next;
+            for (; x; x = next) {
+                next = x->next;
+                x->next = b[x->hash & (nb - 1)];
+                b[x->hash & (nb - 1)] = x;
+            }
+        }
+        free(t->b);
+        t->b = b;
+        t->nb = nb;
+    }
+    relay_hnode **head = &t->b[n->hash & (t->nb - 1)];
+    n->next = *head;
+    *head = n;
+    t->n++;
+    return 0;
+}
+
+void relay_htab_del(relay_htab *t, relay_hnode *n)
+{
+    if (!t->nb) return;
+    for (relay_hnode **p = &t->b[n->hash & (t->nb - 1)]; *p; p = &(*p)->next) {
+        if (*p == n) {
+            *p = n->next;
+            t->n--;
+            return;
+        }
+    }
+}
+
+/* ---- per-address accounting */
+
+static relay_ip *ip_get(relay_srv *s, const struct sockaddr_storage *ss)
+{
+    uint8_t a[16] = {0};
+    if (ss->ss_family == AF_INET) {
+        a[10] = a[11] = 0xff;
+        memcpy(a + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else {
+        memcpy(a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+    uint64_t h = relay_hash(s, a, 16);
+    for (relay_hnode *n = relay_htab_first(&s->ips, h); n; n = n->next)
+        if (n->hash == h && memcmp(((relay_ip *)n)->addr, a, 16) == 0) return (relay_ip *)n;
+    relay_ip *ip = calloc(1, sizeof *ip);
+    if (!ip) return NULL;
+    memcpy(ip->addr, a, 16);
+    ip->node.hash = h;
+    if (relay_htab_add(&s->ips, &ip->node) < 0) {
+        free(ip);
+        return NULL;
+    }
+    return ip;
+}
+
+void relay_ip_put(relay_srv *s, relay_ip *ip)
+{
+    if (ip && ip->conns == 0 && ip->rooms == 0) {
+        relay_htab_del(&s->ips, &ip->node);
+        free(ip);
+    }
+}
+
+/* ---- connections */
+
+void relay_conn_acct(relay_conn *c, size_t before)
+{
+    relay_srv *s = c->srv;
+    s->queued = s->queued - before + c->out.bytes;
+    if (s->queued > s->queued_peak) s->queued_peak = s->queued;
+}
+
+void relay_conn_update(relay_conn *c)
+{
+    if (!c->io) return;
+    unsigned ev = 0;
+    if (!c->paused) ev |= TALLOW_IO_READ;
+    if (c->out.bytes && !c->wdead) ev |= TALLOW_IO_WRITE;
+    if (ev != c->events) {
+        c->events = ev;
+        tallow_io_set(c->io, ev);
+    }
+}
+
+void relay_conn_kick(relay_conn *c)
+{
+    if (c->kicked || c->state == RC_DEAD) return;
+    c->kicked = 1;
+    c->link = c->srv->kicks;
+    c->srv->kicks = c;
+}
+
+static void conn_release(relay_conn *c)
+{
+    if (c->io) tallow_io_stop(c->io);
+    c->io = NULL;
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    size_t before = c->out.bytes;
+    relay_outq_clear(&c->out);
+    relay_conn_acct(c, before);
+    relay_inbuf_free(&c->in);
+}
+
+void relay_conn_kill(relay_conn *c, const char *why, int grace)
+{
+    relay_srv *s = c->srv;
+    if (c->state == RC_DEAD) return;
+    relay_room_detach(c, why, grace);
+    c->state = RC_DEAD;
+    conn_release(c);
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->nconns--;
+    if (c->ip) c->ip->conns--;
+    relay_ip_put(s, c->ip);
+    c->ip = NULL;
+    if (!c->kicked) { /* the kick list skips dead ones; keep it simple: grave only when unlisted */
+        c->link = s->grave_conns;
+        s->grave_conns = c;
+    }
+}
+
+void relay_conn_wfail(relay_conn *c)
+{
+    if (c->state == RC_CLOSING) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    size_t before = c->out.bytes;
+    relay_outq_clear(&c->out);
+    relay_conn_acct(c, before);
+    c->wdead = 1;
+    if (c->room) relay_room_unblock(c->room);
+    relay_conn_update(c);
+}
+
+int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg)
+{
+    uint8_t buf[RELAY_CTRL_MAX];
+    if (c->state == RC_DEAD || c->fd < 0 || c->wdead) return TALLOW_ECLOSED;
+    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
+    if (n < 0) return n;
+    struct iovec iov = {buf, (size_t)n};
+    size_t before = c->out.bytes;
+    int rc = relay_outq_send(&c->out, c->fd, &iov, 1);
+    relay_conn_acct(c, before);
+    if (rc < 0) {
+        relay_conn_wfail(c);
+        return rc;
+    }
+    relay_conn_update(c);
+    return 0;
+}
+
+void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void *msg)
+{
+    relay_srv *s = c->srv;
+    if (c->state == RC_DEAD || c->state == RC_CLOSING) return;
+    relay_room_detach(c, RELAY_R_LEFT, 0);
+    if (c->wdead) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    if (t && relay_conn_ctrl(c, t, msg) < 0) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    c->state = RC_CLOSING;
+    c->paused = 0;
+    c->deadline = tallow_loop_now(s->loop) + s->lim.drain_ms;
+    c->in.start = c->in.end = 0;
+    if (c->out.bytes == 0) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut = 1;
+    }
+    relay_conn_update(c);
+}
+
+/* Reads what is there; returns 0, or 1 if the connection is gone. */
+static int conn_read(relay_conn *c)
+{
+    for (int round = 0; round < 4 && !c->paused && c->state != RC_DEAD; round++) {
+        relay_inbuf *b = &c->in;
+        size_t want = 64 * 1024;
+        if (c->state == RC_CLOSING) b->start = b->end = 0; /* discard */
+        else if (b->end - b->start >= 4) {
+            size_t frame = 4 + (size_t)relay_get32(b->buf + b->start);
+            if (frame <= 4 + c->srv->lim.max_frame && frame > b->end - b->start &&
+                frame - (b->end - b->start) > want)
+                want = frame - (b->end - b->start);
+        }
+        if (relay_inbuf_reserve(b, want) < 0) {
+            relay_conn_kill(c, RELAY_R_GONE, 1);
+            return 1;
+        }
+        size_t space = b->cap - b->end;
+        ssize_t n = read(c->fd, b->buf + b->end, space);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n <= 0) {
+            relay_conn_kill(c, RELAY_R_GONE, 1);
+            return 1;
+        }
+        if (c->state == RC_CLOSING) continue;
+        b->end += (size_t)n;
+        relay_conn_process(c);
+        if ((size_t)n < space) break;
+    }
+    return 0;
+}
+
+static void conn_write(relay_conn *c)
+{
+    relay_srv *s = c->srv;
+    size_t before = c->out.bytes;
+    ssize_t w = relay_outq_flush(&c->out, c->fd);
+    relay_conn_acct(c, before);
+    if (w < 0) return relay_conn_wfail(c);
+    if (c->state == RC_CLOSING && c->out.bytes == 0 && !c->shut) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut = 1;
+    }
+    if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water && c->room)
+        relay_room_unblock(c->room);
+    relay_conn_update(c);
+}
+
+static void srv_settle(relay_srv *s)
+{
+    while (s->kicks) {
+        relay_conn *c = s->kicks;
+        s->kicks = c->link;
+        c->kicked = 0;
+        if (c->state == RC_DEAD) {
+            c->link = s->grave_conns;
+            s->grave_conns = c;
+            continue;
+        }
+        if (!c->paused) continue;
+        c->paused = 0;
+        relay_conn_process(c);
+        relay_conn_update(c);
+    }
+    while (s->grave_conns) {
+        relay_conn *c = s->grave_conns;
+        s->grave_conns = c->link;
+        free(c);
+    }
+    while (s->grave_rooms) {
+        relay_room *r = s->grave_rooms;
+        s->grave_rooms = r->link;
+        free(r);
+    }
+}
+
+static void conn_io(tallow_io *io, int fd, unsigned events, void *ud)
+{
+    relay_conn *c = ud;
+    relay_srv *s = c->srv;
+    if ((events & TALLOW_IO_WRITE) && c->state != RC_DEAD) conn_write(c);
+    if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) conn_read(c);
+    srv_settle(s);
+}
+
+static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
+{
+    relay_srv *s = ud;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) break;
+        relay_ip *ip = ip_get(s, &ss);
+        if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
+            close(cfd);
+            relay_ip_put(s, ip);
+            continue;
+        }
+        relay_sock_setup(cfd, 1);
+        relay_conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(cfd);
+            relay_ip_put(s, ip);
+            continue;
+        }
+        c->srv = s;
+        c->fd = cfd;
+        c->ip = ip;
+        c->state = RC_PENDING;
+        c->deadline = tallow_loop_now(s->loop) + s->lim.join_timeout_ms;
+        c->events = TALLOW_IO_READ;
+        c->io = tallow_io_start(s->loop, cfd, TALLOW_IO_READ, conn_io, c);
+        if (!c->io) {
+            close(cfd);
+            free(c);
+            relay_ip_put(s, ip);
+            continue;
+        }
+        ip->conns++;
+        c->next = s->conns;
+        if (s->conns) s->conns->prev = c;
+        s->conns = c;
+        s->nconns++;
+        s->conns_total++;
+    }
+    srv_settle(s);
+}
+
+static void on_sweep(tallow_timer *t, void *ud)
+{
+    relay_srv *s = ud;
+    uint64_t now = tallow_loop_now(s->loop);
+    for (relay_conn *c = s->conns; c; c = c->next) {
+        if (c->state == RC_PENDING && now >= c->deadline) {
+            tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT,
+                                                 strlen(RELAY_R_JOINTIMEOUT)}};
+            relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
+        } else if (c->state == RC_CLOSING && now >= c->deadline) {
+            relay_conn_kill(c, RELAY_R_GONE, 0);
+        }
+    }
+    relay_room_sweep(s, now);
+    srv_settle(s);
+}
+
+static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
+{
+    for (int i = 0; i < 32; i++) {
+        uint8_t req[1500], resp[128];
+        struct sockaddr_storage from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(fd, req, sizeof req, 0, (struct sockaddr *)&from, &fl);
+        if (n < 0) return;
+        size_t r = relay_stun_answer(req, (size_t)n, (struct sockaddr *)&from, resp, sizeof resp);
+        if (r) (void)sendto(fd, resp, r, 0, (struct sockaddr *)&from, fl);
+    }
+}
+
+/* ---- options */
+
+static int opt_u64(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-') return TALLOW_EINVAL;
+    *out = x;
+    return 0;
+}
+
+static int opt_secs(const char *v, uint64_t *ms)
+{
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !(d >= 0) || d > 1e9) return TALLOW_EINVAL;
+    *ms = (uint64_t)(d * 1000.0);
+    return 0;
+}
+
+static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+        int secs;
+    } num[] = {
+        {"max-rooms", offsetof(relay_limits, max_rooms), 0},
+        {"max-peers", offsetof(relay_limits, max_peers), 0},
+        {"max-frame", offsetof(relay_limits, max_frame), 0},
+        {"max-conns-per-ip", offsetof(relay_limits, max_conns_per_ip), 0},
+        {"max-rooms-per-ip", offsetof(relay_limits, max_rooms_per_ip), 0},
+        {"queue-high", offsetof(relay_limits, high_water), 0},
+        {"room-timeout", offsetof(relay_limits, room_timeout_ms), 1},
+        {"unpaired-timeout", offsetof(relay_limits, unpaired_timeout_ms), 1},
+        {"join-timeout", offsetof(relay_limits, join_timeout_ms), 1},
+        {"grace", offsetof(relay_limits, grace_ms), 1},
+    };
+    for (size_t i = 0; i < n; i++) {
+        char k[64];
+        const char *v = o[i].value ? o[i].value : "";
+        snprintf(k, sizeof k, "%s", o[i].key ? o[i].key : "");
+        for (char *x = k; *x; x++)
+            if (*x == '_') *x = '-'; /* Lua tables spell them max_rooms */
+        if (strcmp(k, "listen") == 0) {
+            *listen = v;
+            continue;
+        }
+        if (strcmp(k, "password") == 0) {
+            free(s->password);
+            s->password = *v ? strdup(v) : NULL;
+            continue;
+        }
+        if (strcmp(k, "stun") == 0) {
+            *stun = strcmp(v, "off") != 0 && strcmp(v, "0") != 0;
+            continue;
+        }
+        size_t j = 0;
+        while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0) j++;
+        if (j == sizeof num / sizeof num[0]) {
+            tallow_ctx_set_error(s->ctx, "relay: unknown option '%s'", k);
+            return TALLOW_EINVAL;
+        }
+        uint64_t *dst = (uint64_t *)((char *)&s->lim + num[j].off);
+        if ((num[j].secs ? opt_secs(v, dst) : opt_u64(v, dst)) < 0) {
+            tallow_ctx_set_error(s->ctx, "relay: bad value for %s: '%s'", k, v);
+            return TALLOW_EINVAL;
+        }
+    }
+    relay_limits *l = &s->lim;
+    if (l->max_frame < 64 || l->max_frame > TALLOW_MSG_MAX_FRAME + 64 || l->max_peers < 2 ||
+        l->max_peers > 1024 || l->high_water < 64 * 1024) {
+        tallow_ctx_set_error(s->ctx, "relay: a limit is out of range");
+        return TALLOW_EINVAL;
+    }
+    l->low_water = l->high_water / 4;
+    return 0;
+}
+
+/* Binds TCP (and UDP on the same port). Port 0 picks a free port for both. */
+static int srv_bind(relay_srv *s, const char *where, int stun)
+{
+    char host[256], port[16];
+    if (relay_split_hostport(where, host, sizeof host, port, sizeof port) < 0) return TALLOW_EINVAL;
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(*host ? host : NULL, port, &hints, &ai) != 0) return TALLOW_ENOTFOUND;
+    int err = TALLOW_ENOTFOUND;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int one = 1, fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = -errno;
+            break;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0 ||
+            relay_sock_setup(fd, 0) < 0) {
+            err = -errno;
+            close(fd);
+            break;
+        }
+        struct sockaddr_storage bound;
+        socklen_t bl = sizeof bound;
+        getsockname(fd, (struct sockaddr *)&bound, &bl);
+        s->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                   : ((struct sockaddr_in6 *)&bound)->sin6_port);
+        int ufd = -1;
+        if (stun) {
+            ufd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (ufd >= 0 && bind(ufd, (struct sockaddr *)&bound, bl) < 0) {
+                close(ufd);
+                ufd = -1;
+                if (strcmp(port, "0") == 0) { /* that port is taken in UDP: try another */
+                    close(fd);
+                    continue;
+                }
+                RELAY_LOG(s, TALLOW_LOG_WARN, "no UDP on port %u: STUN disabled", s->port);
+            }
+        }
+        s->lfd = fd;
+        s->ufd = ufd;
+        err = 0;
+        break;
+    }
+    freeaddrinfo(ai);
+    return err;
+}
+
+/* ---- vtable */
+
+static void srv_stop(void *inst);
+
+static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
+                     void **inst)
+{
+    relay_plugin *pl = plugin_state;
+    relay_srv *s = calloc(1, sizeof *s);
+    if (!s) return TALLOW_ENOMEM;
+    s->ctx = ctx;
+    s->host = pl->host;
+    s->loop = tallow_ctx_loop(ctx);
+    s->reg = tallow_ctx_registry(ctx);
+    s->lfd = s->ufd = -1;
+    randombytes_buf(s->hkey, sizeof s->hkey);
+    s->lim = (relay_limits){
+        .max_rooms = 10000,
+        .max_peers = 16,
+        .max_frame = 1024 * 1024 + 64,
+        .max_conns_per_ip = 64,
+        .max_rooms_per_ip = 32,
+        .room_timeout_ms = 3600 * 1000,
+        .unpaired_timeout_ms = 600 * 1000,
+        .join_timeout_ms = 10 * 1000,
+        .grace_ms = 30 * 1000,
+        .drain_ms = 2000,
+        .high_water = 4 * 1024 * 1024,
+    };
+    const char *listen = "0.0.0.0:4433";
+    int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
+    if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
+        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen,
+                             tallow_strerror(rc));
+    if (rc == 0) {
+        s->lio = tallow_io_start(s->loop, s->lfd, TALLOW_IO_READ, on_accept, s);
+        if (s->ufd >= 0) s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s);
+        s->sweep = tallow_timer_start(s->loop, 200, 200, on_sweep, s);
+        if (!s->lio || (s->ufd >= 0 && !s->uio) || !s->sweep) rc = TALLOW_ENOMEM;
+    }
+    if (rc < 0) {
+        srv_stop(s);
+        return rc;
+    }
+    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s)", listen, s->port,
+              s->ufd >= 0 ? ", STUN on UDP" : "");
+    *inst = s;
+    return 0;
+}
+
+static void srv_stop(void *inst)
+{
+    relay_srv *s = inst;
+    if (!s) return;
+    while (s->rooms) relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
+    while (s->conns) relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
+    srv_settle(s);
+    if (s->lio) tallow_io_stop(s->lio);
+    if (s->uio) tallow_io_stop(s->uio);
+    if (s->sweep) tallow_timer_stop(s->sweep);
+    if (s->lfd >= 0) close(s->lfd);
+    if (s->ufd >= 0) close(s->ufd);
+    free(s->rooms_by_id.b);
+    free(s->ips.b);
+    free(s->password);
+    free(s);
+}
+
+static void srv_stats(void *inst, void (*fn)(const char *key, uint64_t value, void *ud), void *ud)
+{
+    relay_srv *s = inst;
+    fn("port", s->port, ud);
+    fn("bytes_forwarded", s->bytes_forwarded, ud);
+    fn("bytes_dropped", s->dropped, ud);
+    fn("rooms", s->nrooms, ud);
+    fn("rooms_total", s->rooms_total, ud);
+    fn("conns", s->nconns, ud);
+    fn("conns_total", s->conns_total, ud);
+    fn("queued_bytes", s->queued, ud);
+    fn("queued_peak", s->queued_peak, ud);
+}
+
+const tallow_service_ops relay_service_ops = {
+    .version = TALLOW_SERVICE_OPS_VERSION,
+    .struct_size = sizeof(tallow_service_ops),
+    .name = "relay",
+    .summary = "blind relay for tallow rooms, with a STUN responder on the same port",
+    .options_help = relay_options_help,
+    .start = srv_start,
+    .stop = srv_stop,
+    .stats = srv_stats,
+};

@@ -1,0 +1,145 @@
+/* plugins/relay/relay_srv.h — the relay service's internals, shared by relay_service.c (sockets,
+ * options, timers, stats) and relay_room.c (rooms, joins, forwarding). Everything hangs off one
+ * relay_srv; nothing is freed while a callback may still hold it: dead connections and rooms go
+ * to a graveyard that relay_srv_settle() empties at the end of every loop callback. */
+#ifndef TALLOW_PLUGIN_RELAY_SRV_H
+#define TALLOW_PLUGIN_RELAY_SRV_H
+
+#include <sodium.h>
+
+#include "relay.h"
+
+typedef struct relay_srv relay_srv;
+typedef struct relay_room relay_room;
+typedef struct relay_ip relay_ip;
+
+/* Intrusive chained hash table; callers compare keys themselves. */
+typedef struct relay_hnode {
+    struct relay_hnode *next;
+    uint64_t hash;
+} relay_hnode;
+typedef struct relay_htab {
+    relay_hnode **b;
+    size_t nb, n;
+} relay_htab;
+
+enum relay_conn_state { RC_PENDING, RC_JOINED, RC_CLOSING, RC_DEAD };
+
+typedef struct relay_conn {
+    relay_srv *srv;
+    struct relay_conn *prev, *next; /* srv->conns */
+    struct relay_conn *link;        /* graveyard or kick list */
+    int fd;
+    tallow_io *io;
+    unsigned events;
+    int state;
+    int paused;   /* not reading: a destination's queue is above high water */
+    int kicked;   /* on the kick list */
+    int shut;     /* SHUT_WR done (closing) */
+    int wdead;    /* writing failed: output dropped, waiting for the read side to end */
+    relay_ip *ip;
+    uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
+    relay_inbuf in;
+    relay_outq out;
+    relay_room *room;
+    uint32_t index; /* 1-based slot in room */
+} relay_conn;
+
+typedef struct relay_slot {
+    relay_conn *conn; /* NULL while held for resume */
+    int used;
+    uint64_t grace_until;
+    uint8_t token[RELAY_TOKEN_LEN];
+} relay_slot;
+
+struct relay_room {
+    relay_hnode node;
+    relay_room *prev, *next; /* srv->rooms */
+    relay_room *link;        /* graveyard */
+    relay_srv *srv;
+    uint8_t id[RELAY_ROOM_MAX];
+    size_t idlen;
+    char tag[9];
+    uint32_t capacity, live, used;
+    int paired, dead;
+    relay_ip *ip; /* creator's address */
+    uint64_t created, paired_at, last_active;
+    uint64_t bytes, dropped;
+    relay_slot slots[];
+};
+
+struct relay_ip {
+    relay_hnode node;
+    uint8_t addr[16];
+    uint32_t conns, rooms;
+};
+
+typedef struct relay_limits {
+    uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip;
+    uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
+    uint64_t high_water, low_water;
+} relay_limits;
+
+struct relay_srv {
+    tallow_ctx *ctx;
+    tallow_loop *loop;
+    const tallow_host *host;
+    tallow_registry *reg;
+    relay_limits lim;
+    char *password;
+    int lfd, ufd;
+    tallow_io *lio, *uio;
+    tallow_timer *sweep;
+    uint16_t port;
+    uint8_t hkey[crypto_shorthash_KEYBYTES];
+    relay_htab rooms_by_id, ips;
+    relay_conn *conns;
+    relay_room *rooms;
+    relay_conn *grave_conns, *kicks;
+    relay_room *grave_rooms;
+    int in_settle;
+    /* counters */
+    uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
+        queued_peak;
+};
+
+#define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
+    (srv)->host->log((srv)->ctx, (lvl), "relay: " fmt, ##__VA_ARGS__)
+
+/* relay_service.c */
+/* Recomputes the events a connection waits for (read unless paused, write if data queued). */
+void relay_conn_update(relay_conn *c);
+/* Closes now: fd and watcher released, detached from its room (grace: hold the slot for
+ * resume), freed at settle time. */
+void relay_conn_kill(relay_conn *c, const char *why, int grace);
+/* Writing to c failed: drop its output and let reading find out why (a RoomLeave may still be
+ * in its input). */
+void relay_conn_wfail(relay_conn *c);
+/* Sends a final control message (t may be NULL), then closes after flushing. */
+void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void *msg);
+/* Queues one control message. 0 or a negative error (the connection is then killed). */
+int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg);
+/* Adds to the queued-bytes accounting after a queue changed from before to c->out.bytes. */
+void relay_conn_acct(relay_conn *c, size_t before);
+/* Marks a paused connection to resume reading at settle time. */
+void relay_conn_kick(relay_conn *c);
+/* Frees an address entry nothing counts any more. */
+void relay_ip_put(relay_srv *s, relay_ip *ip);
+uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
+relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
+int relay_htab_add(relay_htab *t, relay_hnode *n);
+void relay_htab_del(relay_htab *t, relay_hnode *n);
+
+/* relay_room.c */
+/* Parses and acts on the complete frames in c->in (until paused or closed). */
+void relay_conn_process(relay_conn *c);
+/* Takes c out of its room; grace: hold its slot for a resume. */
+void relay_room_detach(relay_conn *c, const char *why, int grace);
+/* Closes a room: every peer gets RoomLeave{why} (if leave) and is disconnected. */
+void relay_room_close(relay_room *r, const char *why, int leave);
+/* Timeouts and grace expiries; called by the sweep timer. */
+void relay_room_sweep(relay_srv *s, uint64_t now);
+/* A connection's queue fell below low water: let its room's paused senders read again. */
+void relay_room_unblock(relay_room *r);
+
+#endif

@@ -1,0 +1,220 @@
+/* tests/plugins/relay/test_relay.c — the relay plugin in a real context: two peers pair and
+ * exchange frames both ways, four peers share a multi room (broadcast and targeted frames), the
+ * STUN responder answers on the relay's port, and stats and logs follow the rooms. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "relay_test_util.h"
+
+static int both_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready;
+}
+
+static int got_frames(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].frames >= 1 && p[1].frames >= 1;
+}
+
+static int no_rooms(void *ud)
+{
+    return rt_stat(ud, "rooms") == 0 && rt_stat(ud, "conns") == 0;
+}
+
+static void test_relay_pair_exchange(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    assert_true(e.port > 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "pair-room", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "pair-room", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(rt_stat(&e, "rooms"), 1);
+
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"hello", 5), 0);
+    assert_int_equal(tallow_channel_send(p[1].ch, UINT32_MAX, (const uint8_t *)"world!", 6), 0);
+    assert_true(rt_run_until(&e, got_frames, p, 5000));
+    assert_int_equal(p[1].last_len, 5);
+    assert_memory_equal(p[1].last, "hello", 5);
+    assert_int_equal(p[0].last_len, 6);
+    assert_memory_equal(p[0].last, "world!", 6);
+    assert_int_equal(p[0].last_from, 0);
+
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_int_equal(info.direct, 0);
+    assert_non_null(strstr(info.path, e.addr));
+    assert_int_equal(info.peers, 2);
+    assert_true(info.peer_index == 1 || info.peer_index == 2);
+    assert_true(info.bytes_sent >= 5 && info.bytes_recv >= 6);
+    /* two frames of 5+5 and 5+6 bytes went through */
+    assert_int_equal(rt_stat(&e, "bytes_forwarded"), 21);
+
+    /* an orderly close ends the room for the other side with err 0 */
+    rt_peer_close(&p[0]);
+    assert_true(rt_run_until(&e, rt_cond_closed, &p[1], 5000));
+    assert_int_equal(p[1].err, 0);
+    rt_peer_close(&p[1]);
+    assert_true(rt_run_until(&e, no_rooms, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static int all4_ready(void *ud)
+{
+    rt_peer *p = ud;
+    for (int i = 0; i < 4; i++) {
+        if (!p[i].ready || !p[i].ch) return 0;
+        tallow_channel_info info;
+        tallow_channel_get_info(p[i].ch, &info);
+        if (info.peers != 4) return 0;
+    }
+    return 1;
+}
+
+static int others_got(void *ud)
+{
+    rt_peer *p = ud;
+    return p[1].frames == 1 && p[2].frames == 1 && p[3].frames == 1;
+}
+
+static int third_got_two(void *ud)
+{
+    return ((rt_peer *)ud)[2].frames == 2;
+}
+
+static void test_relay_multi_room(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(rt_peer_open(&e, &p[i], "multi", 4, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, all4_ready, p, 5000));
+    uint32_t idx[4];
+    for (int i = 0; i < 4; i++) {
+        tallow_channel_info info;
+        tallow_channel_get_info(p[i].ch, &info);
+        idx[i] = info.peer_index;
+        assert_true(idx[i] >= 1 && idx[i] <= 4);
+        for (int j = 0; j < i; j++) assert_int_not_equal(idx[i], idx[j]);
+        assert_true(p[i].joined_room >= 1); /* each learned who else is there */
+    }
+    /* broadcast: everyone else gets it once */
+    assert_int_equal(tallow_channel_send(p[0].ch, UINT32_MAX, (const uint8_t *)"all", 3), 0);
+    assert_true(rt_run_until(&e, others_got, p, 5000));
+    assert_int_equal(p[0].frames, 0);
+    assert_memory_equal(p[3].last, "all", 3);
+    /* targeted: only the target gets it, told who sent it */
+    assert_int_equal(tallow_channel_send(p[1].ch, idx[2], (const uint8_t *)"just you", 8), 0);
+    assert_true(rt_run_until(&e, third_got_two, p, 5000));
+    rt_run_for(&e, 100);
+    assert_int_equal(p[2].last_from, idx[1]);
+    assert_memory_equal(p[2].last, "just you", 8);
+    assert_int_equal(p[0].frames, 0);
+    assert_int_equal(p[1].frames, 1);
+    assert_int_equal(p[3].frames, 1);
+    /* one peer leaves: the room goes on, the others hear of it */
+    rt_peer_close(&p[3]);
+    rt_run_for(&e, 200);
+    assert_false(p[0].closed);
+    assert_int_equal(p[0].last_room_type, TALLOW_MSG_PeerLeftRoom);
+    for (int i = 0; i < 3; i++) rt_peer_close(&p[i]);
+    assert_true(rt_run_until(&e, no_rooms, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static void test_relay_stun_binding(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET}, relay = {.sin_family = AF_INET};
+    me.sin_addr.s_addr = relay.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    relay.sin_port = htons(e.port);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    socklen_t ml = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &ml);
+    uint8_t req[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
+    for (int i = 8; i < 20; i++) req[i] = (uint8_t)(i * 7);
+    assert_int_equal(sendto(fd, req, 20, 0, (struct sockaddr *)&relay, sizeof relay), 20);
+    uint8_t resp[256];
+    ssize_t n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        tallow_loop_run_once(e.loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    assert_true(n >= 20);
+    assert_int_equal(resp[0], 0x01);
+    assert_int_equal(resp[1], 0x01); /* Binding success */
+    assert_memory_equal(resp + 4, req + 4, 16);
+    int found_xor = 0, found_plain = 0, found_fp = 0;
+    for (size_t off = 20; off + 4 <= (size_t)n;) {
+        uint16_t type = (uint16_t)(resp[off] << 8 | resp[off + 1]);
+        uint16_t len = (uint16_t)(resp[off + 2] << 8 | resp[off + 3]);
+        const uint8_t *v = resp + off + 4;
+        if (type == 0x0020) {
+            uint16_t port = (uint16_t)((v[2] << 8 | v[3]) ^ 0x2112);
+            uint8_t ip[4] = {v[4] ^ 0x21, v[5] ^ 0x12, v[6] ^ 0xA4, v[7] ^ 0x42};
+            assert_int_equal(v[1], 1);
+            assert_int_equal(port, ntohs(me.sin_port));
+            assert_memory_equal(ip, "\x7f\x00\x00\x01", 4);
+            found_xor = 1;
+        } else if (type == 0x0001) {
+            assert_int_equal((uint16_t)(v[2] << 8 | v[3]), ntohs(me.sin_port));
+            assert_memory_equal(v + 4, "\x7f\x00\x00\x01", 4);
+            found_plain = 1;
+        } else if (type == 0x8028) {
+            found_fp = 1;
+        }
+        off += 4 + (size_t)((len + 3) & ~3);
+    }
+    assert_true(found_xor && found_plain && found_fp);
+    /* not STUN: ignored */
+    assert_int_equal(sendto(fd, "hello", 5, 0, (struct sockaddr *)&relay, sizeof relay), 5);
+    rt_run_for(&e, 100);
+    assert_true(recv(fd, resp, sizeof resp, MSG_DONTWAIT) < 0);
+    close(fd);
+    rt_env_stop(&e);
+}
+
+static void test_relay_ping(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int fd = rt_raw_connect(&e);
+    assert_true(fd >= 0);
+    tallow_msg_Ping ping = {42, 7};
+    assert_int_equal(rt_raw_send_ctrl(&e, fd, &tallow_msgtype_Ping, &ping), 0);
+    uint8_t ch, buf[256];
+    long n = rt_raw_read_frame(&e, fd, &ch, buf, sizeof buf, 3000);
+    assert_true(n > 0);
+    assert_int_equal(ch, 0);
+    tallow_msg_any m;
+    const tallow_msg_type *t;
+    assert_int_equal(tallow_msg_decode(tallow_ctx_registry(e.ctx), buf, (size_t)n, &t, &m, sizeof m), 0);
+    assert_int_equal(t->id, TALLOW_MSG_Pong);
+    assert_int_equal(m.Pong.seq, 42);
+    close(fd);
+    rt_env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relay_pair_exchange),
+        cmocka_unit_test(test_relay_multi_room),
+        cmocka_unit_test(test_relay_stun_binding),
+        cmocka_unit_test(test_relay_ping),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,255 @@
+/* tests/plugins/relay/test_relay_refuse.c — what the relay refuses and how clients hear of it:
+ * wrong relay password, a third peer in a pair room, too many rooms from one address, a silent
+ * connection (join timeout), an oversized frame, data before a peer, a failed handshake closing
+ * the room for everyone, a newer protocol version. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "relay_test_util.h"
+
+#define RELAY_TO_LEAVE (UINT32_MAX - 1) /* relay.h: send() of a RoomLeave reason */
+
+static int both_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready;
+}
+
+static int both_closed(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].closed && p[1].closed;
+}
+
+static int no_conns(void *ud)
+{
+    return rt_stat(ud, "conns") == 0;
+}
+
+/* Reads frames until a control RoomLeave / VersionReject; returns its reason in out. */
+static int read_refusal(rt_env *e, int fd, uint32_t *type, char *out, size_t cap)
+{
+    for (int i = 0; i < 16; i++) {
+        uint8_t ch, buf[2048];
+        long n = rt_raw_read_frame(e, fd, &ch, buf, sizeof buf, 5000);
+        if (n <= 0) return -1;
+        if (ch != 0) continue;
+        tallow_msg_any m;
+        const tallow_msg_type *t;
+        if (tallow_msg_decode(tallow_ctx_registry(e->ctx), buf, (size_t)n, &t, &m, sizeof m) < 0)
+            return -1;
+        const tallow_bytes *r = t->id == TALLOW_MSG_RoomLeave ? &m.RoomLeave.reason
+                                : t->id == TALLOW_MSG_VersionReject ? &m.VersionReject.reason
+                                                                     : NULL;
+        if (!r) continue;
+        *type = t->id;
+        snprintf(out, cap, "%.*s", (int)r->len, (const char *)r->ptr);
+        return 0;
+    }
+    return -1;
+}
+
+static int raw_join(rt_env *e, const char *room, uint32_t capacity, uint32_t version)
+{
+    int fd = rt_raw_connect(e);
+    uint8_t id[32];
+    rt_room_id(room, id);
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = version, .capacity = capacity};
+    if (fd < 0 || rt_raw_send_ctrl(e, fd, &tallow_msgtype_RoomJoin, &j) < 0) return -1;
+    return fd;
+}
+
+static void test_relay_refuse_wrong_password(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"password", "s3cret"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "pw-room", 2, "wrong", NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_closed, &p[0], 5000));
+    assert_int_equal(p[0].err, TALLOW_ERELAY);
+    assert_non_null(strstr(p[0].errmsg, "wrong relay password"));
+    assert_false(p[0].ready);
+    /* the right password pairs */
+    rt_peer_close(&p[0]);
+    assert_int_equal(rt_peer_open(&e, &p[0], "pw-room", 2, "s3cret", NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "pw-room", 2, "s3cret", NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_room_full(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[3];
+    assert_int_equal(rt_peer_open(&e, &p[0], "full", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "full", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    p[2].close_on_closed = 1;
+    assert_int_equal(rt_peer_open(&e, &p[2], "full", 2, NULL, NULL), 0);
+    p[2].close_on_closed = 1; /* closes itself from inside on_closed */
+    assert_true(rt_run_until(&e, rt_cond_closed, &p[2], 5000));
+    assert_int_equal(p[2].err, TALLOW_EROOMFULL);
+    assert_non_null(strstr(p[2].errmsg, "room full"));
+    assert_null(p[2].ch);
+    /* the pair is untouched */
+    rt_run_for(&e, 100);
+    assert_false(p[0].closed || p[1].closed);
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"x", 1), 0);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_rooms_per_ip(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-rooms-per-ip", "2"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int a = raw_join(&e, "r1", 2, 1), b = raw_join(&e, "r2", 2, 1), c = raw_join(&e, "r3", 2, 1);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    uint32_t type;
+    char why[128];
+    assert_int_equal(read_refusal(&e, c, &type, why, sizeof why), 0);
+    assert_string_equal(why, "too many rooms from your address");
+    assert_int_equal(rt_stat(&e, "rooms"), 2);
+    close(a);
+    close(b);
+    close(c);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    assert_int_equal(rt_stat(&e, "rooms"), 0);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_join_timeout(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"join-timeout", "0.3"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int fd = rt_raw_connect(&e);
+    assert_true(fd >= 0);
+    rt_run_for(&e, 50);
+    assert_int_equal(rt_stat(&e, "conns"), 1);
+    uint32_t type;
+    char why[128];
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_string_equal(why, "join timeout");
+    assert_true(rt_raw_wait_eof(&e, fd, 5000));
+    close(fd);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_oversized_frame(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-frame", "1024"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int fd = raw_join(&e, "big", 2, 1);
+    assert_true(fd >= 0);
+    uint8_t hdr[5] = {0, 0, 0x13, 0x88, 1}; /* 5000 bytes announced */
+    assert_int_equal(write(fd, hdr, 5), 5);
+    uint32_t type;
+    char why[128];
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_string_equal(why, "frame too large");
+    assert_true(rt_raw_wait_eof(&e, fd, 5000));
+    close(fd);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    assert_int_equal(rt_stat(&e, "rooms"), 0);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_data_before_peer(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int fd = raw_join(&e, "lonely", 2, 1);
+    assert_int_equal(rt_raw_send(fd, 1, (const uint8_t *)"early", 5), 0);
+    uint32_t type;
+    char why[128];
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_string_equal(why, "data before a peer joined");
+    close(fd);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_version(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int fd = raw_join(&e, "future", 2, 99);
+    uint32_t type;
+    char why[128];
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_int_equal(type, TALLOW_MSG_VersionReject);
+    close(fd);
+    fd = raw_join(&e, "huge", 500, 1);
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_string_equal(why, "capacity above the relay's limit");
+    close(fd);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_handshake_failed_closes_room(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "pake", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "pake", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    const char *why = "handshake-failed";
+    assert_int_equal(tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
+    assert_true(rt_run_until(&e, both_closed, p, 5000));
+    assert_int_equal(p[0].err, TALLOW_ECODE);
+    assert_int_equal(p[1].err, TALLOW_ECODE);
+    assert_int_equal(rt_stat(&e, "rooms"), 0);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    /* the room id is free again: a new attempt starts from scratch */
+    assert_int_equal(rt_peer_open(&e, &p[0], "pake", 2, NULL, NULL), 0);
+    rt_run_for(&e, 100);
+    assert_false(p[0].closed);
+    assert_int_equal(rt_stat(&e, "rooms"), 1);
+    rt_peer_close(&p[0]);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_bad_options(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-rooms", "lots"}};
+    assert_int_equal(rt_env_start(&e, o, 1), TALLOW_EINVAL);
+    assert_non_null(strstr(tallow_ctx_last_error(e.ctx), "max-rooms"));
+    e.inst = NULL;
+    rt_env_stop(&e);
+    tallow_kv o2[] = {{"no-such-option", "1"}};
+    assert_int_equal(rt_env_start(&e, o2, 1), TALLOW_EINVAL);
+    e.inst = NULL;
+    rt_env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relay_refuse_wrong_password),
+        cmocka_unit_test(test_relay_refuse_room_full),
+        cmocka_unit_test(test_relay_refuse_rooms_per_ip),
+        cmocka_unit_test(test_relay_refuse_join_timeout),
+        cmocka_unit_test(test_relay_refuse_oversized_frame),
+        cmocka_unit_test(test_relay_refuse_data_before_peer),
+        cmocka_unit_test(test_relay_refuse_version),
+        cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
+        cmocka_unit_test(test_relay_refuse_bad_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

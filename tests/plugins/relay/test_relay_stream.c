@@ -1,0 +1,149 @@
+/* tests/plugins/relay/test_relay_stream.c — 50 MiB through the relay from a real channel to a
+ * deliberately slow raw reader: every byte arrives in order, the sender is held back (send()
+ * returns 1, then on_writable), and the relay's queued bytes stay bounded all along. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "relay_test_util.h"
+
+#define TOTAL (50u * 1024u * 1024u)
+#define FRAME (64u * 1024u)
+#define RELAY_HIGH (4u * 1024u * 1024u) /* the relay's default queue-high */
+
+static uint8_t pattern(uint64_t k)
+{
+    return (uint8_t)(k * 131u + (k >> 16));
+}
+
+typedef struct reader {
+    int fd;
+    uint8_t hdr[5];
+    size_t hdr_got;
+    size_t left;      /* payload bytes left in the current frame */
+    uint64_t payload; /* payload bytes verified */
+    int bad;
+    int ctrl_frames;
+} reader;
+
+/* Reads at most max bytes and checks them against the pattern. */
+static void reader_step(reader *r, size_t max)
+{
+    static uint8_t buf[128 * 1024];
+    if (max > sizeof buf) max = sizeof buf;
+    ssize_t n = read(r->fd, buf, max);
+    if (n <= 0) return;
+    for (ssize_t i = 0; i < n;) {
+        if (r->left == 0) {
+            r->hdr[r->hdr_got++] = buf[i++];
+            if (r->hdr_got < 5) continue;
+            r->hdr_got = 0;
+            r->left = ((size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
+                       r->hdr[3]) - 1;
+            if (r->hdr[4] == 0) r->ctrl_frames++; /* control (RoomJoined): skipped */
+            else if (r->hdr[4] != 1) r->bad = 1;
+            continue;
+        }
+        size_t take = r->left < (size_t)(n - i) ? r->left : (size_t)(n - i);
+        if (r->hdr[4] == 0) {
+            r->left -= take;
+            i += (ssize_t)take;
+            continue;
+        }
+        for (size_t k = 0; k < take; k++)
+            if (buf[i + (ssize_t)k] != pattern(r->payload + k)) r->bad = 1;
+        r->payload += take;
+        r->left -= take;
+        i += (ssize_t)take;
+    }
+}
+
+static void test_relay_stream_slow_reader_bounded(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+
+    /* the slow side: a raw socket with a small receive buffer */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    uint8_t id[32];
+    rt_room_id("stream", id);
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+    assert_int_equal(rt_raw_send_ctrl(&e, fd, &tallow_msgtype_RoomJoin, &j), 0);
+
+    rt_peer s;
+    assert_int_equal(rt_peer_open(&e, &s, "stream", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_ready, &s, 5000));
+
+    reader r = {.fd = fd};
+    uint8_t *frame = malloc(FRAME);
+    uint64_t sent = 0, deadline = tallow_now_ns() + 60ull * 1000000000ull;
+    uint64_t next_read = tallow_now_ns();
+    int blocked = 0, times_blocked = 0, seen_writable = 0;
+    size_t max_client_queue = 0;
+    while (r.payload < TOTAL && tallow_now_ns() < deadline && !r.bad && !s.closed) {
+        if (blocked && s.writable_calls > seen_writable) {
+            seen_writable = s.writable_calls;
+            blocked = 0;
+        }
+        while (!blocked && sent < TOTAL) {
+            size_t len = TOTAL - sent < FRAME ? TOTAL - sent : FRAME;
+            for (size_t k = 0; k < len; k++) frame[k] = pattern(sent + k);
+            int rc = tallow_channel_send(s.ch, 0, frame, len);
+            assert_true(rc == 0 || rc == 1);
+            sent += len;
+            if (rc == 1) {
+                blocked = 1;
+                times_blocked++;
+            }
+        }
+        size_t q = s.ch->ops->queued(s.ch);
+        if (q > max_client_queue) max_client_queue = q;
+        tallow_loop_run_once(e.loop, 1);
+        if (tallow_now_ns() >= next_read) { /* about 64 MiB/s: slower than the sender */
+            reader_step(&r, 128 * 1024);
+            next_read += 2000000;
+        }
+    }
+    uint64_t peak = rt_stat(&e, "queued_peak");
+    printf("# relay queued peak %llu bytes, client queue peak %zu, sender held back %d times\n",
+           (unsigned long long)peak, max_client_queue, times_blocked);
+    assert_false(r.bad);
+    assert_false(s.closed);
+    assert_int_equal(r.payload, TOTAL);
+    assert_true(times_blocked >= 1);
+    assert_true(seen_writable >= 1);
+    /* bounded: the high-water mark plus at most one input buffer's run of frames */
+    assert_true(peak <= RELAY_HIGH + 512 * 1024);
+    assert_true(peak >= 1024 * 1024); /* the reader really was slow */
+    assert_true(max_client_queue <= 8u * 1024 * 1024 + FRAME + 16);
+    uint64_t frames = (TOTAL + FRAME - 1) / FRAME;
+    assert_int_equal(rt_stat(&e, "bytes_forwarded"), TOTAL + frames * 5);
+    free(frame);
+    close(fd);
+    rt_peer_close(&s);
+    rt_env_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relay_stream_slow_reader_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
