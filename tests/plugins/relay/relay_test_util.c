@@ -161,6 +161,7 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
         .password = password,
         .capacity = capacity,
         .proxy = proxy,
+        .timeout_ms = e->timeout_ms,
     };
     return tallow_channel_open(e->ctx, "relay", &prm, &rt_events, p, &p->ch);
 }

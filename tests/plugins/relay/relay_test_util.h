@@ -13,7 +13,8 @@ typedef struct rt_env {
     const tallow_service_ops *ops;
     void *inst;
     uint16_t port;
-    char addr[64]; /* "127.0.0.1:PORT" */
+    char addr[64];       /* "127.0.0.1:PORT": where rt_peer_open connects */
+    uint32_t timeout_ms; /* rt_peer_open's open timeout (0: the transport's default) */
 } rt_env;
 
 /* Loads build/plugins/relay.so into a fresh context and starts the service on 127.0.0.1:0 with

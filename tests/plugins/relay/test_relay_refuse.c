@@ -4,6 +4,7 @@
  * the room for everyone, a newer protocol version. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -238,6 +239,70 @@ static void test_relay_refuse_bad_options(void **state)
     rt_env_stop(&e);
 }
 
+static void test_relay_refuse_unpaired_timeout(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"unpaired-timeout", "0.3"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    rt_peer a;
+    assert_int_equal(rt_peer_open(&e, &a, "alone", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, TALLOW_ERELAY);
+    assert_non_null(strstr(a.errmsg, "room timeout"));
+    assert_int_equal(rt_stat(&e, "rooms"), 0);
+    rt_peer_close(&a);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_conns_per_ip(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-conns-per-ip", "2"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the third is closed at once */
+    assert_int_equal(rt_stat(&e, "conns"), 2);
+    assert_false(rt_raw_wait_eof(&e, a, 100));
+    close(a);
+    close(b);
+    close(c);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_client_errors(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    /* nobody listens there: on_closed from the loop, never from inside open */
+    rt_peer a;
+    snprintf(e.addr, sizeof e.addr, "127.0.0.1:1");
+    assert_int_equal(rt_peer_open(&e, &a, "x", 2, NULL, NULL), 0);
+    assert_false(a.closed);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, -ECONNREFUSED);
+    rt_peer_close(&a);
+    /* the peer never comes: the caller's timeout */
+    snprintf(e.addr, sizeof e.addr, "127.0.0.1:%u", e.port);
+    e.timeout_ms = 300;
+    assert_int_equal(rt_peer_open(&e, &a, "never", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, TALLOW_ETIMEOUT);
+    rt_peer_close(&a);
+    /* bad parameters are refused by open itself */
+    uint8_t id[32];
+    rt_room_id("bad", id);
+    tallow_channel_params prm = {.struct_size = sizeof prm, .room = id, .room_len = 32};
+    tallow_channel *ch = NULL;
+    prm.address = "127.0.0.1:99999";
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    prm.address = e.addr;
+    prm.room_len = 0;
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +315,9 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_version),
         cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
         cmocka_unit_test(test_relay_refuse_bad_options),
+        cmocka_unit_test(test_relay_refuse_unpaired_timeout),
+        cmocka_unit_test(test_relay_refuse_conns_per_ip),
+        cmocka_unit_test(test_relay_refuse_client_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
