@@ -9,13 +9,13 @@
 
 #include "relay.h"
 
-#define RELAY_CL_HIGH (8u * 1024u * 1024u)   /* send() returns 1 above this */
-#define RELAY_CL_LOW (2u * 1024u * 1024u)    /* on_writable below this */
-#define RELAY_CL_FLUSH_NOW (256u * 1024u)    /* write at once instead of at the next round */
+#define RELAY_CL_HIGH (8u * 1024u * 1024u) /* send() returns 1 above this */
+#define RELAY_CL_LOW (2u * 1024u * 1024u)  /* on_writable below this */
+#define RELAY_CL_FLUSH_NOW (256u * 1024u)  /* write at once instead of at the next round */
 #define RELAY_CL_MAX_FRAME (TALLOW_MSG_MAX_FRAME + RELAY_TGT_HDR)
-#define RELAY_CL_CONNECT_MS 10000u           /* one connection attempt (TCP + SOCKS) */
-#define RELAY_CL_RETRY_MS 500u               /* pause between resume attempts */
-#define RELAY_RECONNECT_MS 20000u            /* how long a dropped channel tries to resume */
+#define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP + SOCKS) */
+#define RELAY_CL_RETRY_MS 500u     /* pause between resume attempts */
+#define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume */
 
 enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
@@ -41,11 +41,11 @@ typedef struct relay_cl {
     tallow_io *io;
     unsigned events;
     tallow_timer *tick;
-    int depth;         /* callbacks into the user in progress */
+    int depth;          /* callbacks into the user in progress */
     tallow_timer *kick; /* one-shot 0 ms timer: connect or flush after this round */
-    int werr;          /* socket write error seen, not yet handled */
-    int want_writable; /* send() returned 1 */
-    int paired;        /* has been ready once: resume instead of failing */
+    int werr;           /* socket write error seen, not yet handled */
+    int want_writable;  /* send() returned 1 */
+    int paired;         /* has been ready once: resume instead of failing */
     int proxy;
     struct addrinfo *ai, *ai_cur; /* relay's addresses (or the proxy's) */
     char host[256], port[16], hostport[280], path[320];
@@ -72,9 +72,9 @@ typedef struct relay_chan {
 } relay_chan;
 
 /* relay_client.c */
-void relay_cl_fail(relay_cl *cl, int err, const char *reason);  /* reports on_closed */
+void relay_cl_fail(relay_cl *cl, int err, const char *reason); /* reports on_closed */
 void relay_cl_lost(relay_cl *cl, int err); /* connection dropped: resume or fail */
-int relay_cl_send_join(relay_cl *cl);     /* on a connected socket; 0 or an error */
+int relay_cl_send_join(relay_cl *cl);      /* on a connected socket; 0 or an error */
 void relay_cl_became_ready(relay_cl *cl);  /* state READY, flushes what was queued */
 void relay_cl_update(relay_cl *cl);        /* recomputes the events waited for */
 

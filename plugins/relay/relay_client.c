@@ -80,7 +80,8 @@ void relay_cl_update(relay_cl *cl)
 {
     if (!cl->io) return;
     unsigned ev = TALLOW_IO_READ;
-    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes)) ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes))
+        ev |= TALLOW_IO_WRITE;
     if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
     if (ev != cl->events) {
         cl->events = ev;
@@ -96,8 +97,10 @@ static void cl_flush(relay_cl *cl)
     if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr) return;
     size_t before = cl->out.bytes;
     ssize_t w = relay_outq_flush(&cl->out, cl->fd);
-    if (w < 0) cl->werr = (int)w;
-    else cl->sent += before - cl->out.bytes;
+    if (w < 0)
+        cl->werr = (int)w;
+    else
+        cl->sent += before - cl->out.bytes;
     relay_cl_update(cl);
 }
 
@@ -114,7 +117,8 @@ static void cl_deferred(tallow_timer *t, void *ud)
         cl->depth--;
     } else if (cl->ch && cl->state != CL_CLOSED) {
         cl_flush(cl);
-        if (cl->werr) relay_cl_lost(cl, cl->werr);
+        if (cl->werr)
+            relay_cl_lost(cl, cl->werr);
         else if (cl->want_writable && cl->out.bytes < RELAY_CL_LOW) {
             cl->want_writable = 0;
             cl->depth++;
@@ -239,10 +243,10 @@ void relay_cl_lost(relay_cl *cl, int err)
                                "relay %s: connection lost (%s), resuming (%zu queued bytes lost)",
                                cl->hostport, tallow_strerror(err), lost);
         if (!cl->tick) cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
-        tallow_msg_PeerDeparted m = {cl->peer_index,
-                                     {(const uint8_t *)RELAY_R_RECONNECTING,
-                                      strlen(RELAY_R_RECONNECTING)},
-                                     cl->peers};
+        tallow_msg_PeerDeparted m = {
+            cl->peer_index,
+            {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
+            cl->peers};
         cl->state = CL_BACKOFF;
         cl->retry_at = 0;
         cl_sock_release(cl);
@@ -316,17 +320,20 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) cl_connect_next(cl);
-        else cl_connected(cl);
+        if (err)
+            cl_connect_next(cl);
+        else
+            cl_connected(cl);
     } else {
-        if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS) relay_socks_output(cl);
-        else if (events & TALLOW_IO_WRITE) cl_flush(cl);
+        if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS)
+            relay_socks_output(cl);
+        else if (events & TALLOW_IO_WRITE)
+            cl_flush(cl);
         if (cl->werr && cl->state != CL_CLOSED) relay_cl_lost(cl, cl->werr);
         if ((events & TALLOW_IO_READ) && cl->fd == fd && cl->state >= CL_SOCKS &&
             cl->state != CL_CLOSED)
             cl_read(cl);
-        if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW &&
-            cl->state != CL_CLOSED) {
+        if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW && cl->state != CL_CLOSED) {
             cl->want_writable = 0;
             if (cl->ch->ev->on_writable) cl->ch->ev->on_writable(cl->ch, cl->ch->ev_ud);
         }
@@ -449,7 +456,8 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (relay_outq_pushv(&cl->out, iov, 2) < 0) return TALLOW_ENOMEM;
     if (cl->state == CL_READY && !(cl->events & TALLOW_IO_WRITE)) {
         if (cl->out.bytes >= RELAY_CL_FLUSH_NOW) cl_flush(cl);
-        if (cl->out.bytes && !cl->kick) cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl);
+        if (cl->out.bytes && !cl->kick)
+            cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl);
     }
     if (cl->out.bytes > RELAY_CL_HIGH) {
         cl->want_writable = 1;
@@ -465,7 +473,8 @@ static void cl_close(tallow_channel *ch)
     ((relay_chan *)ch)->cl = NULL;
     if (cl->fd >= 0 && cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
         tallow_msg_RoomLeave m = {{(const uint8_t *)"bye", 3}};
-        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0) (void)relay_outq_flush(&cl->out, cl->fd);
+        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0)
+            (void)relay_outq_flush(&cl->out, cl->fd);
         /* read what is pending so that closing does not reset the connection */
         uint8_t sink[4096];
         while (read(cl->fd, sink, sizeof sink) > 0) {

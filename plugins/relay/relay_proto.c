@@ -80,8 +80,10 @@ void relay_room_tag(const uint8_t *room, size_t len, char out[9])
 static relay_chunk *outq_new_chunk(relay_outq *q)
 {
     relay_chunk *c = q->spare;
-    if (c) q->spare = NULL;
-    else if (!(c = malloc(sizeof *c))) return NULL;
+    if (c)
+        q->spare = NULL;
+    else if (!(c = malloc(sizeof *c)))
+        return NULL;
     c->next = NULL;
     c->len = 0;
     return c;
@@ -89,8 +91,10 @@ static relay_chunk *outq_new_chunk(relay_outq *q)
 
 static void outq_release_chunk(relay_outq *q, relay_chunk *c)
 {
-    if (!q->spare) q->spare = c;
-    else free(c);
+    if (!q->spare)
+        q->spare = c;
+    else
+        free(c);
 }
 
 int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
@@ -105,8 +109,10 @@ int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
                 relay_chunk *c = outq_new_chunk(q);
                 if (!c) goto nomem;
                 if (!first_new) first_new = c;
-                if (q->tail) q->tail->next = c;
-                else q->head = c;
+                if (q->tail)
+                    q->tail->next = c;
+                else
+                    q->head = c;
                 q->tail = c;
             }
             size_t n = RELAY_CHUNK - q->tail->len;
@@ -245,7 +251,8 @@ int relay_inbuf_reserve(relay_inbuf *b, size_t need)
         if (b->cap - b->end >= need) return 0;
     }
     size_t ncap = b->cap ? b->cap : 64 * 1024;
-    while (ncap - live < need) ncap *= 2;
+    while (ncap - live < need)
+        ncap *= 2;
     uint8_t *nb = realloc(b->buf, ncap);
     if (!nb) return -ENOMEM;
     b->buf = nb;
@@ -271,8 +278,10 @@ int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, 
         if (!e) return TALLOW_EINVAL;
         h = s + 1;
         hl = (size_t)(e - h);
-        if (e[1] == ':') p = e + 2;
-        else if (e[1] != 0) return TALLOW_EINVAL;
+        if (e[1] == ':')
+            p = e + 2;
+        else if (e[1] != 0)
+            return TALLOW_EINVAL;
     } else {
         const char *c = strrchr(s, ':');
         if (c && strchr(s, ':') != c) c = NULL; /* bare IPv6 without brackets: no port */
@@ -283,7 +292,8 @@ int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, 
     memcpy(host, h, hl);
     host[hl] = 0;
     if (!p) p = RELAY_DEFAULT_PORT;
-    if (!*p || strlen(p) + 1 > portcap || strspn(p, "0123456789") != strlen(p)) return TALLOW_EINVAL;
+    if (!*p || strlen(p) + 1 > portcap || strspn(p, "0123456789") != strlen(p))
+        return TALLOW_EINVAL;
     if (atoi(p) > 65535) return TALLOW_EINVAL;
     strcpy(port, p);
     return 0;

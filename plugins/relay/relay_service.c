@@ -165,8 +165,10 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     relay_room_detach(c, why, grace);
     c->state = RC_DEAD;
     conn_release(c);
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     if (c->ip) c->ip->conns--;
@@ -231,7 +233,8 @@ static int conn_read(relay_conn *c)
     for (int round = 0; round < 4 && !c->paused && c->state != RC_DEAD; round++) {
         relay_inbuf *b = &c->in;
         size_t want = 64 * 1024;
-        if (c->state == RC_CLOSING) b->start = b->end = 0; /* discard */
+        if (c->state == RC_CLOSING)
+            b->start = b->end = 0; /* discard */
         else if (b->end - b->start >= 4) {
             size_t frame = 4 + (size_t)relay_get32(b->buf + b->start);
             if (frame <= 4 + c->srv->lim.max_frame && frame > b->end - b->start &&
@@ -361,8 +364,8 @@ static void on_sweep(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(s->loop);
     for (relay_conn *c = s->conns; c; c = c->next) {
         if (c->state == RC_PENDING && now >= c->deadline) {
-            tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT,
-                                                 strlen(RELAY_R_JOINTIMEOUT)}};
+            tallow_msg_RoomLeave m = {
+                .reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT, strlen(RELAY_R_JOINTIMEOUT)}};
             relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
         } else if (c->state == RC_CLOSING && now >= c->deadline) {
             relay_conn_kill(c, RELAY_R_GONE, 0);
@@ -457,7 +460,8 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
             continue;
         }
         size_t j = 0;
-        while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0) j++;
+        while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0)
+            j++;
         if (j == sizeof num / sizeof num[0]) {
             tallow_ctx_set_error(s->ctx, "relay: unknown option '%s'", k);
             return TALLOW_EINVAL;
@@ -558,8 +562,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
-        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen,
-                             tallow_strerror(rc));
+        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen, tallow_strerror(rc));
     if (rc == 0) {
         s->lio = tallow_io_start(s->loop, s->lfd, TALLOW_IO_READ, on_accept, s);
         if (s->ufd >= 0) s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s);
@@ -580,8 +583,10 @@ static void srv_stop(void *inst)
 {
     relay_srv *s = inst;
     if (!s) return;
-    while (s->rooms) relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
-    while (s->conns) relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
+    while (s->rooms)
+        relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
+    while (s->conns)
+        relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     srv_settle(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);

@@ -49,7 +49,8 @@ int rt_env_start(rt_env *e, const tallow_kv *opts, size_t n)
     tallow_kv kv[32];
     size_t k = 0;
     kv[k++] = (tallow_kv){"listen", "127.0.0.1:0"};
-    for (size_t i = 0; i < n && k < 32; i++) kv[k++] = opts[i];
+    for (size_t i = 0; i < n && k < 32; i++)
+        kv[k++] = opts[i];
     rc = e->ops->start(st, e->ctx, kv, k, &e->inst);
     if (rc < 0) return rc;
     e->port = (uint16_t)rt_stat(e, "port");
@@ -101,7 +102,8 @@ static void ev_frame(tallow_channel *ch, uint32_t from, const uint8_t *d, size_t
     p->last_from = from;
     p->last_len = len < sizeof p->last ? len : sizeof p->last;
     memcpy(p->last, d, p->last_len);
-    for (size_t i = 0; i < len; i++) p->check += d[i];
+    for (size_t i = 0; i < len; i++)
+        p->check += d[i];
 }
 
 static void ev_writable(tallow_channel *ch, void *ud)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include <tallow/stun.h>
@@ -101,7 +102,8 @@ static void test_relay_multi_room(void **state)
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
     rt_peer p[4];
-    for (int i = 0; i < 4; i++) assert_int_equal(rt_peer_open(&e, &p[i], "multi", 4, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rt_peer_open(&e, &p[i], "multi", 4, NULL, NULL), 0);
     assert_true(rt_run_until(&e, all4_ready, p, 5000));
     uint32_t idx[4];
     for (int i = 0; i < 4; i++) {
@@ -109,7 +111,8 @@ static void test_relay_multi_room(void **state)
         tallow_channel_get_info(p[i].ch, &info);
         idx[i] = info.peer_index;
         assert_true(idx[i] >= 1 && idx[i] <= 4);
-        for (int j = 0; j < i; j++) assert_int_not_equal(idx[i], idx[j]);
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(idx[i], idx[j]);
         assert_true(p[i].joined_room >= 1); /* each learned who else is there */
     }
     /* broadcast: everyone else gets it once */
@@ -131,7 +134,8 @@ static void test_relay_multi_room(void **state)
     rt_run_for(&e, 200);
     assert_false(p[0].closed);
     assert_int_equal(p[0].last_room_type, TALLOW_MSG_PeerLeftRoom);
-    for (int i = 0; i < 3; i++) rt_peer_close(&p[i]);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
     assert_true(rt_run_until(&e, no_rooms, &e, 5000));
     rt_env_stop(&e);
 }
@@ -148,7 +152,8 @@ static void test_relay_stun_binding(void **state)
     socklen_t ml = sizeof me;
     getsockname(fd, (struct sockaddr *)&me, &ml);
     uint8_t req[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
-    for (int i = 8; i < 20; i++) req[i] = (uint8_t)(i * 7);
+    for (int i = 8; i < 20; i++)
+        req[i] = (uint8_t)(i * 7);
     assert_int_equal(sendto(fd, req, 20, 0, (struct sockaddr *)&relay, sizeof relay), 20);
     uint8_t resp[256];
     ssize_t n = -1;
@@ -211,7 +216,8 @@ static void test_relay_ping(void **state)
     assert_int_equal(ch, 0);
     tallow_msg_any m;
     const tallow_msg_type *t;
-    assert_int_equal(tallow_msg_decode(tallow_ctx_registry(e.ctx), buf, (size_t)n, &t, &m, sizeof m), 0);
+    assert_int_equal(
+        tallow_msg_decode(tallow_ctx_registry(e.ctx), buf, (size_t)n, &t, &m, sizeof m), 0);
     assert_int_equal(t->id, TALLOW_MSG_Pong);
     assert_int_equal(m.Pong.seq, 42);
     close(fd);
@@ -267,10 +273,8 @@ static void test_relay_ipv6(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_pair_exchange),
-        cmocka_unit_test(test_relay_multi_room),
-        cmocka_unit_test(test_relay_stun_binding),
-        cmocka_unit_test(test_relay_ping),
+        cmocka_unit_test(test_relay_pair_exchange), cmocka_unit_test(test_relay_multi_room),
+        cmocka_unit_test(test_relay_stun_binding),  cmocka_unit_test(test_relay_ping),
         cmocka_unit_test(test_relay_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

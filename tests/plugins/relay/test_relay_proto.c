@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay.h"
@@ -33,7 +34,8 @@ static void test_relay_proto_hostport(void **state)
     const char *bad[] = {"", "h:", "h:70000", "h:12a", "[::1", "[::1]x", NULL};
     for (int i = 0; bad[i]; i++)
         assert_int_equal(relay_split_hostport(bad[i], h, sizeof h, p, sizeof p), TALLOW_EINVAL);
-    assert_int_equal(relay_split_hostport("a-very-long-host-name", h, 8, p, sizeof p), TALLOW_EINVAL);
+    assert_int_equal(relay_split_hostport("a-very-long-host-name", h, 8, p, sizeof p),
+                     TALLOW_EINVAL);
 }
 
 static void test_relay_proto_ctrl_frame(void **state)
@@ -72,7 +74,8 @@ static void test_relay_proto_outq(void **state)
     fcntl(sv[1], F_SETFL, O_NONBLOCK);
     const size_t total = 3 * RELAY_CHUNK + 12345;
     uint8_t *src = malloc(total), *dst = malloc(total);
-    for (size_t i = 0; i < total; i++) src[i] = (uint8_t)(i * 7 + (i >> 12));
+    for (size_t i = 0; i < total; i++)
+        src[i] = (uint8_t)(i * 7 + (i >> 12));
     relay_outq q = {0};
     /* pieces of odd sizes, crossing chunk boundaries; the first goes straight to the socket */
     size_t off = 0, got = 0, piece = 1000;

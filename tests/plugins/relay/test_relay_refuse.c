@@ -2,13 +2,14 @@
  * wrong relay password, a third peer in a pair room, too many rooms from one address, a silent
  * connection (join timeout), an oversized frame, data before a peer, a failed handshake closing
  * the room for everyone, a newer protocol version. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
@@ -44,9 +45,9 @@ static int read_refusal(rt_env *e, int fd, uint32_t *type, char *out, size_t cap
         const tallow_msg_type *t;
         if (tallow_msg_decode(tallow_ctx_registry(e->ctx), buf, (size_t)n, &t, &m, sizeof m) < 0)
             return -1;
-        const tallow_bytes *r = t->id == TALLOW_MSG_RoomLeave ? &m.RoomLeave.reason
+        const tallow_bytes *r = t->id == TALLOW_MSG_RoomLeave       ? &m.RoomLeave.reason
                                 : t->id == TALLOW_MSG_VersionReject ? &m.VersionReject.reason
-                                                                     : NULL;
+                                                                    : NULL;
         if (!r) continue;
         *type = t->id;
         snprintf(out, cap, "%.*s", (int)r->len, (const char *)r->ptr);
@@ -209,7 +210,8 @@ static void test_relay_refuse_handshake_failed_closes_room(void **state)
     assert_int_equal(rt_peer_open(&e, &p[1], "pake", 2, NULL, NULL), 0);
     assert_true(rt_run_until(&e, both_ready, p, 5000));
     const char *why = "handshake-failed";
-    assert_int_equal(tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
+    assert_int_equal(
+        tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
     assert_true(rt_run_until(&e, both_closed, p, 5000));
     assert_int_equal(p[0].err, TALLOW_ECODE);
     assert_int_equal(p[1].err, TALLOW_ECODE);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
@@ -90,7 +91,8 @@ static void *proxy_main(void *ud)
     proxy *p = ud;
     while (!p->stop) {
         if (p->cut) {
-            while (p->n) proxy_drop(p, 0);
+            while (p->n)
+                proxy_drop(p, 0);
             p->cut = 0;
         }
         struct pollfd fds[33];
@@ -132,7 +134,8 @@ static void *proxy_main(void *ud)
         }
     next_round:;
     }
-    while (p->n) proxy_drop(p, 0);
+    while (p->n)
+        proxy_drop(p, 0);
     return NULL;
 }
 
@@ -273,8 +276,11 @@ static void test_relay_proxy_refuses(void **state)
     /* a malformed proxy URL is refused at open */
     uint8_t id[32];
     rt_room_id("x", id);
-    tallow_channel_params prm = {.struct_size = sizeof prm, .address = e.addr, .room = id,
-                                 .room_len = 32, .proxy = "http://127.0.0.1:1"};
+    tallow_channel_params prm = {.struct_size = sizeof prm,
+                                 .address = e.addr,
+                                 .room = id,
+                                 .room_len = 32,
+                                 .proxy = "http://127.0.0.1:1"};
     tallow_channel *ch = NULL;
     assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
     proxy_stop(&px);

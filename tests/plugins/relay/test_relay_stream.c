@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
@@ -49,9 +50,12 @@ static void reader_step(reader *r, size_t max)
             if (r->hdr_got < 5) continue;
             r->hdr_got = 0;
             r->left = ((size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
-                       r->hdr[3]) - 1;
-            if (r->hdr[4] == 0) r->ctrl_frames++; /* control (RoomJoined): skipped */
-            else if (r->hdr[4] != 1) r->bad = 1;
+                       r->hdr[3]) -
+                      1;
+            if (r->hdr[4] == 0)
+                r->ctrl_frames++; /* control (RoomJoined): skipped */
+            else if (r->hdr[4] != 1)
+                r->bad = 1;
             continue;
         }
         size_t take = r->left < (size_t)(n - i) ? r->left : (size_t)(n - i);
@@ -103,7 +107,8 @@ static void test_relay_stream_slow_reader_bounded(void **state)
         }
         while (!blocked && sent < TOTAL) {
             size_t len = TOTAL - sent < FRAME ? TOTAL - sent : FRAME;
-            for (size_t k = 0; k < len; k++) frame[k] = pattern(sent + k);
+            for (size_t k = 0; k < len; k++)
+                frame[k] = pattern(sent + k);
             int rc = tallow_channel_send(s.ch, 0, frame, len);
             assert_true(rc == 0 || rc == 1);
             sent += len;
@@ -173,7 +178,8 @@ static void test_relay_stream_duplex(void **state)
     rt_peer p[2];
     assert_int_equal(rt_peer_open(&e, &p[0], "duplex", 2, NULL, NULL), 0);
     assert_int_equal(rt_peer_open(&e, &p[1], "duplex", 2, NULL, NULL), 0);
-    for (int i = 0; i < 200 && !(p[0].ready && p[1].ready); i++) tallow_loop_run_once(e.loop, 10);
+    for (int i = 0; i < 200 && !(p[0].ready && p[1].ready); i++)
+        tallow_loop_run_once(e.loop, 10);
     assert_true(p[0].ready && p[1].ready);
     uint8_t *frame = calloc(1, FRAME);
     duplex d = {.p = p};
