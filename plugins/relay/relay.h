@@ -64,7 +64,8 @@ int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, si
 void relay_room_tag(const uint8_t *room, size_t len, char out[9]);
 
 /* ---- output queue: a list of large chunks, written out with writev. No allocation per frame:
- * chunks are RELAY_CHUNK bytes and one spare is kept. */
+ * chunks are RELAY_CHUNK bytes and one spare is kept while the queue is not empty; a drained
+ * queue holds no memory. */
 #define RELAY_CHUNK (256u * 1024u)
 typedef struct relay_chunk relay_chunk;
 typedef struct relay_outq {

@@ -164,9 +164,11 @@ static void outq_consume(relay_outq *q, size_t n)
         if (!q->head) q->tail = NULL;
         outq_release_chunk(q, c);
     }
-    if (!q->head) {
+    if (!q->head) { /* drained: an idle connection holds no output memory */
         q->tail = NULL;
         q->head_off = 0;
+        free(q->spare);
+        q->spare = NULL;
     }
 }
 

@@ -258,6 +258,8 @@ static int conn_read(relay_conn *c)
         relay_conn_process(c);
         if ((size_t)n < space) break;
     }
+    /* an idle connection (most of them: waiting for a peer) keeps no input buffer */
+    if (c->in.buf && c->in.start == c->in.end) relay_inbuf_free(&c->in);
     return 0;
 }
 

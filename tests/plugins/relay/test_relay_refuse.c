@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -305,6 +306,62 @@ static void test_relay_refuse_client_errors(void **state)
     rt_env_stop(&e);
 }
 
+static uint64_t rng(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Garbage from many connections (random bytes, random frames after a valid join, random
+ * control payloads) never takes the relay down; afterwards it is empty and still pairs. */
+static void test_relay_refuse_garbage(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    uint8_t buf[4096];
+    for (int batch = 0; batch < 8; batch++) {
+        int fds[32];
+        for (int i = 0; i < 32; i++) {
+            fds[i] = rt_raw_connect(&e);
+            assert_true(fds[i] >= 0);
+            int kind = (int)(rng(&x) % 3);
+            if (kind > 0) {
+                uint8_t id[32];
+                char room[16];
+                snprintf(room, sizeof room, "g%d", (int)(rng(&x) % 8));
+                rt_room_id(room, id);
+                tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+                rt_raw_send_ctrl(&e, fds[i], &tallow_msgtype_RoomJoin, &j);
+            }
+            for (int k = 0; k < 4; k++) {
+                size_t len = (size_t)(rng(&x) % sizeof buf);
+                for (size_t b = 0; b < len; b++) buf[b] = (uint8_t)rng(&x);
+                if (kind == 0) {
+                    (void)!send(fds[i], buf, len, MSG_NOSIGNAL);
+                } else {
+                    uint8_t ch = kind == 2 ? 0 : (uint8_t)(rng(&x) % 4);
+                    rt_raw_send(fds[i], ch, buf, len);
+                }
+            }
+            tallow_loop_run_once(e.loop, 0);
+        }
+        rt_run_for(&e, 50);
+        for (int i = 0; i < 32; i++) close(fds[i]);
+    }
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    /* rooms where two garbage peers paired are held for resume; the relay still works */
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "after", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "after", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_unpaired_timeout),
         cmocka_unit_test(test_relay_refuse_conns_per_ip),
         cmocka_unit_test(test_relay_refuse_client_errors),
+        cmocka_unit_test(test_relay_refuse_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
