@@ -2,31 +2,49 @@
  * both roles use: the chunked output queue, the growable input buffer, address helpers.
  *
  * WIRE PROTOCOL (TCP, version 1)
- *   frame   = u32be L | u8 channel | payload[L-1]      1 <= L <= max-frame (relay option)
+ *   frame = u32be L | u8 channel | payload[L-1]        1 <= L <= max-frame (relay option)
+ *   A frame with L = 0, L > max-frame or an unknown channel ends the connection (RoomLeave
+ *   "frame too large" / "protocol error" first).
  *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
- *     client -> relay: RoomJoin{room 1..64 opaque bytes, password, version=1, capacity (0/2:
- *                      pair room, >2: multi room with that many slots), resume_token},
- *                      RoomLeave{reason} (orderly leave; reason "handshake-failed" closes the
- *                      whole room for everyone), Ping{seq,time}.
- *     relay -> client: RoomJoined{peers, peer_index, resume_token} (answer to RoomJoin; peers
- *                      counts connected peers including the joiner), then in multi rooms one
- *                      PeerJoinedRoom per peer already there; PeerArrived{peer_index, peers}
- *                      (pair rooms: the other peer joined or came back); PeerJoinedRoom /
- *                      PeerLeftRoom{peer_index, peers} (multi rooms); PeerDeparted{peer_index,
- *                      reason, peers} with reason "reconnecting" (its slot is held for the grace
- *                      period), "left" (it left in order), "gone" (grace expired) or a protocol
- *                      error; RoomLeave{reason} or VersionReject{reason} on refusal or when the
- *                      relay closes the room (the relay then closes the connection); Pong.
+ *     client -> relay:
+ *       RoomJoin{room (1..64 opaque bytes), password, version = 1, capacity, resume_token}
+ *         capacity 0 or 2: a pair room; > 2: a multi room with that many slots (the creator's
+ *         value counts). Must come within join-timeout of connecting. With a resume_token the
+ *         client takes back its slot in a paired room (see below).
+ *       RoomLeave{reason}  an orderly leave. reason "handshake-failed" closes the whole room for
+ *         everyone (so each attempt at the code costs an attacker the room).
+ *       Ping{seq, time}    answered with Pong{seq, time}.
+ *     relay -> client:
+ *       RoomJoined{peers, peer_index, resume_token}  the join worked; peers counts connected
+ *         peers including the joiner. In multi rooms it is followed by PeerJoinedRoom for each
+ *         peer already there, then RoomPeerCount{peers, capacity}.
+ *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.
+ *       PeerJoinedRoom / PeerLeftRoom{peer_index, peers}, RoomPeerCount{peers, capacity}:
+ *         multi rooms, on every join and departure.
+ *       PeerDeparted{peer_index, reason, peers}  reason "reconnecting": its connection dropped
+ *         and its slot is held for the grace period; otherwise ("left", "gone" when the grace
+ *         ran out, "protocol error") it is gone, and a pair room is closed with it (the relay
+ *         then closes the other connection without a further message).
+ *       RoomLeave{reason} / VersionReject{version, reason}  refusal, or the relay closing the
+ *         room ("room full", "wrong relay password", "too many rooms from your address",
+ *         "relay has too many rooms", "join timeout", "room timeout", "handshake-failed",
+ *         "unknown resume token", "capacity above the relay's limit", ...); the relay then
+ *         closes the connection.
+ *       Pong{seq, time}.
  *   channel 1  peer data, forwarded verbatim to every other connected peer of the room.
  *   channel 2  u32be peer index | peer data: delivered only to that peer, the relay rewriting the
  *              index to the sender's before forwarding.
- *   Peer indexes are 1-based slot numbers (0 never names a peer).
- *   The relay forwards data only once the room has been paired (two peers have been connected
- *   at the same time). Data before that is a protocol error (RoomLeave "data before a peer
- *   joined", connection closed). After pairing, data for a peer whose connection is down (its slot
- *   held for resume) or for an empty slot is dropped and counted: the peers' session layer
- *   resynchronises after a PeerDeparted "reconnecting" / PeerArrived pair.
- *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues. */
+ *   Peer indexes are 1-based slot numbers; 0 never names a peer.
+ *   The relay forwards data only once the room has been paired (two peers connected at the same
+ *   time). Data before that is a protocol error (RoomLeave "data before a peer joined"). After
+ *   pairing, data for a peer whose connection is down (slot held for resume), for an empty slot
+ *   or for oneself is dropped and counted (bytes_dropped): peers resynchronise after the
+ *   PeerDeparted "reconnecting" / PeerArrived pair. A slow receiver slows its senders down:
+ *   the relay stops reading from a sender while a destination's queue is above queue-high.
+ *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues.
+ *
+ * UDP on the same port number: STUN Binding requests answered (XOR-MAPPED-ADDRESS,
+ * MAPPED-ADDRESS, SOFTWARE, FINGERPRINT), anything else dropped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

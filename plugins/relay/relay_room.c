@@ -26,6 +26,14 @@ static void room_send_all(relay_room *r, relay_conn *except, const tallow_msg_ty
     }
 }
 
+/* Multi rooms: everyone hears the new count after a join or a departure. */
+static void send_count(relay_room *r)
+{
+    if (r->capacity == 2) return;
+    tallow_msg_RoomPeerCount m = {r->live, r->capacity};
+    room_send_all(r, NULL, &tallow_msgtype_RoomPeerCount, &m);
+}
+
 static void refuse(relay_conn *c, const char *reason)
 {
     tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)reason, strlen(reason)}};
@@ -97,6 +105,7 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
             {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
             r->live};
         room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
+        send_count(r);
         relay_room_unblock(r);
         return;
     }
@@ -111,6 +120,7 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
         }
         tallow_msg_PeerLeftRoom pl = {c->index, r->live};
         room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &pl);
+        send_count(r);
     }
     if (r->used == 0)
         relay_room_close(r, why, 0);
@@ -143,6 +153,7 @@ void relay_room_sweep(relay_srv *s, uint64_t now)
             } else {
                 tallow_msg_PeerLeftRoom m = {i + 1, r->live};
                 room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &m);
+                send_count(r);
                 if (r->used == 0) relay_room_close(r, RELAY_R_GONE, 0);
             }
         }
@@ -177,6 +188,7 @@ static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
         tallow_msg_PeerJoinedRoom theirs = {c->index, r->live};
         relay_conn_ctrl(o, &tallow_msgtype_PeerJoinedRoom, &theirs);
     }
+    send_count(r);
 }
 
 static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)

@@ -120,6 +120,11 @@ static void ev_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
     if (type == TALLOW_MSG_PeerArrived) p->arrived++;
     if (type == TALLOW_MSG_RoomJoined) p->resumed++;
     if (type == TALLOW_MSG_PeerJoinedRoom) p->joined_room++;
+    if (type == TALLOW_MSG_RoomPeerCount) {
+        const tallow_msg_RoomPeerCount *c = msg;
+        p->count_peers = c->peers;
+        p->count_capacity = c->capacity;
+    }
 }
 
 static void ev_closed(tallow_channel *ch, int err, void *ud)

@@ -114,6 +114,8 @@ static void test_relay_multi_room(void **state)
         for (int j = 0; j < i; j++)
             assert_int_not_equal(idx[i], idx[j]);
         assert_true(p[i].joined_room >= 1); /* each learned who else is there */
+        assert_int_equal(p[i].count_peers, 4);
+        assert_int_equal(p[i].count_capacity, 4);
     }
     /* broadcast: everyone else gets it once */
     assert_int_equal(tallow_channel_send(p[0].ch, UINT32_MAX, (const uint8_t *)"all", 3), 0);
@@ -133,7 +135,7 @@ static void test_relay_multi_room(void **state)
     rt_peer_close(&p[3]);
     rt_run_for(&e, 200);
     assert_false(p[0].closed);
-    assert_int_equal(p[0].last_room_type, TALLOW_MSG_PeerLeftRoom);
+    assert_int_equal(p[0].count_peers, 3);
     for (int i = 0; i < 3; i++)
         rt_peer_close(&p[i]);
     assert_true(rt_run_until(&e, no_rooms, &e, 5000));
