@@ -16,6 +16,10 @@
 #define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP + SOCKS) */
 #define RELAY_CL_RETRY_MS 500u     /* pause between resume attempts */
 #define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume */
+/* Keepalive: a Ping after this long without receiving anything; the connection counts as dead
+ * (and is resumed) when neither a byte arrived nor a blocked write drained for twice as long.
+ * TALLOW_RELAY_KEEPALIVE_MS overrides it (tests). */
+#define RELAY_KEEPALIVE_MS 15000u
 
 enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
@@ -58,6 +62,8 @@ typedef struct relay_cl {
     uint32_t peer_index, peers;
     uint64_t open_deadline, attempt_deadline, resume_deadline, retry_at;
     uint64_t sent, recv;
+    uint64_t keepalive_ms, last_rx, last_drain, ping_at; /* ping_at: 0 or when a Ping left */
+    uint64_t rtt_us, ping_seq;
     relay_inbuf in;
     relay_outq out;
     /* SOCKS5 */
@@ -73,10 +79,11 @@ typedef struct relay_chan {
 
 /* relay_client.c */
 void relay_cl_fail(relay_cl *cl, int err, const char *reason); /* reports on_closed */
-void relay_cl_lost(relay_cl *cl, int err); /* connection dropped: resume or fail */
-int relay_cl_send_join(relay_cl *cl);      /* on a connected socket; 0 or an error */
-void relay_cl_became_ready(relay_cl *cl);  /* state READY, flushes what was queued */
-void relay_cl_update(relay_cl *cl);        /* recomputes the events waited for */
+void relay_cl_lost(relay_cl *cl, int err);          /* connection dropped: resume or fail */
+int relay_cl_send_join(relay_cl *cl);               /* on a connected socket; 0 or an error */
+void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what was queued */
+void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
+void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
 
 /* relay_client_rx.c */
 void relay_cl_frames(relay_cl *cl); /* dispatches the complete frames in cl->in */

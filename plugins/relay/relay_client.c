@@ -129,6 +129,14 @@ static void cl_deferred(tallow_timer *t, void *ud)
     cl_settle(cl);
 }
 
+static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
+{
+    uint8_t buf[RELAY_CTRL_MAX];
+    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
+    if (n < 0) return n;
+    return relay_outq_push(&cl->out, buf, (size_t)n);
+}
+
 void relay_cl_became_ready(relay_cl *cl)
 {
     int first = !cl->paired;
@@ -139,15 +147,11 @@ void relay_cl_became_ready(relay_cl *cl)
         if (cl->ch->ev->on_ready) cl->ch->ev->on_ready(cl->ch, cl->ch->ev_ud);
         cl->depth--;
     }
+    if (cl->state == CL_READY && !cl->ping_at) { /* a first RTT sample */
+        tallow_msg_Ping ping = {++cl->ping_seq, tallow_now_ns() / 1000u};
+        if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) cl->ping_at = tallow_loop_now(cl->loop);
+    }
     if (cl->state == CL_READY) cl_flush(cl);
-}
-
-static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
-{
-    uint8_t buf[RELAY_CTRL_MAX];
-    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
-    if (n < 0) return n;
-    return relay_outq_push(&cl->out, buf, (size_t)n);
 }
 
 /* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
@@ -166,6 +170,8 @@ int relay_cl_send_join(relay_cl *cl)
     ssize_t w = send(cl->fd, buf, (size_t)n, MSG_NOSIGNAL);
     if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
     cl->state = CL_JOINING;
+    cl->last_rx = cl->last_drain = tallow_loop_now(cl->loop);
+    cl->ping_at = 0;
     relay_cl_update(cl);
     return 0;
 }
@@ -260,6 +266,29 @@ void relay_cl_lost(relay_cl *cl, int err)
     cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
 }
 
+void relay_cl_pong(relay_cl *cl, uint64_t sent_us)
+{
+    uint64_t now_us = tallow_now_ns() / 1000u;
+    if (sent_us && sent_us <= now_us) cl->rtt_us = now_us - sent_us;
+    cl->ping_at = 0;
+}
+
+/* Pings an idle connection; a connection that stays silent is treated as dropped. */
+static void keepalive(relay_cl *cl, uint64_t now)
+{
+    uint64_t alive = cl->last_rx > cl->last_drain ? cl->last_rx : cl->last_drain;
+    if (cl->ping_at && now - cl->ping_at >= 2 * cl->keepalive_ms &&
+        now - alive >= 2 * cl->keepalive_ms)
+        return relay_cl_lost(cl, TALLOW_ETIMEOUT);
+    if (!cl->ping_at && now - alive >= cl->keepalive_ms) {
+        tallow_msg_Ping ping = {++cl->ping_seq, tallow_now_ns() / 1000u};
+        if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) {
+            cl->ping_at = now;
+            cl_flush(cl);
+        }
+    }
+}
+
 static void cl_tick(tallow_timer *t, void *ud)
 {
     relay_cl *cl = ud;
@@ -274,10 +303,8 @@ static void cl_tick(tallow_timer *t, void *ud)
         cl_connect_next(cl);
     } else if (!cl->paired && cl->open_deadline && now >= cl->open_deadline) {
         relay_cl_fail(cl, TALLOW_ETIMEOUT, "no peer joined in time");
-    } else if ((cl->state == CL_READY || (cl->state == CL_WAITING && !cl->open_deadline)) &&
-               cl->tick) {
-        tallow_timer_stop(cl->tick); /* nothing to watch while connected */
-        cl->tick = NULL;
+    } else if (cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
+        keepalive(cl, now);
     }
     cl->depth--;
     cl_settle(cl);
@@ -302,6 +329,7 @@ static void cl_read(relay_cl *cl)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) return relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
         b->end += (size_t)n;
+        cl->last_rx = tallow_loop_now(cl->loop);
         if (cl->state == CL_SOCKS) {
             if (relay_socks_input(cl) < 0) return;
             if (cl->state == CL_SOCKS) continue;
@@ -414,6 +442,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
              cl->proxy ? " via socks5 proxy" : "");
     uint64_t now = tallow_loop_now(cl->loop);
     if (p->timeout_ms) cl->open_deadline = now + p->timeout_ms;
+    const char *ka = getenv("TALLOW_RELAY_KEEPALIVE_MS");
+    cl->keepalive_ms = ka && atoi(ka) > 0 ? (uint64_t)atoi(ka) : RELAY_KEEPALIVE_MS;
     cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
     if (!cl->tick) {
         cl_free(cl);
@@ -498,6 +528,7 @@ static void cl_get_info(tallow_channel *ch, tallow_channel_info *info)
     if (!cl) return;
     info->path = cl->path;
     info->bytes_sent = cl->sent;
+    info->rtt_us = cl->rtt_us;
     info->bytes_recv = cl->recv;
     info->peer_index = cl->peer_index;
     info->peers = cl->peers;

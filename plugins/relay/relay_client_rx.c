@@ -86,7 +86,9 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_VersionReject:
         str_of(&m.VersionReject.reason, reason, sizeof reason);
         return relay_cl_fail(cl, TALLOW_EVERSION, reason);
-    default: /* Pong, and types a newer relay may add */
+    case TALLOW_MSG_Pong:
+        return relay_cl_pong(cl, m.Pong.time);
+    default: /* types a newer relay may add */
         return;
     }
 }

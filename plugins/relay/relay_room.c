@@ -222,6 +222,11 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
                 sl->conn = NULL;
                 r->live--;
                 relay_conn_kill(old, RELAY_R_GONE, 0);
+                tallow_msg_PeerDeparted m = {
+                    i + 1,
+                    {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
+                    r->live};
+                room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m); /* same story */
             }
             attach(r, c, i, 1);
             return;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,12 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         relay_sock_setup(cfd, 1);
+        /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
+        int on = 1, idle = 60, intvl = 15, cnt = 4;
+        setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
         relay_conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(cfd);

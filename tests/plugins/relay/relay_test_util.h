@@ -37,10 +37,10 @@ typedef struct rt_peer {
     size_t last_len;
     int room_events;
     uint32_t last_room_type;
-    uint32_t departed, arrived, resumed; /* PeerDeparted / PeerArrived / RoomJoined events */
-    uint32_t joined_room;                /* PeerJoinedRoom events */
+    uint32_t departed, arrived, resumed;  /* PeerDeparted / PeerArrived / RoomJoined events */
+    uint32_t joined_room;                 /* PeerJoinedRoom events */
     uint32_t count_peers, count_capacity; /* the last RoomPeerCount */
-    uint64_t check;                      /* running sum of received bytes' values, for streams */
+    uint64_t check;                       /* running sum of received bytes' values, for streams */
     int close_on_closed;
 } rt_peer;
 

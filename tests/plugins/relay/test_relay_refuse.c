@@ -338,7 +338,8 @@ static void test_relay_refuse_garbage(void **state)
             }
             for (int k = 0; k < 4; k++) {
                 size_t len = (size_t)(rng(&x) % sizeof buf);
-                for (size_t b = 0; b < len; b++) buf[b] = (uint8_t)rng(&x);
+                for (size_t b = 0; b < len; b++)
+                    buf[b] = (uint8_t)rng(&x);
                 if (kind == 0) {
                     (void)!send(fds[i], buf, len, MSG_NOSIGNAL);
                 } else {
@@ -349,7 +350,8 @@ static void test_relay_refuse_garbage(void **state)
             tallow_loop_run_once(e.loop, 0);
         }
         rt_run_for(&e, 50);
-        for (int i = 0; i < 32; i++) close(fds[i]);
+        for (int i = 0; i < 32; i++)
+            close(fds[i]);
     }
     assert_true(rt_run_until(&e, no_conns, &e, 5000));
     /* rooms where two garbage peers paired are held for resume; the relay still works */
