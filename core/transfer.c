@@ -15,8 +15,8 @@
 #include "transfer.h"
 
 #define CHUNK (256u * 1024u)
-#define WINDOW (8u * 1024u * 1024u)
-#define ACK_EVERY (1u * 1024u * 1024u)
+#define WINDOW (32u * 1024u * 1024u)
+#define ACK_EVERY (4u * 1024u * 1024u)
 #define RESUME_ALIGN (1u * 1024u * 1024u)
 #define MAX_TEXT (64u * 1024u * 1024u)
 #define MAX_ENTRIES (1u << 20)
