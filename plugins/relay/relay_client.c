@@ -3,13 +3,17 @@
  * peer data both ways with a bounded output queue, and resume after a dropped connection.
  *
  * What a channel guarantees: frames arrive whole and in order while the TCP connection lives.
- * If it drops after pairing, the channel reconnects and rejoins with the relay's resume token for
- * up to RELAY_RECONNECT_MS. It then reports on_room(PeerDeparted{peer_index = own index, reason
- * "reconnecting"}) at once and on_room(RoomJoined) when back: frames queued or in flight in
- * either direction between those two events may be lost (never reordered or corrupted); frames
- * sent after on_room(RoomJoined) flow again. The other side sees on_room(PeerDeparted{reason
- * "reconnecting"}) and then on_room(PeerArrived). The session above resynchronises. If resuming
- * fails the channel closes with TALLOW_ECLOSED. */
+ * If it drops after pairing (an error, an EOF, or a path that stays silent past the keepalive:
+ * RELAY_KEEPALIVE_MS without a byte, then twice that after a Ping), the channel reconnects and
+ * rejoins with the relay's resume token for up to RELAY_RECONNECT_MS. It reports
+ * on_room(PeerDeparted{peer_index = its own index, reason "reconnecting"}) at once and
+ * on_room(RoomJoined) when back. Frames queued or in flight in either direction between those
+ * two events may be lost (never reordered, duplicated or corrupted); frames sent meanwhile are
+ * queued and go out after the rejoin. The other side sees on_room(PeerDeparted{reason
+ * "reconnecting"}) then on_room(PeerArrived) (multi rooms: PeerJoinedRoom). The session above
+ * resynchronises (it can resume transfers). If resuming fails the channel closes with
+ * TALLOW_ECLOSED; the other side then gets on_closed(TALLOW_EPEERGONE) when the relay's grace
+ * period ends. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
