@@ -13,7 +13,8 @@
 #define RELAY_CL_LOW (2u * 1024u * 1024u)  /* on_writable below this */
 #define RELAY_CL_FLUSH_NOW (256u * 1024u)  /* write at once instead of at the next round */
 #define RELAY_CL_MAX_FRAME (TALLOW_MSG_MAX_FRAME + RELAY_TGT_HDR)
-#define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP + SOCKS) */
+#define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP) */
+#define RELAY_CL_PROXY_MS 60000u   /* one attempt through a proxy (Tor builds circuits) */
 #define RELAY_CL_RETRY_MS 500u     /* pause between resume attempts */
 #define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume */
 /* Keepalive: a Ping after this long without receiving anything; the connection counts as dead

@@ -211,7 +211,8 @@ static void cl_connect_next(relay_cl *cl)
         cl->fd = fd;
         cl->werr = 0;
         cl->state = CL_CONNECTING;
-        cl->attempt_deadline = tallow_loop_now(cl->loop) + RELAY_CL_CONNECT_MS;
+        cl->attempt_deadline =
+            tallow_loop_now(cl->loop) + (cl->proxy ? RELAY_CL_PROXY_MS : RELAY_CL_CONNECT_MS);
         cl->io = tallow_io_start(cl->loop, fd, TALLOW_IO_WRITE, cl_io, cl);
         if (!cl->io) {
             close(fd);
