@@ -402,7 +402,8 @@ static int parse_proxy(relay_cl *cl, const char *url, char *host, size_t hc, cha
 
 static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
 {
-    if (!p || !p->address || !p->room || p->room_len == 0 || p->room_len > RELAY_ROOM_MAX)
+    if (!p || !p->address || !p->room || p->room_len == 0 || p->room_len > RELAY_ROOM_MAX ||
+        !ch->ev)
         return TALLOW_EINVAL;
     relay_cl *cl = calloc(1, sizeof *cl);
     if (!cl) return TALLOW_ENOMEM;

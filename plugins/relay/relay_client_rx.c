@@ -121,6 +121,7 @@ void relay_cl_frames(relay_cl *cl)
             /* fall through */
         case RELAY_CH_DATA:
             if (cl->state != CL_READY) continue; /* not ours yet: a stale frame */
+            if (!cl->ch->ev->on_frame) continue;
             cl->depth++;
             cl->ch->ev->on_frame(cl->ch, from, p, plen, cl->ch->ev_ud);
             cl->depth--;
