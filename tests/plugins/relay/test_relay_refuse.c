@@ -15,6 +15,8 @@
 
 #include "relay_test_util.h"
 
+static const tallow_channel_events no_events = {0}; /* for opens that must fail */
+
 #define RELAY_TO_LEAVE (UINT32_MAX - 1) /* relay.h: send() of a RoomLeave reason */
 
 static int both_ready(void *ud)
@@ -299,9 +301,13 @@ static void test_relay_refuse_client_errors(void **state)
     tallow_channel_params prm = {.struct_size = sizeof prm, .room = id, .room_len = 32};
     tallow_channel *ch = NULL;
     prm.address = "127.0.0.1:99999";
-    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
     prm.address = e.addr;
     prm.room_len = 0;
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
+    prm.room_len = 32;
     assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
     rt_env_stop(&e);
 }

@@ -21,6 +21,8 @@
 
 #include "relay_test_util.h"
 
+static const tallow_channel_events no_events = {0}; /* for opens that must fail */
+
 typedef struct proxy {
     int lfd;
     uint16_t port;
@@ -291,7 +293,8 @@ static void test_relay_proxy_refuses(void **state)
                                  .room_len = 32,
                                  .proxy = "http://127.0.0.1:1"};
     tallow_channel *ch = NULL;
-    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
     proxy_stop(&px);
     rt_env_stop(&e);
 }
