@@ -184,6 +184,11 @@ int rt_cond_ready(void *p)
     return ((rt_peer *)p)->ready;
 }
 
+int rt_cond_frame(void *p)
+{
+    return ((rt_peer *)p)->frames > 0;
+}
+
 int rt_cond_closed(void *p)
 {
     return ((rt_peer *)p)->closed;

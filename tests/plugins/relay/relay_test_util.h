@@ -50,6 +50,7 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
 void rt_peer_close(rt_peer *p);
 int rt_cond_ready(void *p);  /* rt_peer */
 int rt_cond_closed(void *p); /* rt_peer */
+int rt_cond_frame(void *p);  /* rt_peer: at least one frame */
 void rt_room_id(const char *room, uint8_t out[32]);
 
 /* Raw framed sockets (nonblocking, so the relay on the same loop keeps running). */
