@@ -385,6 +385,10 @@ void relay_conn_process(relay_conn *c)
         if (ch == RELAY_CH_CTRL) {
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);
             run_len = 0;
+            if (c->out.bytes >= s->lim.high_water) { /* answers pile up: it does not read */
+                c->paused = 1;
+                break;
+            }
             b->start += 4 + (size_t)L;
             control(c, f + RELAY_HDR, L - 1);
             continue;
