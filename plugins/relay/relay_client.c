@@ -418,7 +418,9 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];
-    const char *proxy = p->proxy;
+    /* the user's proxy applies even when a caller forgets to pass it on */
+    const char *proxy =
+        p->proxy && *p->proxy ? p->proxy : tallow_policy_proxy(tallow_ctx_policy(ch->ctx));
     if (rc == 0 && proxy && *proxy) {
         cl->proxy = 1;
         rc = parse_proxy(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);

@@ -399,6 +399,30 @@ static void test_relay_resume_multi_room(void **state)
     rt_env_stop(&e);
 }
 
+/* A proxy set in the policy is used even when the caller passes none. */
+static void test_relay_policy_proxy(void **state)
+{
+    rt_env e;
+    proxy px;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    char url[64];
+    snprintf(url, sizeof url, "socks5://127.0.0.1:%u", px.port);
+    assert_int_equal(tallow_policy_set_proxy(tallow_ctx_policy(e.ctx), url), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "policy", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "policy", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(px.accepted, 2);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[1].ch, &info);
+    assert_non_null(strstr(info.path, "socks5"));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_relay_proxy_refuses),
         cmocka_unit_test(test_relay_resume_silent_path),
         cmocka_unit_test(test_relay_resume_multi_room),
+        cmocka_unit_test(test_relay_policy_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
