@@ -431,7 +431,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     snprintf(cl->hostport, sizeof cl->hostport, strchr(cl->host, ':') ? "[%s]:%s" : "%s:%s",
              cl->host, cl->port);
     if (rc == 0) {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai;
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM},
+                        *ai; /* no AI_ADDRCONFIG: loopback-only hosts */
         int g = getaddrinfo(rhost, rport, &hints, &ai);
         if (g != 0) {
             tallow_ctx_set_error(cl->ctx, "relay: cannot resolve %s: %s", rhost, gai_strerror(g));
