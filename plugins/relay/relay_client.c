@@ -431,8 +431,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     snprintf(cl->hostport, sizeof cl->hostport, strchr(cl->host, ':') ? "[%s]:%s" : "%s:%s",
              cl->host, cl->port);
     if (rc == 0) {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM},
-                        *ai; /* no AI_ADDRCONFIG: loopback-only hosts */
+        /* no AI_ADDRCONFIG: it hides 127.0.0.1 in loopback-only namespaces */
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
         int g = getaddrinfo(rhost, rport, &hints, &ai);
         if (g != 0) {
             tallow_ctx_set_error(cl->ctx, "relay: cannot resolve %s: %s", rhost, gai_strerror(g));
