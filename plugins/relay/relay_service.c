@@ -21,7 +21,7 @@ static const char *const relay_options_help[] = {
     "--password PW             relay password clients must present (default none)",
     "--max-rooms N             open rooms at most (default 10000)",
     "--max-peers N             peers per multi-peer room at most (default 16)",
-    "--max-frame BYTES         largest frame accepted (default 1048640)",
+    "--max-frame BYTES         largest frame accepted (default 2097216)",
     "--max-conns-per-ip N      connections per client address (default 64)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
@@ -570,7 +570,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     s->lim = (relay_limits){
         .max_rooms = 10000,
         .max_peers = 16,
-        .max_frame = 1024 * 1024 + 64,
+        .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
