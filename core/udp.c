@@ -28,6 +28,8 @@ struct tallow_udp {
         void *ud;
     } handlers[3];
     uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
+    int dispatching; /* inside a handler: close defers the free to on_readable */
+    int closed;
 };
 
 static int classify(uint8_t b)
@@ -63,9 +65,15 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             const uint8_t *d = iov[i].iov_base;
             int cls = classify(d[0]);
             if (cls < 0 || !u->handlers[cls].cb) continue;
+            u->dispatching = 1;
             u->handlers[cls].cb(u, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, d,
                                 len, u->handlers[cls].ud);
-            if (u->fd < 0) return; /* closed from the callback */
+            u->dispatching = 0;
+            if (u->closed) { /* closed from the callback: free it now that it is no longer used */
+                free(u->rxbuf);
+                free(u);
+                return;
+            }
         }
         if (n < UDP_BATCH) return;
     }
@@ -112,6 +120,10 @@ TALLOW_API void tallow_udp_close(tallow_udp *u)
     tallow_io_stop(u->io);
     close(u->fd);
     u->fd = -1;
+    if (u->dispatching) {
+        u->closed = 1;
+        return;
+    }
     free(u->rxbuf);
     free(u);
 }
