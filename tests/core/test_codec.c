@@ -284,7 +284,7 @@ static size_t put_frame(uint8_t *out, uint64_t id, const uint8_t *body, size_t b
 {
     size_t n = tallow_varint_put(out, id);
     n += tallow_varint_put(out + n, blen);
-    memcpy(out + n, body, blen);
+    if (blen) memcpy(out + n, body, blen);
     return n + blen;
 }
 
