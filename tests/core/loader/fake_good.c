@@ -46,9 +46,11 @@ static const tallow_field good_fields[] = {
     {.tag = 2, .name = "text", .kind = TALLOW_F_STR, .offset = offsetof(good_msg, text)},
 };
 
-static const tallow_msg_type good_type = {
-    .id = 0x8001, .name = "FakeGoodMsg", .struct_size = sizeof(good_msg), .nfields = 2,
-    .fields = good_fields};
+static const tallow_msg_type good_type = {.id = 0x8001,
+                                          .name = "FakeGoodMsg",
+                                          .struct_size = sizeof(good_msg),
+                                          .nfields = 2,
+                                          .fields = good_fields};
 
 static int good_init(const tallow_host *host, void **state_out)
 {
@@ -72,7 +74,8 @@ static int good_init(const tallow_host *host, void **state_out)
 static void good_fini(void *state)
 {
     good_state *st = state;
-    fake_log(st && st->magic == GOOD_MAGIC ? "fini fake_good state-ok" : "fini fake_good state-bad");
+    fake_log(st && st->magic == GOOD_MAGIC ? "fini fake_good state-ok"
+                                           : "fini fake_good state-bad");
     if (st) st->host->free(st);
 }
 

@@ -33,9 +33,11 @@ static const tallow_field initfail_fields[] = {
     {.tag = 1, .name = "n", .kind = TALLOW_F_U64, .offset = 0},
 };
 
-static const tallow_msg_type initfail_type = {
-    .id = 0x8002, .name = "FakeInitFailMsg", .struct_size = sizeof(initfail_msg), .nfields = 1,
-    .fields = initfail_fields};
+static const tallow_msg_type initfail_type = {.id = 0x8002,
+                                              .name = "FakeInitFailMsg",
+                                              .struct_size = sizeof(initfail_msg),
+                                              .nfields = 1,
+                                              .fields = initfail_fields};
 
 static int initfail_init(const tallow_host *host, void **state_out)
 {

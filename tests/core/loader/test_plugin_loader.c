@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include <tallow/tallow.h>
@@ -16,8 +18,8 @@
 #define FAKE(name) FAKE_PLUGIN_DIR "/" name ".so"
 
 typedef struct fixture {
-    char dir[64];      /* a scratch folder */
-    char log[96];      /* what the fakes report (TALLOW_FAKE_LOG) */
+    char dir[64]; /* a scratch folder */
+    char log[96]; /* what the fakes report (TALLOW_FAKE_LOG) */
     tallow_ctx *ctx;
 } fixture;
 
@@ -75,14 +77,14 @@ static int count_lines(const char *text, const char *line)
 #define assert_contains(hay, needle)                                                               \
     do {                                                                                           \
         const char *h_ = (hay), *n_ = (needle);                                                    \
-        if (!strstr(h_, n_)) fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                    \
+        if (!strstr(h_, n_)) fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                   \
     } while (0)
 
 #define assert_load_fails(f, path, code)                                                           \
     do {                                                                                           \
         int rc_ = tallow_plugin_load((f)->ctx, (path));                                            \
         if (rc_ != (code))                                                                         \
-            fail_msg("loading %s gave %s, want %s (%s)", (path), tallow_err_name(rc_),              \
+            fail_msg("loading %s gave %s, want %s (%s)", (path), tallow_err_name(rc_),             \
                      tallow_err_name(code), tallow_ctx_last_error((f)->ctx));                      \
         assert_contains(tallow_ctx_last_error((f)->ctx), (path));                                  \
     } while (0)
@@ -240,9 +242,9 @@ static void test_loader_good_loads_after_failures(void **state)
     const uint8_t frame[] = {0x81, 0x80, 0x02, 0x06, 0x08, 0x05, 0x12, 0x02, 'o', 'k'};
     uint8_t out[64];
     const tallow_msg_type *got = NULL;
-    assert_int_equal(tallow_msg_decode(tallow_ctx_registry(ctx), frame, sizeof(frame), &got, out,
-                                       sizeof(out)),
-                     0);
+    assert_int_equal(
+        tallow_msg_decode(tallow_ctx_registry(ctx), frame, sizeof(frame), &got, out, sizeof(out)),
+        0);
     assert_ptr_equal(got, t);
 
     /* fini runs once, at ctx_free, with the state init gave */
