@@ -176,7 +176,7 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     if (c->ip) c->ip->conns--;
     relay_ip_put(s, c->ip);
     c->ip = NULL;
-    if (!c->kicked) { /* the kick list skips dead ones; keep it simple: grave only when unlisted */
+    if (!c->kicked) { /* on the kick list, settle moves it to the grave when it gets there */
         c->link = s->grave_conns;
         s->grave_conns = c;
     }
