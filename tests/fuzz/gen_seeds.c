@@ -246,6 +246,29 @@ static void resume(void)
     put("fuzz_resume", "skip-all", b, sizeof b);
     const uint8_t c[] = {1, 14, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     put("fuzz_resume", "huge", c, sizeof c);
+    /* probe mode: 0x80 | flags, then a manifest naming what the harness's destination holds */
+    tallow__entry e[] = {
+        {.path = "big.iso", .size = 3u << 20, .mode = 0644, .mtime_ns = 7},
+        {.path = "a.txt", .size = 5, .mode = 0644},
+        {.path = "d", .type = TALLOW__ENT_DIR, .mode = 0755},
+        {.path = "d/ln", .size = 5, .mode = 0644},
+        {.path = "d/sub/part.bin", .size = 100, .mode = 0644},
+        {.path = "fifo", .size = 1, .mode = 0644},
+        {.path = "link/x", .size = 1, .mode = 0644},
+        {.path = "new/file", .size = 9, .mode = 0644},
+    };
+    tallow__manifest m = {.e = e, .n = 8};
+    uint8_t *out, buf[1024];
+    size_t len;
+    if (tallow__manifest_encode(&m, &out, &len) < 0 || len + 1 > sizeof buf) exit(1);
+    memcpy(buf + 1, out, len);
+    free(out);
+    for (uint8_t mode = 0x80; mode < 0x84; mode++) {
+        char name[32];
+        buf[0] = mode;
+        snprintf(name, sizeof name, "probe-%02x", mode);
+        put("fuzz_resume", name, buf, len + 1);
+    }
 }
 
 static void session(void)
