@@ -297,6 +297,24 @@ static void session(void)
     k = enc(&tallow_msgtype_HandshakeFailed, &hf, m, sizeof m);
     in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
     put("fuzz_session_record", "plugin-then-failed", in, n);
+    /* handshake state, responder: a HandshakeInit with a share of the right size */
+    uint8_t nonce[32], share[32];
+    memset(nonce, 7, sizeof nonce);
+    memset(share, 0, sizeof share);
+    share[0] = 0xe2; /* not necessarily a valid point: the checks decide */
+    tallow_msg_HandshakeInit hi = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
+    n = 0;
+    in[n++] = 0xff, in[n++] = 0;
+    k = enc(&tallow_msgtype_HandshakeInit, &hi, m, sizeof m);
+    in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
+    put("fuzz_session_record", "handshake-responder", in, n);
+    tallow_msg_HandshakeResponse hr = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32},
+                                       .confirm = {nonce, 32}};
+    n = 0;
+    in[n++] = 0xff, in[n++] = 1;
+    k = enc(&tallow_msgtype_HandshakeResponse, &hr, m, sizeof m);
+    in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
+    put("fuzz_session_record", "handshake-initiator", in, n);
 }
 
 int main(int argc, char **argv)
