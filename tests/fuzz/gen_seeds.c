@@ -235,6 +235,21 @@ static void relay(void)
     tallow_msg_VersionReject vr = {.version = 1, .reason = {(const uint8_t *)"old", 3}};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_VersionReject, &vr));
     put("fuzz_relay_frame", "client-multi", in, n);
+
+    n = 0;
+    in[n++] = 5; /* client side through SOCKS5 */
+    const uint8_t method[2] = {5, 0}, reply[10] = {5, 0, 0, 1, 127, 0, 0, 1, 0x11, 0x51};
+    n += chunk(in + n, 0, method, 2);
+    n += chunk(in + n, 0, reply, 10);
+    n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomJoined, &rj));
+    n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_PeerArrived, &pa));
+    n += chunk(in + n, 0, f, frame(f, 1, (const uint8_t *)"data", 4));
+    put("fuzz_relay_frame", "client-socks", in, n);
+    n = 0;
+    in[n++] = 5;
+    const uint8_t dom[] = {5, 0, 5, 0, 0, 3, 5, 'p', 'r', 'o', 'x', 'y', 0, 80};
+    n += chunk(in + n, 0, dom, sizeof dom);
+    put("fuzz_relay_frame", "client-socks-domain", in, n);
 }
 
 static void resume(void)
