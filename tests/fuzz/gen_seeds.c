@@ -332,6 +332,34 @@ static void session(void)
     put("fuzz_session_record", "handshake-initiator", in, n);
 }
 
+/* quic stream: pieces {len, bytes} of u32be length | frame */
+static void quic(void)
+{
+    uint8_t st[600], in[700];
+    size_t sl = 0, n = 0;
+    const char *frames[] = {"", "x", "a frame of the session", "\x01sealed record bytes........"};
+    for (size_t i = 0; i < 4; i++) {
+        size_t fl = strlen(frames[i]);
+        st[sl++] = 0, st[sl++] = 0, st[sl++] = (uint8_t)(fl >> 8), st[sl++] = (uint8_t)fl;
+        memcpy(st + sl, frames[i], fl);
+        sl += fl;
+    }
+    in[n++] = (uint8_t)sl; /* all in one piece */
+    memcpy(in + n, st, sl);
+    n += sl;
+    put("fuzz_quic_stream", "one-piece", in, n);
+    n = 0;
+    for (size_t off = 0; off < sl; off += 3) { /* in pieces of 3 */
+        size_t k = sl - off < 3 ? sl - off : 3;
+        in[n++] = (uint8_t)k;
+        memcpy(in + n, st + off, k);
+        n += k;
+    }
+    put("fuzz_quic_stream", "pieces", in, n);
+    const uint8_t big[] = {8, 0, 0, 0, 200, 1, 2, 3, 4, 4, 1, 0x00, 0x00, 0x01};
+    put("fuzz_quic_stream", "oversized", big, sizeof big);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -347,5 +375,6 @@ int main(int argc, char **argv)
     relay();
     resume();
     session();
+    quic();
     return 0;
 }
