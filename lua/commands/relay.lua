@@ -15,6 +15,8 @@ local spec = {
         { "--max-conns-per-ip", arg = "N", help = "connections from one address" },
         { "--max-rooms-per-ip", arg = "N", help = "rooms created from one address" },
         { "--join-timeout", arg = "SECONDS", help = "time a connection has to join a room" },
+        { "--unpaired-timeout", arg = "SECONDS", help = "close rooms nobody joined after this long" },
+        { "--grace", arg = "SECONDS", help = "how long a dropped peer's slot waits for it to reconnect" },
     },
 }
 local opts = cli.parse(spec, arg)
