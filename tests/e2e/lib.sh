@@ -71,7 +71,7 @@ wait_pid() {
     wait "$pid" || WAIT_RC=$?
 }
 
-# start_relay : a relay on a free loopback port, logging room events to $E2E_TMP/relay.log.
+# start_relay [RELAY OPTIONS...] : a relay on a free loopback port, logging room events to $E2E_TMP/relay.log.
 # Sets RELAY (host:port), RELAY_PORT, RELAY_PID, RELAY_LOG.
 start_relay() {
     local try
@@ -79,7 +79,7 @@ start_relay() {
     for try in 1 2 3 4 5; do
         RELAY_PORT=$(free_port)
         RELAY=127.0.0.1:$RELAY_PORT
-        TALLOW_LOG=info "$T" relay --listen "$RELAY" >"$RELAY_LOG" 2>&1 &
+        TALLOW_LOG=info "$T" relay --listen "$RELAY" "$@" >"$RELAY_LOG" 2>&1 &
         RELAY_PID=$!
         track "$RELAY_PID"
         if wait_for 10 relay_listening; then
@@ -122,11 +122,12 @@ tree_stat() {
 }
 
 # start_send TAG ARGS... : a sender in the background with a fresh code ($CODE), its stdout in
-# $E2E_TMP/TAG.send.out and stderr in TAG.send.err; sets SEND_PID. Stdin is inherited.
+# $E2E_TMP/TAG.send.out and stderr in TAG.send.err; sets SEND_PID (the tallow process itself, so
+# a kill reaches it; finish_send bounds the wait). Stdin is inherited.
 start_send() {
     local tag=$1; shift
     CODE=$(new_code)
-    timeout -s KILL 120 "$T" send --code "$CODE" "$@" <&0 >"$E2E_TMP/$tag.send.out" 2>"$E2E_TMP/$tag.send.err" &
+    "$T" send --code "$CODE" "$@" <&0 >"$E2E_TMP/$tag.send.out" 2>"$E2E_TMP/$tag.send.err" &
     SEND_PID=$!
     track "$SEND_PID"
 }
