@@ -81,7 +81,7 @@ function M.plan(mine, theirs, delete)
     end
     -- count every entry that goes, but send only the top-most paths (removal is recursive)
     for _, t in ipairs(theirs) do
-        if (del[t.path] and not ours[t.path]) or under_any(t.path, del) then
+        if del[t.path] or under_any(t.path, del) then
             p.deleted = p.deleted + 1
         end
     end
