@@ -234,6 +234,30 @@ static int l_decode(lua_State *L)
     return 1;
 }
 
+/* tallow.fs.stat(path) -> {type="file"|"dir"|"link"|"other", size=, mode=, mtime_ns=, dir=} |
+ * nil, message, code. Never follows a final symlink (lstat). */
+static int l_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(path, &st) < 0) return tallow__lua_fail(L, -errno, NULL);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, S_ISREG(st.st_mode)   ? "file"
+                      : S_ISDIR(st.st_mode) ? "dir"
+                      : S_ISLNK(st.st_mode) ? "link"
+                                            : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 0777u));
+    lua_setfield(L, -2, "mode");
+    lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+    lua_setfield(L, -2, "mtime_ns");
+    lua_pushboolean(L, S_ISDIR(st.st_mode));
+    lua_setfield(L, -2, "dir");
+    return 1;
+}
+
 /* ================================================================ remove_under */
 
 /* Removes name (not followed) in dirfd; a directory with all its contents. */
@@ -636,7 +660,8 @@ static int l_watch(lua_State *L)
 static const luaL_Reg funcs[] = {
     {"scan", l_scan},     {"encode", l_encode},
     {"decode", l_decode}, {"remove_under", l_remove_under},
-    {"watch", l_watch},   {NULL, NULL},
+    {"watch", l_watch},   {"stat", l_stat},
+    {NULL, NULL},
 };
 
 int luaopen_tallow_fs(lua_State *L)
