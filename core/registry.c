@@ -87,7 +87,11 @@ static int valid_desc(const tallow_msg_type *t)
     for (uint32_t i = 0; i < t->nfields; i++) {
         const tallow_field *f = &t->fields[i];
         if (f->tag == 0 || !f->name || f->kind < TALLOW_F_U64 || f->kind > TALLOW_F_STR) return 0;
-        if (f->offset >= t->struct_size) return 0;
+        size_t fsize = f->kind == TALLOW_F_BOOL  ? 1
+                       : f->kind == TALLOW_F_U32 ? 4
+                       : f->kind <= TALLOW_F_I64 ? 8
+                                                 : sizeof(tallow_bytes);
+        if ((size_t)f->offset + fsize > t->struct_size) return 0; /* the whole field fits */
         for (uint32_t j = 0; j < i; j++)
             if (t->fields[j].tag == f->tag || strcmp(t->fields[j].name, f->name) == 0) return 0;
     }

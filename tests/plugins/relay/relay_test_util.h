@@ -13,7 +13,8 @@ typedef struct rt_env {
     const tallow_service_ops *ops;
     void *inst;
     uint16_t port;
-    char addr[64]; /* "127.0.0.1:PORT" */
+    char addr[64];       /* "127.0.0.1:PORT": where rt_peer_open connects */
+    uint32_t timeout_ms; /* rt_peer_open's open timeout (0: the transport's default) */
 } rt_env;
 
 /* Loads build/plugins/relay.so into a fresh context and starts the service on 127.0.0.1:0 with
@@ -36,9 +37,10 @@ typedef struct rt_peer {
     size_t last_len;
     int room_events;
     uint32_t last_room_type;
-    uint32_t departed, arrived, resumed; /* PeerDeparted / PeerArrived / RoomJoined events */
-    uint32_t joined_room;                /* PeerJoinedRoom events */
-    uint64_t check; /* running sum of received bytes' values, for streams */
+    uint32_t departed, arrived, resumed;  /* PeerDeparted / PeerArrived / RoomJoined events */
+    uint32_t joined_room;                 /* PeerJoinedRoom events */
+    uint32_t count_peers, count_capacity; /* the last RoomPeerCount */
+    uint64_t check;                       /* running sum of received bytes' values, for streams */
     int close_on_closed;
 } rt_peer;
 
