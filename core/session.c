@@ -107,6 +107,9 @@ static void handshake_failed(tallow__session *s, int err)
     const char *why = tallow_strerror(err);
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
+    /* the relay closes the room on this, so each attempt gives a guesser one try at most */
+    if (s->relay && strcmp(s->relay->ops->name, "relay") == 0)
+        tallow_channel_send(s->relay, UINT32_MAX - 1, (const uint8_t *)"handshake-failed", 16);
     tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
     fail(s, err);
 }
@@ -198,7 +201,7 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 static void deliver(tallow__session *s, const uint8_t *m, size_t len)
 {
     tallow_msg_any msg;
-    const tallow_msg_type *t;
+    const tallow_msg_type *t = NULL; /* decode leaves it unset on error: tested below */
     int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
     if (rc == TALLOW_EUNKTYPE || (rc == TALLOW_ETOOBIG && t == NULL)) {
         /* a plugin type larger than the union, or unknown: decode into a heap buffer */
