@@ -370,6 +370,8 @@ typedef struct lwatch {
     tallow_timer *timer;
     tallow__waiter w;
     int waiting;
+    char *moved_rel;       /* a folder moved away, waiting to see if it was moved within */
+    uint32_t moved_cookie; /* its IN_MOVED_FROM cookie */
 } lwatch;
 
 static char *join_rel(const char *a, const char *b)
@@ -482,6 +484,36 @@ static void drop_tree(lwatch *w, const char *rel)
     }
 }
 
+/* Renames the watches of folder from (and below) to to: a folder moved within the tree keeps
+ * its watches, and events already queued under them must carry the new name. */
+static void rename_tree(lwatch *w, const char *from, const char *to)
+{
+    size_t len = strlen(from);
+    for (size_t i = 0; i < w->ndirs; i++) {
+        const char *r = w->dirs[i].rel;
+        if (strcmp(r, from) && !(!strncmp(r, from, len) && r[len] == '/')) continue;
+        size_t tl = strlen(to), rest = strlen(r + len);
+        char *n = malloc(tl + rest + 1);
+        if (!n) continue;
+        memcpy(n, to, tl);
+        memcpy(n + tl, r + len, rest + 1);
+        free(w->dirs[i].rel);
+        w->dirs[i].rel = n;
+    }
+}
+
+/* Settles a pending folder move: paired with this IN_MOVED_TO (ie), or moved out of the tree. */
+static void settle_move(lwatch *w, const struct inotify_event *ie, const char *to)
+{
+    if (!w->moved_rel) return;
+    if (ie && to && (ie->mask & IN_MOVED_TO) && ie->cookie == w->moved_cookie)
+        rename_tree(w, w->moved_rel, to);
+    else
+        drop_tree(w, w->moved_rel);
+    free(w->moved_rel);
+    w->moved_rel = NULL;
+}
+
 static void forget_wd(lwatch *w, int wd)
 {
     for (size_t i = 0; i < w->ndirs; i++)
@@ -502,6 +534,14 @@ static void handle(lwatch *w, const struct inotify_event *ie)
         forget_wd(w, ie->wd);
         return;
     }
+    if (w->moved_rel) {
+        char *to = NULL;
+        wdir *td = find_wd(w, ie->wd);
+        if (td && ie->len && (ie->mask & IN_MOVED_TO) && ie->cookie == w->moved_cookie)
+            to = join_rel(td->rel, ie->name);
+        settle_move(w, ie, to);
+        free(to);
+    }
     wdir *d = find_wd(w, ie->wd);
     if (!d || !ie->len || !ie->name[0]) return;
     int isdir = (ie->mask & IN_ISDIR) != 0;
@@ -514,7 +554,10 @@ static void handle(lwatch *w, const struct inotify_event *ie)
     } else if (ie->mask & (IN_CLOSE_WRITE | IN_ATTRIB)) {
         add_event(w, rel, "modify", isdir);
     } else if (ie->mask & IN_MOVED_FROM) {
-        if (isdir) drop_tree(w, rel);
+        if (isdir) { /* settled by the next event: renamed within the tree, or gone */
+            w->moved_rel = strdup(rel);
+            w->moved_cookie = ie->cookie;
+        }
         add_event(w, rel, "rename_from", isdir);
     } else if (ie->mask & IN_MOVED_TO) {
         if (isdir) add_tree(w, rel, 0);
@@ -617,6 +660,8 @@ static int watch_close(lua_State *L)
     free(w->dirs);
     free(w->ev);
     free(w->root);
+    free(w->moved_rel);
+    w->moved_rel = NULL;
     w->dirs = NULL;
     w->ev = NULL;
     w->root = NULL;
