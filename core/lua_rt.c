@@ -179,6 +179,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.service", luaopen_tallow_service},
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
+    {"tallow.fs", luaopen_tallow_fs},
     {NULL, NULL},
 };
 
