@@ -1,7 +1,9 @@
 -- tallow.common: steps the stock commands share — load extra plugins, find the code phrase
--- (argument, TALLOW_CODE, or a prompt, so it need not appear in `ps`), open the session.
+-- (argument, TALLOW_CODE, or a prompt, so it need not appear in `ps`), open the session (at the
+-- room's relay when several are listed: tallow.relays).
 local tallow = require "tallow"
 local ui = require "tallow.ui"
+local relays = require "tallow.relays"
 local M = {}
 
 function M.load_plugins(opts)
@@ -34,16 +36,36 @@ function M.new_code(opts)
     return tallow.code.generate(opts.words or 3)
 end
 
+local function relay_default()
+    for _, o in ipairs(require("tallow.cli").relay_options) do
+        if o[1] == "--relay" then return o.default end
+    end
+end
+
+-- The relay this room meets at, when --relay / TALLOW_RELAYS lists several (tallow.relays).
+-- Returns the relays to try, best first.
+function M.relays_for(opts, code)
+    local list = relays.configured(opts, relay_default())
+    if not list or not list:find(",") then return { list } end
+    local order, err = relays.order(list, code)
+    if not order then ui.die(err) end
+    return order
+end
+
 function M.open(opts, code, initiator, capacity)
-    ui.event("connecting", { relay = opts.relay })
-    local s, err, ecode = tallow.session.open {
-        code = code,
-        relay = opts.relay,
-        password = opts.relay_password,
-        transport = opts.transport,
-        initiator = initiator,
-        capacity = capacity,
-    }
+    local s, err, ecode
+    for _, relay in ipairs(M.relays_for(opts, code)) do
+        ui.event("connecting", { relay = relay })
+        s, err, ecode = tallow.session.open {
+            code = code,
+            relay = relay,
+            password = opts.relay_password,
+            transport = opts.transport,
+            initiator = initiator,
+            capacity = capacity,
+        }
+        if s or not relays.unreachable[ecode] then break end
+    end
     if not s then ui.die(err, ecode) end
     local info = s:info()
     ui.event("paired", { path = info.path, verify = info.verify })
