@@ -432,6 +432,11 @@ def bench_transfer(title, size, runs, with_cp):
         w.stop()
 
 
+def conc_code(i):
+    # numbers run 1..999: the first word varies too, so every pair has its own room
+    return "%d-%s-apple-banana" % (i % 999 + 1, ["load", "pear", "plum", "fig", "kiwi"][(i // 999) % 5])
+
+
 def bench_concurrent():
     n = NCONC
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -453,16 +458,16 @@ def bench_concurrent():
         t_start = time.monotonic()
         senders = []
         for i in range(n):
-            code = "%d-load-apple-banana" % (i + 1)
+            code = conc_code(i)
             senders.append(timed([TALLOW, "send", "--json", "--no-p2p", "--code", code, src],
-                                 "conc/s%d" % i, t.env))
+                                 "conc-logs/s%d" % i, t.env))
         # receivers without --yes stop at the consent prompt once paired and offered: a barrier
         receivers = []
         for i in range(n):
-            code = "%d-load-apple-banana" % (i + 1)
+            code = conc_code(i)
             d = os.path.join(base, "d%d" % i)
             os.makedirs(d)
-            p = timed([TALLOW, "receive", "--no-p2p", "-o", d, code], "conc/r%d" % i, t.env, stdin=subprocess.PIPE)
+            p = timed([TALLOW, "receive", "--no-p2p", "-o", d, code], "conc-logs/r%d" % i, t.env, stdin=subprocess.PIPE)
             receivers.append(p)
         procs = senders + receivers
         launched = time.monotonic() - t_start
@@ -471,9 +476,9 @@ def bench_concurrent():
         while True:
             ready = 0
             for i in range(n):
-                if "Accept " in tail(os.path.join(WORK, "conc/r%d.err" % i), 3):
+                if "Accept " in tail(os.path.join(WORK, "conc-logs/r%d.err" % i), 3):
                     ready += 1
-            dead = [p for p, _, _ in procs if p.poll() is not None]
+            dead = [x for x in procs if x[0].poll() is not None]
             if ready == n or dead or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -484,7 +489,7 @@ def bench_concurrent():
             say("")
             say("FAILED: only %d of %d pairs reached the offer (%d processes exited early)" % (ready, n, len(dead)))
             for p, tf, of in dead[:3]:
-                note(tail(of.replace(".out", ".err")))
+                note("%s exited %s: %s" % (of, p.returncode, tail(of.replace(".out", ".err"))))
             return
         rss_paired = t.relay.status("VmRSS")
         conns = len(os.listdir("/proc/%d/fd" % t.relay.p.pid))
@@ -673,7 +678,7 @@ def bench_watch():
 
 def main():
     os.makedirs(WORK, exist_ok=True)
-    os.makedirs(os.path.join(WORK, "conc"), exist_ok=True)
+    os.makedirs(os.path.join(WORK, "conc-logs"), exist_ok=True)
     say("## tallow benchmarks — %s" % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     say("")
     say("machine: %d cores, %s; tallow %s; %s; all on loopback" % (
