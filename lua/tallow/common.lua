@@ -36,14 +36,35 @@ function M.new_code(opts)
     return tallow.code.generate(opts.words or 3)
 end
 
+function M.open(opts, code, initiator, capacity)
+    -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
+    local relay_list = M.relays_for(opts, code)
+    ui.event("connecting", { relay = relay_list[1] })
+    local s, err, ecode = relays.try(relay_list, tallow.session.open, M.on_next_relay) {
+        code = code,
+        relay = opts.relay,
+        password = opts.relay_password,
+        transport = opts.transport,
+        initiator = initiator,
+        capacity = capacity,
+    }
+    if not s then ui.die(err, ecode) end
+    local info = s:info()
+    ui.event("paired", { path = info.path, verify = info.verify })
+    if opts.verify then
+        ui.say("Verification: %s  (the other side must show the same)", info.verify)
+    end
+    return s
+end
+
 local function relay_default()
     for _, o in ipairs(require("tallow.cli").relay_options) do
         if o[1] == "--relay" then return o.default end
     end
 end
 
--- The relay this room meets at, when --relay / TALLOW_RELAYS lists several (tallow.relays).
--- Returns the relays to try, best first.
+-- The relays a room tries, best first: the one --relay / TALLOW_RELAY names, or, when the list
+-- (or TALLOW_RELAYS) has several, all of them in the room's rendezvous-hashing order.
 function M.relays_for(opts, code)
     local list = relays.configured(opts, relay_default())
     if not list or not list:find(",") then return { list } end
@@ -52,27 +73,9 @@ function M.relays_for(opts, code)
     return order
 end
 
-function M.open(opts, code, initiator, capacity)
-    local s, err, ecode
-    for _, relay in ipairs(M.relays_for(opts, code)) do
-        ui.event("connecting", { relay = relay })
-        s, err, ecode = tallow.session.open {
-            code = code,
-            relay = relay,
-            password = opts.relay_password,
-            transport = opts.transport,
-            initiator = initiator,
-            capacity = capacity,
-        }
-        if s or not relays.unreachable[ecode] then break end
-    end
-    if not s then ui.die(err, ecode) end
-    local info = s:info()
-    ui.event("paired", { path = info.path, verify = info.verify })
-    if opts.verify then
-        ui.say("Verification: %s  (the other side must show the same)", info.verify)
-    end
-    return s
+-- Called when a listed relay cannot be reached and the next one is tried.
+function M.on_next_relay(relay, err)
+    ui.event("connecting", { relay = relay, previous_error = err })
 end
 
 return M

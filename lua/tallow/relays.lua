@@ -67,4 +67,20 @@ M.unreachable = {
     EADDRNOTAVAIL = true, TALLOW_ERESOLVE = true,
 }
 
+-- relays.try(list, open [, on_next]) returns a function that takes open's parameter table and
+-- calls open with `relay` set to each relay of `list` in turn, until one is reached (any other
+-- failure, or success, ends it): `relays.try(order, tallow.session.open) { code = ..., ... }`.
+function M.try(list, open, on_next)
+    return function(params)
+        local res
+        for i, relay in ipairs(list) do
+            params.relay = relay
+            res = table.pack(open(params))
+            if res[1] or not M.unreachable[res[3]] or i == #list then break end
+            if on_next then on_next(list[i + 1], res[2]) end
+        end
+        return table.unpack(res, 1, res.n)
+    end
+end
+
 return M
