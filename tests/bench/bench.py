@@ -358,7 +358,7 @@ def table(title, size, rows, base_of):
             continue
         rr = "/".join(mib(x) for x in m["relay_rss"]) or "-"
         say("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label, fmt(m["wall"], "%.3f" if m["wall"] < 10 else "%.2f"), fmt(size / MB / m["wall"] if size >= MB else None, "%.0f"),
+            label, fmt(m["wall"], "%.3f" if m["wall"] < 10 else "%.2f"), fmt(size / MB / m["wall"] if size >= MB and "nothing changed" not in label else None, "%.0f"),
             fmt(m["s_cpu"], "%.3f"), fmt(m["r_cpu"], "%.3f"), fmt(m["relay_cpu"]), mib(m["s_rss"]), mib(m["r_rss"]), rr))
     byl = dict(rows)
     ratios = []
