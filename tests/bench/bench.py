@@ -545,15 +545,13 @@ def has_command(name):
 
 
 def bench_sync():
-    title = "sync of %d small files" % NSYNC
-    if not has_command("sync"):
-        say("")
-        say("### " + title)
-        say("")
-        say("n/a (`tallow sync` is not in this build)")
-        return
+    """NSYNC small files in 100 folders: `tallow send DIR` (in every build), `tallow sync` (when the
+    command exists: a fresh copy, then again with nothing changed), and `wormhole send DIR` (which
+    zips the folder), all through the relays."""
+    title = "%d small files" % NSYNC
     src = os.path.join(WORK, "sync-src")
-    if not (os.path.isdir(src) and len(os.listdir(src)) == 100):
+    have = sum(len(fs) for _, _, fs in os.walk(src)) if os.path.isdir(src) else -1
+    if have != NSYNC:
         clean(src)
         for d in range(100):
             os.makedirs(os.path.join(src, "d%02d" % d))
@@ -561,15 +559,23 @@ def bench_sync():
             with open(os.path.join(src, "d%02d" % (i % 100), "f%05d.txt" % i), "wb") as f:
                 f.write(os.urandom(512 + (i * 37) % 1536))
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(src) for f in fs)
+    sync = has_command("sync")
     t, w = Tallow(), Wormhole()
-    rows = {"tallow sync, fresh copy": [], "tallow sync, nothing changed": [], "magic-wormhole send DIR": []}
+    labels = ["tallow send DIR (relay)"]
+    if sync:
+        labels += ["tallow sync, fresh copy", "tallow sync, nothing changed"]
+    labels.append("magic-wormhole send DIR (relay)")
+    rows = {k: [] for k in labels}
     try:
         for i in range(RUNS):
+            note("tallow send DIR run %d/%d" % (i + 1, RUNS))
+            rows["tallow send DIR (relay)"].append(run_pair(t, src, False, "t-dir-%d" % i))
             dst = os.path.join(WORK, "sync-dst")
-            for label in ("tallow sync, fresh copy", "tallow sync, nothing changed"):
+            for label in labels[1:-1]:
                 if label.endswith("copy"):
                     clean(dst)
                     os.makedirs(dst)
+                subprocess.call(["sync"])
                 note("%s run %d/%d" % (label, i + 1, RUNS))
                 code = t.code()
                 t.relay.reset_peak()
@@ -578,24 +584,29 @@ def bench_sync():
                 rp, rtf, rof = timed([TALLOW, "sync", "--receive", "--json", "--no-p2p", code, dst], "sync-r%d" % i, t.env)
                 rc = (wait(rp), wait(sp))
                 wall = time.monotonic() - t0
-                ok = rc == (0, 0) and subprocess.call(["diff", "-rq", src, dst], stdout=subprocess.DEVNULL) == 0
+                ok = rc == (0, 0) and same(src, dst)
                 if not ok:
                     note("sync failed %s\n%s%s" % (rc, tail(stf.replace(".time", ".err")), tail(rtf.replace(".time", ".err"))))
                     rows[label].append(None)
                     continue
                 s, r = read_time(stf, sp), read_time(rtf, rp)
                 rl = t.relay.sample()
+                note("%s: %.3f s" % (label, wall))
                 rows[label].append({"wall": wall, "s_cpu": s["cpu"], "r_cpu": r["cpu"], "s_rss": s["rss"],
                                     "r_rss": r["rss"], "relay_cpu": rl["cpu"], "relay_rss": [rl["rss"]]})
             note("magic-wormhole send DIR run %d/%d" % (i + 1, RUNS))
-            r = run_pair(w, src, True, "w-sync-%d" % i)
-            rows["magic-wormhole send DIR"].append(r)
-        out = [(k, summarize(v) or "failed") for k, v in rows.items()]
-        table(title + " (%.1f MiB in all, relay path for tallow, wormhole direct)" % (total / 1048576), total, out,
-              {"tallow sync, fresh copy": "magic-wormhole send DIR"})
+            rows["magic-wormhole send DIR (relay)"].append(run_pair(w, src, False, "w-dir-%d" % i))
+        out = [(k, summarize(rows[k]) or "failed") for k in labels]
+        if not sync:
+            out.insert(1, ("tallow sync", "n/a (`tallow sync` is not in this build)"))
+        table(title + " (%.1f MiB in all, 100 folders)" % (total / 1048576), total, out,
+              {"tallow send DIR (relay)": "magic-wormhole send DIR (relay)",
+               "tallow sync, fresh copy": "magic-wormhole send DIR (relay)"})
         say("")
-        say("(files/s for the fresh copy: %s)" % (
-            "%.0f" % (NSYNC / out[0][1]["wall"]) if isinstance(out[0][1], dict) else "-"))
+        say("(%d runs, median. files/s: %s. tallow's receiver fsyncs every file and its folder; "
+            "wormhole receives one zip and unpacks it without fsync.)" % (RUNS, ", ".join(
+                "%s %.0f" % (k, NSYNC / m["wall"]) for k, m in out
+                if isinstance(m, dict) and "nothing changed" not in k)))
     finally:
         t.stop()
         w.stop()
@@ -685,6 +696,8 @@ def main():
         os.cpu_count(), open("/proc/meminfo").readline().split(":")[1].strip(),
         subprocess.run([TALLOW, "--version"], capture_output=True, text=True).stdout.strip(),
         subprocess.run([WORMHOLE, "--version"], capture_output=True, text=True).stdout.strip()))
+    say("load average at start: %s (other work on the machine skews every figure: compare rows of one run)" %
+        open("/proc/loadavg").read().split()[0])
     if "big" in ONLY:
         bench_transfer("one %d MiB file" % SIZE_MB, SIZE_MB << 20, RUNS, True)
     if "small" in ONLY:
@@ -695,6 +708,8 @@ def main():
         bench_sync()
     if "watch" in ONLY:
         bench_watch()
+    say("")
+    say("load average at the end: %s" % open("/proc/loadavg").read().split()[0])
     with open(os.path.join(WORK, "results.md"), "w") as f:
         f.write("\n".join(OUT_LINES) + "\n")
     print("\n(results also in %s)" % os.path.join(WORK, "results.md"))
