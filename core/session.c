@@ -200,6 +200,7 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 {
     tallow__session *s = ud;
     if (ch != s->relay || s->state != ST_READY) return;
+    if (s->direct && s->path == s->direct) return; /* frames go direct: a relay hiccup loses none */
     if (type == TALLOW_MSG_PeerDeparted) {
         const tallow_msg_PeerDeparted *d = msg;
         static const char why[] = "reconnecting";
