@@ -221,7 +221,7 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 static void deliver(tallow__session *s, const uint8_t *m, size_t len)
 {
     tallow_msg_any msg;
-    const tallow_msg_type *t;
+    const tallow_msg_type *t = NULL; /* decode leaves it unset on error: tested below */
     int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
     if (rc == TALLOW_EUNKTYPE || (rc == TALLOW_ETOOBIG && t == NULL)) {
         /* a plugin type larger than the union, or unknown: decode into a heap buffer */
