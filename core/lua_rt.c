@@ -178,6 +178,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.service", luaopen_tallow_service},
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
+    {"tallow.room", luaopen_tallow_room},
     {NULL, NULL},
 };
 

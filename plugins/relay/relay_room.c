@@ -173,7 +173,7 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
 
 static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
 {
-    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}};
+    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
     if (r->capacity == 2) {
         tallow_msg_PeerArrived a = {c->index, r->live};
