@@ -124,6 +124,10 @@ static void add_peer(tallow__room *r, uint32_t peer)
     tallow_channel_get_info(r->relay, &me);
     if (peer == 0 || peer == me.peer_index) return;
     vchan *v = find(r, peer);
+    if (v && v->gone) { /* a new peer in a slot whose previous holder left */
+        v_unlink(v);
+        v = NULL;
+    }
     if (v) { /* it came back after a dropped connection */
         tallow_msg_PeerArrived a = {peer, me.peers};
         v_room_event(v, TALLOW_MSG_PeerArrived, &a);
@@ -189,7 +193,10 @@ static void r_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
         break;
     case TALLOW_MSG_PeerLeftRoom: {
         vchan *v = find(r, ((const tallow_msg_PeerLeftRoom *)msg)->peer_index);
-        if (v) v_closed(v, 0);
+        if (v) {
+            v_closed(v, 0);
+            v_unlink(v); /* its slot may go to a newcomer */
+        }
         break;
     }
     case TALLOW_MSG_PeerDeparted: {
