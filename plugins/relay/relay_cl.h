@@ -88,11 +88,12 @@ void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what
 void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
 void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
 
-/* A pair channel (not room-aware) that landed in a multi room talks to the room's creator. */
+/* A channel that asked for a pair (capacity 0 or 2, not TALLOW_CHANNEL_ROOM) and landed in a
+ * multi room talks to the room's creator only. */
 #define RELAY_CREATOR 1u
 static inline int relay_cl_pair_in_multi(const relay_cl *cl)
 {
-    return cl->room_cap > 2 && !cl->room_aware;
+    return cl->room_cap > 2 && cl->capacity <= 2 && !cl->room_aware;
 }
 
 /* relay_client_rx.c */

@@ -488,7 +488,7 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[RELAY_TGT_HDR];
     if (relay_cl_pair_in_multi(cl)) to = RELAY_CREATOR;
-    int targeted = to != RELAY_ANY_PEER && to != 0 && cl->room_cap > 2;
+    int targeted = to != RELAY_ANY_PEER && cl->room_cap > 2;
     size_t hl = targeted ? RELAY_TGT_HDR : RELAY_HDR;
     relay_put32(hdr, (uint32_t)(len + hl - 4));
     hdr[4] = targeted ? RELAY_CH_TARGET : RELAY_CH_DATA;
