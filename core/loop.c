@@ -307,8 +307,8 @@ TALLOW_API int tallow_loop_run_once(tallow_loop *l, int timeout_ms)
     update_now(l);
     run_timers(l);
     int wait = timeout_ms;
-    if (l->defer_head || l->stop) {
-        wait = 0;
+    if (l->defer_head || l->stop || (wait < 0 && l->nio == 0 && l->nheap == 0)) {
+        wait = 0; /* stopping, or nothing left could end an unbounded wait */
     } else if (l->nheap > 0) {
         uint64_t due = l->heap[0]->due;
         int until = due > l->now ? (int)(due - l->now) : 0;

@@ -87,7 +87,11 @@ static int valid_desc(const tallow_msg_type *t)
     for (uint32_t i = 0; i < t->nfields; i++) {
         const tallow_field *f = &t->fields[i];
         if (f->tag == 0 || !f->name || f->kind < TALLOW_F_U64 || f->kind > TALLOW_F_STR) return 0;
-        if (f->offset >= t->struct_size) return 0;
+        size_t fsize = f->kind == TALLOW_F_BOOL  ? 1
+                       : f->kind == TALLOW_F_U32 ? 4
+                       : f->kind <= TALLOW_F_I64 ? 8
+                                                 : sizeof(tallow_bytes);
+        if ((size_t)f->offset + fsize > t->struct_size) return 0; /* the whole field fits */
         for (uint32_t j = 0; j < i; j++)
             if (t->fields[j].tag == f->tag || strcmp(t->fields[j].name, f->name) == 0) return 0;
     }
@@ -115,6 +119,25 @@ TALLOW_API int tallow_registry_add(tallow_registry *r, const tallow_msg_type *t)
     r->extra[i] = t;
     r->nextra++;
     return 0;
+}
+
+/* The loader undoes what a failing plugin init registered: it saves the plugin types before init
+ * and restores them after (registration only ever adds, so the saved array fits). */
+const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
+const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n)
+{
+    const tallow_msg_type **v = malloc((r->nextra + 1) * sizeof(*v));
+    if (!v) return NULL;
+    if (r->nextra) memcpy(v, r->extra, r->nextra * sizeof(*v));
+    *n = r->nextra;
+    return v;
+}
+
+void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
+void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n)
+{
+    if (n) memcpy(r->extra, saved, n * sizeof(*saved));
+    r->nextra = n;
 }
 
 TALLOW_API void tallow_registry_foreach(const tallow_registry *r,

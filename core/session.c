@@ -42,6 +42,11 @@ struct tallow__session {
     tallow__keys keys;
     tallow__aead tx, rx;
     tx_key txk[TX_KEYS], rxk[TX_KEYS];
+    uint8_t tx_epoch, rx_epoch;
+    uint8_t base_tx[32], base_rx[32]; /* transfer bases of the current epochs */
+    int resync_pending; /* a reconnection happened: old-epoch frames may have gaps */
+    void (*resync)(void *ud);
+    void *resync_ud;
     uint64_t stamp;
     uint8_t *buf;  /* sealing scratch */
     uint8_t *rbuf; /* opening scratch */
@@ -102,6 +107,9 @@ static void handshake_failed(tallow__session *s, int err)
     const char *why = tallow_strerror(err);
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
+    /* the relay closes the room on this, so each attempt gives a guesser one try at most */
+    if (s->relay && strcmp(s->relay->ops->name, "relay") == 0)
+        tallow_channel_send(s->relay, UINT32_MAX - 1, (const uint8_t *)"handshake-failed", 16);
     tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
     fail(s, err);
 }
@@ -112,6 +120,8 @@ static void keys_ready(tallow__session *s)
     tallow__hs_wipe(&s->hs);
     tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
     tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
+    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
+    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
     s->state = ST_READY;
     report_ready(s, 0);
 }
@@ -138,6 +148,52 @@ static tallow__aead *transfer_key(tallow__session *s, tx_key *tab, const uint8_t
     victim->id = id;
     victim->stamp = ++s->stamp;
     return &victim->aead;
+}
+
+/* ---- epochs: fresh keys after each reconnection of the path */
+
+static void reset_keys(tx_key *tab)
+{
+    for (int i = 0; i < TX_KEYS; i++) {
+        tallow__aead_wipe(&tab[i].aead);
+        tab[i].used = 0;
+    }
+}
+
+static void enter_epoch(tallow__session *s, int tx, uint8_t epoch)
+{
+    uint8_t k[32];
+    tallow__kdf(tx ? s->keys.tx : s->keys.rx, "epoch", epoch, k);
+    tallow__aead *a = tx ? &s->tx : &s->rx;
+    tallow__aead_wipe(a);
+    tallow__aead_init(a, k, s->keys.alg);
+    tallow__kdf(tx ? s->keys.transfer_base_tx : s->keys.transfer_base_rx, "epoch", epoch,
+                tx ? s->base_tx : s->base_rx);
+    reset_keys(tx ? s->txk : s->rxk);
+    sodium_memzero(k, sizeof(k));
+    if (tx)
+        s->tx_epoch = epoch;
+    else
+        s->rx_epoch = epoch;
+}
+
+static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
+{
+    tallow__session *s = ud;
+    if (ch != s->relay || s->state != ST_READY) return;
+    if (type == TALLOW_MSG_PeerDeparted) {
+        const tallow_msg_PeerDeparted *d = msg;
+        static const char why[] = "reconnecting";
+        if (d->reason.len != sizeof(why) - 1 || memcmp(d->reason.ptr, why, sizeof(why) - 1) != 0)
+            return;
+        s->resync_pending = 1;
+        tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "relay connection interrupted; resuming");
+    } else if ((type == TALLOW_MSG_RoomJoined || type == TALLOW_MSG_PeerArrived) &&
+               s->resync_pending) {
+        /* back: new keys from here on, and the transfer resynchronises */
+        enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+        if (s->resync) s->resync(s->resync_ud);
+    }
 }
 
 /* ---- receiving */
@@ -234,21 +290,31 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         fail(s, TALLOW_EPROTO);
         return;
     }
-    tallow__aead *a = &s->rx;
-    size_t pos = 1;
-    if (kind == KIND_TRANSFER) {
-        uint64_t id;
-        int n = tallow_varint_get(data + 1, len - 1, &id);
-        if (n < 0) return fail(s, TALLOW_EPROTO);
-        pos += (size_t)n;
-        a = transfer_key(s, s->rxk, s->keys.transfer_base_rx, id);
-    } else if (kind != KIND_SEALED) {
+    if (kind != KIND_SEALED && kind != KIND_TRANSFER) {
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         return fail(s, TALLOW_EPROTO);
+    }
+    if (len < 2) return fail(s, TALLOW_EPROTO);
+    uint8_t epoch = data[1];
+    int8_t ahead = (int8_t)(uint8_t)(epoch - s->rx_epoch);
+    if (ahead < 0) return;                      /* from before a reconnection: superseded */
+    if (ahead > 0) {
+        enter_epoch(s, 0, epoch); /* the peer resumed: follow it */
+        s->resync_pending = 0;
+    }
+    tallow__aead *a = &s->rx;
+    size_t pos = 2;
+    if (kind == KIND_TRANSFER) {
+        uint64_t id;
+        int n = tallow_varint_get(data + 2, len - 2, &id);
+        if (n < 0) return fail(s, TALLOW_EPROTO);
+        pos += (size_t)n;
+        a = transfer_key(s, s->rxk, s->base_rx, id);
     }
     if (len - pos < TALLOW__AEAD_TAG || len - pos > SESSION_MAX_FRAME) return fail(s, TALLOW_ECRYPTO);
     int n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
     if (n < 0) {
+        if (s->resync_pending) return; /* a gap left by the reconnection: the new epoch follows */
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
         return fail(s, TALLOW_ECRYPTO);
     }
@@ -326,6 +392,7 @@ static const tallow_channel_events ch_events = {
     .on_ready = ch_ready,
     .on_frame = ch_frame,
     .on_writable = ch_writable,
+    .on_room = ch_room,
     .on_closed = ch_closed,
 };
 
@@ -395,9 +462,9 @@ static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr
 
 int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const void *msg)
 {
-    uint8_t hdr = KIND_SEALED;
+    uint8_t hdr[2] = {KIND_SEALED, s->tx_epoch};
     tallow_channel *before = s->path;
-    int rc = seal_and_send(s, &s->tx, &hdr, 1, t, msg);
+    int rc = seal_and_send(s, &s->tx, hdr, 2, t, msg);
     if (rc >= 0 && t->id == TALLOW_MSG_DirectConnected && s->direct && before == s->relay)
         s->path = s->direct; /* our switch marker went on the relay; everything after goes direct */
     return rc;
@@ -406,12 +473,19 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg)
 {
-    uint8_t hdr[11];
+    uint8_t hdr[12];
     hdr[0] = KIND_TRANSFER;
-    size_t hlen = 1 + tallow_varint_put(hdr + 1, tid);
+    hdr[1] = s->tx_epoch;
+    size_t hlen = 2 + tallow_varint_put(hdr + 2, tid);
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
-    tallow__aead *a = transfer_key(s, s->txk, s->keys.transfer_base_tx, tid);
+    tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
     return seal_and_send(s, a, hdr, hlen, t, msg);
+}
+
+void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud)
+{
+    s->resync = fn;
+    s->resync_ud = ud;
 }
 
 void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud)
@@ -468,6 +542,8 @@ void tallow__session_close(tallow__session *s)
     }
     free(s->buf);
     free(s->rbuf);
+    sodium_memzero(s->base_tx, sizeof(s->base_tx));
+    sodium_memzero(s->base_rx, sizeof(s->base_rx));
     sodium_memzero(&s->keys, sizeof(s->keys));
     free(s);
 }

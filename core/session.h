@@ -47,6 +47,9 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg);
 void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud);
+/* Called after the relay path came back from a reconnection (frames in flight may be lost):
+ * the transfer resynchronises from the receiver's position. */
+void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud);
 /* Bytes queued in the active path and not yet on the network. */
 size_t tallow__session_queued(tallow__session *s);
 void tallow__session_info(tallow__session *s, tallow_channel_info *info);

@@ -15,8 +15,8 @@
 #include "transfer.h"
 
 #define CHUNK (256u * 1024u)
-#define WINDOW (8u * 1024u * 1024u)
-#define ACK_EVERY (1u * 1024u * 1024u)
+#define WINDOW (32u * 1024u * 1024u)
+#define ACK_EVERY (4u * 1024u * 1024u)
 #define RESUME_ALIGN (1u * 1024u * 1024u)
 #define MAX_TEXT (64u * 1024u * 1024u)
 #define MAX_ENTRIES (1u << 20)
@@ -46,7 +46,8 @@ struct tallow__xfer {
     int file_open;
     int blocked;
     int in_pump;
-    uint64_t wire_sent, acked;
+    uint64_t pos_sent, pos_max, acked; /* stream positions (see stream_pos) */
+    int paused;                        /* waiting for the receiver's position after a resync */
     uint8_t *chunk;
     /* receiver */
     int destfd;
@@ -55,8 +56,28 @@ struct tallow__xfer {
     int sink_open;
     size_t sink_idx;
     size_t next_idx; /* files before this index are finished or skipped */
-    uint64_t wire_recv, last_ack;
+    uint64_t last_ack;
+    int resynced; /* duplicates of data already written are tolerated after a resync */
+    uint64_t *prefix; /* per entry: bytes of all files before it, in stream order */
 };
+
+/* Position of (file i, offset) in the stream of all files: what acks count. */
+static uint64_t stream_pos(const tallow__xfer *x, size_t i, uint64_t off)
+{
+    return (i < x->m.n ? x->prefix[i] : x->m.total_size) + off;
+}
+
+static int make_prefix(tallow__xfer *x)
+{
+    x->prefix = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
+    if (!x->prefix) return TALLOW_ENOMEM;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < x->m.n; i++) {
+        x->prefix[i] = sum;
+        if (x->m.e[i].type == TALLOW__ENT_FILE) sum += x->m.e[i].size;
+    }
+    return 0;
+}
 
 static int is_skip(const tallow__xfer *x, size_t i)
 {
@@ -85,6 +106,7 @@ static void finish(tallow__xfer *x, int status)
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
     x->sink_open = 0;
     tallow__session_set_filter(x->s, NULL, NULL);
+    tallow__session_set_resync(x->s, NULL, NULL);
     report_progress(x);
     if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
 }
@@ -186,7 +208,8 @@ static int send_chunk(tallow__xfer *x)
         abort_with(x, rc, "sending failed: %s", tallow_strerror(rc));
         return rc;
     }
-    x->wire_sent += n;
+    x->pos_sent = stream_pos(x, x->cur, x->off);
+    if (x->pos_sent > x->pos_max) x->pos_max = x->pos_sent;
     x->st.bytes_wire += n;
     if (c.last) {
         if (x->fd >= 0) close(x->fd);
@@ -202,7 +225,8 @@ static void pump(tallow__xfer *x)
 {
     if (x->in_pump) return;
     x->in_pump = 1;
-    while (x->state == X_STREAMING && !x->blocked && x->wire_sent - x->acked < WINDOW) {
+    while (x->state == X_STREAMING && !x->blocked && !x->paused &&
+           (x->pos_sent <= x->acked || x->pos_sent - x->acked < WINDOW)) {
         while (x->cur < x->m.n && (x->m.e[x->cur].type == TALLOW__ENT_DIR || is_skip(x, x->cur)))
             x->cur++;
         if (x->cur >= x->m.n) {
@@ -261,8 +285,12 @@ static int on_accept(tallow__xfer *x, const tallow_msg_FileAccept *a)
 
 static void send_ack(tallow__xfer *x)
 {
-    tallow_msg_Ack a = {.transfer_id = x->tid, .bytes = x->wire_recv, .file_index = x->sink_idx};
-    x->last_ack = x->wire_recv;
+    uint64_t pos = x->sink_open ? stream_pos(x, x->sink_idx, x->kind == TALLOW__XFER_TEXT
+                                                                 ? x->textlen
+                                                                 : x->sink.written)
+                                : stream_pos(x, x->next_idx, 0);
+    tallow_msg_Ack a = {.transfer_id = x->tid, .bytes = pos, .file_index = x->sink_idx};
+    x->last_ack = pos;
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_Ack, &a);
 }
 
@@ -270,6 +298,7 @@ static void on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
 {
     char b[300];
     if (x->state != X_STREAMING) return abort_with(x, TALLOW_EPROTO, "chunk after the transfer ended");
+    if (x->resynced && c->file_index < x->next_idx) return; /* resent before the resync */
     if (c->file_index >= x->m.n || c->file_index < x->next_idx)
         return abort_with(x, TALLOW_EPROTO, "peer sent data for an unknown or finished file");
     size_t idx = (size_t)c->file_index;
@@ -300,23 +329,28 @@ static void on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
         x->sink_idx = idx;
     }
     uint64_t have = x->kind == TALLOW__XFER_TEXT ? x->textlen : x->sink.written;
-    if (c->offset != have)
+    tallow_bytes data = c->data;
+    if (x->resynced && c->offset < have && c->offset + data.len <= have && !c->last) return;
+    if (x->resynced && c->offset < have && c->offset + data.len >= have) {
+        data.ptr += have - c->offset; /* the part we already wrote before the resync */
+        data.len -= (size_t)(have - c->offset);
+    } else if (c->offset != have) {
         return abort_with(x, TALLOW_EPROTO, "out-of-order data for %s", shown(e->path, b, sizeof(b)));
-    if (c->data.len > e->size - have)
+    }
+    if (data.len > e->size - have)
         return abort_with(x, TALLOW_EPROTO, "peer sent more bytes than declared for %s",
                           shown(e->path, b, sizeof(b)));
     if (x->kind == TALLOW__XFER_TEXT) {
-        memcpy(x->text + x->textlen, c->data.ptr, c->data.len);
-        x->textlen += c->data.len;
-    } else if (c->data.len) {
-        int rc = tallow__sink_write(&x->sink, c->offset, c->data.ptr, c->data.len);
+        memcpy(x->text + x->textlen, data.ptr, data.len);
+        x->textlen += data.len;
+    } else if (data.len) {
+        int rc = tallow__sink_write(&x->sink, have, data.ptr, data.len);
         if (rc < 0)
             return abort_with(x, rc, "writing %s failed: %s", shown(e->path, b, sizeof(b)),
                               tallow_strerror(rc));
     }
-    x->wire_recv += c->data.len;
-    x->st.bytes_wire += c->data.len;
-    x->st.bytes_done += c->data.len;
+    x->st.bytes_wire += data.len;
+    x->st.bytes_done += data.len;
     if (c->last) {
         have = x->kind == TALLOW__XFER_TEXT ? x->textlen : x->sink.written;
         if (have != e->size)
@@ -341,7 +375,7 @@ static void on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
         x->st.files_done++;
         x->next_idx = idx + 1;
     }
-    if (x->wire_recv - x->last_ack >= ACK_EVERY || c->last) send_ack(x);
+    if (stream_pos(x, idx, have + data.len) - x->last_ack >= ACK_EVERY || c->last) send_ack(x);
 }
 
 static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete *tc)
@@ -360,6 +394,51 @@ static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplet
     finish(x, x->st.refused ? TALLOW_EUNSAFEPATH : 0);
 }
 
+/* ================================================================ resync */
+
+/* The session's path came back after a reconnection: frames in flight may be lost. The
+ * receiver says where it stands; the sender waits for that and continues from there. */
+static void on_resync(void *ud)
+{
+    tallow__xfer *x = ud;
+    if (x->state == X_DONE) return;
+    if (x->sender) {
+        if (x->state != X_OFFERED) x->paused = 1;
+        return;
+    }
+    x->resynced = 1;
+    tallow_msg_ResumeInfo ri = {.transfer_id = x->tid};
+    if (x->sink_open) {
+        ri.file_index = x->sink_idx;
+        ri.offset = x->kind == TALLOW__XFER_TEXT ? x->textlen : x->sink.written;
+    } else {
+        ri.file_index = x->next_idx;
+        ri.offset = x->next_idx < x->m.n && !is_skip(x, x->next_idx) ? x->resume[x->next_idx] : 0;
+    }
+    x->last_ack = stream_pos(x, (size_t)ri.file_index, ri.offset);
+    tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_ResumeInfo, &ri);
+}
+
+static int on_resume_info(tallow__xfer *x, const tallow_msg_ResumeInfo *ri)
+{
+    if (ri->file_index > x->m.n) return TALLOW_EPROTO;
+    size_t i = (size_t)ri->file_index;
+    if (i < x->m.n && x->m.e[i].type == TALLOW__ENT_FILE && !is_skip(x, i)) {
+        if (ri->offset > x->m.e[i].size) return TALLOW_EPROTO;
+        x->resume[i] = ri->offset;
+    }
+    if (x->file_open && x->fd >= 0) close(x->fd);
+    x->file_open = 0;
+    x->cur = i;
+    x->acked = stream_pos(x, i, i < x->m.n && !is_skip(x, i) ? x->resume[i] : 0);
+    x->pos_sent = x->acked;
+    x->paused = 0;
+    x->blocked = 0;
+    x->state = X_STREAMING; /* a TransferComplete lost in flight is sent again */
+    pump(x);
+    return 0;
+}
+
 /* ================================================================ shared */
 
 static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
@@ -373,6 +452,7 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     case TALLOW_MSG_Ack:
     case TALLOW_MSG_TransferComplete:
     case TALLOW_MSG_TransferError:
+    case TALLOW_MSG_ResumeInfo:
         memcpy(&tid, msg, sizeof(tid)); /* transfer_id is the first field of each */
         break;
     default:
@@ -402,12 +482,14 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     case TALLOW_MSG_Ack: {
         const tallow_msg_Ack *a = msg;
         if (!x->sender) break;
-        if (a->bytes > x->wire_sent || a->bytes < x->acked) {
+        if (a->bytes > x->pos_max) {
             abort_with(x, TALLOW_EPROTO, "acknowledgement for bytes never sent");
             return 1;
         }
-        x->st.bytes_done += a->bytes - x->acked;
-        x->acked = a->bytes;
+        if (a->bytes > x->acked) {
+            x->st.bytes_done += a->bytes - x->acked;
+            x->acked = a->bytes;
+        }
         pump(x);
         return 1;
     }
@@ -421,6 +503,10 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
             if (x->state != X_STREAMING) break;
             on_sender_complete(x, msg);
         }
+        return 1;
+    case TALLOW_MSG_ResumeInfo:
+        if (!x->sender || x->state == X_OFFERED) break;
+        if (on_resume_info(x, msg) < 0) abort_with(x, TALLOW_EPROTO, "malformed resume position");
         return 1;
     case TALLOW_MSG_TransferError: {
         const tallow_msg_TransferError *te = msg;
@@ -454,6 +540,7 @@ static void start_progress(tallow__xfer *x)
 {
     x->progress = tallow_timer_start(tallow_ctx_loop(x->ctx), 100, 100, progress_tick, x);
     tallow__session_set_filter(x->s, filter, x);
+    tallow__session_set_resync(x->s, on_resync, x);
 }
 
 int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text, size_t textlen,
@@ -487,7 +574,7 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
         memset(m, 0, sizeof(*m));
     }
     x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
-    if (!x->resume) goto fail;
+    if (!x->resume || make_prefix(x) < 0) goto fail;
     randombytes_buf(&x->tid, sizeof(x->tid));
     x->tid &= 0x7fffffffffffffffull; /* fits a Lua integer */
     x->st.bytes_total = x->m.total_size;
@@ -550,7 +637,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
     x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
     size_t cap = x->m.n * 11 + 1;
     uint8_t *list = malloc(cap);
-    if (!x->resume || !list || (x->kind == TALLOW__XFER_TEXT && !x->text)) {
+    if (!x->resume || !list || make_prefix(x) < 0 || (x->kind == TALLOW__XFER_TEXT && !x->text)) {
         free(list);
         tallow__xfer_free(x);
         return TALLOW_ENOMEM;
@@ -636,9 +723,13 @@ void tallow__xfer_free(tallow__xfer *x)
     if (x->progress) tallow_timer_stop(x->progress);
     if (x->file_open && x->fd >= 0) close(x->fd);
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
-    if (x->s && x->state != X_DONE) tallow__session_set_filter(x->s, NULL, NULL);
+    if (x->s && x->state != X_DONE) {
+        tallow__session_set_filter(x->s, NULL, NULL);
+        tallow__session_set_resync(x->s, NULL, NULL);
+    }
     tallow__manifest_free(&x->m);
     free(x->resume);
+    free(x->prefix);
     free(x->text);
     free(x->chunk);
     free(x);

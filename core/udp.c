@@ -28,7 +28,16 @@ struct tallow_udp {
         void *ud;
     } handlers[3];
     uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
+    int dispatching; /* inside on_readable: a close waits until it returns */
+    int close_pending;
 };
+
+static void udp_free(tallow_udp *u)
+{
+    close(u->fd);
+    free(u->rxbuf);
+    free(u);
+}
 
 static int classify(uint8_t b)
 {
@@ -63,9 +72,14 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             const uint8_t *d = iov[i].iov_base;
             int cls = classify(d[0]);
             if (cls < 0 || !u->handlers[cls].cb) continue;
+            u->dispatching = 1;
             u->handlers[cls].cb(u, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, d,
                                 len, u->handlers[cls].ud);
-            if (u->fd < 0) return; /* closed from the callback */
+            u->dispatching = 0;
+            if (u->close_pending) {
+                udp_free(u); /* closed from the callback */
+                return;
+            }
         }
         if (n < UDP_BATCH) return;
     }
@@ -108,12 +122,14 @@ fail:;
 
 TALLOW_API void tallow_udp_close(tallow_udp *u)
 {
-    if (!u) return;
+    if (!u || u->close_pending) return;
     tallow_io_stop(u->io);
-    close(u->fd);
-    u->fd = -1;
-    free(u->rxbuf);
-    free(u);
+    u->io = NULL;
+    if (u->dispatching) {
+        u->close_pending = 1;
+        return;
+    }
+    udp_free(u);
 }
 
 TALLOW_API void tallow_udp_on(tallow_udp *u, enum tallow_udp_class cls, tallow_udp_recv_cb cb,
@@ -143,20 +159,40 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
         int rc = tallow_udp_send(u, to, tolen, data, len);
         return rc < 0 ? rc : 1;
     }
-    if (u->gso && count <= 64) {
-        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-        char cbuf[CMSG_SPACE(sizeof(uint16_t))];
-        struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
-                            .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t seg = (uint16_t)segsz;
-        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-        if (sendmsg(u->fd, &mh, MSG_DONTWAIT) >= 0) return (int)count;
-        if (errno == EAGAIN || errno == ENOBUFS) return -EAGAIN;
-        u->gso = 0; /* EIO/EINVAL: no GSO here; fall back for good */
+    if (u->gso) {
+        /* one sendmsg carries at most 64 KiB (and 64 segments) with UDP_SEGMENT */
+        size_t per = 65000 / segsz;
+        if (per > 64) per = 64;
+        size_t sent = 0;
+        while (per > 0 && sent < count) {
+            size_t k = count - sent < per ? count - sent : per;
+            size_t off = sent * segsz;
+            size_t bytes = len - off < k * segsz ? len - off : k * segsz;
+            struct iovec iov = {.iov_base = (void *)(data + off), .iov_len = bytes};
+            char cbuf[CMSG_SPACE(sizeof(uint16_t))];
+            memset(cbuf, 0, sizeof(cbuf));
+            struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+                                .msg_iovlen = 1};
+            if (k > 1) {
+                mh.msg_control = cbuf;
+                mh.msg_controllen = sizeof(cbuf);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg = (uint16_t)segsz;
+                memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+            }
+            if (sendmsg(u->fd, &mh, MSG_DONTWAIT) < 0) {
+                if (errno == EAGAIN || errno == ENOBUFS)
+                    return sent ? (int)sent : -EAGAIN;
+                if (sent) return (int)sent;
+                u->gso = 0; /* EIO/EINVAL: no GSO here; fall back for good */
+                break;
+            }
+            sent += k;
+        }
+        if (u->gso) return (int)sent;
     }
     struct mmsghdr msgs[64];
     struct iovec iov[64];

@@ -64,7 +64,8 @@ int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, si
 void relay_room_tag(const uint8_t *room, size_t len, char out[9]);
 
 /* ---- output queue: a list of large chunks, written out with writev. No allocation per frame:
- * chunks are RELAY_CHUNK bytes and one spare is kept. */
+ * chunks are RELAY_CHUNK bytes and one spare is kept while the queue is not empty; a drained
+ * queue holds no memory. */
 #define RELAY_CHUNK (256u * 1024u)
 typedef struct relay_chunk relay_chunk;
 typedef struct relay_outq {
@@ -101,11 +102,6 @@ int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, 
 void relay_fmt_addr(const struct sockaddr *sa, char *out, size_t cap);
 /* Makes fd nonblocking and close-on-exec, sets TCP_NODELAY and big buffers when tcp. */
 int relay_sock_setup(int fd, int tcp);
-
-/* ---- STUN responder (relay_stun.c): answers one Binding request. Returns the response length
- * (> 0) or 0 if req is not a Binding request. */
-size_t relay_stun_answer(const uint8_t *req, size_t len, const struct sockaddr *from, uint8_t *out,
-                         size_t cap);
 
 /* ---- the two roles */
 extern const tallow_service_ops relay_service_ops;

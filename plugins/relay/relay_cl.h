@@ -9,13 +9,18 @@
 
 #include "relay.h"
 
-#define RELAY_CL_HIGH (8u * 1024u * 1024u)   /* send() returns 1 above this */
-#define RELAY_CL_LOW (2u * 1024u * 1024u)    /* on_writable below this */
-#define RELAY_CL_FLUSH_NOW (256u * 1024u)    /* write at once instead of at the next round */
+#define RELAY_CL_HIGH (8u * 1024u * 1024u) /* send() returns 1 above this */
+#define RELAY_CL_LOW (2u * 1024u * 1024u)  /* on_writable below this */
+#define RELAY_CL_FLUSH_NOW (256u * 1024u)  /* write at once instead of at the next round */
 #define RELAY_CL_MAX_FRAME (TALLOW_MSG_MAX_FRAME + RELAY_TGT_HDR)
-#define RELAY_CL_CONNECT_MS 10000u           /* one connection attempt (TCP + SOCKS) */
-#define RELAY_CL_RETRY_MS 500u               /* pause between resume attempts */
-#define RELAY_RECONNECT_MS 20000u            /* how long a dropped channel tries to resume */
+#define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP) */
+#define RELAY_CL_PROXY_MS 60000u   /* one attempt through a proxy (Tor builds circuits) */
+#define RELAY_CL_RETRY_MS 500u     /* pause between resume attempts */
+#define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume */
+/* Keepalive: a Ping after this long without receiving anything; the connection counts as dead
+ * (and is resumed) when neither a byte arrived nor a blocked write drained for twice as long.
+ * TALLOW_RELAY_KEEPALIVE_MS overrides it (tests). */
+#define RELAY_KEEPALIVE_MS 15000u
 
 enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
@@ -29,7 +34,8 @@ enum relay_cl_state {
 
 /* The plugin's own state for one channel. It is allocated separately from the host's instance
  * (relay_chan) because the user may close the channel from inside one of its callbacks: close
- * detaches it (ch = NULL) and it is freed once no callback or deferred call holds it. */
+ * detaches it (ch = NULL) and it is freed once no callback holds it (timers are cancelled; no
+ * tallow_defer is used, since a deferred call cannot be cancelled). */
 typedef struct relay_cl {
     tallow_channel *ch; /* NULL once closed by the user */
     relay_plugin *host_pl;
@@ -40,11 +46,11 @@ typedef struct relay_cl {
     tallow_io *io;
     unsigned events;
     tallow_timer *tick;
-    int depth;         /* callbacks into the user in progress */
-    int defer_pending; /* a tallow_defer call holds cl */
-    int werr;          /* socket write error seen, not yet handled */
-    int want_writable; /* send() returned 1 */
-    int paired;        /* has been ready once: resume instead of failing */
+    int depth;          /* callbacks into the user in progress */
+    tallow_timer *kick; /* one-shot 0 ms timer: connect or flush after this round */
+    int werr;           /* socket write error seen, not yet handled */
+    int want_writable;  /* send() returned 1 */
+    int paired;         /* has been ready once: resume instead of failing */
     int proxy;
     struct addrinfo *ai, *ai_cur; /* relay's addresses (or the proxy's) */
     char host[256], port[16], hostport[280], path[320];
@@ -57,6 +63,8 @@ typedef struct relay_cl {
     uint32_t peer_index, peers;
     uint64_t open_deadline, attempt_deadline, resume_deadline, retry_at;
     uint64_t sent, recv;
+    uint64_t keepalive_ms, last_rx, last_drain, ping_at; /* ping_at: 0 or when a Ping left */
+    uint64_t rtt_us, ping_seq;
     relay_inbuf in;
     relay_outq out;
     /* SOCKS5 */
@@ -71,11 +79,12 @@ typedef struct relay_chan {
 } relay_chan;
 
 /* relay_client.c */
-void relay_cl_fail(relay_cl *cl, int err, const char *reason);  /* reports on_closed */
-void relay_cl_lost(relay_cl *cl, int err); /* connection dropped: resume or fail */
-int relay_cl_send_join(relay_cl *cl);     /* on a connected socket; 0 or an error */
-void relay_cl_became_ready(relay_cl *cl);  /* state READY, flushes what was queued */
-void relay_cl_update(relay_cl *cl);        /* recomputes the events waited for */
+void relay_cl_fail(relay_cl *cl, int err, const char *reason); /* reports on_closed */
+void relay_cl_lost(relay_cl *cl, int err);          /* connection dropped: resume or fail */
+int relay_cl_send_join(relay_cl *cl);               /* on a connected socket; 0 or an error */
+void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what was queued */
+void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
+void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
 
 /* relay_client_rx.c */
 void relay_cl_frames(relay_cl *cl); /* dispatches the complete frames in cl->in */

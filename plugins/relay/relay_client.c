@@ -3,13 +3,17 @@
  * peer data both ways with a bounded output queue, and resume after a dropped connection.
  *
  * What a channel guarantees: frames arrive whole and in order while the TCP connection lives.
- * If it drops after pairing, the channel reconnects and rejoins with the relay's resume token for
- * up to RELAY_RECONNECT_MS. It then reports on_room(PeerDeparted{peer_index = own index, reason
- * "reconnecting"}) at once and on_room(RoomJoined) when back: frames queued or in flight in
- * either direction between those two events may be lost (never reordered or corrupted); frames
- * sent after on_room(RoomJoined) flow again. The other side sees on_room(PeerDeparted{reason
- * "reconnecting"}) and then on_room(PeerArrived). The session above resynchronises. If resuming
- * fails the channel closes with TALLOW_ECLOSED. */
+ * If it drops after pairing (an error, an EOF, or a path that stays silent past the keepalive:
+ * RELAY_KEEPALIVE_MS without a byte, then twice that after a Ping), the channel reconnects and
+ * rejoins with the relay's resume token for up to RELAY_RECONNECT_MS. It reports
+ * on_room(PeerDeparted{peer_index = its own index, reason "reconnecting"}) at once and
+ * on_room(RoomJoined) when back. Frames queued or in flight in either direction between those
+ * two events may be lost (never reordered, duplicated or corrupted); frames sent meanwhile are
+ * queued and go out after the rejoin. The other side sees on_room(PeerDeparted{reason
+ * "reconnecting"}) then on_room(PeerArrived) (multi rooms: PeerJoinedRoom). The session above
+ * resynchronises (it can resume transfers). If resuming fails the channel closes with
+ * TALLOW_ECLOSED; the other side then gets on_closed(TALLOW_EPEERGONE) when the relay's grace
+ * period ends. */
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -30,6 +34,7 @@ static void cl_free(relay_cl *cl)
     if (cl->io) tallow_io_stop(cl->io);
     if (cl->fd >= 0) close(cl->fd);
     if (cl->tick) tallow_timer_stop(cl->tick);
+    if (cl->kick) tallow_timer_stop(cl->kick);
     if (cl->ai) freeaddrinfo(cl->ai);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
@@ -44,7 +49,7 @@ static void cl_free(relay_cl *cl)
  * cl is gone. */
 static int cl_settle(relay_cl *cl)
 {
-    if (cl->ch || cl->depth || cl->defer_pending) return 0;
+    if (cl->ch || cl->depth) return 0;
     cl_free(cl);
     return 1;
 }
@@ -79,7 +84,8 @@ void relay_cl_update(relay_cl *cl)
 {
     if (!cl->io) return;
     unsigned ev = TALLOW_IO_READ;
-    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes)) ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes))
+        ev |= TALLOW_IO_WRITE;
     if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
     if (ev != cl->events) {
         cl->events = ev;
@@ -95,25 +101,28 @@ static void cl_flush(relay_cl *cl)
     if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr) return;
     size_t before = cl->out.bytes;
     ssize_t w = relay_outq_flush(&cl->out, cl->fd);
-    if (w < 0) cl->werr = (int)w;
-    else cl->sent += before - cl->out.bytes;
+    if (w < 0)
+        cl->werr = (int)w;
+    else
+        cl->sent += before - cl->out.bytes;
     relay_cl_update(cl);
 }
 
 static void cl_restart(relay_cl *cl);
 
 /* Runs at the start of the next loop round: connects (open, resume) and flushes sends. */
-static void cl_deferred(void *ud)
+static void cl_deferred(tallow_timer *t, void *ud)
 {
     relay_cl *cl = ud;
-    cl->defer_pending = 0;
+    cl->kick = NULL; /* one-shot: freed by the loop after this returns */
     if (cl->ch && cl->state == CL_BACKOFF && cl->retry_at <= tallow_loop_now(cl->loop)) {
         cl->depth++;
         cl_restart(cl);
         cl->depth--;
     } else if (cl->ch && cl->state != CL_CLOSED) {
         cl_flush(cl);
-        if (cl->werr) relay_cl_lost(cl, cl->werr);
+        if (cl->werr)
+            relay_cl_lost(cl, cl->werr);
         else if (cl->want_writable && cl->out.bytes < RELAY_CL_LOW) {
             cl->want_writable = 0;
             cl->depth++;
@@ -122,6 +131,14 @@ static void cl_deferred(void *ud)
         }
     }
     cl_settle(cl);
+}
+
+static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
+{
+    uint8_t buf[RELAY_CTRL_MAX];
+    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
+    if (n < 0) return n;
+    return relay_outq_push(&cl->out, buf, (size_t)n);
 }
 
 void relay_cl_became_ready(relay_cl *cl)
@@ -134,15 +151,11 @@ void relay_cl_became_ready(relay_cl *cl)
         if (cl->ch->ev->on_ready) cl->ch->ev->on_ready(cl->ch, cl->ch->ev_ud);
         cl->depth--;
     }
+    if (cl->state == CL_READY && !cl->ping_at) { /* a first RTT sample */
+        tallow_msg_Ping ping = {++cl->ping_seq, tallow_now_ns() / 1000u};
+        if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) cl->ping_at = tallow_loop_now(cl->loop);
+    }
     if (cl->state == CL_READY) cl_flush(cl);
-}
-
-static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
-{
-    uint8_t buf[RELAY_CTRL_MAX];
-    int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
-    if (n < 0) return n;
-    return relay_outq_push(&cl->out, buf, (size_t)n);
 }
 
 /* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
@@ -161,6 +174,8 @@ int relay_cl_send_join(relay_cl *cl)
     ssize_t w = send(cl->fd, buf, (size_t)n, MSG_NOSIGNAL);
     if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
     cl->state = CL_JOINING;
+    cl->last_rx = cl->last_drain = tallow_loop_now(cl->loop);
+    cl->ping_at = 0;
     relay_cl_update(cl);
     return 0;
 }
@@ -194,8 +209,10 @@ static void cl_connect_next(relay_cl *cl)
             continue;
         }
         cl->fd = fd;
+        cl->werr = 0;
         cl->state = CL_CONNECTING;
-        cl->attempt_deadline = tallow_loop_now(cl->loop) + RELAY_CL_CONNECT_MS;
+        cl->attempt_deadline =
+            tallow_loop_now(cl->loop) + (cl->proxy ? RELAY_CL_PROXY_MS : RELAY_CL_CONNECT_MS);
         cl->io = tallow_io_start(cl->loop, fd, TALLOW_IO_WRITE, cl_io, cl);
         if (!cl->io) {
             close(fd);
@@ -237,10 +254,10 @@ void relay_cl_lost(relay_cl *cl, int err)
                                "relay %s: connection lost (%s), resuming (%zu queued bytes lost)",
                                cl->hostport, tallow_strerror(err), lost);
         if (!cl->tick) cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
-        tallow_msg_PeerDeparted m = {cl->peer_index,
-                                     {(const uint8_t *)RELAY_R_RECONNECTING,
-                                      strlen(RELAY_R_RECONNECTING)},
-                                     cl->peers};
+        tallow_msg_PeerDeparted m = {
+            cl->peer_index,
+            {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
+            cl->peers};
         cl->state = CL_BACKOFF;
         cl->retry_at = 0;
         cl_sock_release(cl);
@@ -252,6 +269,29 @@ void relay_cl_lost(relay_cl *cl, int err)
     cl_sock_release(cl);
     cl->state = CL_BACKOFF;
     cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
+}
+
+void relay_cl_pong(relay_cl *cl, uint64_t sent_us)
+{
+    uint64_t now_us = tallow_now_ns() / 1000u;
+    if (sent_us && sent_us <= now_us) cl->rtt_us = now_us - sent_us;
+    cl->ping_at = 0;
+}
+
+/* Pings an idle connection; a connection that stays silent is treated as dropped. */
+static void keepalive(relay_cl *cl, uint64_t now)
+{
+    uint64_t alive = cl->last_rx > cl->last_drain ? cl->last_rx : cl->last_drain;
+    if (cl->ping_at && now - cl->ping_at >= 2 * cl->keepalive_ms &&
+        now - alive >= 2 * cl->keepalive_ms)
+        return relay_cl_lost(cl, TALLOW_ETIMEOUT);
+    if (!cl->ping_at && now - alive >= cl->keepalive_ms) {
+        tallow_msg_Ping ping = {++cl->ping_seq, tallow_now_ns() / 1000u};
+        if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) {
+            cl->ping_at = now;
+            cl_flush(cl);
+        }
+    }
 }
 
 static void cl_tick(tallow_timer *t, void *ud)
@@ -268,9 +308,8 @@ static void cl_tick(tallow_timer *t, void *ud)
         cl_connect_next(cl);
     } else if (!cl->paired && cl->open_deadline && now >= cl->open_deadline) {
         relay_cl_fail(cl, TALLOW_ETIMEOUT, "no peer joined in time");
-    } else if (cl->state == CL_READY && cl->tick) {
-        tallow_timer_stop(cl->tick); /* nothing to watch while connected */
-        cl->tick = NULL;
+    } else if (cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
+        keepalive(cl, now);
     }
     cl->depth--;
     cl_settle(cl);
@@ -295,6 +334,7 @@ static void cl_read(relay_cl *cl)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) return relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
         b->end += (size_t)n;
+        cl->last_rx = tallow_loop_now(cl->loop);
         if (cl->state == CL_SOCKS) {
             if (relay_socks_input(cl) < 0) return;
             if (cl->state == CL_SOCKS) continue;
@@ -308,19 +348,25 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
 {
     relay_cl *cl = ud;
     cl->depth++;
-    if (cl->state == CL_CONNECTING && (events & (TALLOW_IO_WRITE | TALLOW_IO_READ))) {
+    if (cl->fd != fd) { /* a stale event for a socket already replaced */
+    } else if (cl->state == CL_CONNECTING) {
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err) cl_connect_next(cl);
-        else cl_connected(cl);
+        if (err)
+            cl_connect_next(cl);
+        else
+            cl_connected(cl);
     } else {
-        if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS) relay_socks_output(cl);
-        else if (events & TALLOW_IO_WRITE) cl_flush(cl);
+        if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS)
+            relay_socks_output(cl);
+        else if (events & TALLOW_IO_WRITE)
+            cl_flush(cl);
         if (cl->werr && cl->state != CL_CLOSED) relay_cl_lost(cl, cl->werr);
-        if ((events & TALLOW_IO_READ) && cl->fd >= 0) cl_read(cl);
-        if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW &&
-            cl->state != CL_CLOSED) {
+        if ((events & TALLOW_IO_READ) && cl->fd == fd && cl->state >= CL_SOCKS &&
+            cl->state != CL_CLOSED)
+            cl_read(cl);
+        if (cl->ch && cl->want_writable && cl->out.bytes < RELAY_CL_LOW && cl->state != CL_CLOSED) {
             cl->want_writable = 0;
             if (cl->ch->ev->on_writable) cl->ch->ev->on_writable(cl->ch, cl->ch->ev_ud);
         }
@@ -356,7 +402,8 @@ static int parse_proxy(relay_cl *cl, const char *url, char *host, size_t hc, cha
 
 static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
 {
-    if (!p || !p->address || !p->room || p->room_len == 0 || p->room_len > RELAY_ROOM_MAX)
+    if (!p || !p->address || !p->room || p->room_len == 0 || p->room_len > RELAY_ROOM_MAX ||
+        !ch->ev)
         return TALLOW_EINVAL;
     relay_cl *cl = calloc(1, sizeof *cl);
     if (!cl) return TALLOW_ENOMEM;
@@ -371,7 +418,9 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];
-    const char *proxy = p->proxy;
+    /* the user's proxy applies even when a caller forgets to pass it on */
+    const char *proxy =
+        p->proxy && *p->proxy ? p->proxy : tallow_policy_proxy(tallow_ctx_policy(ch->ctx));
     if (rc == 0 && proxy && *proxy) {
         cl->proxy = 1;
         rc = parse_proxy(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);
@@ -382,7 +431,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     snprintf(cl->hostport, sizeof cl->hostport, strchr(cl->host, ':') ? "[%s]:%s" : "%s:%s",
              cl->host, cl->port);
     if (rc == 0) {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai;
+        /* no AI_ADDRCONFIG: it hides 127.0.0.1 in loopback-only namespaces */
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
         int g = getaddrinfo(rhost, rport, &hints, &ai);
         if (g != 0) {
             tallow_ctx_set_error(cl->ctx, "relay: cannot resolve %s: %s", rhost, gai_strerror(g));
@@ -401,16 +451,17 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
              cl->proxy ? " via socks5 proxy" : "");
     uint64_t now = tallow_loop_now(cl->loop);
     if (p->timeout_ms) cl->open_deadline = now + p->timeout_ms;
+    const char *ka = getenv("TALLOW_RELAY_KEEPALIVE_MS");
+    cl->keepalive_ms = ka && atoi(ka) > 0 ? (uint64_t)atoi(ka) : RELAY_KEEPALIVE_MS;
     cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
     if (!cl->tick) {
         cl_free(cl);
         return TALLOW_ENOMEM;
     }
-    if (tallow_defer(cl->loop, cl_deferred, cl) < 0) {
+    if (!(cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl))) {
         cl_free(cl);
         return TALLOW_ENOMEM;
     }
-    cl->defer_pending = 1;
     ((relay_chan *)ch)->cl = cl;
     cl->state = CL_BACKOFF; /* connects from the loop, so no event comes from inside open */
     cl->retry_at = now;
@@ -435,7 +486,7 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (!cl->paired) return TALLOW_EAGAIN;
     if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[RELAY_TGT_HDR];
-    int targeted = to != RELAY_ANY_PEER && cl->capacity > 2;
+    int targeted = to != RELAY_ANY_PEER && to != 0 && cl->capacity > 2; /* 0 names no peer */
     size_t hl = targeted ? RELAY_TGT_HDR : RELAY_HDR;
     relay_put32(hdr, (uint32_t)(len + hl - 4));
     hdr[4] = targeted ? RELAY_CH_TARGET : RELAY_CH_DATA;
@@ -444,8 +495,8 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (relay_outq_pushv(&cl->out, iov, 2) < 0) return TALLOW_ENOMEM;
     if (cl->state == CL_READY && !(cl->events & TALLOW_IO_WRITE)) {
         if (cl->out.bytes >= RELAY_CL_FLUSH_NOW) cl_flush(cl);
-        if (cl->out.bytes && !cl->defer_pending && tallow_defer(cl->loop, cl_deferred, cl) == 0)
-            cl->defer_pending = 1;
+        if (cl->out.bytes && !cl->kick)
+            cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl);
     }
     if (cl->out.bytes > RELAY_CL_HIGH) {
         cl->want_writable = 1;
@@ -461,7 +512,8 @@ static void cl_close(tallow_channel *ch)
     ((relay_chan *)ch)->cl = NULL;
     if (cl->fd >= 0 && cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
         tallow_msg_RoomLeave m = {{(const uint8_t *)"bye", 3}};
-        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0) (void)relay_outq_flush(&cl->out, cl->fd);
+        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0)
+            (void)relay_outq_flush(&cl->out, cl->fd);
         /* read what is pending so that closing does not reset the connection */
         uint8_t sink[4096];
         while (read(cl->fd, sink, sizeof sink) > 0) {
@@ -470,7 +522,8 @@ static void cl_close(tallow_channel *ch)
     }
     cl_sock_release(cl);
     if (cl->tick) tallow_timer_stop(cl->tick);
-    cl->tick = NULL;
+    if (cl->kick) tallow_timer_stop(cl->kick);
+    cl->tick = cl->kick = NULL;
     cl->state = CL_CLOSED;
     cl->ch = NULL;
     cl_settle(cl);
@@ -484,6 +537,7 @@ static void cl_get_info(tallow_channel *ch, tallow_channel_info *info)
     if (!cl) return;
     info->path = cl->path;
     info->bytes_sent = cl->sent;
+    info->rtt_us = cl->rtt_us;
     info->bytes_recv = cl->recv;
     info->peer_index = cl->peer_index;
     info->peers = cl->peers;

@@ -40,7 +40,8 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         return relay_cl_fail(cl, TALLOW_EPROTO, "malformed control message");
     switch (t->id) {
     case TALLOW_MSG_RoomJoined: {
-        if (cl->state != CL_JOINING) return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+        if (cl->state != CL_JOINING)
+            return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
         cl->peer_index = m.RoomJoined.peer_index;
         cl->peers = m.RoomJoined.peers;
         if (m.RoomJoined.resume_token.len == RELAY_TOKEN_LEN) {
@@ -68,8 +69,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_PeerLeftRoom:
         cl->peers = m.PeerLeftRoom.peers;
         return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
-    case TALLOW_MSG_RoomPeerCount:
+    case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
         cl->peers = m.RoomPeerCount.peers;
+        if (m.RoomPeerCount.capacity >= 2) cl->capacity = m.RoomPeerCount.capacity;
+        if (cl->capacity <= 2) return;
         return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
@@ -77,14 +80,17 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
             return relay_cl_room_event(cl, t->id, &m.PeerDeparted);
         return relay_cl_fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
-                             strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left" : "the peer is gone");
+                             strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left"
+                                                               : "the peer is gone");
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
         return relay_cl_fail(cl, refusal_code(cl, reason), reason);
     case TALLOW_MSG_VersionReject:
         str_of(&m.VersionReject.reason, reason, sizeof reason);
         return relay_cl_fail(cl, TALLOW_EVERSION, reason);
-    default: /* Pong, and types a newer relay may add */
+    case TALLOW_MSG_Pong:
+        return relay_cl_pong(cl, m.Pong.time);
+    default: /* types a newer relay may add */
         return;
     }
 }
@@ -117,6 +123,7 @@ void relay_cl_frames(relay_cl *cl)
             /* fall through */
         case RELAY_CH_DATA:
             if (cl->state != CL_READY) continue; /* not ours yet: a stale frame */
+            if (!cl->ch->ev->on_frame) continue;
             cl->depth++;
             cl->ch->ev->on_frame(cl->ch, from, p, plen, cl->ch->ev_ud);
             cl->depth--;

@@ -2,31 +2,50 @@
  * both roles use: the chunked output queue, the growable input buffer, address helpers.
  *
  * WIRE PROTOCOL (TCP, version 1)
- *   frame   = u32be L | u8 channel | payload[L-1]      1 <= L <= max-frame (relay option)
+ *   frame = u32be L | u8 channel | payload[L-1]        1 <= L <= max-frame (relay option)
+ *   A frame with L = 0, L > max-frame or an unknown channel ends the connection (RoomLeave
+ *   "frame too large" / "protocol error" first).
  *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
- *     client -> relay: RoomJoin{room 1..64 opaque bytes, password, version=1, capacity (0/2:
- *                      pair room, >2: multi room with that many slots), resume_token},
- *                      RoomLeave{reason} (orderly leave; reason "handshake-failed" closes the
- *                      whole room for everyone), Ping{seq,time}.
- *     relay -> client: RoomJoined{peers, peer_index, resume_token} (answer to RoomJoin; peers
- *                      counts connected peers including the joiner), then in multi rooms one
- *                      PeerJoinedRoom per peer already there; PeerArrived{peer_index, peers}
- *                      (pair rooms: the other peer joined or came back); PeerJoinedRoom /
- *                      PeerLeftRoom{peer_index, peers} (multi rooms); PeerDeparted{peer_index,
- *                      reason, peers} with reason "reconnecting" (its slot is held for the grace
- *                      period), "left" (it left in order), "gone" (grace expired) or a protocol
- *                      error; RoomLeave{reason} or VersionReject{reason} on refusal or when the
- *                      relay closes the room (the relay then closes the connection); Pong.
+ *     client -> relay:
+ *       RoomJoin{room (1..64 opaque bytes), password, version = 1, capacity, resume_token}
+ *         capacity 0 or 2: a pair room; > 2: a multi room with that many slots (the creator's
+ *         value counts). Must come within join-timeout of connecting. With a resume_token the
+ *         client takes back its slot in a paired room (see below).
+ *       RoomLeave{reason}  an orderly leave. reason "handshake-failed" closes the whole room for
+ *         everyone (so each attempt at the code costs an attacker the room).
+ *       Ping{seq, time}    answered with Pong{seq, time}.
+ *     relay -> client:
+ *       RoomJoined{peers, peer_index, resume_token}  the join worked; peers counts connected
+ *         peers including the joiner. Always followed by RoomPeerCount{peers, capacity} with the
+ *         room's real capacity (the creator's: a joiner asking for another one still joins),
+ *         then in multi rooms by PeerJoinedRoom for each peer already there.
+ *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.
+ *       PeerJoinedRoom / PeerLeftRoom{peer_index, peers}, RoomPeerCount{peers, capacity}:
+ *         multi rooms, to the others on every join and departure.
+ *       PeerDeparted{peer_index, reason, peers}  reason "reconnecting": its connection dropped
+ *         and its slot is held for the grace period; otherwise ("left", "gone" when the grace
+ *         ran out, "protocol error") it is gone, and a pair room is closed with it (the relay
+ *         then closes the other connection without a further message).
+ *       RoomLeave{reason} / VersionReject{version, reason}  refusal, or the relay closing the
+ *         room ("room full", "wrong relay password", "too many rooms from your address",
+ *         "relay has too many rooms", "join timeout", "room timeout", "handshake-failed",
+ *         "unknown resume token", "capacity above the relay's limit", ...); the relay then
+ *         closes the connection.
+ *       Pong{seq, time}.
  *   channel 1  peer data, forwarded verbatim to every other connected peer of the room.
  *   channel 2  u32be peer index | peer data: delivered only to that peer, the relay rewriting the
  *              index to the sender's before forwarding.
- *   Peer indexes are 1-based slot numbers (0 never names a peer).
- *   The relay forwards data only once the room has been paired (two peers have been connected
- *   at the same time). Data before that is a protocol error (RoomLeave "data before a peer
- *   joined", connection closed). After pairing, data for a peer whose connection is down (its slot
- *   held for resume) or for an empty slot is dropped and counted: the peers' session layer
- *   resynchronises after a PeerDeparted "reconnecting" / PeerArrived pair.
- *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues. */
+ *   Peer indexes are 1-based slot numbers; 0 never names a peer.
+ *   The relay forwards data only once the room has been paired (two peers connected at the same
+ *   time). Data before that is a protocol error (RoomLeave "data before a peer joined"). After
+ *   pairing, data for a peer whose connection is down (slot held for resume), for an empty slot
+ *   or for oneself is dropped and counted (bytes_dropped): peers resynchronise after the
+ *   PeerDeparted "reconnecting" / PeerArrived pair. A slow receiver slows its senders down:
+ *   the relay stops reading from a sender while a destination's queue is above queue-high.
+ *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues.
+ *
+ * UDP on the same port number: STUN Binding requests answered (XOR-MAPPED-ADDRESS,
+ * MAPPED-ADDRESS, SOFTWARE, FINGERPRINT), anything else dropped. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -80,8 +99,10 @@ void relay_room_tag(const uint8_t *room, size_t len, char out[9])
 static relay_chunk *outq_new_chunk(relay_outq *q)
 {
     relay_chunk *c = q->spare;
-    if (c) q->spare = NULL;
-    else if (!(c = malloc(sizeof *c))) return NULL;
+    if (c)
+        q->spare = NULL;
+    else if (!(c = malloc(sizeof *c)))
+        return NULL;
     c->next = NULL;
     c->len = 0;
     return c;
@@ -89,8 +110,10 @@ static relay_chunk *outq_new_chunk(relay_outq *q)
 
 static void outq_release_chunk(relay_outq *q, relay_chunk *c)
 {
-    if (!q->spare) q->spare = c;
-    else free(c);
+    if (!q->spare)
+        q->spare = c;
+    else
+        free(c);
 }
 
 int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
@@ -105,8 +128,10 @@ int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
                 relay_chunk *c = outq_new_chunk(q);
                 if (!c) goto nomem;
                 if (!first_new) first_new = c;
-                if (q->tail) q->tail->next = c;
-                else q->head = c;
+                if (q->tail)
+                    q->tail->next = c;
+                else
+                    q->head = c;
                 q->tail = c;
             }
             size_t n = RELAY_CHUNK - q->tail->len;
@@ -158,9 +183,11 @@ static void outq_consume(relay_outq *q, size_t n)
         if (!q->head) q->tail = NULL;
         outq_release_chunk(q, c);
     }
-    if (!q->head) {
+    if (!q->head) { /* drained: an idle connection holds no output memory */
         q->tail = NULL;
         q->head_off = 0;
+        free(q->spare);
+        q->spare = NULL;
     }
 }
 
@@ -245,7 +272,8 @@ int relay_inbuf_reserve(relay_inbuf *b, size_t need)
         if (b->cap - b->end >= need) return 0;
     }
     size_t ncap = b->cap ? b->cap : 64 * 1024;
-    while (ncap - live < need) ncap *= 2;
+    while (ncap - live < need)
+        ncap *= 2;
     uint8_t *nb = realloc(b->buf, ncap);
     if (!nb) return -ENOMEM;
     b->buf = nb;
@@ -271,8 +299,10 @@ int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, 
         if (!e) return TALLOW_EINVAL;
         h = s + 1;
         hl = (size_t)(e - h);
-        if (e[1] == ':') p = e + 2;
-        else if (e[1] != 0) return TALLOW_EINVAL;
+        if (e[1] == ':')
+            p = e + 2;
+        else if (e[1] != 0)
+            return TALLOW_EINVAL;
     } else {
         const char *c = strrchr(s, ':');
         if (c && strchr(s, ':') != c) c = NULL; /* bare IPv6 without brackets: no port */
@@ -283,7 +313,8 @@ int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, 
     memcpy(host, h, hl);
     host[hl] = 0;
     if (!p) p = RELAY_DEFAULT_PORT;
-    if (!*p || strlen(p) + 1 > portcap || strspn(p, "0123456789") != strlen(p)) return TALLOW_EINVAL;
+    if (!*p || strlen(p) + 1 > portcap || strspn(p, "0123456789") != strlen(p))
+        return TALLOW_EINVAL;
     if (atoi(p) > 65535) return TALLOW_EINVAL;
     strcpy(port, p);
     return 0;

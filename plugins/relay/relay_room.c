@@ -26,6 +26,14 @@ static void room_send_all(relay_room *r, relay_conn *except, const tallow_msg_ty
     }
 }
 
+/* Multi rooms: everyone hears the new count after a join or a departure. */
+static void send_count(relay_room *r)
+{
+    if (r->capacity == 2) return;
+    tallow_msg_RoomPeerCount m = {r->live, r->capacity};
+    room_send_all(r, NULL, &tallow_msgtype_RoomPeerCount, &m);
+}
+
 static void refuse(relay_conn *c, const char *reason)
 {
     tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)reason, strlen(reason)}};
@@ -36,8 +44,10 @@ static void room_free_later(relay_srv *s, relay_room *r)
 {
     r->dead = 1;
     relay_htab_del(&s->rooms_by_id, &r->node);
-    if (r->prev) r->prev->next = r->next;
-    else s->rooms = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->rooms = r->next;
     if (r->next) r->next->prev = r->prev;
     if (r->ip) r->ip->rooms--;
     relay_ip_put(s, r->ip);
@@ -52,9 +62,8 @@ void relay_room_close(relay_room *r, const char *why, int leave)
     if (r->dead) return;
     relay_srv *s = r->srv;
     uint64_t now = tallow_loop_now(s->loop);
-    RELAY_LOG(s, TALLOW_LOG_INFO,
-              "room %s closed (%s): %llu bytes forwarded, %llu dropped, %.1f s", r->tag, why,
-              (unsigned long long)r->bytes, (unsigned long long)r->dropped,
+    RELAY_LOG(s, TALLOW_LOG_INFO, "room %s closed (%s): %llu bytes forwarded, %llu dropped, %.1f s",
+              r->tag, why, (unsigned long long)r->bytes, (unsigned long long)r->dropped,
               (double)(now - r->created) / 1000.0);
     tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)why, strlen(why)}};
     for (uint32_t i = 0; i < r->capacity; i++) {
@@ -89,10 +98,14 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
     int pair = r->capacity == 2;
     if (grace && r->paired && s->lim.grace_ms > 0) {
         sl->grace_until = tallow_loop_now(s->loop) + s->lim.grace_ms;
-        tallow_msg_PeerDeparted m = {c->index, {(const uint8_t *)RELAY_R_RECONNECTING,
-                                                strlen(RELAY_R_RECONNECTING)},
-                                     r->live};
+        RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u disconnected, slot held %.1f s for resume",
+                  r->tag, c->index, (double)s->lim.grace_ms / 1000.0);
+        tallow_msg_PeerDeparted m = {
+            c->index,
+            {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
+            r->live};
         room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
+        send_count(r);
         relay_room_unblock(r);
         return;
     }
@@ -107,9 +120,12 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
         }
         tallow_msg_PeerLeftRoom pl = {c->index, r->live};
         room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &pl);
+        send_count(r);
     }
-    if (r->used == 0) relay_room_close(r, why, 0);
-    else relay_room_unblock(r);
+    if (r->used == 0)
+        relay_room_close(r, why, 0);
+    else
+        relay_room_unblock(r);
 }
 
 void relay_room_sweep(relay_srv *s, uint64_t now)
@@ -137,6 +153,7 @@ void relay_room_sweep(relay_srv *s, uint64_t now)
             } else {
                 tallow_msg_PeerLeftRoom m = {i + 1, r->live};
                 room_send_all(r, NULL, &tallow_msgtype_PeerLeftRoom, &m);
+                send_count(r);
                 if (r->used == 0) relay_room_close(r, RELAY_R_GONE, 0);
             }
         }
@@ -154,10 +171,14 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
     return sodium_memcmp(a, b, 32) == 0;
 }
 
+/* RoomJoined, then RoomPeerCount with the room's real capacity (the creator's), then in multi
+ * rooms who else is there; the others hear of the newcomer. */
 static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
 {
     tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
+    tallow_msg_RoomPeerCount n = {r->live, r->capacity};
+    relay_conn_ctrl(c, &tallow_msgtype_RoomPeerCount, &n);
     if (r->capacity == 2) {
         tallow_msg_PeerArrived a = {c->index, r->live};
         room_send_all(r, c, &tallow_msgtype_PeerArrived, &a);
@@ -170,12 +191,14 @@ static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
         relay_conn_ctrl(c, &tallow_msgtype_PeerJoinedRoom, &mine);
         tallow_msg_PeerJoinedRoom theirs = {c->index, r->live};
         relay_conn_ctrl(o, &tallow_msgtype_PeerJoinedRoom, &theirs);
+        relay_conn_ctrl(o, &tallow_msgtype_RoomPeerCount, &n);
     }
 }
 
-static void attach(relay_room *r, relay_conn *c, uint32_t idx)
+static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
 {
     relay_srv *s = c->srv;
+    if (resumed) RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u resumed", r->tag, idx + 1);
     r->slots[idx].conn = c;
     r->live++;
     c->room = r;
@@ -203,8 +226,13 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
                 sl->conn = NULL;
                 r->live--;
                 relay_conn_kill(old, RELAY_R_GONE, 0);
+                tallow_msg_PeerDeparted m = {
+                    i + 1,
+                    {(const uint8_t *)RELAY_R_RECONNECTING, strlen(RELAY_R_RECONNECTING)},
+                    r->live};
+                room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m); /* same story */
             }
-            attach(r, c, i);
+            attach(r, c, i, 1);
             return;
         }
     }
@@ -260,7 +288,7 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     r->slots[idx].used = 1;
     r->used++;
     randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
-    attach(r, c, idx);
+    attach(r, c, idx, 0);
 }
 
 /* ---- frames */
@@ -357,25 +385,34 @@ void relay_conn_process(relay_conn *c)
         if (ch == RELAY_CH_CTRL) {
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);
             run_len = 0;
+            if (c->out.bytes >= s->lim.high_water) { /* answers pile up: it does not read */
+                c->paused = 1;
+                break;
+            }
             b->start += 4 + (size_t)L;
             control(c, f + RELAY_HDR, L - 1);
             continue;
         }
         uint32_t to = 0;
         const char *err = NULL;
-        if (c->state != RC_JOINED || !c->room) err = RELAY_R_PROTO;
-        else if (!c->room->paired) err = RELAY_R_NOPEER;
+        if (c->state != RC_JOINED || !c->room)
+            err = RELAY_R_PROTO;
+        else if (!c->room->paired)
+            err = RELAY_R_NOPEER;
         else if (ch == RELAY_CH_TARGET) {
-            if (L < 5) err = RELAY_R_PROTO;
-            else to = relay_get32(f + RELAY_HDR);
-        } else if (ch != RELAY_CH_DATA) err = RELAY_R_PROTO;
+            if (L < 5)
+                err = RELAY_R_PROTO;
+            else
+                to = relay_get32(f + RELAY_HDR);
+        } else if (ch != RELAY_CH_DATA)
+            err = RELAY_R_PROTO;
         if (err) {
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);
             relay_room_detach(c, RELAY_R_PROTO, 0);
             return refuse(c, err);
         }
-        if (ch == RELAY_CH_TARGET && (to == 0 || to > c->room->capacity || to == c->index ||
-                                      !c->room->slots[to - 1].used)) {
+        if (ch == RELAY_CH_TARGET &&
+            (to == 0 || to > c->room->capacity || to == c->index || !c->room->slots[to - 1].used)) {
             c->room->dropped += 4 + (size_t)L; /* nobody there: drop */
             s->dropped += 4 + (size_t)L;
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);

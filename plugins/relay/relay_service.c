@@ -5,10 +5,14 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <tallow/stun.h>
 
 #include "relay_srv.h"
 
@@ -17,7 +21,7 @@ static const char *const relay_options_help[] = {
     "--password PW             relay password clients must present (default none)",
     "--max-rooms N             open rooms at most (default 10000)",
     "--max-peers N             peers per multi-peer room at most (default 16)",
-    "--max-frame BYTES         largest frame accepted (default 1048640)",
+    "--max-frame BYTES         largest frame accepted (default 2097216)",
     "--max-conns-per-ip N      connections per client address (default 64)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
@@ -163,14 +167,16 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     relay_room_detach(c, why, grace);
     c->state = RC_DEAD;
     conn_release(c);
-    if (c->prev) c->prev->next = c->next;
-    else s->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->nconns--;
     if (c->ip) c->ip->conns--;
     relay_ip_put(s, c->ip);
     c->ip = NULL;
-    if (!c->kicked) { /* the kick list skips dead ones; keep it simple: grave only when unlisted */
+    if (!c->kicked) { /* on the kick list, settle moves it to the grave when it gets there */
         c->link = s->grave_conns;
         s->grave_conns = c;
     }
@@ -183,6 +189,7 @@ void relay_conn_wfail(relay_conn *c)
     relay_outq_clear(&c->out);
     relay_conn_acct(c, before);
     c->wdead = 1;
+    if (c->paused) relay_conn_kick(c); /* read on, to learn how it ended */
     if (c->room) relay_room_unblock(c->room);
     relay_conn_update(c);
 }
@@ -229,7 +236,8 @@ static int conn_read(relay_conn *c)
     for (int round = 0; round < 4 && !c->paused && c->state != RC_DEAD; round++) {
         relay_inbuf *b = &c->in;
         size_t want = 64 * 1024;
-        if (c->state == RC_CLOSING) b->start = b->end = 0; /* discard */
+        if (c->state == RC_CLOSING)
+            b->start = b->end = 0; /* discard */
         else if (b->end - b->start >= 4) {
             size_t frame = 4 + (size_t)relay_get32(b->buf + b->start);
             if (frame <= 4 + c->srv->lim.max_frame && frame > b->end - b->start &&
@@ -253,6 +261,8 @@ static int conn_read(relay_conn *c)
         relay_conn_process(c);
         if ((size_t)n < space) break;
     }
+    /* an idle connection (most of them: waiting for a peer) keeps no input buffer */
+    if (c->in.buf && c->in.start == c->in.end) relay_inbuf_free(&c->in);
     return 0;
 }
 
@@ -267,8 +277,10 @@ static void conn_write(relay_conn *c)
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
     }
-    if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water && c->room)
-        relay_room_unblock(c->room);
+    if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water) {
+        if (c->room) relay_room_unblock(c->room);
+        if (c->paused) relay_conn_kick(c); /* it was held for its own unread answers */
+    }
     relay_conn_update(c);
 }
 
@@ -305,7 +317,15 @@ static void conn_io(tallow_io *io, int fd, unsigned events, void *ud)
     relay_conn *c = ud;
     relay_srv *s = c->srv;
     if ((events & TALLOW_IO_WRITE) && c->state != RC_DEAD) conn_write(c);
-    if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) conn_read(c);
+    if ((events & TALLOW_IO_READ) && c->state != RC_DEAD && c->paused) {
+        /* not reading, so this is a hang-up or an error (epoll always reports those): the
+         * peer is gone; left alone it would wake the loop forever */
+        struct pollfd pf = {c->fd, 0, 0};
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
+            relay_conn_kill(c, RELAY_R_GONE, 1);
+    } else if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) {
+        conn_read(c);
+    }
     srv_settle(s);
 }
 
@@ -324,6 +344,12 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         relay_sock_setup(cfd, 1);
+        /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
+        int on = 1, idle = 60, intvl = 15, cnt = 4;
+        setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
         relay_conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(cfd);
@@ -359,8 +385,8 @@ static void on_sweep(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(s->loop);
     for (relay_conn *c = s->conns; c; c = c->next) {
         if (c->state == RC_PENDING && now >= c->deadline) {
-            tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT,
-                                                 strlen(RELAY_R_JOINTIMEOUT)}};
+            tallow_msg_RoomLeave m = {
+                .reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT, strlen(RELAY_R_JOINTIMEOUT)}};
             relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
         } else if (c->state == RC_CLOSING && now >= c->deadline) {
             relay_conn_kill(c, RELAY_R_GONE, 0);
@@ -370,16 +396,29 @@ static void on_sweep(tallow_timer *t, void *ud)
     srv_settle(s);
 }
 
+/* STUN Binding requests on the UDP socket of the same port: answered with the core codec. */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
     for (int i = 0; i < 32; i++) {
-        uint8_t req[1500], resp[128];
+        uint8_t req[1500], resp[256];
         struct sockaddr_storage from;
         socklen_t fl = sizeof from;
         ssize_t n = recvfrom(fd, req, sizeof req, 0, (struct sockaddr *)&from, &fl);
         if (n < 0) return;
-        size_t r = relay_stun_answer(req, (size_t)n, (struct sockaddr *)&from, resp, sizeof resp);
-        if (r) (void)sendto(fd, resp, r, 0, (struct sockaddr *)&from, fl);
+        struct sockaddr_storage mapped = from;
+        socklen_t ml = fl;
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&from;
+        if (from.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+            struct sockaddr_in *a4 = (struct sockaddr_in *)&mapped; /* dual-stack socket */
+            memset(&mapped, 0, sizeof mapped);
+            a4->sin_family = AF_INET;
+            a4->sin_port = a6->sin6_port;
+            memcpy(&a4->sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+            ml = sizeof *a4;
+        }
+        int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
+                                           "tallow relay", resp, sizeof resp);
+        if (r > 0) (void)sendto(fd, resp, (size_t)r, 0, (struct sockaddr *)&from, fl);
     }
 }
 
@@ -442,7 +481,8 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
             continue;
         }
         size_t j = 0;
-        while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0) j++;
+        while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0)
+            j++;
         if (j == sizeof num / sizeof num[0]) {
             tallow_ctx_set_error(s->ctx, "relay: unknown option '%s'", k);
             return TALLOW_EINVAL;
@@ -530,7 +570,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     s->lim = (relay_limits){
         .max_rooms = 10000,
         .max_peers = 16,
-        .max_frame = 1024 * 1024 + 64,
+        .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
@@ -543,8 +583,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
-        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen,
-                             tallow_strerror(rc));
+        tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen, tallow_strerror(rc));
     if (rc == 0) {
         s->lio = tallow_io_start(s->loop, s->lfd, TALLOW_IO_READ, on_accept, s);
         if (s->ufd >= 0) s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s);
@@ -565,8 +604,10 @@ static void srv_stop(void *inst)
 {
     relay_srv *s = inst;
     if (!s) return;
-    while (s->rooms) relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
-    while (s->conns) relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
+    while (s->rooms)
+        relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
+    while (s->conns)
+        relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     srv_settle(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);

@@ -33,10 +33,10 @@ typedef struct relay_conn {
     tallow_io *io;
     unsigned events;
     int state;
-    int paused;   /* not reading: a destination's queue is above high water */
-    int kicked;   /* on the kick list */
-    int shut;     /* SHUT_WR done (closing) */
-    int wdead;    /* writing failed: output dropped, waiting for the read side to end */
+    int paused; /* not reading: a destination's queue is above high water */
+    int kicked; /* on the kick list */
+    int shut;   /* SHUT_WR done (closing) */
+    int wdead;  /* writing failed: output dropped, waiting for the read side to end */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
     relay_inbuf in;

@@ -49,7 +49,8 @@ int rt_env_start(rt_env *e, const tallow_kv *opts, size_t n)
     tallow_kv kv[32];
     size_t k = 0;
     kv[k++] = (tallow_kv){"listen", "127.0.0.1:0"};
-    for (size_t i = 0; i < n && k < 32; i++) kv[k++] = opts[i];
+    for (size_t i = 0; i < n && k < 32; i++)
+        kv[k++] = opts[i];
     rc = e->ops->start(st, e->ctx, kv, k, &e->inst);
     if (rc < 0) return rc;
     e->port = (uint16_t)rt_stat(e, "port");
@@ -101,7 +102,8 @@ static void ev_frame(tallow_channel *ch, uint32_t from, const uint8_t *d, size_t
     p->last_from = from;
     p->last_len = len < sizeof p->last ? len : sizeof p->last;
     memcpy(p->last, d, p->last_len);
-    for (size_t i = 0; i < len; i++) p->check += d[i];
+    for (size_t i = 0; i < len; i++)
+        p->check += d[i];
 }
 
 static void ev_writable(tallow_channel *ch, void *ud)
@@ -118,6 +120,11 @@ static void ev_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
     if (type == TALLOW_MSG_PeerArrived) p->arrived++;
     if (type == TALLOW_MSG_RoomJoined) p->resumed++;
     if (type == TALLOW_MSG_PeerJoinedRoom) p->joined_room++;
+    if (type == TALLOW_MSG_RoomPeerCount) {
+        const tallow_msg_RoomPeerCount *c = msg;
+        p->count_peers = c->peers;
+        p->count_capacity = c->capacity;
+    }
 }
 
 static void ev_closed(tallow_channel *ch, int err, void *ud)
@@ -161,6 +168,7 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
         .password = password,
         .capacity = capacity,
         .proxy = proxy,
+        .timeout_ms = e->timeout_ms,
     };
     return tallow_channel_open(e->ctx, "relay", &prm, &rt_events, p, &p->ch);
 }
@@ -174,6 +182,11 @@ void rt_peer_close(rt_peer *p)
 int rt_cond_ready(void *p)
 {
     return ((rt_peer *)p)->ready;
+}
+
+int rt_cond_frame(void *p)
+{
+    return ((rt_peer *)p)->frames > 0;
 }
 
 int rt_cond_closed(void *p)
@@ -194,6 +207,17 @@ int rt_raw_connect(rt_env *e)
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
+}
+
+void relay_test_put_frame(uint8_t *out, uint8_t ch, const uint8_t *payload, size_t len)
+{
+    uint32_t L = (uint32_t)len + 1;
+    out[0] = (uint8_t)(L >> 24);
+    out[1] = (uint8_t)(L >> 16);
+    out[2] = (uint8_t)(L >> 8);
+    out[3] = (uint8_t)L;
+    out[4] = ch;
+    memcpy(out + 5, payload, len);
 }
 
 int rt_raw_send(int fd, uint8_t ch, const uint8_t *payload, size_t len)

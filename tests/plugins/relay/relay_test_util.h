@@ -13,7 +13,8 @@ typedef struct rt_env {
     const tallow_service_ops *ops;
     void *inst;
     uint16_t port;
-    char addr[64]; /* "127.0.0.1:PORT" */
+    char addr[64];       /* "127.0.0.1:PORT": where rt_peer_open connects */
+    uint32_t timeout_ms; /* rt_peer_open's open timeout (0: the transport's default) */
 } rt_env;
 
 /* Loads build/plugins/relay.so into a fresh context and starts the service on 127.0.0.1:0 with
@@ -36,9 +37,10 @@ typedef struct rt_peer {
     size_t last_len;
     int room_events;
     uint32_t last_room_type;
-    uint32_t departed, arrived, resumed; /* PeerDeparted / PeerArrived / RoomJoined events */
-    uint32_t joined_room;                /* PeerJoinedRoom events */
-    uint64_t check; /* running sum of received bytes' values, for streams */
+    uint32_t departed, arrived, resumed;  /* PeerDeparted / PeerArrived / RoomJoined events */
+    uint32_t joined_room;                 /* PeerJoinedRoom events */
+    uint32_t count_peers, count_capacity; /* the last RoomPeerCount */
+    uint64_t check;                       /* running sum of received bytes' values, for streams */
     int close_on_closed;
 } rt_peer;
 
@@ -48,10 +50,13 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
 void rt_peer_close(rt_peer *p);
 int rt_cond_ready(void *p);  /* rt_peer */
 int rt_cond_closed(void *p); /* rt_peer */
+int rt_cond_frame(void *p);  /* rt_peer: at least one frame */
 void rt_room_id(const char *room, uint8_t out[32]);
 
 /* Raw framed sockets (nonblocking, so the relay on the same loop keeps running). */
 int rt_raw_connect(rt_env *e);
+/* Writes a frame header and payload into out (5 + len bytes). */
+void relay_test_put_frame(uint8_t *out, uint8_t ch, const uint8_t *payload, size_t len);
 int rt_raw_send(int fd, uint8_t ch, const uint8_t *payload, size_t len);
 int rt_raw_send_ctrl(rt_env *e, int fd, const tallow_msg_type *t, const void *msg);
 /* Reads one frame, pumping the loop. Returns payload length, 0 on EOF, -1 on timeout. */

@@ -6,11 +6,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
+
+#include <tallow/stun.h>
 
 #include "relay_test_util.h"
 
@@ -98,7 +102,8 @@ static void test_relay_multi_room(void **state)
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
     rt_peer p[4];
-    for (int i = 0; i < 4; i++) assert_int_equal(rt_peer_open(&e, &p[i], "multi", 4, NULL, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rt_peer_open(&e, &p[i], "multi", 4, NULL, NULL), 0);
     assert_true(rt_run_until(&e, all4_ready, p, 5000));
     uint32_t idx[4];
     for (int i = 0; i < 4; i++) {
@@ -106,12 +111,15 @@ static void test_relay_multi_room(void **state)
         tallow_channel_get_info(p[i].ch, &info);
         idx[i] = info.peer_index;
         assert_true(idx[i] >= 1 && idx[i] <= 4);
-        for (int j = 0; j < i; j++) assert_int_not_equal(idx[i], idx[j]);
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(idx[i], idx[j]);
         assert_true(p[i].joined_room >= 1); /* each learned who else is there */
+        assert_int_equal(p[i].count_peers, 4);
+        assert_int_equal(p[i].count_capacity, 4);
     }
     /* broadcast: everyone else gets it once */
-    assert_int_equal(tallow_channel_send(p[0].ch, UINT32_MAX, (const uint8_t *)"all", 3), 0);
-    assert_true(rt_run_until(&e, others_got, p, 5000));
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"all", 3), 0);
+    assert_true(rt_run_until(&e, others_got, p, 5000)); /* 0 names no peer: everyone */
     assert_int_equal(p[0].frames, 0);
     assert_memory_equal(p[3].last, "all", 3);
     /* targeted: only the target gets it, told who sent it */
@@ -127,9 +135,42 @@ static void test_relay_multi_room(void **state)
     rt_peer_close(&p[3]);
     rt_run_for(&e, 200);
     assert_false(p[0].closed);
-    assert_int_equal(p[0].last_room_type, TALLOW_MSG_PeerLeftRoom);
-    for (int i = 0; i < 3; i++) rt_peer_close(&p[i]);
+    assert_int_equal(p[0].count_peers, 3);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
     assert_true(rt_run_until(&e, no_rooms, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static int three_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready && p[2].ready && p[1].count_peers == 3;
+}
+
+/* The creator's capacity counts: peers asking for a pair still join a multi room, learn its
+ * real capacity, and can aim frames at each other. */
+static void test_relay_capacity_from_creator(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[3];
+    assert_int_equal(rt_peer_open(&e, &p[0], "creator", 3, NULL, NULL), 0);
+    rt_run_for(&e, 50); /* p[0] creates the room */
+    assert_int_equal(rt_peer_open(&e, &p[1], "creator", 0, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[2], "creator", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, three_ready, p, 5000));
+    assert_int_equal(p[1].count_capacity, 3);
+    tallow_channel_info i1, i2;
+    tallow_channel_get_info(p[1].ch, &i1);
+    tallow_channel_get_info(p[2].ch, &i2);
+    assert_int_equal(tallow_channel_send(p[1].ch, i2.peer_index, (const uint8_t *)"hi", 2), 0);
+    assert_true(rt_run_until(&e, rt_cond_frame, &p[2], 5000));
+    assert_int_equal(p[2].last_from, i1.peer_index);
+    rt_run_for(&e, 50);
+    assert_int_equal(p[0].frames, 0);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
     rt_env_stop(&e);
 }
 
@@ -145,7 +186,8 @@ static void test_relay_stun_binding(void **state)
     socklen_t ml = sizeof me;
     getsockname(fd, (struct sockaddr *)&me, &ml);
     uint8_t req[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
-    for (int i = 8; i < 20; i++) req[i] = (uint8_t)(i * 7);
+    for (int i = 8; i < 20; i++)
+        req[i] = (uint8_t)(i * 7);
     assert_int_equal(sendto(fd, req, 20, 0, (struct sockaddr *)&relay, sizeof relay), 20);
     uint8_t resp[256];
     ssize_t n = -1;
@@ -179,6 +221,13 @@ static void test_relay_stun_binding(void **state)
         off += 4 + (size_t)((len + 3) & ~3);
     }
     assert_true(found_xor && found_plain && found_fp);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    assert_int_equal(tallow_stun_check_fingerprint(&m), 0);
+    struct sockaddr_storage mapped;
+    socklen_t mlen = sizeof mapped;
+    assert_int_equal(tallow_stun_mapped_address(&m, &mapped, &mlen), 0);
+    assert_int_equal(((struct sockaddr_in *)&mapped)->sin_port, me.sin_port);
     /* not STUN: ignored */
     assert_int_equal(sendto(fd, "hello", 5, 0, (struct sockaddr *)&relay, sizeof relay), 5);
     rt_run_for(&e, 100);
@@ -201,10 +250,57 @@ static void test_relay_ping(void **state)
     assert_int_equal(ch, 0);
     tallow_msg_any m;
     const tallow_msg_type *t;
-    assert_int_equal(tallow_msg_decode(tallow_ctx_registry(e.ctx), buf, (size_t)n, &t, &m, sizeof m), 0);
+    assert_int_equal(
+        tallow_msg_decode(tallow_ctx_registry(e.ctx), buf, (size_t)n, &t, &m, sizeof m), 0);
     assert_int_equal(t->id, TALLOW_MSG_Pong);
     assert_int_equal(m.Pong.seq, 42);
     close(fd);
+    rt_env_stop(&e);
+}
+
+/* IPv6: the relay listens on [::1], clients connect with a bracketed address, STUN answers
+ * with an IPv6 mapped address. */
+static void test_relay_ipv6(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"listen", "[::1]:0"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    snprintf(e.addr, sizeof e.addr, "[::1]:%u", e.port);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "v6", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "v6", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"six", 3), 0);
+    assert_int_equal(tallow_channel_send(p[1].ch, 0, (const uint8_t *)"four", 4), 0);
+    assert_true(rt_run_until(&e, got_frames, p, 5000));
+    assert_memory_equal(p[1].last, "six", 3);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_non_null(strstr(info.path, "[::1]:"));
+
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 relay = {.sin6_family = AF_INET6, .sin6_port = htons(e.port)};
+    relay.sin6_addr = in6addr_loopback;
+    uint8_t req[64], txid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, resp[256];
+    int rl = tallow_stun_binding_request(req, sizeof req, txid);
+    assert_true(rl > 0);
+    assert_int_equal(sendto(fd, req, (size_t)rl, 0, (struct sockaddr *)&relay, sizeof relay), rl);
+    ssize_t n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        tallow_loop_run_once(e.loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    assert_true(n > 20);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    struct sockaddr_storage mapped;
+    socklen_t ml = sizeof mapped;
+    assert_int_equal(tallow_stun_mapped_address(&m, &mapped, &ml), 0);
+    assert_int_equal(mapped.ss_family, AF_INET6);
+    assert_memory_equal(&((struct sockaddr_in6 *)&mapped)->sin6_addr, &in6addr_loopback, 16);
+    close(fd);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
     rt_env_stop(&e);
 }
 
@@ -213,8 +309,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_pair_exchange),
         cmocka_unit_test(test_relay_multi_room),
+        cmocka_unit_test(test_relay_capacity_from_creator),
         cmocka_unit_test(test_relay_stun_binding),
         cmocka_unit_test(test_relay_ping),
+        cmocka_unit_test(test_relay_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

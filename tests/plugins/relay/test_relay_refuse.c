@@ -2,15 +2,23 @@
  * wrong relay password, a third peer in a pair room, too many rooms from one address, a silent
  * connection (join timeout), an oversized frame, data before a peer, a failed handshake closing
  * the room for everyone, a newer protocol version. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
+
+static const tallow_channel_events no_events = {0}; /* for opens that must fail */
 
 #define RELAY_TO_LEAVE (UINT32_MAX - 1) /* relay.h: send() of a RoomLeave reason */
 
@@ -43,9 +51,9 @@ static int read_refusal(rt_env *e, int fd, uint32_t *type, char *out, size_t cap
         const tallow_msg_type *t;
         if (tallow_msg_decode(tallow_ctx_registry(e->ctx), buf, (size_t)n, &t, &m, sizeof m) < 0)
             return -1;
-        const tallow_bytes *r = t->id == TALLOW_MSG_RoomLeave ? &m.RoomLeave.reason
+        const tallow_bytes *r = t->id == TALLOW_MSG_RoomLeave       ? &m.RoomLeave.reason
                                 : t->id == TALLOW_MSG_VersionReject ? &m.VersionReject.reason
-                                                                     : NULL;
+                                                                    : NULL;
         if (!r) continue;
         *type = t->id;
         snprintf(out, cap, "%.*s", (int)r->len, (const char *)r->ptr);
@@ -208,7 +216,8 @@ static void test_relay_refuse_handshake_failed_closes_room(void **state)
     assert_int_equal(rt_peer_open(&e, &p[1], "pake", 2, NULL, NULL), 0);
     assert_true(rt_run_until(&e, both_ready, p, 5000));
     const char *why = "handshake-failed";
-    assert_int_equal(tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
+    assert_int_equal(
+        tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
     assert_true(rt_run_until(&e, both_closed, p, 5000));
     assert_int_equal(p[0].err, TALLOW_ECODE);
     assert_int_equal(p[1].err, TALLOW_ECODE);
@@ -238,6 +247,216 @@ static void test_relay_refuse_bad_options(void **state)
     rt_env_stop(&e);
 }
 
+static void test_relay_refuse_unpaired_timeout(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"unpaired-timeout", "0.3"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    rt_peer a;
+    assert_int_equal(rt_peer_open(&e, &a, "alone", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, TALLOW_ERELAY);
+    assert_non_null(strstr(a.errmsg, "room timeout"));
+    assert_int_equal(rt_stat(&e, "rooms"), 0);
+    rt_peer_close(&a);
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_conns_per_ip(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-conns-per-ip", "2"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the third is closed at once */
+    assert_int_equal(rt_stat(&e, "conns"), 2);
+    assert_false(rt_raw_wait_eof(&e, a, 100));
+    close(a);
+    close(b);
+    close(c);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static void test_relay_refuse_client_errors(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    /* nobody listens there: on_closed from the loop, never from inside open */
+    rt_peer a;
+    snprintf(e.addr, sizeof e.addr, "127.0.0.1:1");
+    assert_int_equal(rt_peer_open(&e, &a, "x", 2, NULL, NULL), 0);
+    assert_false(a.closed);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, -ECONNREFUSED);
+    rt_peer_close(&a);
+    /* the peer never comes: the caller's timeout */
+    snprintf(e.addr, sizeof e.addr, "127.0.0.1:%u", e.port);
+    e.timeout_ms = 300;
+    assert_int_equal(rt_peer_open(&e, &a, "never", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, rt_cond_closed, &a, 5000));
+    assert_int_equal(a.err, TALLOW_ETIMEOUT);
+    rt_peer_close(&a);
+    /* bad parameters are refused by open itself */
+    uint8_t id[32];
+    rt_room_id("bad", id);
+    tallow_channel_params prm = {.struct_size = sizeof prm, .room = id, .room_len = 32};
+    tallow_channel *ch = NULL;
+    prm.address = "127.0.0.1:99999";
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
+    prm.address = e.addr;
+    prm.room_len = 0;
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
+    prm.room_len = 32;
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    rt_env_stop(&e);
+}
+
+static uint64_t rng(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Garbage from many connections (random bytes, random frames after a valid join, random
+ * control payloads) never takes the relay down; afterwards it is empty and still pairs. */
+static void test_relay_refuse_garbage(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    uint8_t buf[4096];
+    for (int batch = 0; batch < 8; batch++) {
+        int fds[32];
+        for (int i = 0; i < 32; i++) {
+            fds[i] = rt_raw_connect(&e);
+            assert_true(fds[i] >= 0);
+            int kind = (int)(rng(&x) % 3);
+            if (kind > 0) {
+                uint8_t id[32];
+                char room[16];
+                snprintf(room, sizeof room, "g%d", (int)(rng(&x) % 8));
+                rt_room_id(room, id);
+                tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+                rt_raw_send_ctrl(&e, fds[i], &tallow_msgtype_RoomJoin, &j);
+            }
+            for (int k = 0; k < 4; k++) {
+                size_t len = (size_t)(rng(&x) % sizeof buf);
+                for (size_t b = 0; b < len; b++)
+                    buf[b] = (uint8_t)rng(&x);
+                if (kind == 0) {
+                    (void)!send(fds[i], buf, len, MSG_NOSIGNAL);
+                } else {
+                    uint8_t ch = kind == 2 ? 0 : (uint8_t)(rng(&x) % 4);
+                    rt_raw_send(fds[i], ch, buf, len);
+                }
+            }
+            tallow_loop_run_once(e.loop, 0);
+        }
+        rt_run_for(&e, 50);
+        for (int i = 0; i < 32; i++)
+            close(fds[i]);
+    }
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    /* rooms where two garbage peers paired are held for resume; the relay still works */
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "after", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "after", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
+/* A client that floods Pings and never reads its Pongs is no longer read from once its answers
+ * pile up: the relay's queue stays bounded. */
+static void test_relay_refuse_ping_flood(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"queue-high", "262144"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    static uint8_t pings[256 * 1024];
+    size_t n = 0;
+    while (n + 32 < sizeof pings) {
+        uint8_t msg[32];
+        tallow_msg_Ping ping = {n, n};
+        int l = tallow_msg_encode(&tallow_msgtype_Ping, &ping, msg, sizeof msg);
+        relay_test_put_frame(pings + n, 0, msg, (size_t)l);
+        n += 5 + (size_t)l;
+    }
+    uint64_t sent = 0, stalled_since = 0, end = tallow_now_ns() + 10ull * 1000000000ull;
+    while (sent < 64ull * 1024 * 1024 && tallow_now_ns() < end) {
+        ssize_t w = send(fd, pings, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (uint64_t)w; /* frames may be cut: the relay parses a stream */
+            stalled_since = 0;
+        } else if (!stalled_since) {
+            stalled_since = tallow_now_ns();
+        } else if (tallow_now_ns() - stalled_since > 500000000ull) {
+            break; /* the relay stopped reading us: that is the point */
+        }
+        tallow_loop_run_once(e.loop, 1);
+    }
+    uint64_t peak = rt_stat(&e, "queued_peak");
+    printf("# ping flood: %llu bytes sent before the relay stopped reading, queue peak %llu\n",
+           (unsigned long long)sent, (unsigned long long)peak);
+    assert_true(peak >= 262144);
+    assert_true(peak <= 262144 + 1024);
+    close(fd);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static int one_conn(void *ud)
+{
+    return rt_stat(ud, "conns") == 1;
+}
+
+/* A sender held back (the receiver does not read) that vanishes is noticed at once, although
+ * the relay is not reading from it. */
+static void test_relay_refuse_paused_sender_vanishes(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"queue-high", "262144"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int rx = raw_join(&e, "held", 2, 1), tx = raw_join(&e, "held", 2, 1);
+    assert_true(rx >= 0 && tx >= 0);
+    rt_run_for(&e, 50);
+    static uint8_t data[64 * 1024];
+    uint64_t stalled_since = 0, end = tallow_now_ns() + 10ull * 1000000000ull;
+    while (tallow_now_ns() < end) {
+        int r = rt_raw_send(tx, 1, data, sizeof data - 5);
+        if (r == 0) {
+            stalled_since = 0;
+        } else if (!stalled_since) {
+            stalled_since = tallow_now_ns();
+        } else if (tallow_now_ns() - stalled_since > 300000000ull) {
+            break;
+        }
+        tallow_loop_run_once(e.loop, 1);
+    }
+    assert_true(rt_stat(&e, "queued_bytes") >= 262144); /* held back */
+    struct linger lg = {1, 0};
+    setsockopt(tx, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(tx); /* a reset */
+    assert_true(rt_run_until(&e, one_conn, &e, 3000));
+    close(rx);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +469,12 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_version),
         cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
         cmocka_unit_test(test_relay_refuse_bad_options),
+        cmocka_unit_test(test_relay_refuse_unpaired_timeout),
+        cmocka_unit_test(test_relay_refuse_conns_per_ip),
+        cmocka_unit_test(test_relay_refuse_client_errors),
+        cmocka_unit_test(test_relay_refuse_garbage),
+        cmocka_unit_test(test_relay_refuse_ping_flood),
+        cmocka_unit_test(test_relay_refuse_paused_sender_vanishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,19 +12,24 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
+
+static const tallow_channel_events no_events = {0}; /* for opens that must fail */
 
 typedef struct proxy {
     int lfd;
     uint16_t port;
     pthread_t th;
-    atomic_int stop, cut, refuse, accepted;
+    atomic_int stop, cut, refuse, accepted, freeze;
     int a[16], b[16]; /* spliced pairs */
+    int frozen[16];   /* pairs no longer forwarded (their sockets stay open) */
     int n;
 } proxy;
 
@@ -82,6 +87,7 @@ static void proxy_drop(proxy *p, int i)
     close(p->b[i]);
     p->a[i] = p->a[p->n - 1];
     p->b[i] = p->b[p->n - 1];
+    p->frozen[i] = p->frozen[p->n - 1];
     p->n--;
 }
 
@@ -90,15 +96,21 @@ static void *proxy_main(void *ud)
     proxy *p = ud;
     while (!p->stop) {
         if (p->cut) {
-            while (p->n) proxy_drop(p, 0);
+            while (p->n)
+                proxy_drop(p, 0);
             p->cut = 0;
+        }
+        if (p->freeze) { /* a silent path: nothing passes, nothing closes */
+            for (int i = 0; i < p->n; i++)
+                p->frozen[i] = 1;
+            p->freeze = 0;
         }
         struct pollfd fds[33];
         int nf = 0;
         fds[nf++] = (struct pollfd){p->lfd, POLLIN, 0};
         for (int i = 0; i < p->n; i++) {
-            fds[nf++] = (struct pollfd){p->a[i], POLLIN, 0};
-            fds[nf++] = (struct pollfd){p->b[i], POLLIN, 0};
+            fds[nf++] = (struct pollfd){p->frozen[i] ? -1 : p->a[i], POLLIN, 0};
+            fds[nf++] = (struct pollfd){p->frozen[i] ? -1 : p->b[i], POLLIN, 0};
         }
         if (poll(fds, (nfds_t)nf, 10) <= 0) continue;
         if (fds[0].revents & POLLIN) {
@@ -111,6 +123,7 @@ static void *proxy_main(void *ud)
                 } else {
                     p->a[p->n] = c;
                     p->b[p->n] = u;
+                    p->frozen[p->n] = 0;
                     p->n++;
                     p->accepted++;
                 }
@@ -132,7 +145,8 @@ static void *proxy_main(void *ud)
         }
     next_round:;
     }
-    while (p->n) proxy_drop(p, 0);
+    while (p->n)
+        proxy_drop(p, 0);
     return NULL;
 }
 
@@ -273,10 +287,138 @@ static void test_relay_proxy_refuses(void **state)
     /* a malformed proxy URL is refused at open */
     uint8_t id[32];
     rt_room_id("x", id);
-    tallow_channel_params prm = {.struct_size = sizeof prm, .address = e.addr, .room = id,
-                                 .room_len = 32, .proxy = "http://127.0.0.1:1"};
+    tallow_channel_params prm = {.struct_size = sizeof prm,
+                                 .address = e.addr,
+                                 .room = id,
+                                 .room_len = 32,
+                                 .proxy = "http://127.0.0.1:1"};
     tallow_channel *ch = NULL;
-    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, NULL, NULL, &ch), TALLOW_EINVAL);
+    assert_int_equal(tallow_channel_open(e.ctx, "relay", &prm, &no_events, NULL, &ch),
+                     TALLOW_EINVAL);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
+/* The path goes silent without closing (a NAT forgot us): the keepalive notices, and the channel
+ * resumes over a fresh connection. */
+static void test_relay_resume_silent_path(void **state)
+{
+    rt_env e;
+    proxy px;
+    setenv("TALLOW_RELAY_KEEPALIVE_MS", "300", 1);
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    rt_peer p[2];
+    open_pair(&e, &px, p, "silent");
+    rt_run_for(&e, 100);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_true(info.rtt_us > 0); /* the first Ping came back */
+    px.freeze = 1;
+    assert_true(rt_run_until(&e, resumed, p, 10000));
+    assert_true(px.accepted >= 2);
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"alive", 5), 0);
+    assert_int_equal(tallow_channel_send(p[1].ch, 0, (const uint8_t *)"again", 5), 0);
+    assert_true(rt_run_until(&e, one_each, p, 5000));
+    assert_memory_equal(p[1].last, "alive", 5);
+    /* an idle but healthy connection is not mistaken for a dead one */
+    uint32_t departed = p[0].departed;
+    rt_run_for(&e, 1500);
+    assert_int_equal(p[0].departed, departed);
+    assert_false(p[0].closed || p[1].closed);
+    unsetenv("TALLOW_RELAY_KEEPALIVE_MS");
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
+static int multi_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready && p[2].ready && p[0].count_peers == 3 &&
+           p[1].count_peers == 3 && p[2].count_peers == 3;
+}
+
+static int multi_resumed(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].resumed >= 1 && p[1].departed >= 1 && p[2].departed >= 1 && p[1].count_peers == 3 &&
+           p[2].count_peers == 3;
+}
+
+static int got_targeted(void *ud)
+{
+    return ((rt_peer *)ud)->frames >= 1;
+}
+
+/* A multi room: one peer (through the proxy) drops and resumes; frames aimed at it meanwhile
+ * are dropped and counted; afterwards targeted frames reach it again, from the right sender. */
+static void test_relay_resume_multi_room(void **state)
+{
+    rt_env e;
+    proxy px;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    rt_peer p[3];
+    char url[64];
+    snprintf(url, sizeof url, "socks5://127.0.0.1:%u", px.port);
+    assert_int_equal(rt_peer_open(&e, &p[0], "multi-resume", 3, NULL, url), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "multi-resume", 3, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[2], "multi-resume", 3, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, multi_ready, p, 5000));
+    uint32_t idx[3];
+    for (int i = 0; i < 3; i++) {
+        tallow_channel_info info;
+        tallow_channel_get_info(p[i].ch, &info);
+        idx[i] = info.peer_index;
+    }
+    /* cut A, and aim a frame at it before the relay can know it is back */
+    px.refuse = 1;
+    px.cut = 1;
+    for (int i = 0; i < 100 && p[1].departed == 0; i++)
+        tallow_loop_run_once(e.loop, 10);
+    assert_true(p[1].departed >= 1);
+    assert_int_equal(p[1].count_peers, 2);
+    assert_int_equal(tallow_channel_send(p[1].ch, idx[0], (const uint8_t *)"lost", 4), 0);
+    rt_run_for(&e, 100);
+    assert_true(rt_stat(&e, "bytes_dropped") >= 4);
+    px.refuse = 0;
+    assert_true(rt_run_until(&e, multi_resumed, p, 10000));
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_int_equal(info.peer_index, idx[0]); /* the same slot */
+    assert_int_equal(tallow_channel_send(p[2].ch, idx[0], (const uint8_t *)"found", 5), 0);
+    assert_true(rt_run_until(&e, got_targeted, &p[0], 5000));
+    assert_int_equal(p[0].frames, 1);
+    assert_int_equal(p[0].last_from, idx[2]);
+    assert_memory_equal(p[0].last, "found", 5);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
+/* A proxy set in the policy is used even when the caller passes none. */
+static void test_relay_policy_proxy(void **state)
+{
+    rt_env e;
+    proxy px;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    char url[64];
+    snprintf(url, sizeof url, "socks5://127.0.0.1:%u", px.port);
+    assert_int_equal(tallow_policy_set_proxy(tallow_ctx_policy(e.ctx), url), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "policy", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "policy", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(px.accepted, 2);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[1].ch, &info);
+    assert_non_null(strstr(info.path, "socks5"));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
     proxy_stop(&px);
     rt_env_stop(&e);
 }
@@ -287,6 +429,9 @@ int main(void)
         cmocka_unit_test(test_relay_resume_after_cut),
         cmocka_unit_test(test_relay_resume_refused_after_grace),
         cmocka_unit_test(test_relay_proxy_refuses),
+        cmocka_unit_test(test_relay_resume_silent_path),
+        cmocka_unit_test(test_relay_resume_multi_room),
+        cmocka_unit_test(test_relay_policy_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

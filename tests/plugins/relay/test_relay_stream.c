@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "relay_test_util.h"
@@ -49,9 +50,12 @@ static void reader_step(reader *r, size_t max)
             if (r->hdr_got < 5) continue;
             r->hdr_got = 0;
             r->left = ((size_t)r->hdr[0] << 24 | (size_t)r->hdr[1] << 16 | (size_t)r->hdr[2] << 8 |
-                       r->hdr[3]) - 1;
-            if (r->hdr[4] == 0) r->ctrl_frames++; /* control (RoomJoined): skipped */
-            else if (r->hdr[4] != 1) r->bad = 1;
+                       r->hdr[3]) -
+                      1;
+            if (r->hdr[4] == 0)
+                r->ctrl_frames++; /* control (RoomJoined): skipped */
+            else if (r->hdr[4] != 1)
+                r->bad = 1;
             continue;
         }
         size_t take = r->left < (size_t)(n - i) ? r->left : (size_t)(n - i);
@@ -103,7 +107,8 @@ static void test_relay_stream_slow_reader_bounded(void **state)
         }
         while (!blocked && sent < TOTAL) {
             size_t len = TOTAL - sent < FRAME ? TOTAL - sent : FRAME;
-            for (size_t k = 0; k < len; k++) frame[k] = pattern(sent + k);
+            for (size_t k = 0; k < len; k++)
+                frame[k] = pattern(sent + k);
             int rc = tallow_channel_send(s.ch, 0, frame, len);
             assert_true(rc == 0 || rc == 1);
             sent += len;
@@ -140,10 +145,68 @@ static void test_relay_stream_slow_reader_bounded(void **state)
     rt_env_stop(&e);
 }
 
+/* Both directions at once between two real channels, every byte counted. Prints the rate
+ * (a figure for orientation, not an assertion). */
+typedef struct duplex {
+    rt_peer *p;
+    uint64_t sent[2];
+    int blocked[2], seen[2];
+} duplex;
+
+static void pump(duplex *d, int i, uint8_t *frame, uint64_t total)
+{
+    rt_peer *p = &d->p[i];
+    if (d->blocked[i] && p->writable_calls > d->seen[i]) {
+        d->seen[i] = p->writable_calls;
+        d->blocked[i] = 0;
+    }
+    while (!d->blocked[i] && d->sent[i] < total) {
+        size_t len = total - d->sent[i] < FRAME ? total - d->sent[i] : FRAME;
+        frame[0] = (uint8_t)(d->sent[i] / FRAME);
+        int rc = tallow_channel_send(p->ch, 0, frame, len);
+        assert_true(rc == 0 || rc == 1);
+        d->sent[i] += len;
+        if (rc == 1) d->blocked[i] = 1;
+    }
+}
+
+static void test_relay_stream_duplex(void **state)
+{
+    const uint64_t total = 256ull * 1024 * 1024;
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "duplex", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "duplex", 2, NULL, NULL), 0);
+    for (int i = 0; i < 200 && !(p[0].ready && p[1].ready); i++)
+        tallow_loop_run_once(e.loop, 10);
+    assert_true(p[0].ready && p[1].ready);
+    uint8_t *frame = calloc(1, FRAME);
+    duplex d = {.p = p};
+    uint64_t t0 = tallow_now_ns(), deadline = t0 + 60ull * 1000000000ull;
+    while ((p[0].bytes < total || p[1].bytes < total) && tallow_now_ns() < deadline &&
+           !p[0].closed && !p[1].closed) {
+        pump(&d, 0, frame, total);
+        pump(&d, 1, frame, total);
+        tallow_loop_run_once(e.loop, 10);
+    }
+    double secs = (double)(tallow_now_ns() - t0) / 1e9;
+    printf("# duplex: 2 x %llu MiB through the relay in %.2f s (%.0f MiB/s each way)\n",
+           (unsigned long long)(total >> 20), secs, (double)(total >> 20) / secs);
+    assert_int_equal(p[0].bytes, total);
+    assert_int_equal(p[1].bytes, total);
+    assert_int_equal(p[0].frames, total / FRAME);
+    free(frame);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_stream_slow_reader_bounded),
+        cmocka_unit_test(test_relay_stream_duplex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

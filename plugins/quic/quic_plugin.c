@@ -1,0 +1,526 @@
+/* quic_plugin.c — the "quic" transport: a tallow channel over one QUIC connection (quic_conn.c)
+ * on the core's shared UDP endpoint. Frames travel on the stream as a 4-byte big-endian length
+ * and the frame bytes. Timers and flushes run on the context's loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tallow/error.h>
+#include <tallow/loop.h>
+#include <tallow/nat.h>
+#include <tallow/plugin.h>
+#include <tallow/transport.h>
+
+#include "quic_conn.h"
+
+#define QUIC_DEFAULT_TIMEOUT_MS 5000
+#define QUIC_MAX_FRAME (16u << 20)
+#define QUIC_GSO_BYTES 65000 /* one UDP_SEGMENT send must stay under 64 KiB */
+
+typedef struct quic_plugin {
+    const tallow_host *host;
+} quic_plugin;
+
+typedef struct quic_link quic_link;
+
+/* The instance the host allocates and frees. Everything that must outlive a close called from
+ * inside one of our own callbacks lives in the separately allocated link. */
+typedef struct quic_chan {
+    tallow_channel base; /* first */
+    quic_link *link;
+} quic_chan;
+
+struct quic_link {
+    tallow_channel *ch; /* NULL once closed: no more events */
+    tallow_loop *loop;
+    tallow_udp *udp; /* NULL once our CONNECTION_CLOSE went out */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int initiator;
+    quic_conn *qc;
+    tallow_timer *timer; /* the connection's next expiry */
+    uint64_t timer_due_ms;
+    tallow_timer *open_timer; /* gives up opening */
+    int defer_pending;        /* a link_on_defer is queued: the link must stay allocated */
+    int depth;                /* our entry points on the stack */
+    int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
+    int ready, failed, dead, quic_closed, proto_err, want_writable;
+    /* Frame bytes waiting for room in the connection's own (8 MiB) send buffer. */
+    uint8_t *pend;
+    size_t pend_off, pend_len, pend_cap;
+    /* The frame being received. */
+    uint8_t hdr[4];
+    size_t hdr_got;
+    uint8_t *rx;
+    size_t rx_len, rx_got, rx_cap;
+    char path[80];
+};
+
+static void link_schedule(quic_link *l);
+
+/* ---- lifetime ----------------------------------------------------------------------------- */
+
+static void link_quic_close(quic_link *l)
+{
+    if (l->quic_closed) return;
+    l->quic_closed = 1;
+    if (l->udp && l->qc) quic_conn_close(l->qc, tallow_now_ns());
+    l->udp = NULL;
+}
+
+/* Once closed and out of our own frames: the connection and buffers go at once; the small link
+ * itself waits for a queued deferred flush (defers cannot be cancelled). */
+static void link_maybe_destroy(quic_link *l)
+{
+    if (!l->dead || l->depth > 0) return;
+    if (l->qc) {
+        link_quic_close(l);
+        if (l->timer) tallow_timer_stop(l->timer);
+        if (l->open_timer) tallow_timer_stop(l->open_timer);
+        l->timer = l->open_timer = NULL;
+        quic_conn_free(l->qc);
+        l->qc = NULL;
+        free(l->pend);
+        free(l->rx);
+        l->pend = l->rx = NULL;
+    }
+    if (!l->defer_pending) free(l);
+}
+
+static void link_enter(quic_link *l)
+{
+    l->depth++;
+}
+
+static void link_leave(quic_link *l)
+{
+    if (--l->depth == 0) link_maybe_destroy(l);
+}
+
+static void link_fail(quic_link *l, int err)
+{
+    if (l->failed) return;
+    l->failed = 1;
+    if (l->open_timer) {
+        tallow_timer_stop(l->open_timer);
+        l->open_timer = NULL;
+    }
+    if (l->ch) l->ch->ev->on_closed(l->ch, err, l->ch->ev_ud);
+}
+
+/* After every quic_conn call: what had to wait until we were out of it. */
+static void link_quic_done(quic_link *l)
+{
+    l->in_quic = 0;
+    if (l->dead) {
+        link_quic_close(l);
+    } else if (l->proto_err && !l->failed) {
+        link_quic_close(l);
+        link_fail(l, TALLOW_EPROTO);
+    }
+}
+
+/* ---- quic_conn events --------------------------------------------------------------------- */
+
+static int link_send(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
+                     size_t len, size_t segsz)
+{
+    quic_link *l = ud;
+    if (!l->udp) return -EPIPE;
+    size_t chunk = segsz && segsz < QUIC_GSO_BYTES ? (QUIC_GSO_BYTES / segsz) * segsz : len;
+    while (len) {
+        size_t k = len < chunk ? len : chunk;
+        int rv = tallow_udp_send_batch(l->udp, to, tolen, data, k, segsz ? segsz : k);
+        if (rv < 0) return rv;
+        data += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static void link_on_connected(void *ud)
+{
+    quic_link *l = ud;
+    l->ready = 1;
+    if (l->open_timer) {
+        tallow_timer_stop(l->open_timer);
+        l->open_timer = NULL;
+    }
+    if (l->ch && !l->failed && l->ch->ev->on_ready) l->ch->ev->on_ready(l->ch, l->ch->ev_ud);
+}
+
+static void link_deliver(quic_link *l, const uint8_t *frame, size_t len)
+{
+    if (l->ch && !l->failed) l->ch->ev->on_frame(l->ch, 0, frame, len, l->ch->ev_ud);
+}
+
+/* Stream bytes → whole frames; a frame wholly inside one chunk is delivered without a copy. */
+static void link_on_data(void *ud, const uint8_t *d, size_t n)
+{
+    quic_link *l = ud;
+    while (n && l->ch && !l->failed && !l->proto_err) {
+        if (l->hdr_got < 4) {
+            size_t k = 4 - l->hdr_got < n ? 4 - l->hdr_got : n;
+            memcpy(l->hdr + l->hdr_got, d, k);
+            l->hdr_got += k;
+            d += k;
+            n -= k;
+            if (l->hdr_got < 4) return;
+            l->rx_len = (size_t)l->hdr[0] << 24 | (size_t)l->hdr[1] << 16 | (size_t)l->hdr[2] << 8 |
+                        l->hdr[3];
+            l->rx_got = 0;
+            if (l->rx_len > QUIC_MAX_FRAME) {
+                l->proto_err = 1; /* acted upon once out of quic_conn (link_quic_done) */
+                return;
+            }
+            if (l->rx_len <= n) {
+                link_deliver(l, l->rx_len ? d : l->hdr, l->rx_len);
+                d += l->rx_len;
+                n -= l->rx_len;
+                l->hdr_got = 0;
+                continue;
+            }
+            if (l->rx_cap < l->rx_len) {
+                uint8_t *p = realloc(l->rx, l->rx_len);
+                if (!p) {
+                    l->proto_err = 1;
+                    return;
+                }
+                l->rx = p;
+                l->rx_cap = l->rx_len;
+            }
+        }
+        size_t k = l->rx_len - l->rx_got < n ? l->rx_len - l->rx_got : n;
+        memcpy(l->rx + l->rx_got, d, k);
+        l->rx_got += k;
+        d += k;
+        n -= k;
+        if (l->rx_got == l->rx_len) {
+            l->hdr_got = 0;
+            link_deliver(l, l->rx, l->rx_len);
+        }
+    }
+}
+
+static void link_pump(quic_link *l)
+{
+    while (l->pend_len) {
+        size_t k = quic_conn_write(l->qc, l->pend + l->pend_off, l->pend_len);
+        if (!k) return;
+        l->pend_off += k;
+        l->pend_len -= k;
+    }
+    l->pend_off = 0;
+}
+
+static void link_on_writable(void *ud)
+{
+    quic_link *l = ud;
+    link_pump(l);
+    if (!l->pend_len && l->want_writable && l->ch && !l->failed) {
+        l->want_writable = 0;
+        if (l->ch->ev->on_writable) l->ch->ev->on_writable(l->ch, l->ch->ev_ud);
+    }
+}
+
+static void link_on_closed(void *ud, int err)
+{
+    quic_link *l = ud;
+    l->quic_closed = 1; /* nothing more to send */
+    link_fail(l, err);
+}
+
+static const quic_conn_cbs link_cbs = {link_send, link_on_connected, link_on_data, link_on_writable,
+                                       link_on_closed};
+
+/* ---- loop plumbing ------------------------------------------------------------------------ */
+
+static void link_on_defer(void *ud)
+{
+    quic_link *l = ud;
+    l->defer_pending = 0;
+    link_enter(l);
+    if (!l->dead && !l->quic_closed) {
+        uint64_t now = tallow_now_ns();
+        l->in_quic = 1;
+        if (quic_conn_expiry(l->qc) <= now)
+            quic_conn_on_expiry(l->qc, now);
+        else
+            quic_conn_flush(l->qc, now);
+        link_quic_done(l);
+        link_schedule(l);
+    }
+    link_leave(l);
+}
+
+/* Runs a flush at the start of the next loop round (once per round however many requests). */
+static void link_request_flush(quic_link *l)
+{
+    if (!l->defer_pending && !l->dead && tallow_defer(l->loop, link_on_defer, l) == 0)
+        l->defer_pending = 1;
+}
+
+static void link_on_timer(tallow_timer *t, void *ud)
+{
+    quic_link *l = ud;
+    (void)t;
+    l->timer = NULL; /* one-shot: freed by the loop */
+    link_request_flush(l);
+}
+
+/* Arms the loop for the connection's next deadline. Timers have millisecond resolution, so a
+ * deadline within the next millisecond (pacing) runs at the next round instead. */
+static void link_schedule(quic_link *l)
+{
+    if (l->dead || l->quic_closed) return;
+    uint64_t e = quic_conn_expiry(l->qc), now = tallow_now_ns();
+    if (e == UINT64_MAX) return;
+    if (e <= now + 1000000u) {
+        link_request_flush(l);
+        return;
+    }
+    uint64_t due_ms = (e + 999999u) / 1000000u;
+    if (l->timer && l->timer_due_ms == due_ms) return;
+    if (l->timer) tallow_timer_stop(l->timer);
+    l->timer = tallow_timer_start(l->loop, due_ms - now / 1000000u, 0, link_on_timer, l);
+    l->timer_due_ms = due_ms;
+}
+
+static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                          const uint8_t *data, size_t len, void *ud)
+{
+    quic_link *l = ud;
+    (void)u;
+    if (l->dead || l->quic_closed) return;
+    link_enter(l);
+    l->in_quic = 1;
+    quic_conn_recv(l->qc, from, fromlen, data, len, tallow_now_ns());
+    link_quic_done(l);
+    link_request_flush(l); /* acknowledgements and whatever the data unblocked */
+    link_leave(l);
+}
+
+static void link_on_open_timeout(tallow_timer *t, void *ud)
+{
+    quic_link *l = ud;
+    (void)t;
+    l->open_timer = NULL;
+    if (l->ready || l->failed) return;
+    link_enter(l);
+    link_quic_close(l);
+    link_fail(l, TALLOW_ETIMEOUT);
+    link_leave(l);
+}
+
+/* ---- transport ops ------------------------------------------------------------------------ */
+
+static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
+{
+    quic_chan *qch = (quic_chan *)ch;
+    struct sockaddr_storage local;
+    socklen_t llen;
+    if (!p || !p->udp || !p->peer || !p->psk || !p->peer_len ||
+        p->peer_len > sizeof(struct sockaddr_storage))
+        return TALLOW_EINVAL;
+    int rv = tallow_udp_local_addr(p->udp, &local, &llen);
+    if (rv < 0) return rv;
+    quic_link *l = calloc(1, sizeof(*l));
+    if (!l) return TALLOW_ENOMEM;
+    l->ch = ch;
+    l->loop = ch->loop;
+    l->udp = p->udp;
+    memcpy(&l->peer, p->peer, p->peer_len);
+    l->peer_len = p->peer_len;
+    l->initiator = p->initiator;
+    l->qc = quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer,
+                          p->peer_len, &link_cbs, l, tallow_now_ns());
+    /* timeout_ms is the last field: honour it only if the caller's struct has it. */
+    uint32_t timeout_ms =
+        p->struct_size >= sizeof(*p) && p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS;
+    l->open_timer = tallow_timer_start(l->loop, timeout_ms, 0, link_on_open_timeout, l);
+    if (!l->qc || !l->open_timer || tallow_defer(l->loop, link_on_defer, l) != 0) {
+        if (l->open_timer) tallow_timer_stop(l->open_timer);
+        quic_conn_free(l->qc);
+        free(l);
+        return TALLOW_ENOMEM;
+    }
+    l->defer_pending = 1; /* the client's first flush starts the handshake */
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (p->peer->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)p->peer;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(l->path, sizeof(l->path), "direct %s:%u", host, port);
+    } else if (p->peer->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)p->peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(l->path, sizeof(l->path), "direct [%s]:%u", host, port);
+    } else {
+        snprintf(l->path, sizeof(l->path), "direct");
+    }
+    tallow_udp_on(p->udp, TALLOW_UDP_QUIC, link_on_dgram, l);
+    qch->link = l;
+    return 0;
+}
+
+static int quic_pend_reserve(quic_link *l, size_t add)
+{
+    if (l->pend_off && l->pend_off + l->pend_len + add > l->pend_cap) {
+        memmove(l->pend, l->pend + l->pend_off, l->pend_len);
+        l->pend_off = 0;
+    }
+    if (l->pend_len + add <= l->pend_cap) return 0;
+    size_t cap = l->pend_cap ? l->pend_cap : 65536;
+    while (cap < l->pend_len + add)
+        cap *= 2;
+    uint8_t *p = realloc(l->pend, cap);
+    if (!p) return TALLOW_ENOMEM;
+    l->pend = p;
+    l->pend_cap = cap;
+    return 0;
+}
+
+static void quic_pend_put(quic_link *l, const uint8_t *d, size_t n)
+{
+    memcpy(l->pend + l->pend_off + l->pend_len, d, n);
+    l->pend_len += n;
+}
+
+static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len)
+{
+    quic_link *l = ((quic_chan *)ch)->link;
+    (void)to;
+    if (!l || l->failed || l->quic_closed) return TALLOW_ECLOSED;
+    if (len > QUIC_MAX_FRAME) return TALLOW_ETOOBIG;
+    uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                      (uint8_t)len};
+    if (quic_pend_reserve(l, sizeof(hdr) + len) != 0) /* so the frame is taken whole or not */
+        return TALLOW_ENOMEM;
+    if (l->pend_len) {
+        quic_pend_put(l, hdr, sizeof(hdr));
+        quic_pend_put(l, frame, len);
+    } else {
+        size_t k = quic_conn_write(l->qc, hdr, sizeof(hdr));
+        if (k < sizeof(hdr)) {
+            quic_pend_put(l, hdr + k, sizeof(hdr) - k);
+            quic_pend_put(l, frame, len);
+        } else {
+            k = quic_conn_write(l->qc, frame, len);
+            quic_pend_put(l, frame + k, len - k);
+        }
+    }
+    link_request_flush(l);
+    if (l->pend_len) {
+        l->want_writable = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static void quic_close_op(tallow_channel *ch)
+{
+    quic_chan *qch = (quic_chan *)ch;
+    quic_link *l = qch->link;
+    if (!l) return;
+    qch->link = NULL;
+    l->ch = NULL;
+    l->dead = 1;
+    if (l->udp) tallow_udp_on(l->udp, TALLOW_UDP_QUIC, NULL, NULL);
+    if (l->open_timer) {
+        tallow_timer_stop(l->open_timer);
+        l->open_timer = NULL;
+    }
+    if (l->timer) {
+        tallow_timer_stop(l->timer);
+        l->timer = NULL;
+    }
+    if (!l->in_quic) {
+        link_pump(l);
+        link_quic_close(l); /* else link_quic_done does it, once out of quic_conn */
+    }
+    link_maybe_destroy(l);
+}
+
+static void quic_get_info(tallow_channel *ch, tallow_channel_info *info)
+{
+    quic_link *l = ((quic_chan *)ch)->link;
+    if (!l) return;
+    quic_conn_stat st;
+    quic_conn_get_stat(l->qc, &st);
+    info->direct = 1;
+    info->path = l->path;
+    info->rtt_us = st.rtt_ns / 1000u;
+    info->bytes_sent = st.bytes_sent;
+    info->bytes_recv = st.bytes_recv;
+    info->peer_index = l->initiator ? 0 : 1;
+    info->peers = 2;
+}
+
+static size_t quic_queued(tallow_channel *ch)
+{
+    quic_link *l = ((quic_chan *)ch)->link;
+    if (!l) return 0;
+    quic_conn_stat st;
+    quic_conn_get_stat(l->qc, &st);
+    return l->pend_len + (size_t)st.unsent;
+}
+
+/* Limits worth knowing:
+ * - one quic channel per tallow_udp endpoint (it takes the endpoint's TALLOW_UDP_QUIC handler);
+ * - close is immediate: what the peer has not acknowledged yet may be lost, so a session closes
+ *   after its own end-of-transfer exchange; the endpoint must still be open when close runs;
+ * - frames are at most 16 MiB; send() returns 1 once more than the connection's 8 MiB buffer
+ *   is queued, and on_writable follows when the backlog has moved into it. */
+static const tallow_transport_ops quic_ops = {
+    .version = TALLOW_TRANSPORT_OPS_VERSION,
+    .struct_size = sizeof(tallow_transport_ops),
+    .name = "quic",
+    .instance_size = sizeof(quic_chan),
+    .open = quic_open,
+    .send = quic_send,
+    .close = quic_close_op,
+    .get_info = quic_get_info,
+    .queued = quic_queued,
+};
+
+/* ---- plugin entry ------------------------------------------------------------------------- */
+
+static int quic_init(const tallow_host *host, void **state_out)
+{
+    quic_plugin *p = host->alloc(sizeof(*p));
+    if (!p) return TALLOW_ENOMEM;
+    p->host = host;
+    int rv = host->register_transport(host->ctx, &quic_ops, p);
+    if (rv < 0) {
+        host->free(p);
+        return rv;
+    }
+    *state_out = p;
+    return 0;
+}
+
+static void quic_fini(void *state)
+{
+    quic_plugin *p = state;
+    if (p) p->host->free(p);
+}
+
+static const tallow_plugin_desc quic_desc = {
+    .abi = TALLOW_PLUGIN_ABI,
+    .struct_size = sizeof(tallow_plugin_desc),
+    .name = "quic",
+    .version = "0.1.0",
+    .summary = "direct transport: QUIC (ngtcp2, TLS 1.3 PSK from the PAKE) on the punched UDP path",
+    .init = quic_init,
+    .fini = quic_fini,
+};
+
+TALLOW_PLUGIN_EXPORT const tallow_plugin_desc *tallow_plugin_entry(void)
+{
+    return &quic_desc;
+}
