@@ -36,6 +36,11 @@ function M.new_code(opts)
     return tallow.code.generate(opts.words or 3)
 end
 
+-- How long the direct-path attempt may take (TALLOW_P2P_TIMEOUT seconds, default 5).
+function M.p2p_timeout()
+    return tonumber(os.getenv("TALLOW_P2P_TIMEOUT") or "") or 5
+end
+
 function M.open(opts, code, initiator, capacity)
     -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
     local relay_list = M.relays_for(opts, code)
@@ -47,6 +52,8 @@ function M.open(opts, code, initiator, capacity)
         transport = opts.transport,
         initiator = initiator,
         capacity = capacity,
+        stun = opts.stun,
+        p2p_timeout = M.p2p_timeout(),
     }
     if not s then ui.die(err, ecode) end
     local info = s:info()
@@ -54,6 +61,12 @@ function M.open(opts, code, initiator, capacity)
     if opts.verify then
         ui.say("Verification: %s  (the other side must show the same)", info.verify)
     end
+    -- The direct attempt (unless --no-p2p) runs in the core after the handshake and is bounded
+    -- by its own timeout; waiting for it here means a transfer starts on the path it will keep
+    -- instead of pushing its first megabytes through the relay. Sends would move by themselves
+    -- mid-way otherwise.
+    local path = s:direct()
+    ui.event("path", { path = path })
     return s
 end
 

@@ -18,7 +18,7 @@ void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg)
 static void str_of(const tallow_bytes *b, char *out, size_t cap)
 {
     size_t n = b->len < cap - 1 ? b->len : cap - 1;
-    memcpy(out, b->ptr, n);
+    if (n) memcpy(out, b->ptr, n); /* an absent reason has no pointer at all */
     out[n] = 0;
 }
 

@@ -284,7 +284,7 @@ static void conn_write(relay_conn *c)
     relay_conn_update(c);
 }
 
-static void srv_settle(relay_srv *s)
+void relay_srv_settle(relay_srv *s)
 {
     while (s->kicks) {
         relay_conn *c = s->kicks;
@@ -326,7 +326,7 @@ static void conn_io(tallow_io *io, int fd, unsigned events, void *ud)
     } else if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) {
         conn_read(c);
     }
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
@@ -376,7 +376,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         s->nconns++;
         s->conns_total++;
     }
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_sweep(tallow_timer *t, void *ud)
@@ -393,7 +393,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 /* STUN Binding requests on the UDP socket of the same port: answered with the core codec. */
@@ -608,7 +608,7 @@ static void srv_stop(void *inst)
         relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
-    srv_settle(s);
+    relay_srv_settle(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
     if (s->sweep) tallow_timer_stop(s->sweep);
