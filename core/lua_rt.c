@@ -246,5 +246,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     fflush(stdout);
     int code = rt.exit_code;
     lua_close(L);
+    /* closing the state closed its sessions and channels; let their deferred cleanups run
+     * (pending Lua resumes see rt.exiting and do nothing) */
+    for (int i = 0; i < 3; i++) tallow_loop_run_once(loop, 0);
     return code;
 }
