@@ -180,6 +180,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
     {"tallow.fs", luaopen_tallow_fs},
+    {"tallow.room", luaopen_tallow_room},
     {NULL, NULL},
 };
 
