@@ -14,6 +14,7 @@
 #define TALLOW__PATH_MAX 4096u      /* longest relative path accepted, in bytes */
 #define TALLOW__NAME_MAX 255u       /* longest component, in bytes */
 #define TALLOW__HASH_LEN 32u        /* BLAKE2b-256 */
+#define TALLOW__SYNC_EACH (4u << 20) /* files from this size are fsynced as they finish */
 #define TALLOW__MANIFEST_VERSION 1u /* first varint of an encoded manifest */
 #define TALLOW__MANIFEST_MAX_PATHS (64u * 1024u * 1024u) /* total path bytes a decode accepts */
 #define TALLOW__MANIFEST_DEF_ENTRIES (1u << 20) /* max_entries used when the caller passes 0 */

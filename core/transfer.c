@@ -388,6 +388,11 @@ static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplet
         for (size_t i = x->m.n; i-- > 0;) /* deepest first: contents settle before parents */
             if (x->m.e[i].type == TALLOW__ENT_DIR && !is_skip(x, i))
                 tallow__dir_finish(x->destfd, &x->m.e[i]);
+    /* everything written reaches the disk before the sender hears it is done */
+    if (x->kind == TALLOW__XFER_FILES && x->destfd >= 0 && syncfs(x->destfd) < 0) {
+        int err = errno == ENOSPC || errno == EDQUOT ? TALLOW_ENOSPACE : -errno;
+        return abort_with(x, err, "flushing the destination failed: %s", tallow_strerror(err));
+    }
     tallow_msg_TransferComplete done = {.transfer_id = x->tid, .files = x->st.files_done,
                                         .bytes = x->st.bytes_done};
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &done);
