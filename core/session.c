@@ -467,6 +467,22 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
     return rc;
 }
 
+int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len)
+{
+    uint8_t hdr[12];
+    hdr[0] = KIND_TRANSFER;
+    hdr[1] = s->tx_epoch;
+    size_t hlen = 2 + tallow_varint_put(hdr + 2, tid);
+    if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    if (len + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
+    tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
+    memcpy(s->buf, hdr, hlen);
+    memcpy(s->buf + hlen, m, len);
+    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, len);
+    if (rc < 0) return rc;
+    return send_frame(s, s->path, s->buf, hlen + len + TALLOW__AEAD_TAG);
+}
+
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg)
 {

@@ -46,6 +46,9 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 /* Same under the key of transfer `tid` (derived on first use). */
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg);
+/* Seals m[0..len) as it is (any bytes, not necessarily a valid message) under the key of transfer
+ * `tid`: for test peers that must send what the engine never would. Same returns. */
+int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len);
 void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud);
 /* Called after the relay path came back from a reconnection (frames in flight may be lost):
  * the transfer resynchronises from the receiver's position. */
