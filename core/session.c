@@ -291,7 +291,10 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         return fail(s, TALLOW_EPROTO);
     }
-    if (len < 2) return fail(s, TALLOW_EPROTO);
+    if (len < 2) {
+        tallow_ctx_set_error(s->ctx, "malformed frame from the peer (%zu bytes)", len);
+        return fail(s, TALLOW_EPROTO);
+    }
     uint8_t epoch = data[1];
     int8_t ahead = (int8_t)(uint8_t)(epoch - s->rx_epoch);
     if (ahead < 0) return;                      /* from before a reconnection: superseded */
@@ -304,11 +307,21 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
     if (kind == KIND_TRANSFER) {
         uint64_t id;
         int n = tallow_varint_get(data + 2, len - 2, &id);
-        if (n < 0) return fail(s, TALLOW_EPROTO);
+        if (n < 0) {
+            tallow_ctx_set_error(s->ctx, "malformed frame from the peer (bad transfer id)");
+            return fail(s, TALLOW_EPROTO);
+        }
         pos += (size_t)n;
         a = transfer_key(s, s->rxk, s->base_rx, id);
     }
-    if (len - pos < TALLOW__AEAD_TAG || len - pos > SESSION_MAX_FRAME) return fail(s, TALLOW_ECRYPTO);
+    if (len - pos > SESSION_MAX_FRAME) {
+        tallow_ctx_set_error(s->ctx, "frame larger than the session allows (%zu bytes)", len);
+        return fail(s, TALLOW_EPROTO);
+    }
+    if (len - pos < TALLOW__AEAD_TAG) {
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
+        return fail(s, TALLOW_ECRYPTO);
+    }
     int n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
     if (n < 0) {
         if (s->resync_pending) return; /* a gap left by the reconnection: the new epoch follows */
