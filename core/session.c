@@ -58,6 +58,7 @@ struct tallow__session {
     size_t npend, cappend;
     int in_callback;
     int close_requested;
+    uint64_t rx_key_tid; /* key of the message being delivered: a transfer id or SESSION_KEY */
 };
 
 static void report_ready(tallow__session *s, int status)
@@ -303,6 +304,7 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         s->resync_pending = 0;
     }
     tallow__aead *a = &s->rx;
+    uint64_t key_tid = TALLOW__SESSION_KEY;
     size_t pos = 2;
     if (kind == KIND_TRANSFER) {
         uint64_t id;
@@ -313,6 +315,7 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         }
         pos += (size_t)n;
         a = transfer_key(s, s->rxk, s->base_rx, id);
+        key_tid = id;
     }
     if (len - pos > SESSION_MAX_FRAME) {
         tallow_ctx_set_error(s->ctx, "frame larger than the session allows (%zu bytes)", len);
@@ -328,7 +331,9 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
         return fail(s, TALLOW_ECRYPTO);
     }
+    s->rx_key_tid = key_tid;
     deliver(s, s->rbuf, (size_t)n);
+    s->rx_key_tid = TALLOW__SESSION_KEY;
 }
 
 static void flush_pending(tallow__session *s)
@@ -419,6 +424,7 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
     tallow__session *s = NULL;
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
     memset(s, 0, sizeof(*s));
+    s->rx_key_tid = TALLOW__SESSION_KEY;
     s->buf = malloc(SESSION_MAX_FRAME + 64);
     s->rbuf = malloc(SESSION_MAX_FRAME + 64);
     if (!s->buf || !s->rbuf) {
@@ -518,6 +524,11 @@ void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, vo
 {
     s->filter = f;
     s->filter_ud = ud;
+}
+
+uint64_t tallow__session_rx_key(const tallow__session *s)
+{
+    return s->rx_key_tid;
 }
 
 size_t tallow__session_queued(tallow__session *s)

@@ -53,6 +53,11 @@ void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, vo
 /* Called after the relay path came back from a reconnection (frames in flight may be lost):
  * the transfer resynchronises from the receiver's position. */
 void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud);
+/* While a message is being delivered (filter, on_message): the transfer id whose key sealed it,
+ * or TALLOW__SESSION_KEY for the session key. A transfer accepts its messages only under its own
+ * key, so a peer cannot pass one transfer's messages off under another's. */
+#define TALLOW__SESSION_KEY UINT64_MAX
+uint64_t tallow__session_rx_key(const tallow__session *s);
 /* Bytes queued in the active path and not yet on the network. */
 size_t tallow__session_queued(tallow__session *s);
 void tallow__session_info(tallow__session *s, tallow_channel_info *info);

@@ -459,6 +459,10 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
         return 0;
     }
     if (tid != x->tid || x->state == X_DONE) return 0;
+    if (tallow__session_rx_key(s) != x->tid) {
+        abort_with(x, TALLOW_EPROTO, "%s for this transfer came under another key", t->name);
+        return 1;
+    }
     char reason[300];
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
