@@ -15,6 +15,7 @@ local spec = {
         { "--max-conns-per-ip", arg = "N", help = "connections from one address" },
         { "--max-rooms-per-ip", arg = "N", help = "rooms created from one address" },
         { "--join-timeout", arg = "SECONDS", help = "time a connection has to join a room" },
+        { "--grace", arg = "SECONDS", help = "how long a dropped peer's slot waits for its resume" },
     },
 }
 local opts = cli.parse(spec, arg)
