@@ -18,7 +18,7 @@ void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg)
 static void str_of(const tallow_bytes *b, char *out, size_t cap)
 {
     size_t n = b->len < cap - 1 ? b->len : cap - 1;
-    memcpy(out, b->ptr, n);
+    if (n) memcpy(out, b->ptr, n); /* an absent reason has no pointer at all */
     out[n] = 0;
 }
 
@@ -69,8 +69,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_PeerLeftRoom:
         cl->peers = m.PeerLeftRoom.peers;
         return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
-    case TALLOW_MSG_RoomPeerCount:
+    case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
         cl->peers = m.RoomPeerCount.peers;
+        if (m.RoomPeerCount.capacity >= 2) cl->capacity = m.RoomPeerCount.capacity;
+        if (cl->capacity <= 2) return;
         return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
