@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "lua_rt.h"
 #include "lua_session.h"
 
@@ -88,6 +90,7 @@ static int push_msg(lua_State *co, void *ud)
         lua_pushstring(co, "undecodable message");
     }
     if (buf != &tmp) free(buf);
+    sodium_memzero(q->data, q->len); /* decrypted: not left in freed memory */
     free(q);
     return 2;
 }
@@ -393,6 +396,7 @@ static int l_close(lua_State *L)
     while (ls->head) {
         qmsg *q = ls->head;
         ls->head = q->next;
+        sodium_memzero(q->data, q->len);
         free(q);
     }
     ls->tail = NULL;
