@@ -415,8 +415,8 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"send", l_send}, {"send_tx", l_send_tx}, {"recv", l_recv}, {"info", l_info},
-    {"direct", l_direct}, {"close", l_close}, {NULL, NULL},
+    {"send", l_send},     {"send_tx", l_send_tx}, {"recv", l_recv}, {"info", l_info},
+    {"direct", l_direct}, {"close", l_close},     {NULL, NULL},
 };
 
 int tallow__lua_manifest(lua_State *L);

@@ -75,6 +75,7 @@ int tallow__manifest_encode(const tallow__manifest *m, uint8_t **out, size_t *le
 
 /* canonical decomposition of U+00C0 + i: base letter (0 = none) and mark U+0300 + decomp_mark[i]
  * (generated once from the Unicode tables) */
+/* clang-format off */
 static const char decomp_base[192] = {
     'A', 'A', 'A', 'A', 'A', 'A', 0, 'C', 'E', 'E', 'E', 'E', 'I', 'I', 'I', 'I',
     0, 'N', 'O', 'O', 'O', 'O', 'O', 0, 0, 'U', 'U', 'U', 'U', 'Y', 0, 0,
@@ -103,6 +104,7 @@ static const uint8_t decomp_mark[192] = {
     0x0c, 0x0c, 0x27, 0x27, 0x0c, 0x0c, 0x00, 0x00, 0x03, 0x03, 0x04, 0x04, 0x06, 0x06, 0x0a, 0x0a,
     0x0b, 0x0b, 0x28, 0x28, 0x02, 0x02, 0x02, 0x02, 0x08, 0x01, 0x01, 0x07, 0x07, 0x0c, 0x0c, 0x00,
 };
+/* clang-format on */
 
 typedef struct ref {
     char *key;

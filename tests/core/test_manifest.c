@@ -227,10 +227,13 @@ static void test_manifest_decode_rejects_collisions(void **state)
     /* "é" precomposed (NFC) and decomposed (NFD) name the same file on macOS and Windows */
     const spec nfc_nfd[] = {{0, "caf\xc3\xa9.txt", 1, 0644}, {0, "cafe\xcc\x81.txt", 1, 0644}};
     assert_int_equal(decode_specs(nfc_nfd, 2, &d), TALLOW_EUNSAFEPATH);
-    const spec nfd_dir[] = {{0, "E\xcc\x81t\xc3\xa9", 1, 0644}, {0, "\xc3\x89t\xc3\xa9/x", 1, 0644}};
+    const spec nfd_dir[] = {{0, "E\xcc\x81t\xc3\xa9", 1, 0644},
+                            {0, "\xc3\x89t\xc3\xa9/x", 1, 0644}};
     assert_int_equal(decode_specs(nfd_dir, 2, &d), TALLOW_EUNSAFEPATH);
-    const spec distinct[] = {{0, "cafe.txt", 1, 0644}, {0, "caf\xc3\xa9.txt", 1, 0644},
-                             {0, "caf\xc3\xa8.txt", 1, 0644}, {0, "caf\xc3\xa6.txt", 1, 0644}};
+    const spec distinct[] = {{0, "cafe.txt", 1, 0644},
+                             {0, "caf\xc3\xa9.txt", 1, 0644},
+                             {0, "caf\xc3\xa8.txt", 1, 0644},
+                             {0, "caf\xc3\xa6.txt", 1, 0644}};
     assert_int_equal(decode_specs(distinct, 4, &d), 0);
     tallow__manifest_free(&d);
     const char *unsafe[] = {"../evil", "/etc/passwd", "a//b", "a/./b", "x\x1by", "CON", "a\\b"};
