@@ -671,8 +671,8 @@ void tallow__session_close(tallow__session *s)
         tallow__aead_wipe(&s->rxk[i].aead);
     }
     /* the scratch buffers held plaintext (the last message sealed and opened) */
-    sodium_memzero(s->buf, SESSION_MAX_FRAME + 64);
-    sodium_memzero(s->rbuf, SESSION_MAX_FRAME + 64);
+    if (s->buf) sodium_memzero(s->buf, SESSION_MAX_FRAME + 64);
+    if (s->rbuf) sodium_memzero(s->rbuf, SESSION_MAX_FRAME + 64);
     free(s->buf);
     free(s->rbuf);
     sodium_memzero(s->base_tx, sizeof(s->base_tx));
