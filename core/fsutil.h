@@ -141,7 +141,8 @@ typedef struct tallow__sink {
  * Returns 0, TALLOW_EEXIST (final name exists and !overwrite), TALLOW_EUNSAFEPATH (unsafe path,
  * final name or temp name is a symlink, directory or special file, symlinks on the way),
  * TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX), TALLOW_ENOSPACE
- * (cannot reserve the space; the partial is kept), -errno. Hashing a kept prefix reads it back,
+ * (cannot reserve the space; the partial is kept), -EFBIG (larger than the filesystem's largest
+ * file), -errno. Hashing a kept prefix reads it back,
  * so a resume costs one sequential read of it.
  * On error the sink is closed (tallow__sink_abort is then a no-op). */
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,
