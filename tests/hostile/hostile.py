@@ -355,8 +355,9 @@ def run_case(case, n, relays, work):
         kb = -1
     if kb > MEM_LIMIT_KB:
         problems.append(f"peak RSS {kb} KiB above {MEM_LIMIT_KB} KiB")
-    last = [l for l in text.splitlines() if l.startswith("tallow:")]
-    shown = (last[-1] if last else text.strip().splitlines()[-1] if text.strip() else "")
+    said = [l for l in text.splitlines() if l.startswith("tallow: ") and "info:" not in l]
+    said = [l[8:] for l in said if "refused " in l or l is said[-1]] if said else []
+    shown = " / ".join(said) or (text.strip().splitlines() or [""])[-1]
     return case, rc, kb, shown, problems
 
 
