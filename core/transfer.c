@@ -734,6 +734,9 @@ void tallow__xfer_free(tallow__xfer *x)
     tallow__manifest_free(&x->m);
     free(x->resume);
     free(x->prefix);
+    /* plaintext: the text sent or received, the sender's last chunk */
+    if (x->text) sodium_memzero(x->text, x->textlen);
+    if (x->chunk) sodium_memzero(x->chunk, CHUNK);
     free(x->text);
     free(x->chunk);
     free(x);
