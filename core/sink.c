@@ -156,9 +156,10 @@ static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
     posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     /* reserve the rest now, so a full disk shows at the start rather than at 99% */
     if (s->size > keep &&
-        fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)keep, (off_t)(s->size - keep)) < 0 &&
-        is_nospace(errno))
-        return TALLOW_ENOSPACE;
+        fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)keep, (off_t)(s->size - keep)) < 0) {
+        if (is_nospace(errno)) return TALLOW_ENOSPACE;
+        if (errno == EFBIG) return -EFBIG; /* larger than the filesystem allows: say so now */
+    }
     s->written = keep;
     *resume_off = keep;
     return 0;

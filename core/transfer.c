@@ -464,6 +464,10 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
         return 0;
     }
     if (tid != x->tid || x->state == X_DONE) return 0;
+    if (tallow__session_rx_key(s) != x->tid) {
+        abort_with(x, TALLOW_EPROTO, "%s for this transfer came under another key", t->name);
+        return 1;
+    }
     char reason[300];
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
@@ -746,6 +750,9 @@ void tallow__xfer_free(tallow__xfer *x)
     tallow__manifest_free(&x->m);
     free(x->resume);
     free(x->prefix);
+    /* plaintext: the text sent or received, the sender's last chunk */
+    if (x->text) sodium_memzero(x->text, x->textlen);
+    if (x->chunk) sodium_memzero(x->chunk, CHUNK);
     free(x->text);
     free(x->chunk);
     free(x);
