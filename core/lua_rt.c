@@ -180,6 +180,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
     {"tallow.fs", luaopen_tallow_fs},
+    {"tallow.room", luaopen_tallow_room},
     {NULL, NULL},
 };
 
@@ -246,5 +247,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     fflush(stdout);
     int code = rt.exit_code;
     lua_close(L);
+    /* closing the state closed its sessions and channels; let their deferred cleanups run
+     * (pending Lua resumes see rt.exiting and do nothing) */
+    for (int i = 0; i < 3; i++) tallow_loop_run_once(loop, 0);
     return code;
 }
