@@ -3,7 +3,7 @@
 # send-to-many (two receivers, one code each), nightly-sync (both sides, and a peer that never
 # comes: exit 3 within --wait), push-build (pushes after the build settles, ignores *.o, the
 # receiver is the stock `tallow watch --receive`).
-. "$(dirname "$0")/../workflows/sync/sync_lib.sh"
+. "$(dirname "$0")/../workflows/sync_lib.sh"
 EX=${TALLOW_SOURCE_DIR:?}/examples/scripts
 start_relay
 mkdir -p "$TMP/tree/sub" "$TMP/r1" "$TMP/r2"

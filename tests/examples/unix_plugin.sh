@@ -4,7 +4,7 @@
 # then `make -C examples/plugins/unix` with pkg-config pointing there, out of the source tree.
 # The runner loads it (--plugin PATH, then TALLOW_PLUGIN_PATH) and it carries real transfers
 # (a 20 MB file, a folder sync) over a Unix socket; the bytes must be identical.
-. "$(dirname "$0")/../workflows/sync/sync_lib.sh"
+. "$(dirname "$0")/../workflows/sync_lib.sh"
 SRCDIR=${TALLOW_SOURCE_DIR:?}
 
 # 1. install into a prefix, from a build directory of the test's own

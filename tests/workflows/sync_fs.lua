@@ -1,4 +1,4 @@
--- tests/workflows/sync/sync_fs.lua — tallow.fs on a scratch folder (run by sync_fs.sh): scan, the
+-- tests/workflows/sync_fs.lua — tallow.fs on a scratch folder (run by sync_fs.sh): scan, the
 -- manifest round trip, strict decode, remove_under's refusals, and the watcher's event kinds.
 local tallow = require "tallow"
 local fs = require "tallow.fs"

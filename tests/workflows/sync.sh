@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/workflows/sync/sync.sh — `tallow sync`: a tree of 1,000 files synced once, then 10 changed,
+# tests/workflows/sync.sh — `tallow sync`: a tree of 1,000 files synced once, then 10 changed,
 # 5 deleted and 5 added: the second sync moves only those 20 (both reports say so), --delete
 # removes the 5, and the trees are identical (diff -r). Removal never follows a symlink out.
 . "$(dirname "$0")/sync_lib.sh"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/workflows/sync/watch.sh — `tallow watch`: creating, modifying, renaming and deleting files
+# tests/workflows/watch.sh — `tallow watch`: creating, modifying, renaming and deleting files
 # (also in a new sub-folder, and a renamed folder) on the sender shows up on the receiver; then
 # the relay goes away, changes happen meanwhile, and after it is back both sides reconnect and
 # catch up with a full sync. Every wait is a bounded poll.

@@ -1,4 +1,4 @@
-# tests/workflows/sync/sync_lib.sh — shared by the sync/watch/example workflow tests: a temporary
+# tests/workflows/sync_lib.sh — shared by the sync/watch/example workflow tests: a temporary
 # folder removed on exit, processes killed on exit, a relay on a free loopback port, and bounded
 # polls. Source it; it sets T (the tallow binary), TMP, and after start_relay, TALLOW_RELAY.
 set -u
