@@ -24,11 +24,22 @@ test-asan: deps
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ctest --output-on-failure -j $(JOBS) -LE noasan
 
+# Fuzz targets (clang, libFuzzer + ASan/UBSan) in build-fuzz, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DTALLOW_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzzers
+	@./tests/fuzz/run_all.sh build-fuzz $(FUZZ_SECONDS)
+
 demo: build
 	@./scripts/demo.sh $(BUILD)
+
+# Benchmarks against magic-wormhole and cp on loopback (tests/bench; not part of `make test`).
+bench: build
+	@./tests/bench/run.sh $(BUILD)
 
 install: build
 	@cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -125,6 +125,11 @@ const tallow__iface *tallow__iface_find(const tallow__iface_list *l, const char 
     return NULL;
 }
 
+void tallow__iface_list_truncate(tallow__iface_list *l, size_t n)
+{
+    while (l->n > n) free((void *)l->v[--l->n].ops);
+}
+
 void tallow__iface_list_free(tallow__iface_list *l)
 {
     for (size_t i = 0; i < l->n; i++) free((void *)l->v[i].ops);

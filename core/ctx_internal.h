@@ -41,6 +41,10 @@ int tallow__iface_add(tallow__iface_list *l, const char *name, const void *ops, 
                       uint32_t host_size, void *state);
 const tallow__iface *tallow__iface_find(const tallow__iface_list *l, const char *name);
 void tallow__iface_list_free(tallow__iface_list *l);
+/* Drops the entries after the first n (a failed plugin init's registrations). */
+void tallow__iface_list_truncate(tallow__iface_list *l, size_t n);
+const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
+void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
 
 void tallow__plugins_unload_all(tallow_ctx *ctx);
 void tallow__host_init(tallow_ctx *ctx);

@@ -139,15 +139,16 @@ void tallow__lua_wake(tallow__waiter *w, int (*push)(lua_State *co, void *ud), v
 {
     if (!w->co) return;
     lua_State *co = w->co;
+    tallow__lrt *rt = w->rt; /* push may free the struct w lives in (a transfer's result) */
     w->co = NULL;
     int n = push ? push(co, ud) : 0;
     pending_resume *p = malloc(sizeof(*p));
-    if (!p || tallow_defer(tallow_ctx_loop(w->rt->ctx), deferred_resume, p) < 0) {
+    if (!p || tallow_defer(tallow_ctx_loop(rt->ctx), deferred_resume, p) < 0) {
         free(p);
-        resume(w->rt, co, n); /* out of memory: resume now rather than lose the coroutine */
+        resume(rt, co, n); /* out of memory: resume now rather than lose the coroutine */
         return;
     }
-    p->rt = w->rt;
+    p->rt = rt;
     p->co = co;
     p->nargs = n;
 }
@@ -178,6 +179,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.service", luaopen_tallow_service},
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
+    {"tallow.fs", luaopen_tallow_fs},
     {"tallow.room", luaopen_tallow_room},
     {NULL, NULL},
 };
@@ -245,5 +247,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     fflush(stdout);
     int code = rt.exit_code;
     lua_close(L);
+    /* closing the state closed its sessions and channels; let their deferred cleanups run
+     * (pending Lua resumes see rt.exiting and do nothing) */
+    for (int i = 0; i < 3; i++) tallow_loop_run_once(loop, 0);
     return code;
 }

@@ -1,6 +1,7 @@
 /* core/lua_session.c — `tallow.session`: open an encrypted session with the peer who holds the
  * same code, then send and receive registry messages as Lua tables. Opening, receiving and
  * sending under backpressure wait (yield) without blocking the loop. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,8 +36,11 @@ static int push_status(lua_State *co, void *ud)
     return 3;
 }
 
+static void path_wake(tallow__lsession *ls);
+
 static void wake_all(tallow__lsession *ls)
 {
+    path_wake(ls);
     if (ls->open_waiting) {
         ls->open_waiting = 0;
         tallow__lua_wake(&ls->open_w, push_status, ls);
@@ -135,11 +139,40 @@ static void s_closed(tallow__session *s, int err, void *ud)
     wake_all(ls);
 }
 
+static const char *path_name(tallow__lsession *ls)
+{
+    int st = ls->s ? tallow__session_p2p_state(ls->s) : -1;
+    return st == 0 ? "pending" : st == 1 ? "direct" : "relay";
+}
+
+static int push_path(lua_State *co, void *ud)
+{
+    lua_pushstring(co, path_name(ud));
+    return 1;
+}
+
+static void path_wake(tallow__lsession *ls)
+{
+    if (!ls->path_waiting) return;
+    ls->path_waiting = 0;
+    if (ls->path_timer) tallow_timer_stop(ls->path_timer);
+    ls->path_timer = NULL;
+    tallow__lua_wake(&ls->path_w, push_path, ls);
+}
+
+static void s_path(tallow__session *s, int direct, void *ud)
+{
+    tallow__lsession *ls = ud;
+    path_wake(ls);
+    if (ls->on_event) ls->on_event(ls, ls->event_ud); /* a running transfer reports the path */
+}
+
 static const tallow__session_cbs cbs = {
     .on_ready = s_ready,
     .on_message = s_message,
     .on_writable = s_writable,
     .on_closed = s_closed,
+    .on_path = s_path,
 };
 
 static const char *opt_str(lua_State *L, int idx, const char *key)
@@ -150,7 +183,10 @@ static const char *opt_str(lua_State *L, int idx, const char *key)
     return v;
 }
 
-/* tallow.session.open{code=, relay=, initiator=, password=, transport=, capacity=} */
+/* tallow.session.open{code=, relay=, initiator=, password=, transport=, capacity=,
+ *                     p2p=true, stun="host:port" | {"host:port", ...}, p2p_timeout=seconds}
+ * p2p (default true, pairs only) attempts the direct path after the handshake unless policy
+ * forbids it; sends move to it by themselves when it comes up (see s:direct()). */
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -165,6 +201,27 @@ static int l_open(lua_State *L)
     lua_getfield(L, 1, "capacity");
     p.capacity = (uint32_t)luaL_optinteger(L, -1, 2);
     lua_pop(L, 1);
+    lua_getfield(L, 1, "p2p");
+    p.p2p = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "p2p_timeout");
+    p.p2p_timeout_ms = (uint32_t)(luaL_optnumber(L, -1, 0) * 1000);
+    lua_pop(L, 1);
+    char stun[512] = ""; /* session_open copies it */
+    lua_getfield(L, 1, "stun");
+    if (lua_istable(L, -1)) {
+        for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+            lua_rawgeti(L, -1, i);
+            const char *v = luaL_checkstring(L, -1);
+            size_t used = strlen(stun);
+            snprintf(stun + used, sizeof(stun) - used, "%s%s", used ? "," : "", v);
+            lua_pop(L, 1);
+        }
+    } else if (!lua_isnil(L, -1)) {
+        snprintf(stun, sizeof(stun), "%s", luaL_checkstring(L, -1));
+    }
+    lua_pop(L, 1);
+    p.stun = stun[0] ? stun : NULL;
     if (!p.code) return luaL_argerror(L, 1, "code is required");
     if (!p.address) return luaL_argerror(L, 1, "relay is required");
 
@@ -262,6 +319,29 @@ static int l_recv(lua_State *L)
     return tallow__lua_wait(L, &ls->recv_w, NULL, 0);
 }
 
+static void path_timeout(tallow_timer *t, void *ud)
+{
+    tallow__lsession *ls = ud;
+    ls->path_timer = NULL;
+    path_wake(ls);
+}
+
+/* s:direct([timeout_seconds]) -> "direct" | "relay" | "pending": waits until the direct-path
+ * attempt has settled (or the timeout passed); "relay" at once when none is made. */
+static int l_direct(lua_State *L)
+{
+    tallow__lsession *ls = check(L);
+    if (tallow__session_p2p_state(ls->s) != 0 || ls->closed) return push_path(L, ls);
+    if (ls->path_waiting) return luaL_error(L, "another coroutine is already waiting");
+    if (!lua_isnoneornil(L, 2)) {
+        double secs = luaL_checknumber(L, 2);
+        ls->path_timer = tallow_timer_start(tallow_ctx_loop(ls->rt->ctx), (uint64_t)(secs * 1000),
+                                            0, path_timeout, ls);
+    }
+    ls->path_waiting = 1;
+    return tallow__lua_wait(L, &ls->path_w, NULL, 0);
+}
+
 /* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=} */
 static int l_info(lua_State *L)
 {
@@ -303,6 +383,8 @@ static int l_close(lua_State *L)
     ls->tail = NULL;
     if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);
     ls->recv_timer = NULL;
+    if (ls->path_timer) tallow_timer_stop(ls->path_timer);
+    ls->path_timer = NULL;
     return 0;
 }
 
@@ -314,7 +396,8 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"send", l_send}, {"recv", l_recv}, {"info", l_info}, {"close", l_close}, {NULL, NULL},
+    {"send", l_send}, {"recv", l_recv}, {"info", l_info}, {"direct", l_direct},
+    {"close", l_close}, {NULL, NULL},
 };
 
 int tallow__lua_manifest(lua_State *L);

@@ -17,6 +17,10 @@ struct tallow__lsession {
     tallow__waiter open_w, recv_w, send_w;
     int open_waiting, recv_waiting, send_waiting;
     tallow_timer *recv_timer;
+    /* s:direct() waiting for the direct-path attempt to settle */
+    tallow__waiter path_w;
+    int path_waiting;
+    tallow_timer *path_timer;
     /* a transfer running on this session gets session events too */
     void (*on_event)(tallow__lsession *ls, void *ud);
     void (*on_close)(tallow__lsession *ls, void *ud);

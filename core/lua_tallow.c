@@ -29,6 +29,14 @@ static int l_log(lua_State *L)
     return 0;
 }
 
+/* tallow.set_log_level("error"|"warn"|"info"|"debug") — what tallow_ctx_log prints */
+static int l_set_log_level(lua_State *L)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    tallow_ctx_set_log_level(tallow__lrt_get(L)->ctx, luaL_checkoption(L, 1, NULL, levels));
+    return 0;
+}
+
 static int l_strerror(lua_State *L)
 {
     lua_pushstring(L, tallow_strerror((int)luaL_checkinteger(L, 1)));
@@ -42,7 +50,7 @@ static int l_lua_dir(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"log", l_log}, {"strerror", l_strerror}, {"lua_dir", l_lua_dir}, {NULL, NULL},
+    {"log", l_log}, {"set_log_level", l_set_log_level}, {"strerror", l_strerror}, {"lua_dir", l_lua_dir}, {NULL, NULL},
 };
 
 int luaopen_tallow(lua_State *L)

@@ -113,9 +113,27 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     }
     p->handle = h;
     p->desc = d;
+    /* What init registers points into the plugin's memory: on failure it must all go. */
+    size_t nt = ctx->transports.n, nd = ctx->discoveries.n, ng = ctx->gatherers.n,
+           ns = ctx->services.n, nmsg = 0;
+    const tallow_msg_type **msgs = tallow__registry_save(ctx->registry, &nmsg);
+    if (!msgs) {
+        free(p->path);
+        free(p);
+        rc = TALLOW_ENOMEM;
+        goto out_close;
+    }
     ctx->log_tag = d->name;
     rc = d->init(&ctx->host, &p->state);
     ctx->log_tag = NULL;
+    if (rc < 0) {
+        tallow__iface_list_truncate(&ctx->transports, nt);
+        tallow__iface_list_truncate(&ctx->discoveries, nd);
+        tallow__iface_list_truncate(&ctx->gatherers, ng);
+        tallow__iface_list_truncate(&ctx->services, ns);
+        tallow__registry_restore(ctx->registry, msgs, nmsg);
+    }
+    free(msgs);
     if (rc < 0) {
         char why[128];
         snprintf(why, sizeof(why), "%s (%s)", tallow_strerror(rc), d->name);

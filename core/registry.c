@@ -121,6 +121,25 @@ TALLOW_API int tallow_registry_add(tallow_registry *r, const tallow_msg_type *t)
     return 0;
 }
 
+/* The loader undoes what a failing plugin init registered: it saves the plugin types before init
+ * and restores them after (registration only ever adds, so the saved array fits). */
+const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
+const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n)
+{
+    const tallow_msg_type **v = malloc((r->nextra + 1) * sizeof(*v));
+    if (!v) return NULL;
+    if (r->nextra) memcpy(v, r->extra, r->nextra * sizeof(*v));
+    *n = r->nextra;
+    return v;
+}
+
+void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
+void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n)
+{
+    if (n) memcpy(r->extra, saved, n * sizeof(*saved));
+    r->nextra = n;
+}
+
 TALLOW_API void tallow_registry_foreach(const tallow_registry *r,
                                         void (*fn)(const tallow_msg_type *t, void *ud), void *ud)
 {

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "negotiate.h"
 #include "session.h"
 
 #define KIND_PLAIN 0
@@ -58,6 +59,11 @@ struct tallow__session {
     size_t npend, cappend;
     int in_callback;
     int close_requested;
+    /* the direct-path negotiator (negotiate.c), started once the keys are ready */
+    tallow__neg *neg;
+    int p2p, peer_switched;
+    char *stun, *relay_addr;
+    uint32_t p2p_timeout_ms;
 };
 
 static void report_ready(tallow__session *s, int status)
@@ -107,8 +113,16 @@ static void handshake_failed(tallow__session *s, int err)
     const char *why = tallow_strerror(err);
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
+    /* the relay closes the room on this, so each attempt gives a guesser one try at most */
+    if (s->relay && strcmp(s->relay->ops->name, "relay") == 0)
+        tallow_channel_send(s->relay, UINT32_MAX - 1, (const uint8_t *)"handshake-failed", 16);
     tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
     fail(s, err);
+}
+
+static void neg_settled(tallow__session *s, int state)
+{
+    if (s->cbs->on_path) s->cbs->on_path(s, state == TALLOW__NEG_DIRECT, s->ud);
 }
 
 static void keys_ready(tallow__session *s)
@@ -120,6 +134,14 @@ static void keys_ready(tallow__session *s)
     memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
     memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
     s->state = ST_READY;
+    if (s->p2p) {
+        tallow__neg_opts o = {.stun = s->stun, .relay = s->relay_addr,
+                              .timeout_ms = s->p2p_timeout_ms};
+        int rc = tallow__neg_start(s, &o, neg_settled, &s->neg);
+        if (rc < 0 && rc != TALLOW_EPOLICY)
+            tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "direct path not attempted: %s",
+                           tallow_strerror(rc));
+    }
     report_ready(s, 0);
 }
 
@@ -178,6 +200,7 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 {
     tallow__session *s = ud;
     if (ch != s->relay || s->state != ST_READY) return;
+    if (s->direct && s->path == s->direct) return; /* frames go direct: a relay hiccup loses none */
     if (type == TALLOW_MSG_PeerDeparted) {
         const tallow_msg_PeerDeparted *d = msg;
         static const char why[] = "reconnecting";
@@ -198,7 +221,7 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 static void deliver(tallow__session *s, const uint8_t *m, size_t len)
 {
     tallow_msg_any msg;
-    const tallow_msg_type *t;
+    const tallow_msg_type *t = NULL; /* decode leaves it unset on error: tested below */
     int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
     if (rc == TALLOW_EUNKTYPE || (rc == TALLOW_ETOOBIG && t == NULL)) {
         /* a plugin type larger than the union, or unknown: decode into a heap buffer */
@@ -225,10 +248,12 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
         fail(s, TALLOW_EPROTO);
         return;
     }
-    if (t->id == TALLOW_MSG_DirectConnected && s->direct) {
+    if (t->id == TALLOW_MSG_DirectConnected) {
         /* the peer's last frame on the relay: what came direct may now be processed */
-        s->direct_rx_open = 1;
+        s->peer_switched = 1;
+        if (s->direct) s->direct_rx_open = 1;
     }
+    if (s->neg && tallow__neg_on_message(s->neg, t, &msg)) return;
     if (s->filter && s->filter(s, t, &msg, s->filter_ud)) return;
     if (s->cbs->on_message) s->cbs->on_message(s, t, &msg, s->ud);
 }
@@ -365,7 +390,8 @@ static void ch_ready(tallow_channel *ch, void *ud)
 static void ch_writable(tallow_channel *ch, void *ud)
 {
     tallow__session *s = ud;
-    if (ch == s->path && s->cbs->on_writable) s->cbs->on_writable(s, s->ud);
+    /* the relay draining after a switch to direct still wakes a sender it held back */
+    if ((ch == s->path || ch == s->relay) && s->cbs->on_writable) s->cbs->on_writable(s, s->ud);
 }
 
 static void ch_closed(tallow_channel *ch, int err, void *ud)
@@ -417,12 +443,20 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
     s->cbs = cbs;
     s->ud = ud;
     s->initiator = p->initiator;
+    s->p2p = p->p2p && (p->capacity == 0 || p->capacity == 2);
+    s->p2p_timeout_ms = p->p2p_timeout_ms;
+    s->stun = p->stun ? strdup(p->stun) : NULL;
+    s->relay_addr = p->address && (!p->transport || !strcmp(p->transport, "relay"))
+                        ? strdup(p->address)
+                        : NULL;
     rc = tallow__hs_init(&s->hs, p->initiator, p->code, room);
     if (rc < 0) goto fail;
     *out = s;
     return 0;
 fail:
     tallow__hs_wipe(&s->hs);
+    free(s->stun);
+    free(s->relay_addr);
     free(s->buf);
     free(s->rbuf);
     free(s);
@@ -451,6 +485,7 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
         .capacity = p->capacity ? p->capacity : 2,
         .initiator = p->initiator,
         .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
+        .flags = TALLOW_CHANNEL_PAIR,
     };
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
                              &s->relay);
@@ -568,12 +603,24 @@ tallow_ctx *tallow__session_ctx(tallow__session *s)
 void tallow__session_use_channel(tallow__session *s, tallow_channel *direct)
 {
     s->direct = direct;
+    /* from now on the session gets the channel's events, as for its first channel */
+    direct->ev = &ch_events;
+    direct->ev_ud = s;
+    if (s->peer_switched) s->direct_rx_open = 1;
+}
+
+int tallow__session_p2p_state(tallow__session *s)
+{
+    return tallow__neg_state(s->neg);
 }
 
 void tallow__session_close(tallow__session *s)
 {
     if (!s) return;
     if (s->direct) tallow_channel_close(s->direct);
+    tallow__neg_free(s->neg); /* after the QUIC channel: it needs the endpoint to close */
+    free(s->stun);
+    free(s->relay_addr);
     if (s->relay) tallow_channel_close(s->relay);
     for (size_t i = 0; i < s->npend; i++) free(s->pend[i].data);
     free(s->pend);

@@ -23,6 +23,9 @@ typedef struct tallow__session_cbs {
     void (*on_writable)(tallow__session *s, void *ud);
     /* The session is over (0: orderly). After on_ready. Once. */
     void (*on_closed)(tallow__session *s, int err, void *ud);
+    /* The direct-path attempt settled: direct 1 (the session now sends over it) or 0 (it
+     * stays on the relay). At most once; never when no attempt was made. */
+    void (*on_path)(tallow__session *s, int direct, void *ud);
 } tallow__session_cbs;
 
 typedef struct tallow__session_params {
@@ -32,6 +35,12 @@ typedef struct tallow__session_params {
     const char *password;  /* relay password or NULL */
     int initiator;         /* 1: sends HandshakeInit (the side that made the code) */
     uint32_t capacity;     /* room size (2 = pair) */
+    /* Direct path (negotiate.c): 1 to attempt it after the handshake (pairs only; policy
+     * no_p2p still forbids it); STUN servers "host:port,..." (NULL: the relay's address); how
+     * long the attempt may take (0: 5 s). */
+    int p2p;
+    const char *stun;
+    uint32_t p2p_timeout_ms;
 } tallow__session_params;
 
 /* A filter sees each message first; it returns 1 if it consumed it. */
@@ -65,8 +74,11 @@ tallow_ctx *tallow__session_ctx(tallow__session *s);
 /* Closes the channel(s) and frees the session; no callback afterwards. */
 void tallow__session_close(tallow__session *s);
 
-/* Hook for the direct-path negotiator: a second, direct channel becomes the path. Frames sent
- * afterwards use it; frames still arriving on the relay are processed first. */
+/* Hook for the direct-path negotiator: a second, direct channel joins the session, which takes
+ * over its events. Sends move to it once this side's DirectConnected went out on the relay;
+ * frames arriving on it wait until the peer's DirectConnected has been processed. */
 void tallow__session_use_channel(tallow__session *s, tallow_channel *direct);
+/* The direct-path attempt: TALLOW__NEG_OFF (-1, none), _PENDING (0), _DIRECT (1), _FAILED (2). */
+int tallow__session_p2p_state(tallow__session *s);
 
 #endif

@@ -18,7 +18,8 @@ typedef void (*tallow_defer_cb)(void *ud);
 
 /* Creates a loop. Returns NULL on failure. The caller owns it; free with tallow_loop_free. */
 TALLOW_API tallow_loop *tallow_loop_new(void);
-/* Frees the loop and every watcher and timer still registered (without calling them). */
+/* Frees the loop, its timers and pending deferred calls (without calling them). fd watchers
+ * still started belong to their owners, who must stop them before freeing the loop. */
 TALLOW_API void tallow_loop_free(tallow_loop *loop);
 /* Runs until tallow_loop_stop() or until nothing is left to wait for. Returns 0 or -errno. */
 TALLOW_API int tallow_loop_run(tallow_loop *loop);

@@ -52,11 +52,14 @@ typedef struct tallow_channel_params {
     uint32_t flags;      /* TALLOW_CHANNEL_* (read only when struct_size covers it) */
 } tallow_channel_params;
 
-/* flags: the user handles every peer of a multi-peer room itself (core/room.c): send(to) names
- * the peer, on_frame's from is the sender's index (in a pair room too: the other's index), and
- * the channel joins whatever room exists (capacity 0). Without it, a channel that lands in a
- * multi-peer room talks to the room's creator (peer index 1) only. */
+/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
+ * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
+ * and capacity 0 joins whatever room exists. PAIR: the user is a two-peer session: should the
+ * room turn out to be a multi-peer one, the channel talks to the room's creator (peer index 1)
+ * only, sending to it and hearing nobody else (how `tallow receive` joins `send --to-many`).
+ * Without either, a channel in a multi-peer room sees the raw room (index-addressed). */
 #define TALLOW_CHANNEL_ROOM 1u
+#define TALLOW_CHANNEL_PAIR 2u
 
 typedef struct tallow_channel_info {
     int direct;            /* 1 if the bytes go straight to the peer, 0 through a relay */

@@ -31,6 +31,7 @@ else
     local m, err = tallow.session.manifest(offer.manifest)
     if not m then
         s:reject(offer, err)
+        tallow.sleep(0.2) -- let the refusal reach the sender before exiting
         ui.die("refused the offer: " .. err)
     end
     local names = {}

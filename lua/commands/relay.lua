@@ -15,15 +15,23 @@ local spec = {
         { "--max-conns-per-ip", arg = "N", help = "connections from one address" },
         { "--max-rooms-per-ip", arg = "N", help = "rooms created from one address" },
         { "--join-timeout", arg = "SECONDS", help = "time a connection has to join a room" },
+        { "--unpaired-timeout", arg = "SECONDS", help = "close a room nobody joined after this long" },
+        { "--grace", arg = "SECONDS", help = "how long a dropped peer may come back and resume" },
+        { "--queue-high", arg = "BYTES", help = "per-connection queue before the sender is held back" },
+        { "--quiet", help = "log only warnings and errors (default: one line per room event)" },
     },
 }
 local opts = cli.parse(spec, arg)
 
+if not os.getenv("TALLOW_LOG") then tallow.set_log_level(opts.quiet and "warn" or "info") end
+
 local svc_opts = {}
 for _, o in ipairs(spec.options) do
+    if o[1] == "--quiet" then goto continue end
     local k = o[1]:gsub("^%-%-", "")
     local v = opts[(k:gsub("%-", "_"))]
     if v ~= nil then svc_opts[k] = tostring(v) end
+    ::continue::
 end
 
 local svc, err = tallow.service.start("relay", svc_opts)

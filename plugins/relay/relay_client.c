@@ -416,13 +416,16 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     memcpy(cl->room, p->room, p->room_len);
     cl->room_len = p->room_len;
     cl->capacity = p->capacity;
-    cl->room_cap = p->capacity > 2 ? p->capacity : 2;
-    if (p->struct_size >= offsetof(tallow_channel_params, flags) + sizeof(p->flags))
+    if (p->struct_size >= offsetof(tallow_channel_params, flags) + sizeof(p->flags)) {
         cl->room_aware = (p->flags & TALLOW_CHANNEL_ROOM) != 0;
+        cl->pair_only = !cl->room_aware && (p->flags & TALLOW_CHANNEL_PAIR) != 0;
+    }
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];
-    const char *proxy = p->proxy;
+    /* the user's proxy applies even when a caller forgets to pass it on */
+    const char *proxy =
+        p->proxy && *p->proxy ? p->proxy : tallow_policy_proxy(tallow_ctx_policy(ch->ctx));
     if (rc == 0 && proxy && *proxy) {
         cl->proxy = 1;
         rc = parse_proxy(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);
@@ -433,7 +436,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     snprintf(cl->hostport, sizeof cl->hostport, strchr(cl->host, ':') ? "[%s]:%s" : "%s:%s",
              cl->host, cl->port);
     if (rc == 0) {
-        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *ai;
+        /* no AI_ADDRCONFIG: it hides 127.0.0.1 in loopback-only namespaces */
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
         int g = getaddrinfo(rhost, rport, &hints, &ai);
         if (g != 0) {
             tallow_ctx_set_error(cl->ctx, "relay: cannot resolve %s: %s", rhost, gai_strerror(g));
@@ -488,7 +492,7 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[RELAY_TGT_HDR];
     if (relay_cl_pair_in_multi(cl)) to = RELAY_CREATOR;
-    int targeted = to != RELAY_ANY_PEER && cl->room_cap > 2;
+    int targeted = to != RELAY_ANY_PEER && to != 0 && cl->capacity > 2; /* 0 names no peer */
     size_t hl = targeted ? RELAY_TGT_HDR : RELAY_HDR;
     relay_put32(hdr, (uint32_t)(len + hl - 4));
     hdr[4] = targeted ? RELAY_CH_TARGET : RELAY_CH_DATA;
@@ -543,7 +547,7 @@ static void cl_get_info(tallow_channel *ch, tallow_channel_info *info)
     info->bytes_recv = cl->recv;
     info->peer_index = cl->peer_index;
     info->peers = cl->peers;
-    info->capacity = cl->room_cap;
+    info->capacity = cl->capacity > 2 ? cl->capacity : 2;
 }
 
 static size_t cl_queued(tallow_channel *ch)

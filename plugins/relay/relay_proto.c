@@ -16,12 +16,13 @@
  *       Ping{seq, time}    answered with Pong{seq, time}.
  *     relay -> client:
  *       RoomJoined{peers, peer_index, resume_token, capacity}  the join worked; peers counts
- *         connected peers including the joiner, capacity is the room's (a joiner's own capacity
- *         only matters when it creates the room, so a plain pair client can join a multi room). In multi rooms it is followed by PeerJoinedRoom for each
- *         peer already there, then RoomPeerCount{peers, capacity}.
+ *         connected peers including the joiner; capacity is the room's real one (the creator's:
+ *         a joiner asking for another one still joins). Always followed by
+ *         RoomPeerCount{peers, capacity} (the same capacity, for clients that predate the field),
+ *         then in multi rooms by PeerJoinedRoom for each peer already there.
  *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.
  *       PeerJoinedRoom / PeerLeftRoom{peer_index, peers}, RoomPeerCount{peers, capacity}:
- *         multi rooms, on every join and departure.
+ *         multi rooms, to the others on every join and departure.
  *       PeerDeparted{peer_index, reason, peers}  reason "reconnecting": its connection dropped
  *         and its slot is held for the grace period; otherwise ("left", "gone" when the grace
  *         ran out, "protocol error") it is gone, and a pair room is closed with it (the relay

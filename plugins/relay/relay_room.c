@@ -171,10 +171,14 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
     return sodium_memcmp(a, b, 32) == 0;
 }
 
+/* RoomJoined, then RoomPeerCount with the room's real capacity (the creator's), then in multi
+ * rooms who else is there; the others hear of the newcomer. */
 static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
 {
     tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
+    tallow_msg_RoomPeerCount n = {r->live, r->capacity};
+    relay_conn_ctrl(c, &tallow_msgtype_RoomPeerCount, &n);
     if (r->capacity == 2) {
         tallow_msg_PeerArrived a = {c->index, r->live};
         room_send_all(r, c, &tallow_msgtype_PeerArrived, &a);
@@ -187,8 +191,8 @@ static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
         relay_conn_ctrl(c, &tallow_msgtype_PeerJoinedRoom, &mine);
         tallow_msg_PeerJoinedRoom theirs = {c->index, r->live};
         relay_conn_ctrl(o, &tallow_msgtype_PeerJoinedRoom, &theirs);
+        relay_conn_ctrl(o, &tallow_msgtype_RoomPeerCount, &n);
     }
-    send_count(r);
 }
 
 static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
@@ -381,6 +385,10 @@ void relay_conn_process(relay_conn *c)
         if (ch == RELAY_CH_CTRL) {
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);
             run_len = 0;
+            if (c->out.bytes >= s->lim.high_water) { /* answers pile up: it does not read */
+                c->paused = 1;
+                break;
+            }
             b->start += 4 + (size_t)L;
             control(c, f + RELAY_HDR, L - 1);
             continue;

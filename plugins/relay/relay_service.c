@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static const char *const relay_options_help[] = {
     "--password PW             relay password clients must present (default none)",
     "--max-rooms N             open rooms at most (default 10000)",
     "--max-peers N             peers per multi-peer room at most (default 16)",
-    "--max-frame BYTES         largest frame accepted (default 1048640)",
+    "--max-frame BYTES         largest frame accepted (default 2097216)",
     "--max-conns-per-ip N      connections per client address (default 64)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
@@ -175,7 +176,7 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     if (c->ip) c->ip->conns--;
     relay_ip_put(s, c->ip);
     c->ip = NULL;
-    if (!c->kicked) { /* the kick list skips dead ones; keep it simple: grave only when unlisted */
+    if (!c->kicked) { /* on the kick list, settle moves it to the grave when it gets there */
         c->link = s->grave_conns;
         s->grave_conns = c;
     }
@@ -188,6 +189,7 @@ void relay_conn_wfail(relay_conn *c)
     relay_outq_clear(&c->out);
     relay_conn_acct(c, before);
     c->wdead = 1;
+    if (c->paused) relay_conn_kick(c); /* read on, to learn how it ended */
     if (c->room) relay_room_unblock(c->room);
     relay_conn_update(c);
 }
@@ -275,12 +277,14 @@ static void conn_write(relay_conn *c)
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
     }
-    if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water && c->room)
-        relay_room_unblock(c->room);
+    if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water) {
+        if (c->room) relay_room_unblock(c->room);
+        if (c->paused) relay_conn_kick(c); /* it was held for its own unread answers */
+    }
     relay_conn_update(c);
 }
 
-static void srv_settle(relay_srv *s)
+void relay_srv_settle(relay_srv *s)
 {
     while (s->kicks) {
         relay_conn *c = s->kicks;
@@ -313,8 +317,16 @@ static void conn_io(tallow_io *io, int fd, unsigned events, void *ud)
     relay_conn *c = ud;
     relay_srv *s = c->srv;
     if ((events & TALLOW_IO_WRITE) && c->state != RC_DEAD) conn_write(c);
-    if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) conn_read(c);
-    srv_settle(s);
+    if ((events & TALLOW_IO_READ) && c->state != RC_DEAD && c->paused) {
+        /* not reading, so this is a hang-up or an error (epoll always reports those): the
+         * peer is gone; left alone it would wake the loop forever */
+        struct pollfd pf = {c->fd, 0, 0};
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLERR)))
+            relay_conn_kill(c, RELAY_R_GONE, 1);
+    } else if ((events & TALLOW_IO_READ) && c->state != RC_DEAD) {
+        conn_read(c);
+    }
+    relay_srv_settle(s);
 }
 
 static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
@@ -364,7 +376,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         s->nconns++;
         s->conns_total++;
     }
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 static void on_sweep(tallow_timer *t, void *ud)
@@ -381,7 +393,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
-    srv_settle(s);
+    relay_srv_settle(s);
 }
 
 /* STUN Binding requests on the UDP socket of the same port: answered with the core codec. */
@@ -558,7 +570,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     s->lim = (relay_limits){
         .max_rooms = 10000,
         .max_peers = 16,
-        .max_frame = 1024 * 1024 + 64,
+        .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
@@ -596,7 +608,7 @@ static void srv_stop(void *inst)
         relay_room_close(s->rooms, RELAY_R_SHUTDOWN, 0);
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
-    srv_settle(s);
+    relay_srv_settle(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
     if (s->sweep) tallow_timer_stop(s->sweep);

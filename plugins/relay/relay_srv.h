@@ -123,6 +123,9 @@ int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg);
 void relay_conn_acct(relay_conn *c, size_t before);
 /* Marks a paused connection to resume reading at settle time. */
 void relay_conn_kick(relay_conn *c);
+/* Resumes kicked connections and frees the graveyard; the end of every loop callback (and of
+ * each input of the relay fuzz target, tests/fuzz/fuzz_relay_frame.c). */
+void relay_srv_settle(relay_srv *s);
 /* Frees an address entry nothing counts any more. */
 void relay_ip_put(relay_srv *s, relay_ip *ip);
 uint64_t relay_hash(relay_srv *s, const void *key, size_t len);

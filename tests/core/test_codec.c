@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include <tallow/error.h>
@@ -39,9 +41,11 @@ static const tallow_field plug_fields[] = {
     /* a tag above 15 makes the field key a two-byte varint */
     {.tag = 300, .name = "f", .kind = TALLOW_F_STR, .offset = offsetof(plug_msg, f)},
 };
-static const tallow_msg_type plug_type = {
-    .id = TALLOW_MSG_PLUGIN_BASE, .name = "TestPluginMsg", .struct_size = sizeof(plug_msg),
-    .nfields = 6, .fields = plug_fields};
+static const tallow_msg_type plug_type = {.id = TALLOW_MSG_PLUGIN_BASE,
+                                          .name = "TestPluginMsg",
+                                          .struct_size = sizeof(plug_msg),
+                                          .nfields = 6,
+                                          .fields = plug_fields};
 
 static int setup_registry(void **state)
 {
@@ -66,7 +70,8 @@ static uint8_t pool[64][256]; /* backing bytes for BYTES/STR fields, one row per
 static const char *const sample_strs[NVARIANTS] = {
     "h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xf0\x9d\x84\x9e \xe4\xb8\xad\xe6\x96\x87 "
     "a longer UTF-8 text so that its length needs a two-byte varint: "
-    "\xc3\xa5\xc3\xa4\xc3\xb6 \xc3\xa5\xc3\xa4\xc3\xb6 \xc3\xa5\xc3\xa4\xc3\xb6 0123456789 0123456789",
+    "\xc3\xa5\xc3\xa4\xc3\xb6 \xc3\xa5\xc3\xa4\xc3\xb6 \xc3\xa5\xc3\xa4\xc3\xb6 0123456789 "
+    "0123456789",
     "\xc3\xa9",
     "\xef\xbf\xbd\xf4\x8f\xbf\xbf plain",
 };
@@ -85,14 +90,23 @@ static void fill_sample(const tallow_msg_type *t, int variant, void *msg)
         uint8_t one = 1;
         tallow_bytes b;
         switch (f->kind) {
-        case TALLOW_F_U64: memcpy(p, &u64, 8); break;
-        case TALLOW_F_I64: memcpy(p, &i64, 8); break;
-        case TALLOW_F_U32: memcpy(p, &u32, 4); break;
-        case TALLOW_F_BOOL: memcpy(p, &one, 1); break;
+        case TALLOW_F_U64:
+            memcpy(p, &u64, 8);
+            break;
+        case TALLOW_F_I64:
+            memcpy(p, &i64, 8);
+            break;
+        case TALLOW_F_U32:
+            memcpy(p, &u32, 4);
+            break;
+        case TALLOW_F_BOOL:
+            memcpy(p, &one, 1);
+            break;
         case TALLOW_F_BYTES:
             assert_true(i < 64);
             b.len = variant == 0 ? 200 : variant == 1 ? 1 : 3 + f->tag;
-            for (size_t k = 0; k < b.len; k++) pool[i][k] = (uint8_t)rand();
+            for (size_t k = 0; k < b.len; k++)
+                pool[i][k] = (uint8_t)rand();
             pool[i][0] = 0; /* BYTES may hold NUL */
             b.ptr = pool[i];
             memcpy(p, &b, sizeof(b));
@@ -102,7 +116,8 @@ static void fill_sample(const tallow_msg_type *t, int variant, void *msg)
             b.len = strlen(sample_strs[variant]);
             memcpy(p, &b, sizeof(b));
             break;
-        default: fail_msg("%s: field %s has unknown kind %u", t->name, f->name, f->kind);
+        default:
+            fail_msg("%s: field %s has unknown kind %u", t->name, f->name, f->kind);
         }
     }
 }
@@ -194,7 +209,8 @@ static void roundtrip_one(const tallow_msg_type *t, void *ud)
     assert_true(n > 0 && (size_t)n == tallow_varint_size(t->id) + 1);
     memset(&out, 0xAB, sizeof(out));
     assert_int_equal(tallow_msg_decode(w->reg, frame, (size_t)n, NULL, &out, sizeof(out)), 0);
-    for (uint32_t i = 0; i < t->struct_size; i++) assert_int_equal(out.raw[i], 0);
+    for (uint32_t i = 0; i < t->struct_size; i++)
+        assert_int_equal(out.raw[i], 0);
     w->types++;
 }
 
@@ -300,7 +316,7 @@ static void test_codec_unknown_type_rejected(void **state)
 {
     const tallow_registry *reg = *state;
     msgbuf out;
-    const uint64_t ids[] = {TALLOW_MSG_CORE_COUNT, 100, 0x7FFF, 0x8001, UINT32_MAX,
+    const uint64_t ids[] = {TALLOW_MSG_CORE_COUNT,    100,       0x7FFF, 0x8001, UINT32_MAX,
                             (uint64_t)UINT32_MAX + 1, UINT64_MAX};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
         assert_int_equal(decode_body(reg, ids[i], NULL, 0, &out), TALLOW_EUNKTYPE);
@@ -315,10 +331,10 @@ static void test_codec_unknown_field_skipped(void **state)
     msgbuf out;
     /* ChatText{seq=7, text="hi"} with unknown tag 99 as bytes, then as a varint, in between */
     const uint8_t body[] = {
-        0x08, 0x07,                                    /* tag 1 (seq) = 7 */
-        0x9a, 0x06, 0x03, 'x', 'y', 'z',               /* tag 99, wire 2, 3 bytes */
-        0x98, 0x06, 0xff, 0xff, 0x03,                  /* tag 99, wire 0, 65535 */
-        0x12, 0x02, 'h', 'i',                          /* tag 2 (text) = "hi" */
+        0x08, 0x07,                        /* tag 1 (seq) = 7 */
+        0x9a, 0x06, 0x03, 'x',  'y',  'z', /* tag 99, wire 2, 3 bytes */
+        0x98, 0x06, 0xff, 0xff, 0x03,      /* tag 99, wire 0, 65535 */
+        0x12, 0x02, 'h',  'i',             /* tag 2 (text) = "hi" */
     };
     assert_int_equal(decode_body(reg, TALLOW_MSG_ChatText, body, sizeof(body), &out), 0);
     assert_int_equal(out.any.ChatText.seq, 7);
@@ -327,8 +343,7 @@ static void test_codec_unknown_field_skipped(void **state)
     assert_int_equal(out.any.ChatText.from, 0);
     /* an unknown field whose length runs past the body is still a truncation */
     const uint8_t bad[] = {0x08, 0x07, 0x9a, 0x06, 0x05, 'x', 'y'};
-    assert_int_equal(decode_body(reg, TALLOW_MSG_ChatText, bad, sizeof(bad), &out),
-                     TALLOW_ETRUNC);
+    assert_int_equal(decode_body(reg, TALLOW_MSG_ChatText, bad, sizeof(bad), &out), TALLOW_ETRUNC);
 }
 
 static void test_codec_trailing_bytes_rejected(void **state)
@@ -386,7 +401,8 @@ static void test_codec_str_must_be_utf8_without_nul(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int rc = decode_text(reg, cases[i].s, cases[i].len, &out);
-        if (cases[i].ok && rc != 0) fail_msg("case %zu: valid text refused: %s", i, tallow_err_name(rc));
+        if (cases[i].ok && rc != 0)
+            fail_msg("case %zu: valid text refused: %s", i, tallow_err_name(rc));
         if (!cases[i].ok && rc != TALLOW_EBADMSG)
             fail_msg("case %zu: invalid text gave %s", i, tallow_err_name(rc));
     }
@@ -431,10 +447,10 @@ static void test_codec_bad_keys_rejected(void **state)
 {
     const tallow_registry *reg = *state;
     msgbuf out;
-    const uint8_t tag0[] = {0x00, 0x01};          /* tag 0 */
+    const uint8_t tag0[] = {0x00, 0x01};                    /* tag 0 */
     const uint8_t wire1[] = {0x09, 0, 0, 0, 0, 0, 0, 0, 0}; /* tag 1, wire 1 (fixed64) */
-    const uint8_t wire5[] = {0x0d, 0, 0, 0, 0};  /* tag 1, wire 5 (fixed32) */
-    const uint8_t mismatch[] = {0x0a, 0x01, 0x07}; /* Ping.seq (U64) sent as bytes */
+    const uint8_t wire5[] = {0x0d, 0, 0, 0, 0};             /* tag 1, wire 5 (fixed32) */
+    const uint8_t mismatch[] = {0x0a, 0x01, 0x07};          /* Ping.seq (U64) sent as bytes */
     assert_int_equal(decode_body(reg, TALLOW_MSG_Ping, tag0, sizeof(tag0), &out), TALLOW_EBADMSG);
     assert_int_equal(decode_body(reg, TALLOW_MSG_Ping, wire1, sizeof(wire1), &out), TALLOW_EBADMSG);
     assert_int_equal(decode_body(reg, TALLOW_MSG_Ping, wire5, sizeof(wire5), &out), TALLOW_EBADMSG);
@@ -457,15 +473,16 @@ static void test_codec_non_minimal_varint_rejected(void **state)
     const tallow_registry *reg = *state;
     msgbuf out;
     /* in the type id, the body length, a field key and a field value */
-    const uint8_t id[] = {0x91, 0x00, 0x00};             /* Ping (17) as 2 bytes */
-    const uint8_t blen[] = {0x11, 0x82, 0x00, 0x08, 0x01}; /* body length 2 as 2 bytes */
-    const uint8_t key[] = {0x11, 0x03, 0x88, 0x00, 0x01};  /* key 0x08 as 2 bytes */
-    const uint8_t val[] = {0x11, 0x03, 0x08, 0x81, 0x00};  /* value 1 as 2 bytes */
+    const uint8_t id[] = {0x91, 0x00, 0x00};                    /* Ping (17) as 2 bytes */
+    const uint8_t blen[] = {0x11, 0x82, 0x00, 0x08, 0x01};      /* body length 2 as 2 bytes */
+    const uint8_t key[] = {0x11, 0x03, 0x88, 0x00, 0x01};       /* key 0x08 as 2 bytes */
+    const uint8_t val[] = {0x11, 0x03, 0x08, 0x81, 0x00};       /* value 1 as 2 bytes */
     const uint8_t slen[] = {0x19, 0x04, 0x12, 0x82, 0x00, 'h'}; /* ChatText len as 2 bytes */
     const uint8_t good[] = {0x11, 0x02, 0x08, 0x01};
     assert_int_equal(tallow_msg_decode(reg, good, sizeof(good), NULL, &out, sizeof(out)), 0);
     assert_int_equal(out.any.Ping.seq, 1);
-    assert_int_equal(tallow_msg_decode(reg, id, sizeof(id), NULL, &out, sizeof(out)), TALLOW_EBADMSG);
+    assert_int_equal(tallow_msg_decode(reg, id, sizeof(id), NULL, &out, sizeof(out)),
+                     TALLOW_EBADMSG);
     assert_int_equal(tallow_msg_decode(reg, blen, sizeof(blen), NULL, &out, sizeof(out)),
                      TALLOW_EBADMSG);
     assert_int_equal(tallow_msg_decode(reg, key, sizeof(key), NULL, &out, sizeof(out)),
@@ -511,19 +528,45 @@ static const struct {
     uint32_t id;
     const char *name;
 } pinned[] = {
-    {0, "VersionRequest"},    {1, "VersionResponse"},  {2, "VersionReject"},
-    {3, "RoomJoin"},          {4, "RoomJoined"},       {5, "RoomLeave"},
-    {6, "PeerArrived"},       {7, "PeerDeparted"},     {8, "FileOffer"},
-    {9, "FileAccept"},        {10, "FileReject"},      {11, "Chunk"},
-    {12, "Ack"},              {13, "TransferComplete"}, {14, "TransferError"},
-    {15, "ManifestExchange"}, {16, "SyncDeleteList"},  {17, "Ping"},
-    {18, "Pong"},             {19, "HandshakeInit"},   {20, "HandshakeResponse"},
-    {21, "HandshakeKem"},     {22, "HandshakeComplete"}, {23, "ResumeInfo"},
-    {24, "HandshakeFailed"},  {25, "ChatText"},        {26, "TypingIndicator"},
-    {27, "ReadReceipt"},      {28, "ChatEnd"},         {29, "RoomJoinMulti"},
-    {30, "RoomJoinedMulti"},  {31, "PeerJoinedRoom"},  {32, "PeerLeftRoom"},
-    {33, "Targeted"},         {34, "RoomPeerCount"},   {35, "CandidateOffer"},
-    {36, "CandidatesDone"},   {37, "DirectConnected"}, {38, "DirectFailed"},
+    {0, "VersionRequest"},
+    {1, "VersionResponse"},
+    {2, "VersionReject"},
+    {3, "RoomJoin"},
+    {4, "RoomJoined"},
+    {5, "RoomLeave"},
+    {6, "PeerArrived"},
+    {7, "PeerDeparted"},
+    {8, "FileOffer"},
+    {9, "FileAccept"},
+    {10, "FileReject"},
+    {11, "Chunk"},
+    {12, "Ack"},
+    {13, "TransferComplete"},
+    {14, "TransferError"},
+    {15, "ManifestExchange"},
+    {16, "SyncDeleteList"},
+    {17, "Ping"},
+    {18, "Pong"},
+    {19, "HandshakeInit"},
+    {20, "HandshakeResponse"},
+    {21, "HandshakeKem"},
+    {22, "HandshakeComplete"},
+    {23, "ResumeInfo"},
+    {24, "HandshakeFailed"},
+    {25, "ChatText"},
+    {26, "TypingIndicator"},
+    {27, "ReadReceipt"},
+    {28, "ChatEnd"},
+    {29, "RoomJoinMulti"},
+    {30, "RoomJoinedMulti"},
+    {31, "PeerJoinedRoom"},
+    {32, "PeerLeftRoom"},
+    {33, "Targeted"},
+    {34, "RoomPeerCount"},
+    {35, "CandidateOffer"},
+    {36, "CandidatesDone"},
+    {37, "DirectConnected"},
+    {38, "DirectFailed"},
 };
 
 static void count_type(const tallow_msg_type *t, void *ud)
@@ -602,12 +645,14 @@ static void test_codec_plugin_registration(void **state)
         more[i].name = names[i];
         assert_int_equal(tallow_registry_add(reg, &more[i]), 0);
     }
-    for (int i = 0; i < 4; i++) assert_ptr_equal(tallow_registry_find(reg, ids[i]), &more[i]);
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(tallow_registry_find(reg, ids[i]), &more[i]);
     assert_null(tallow_registry_find(reg, 0x8002));
     uint32_t all[64], *p = all;
     tallow_registry_foreach(reg, collect_ids, &p);
     assert_int_equal(p - all, 39 + 5);
-    for (uint32_t *q = all + 1; q < p; q++) assert_true(q[-1] < q[0]);
+    for (uint32_t *q = all + 1; q < p; q++)
+        assert_true(q[-1] < q[0]);
 
     /* a plugin frame decodes through the registry, a 3-byte id included */
     plug_msg m = {.a = 5, .b = -5, .c = 1, .d = 7, .f = {(const uint8_t *)"\xc3\xa9", 2}};
@@ -631,14 +676,17 @@ static void test_codec_bad_descriptor_rejected(void **state)
 #define RESET()                                                                                    \
     do {                                                                                           \
         memcpy(f, plug_fields, sizeof(f));                                                         \
-        t = (tallow_msg_type){.id = 0x8123, .name = "Bad", .struct_size = sizeof(plug_msg),         \
-                              .nfields = 2, .fields = f};                                          \
+        t = (tallow_msg_type){.id = 0x8123,                                                        \
+                              .name = "Bad",                                                       \
+                              .struct_size = sizeof(plug_msg),                                     \
+                              .nfields = 2,                                                        \
+                              .fields = f};                                                        \
     } while (0)
 #define EXPECT_EINVAL(what)                                                                        \
     do {                                                                                           \
         int rc_ = tallow_registry_add(reg, &t);                                                    \
-        if (rc_ != TALLOW_EINVAL) fail_msg("%s: got %s, want TALLOW_EINVAL", what,                  \
-                                           tallow_err_name(rc_));                                  \
+        if (rc_ != TALLOW_EINVAL)                                                                  \
+            fail_msg("%s: got %s, want TALLOW_EINVAL", what, tallow_err_name(rc_));                \
         RESET();                                                                                   \
     } while (0)
     RESET();
@@ -685,9 +733,19 @@ static void test_codec_varint_edges(void **state)
         uint64_t v;
         size_t len;
     } cases[] = {
-        {0, 1}, {1, 1}, {127, 1}, {128, 2}, {300, 2}, {16383, 2}, {16384, 3},
-        {UINT32_MAX, 5}, {(1ull << 35) - 1, 5}, {1ull << 35, 6}, {(1ull << 63) - 1, 9},
-        {1ull << 63, 10}, {UINT64_MAX, 10},
+        {0, 1},
+        {1, 1},
+        {127, 1},
+        {128, 2},
+        {300, 2},
+        {16383, 2},
+        {16384, 3},
+        {UINT32_MAX, 5},
+        {(1ull << 35) - 1, 5},
+        {1ull << 35, 6},
+        {(1ull << 63) - 1, 9},
+        {1ull << 63, 10},
+        {UINT64_MAX, 10},
     };
     uint8_t buf[16];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -745,8 +803,7 @@ int main(void)
                                         teardown_registry),
         cmocka_unit_test_setup_teardown(test_codec_non_minimal_varint_rejected, setup_registry,
                                         teardown_registry),
-        cmocka_unit_test_setup_teardown(test_codec_frame_limits, setup_registry,
-                                        teardown_registry),
+        cmocka_unit_test_setup_teardown(test_codec_frame_limits, setup_registry, teardown_registry),
         cmocka_unit_test(test_codec_core_ids_pinned),
         cmocka_unit_test(test_codec_plugin_registration),
         cmocka_unit_test(test_codec_bad_descriptor_rejected),

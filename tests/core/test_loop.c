@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include <tallow/loop.h>
@@ -16,7 +18,8 @@
 /* Runs rounds until *flag is set, at most `rounds` times (each waits for at most a second). */
 static void run_until(tallow_loop *l, const int *flag, int rounds)
 {
-    while (!*flag && rounds-- > 0) assert_int_equal(tallow_loop_run_once(l, 1000), 0);
+    while (!*flag && rounds-- > 0)
+        assert_int_equal(tallow_loop_run_once(l, 1000), 0);
     assert_true(*flag);
 }
 
@@ -55,7 +58,8 @@ static void test_loop_timers_fire_by_due_time(void **state)
     assert_int_equal(o.n, 0); /* nothing fires inside start */
     assert_int_equal(tallow_loop_run(l), 0);
     assert_int_equal(o.n, 5);
-    for (int i = 0; i < 5; i++) assert_int_equal(o.seen[i], i);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(o.seen[i], i);
     tallow_loop_free(l);
 }
 
@@ -72,7 +76,8 @@ static void test_loop_equal_due_fire_in_arming_order(void **state)
     }
     assert_int_equal(tallow_loop_run(l), 0);
     assert_int_equal(o.n, 40);
-    for (int i = 0; i < 40; i++) assert_int_equal(o.seen[i], i);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(o.seen[i], i);
     tallow_loop_free(l);
 }
 
@@ -190,7 +195,8 @@ static void test_loop_defer_order_and_free(void **state)
     tallow_loop *l = tallow_loop_new();
     assert_non_null(l);
     int n = 0;
-    for (int i = 0; i < 5; i++) assert_int_equal(tallow_defer(l, count_defer, &n), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(tallow_defer(l, count_defer, &n), 0);
     assert_int_equal(tallow_loop_run(l), 0); /* deferred calls keep run() going, then it ends */
     assert_int_equal(n, 5);
     /* queued but never run: freed with the loop, not called */
@@ -268,7 +274,8 @@ static void test_loop_io_write_when_writable(void **state)
     assert_int_equal(w.reads, 0);
     /* fill the socket: no longer writable, so no WRITE event */
     char junk[4096] = {0};
-    while (write(sv[0], junk, sizeof(junk)) > 0) {}
+    while (write(sv[0], junk, sizeof(junk)) > 0) {
+    }
     assert_int_equal(errno, EAGAIN);
     int before = w.writes;
     assert_int_equal(tallow_loop_run_once(l, 0), 0);
@@ -278,7 +285,8 @@ static void test_loop_io_write_when_writable(void **state)
     assert_int_equal(write(sv[1], "hey", 3), 3);
     run_until(l, &w.reads, 5);
     assert_string_equal(w.got, "hey");
-    while (read(sv[1], junk, sizeof(junk)) > 0) {}
+    while (read(sv[1], junk, sizeof(junk)) > 0) {
+    }
     before = w.writes;
     for (int i = 0; i < 5 && w.writes == before; i++)
         assert_int_equal(tallow_loop_run_once(l, 1000), 0);

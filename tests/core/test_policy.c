@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* cmocka.h needs the headers above first */
 #include <cmocka.h>
 
 #include <tallow/tallow.h>
@@ -250,14 +252,20 @@ static void test_policy_udp_demux_by_first_byte(void **state)
     assert_int_equal(s.len[TALLOW_UDP_STUN], 20);
     assert_int_equal(s.len[TALLOW_UDP_CHECK], 33);
     assert_int_equal(s.len[TALLOW_UDP_QUIC], 120);
-    for (int c = 0; c < 3; c++) assert_int_equal(s.from_port[c], e.peer_port);
+    for (int c = 0; c < 3; c++)
+        assert_int_equal(s.from_port[c], e.peer_port);
 
     /* the edges of each range, and the unassigned bytes (4..19) that nobody gets */
     static const struct {
         uint8_t b;
         int cls;
-    } edges[] = {{0x03, TALLOW_UDP_STUN}, {0x04, -1},  {0x13, -1},  {0x14, TALLOW_UDP_CHECK},
-                 {0x3F, TALLOW_UDP_CHECK}, {0x40, TALLOW_UDP_QUIC}, {0xFF, TALLOW_UDP_QUIC}};
+    } edges[] = {{0x03, TALLOW_UDP_STUN},
+                 {0x04, -1},
+                 {0x13, -1},
+                 {0x14, TALLOW_UDP_CHECK},
+                 {0x3F, TALLOW_UDP_CHECK},
+                 {0x40, TALLOW_UDP_QUIC},
+                 {0xFF, TALLOW_UDP_QUIC}};
     int want[3] = {1, 1, 1}, total = 3;
     for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
         peer_send(&e, edges[i].b, 10);
@@ -271,7 +279,8 @@ static void test_policy_udp_demux_by_first_byte(void **state)
     want[TALLOW_UDP_STUN]++;
     total++;
     pump_until(&e, &s.total, total);
-    for (int c = 0; c < 3; c++) assert_int_equal(s.count[c], want[c]);
+    for (int c = 0; c < 3; c++)
+        assert_int_equal(s.count[c], want[c]);
     assert_int_equal(s.first[TALLOW_UDP_STUN], 0x01);
 
     /* a class without a handler drops its datagrams */
@@ -291,7 +300,8 @@ static void test_policy_udp_close_inside_handler(void **state)
     seen s = {.close_in_cb = 1};
     tallow_udp_on(e.u, TALLOW_UDP_QUIC, on_quic, &s);
     /* several datagrams queued: the first handler closes the endpoint, the rest never arrive */
-    for (int i = 0; i < 5; i++) peer_send(&e, 0xC1, 40);
+    for (int i = 0; i < 5; i++)
+        peer_send(&e, 0xC1, 40);
     usleep(10000); /* let the kernel queue all five before the endpoint reads */
     pump_until(&e, &s.total, 1);
     e.u = NULL; /* closed by the handler */
@@ -305,10 +315,11 @@ static void test_policy_udp_send_and_policy_after_open(void **state)
     endpoint e = {0};
     endpoint_open(&e);
     const uint8_t msg[] = {0x2A, 'h', 'i'};
-    assert_int_equal(tallow_udp_send(e.u, (struct sockaddr *)&(struct sockaddr_in){
-                                              .sin_family = AF_INET,
-                                              .sin_port = htons(e.peer_port),
-                                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+    assert_int_equal(tallow_udp_send(e.u,
+                                     (struct sockaddr *)&(struct sockaddr_in){
+                                         .sin_family = AF_INET,
+                                         .sin_port = htons(e.peer_port),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
                                      sizeof(struct sockaddr_in), msg, sizeof(msg)),
                      0);
     uint8_t got[64];
@@ -332,17 +343,20 @@ static void test_policy_udp_send_and_policy_after_open(void **state)
 static void check_batch(endpoint *e, size_t len, size_t segsz)
 {
     static uint8_t data[65536];
-    for (size_t i = 0; i < len; i++) data[i] = (uint8_t)(i / segsz * 7 + i);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(i / segsz * 7 + i);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(e->peer_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     size_t count = (len + segsz - 1) / segsz;
     int rc = tallow_udp_send_batch(e->u, (struct sockaddr *)&to, sizeof(to), data, len, segsz);
-    if (rc != (int)count) fail_msg("send_batch %zu/%zu: %s (%d)", len, segsz, tallow_err_name(rc), rc);
+    if (rc != (int)count)
+        fail_msg("send_batch %zu/%zu: %s (%d)", len, segsz, tallow_err_name(rc), rc);
     for (size_t i = 0; i < count; i++) {
         uint8_t got[2048];
         ssize_t n = recv(e->peer, got, sizeof(got), 0);
         size_t want = i + 1 < count ? segsz : len - i * segsz;
-        if (n != (ssize_t)want) fail_msg("datagram %zu of %zu: %zd bytes, want %zu", i, count, n, want);
+        if (n != (ssize_t)want)
+            fail_msg("datagram %zu of %zu: %zd bytes, want %zu", i, count, n, want);
         assert_memory_equal(got, data + i * segsz, want);
     }
     uint8_t extra[16];
@@ -355,10 +369,10 @@ static void test_policy_udp_send_batch_arrives_as_datagrams(void **state)
     endpoint_open(&e);
     int big = 1 << 20;
     setsockopt(e.peer, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    check_batch(&e, 10 * 100, 100);  /* 10 equal segments */
+    check_batch(&e, 10 * 100, 100);     /* 10 equal segments */
     check_batch(&e, 9 * 200 + 17, 200); /* last one shorter */
-    check_batch(&e, 70 * 64, 64);    /* more than one GSO send holds */
-    check_batch(&e, 50, 1200);       /* a single datagram */
+    check_batch(&e, 70 * 64, 64);       /* more than one GSO send holds */
+    check_batch(&e, 50, 1200);          /* a single datagram */
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(e.peer_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(tallow_udp_send_batch(e.u, (struct sockaddr *)&to, sizeof(to),

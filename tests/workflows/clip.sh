@@ -2,7 +2,7 @@
 # clip.sh — `tallow clip` between two X servers (Xvfb) through xclip: text and a PNG put on one
 # display's clipboard appear on the other's; --watch carries each new content; --stdio works
 # without a display.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rooms_lib.sh"
 command -v Xvfb >/dev/null && command -v xclip >/dev/null || { echo "SKIP: needs Xvfb and xclip"; exit 77; }
 start_relay
 

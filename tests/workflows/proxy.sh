@@ -3,7 +3,7 @@
 # --tor (a SOCKS5 proxy at 127.0.0.1:9050, when that port is free here). The proxy connects out
 # from 127.0.0.2, so the relay seeing its peers at 127.0.0.2 (and the sender connected to the
 # proxy's port, not the relay's) shows the relay connection went through the proxy.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rooms_lib.sh"
 command -v microsocks >/dev/null || { echo "SKIP: needs microsocks"; exit 77; }
 start_relay
 

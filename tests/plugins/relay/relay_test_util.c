@@ -184,6 +184,11 @@ int rt_cond_ready(void *p)
     return ((rt_peer *)p)->ready;
 }
 
+int rt_cond_frame(void *p)
+{
+    return ((rt_peer *)p)->frames > 0;
+}
+
 int rt_cond_closed(void *p)
 {
     return ((rt_peer *)p)->closed;
@@ -202,6 +207,17 @@ int rt_raw_connect(rt_env *e)
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     return fd;
+}
+
+void relay_test_put_frame(uint8_t *out, uint8_t ch, const uint8_t *payload, size_t len)
+{
+    uint32_t L = (uint32_t)len + 1;
+    out[0] = (uint8_t)(L >> 24);
+    out[1] = (uint8_t)(L >> 16);
+    out[2] = (uint8_t)(L >> 8);
+    out[3] = (uint8_t)L;
+    out[4] = ch;
+    memcpy(out + 5, payload, len);
 }
 
 int rt_raw_send(int fd, uint8_t ch, const uint8_t *payload, size_t len)

@@ -50,10 +50,13 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
 void rt_peer_close(rt_peer *p);
 int rt_cond_ready(void *p);  /* rt_peer */
 int rt_cond_closed(void *p); /* rt_peer */
+int rt_cond_frame(void *p);  /* rt_peer: at least one frame */
 void rt_room_id(const char *room, uint8_t out[32]);
 
 /* Raw framed sockets (nonblocking, so the relay on the same loop keeps running). */
 int rt_raw_connect(rt_env *e);
+/* Writes a frame header and payload into out (5 + len bytes). */
+void relay_test_put_frame(uint8_t *out, uint8_t ch, const uint8_t *payload, size_t len);
 int rt_raw_send(int fd, uint8_t ch, const uint8_t *payload, size_t len);
 int rt_raw_send_ctrl(rt_env *e, int fd, const tallow_msg_type *t, const void *msg);
 /* Reads one frame, pumping the loop. Returns payload length, 0 on EOF, -1 on timeout. */

@@ -118,8 +118,8 @@ static void test_relay_multi_room(void **state)
         assert_int_equal(p[i].count_capacity, 4);
     }
     /* broadcast: everyone else gets it once */
-    assert_int_equal(tallow_channel_send(p[0].ch, UINT32_MAX, (const uint8_t *)"all", 3), 0);
-    assert_true(rt_run_until(&e, others_got, p, 5000));
+    assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"all", 3), 0);
+    assert_true(rt_run_until(&e, others_got, p, 5000)); /* 0 names no peer: everyone */
     assert_int_equal(p[0].frames, 0);
     assert_memory_equal(p[3].last, "all", 3);
     /* targeted: only the target gets it, told who sent it */
@@ -139,6 +139,38 @@ static void test_relay_multi_room(void **state)
     for (int i = 0; i < 3; i++)
         rt_peer_close(&p[i]);
     assert_true(rt_run_until(&e, no_rooms, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static int three_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready && p[2].ready && p[1].count_peers == 3;
+}
+
+/* The creator's capacity counts: peers asking for a pair still join a multi room, learn its
+ * real capacity, and can aim frames at each other. */
+static void test_relay_capacity_from_creator(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    rt_peer p[3];
+    assert_int_equal(rt_peer_open(&e, &p[0], "creator", 3, NULL, NULL), 0);
+    rt_run_for(&e, 50); /* p[0] creates the room */
+    assert_int_equal(rt_peer_open(&e, &p[1], "creator", 0, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[2], "creator", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, three_ready, p, 5000));
+    assert_int_equal(p[1].count_capacity, 3);
+    tallow_channel_info i1, i2;
+    tallow_channel_get_info(p[1].ch, &i1);
+    tallow_channel_get_info(p[2].ch, &i2);
+    assert_int_equal(tallow_channel_send(p[1].ch, i2.peer_index, (const uint8_t *)"hi", 2), 0);
+    assert_true(rt_run_until(&e, rt_cond_frame, &p[2], 5000));
+    assert_int_equal(p[2].last_from, i1.peer_index);
+    rt_run_for(&e, 50);
+    assert_int_equal(p[0].frames, 0);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
     rt_env_stop(&e);
 }
 
@@ -275,8 +307,11 @@ static void test_relay_ipv6(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_pair_exchange), cmocka_unit_test(test_relay_multi_room),
-        cmocka_unit_test(test_relay_stun_binding),  cmocka_unit_test(test_relay_ping),
+        cmocka_unit_test(test_relay_pair_exchange),
+        cmocka_unit_test(test_relay_multi_room),
+        cmocka_unit_test(test_relay_capacity_from_creator),
+        cmocka_unit_test(test_relay_stun_binding),
+        cmocka_unit_test(test_relay_ping),
         cmocka_unit_test(test_relay_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,10 @@
  * wrong relay password, a third peer in a pair room, too many rooms from one address, a silent
  * connection (join timeout), an oversized frame, data before a peer, a failed handshake closing
  * the room for everyone, a newer protocol version. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -370,6 +373,90 @@ static void test_relay_refuse_garbage(void **state)
     rt_env_stop(&e);
 }
 
+/* A client that floods Pings and never reads its Pongs is no longer read from once its answers
+ * pile up: the relay's queue stays bounded. */
+static void test_relay_refuse_ping_flood(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"queue-high", "262144"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(e.port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    static uint8_t pings[256 * 1024];
+    size_t n = 0;
+    while (n + 32 < sizeof pings) {
+        uint8_t msg[32];
+        tallow_msg_Ping ping = {n, n};
+        int l = tallow_msg_encode(&tallow_msgtype_Ping, &ping, msg, sizeof msg);
+        relay_test_put_frame(pings + n, 0, msg, (size_t)l);
+        n += 5 + (size_t)l;
+    }
+    uint64_t sent = 0, stalled_since = 0, end = tallow_now_ns() + 10ull * 1000000000ull;
+    while (sent < 64ull * 1024 * 1024 && tallow_now_ns() < end) {
+        ssize_t w = send(fd, pings, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            sent += (uint64_t)w; /* frames may be cut: the relay parses a stream */
+            stalled_since = 0;
+        } else if (!stalled_since) {
+            stalled_since = tallow_now_ns();
+        } else if (tallow_now_ns() - stalled_since > 500000000ull) {
+            break; /* the relay stopped reading us: that is the point */
+        }
+        tallow_loop_run_once(e.loop, 1);
+    }
+    uint64_t peak = rt_stat(&e, "queued_peak");
+    printf("# ping flood: %llu bytes sent before the relay stopped reading, queue peak %llu\n",
+           (unsigned long long)sent, (unsigned long long)peak);
+    assert_true(peak >= 262144);
+    assert_true(peak <= 262144 + 1024);
+    close(fd);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+static int one_conn(void *ud)
+{
+    return rt_stat(ud, "conns") == 1;
+}
+
+/* A sender held back (the receiver does not read) that vanishes is noticed at once, although
+ * the relay is not reading from it. */
+static void test_relay_refuse_paused_sender_vanishes(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"queue-high", "262144"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int rx = raw_join(&e, "held", 2, 1), tx = raw_join(&e, "held", 2, 1);
+    assert_true(rx >= 0 && tx >= 0);
+    rt_run_for(&e, 50);
+    static uint8_t data[64 * 1024];
+    uint64_t stalled_since = 0, end = tallow_now_ns() + 10ull * 1000000000ull;
+    while (tallow_now_ns() < end) {
+        int r = rt_raw_send(tx, 1, data, sizeof data - 5);
+        if (r == 0) {
+            stalled_since = 0;
+        } else if (!stalled_since) {
+            stalled_since = tallow_now_ns();
+        } else if (tallow_now_ns() - stalled_since > 300000000ull) {
+            break;
+        }
+        tallow_loop_run_once(e.loop, 1);
+    }
+    assert_true(rt_stat(&e, "queued_bytes") >= 262144); /* held back */
+    struct linger lg = {1, 0};
+    setsockopt(tx, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(tx); /* a reset */
+    assert_true(rt_run_until(&e, one_conn, &e, 3000));
+    close(rx);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +473,8 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_conns_per_ip),
         cmocka_unit_test(test_relay_refuse_client_errors),
         cmocka_unit_test(test_relay_refuse_garbage),
+        cmocka_unit_test(test_relay_refuse_ping_flood),
+        cmocka_unit_test(test_relay_refuse_paused_sender_vanishes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

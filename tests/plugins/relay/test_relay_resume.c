@@ -333,6 +333,96 @@ static void test_relay_resume_silent_path(void **state)
     rt_env_stop(&e);
 }
 
+static int multi_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready && p[2].ready && p[0].count_peers == 3 &&
+           p[1].count_peers == 3 && p[2].count_peers == 3;
+}
+
+static int multi_resumed(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].resumed >= 1 && p[1].departed >= 1 && p[2].departed >= 1 && p[1].count_peers == 3 &&
+           p[2].count_peers == 3;
+}
+
+static int got_targeted(void *ud)
+{
+    return ((rt_peer *)ud)->frames >= 1;
+}
+
+/* A multi room: one peer (through the proxy) drops and resumes; frames aimed at it meanwhile
+ * are dropped and counted; afterwards targeted frames reach it again, from the right sender. */
+static void test_relay_resume_multi_room(void **state)
+{
+    rt_env e;
+    proxy px;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    rt_peer p[3];
+    char url[64];
+    snprintf(url, sizeof url, "socks5://127.0.0.1:%u", px.port);
+    assert_int_equal(rt_peer_open(&e, &p[0], "multi-resume", 3, NULL, url), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "multi-resume", 3, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[2], "multi-resume", 3, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, multi_ready, p, 5000));
+    uint32_t idx[3];
+    for (int i = 0; i < 3; i++) {
+        tallow_channel_info info;
+        tallow_channel_get_info(p[i].ch, &info);
+        idx[i] = info.peer_index;
+    }
+    /* cut A, and aim a frame at it before the relay can know it is back */
+    px.refuse = 1;
+    px.cut = 1;
+    for (int i = 0; i < 100 && p[1].departed == 0; i++)
+        tallow_loop_run_once(e.loop, 10);
+    assert_true(p[1].departed >= 1);
+    assert_int_equal(p[1].count_peers, 2);
+    assert_int_equal(tallow_channel_send(p[1].ch, idx[0], (const uint8_t *)"lost", 4), 0);
+    rt_run_for(&e, 100);
+    assert_true(rt_stat(&e, "bytes_dropped") >= 4);
+    px.refuse = 0;
+    assert_true(rt_run_until(&e, multi_resumed, p, 10000));
+    tallow_channel_info info;
+    tallow_channel_get_info(p[0].ch, &info);
+    assert_int_equal(info.peer_index, idx[0]); /* the same slot */
+    assert_int_equal(tallow_channel_send(p[2].ch, idx[0], (const uint8_t *)"found", 5), 0);
+    assert_true(rt_run_until(&e, got_targeted, &p[0], 5000));
+    assert_int_equal(p[0].frames, 1);
+    assert_int_equal(p[0].last_from, idx[2]);
+    assert_memory_equal(p[0].last, "found", 5);
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
+/* A proxy set in the policy is used even when the caller passes none. */
+static void test_relay_policy_proxy(void **state)
+{
+    rt_env e;
+    proxy px;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    proxy_start(&px);
+    char url[64];
+    snprintf(url, sizeof url, "socks5://127.0.0.1:%u", px.port);
+    assert_int_equal(tallow_policy_set_proxy(tallow_ctx_policy(e.ctx), url), 0);
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(&e, &p[0], "policy", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(&e, &p[1], "policy", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    assert_int_equal(px.accepted, 2);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[1].ch, &info);
+    assert_non_null(strstr(info.path, "socks5"));
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+    proxy_stop(&px);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +430,8 @@ int main(void)
         cmocka_unit_test(test_relay_resume_refused_after_grace),
         cmocka_unit_test(test_relay_proxy_refuses),
         cmocka_unit_test(test_relay_resume_silent_path),
+        cmocka_unit_test(test_relay_resume_multi_room),
+        cmocka_unit_test(test_relay_policy_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-# tests/workflows/lib.sh — what the workflow tests share: a work directory, a relay on a free
+# tests/workflows/rooms_lib.sh — what the workflow tests share: a work directory, a relay on a free
 # port, bounded waits, and cleanup of exactly the processes the test started.
 set -eu
 T=${TALLOW_BIN:?TALLOW_BIN must point at the tallow runner}

@@ -1,0 +1,633 @@
+/* core/negotiate.c — the direct-path negotiator (see negotiate.h). Both sides gather and offer
+ * candidates over the sealed session and check every remote candidate at once, paced; the
+ * controlling side (the session initiator) nominates the best working pair with a flagged check
+ * and becomes the QUIC client, the other side the QUIC server on the pair it was told to use.
+ * All our candidates share one socket, so a pair is identified by its remote address. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "negotiate.h"
+#include "session.h"
+
+#define NEG_DEFAULT_TIMEOUT_MS 5000
+#define NEG_PACE_MS 25      /* one check every tick, across all pairs */
+#define NEG_RTO_MS 200      /* a pair's next try after an unanswered one */
+#define NEG_MAX_TRIES 8     /* then the pair failed (a check from the peer re-arms it) */
+#define NEG_SETTLE_MS 60    /* after the first success, wait this long for better pairs */
+#define NEG_QUIC_TIMEOUT_MS 4000
+#define NEG_GRACE_MS 1000   /* the controlled side waits this much longer for a nomination */
+#define NEG_MAX_LOCAL 32
+#define NEG_MAX_PAIRS 48
+#define NEG_MAX_STUN 8
+
+enum { P_WAITING, P_INPROGRESS, P_SUCCEEDED, P_FAILED };
+
+typedef struct neg_pair {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    uint32_t kind, remote_prio, local_prio;
+    int state, tries, nominate;
+    uint64_t next_due, sent_ns, rtt_us;
+    uint8_t txid[TALLOW__CHECK_TXID];
+} neg_pair;
+
+struct tallow__neg {
+    tallow__session *s;
+    tallow_ctx *ctx;
+    tallow_loop *loop;
+    void (*on_settled)(tallow__session *s, int state);
+    int controlling, allow_loopback, state, dead;
+    uint32_t timeout_ms;
+    uint8_t check_key[32], psk[32];
+    tallow_udp *udp;
+    int family;
+    int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
+    tallow_candidate local[NEG_MAX_LOCAL];
+    size_t nlocal;
+    neg_pair pairs[NEG_MAX_PAIRS];
+    size_t npairs;
+    int nominated; /* index, or -1 */
+    tallow_timer *tick, *deadline, *settle;
+    tallow_channel *quic;
+    int quic_handed; /* the session owns the channel now */
+    uint64_t start_ns;
+    struct sockaddr_storage stun[NEG_MAX_STUN];
+    size_t nstun;
+};
+
+static void neg_fail(tallow__neg *n, const char *why);
+
+static uint64_t now_ms(void)
+{
+    return tallow_now_ns() / 1000000u;
+}
+
+static const char *addr_str(const struct sockaddr_storage *a, char *buf, size_t cap)
+{
+    return tallow_sockaddr_str((const struct sockaddr *)a, buf, cap);
+}
+
+static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr *b,
+                     socklen_t blen)
+{
+    if (a->ss_family != b->sa_family) return 0;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (b->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    (void)alen;
+    (void)blen;
+    return 0;
+}
+
+static void stop_timer(tallow_timer **t)
+{
+    if (*t) tallow_timer_stop(*t);
+    *t = NULL;
+}
+
+/* ---- settling ----------------------------------------------------------------------------- */
+
+static void release_udp(tallow__neg *n)
+{
+    if (!n->udp || n->pending_gathers > 0) return; /* STUN transactions still hold it */
+    if (n->quic && !n->quic_handed) return;
+    if (n->quic_handed) return; /* the session's QUIC channel runs on it: freed with us */
+    tallow_udp_close(n->udp);
+    n->udp = NULL;
+}
+
+static void settle(tallow__neg *n, int state)
+{
+    if (n->state != TALLOW__NEG_PENDING) return;
+    n->state = state;
+    stop_timer(&n->tick);
+    stop_timer(&n->deadline);
+    stop_timer(&n->settle);
+    if (n->on_settled) n->on_settled(n->s, state);
+}
+
+static void neg_fail(tallow__neg *n, const char *why)
+{
+    if (n->state != TALLOW__NEG_PENDING) return;
+    double ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
+    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path failed after %.0f ms (%s); staying on the relay",
+                   ms, why);
+    tallow_msg_DirectFailed m = {.reason = {(const uint8_t *)why, strlen(why)}};
+    tallow__session_send(n->s, &tallow_msgtype_DirectFailed, &m);
+    if (n->quic && !n->quic_handed) {
+        tallow_channel *q = n->quic;
+        n->quic = NULL;
+        tallow_channel_close(q);
+    }
+    if (n->udp) tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
+    settle(n, TALLOW__NEG_FAILED);
+    release_udp(n);
+}
+
+/* ---- QUIC on the nominated pair ---------------------------------------------------------- */
+
+static void q_ready(tallow_channel *ch, void *ud)
+{
+    tallow__neg *n = ud;
+    if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
+    n->quic_handed = 1;
+    tallow__session_use_channel(n->s, ch); /* the session takes the channel's events from here */
+    neg_pair *p = &n->pairs[n->nominated];
+    uint8_t a[32];
+    int alen = tallow_sockaddr_encode((struct sockaddr *)&p->addr, p->len, a, sizeof(a));
+    tallow_channel_info info = {0};
+    tallow_channel_get_info(ch, &info);
+    tallow_msg_DirectConnected m = {.addr = {a, alen > 0 ? (size_t)alen : 0},
+                                    .rtt_us = info.rtt_us ? info.rtt_us : p->rtt_us};
+    tallow__session_send(n->s, &tallow_msgtype_DirectConnected, &m);
+    char s[64];
+    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path up to %s after %.0f ms (%s)",
+                   addr_str(&p->addr, s, sizeof(s)),
+                   (double)(tallow_now_ns() - n->start_ns) / 1e6,
+                   n->controlling ? "controlling" : "controlled");
+    tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
+    settle(n, TALLOW__NEG_DIRECT);
+}
+
+static void q_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size_t len, void *ud)
+{
+    /* data before our ready event: hand the channel over and pass the frame on */
+    q_ready(ch, ud);
+    if (((tallow__neg *)ud)->quic_handed) ch->ev->on_frame(ch, from, data, len, ch->ev_ud);
+}
+
+static void q_closed(tallow_channel *ch, int err, void *ud)
+{
+    tallow__neg *n = ud;
+    if (ch != n->quic || n->quic_handed) return;
+    neg_fail(n, err == TALLOW_ETIMEOUT ? "QUIC handshake timed out" : "QUIC handshake failed");
+}
+
+static const tallow_channel_events q_events = {
+    .on_ready = q_ready,
+    .on_frame = q_frame,
+    .on_closed = q_closed,
+};
+
+static void open_quic(tallow__neg *n, int idx)
+{
+    if (n->quic || n->state != TALLOW__NEG_PENDING) return;
+    n->nominated = idx;
+    stop_timer(&n->tick);
+    stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
+    neg_pair *p = &n->pairs[idx];
+    char s[64];
+    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s; opening QUIC as %s",
+                   addr_str(&p->addr, s, sizeof(s)), n->controlling ? "client" : "server");
+    tallow_channel_params cp = {
+        .struct_size = sizeof(cp),
+        .initiator = n->controlling,
+        .udp = n->udp,
+        .peer = (struct sockaddr *)&p->addr,
+        .peer_len = p->len,
+        .psk = n->psk,
+        .timeout_ms = NEG_QUIC_TIMEOUT_MS,
+    };
+    int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
+    if (rc < 0) {
+        n->quic = NULL;
+        neg_fail(n, rc == TALLOW_ENOTFOUND ? "no quic transport loaded" : "QUIC could not start");
+    }
+}
+
+/* ---- checks ------------------------------------------------------------------------------ */
+
+static uint32_t prflx_prio(void)
+{
+    return tallow_candidate_priority(TALLOW_CAND_PRFLX, 65535);
+}
+
+static void send_check(tallow__neg *n, neg_pair *p)
+{
+    tallow__check c = {.type = TALLOW__CHECK_REQ, .priority = prflx_prio()};
+    c.flags = (uint8_t)((n->controlling ? TALLOW__CHECK_CONTROLLING : 0) |
+                        (p->nominate ? TALLOW__CHECK_NOMINATE : 0));
+    randombytes_buf(p->txid, sizeof(p->txid));
+    memcpy(c.txid, p->txid, sizeof(c.txid));
+    uint8_t buf[TALLOW__CHECK_LEN];
+    if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
+    p->sent_ns = tallow_now_ns();
+    tallow_udp_send(n->udp, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
+}
+
+static int all_failed(const tallow__neg *n)
+{
+    for (size_t i = 0; i < n->npairs; i++)
+        if (n->pairs[i].state != P_FAILED) return 0;
+    return 1;
+}
+
+static void on_tick(tallow_timer *t, void *ud)
+{
+    tallow__neg *n = ud;
+    uint64_t now = now_ms();
+    neg_pair *pick = NULL;
+    for (size_t i = 0; i < n->npairs; i++) {
+        neg_pair *p = &n->pairs[i];
+        if (p->state == P_SUCCEEDED && !p->nominate) continue;
+        if (p->state == P_FAILED) continue;
+        if (p->next_due > now) continue;
+        if (p->tries >= NEG_MAX_TRIES) {
+            p->state = P_FAILED;
+            continue;
+        }
+        /* the nominating check first, then the highest remote priority (pairs are few and
+         * share one local base) */
+        if (!pick || (p->nominate && !pick->nominate) ||
+            (p->nominate == pick->nominate && p->remote_prio > pick->remote_prio))
+            pick = p;
+    }
+    if (pick) {
+        pick->tries++;
+        pick->state = pick->state == P_SUCCEEDED ? P_SUCCEEDED : P_INPROGRESS;
+        pick->next_due = now + NEG_RTO_MS;
+        send_check(n, pick);
+    }
+    if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0) {
+        /* the controlled side keeps waiting if the peer reached us: it may still nominate */
+        if (n->controlling || !n->heard_peer) neg_fail(n, "no candidate pair answered");
+    }
+}
+
+static void on_settle(tallow_timer *t, void *ud)
+{
+    tallow__neg *n = ud;
+    n->settle = NULL;
+    tallow__neg_rank r[NEG_MAX_PAIRS];
+    for (size_t i = 0; i < n->npairs; i++)
+        r[i] = (tallow__neg_rank){n->pairs[i].local_prio, n->pairs[i].remote_prio,
+                                  n->pairs[i].state == P_SUCCEEDED};
+    int best = tallow__neg_best(1, r, n->npairs);
+    if (best < 0) return;
+    neg_pair *p = &n->pairs[best];
+    p->nominate = 1;
+    p->tries = 0;
+    p->next_due = 0; /* the next tick sends the nominating check, repeated until answered */
+}
+
+static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len)
+{
+    for (size_t i = 0; i < n->npairs; i++)
+        if (same_addr(&n->pairs[i].addr, n->pairs[i].len, a, len)) return &n->pairs[i];
+    return NULL;
+}
+
+static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t len, uint32_t kind,
+                          uint32_t prio)
+{
+    if (a->sa_family != n->family) return NULL; /* one socket, one family */
+    if (tallow_validate_candidate_addr(a, len, n->allow_loopback) != 0) return NULL;
+    neg_pair *p = pair_find(n, a, len);
+    if (p) {
+        if (kind != TALLOW_CAND_PRFLX && p->kind == TALLOW_CAND_PRFLX) {
+            p->kind = kind; /* the peer's offer names what we learned from its check */
+            p->remote_prio = prio;
+        }
+        return p;
+    }
+    if (n->npairs == NEG_MAX_PAIRS) return NULL;
+    p = &n->pairs[n->npairs++];
+    memset(p, 0, sizeof(*p));
+    memcpy(&p->addr, a, len);
+    p->len = len;
+    p->kind = kind;
+    p->remote_prio = prio;
+    p->local_prio = n->nlocal ? n->local[0].priority : prflx_prio();
+    p->state = P_WAITING;
+    return p;
+}
+
+static int any_nominating(const tallow__neg *n)
+{
+    for (size_t i = 0; i < n->npairs; i++)
+        if (n->pairs[i].nominate) return 1;
+    return 0;
+}
+
+static void on_response(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
+                        socklen_t fromlen)
+{
+    neg_pair *p = NULL;
+    for (size_t i = 0; i < n->npairs; i++)
+        if (memcmp(n->pairs[i].txid, c->txid, TALLOW__CHECK_TXID) == 0) p = &n->pairs[i];
+    if (!p || !same_addr(&p->addr, p->len, from, fromlen)) return; /* stale or not symmetric */
+    memset(p->txid, 0, sizeof(p->txid));
+    n->heard_peer = 1;
+    p->rtt_us = (tallow_now_ns() - p->sent_ns) / 1000u;
+    p->local_prio = prflx_prio();
+    for (size_t i = 0; i < n->nlocal; i++)
+        if (c->mapped_len && same_addr(&n->local[i].addr, n->local[i].addr_len,
+                                       (struct sockaddr *)&c->mapped, c->mapped_len))
+            p->local_prio = n->local[i].priority;
+    if (p->state != P_SUCCEEDED) {
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: check to %s answered in %llu us",
+                       addr_str(&p->addr, s, sizeof(s)), (unsigned long long)p->rtt_us);
+    }
+    p->state = P_SUCCEEDED;
+    if (n->controlling) {
+        if (p->nominate && (c->flags & TALLOW__CHECK_NOMINATE)) {
+            open_quic(n, (int)(p - n->pairs));
+            return;
+        }
+        if (!n->settle && !any_nominating(n))
+            n->settle = tallow_timer_start(n->loop, NEG_SETTLE_MS, 0, on_settle, n);
+    }
+}
+
+static void respond(tallow__neg *n, const tallow__check *req, const struct sockaddr *from,
+                    socklen_t fromlen)
+{
+    tallow__check c = {.type = TALLOW__CHECK_RESP};
+    c.flags = (uint8_t)((n->controlling ? TALLOW__CHECK_CONTROLLING : 0) |
+                        (req->flags & TALLOW__CHECK_NOMINATE));
+    memcpy(c.txid, req->txid, sizeof(c.txid));
+    memcpy(&c.mapped, from, fromlen);
+    c.mapped_len = fromlen;
+    uint8_t buf[TALLOW__CHECK_LEN];
+    if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
+    tallow_udp_send(n->udp, from, fromlen, buf, sizeof(buf));
+}
+
+static void on_request(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
+                       socklen_t fromlen)
+{
+    neg_pair *p = pair_find(n, from, fromlen);
+    if (!p) {
+        /* an address the peer never offered: its NAT's mapping towards us (peer-reflexive) */
+        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, c->priority);
+        if (!p) return;
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer-reflexive candidate %s",
+                       addr_str(&p->addr, s, sizeof(s)));
+    }
+    n->heard_peer = 1;
+    respond(n, c, from, fromlen);
+    if (n->quic) return; /* nominated already: only answer (the nominating check repeats) */
+    if (!n->controlling && (c->flags & TALLOW__CHECK_NOMINATE)) {
+        open_quic(n, (int)(p - n->pairs));
+        return;
+    }
+    /* triggered check: the peer's packet just opened our NAT towards it, try at once */
+    if (p->state != P_SUCCEEDED) {
+        if (p->state == P_FAILED || p->tries >= NEG_MAX_TRIES) p->tries = NEG_MAX_TRIES - 2;
+        p->state = P_WAITING;
+        p->next_due = 0;
+    }
+}
+
+static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                     const uint8_t *data, size_t len, void *ud)
+{
+    tallow__neg *n = ud;
+    tallow__check c;
+    if (n->state != TALLOW__NEG_PENDING) return;
+    if (tallow__check_parse(n->check_key, data, len, &c) != 0) return;
+    /* our own packet reflected back carries our role: refuse it */
+    if (!!(c.flags & TALLOW__CHECK_CONTROLLING) == !!n->controlling) return;
+    if (c.type == TALLOW__CHECK_REQ)
+        on_request(n, &c, from, fromlen);
+    else
+        on_response(n, &c, from, fromlen);
+}
+
+static void on_deadline(tallow_timer *t, void *ud)
+{
+    tallow__neg *n = ud;
+    n->deadline = NULL;
+    neg_fail(n, "timed out");
+}
+
+/* ---- gathering and offers ---------------------------------------------------------------- */
+
+static const char *kind_name(uint32_t k)
+{
+    return k == TALLOW_CAND_HOST ? "host" : k == TALLOW_CAND_SRFLX ? "srflx"
+                                        : k == TALLOW_CAND_PRFLX ? "prflx" : "relayed";
+}
+
+static void finish_free(tallow__neg *n)
+{
+    if (n->udp) tallow_udp_close(n->udp);
+    sodium_memzero(n->check_key, sizeof(n->check_key));
+    sodium_memzero(n->psk, sizeof(n->psk));
+    free(n);
+}
+
+static void send_done_if_ready(tallow__neg *n)
+{
+    if (n->local_done || n->pending_gathers > 0) return;
+    n->local_done = 1;
+    if (n->state != TALLOW__NEG_PENDING) return;
+    tallow_msg_CandidatesDone d = {.count = (uint32_t)n->offers_sent};
+    tallow__session_send(n->s, &tallow_msgtype_CandidatesDone, &d);
+}
+
+static void on_gathered(int status, const tallow_candidate *c, size_t count, void *ud)
+{
+    tallow__neg *n = ud;
+    n->pending_gathers--;
+    if (n->dead) {
+        if (n->pending_gathers == 0) finish_free(n);
+        return;
+    }
+    for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
+        if (c[i].addr.ss_family != n->family) continue;
+        if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
+                                           n->allow_loopback) != 0)
+            continue;
+        int dup = 0;
+        for (size_t j = 0; j < n->nlocal; j++)
+            if (same_addr(&n->local[j].addr, n->local[j].addr_len,
+                          (const struct sockaddr *)&c[i].addr, c[i].addr_len))
+                dup = 1;
+        if (dup || n->nlocal == NEG_MAX_LOCAL) continue;
+        n->local[n->nlocal++] = c[i];
+        uint8_t a[32];
+        int alen = tallow_sockaddr_encode((const struct sockaddr *)&c[i].addr, c[i].addr_len, a,
+                                          sizeof(a));
+        if (alen < 0) continue;
+        const char *f = kind_name(c[i].kind);
+        tallow_msg_CandidateOffer o = {.kind = c[i].kind, .priority = c[i].priority,
+                                       .addr = {a, (size_t)alen},
+                                       .foundation = {(const uint8_t *)f, strlen(f)}};
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: offering %s candidate %s", f,
+                       addr_str(&c[i].addr, s, sizeof(s)));
+        if (tallow__session_send(n->s, &tallow_msgtype_CandidateOffer, &o) >= 0) n->offers_sent++;
+    }
+    /* pairs formed before our host candidate was known get its priority now */
+    for (size_t i = 0; i < n->npairs && n->nlocal; i++)
+        if (n->pairs[i].state != P_SUCCEEDED) n->pairs[i].local_prio = n->local[0].priority;
+    send_done_if_ready(n);
+    if (n->state != TALLOW__NEG_PENDING) release_udp(n);
+}
+
+struct gather_ctx {
+    tallow__neg *n;
+    tallow_gather_params gp;
+};
+
+static void start_one(const tallow_gatherer_ops *ops, void *state, void *ud)
+{
+    struct gather_ctx *g = ud;
+    g->n->pending_gathers++;
+    int rc = ops->gather(state, &g->gp, on_gathered, g->n);
+    if (rc < 0) {
+        g->n->pending_gathers--;
+        tallow_ctx_log(g->n->ctx, TALLOW_LOG_DEBUG, "p2p: gatherer %s: %s", ops->name,
+                       tallow_strerror(rc));
+    }
+}
+
+/* "host:port[,host:port...]" → addresses of our family (numeric or resolved once). */
+static void parse_stun(tallow__neg *n, const char *list)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", list);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ", ", &save); tok && n->nstun < NEG_MAX_STUN;
+         tok = strtok_r(NULL, ", ", &save)) {
+        char *colon = strrchr(tok, ':');
+        if (!colon) continue;
+        *colon = 0;
+        char *host = tok;
+        if (host[0] == '[') {
+            host++;
+            char *end = strchr(host, ']');
+            if (end) *end = 0;
+        }
+        struct addrinfo hints = {.ai_family = n->family, .ai_socktype = SOCK_DGRAM,
+                                 .ai_flags = AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) continue;
+        memcpy(&n->stun[n->nstun++], res->ai_addr, res->ai_addrlen);
+        freeaddrinfo(res);
+    }
+}
+
+int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
+                      void (*on_settled)(tallow__session *s, int state), tallow__neg **out)
+{
+    *out = NULL;
+    tallow_ctx *ctx = tallow__session_ctx(s);
+    const tallow_policy *pol = tallow_ctx_policy(ctx);
+    if (tallow_policy_no_p2p(pol)) return TALLOW_EPOLICY; /* nothing at all: not one packet */
+    const tallow__keys *k = tallow__session_keys(s);
+    if (!k) return TALLOW_EINVAL;
+    tallow__neg *n = calloc(1, sizeof(*n));
+    if (!n) return TALLOW_ENOMEM;
+    n->s = s;
+    n->ctx = ctx;
+    n->loop = tallow_ctx_loop(ctx);
+    n->on_settled = on_settled;
+    n->controlling = tallow__session_is_initiator(s);
+    n->allow_loopback = tallow_policy_allow_loopback(pol);
+    n->timeout_ms = o && o->timeout_ms ? o->timeout_ms : NEG_DEFAULT_TIMEOUT_MS;
+    n->nominated = -1;
+    n->family = AF_INET;
+    n->start_ns = tallow_now_ns();
+    memcpy(n->check_key, k->check_key, 32);
+    memcpy(n->psk, k->quic_psk, 32);
+    int rc = tallow_udp_open(ctx, NULL, 0, &n->udp);
+    if (rc < 0) {
+        free(n);
+        return rc;
+    }
+    tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
+    const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
+    if (stun) parse_stun(n, stun);
+    n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, on_tick, n);
+    n->deadline = tallow_timer_start(n->loop, n->timeout_ms + (n->controlling ? 0 : NEG_GRACE_MS),
+                                     0, on_deadline, n);
+    if (!n->tick || !n->deadline) {
+        stop_timer(&n->tick);
+        stop_timer(&n->deadline);
+        tallow_udp_close(n->udp);
+        free(n);
+        return TALLOW_ENOMEM;
+    }
+    n->state = TALLOW__NEG_PENDING;
+    struct gather_ctx g = {.n = n};
+    g.gp = (tallow_gather_params){.struct_size = sizeof(g.gp), .udp = n->udp,
+                                  .stun = n->stun, .nstun = n->nstun,
+                                  .allow_loopback = n->allow_loopback,
+                                  .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000};
+    n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
+    tallow_gatherer_foreach(ctx, start_one, &g);
+    n->pending_gathers--;
+    send_done_if_ready(n);
+    *out = n;
+    return 0;
+}
+
+int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg)
+{
+    if (!n) return 0;
+    switch (t->id) {
+    case TALLOW_MSG_CandidateOffer: {
+        const tallow_msg_CandidateOffer *o = msg;
+        struct sockaddr_storage a;
+        socklen_t alen;
+        if (n->state != TALLOW__NEG_PENDING) return 1;
+        if (tallow_sockaddr_decode(o->addr.ptr, o->addr.len, &a, &alen) != 0) return 1;
+        uint32_t kind = o->kind <= TALLOW_CAND_RELAYED ? o->kind : TALLOW_CAND_RELAYED;
+        neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority);
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),
+                       addr_str(&a, s, sizeof(s)), p ? "" : " (refused)");
+        return 1;
+    }
+    case TALLOW_MSG_CandidatesDone:
+        n->remote_done = 1;
+        return 1;
+    case TALLOW_MSG_DirectFailed:
+        if (n->state == TALLOW__NEG_PENDING) {
+            n->remote_done = 1;
+            const tallow_msg_DirectFailed *f = msg;
+            char why[128];
+            snprintf(why, sizeof(why), "the peer gave up: %.*s", (int)(f->reason.len < 100 ? f->reason.len : 100),
+                     (const char *)f->reason.ptr);
+            neg_fail(n, why);
+        }
+        return 1;
+    case TALLOW_MSG_DirectConnected:
+        return 1; /* the session already noted the peer's switch */
+    default:
+        return 0;
+    }
+}
+
+int tallow__neg_state(const tallow__neg *n)
+{
+    return n ? n->state : TALLOW__NEG_OFF;
+}
+
+void tallow__neg_free(tallow__neg *n)
+{
+    if (!n) return;
+    n->state = n->state == TALLOW__NEG_PENDING ? TALLOW__NEG_FAILED : n->state;
+    stop_timer(&n->tick);
+    stop_timer(&n->deadline);
+    stop_timer(&n->settle);
+    if (n->quic && !n->quic_handed) tallow_channel_close(n->quic);
+    n->quic = NULL;
+    if (n->udp) tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
+    n->dead = 1;
+    if (n->pending_gathers == 0) finish_free(n);
+}

@@ -1,0 +1,94 @@
+/* core/negotiate.h — the direct-path negotiator: after the session's handshake it gathers
+ * candidates on one UDP endpoint, exchanges them sealed over the session, runs authenticated
+ * connectivity checks from both sides (hole punching), nominates a pair, brings the "quic"
+ * transport up on it and moves the session there; otherwise it gives up within a bounded time
+ * and the session stays on the relay. Not installed.
+ *
+ * Check datagrams (class CHECK on the endpoint, first byte 0x2A/0x2B), TALLOW__CHECK_LEN bytes:
+ *   0      type: 0x2A request, 0x2B response
+ *   1      flags: bit 0 nominate (request: "use this pair"; response: echoed),
+ *                 bit 1 the sender is the controlling side
+ *   2      version (1)
+ *   3      0
+ *   4..15  transaction id (random; a response repeats its request's)
+ *   16..19 priority, big endian (request: what a peer-reflexive candidate of the sender gets)
+ *   20..39 mapped address (response: the request's source as the responder saw it, in
+ *          tallow_sockaddr_encode form, zero padded; request: zeros)
+ *   40..55 MAC: keyed BLAKE2b-128 of bytes 0..39 under keys->check_key
+ * Only the two peers know check_key, so nobody else can forge a check or a response; a check
+ * that carries our own role bit (our packet reflected back) is refused. */
+#ifndef TALLOW_NEGOTIATE_H
+#define TALLOW_NEGOTIATE_H
+
+#include <tallow/tallow.h>
+
+typedef struct tallow__session tallow__session;
+typedef struct tallow__neg tallow__neg;
+
+/* ---- check datagrams (negotiate_check.c) -------------------------------------------------- */
+
+#define TALLOW__CHECK_LEN 56
+#define TALLOW__CHECK_REQ 0x2A
+#define TALLOW__CHECK_RESP 0x2B
+#define TALLOW__CHECK_NOMINATE 0x01
+#define TALLOW__CHECK_CONTROLLING 0x02
+#define TALLOW__CHECK_TXID 12
+
+typedef struct tallow__check {
+    uint8_t type;  /* TALLOW__CHECK_REQ or _RESP */
+    uint8_t flags; /* TALLOW__CHECK_NOMINATE | TALLOW__CHECK_CONTROLLING */
+    uint8_t txid[TALLOW__CHECK_TXID];
+    uint32_t priority;
+    struct sockaddr_storage mapped; /* responses only */
+    socklen_t mapped_len;           /* 0 when absent */
+} tallow__check;
+
+/* Writes c into out[TALLOW__CHECK_LEN], MAC'd with key. Returns TALLOW__CHECK_LEN, or
+ * TALLOW_EINVAL (bad type, or a mapped address that cannot be encoded). */
+int tallow__check_encode(const uint8_t key[32], const tallow__check *c,
+                         uint8_t out[TALLOW__CHECK_LEN]);
+/* Parses and authenticates one datagram. Returns 0; TALLOW_EBADMSG (wrong length, type,
+ * version, reserved byte, or a malformed mapped address); TALLOW_ECRYPTO (MAC mismatch). On
+ * error *out is zeroed. */
+int tallow__check_parse(const uint8_t key[32], const uint8_t *buf, size_t len, tallow__check *out);
+
+/* RFC 8445 §6.1.2.3 pair priority seen from one side: controlling = 1 when this side is the
+ * controlling agent (its candidate is G), else the peer's candidate is G. */
+uint64_t tallow__neg_pair_priority(int controlling, uint32_t local_prio, uint32_t remote_prio);
+
+/* One checked pair for ranking. */
+typedef struct tallow__neg_rank {
+    uint32_t local_prio, remote_prio;
+    int valid; /* a check on it succeeded */
+} tallow__neg_rank;
+/* Index of the valid pair with the highest pair priority (ties: the lowest index), or -1. */
+int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
+
+/* ---- the negotiator (negotiate.c) --------------------------------------------------------- */
+
+enum tallow__neg_state {
+    TALLOW__NEG_OFF = -1,    /* not started: policy, a room, or disabled */
+    TALLOW__NEG_PENDING = 0, /* gathering, checking or bringing QUIC up */
+    TALLOW__NEG_DIRECT = 1,  /* the session's path is the QUIC channel */
+    TALLOW__NEG_FAILED = 2,  /* gave up; the session stays on the relay */
+};
+
+typedef struct tallow__neg_opts {
+    const char *stun;    /* "host:port[,host:port...]"; NULL or "": the relay address */
+    const char *relay;   /* the relay "host:port" (default STUN server); may be NULL */
+    uint32_t timeout_ms; /* give up after this long (0: 5000) */
+} tallow__neg_opts;
+
+/* Starts the negotiator on a session whose keys are ready. With policy no_p2p it does nothing
+ * at all and returns TALLOW_EPOLICY (*out NULL). Strings are copied. Returns 0 or an error. */
+int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
+                      void (*on_settled)(tallow__session *s, int state), tallow__neg **out);
+/* Offers a decrypted session message; returns 1 if it was one of the negotiator's
+ * (CandidateOffer, CandidatesDone, DirectFailed; DirectConnected is seen but not consumed). */
+int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg);
+int tallow__neg_state(const tallow__neg *n);
+/* Stops everything and frees (the UDP endpoint stays until pending gatherers answered). Call
+ * after the session closed the QUIC channel. NULL is fine. */
+void tallow__neg_free(tallow__neg *n);
+
+#endif

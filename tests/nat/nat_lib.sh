@@ -1,0 +1,151 @@
+# nat_lib.sh — sourced by the NAT tests: builds a small internet in network namespaces and
+# removes it again. Every name carries this shell's pid, so tests may run side by side.
+#
+#   internet (ns I): 198.51.100.1/24 towards NAT A, 203.0.113.1/24 towards NAT B; runs the relay
+#   NAT A (ns NA):   wan 198.51.100.2/24, lan 10.1.0.1/24     host A (ns HA): 10.1.0.2/24
+#   NAT B (ns NB):   wan 203.0.113.2/24,  lan 10.2.0.1/24     host B (ns HB): 10.2.0.2/24
+#
+# Each NAT masquerades on its WAN side and drops NEW inbound connections to itself and through
+# it (so a punched packet that arrives before our own went out creates no conntrack entry that
+# would take the mapped port). Only addresses inside these namespaces are ever used.
+set -eu
+T=${TALLOW_BIN:?}
+ID=$$
+I=tn$ID-inet NA=tn$ID-nata NB=tn$ID-natb HA=tn$ID-hosta HB=tn$ID-hostb LAN=tn$ID-lan
+NSES=""
+W=$(mktemp -d /tmp/tallow-nat.XXXXXX)
+RELAY_PORT=3478
+
+nat_cleanup() {
+    set +e
+    for ns in $NSES; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null; done
+    done
+    sleep 0.2
+    for ns in $NSES; do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    done
+    rm -rf "$W"
+}
+trap nat_cleanup EXIT INT TERM
+
+fail() {
+    echo "FAIL: $*"
+    for f in "$W"/*.log "$W"/*.json "$W"/*.txt; do [ -f "$f" ] && { echo "== $f"; tail -n 40 "$f"; }; done
+    exit 1
+}
+
+need_root() {
+    [ "$(id -u)" = 0 ] || { echo "FAIL: the NAT tests need root (ip netns, iptables)"; exit 1; }
+    ip netns add "tn$ID-probe" || { echo "FAIL: ip netns does not work here"; exit 1; }
+    ip netns del "tn$ID-probe"
+    command -v iptables >/dev/null || { echo "FAIL: iptables is missing"; exit 1; }
+}
+
+mkns() {
+    ip netns add "$1"
+    NSES="$NSES $1"
+    ip -n "$1" link set lo up
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+}
+
+# link NS1 IF1 ADDR1/24 NS2 IF2 ADDR2/24
+link() {
+    ip -n "$1" link add "$2" type veth peer name "$5" netns "$4"
+    ip -n "$1" addr add "$3" dev "$2"
+    ip -n "$4" addr add "$6" dev "$5"
+    ip -n "$1" link set "$2" up
+    ip -n "$4" link set "$5" up
+}
+
+# nat NS MODE: MODE "" (port-preserving) or "--random-fully" (symmetric)
+nat() {
+    ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
+    ip netns exec "$1" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE $2
+    ip netns exec "$1" iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP
+    ip netns exec "$1" iptables -A FORWARD -i wan -m conntrack --ctstate NEW -j DROP
+}
+
+# build_nat MODE: the two-NAT internet, relay started in it
+build_nat() {
+    need_root
+    for ns in $I $NA $NB $HA $HB; do mkns $ns; done
+    ip netns exec $I sysctl -qw net.ipv4.ip_forward=1
+    link $NA wan 198.51.100.2/24 $I ta 198.51.100.1/24
+    link $NB wan 203.0.113.2/24 $I tb 203.0.113.1/24
+    link $HA eth0 10.1.0.2/24 $NA lan 10.1.0.1/24
+    link $HB eth0 10.2.0.2/24 $NB lan 10.2.0.1/24
+    # the relay answers STUN from one unbound socket: make its replies to B leave from the
+    # address B asked (198.51.100.1), as on a single-homed server
+    ip -n $I route replace 203.0.113.0/24 dev tb src 198.51.100.1
+    ip -n $NA route add default via 198.51.100.1
+    ip -n $NB route add default via 203.0.113.1
+    ip -n $HA route add default via 10.1.0.1
+    ip -n $HB route add default via 10.2.0.1
+    nat $NA "$1"
+    nat $NB "$1"
+    RELAY=198.51.100.1:$RELAY_PORT
+    start_relay $I 0.0.0.0
+}
+
+# build_lan: one segment (a bridge in ns LAN, which also runs the relay), hosts A and B on it
+build_lan() {
+    need_root
+    for ns in $LAN $HA $HB; do mkns $ns; done
+    ip -n $LAN link add br0 type bridge
+    ip -n $LAN addr add 10.9.0.1/24 dev br0
+    ip -n $LAN link set br0 up
+    link $HA eth0 10.9.0.2/24 $LAN pa 10.9.0.254/32
+    link $HB eth0 10.9.0.3/24 $LAN pb 10.9.0.253/32
+    ip -n $LAN addr flush dev pa
+    ip -n $LAN addr flush dev pb
+    ip -n $LAN link set pa master br0
+    ip -n $LAN link set pb master br0
+    RELAY=10.9.0.1:$RELAY_PORT
+    start_relay $LAN 10.9.0.1
+}
+
+start_relay() {
+    TALLOW_LOG=info ip netns exec "$1" "$T" relay --listen "$2:$RELAY_PORT" 2> "$W/relay.log" &
+    for i in $(seq 50); do
+        ip netns exec "$1" ss -ltn | grep -q ":$RELAY_PORT " && return 0
+        sleep 0.1
+    done
+    fail "relay did not start"
+}
+
+# Prefixes each line with a timestamp (seconds since the epoch, with nanoseconds).
+stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done; }
+
+# transfer SIZE CODE [options...]: sender in host A, receiver in host B; waits for both.
+transfer() {
+    size=$1 code=$2; shift 2
+    rm -rf "$W/src" "$W/dst" "$W/send.rc" "$W/recv.rc"
+    mkdir -p "$W/src" "$W/dst"
+    head -c "$size" /dev/urandom > "$W/src/f.bin"
+    ( rc=0; TALLOW_LOG=debug ip netns exec $HA timeout 60 "$T" send --relay "$RELAY" "$@" --json \
+        --code "$code" "$W/src/f.bin" 2> "$W/send.log" || rc=$?; echo $rc > "$W/send.rc" ) \
+        | stamp > "$W/send.json" &
+    sp=$!
+    ( rc=0; TALLOW_LOG=debug ip netns exec $HB timeout 60 "$T" receive --relay "$RELAY" "$@" --yes \
+        --json -o "$W/dst" "$code" 2> "$W/recv.log" || rc=$?; echo $rc > "$W/recv.rc" ) \
+        | stamp > "$W/recv.json"
+    wait $sp || true
+    [ "$(cat "$W/send.rc" 2>/dev/null)" = 0 ] || fail "sender exited $(cat "$W/send.rc" 2>/dev/null)"
+    [ "$(cat "$W/recv.rc" 2>/dev/null)" = 0 ] || fail "receiver exited $(cat "$W/recv.rc" 2>/dev/null)"
+    cmp "$W/src/f.bin" "$W/dst/f.bin" || fail "the file differs"
+}
+
+# Bytes the relay forwarded in its N-th closed room (default 1; waits up to 5 s for the line).
+relay_forwarded() {
+    n=${1:-1}
+    for i in $(seq 50); do
+        [ "$(grep -ac "closed .*bytes forwarded" "$W/relay.log")" -ge "$n" ] && break
+        sleep 0.1
+    done
+    grep -a "closed .*bytes forwarded" "$W/relay.log" | sed -n "${n}p" | sed 's/.*: \([0-9]*\) bytes forwarded.*/\1/'
+}
+
+# final_path FILE EVENT: the path field of the final event
+final_path() { grep "\"event\":\"$2\"" "$1" | sed 's/.*"path":"\([a-z]*\)".*/\1/'; }
