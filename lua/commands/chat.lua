@@ -73,6 +73,7 @@ local npeers, ever = 0, 0
 local seq = 0
 
 local function out(line)
+    if ui.json then return end -- the "text" event carries it
     io.stdout:write(line, "\n")
     io.stdout:flush()
 end
