@@ -107,7 +107,7 @@ typedef struct lreader {
 
 static int take_line(lreader *r, lua_State *co)
 {
-    char *nl = memchr(r->buf, '\n', r->len);
+    char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL; /* buf is NULL until the first read */
     if (!nl && !r->eof) return 0;
     if (!nl && r->len == 0) {
         lua_pushnil(co);
