@@ -54,12 +54,11 @@ typedef struct tallow_channel_params {
 
 /* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
  * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
- * and capacity 0 joins whatever room exists. PAIR: the user is a two-peer session: should the
- * room turn out to be a multi-peer one, the channel talks to the room's creator (peer index 1)
- * only, sending to it and hearing nobody else (how `tallow receive` joins `send --to-many`).
- * Without either, a channel in a multi-peer room sees the raw room (index-addressed). */
+ * and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
+ * (capacity 0 or 2) and lands in a multi-peer room talks to the room's creator (peer index 1)
+ * only: its sends go there and it hears nobody else (how `tallow receive` joins
+ * `send --to-many`); a channel that asked for a multi room sees the raw, index-addressed room. */
 #define TALLOW_CHANNEL_ROOM 1u
-#define TALLOW_CHANNEL_PAIR 2u
 
 typedef struct tallow_channel_info {
     int direct;            /* 1 if the bytes go straight to the peer, 0 through a relay */

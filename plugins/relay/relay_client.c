@@ -418,8 +418,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     cl->capacity = p->capacity;
     if (p->struct_size >= offsetof(tallow_channel_params, flags) + sizeof(p->flags)) {
         cl->room_aware = (p->flags & TALLOW_CHANNEL_ROOM) != 0;
-        cl->pair_only = !cl->room_aware && (p->flags & TALLOW_CHANNEL_PAIR) != 0;
     }
+    cl->pair_only = !cl->room_aware && p->capacity <= 2;
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];

@@ -84,7 +84,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
         cl->peers = m.RoomPeerCount.peers;
         if (m.RoomPeerCount.capacity >= 2) cl->capacity = m.RoomPeerCount.capacity;
-        if (cl->capacity <= 2) return;
+        if (cl->capacity <= 2 || relay_cl_pair_in_multi(cl)) return;
         return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
