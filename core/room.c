@@ -291,6 +291,12 @@ void tallow__room_close(tallow__room *r)
     r->closed_by_user = 1;
     if (r->relay) tallow_channel_close(r->relay);
     r->relay = NULL;
-    for (vchan *v = r->peers; v; v = v->next) v->gone = 1;
+    /* sessions still open on it end now (their sends already fail) */
+    r->in_callback++;
+    for (vchan *v = r->peers, *next; v; v = next) {
+        next = v->next;
+        v_closed(v, TALLOW_ECLOSED);
+    }
+    r->in_callback--;
     room_maybe_free(r);
 }

@@ -35,7 +35,9 @@ int tallow__room_open(tallow_ctx *ctx, const tallow__room_params *p, const tallo
                       void *ud, tallow__room **out);
 /* This peer's index, the room's peer count and capacity, the relay path. */
 void tallow__room_info(tallow__room *r, tallow_channel_info *info);
-/* No callback after this; the relay connection ends once the last virtual channel is closed. */
+/* Leaves the room: the relay connection ends now; virtual channels still open report
+ * on_closed(TALLOW_ECLOSED) from inside this call and fail their sends; the room's own callbacks
+ * never run again. The memory goes once the last virtual channel is closed. */
 void tallow__room_close(tallow__room *r);
 
 #endif

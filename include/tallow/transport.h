@@ -52,10 +52,12 @@ typedef struct tallow_channel_params {
     uint32_t flags;      /* TALLOW_CHANNEL_* (read only when struct_size covers it) */
 } tallow_channel_params;
 
-/* flags: the user handles every peer of a multi-peer room itself (core/room.c): send(to) names
- * the peer, on_frame's from is the sender's index (in a pair room too: the other's index), and
- * the channel joins whatever room exists (capacity 0). Without it, a channel that lands in a
- * multi-peer room talks to the room's creator (peer index 1) only. */
+/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
+ * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
+ * and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
+ * (capacity 0 or 2) and lands in a multi-peer room talks to the room's creator (peer index 1)
+ * only: its sends go there and it hears nobody else (how `tallow receive` joins
+ * `send --to-many`); a channel that asked for a multi room sees the raw, index-addressed room. */
 #define TALLOW_CHANNEL_ROOM 1u
 
 typedef struct tallow_channel_info {

@@ -71,14 +71,16 @@ local group = opts.capacity > 2
 local peers = {}   -- peer key -> { s = session, name = }
 local npeers, ever = 0, 0
 local seq = 0
+local room
 
 local function out(line)
+    if ui.json then return end -- the "text" event carries it
     io.stdout:write(line, "\n")
     io.stdout:flush()
 end
 
 local quitting = false
-
+local accepting = true
 local function finish(status)
     quitting = true
     for _, p in pairs(peers) do
@@ -86,7 +88,8 @@ local function finish(status)
     end
     tallow.sleep(0.2) -- let the goodbyes leave before the connection closes
     for _, p in pairs(peers) do p.s:close() end
-    os.exit(status, true)
+    if room then room:close() end
+    os.exit(status)
 end
 
 local function send_line(line)
@@ -106,18 +109,22 @@ local function add_peer(s, key, name)
     ui.say("* %s joined", name)
     tallow.spawn(function()
         while true do
-            local kind, m = s:recv()
+            local kind, m, code = s:recv()
+            if quitting then return end
             if kind == "ChatText" then
                 out(name .. ": " .. safe(m.text or ""))
                 ui.event("text", { peer = name, text = m.text or "" })
             elseif kind == "ChatEnd" or kind == nil then
                 peers[key] = nil
                 npeers = npeers - 1
-                ui.say("* %s %s", name, kind and "left" or "is gone (" .. tostring(m) .. ")")
+                local orderly = kind or code == "ECLOSED" -- ChatEnd, or it left the room in order
+                ui.say("* %s %s", name, orderly and "left" or "is gone (" .. tostring(m) .. ")")
                 ui.event("left", { peer = name })
                 s:close()
-                -- after our own /quit the peer leaving is the expected end, not an error
-                if not group then os.exit((kind or quitting) and 0 or 1, true) end
+                if not group or (not accepting and npeers == 0) then
+                    room:close()
+                    os.exit(orderly and 0 or 1)
+                end
                 return
             end
             -- other message types (typing indicators, receipts) are ignored
@@ -150,7 +157,8 @@ end
 
 -- A room, one session per other member (just one in a pair chat).
 do
-    local room, err, ecode = tallow.room.open {
+    local err, ecode
+    room, err, ecode = tallow.room.open {
         code = code,
         relay = opts.relay,
         password = opts.relay_password,
@@ -164,8 +172,11 @@ do
         local s, aerr, acode = room:accept()
         local idx = aerr
         if not s then
-            if ever > 0 and npeers == 0 then os.exit(0, true) end
-            ui.die(aerr, acode)
+            if ever == 0 then ui.die(aerr, acode) end
+            -- the room is over: the sessions still open end by themselves, then so does chat
+            accepting = false
+            if npeers == 0 and not quitting then os.exit(0) end
+            while true do tallow.sleep(3600) end
         end
         local info = room:info()
         group = group or info.capacity > 2

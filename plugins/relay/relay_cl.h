@@ -57,9 +57,9 @@ typedef struct relay_cl {
     uint8_t room[RELAY_ROOM_MAX];
     size_t room_len;
     char *password;
-    uint32_t capacity;  /* asked for (creating the room) */
-    uint32_t room_cap;  /* the room's, from RoomJoined (2 until known) */
+    uint32_t capacity;  /* asked for, then the room's real one once joined */
     int room_aware;     /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
+    int pair_only;      /* asked for a pair (capacity 0 or 2, not ROOM): held to the creator */
     uint8_t token[RELAY_TOKEN_LEN];
     size_t token_len;
     uint32_t peer_index, peers;
@@ -88,12 +88,12 @@ void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what
 void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
 void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
 
-/* A channel that asked for a pair (capacity 0 or 2, not TALLOW_CHANNEL_ROOM) and landed in a
- * multi room talks to the room's creator only. */
+/* A channel that asked for a pair (a plain `tallow receive`) and landed in a multi room talks to
+ * the room's creator only. */
 #define RELAY_CREATOR 1u
 static inline int relay_cl_pair_in_multi(const relay_cl *cl)
 {
-    return cl->room_cap > 2 && cl->capacity <= 2 && !cl->room_aware;
+    return cl->capacity > 2 && cl->pair_only;
 }
 
 /* relay_client_rx.c */

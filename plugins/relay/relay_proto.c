@@ -4,8 +4,7 @@
  * WIRE PROTOCOL (TCP, version 1)
  *   frame = u32be L | u8 channel | payload[L-1]        1 <= L <= max-frame (relay option)
  *   A frame with L = 0, L > max-frame or an unknown channel ends the connection (RoomLeave
- *   "frame too large" / "protocol error" first); so does, until the room is paired, a frame
- *   longer than a control message (L > RELAY_CTRL_MAX + 1).
+ *   "frame too large" / "protocol error" first).
  *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
  *     client -> relay:
  *       RoomJoin{room (1..64 opaque bytes), password, version = 1, capacity, resume_token}
@@ -17,9 +16,10 @@
  *       Ping{seq, time}    answered with Pong{seq, time}.
  *     relay -> client:
  *       RoomJoined{peers, peer_index, resume_token, capacity}  the join worked; peers counts
- *         connected peers including the joiner, capacity is the room's (a joiner's own capacity
- *         only matters when it creates the room, so a plain pair client can join a multi room). In multi rooms it is followed by PeerJoinedRoom for each
- *         peer already there, then RoomPeerCount{peers, capacity}.
+ *         connected peers including the joiner; capacity is the room's real one (the creator's:
+ *         a joiner asking for another one still joins). Always followed by
+ *         RoomPeerCount{peers, capacity} (the same capacity, for clients that predate the field),
+ *         then in multi rooms by PeerJoinedRoom for each peer already there.
  *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.
  *       PeerJoinedRoom / PeerLeftRoom{peer_index, peers}, RoomPeerCount{peers, capacity}:
  *         multi rooms, to the others on every join and departure.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # chat.sh — two `tallow chat` peers through a relay, driven through fifos: lines go both ways,
 # escape sequences and bidi overrides arrive neutralised, /quit ends both sides with status 0.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rooms_lib.sh"
 start_relay
 CODE=31-chat-lantern-pebble
 mkfifo "$W/a.in" "$W/b.in"

@@ -2,7 +2,7 @@
 # rooms.sh — rooms of more than two peers, keys per pair: `send --to-many 3` to three plain
 # `tallow receive CODE` processes (identical bytes for all), and a four-peer group chat in
 # which every line reaches the three others.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/rooms_lib.sh"
 start_relay
 
 # ---- one sender, three receivers

@@ -1,8 +1,8 @@
-# tests/workflows/lib.sh — what the workflow tests share: a work directory, a relay on a free
+# tests/workflows/rooms_lib.sh — what the workflow tests share: a work directory, a relay on a free
 # port, bounded waits, and cleanup of exactly the processes the test started.
 set -eu
 T=${TALLOW_BIN:?TALLOW_BIN must point at the tallow runner}
-W=$(mktemp -d /tmp/tallow-wf.XXXXXX)
+W=$(mktemp -d /tmp/tallow-rooms-wf.XXXXXX)
 PIDS=""
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null || true; done
