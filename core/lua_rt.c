@@ -245,5 +245,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     fflush(stdout);
     int code = rt.exit_code;
     lua_close(L);
+    /* closing the script's objects may have queued deferred releases (a QUIC channel frees its
+     * link from a deferred call): let them run */
+    tallow_loop_run_once(loop, 0);
     return code;
 }
