@@ -61,7 +61,7 @@ struct tallow__session {
     int close_requested;
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
-    int p2p, peer_switched;
+    int p2p, pair, peer_switched;
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
 };
@@ -134,13 +134,22 @@ static void keys_ready(tallow__session *s)
     memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
     memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
     s->state = ST_READY;
+    int rc = TALLOW_ECANCELED; /* the script turned the direct path off */
     if (s->p2p) {
         tallow__neg_opts o = {.stun = s->stun, .relay = s->relay_addr,
                               .timeout_ms = s->p2p_timeout_ms};
-        int rc = tallow__neg_start(s, &o, neg_settled, &s->neg);
+        rc = tallow__neg_start(s, &o, neg_settled, &s->neg);
         if (rc < 0 && rc != TALLOW_EPOLICY)
             tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "direct path not attempted: %s",
                            tallow_strerror(rc));
+    }
+    if (rc < 0 && s->pair) {
+        /* tell the peer at once, so it stops its own attempt instead of timing out */
+        const char *why = rc == TALLOW_EPOLICY ? "not allowed by the peer's policy"
+                          : rc == TALLOW_ECANCELED ? "turned off by the peer"
+                                                   : tallow_strerror(rc);
+        tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, strlen(why)}};
+        tallow__session_send(s, &tallow_msgtype_DirectFailed, &f);
     }
     report_ready(s, 0);
 }
@@ -253,7 +262,12 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
         s->peer_switched = 1;
         if (s->direct) s->direct_rx_open = 1;
     }
-    if (s->neg && tallow__neg_on_message(s->neg, t, &msg)) return;
+    if (t->id >= TALLOW_MSG_CandidateOffer && t->id <= TALLOW_MSG_DirectFailed) {
+        /* direct-path signalling is the negotiator's alone; without one (policy, a room) it is
+         * dropped, never acted upon */
+        if (s->neg) tallow__neg_on_message(s->neg, t, &msg);
+        return;
+    }
     if (s->filter && s->filter(s, t, &msg, s->filter_ud)) return;
     if (s->cbs->on_message) s->cbs->on_message(s, t, &msg, s->ud);
 }
@@ -442,7 +456,8 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
     s->cbs = cbs;
     s->ud = ud;
     s->initiator = p->initiator;
-    s->p2p = p->p2p && (p->capacity == 0 || p->capacity == 2);
+    s->pair = p->capacity == 0 || p->capacity == 2;
+    s->p2p = p->p2p && s->pair;
     s->p2p_timeout_ms = p->p2p_timeout_ms;
     s->stun = p->stun ? strdup(p->stun) : NULL;
     s->relay_addr = p->address && (!p->transport || !strcmp(p->transport, "relay"))
