@@ -196,7 +196,8 @@ static void open_quic(tallow__neg *n, int idx)
         .peer = (struct sockaddr *)&p->addr,
         .peer_len = p->len,
         .psk = n->psk,
-        .timeout_ms = NEG_QUIC_TIMEOUT_MS,
+        /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
+        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS,
     };
     int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
     if (rc < 0) {

@@ -61,7 +61,7 @@ struct tallow__session {
     int close_requested;
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
-    int p2p, pair, peer_switched;
+    int p2p, pair, peer_switched, direct_lost;
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
 };
@@ -120,8 +120,25 @@ static void handshake_failed(tallow__session *s, int err)
     fail(s, err);
 }
 
+static void enter_epoch(tallow__session *s, int tx, uint8_t epoch);
+
+/* Frames went into a direct path that one side has given up (its QUIC died, or it failed while
+ * the other had already switched): back to the relay under fresh keys, and a running transfer
+ * resynchronises from the receiver's position, as after a relay reconnection. */
+static void direct_lost(tallow__session *s)
+{
+    if (s->direct_lost || s->state != ST_READY) return;
+    s->direct_lost = 1;
+    tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+    s->path = s->relay;
+    s->resync_pending = 1;
+    enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+    if (s->resync) s->resync(s->resync_ud);
+}
+
 static void neg_settled(tallow__session *s, int state)
 {
+    if (state != TALLOW__NEG_DIRECT && s->peer_switched) direct_lost(s);
     if (s->cbs->on_path) s->cbs->on_path(s, state == TALLOW__NEG_DIRECT, s->ud);
 }
 
@@ -261,7 +278,10 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
         /* the peer's last frame on the relay: what came direct may now be processed */
         s->peer_switched = 1;
         if (s->direct) s->direct_rx_open = 1;
+        if (tallow__neg_state(s->neg) == TALLOW__NEG_FAILED) direct_lost(s); /* we gave up */
     }
+    if (t->id == TALLOW_MSG_DirectFailed && s->direct && s->path == s->direct)
+        direct_lost(s); /* the peer gave up after we switched */
     if (t->id >= TALLOW_MSG_CandidateOffer && t->id <= TALLOW_MSG_DirectFailed) {
         /* direct-path signalling is the negotiator's alone; without one (policy, a room) it is
          * dropped, never acted upon */
@@ -413,7 +433,7 @@ static void ch_closed(tallow_channel *ch, int err, void *ud)
     tallow__session *s = ud;
     if (ch == s->direct && s->relay) {
         /* the direct path died: fall back to the relay */
-        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+        if (s->path == s->direct || s->peer_switched) direct_lost(s);
         s->path = s->relay;
         return;
     }
