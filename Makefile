@@ -34,6 +34,10 @@ fuzz: deps
 demo: build
 	@./scripts/demo.sh $(BUILD)
 
+# Benchmarks against magic-wormhole and cp on loopback (tests/bench; not part of `make test`).
+bench: build
+	@./tests/bench/run.sh $(BUILD)
+
 install: build
 	@cmake --install $(BUILD)
 

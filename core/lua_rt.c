@@ -179,6 +179,8 @@ static const luaL_Reg preloads[] = {
     {"tallow.service", luaopen_tallow_service},
     {"tallow.session", luaopen_tallow_session},
     {"tallow.code", luaopen_tallow_code},
+    {"tallow.fs", luaopen_tallow_fs},
+    {"tallow.room", luaopen_tallow_room},
     {NULL, NULL},
 };
 
@@ -245,8 +247,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     fflush(stdout);
     int code = rt.exit_code;
     lua_close(L);
-    /* closing the script's objects may have queued deferred releases (a QUIC channel frees its
-     * link from a deferred call): let them run */
-    tallow_loop_run_once(loop, 0);
+    /* closing the state closed its sessions and channels; let their deferred cleanups run
+     * (pending Lua resumes see rt.exiting and do nothing) */
+    for (int i = 0; i < 3; i++) tallow_loop_run_once(loop, 0);
     return code;
 }

@@ -253,6 +253,22 @@ int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx)
     return 3;
 }
 
+int tallow__lsession_new_on(lua_State *L, tallow_channel *ch, const tallow__session_params *p,
+                            tallow__lsession **out)
+{
+    tallow__lsession *ls = lua_newuserdatauv(L, sizeof(*ls), 1);
+    memset(ls, 0, sizeof(*ls));
+    luaL_setmetatable(L, "tallow.session");
+    ls->rt = tallow__lrt_get(L);
+    int rc = tallow__session_open_on(ls->rt->ctx, ch, p, &cbs, ls, &ls->s);
+    if (rc < 0) {
+        lua_pop(L, 1);
+        return rc;
+    }
+    *out = ls;
+    return 0;
+}
+
 /* s:send(name, table) -> true | nil, message, code. Waits while the path is backed up. */
 static int l_send(lua_State *L)
 {

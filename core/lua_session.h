@@ -27,6 +27,11 @@ struct tallow__lsession {
     void *event_ud;
 };
 
+/* Pushes a new session object running on ch, an open and ready channel (a room's virtual
+ * channel); on success the session owns ch. On error nothing is pushed and ch stays the
+ * caller's. The session is ready once ls->ready (or failed: ls->closed). */
+int tallow__lsession_new_on(lua_State *L, tallow_channel *ch, const tallow__session_params *p,
+                            tallow__lsession **out);
 int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx);
 /* Adds the transfer methods (send_files, receive_files) to the methods table on top. */
 void tallow__lsession_add_methods(lua_State *L);

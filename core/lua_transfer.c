@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "lua_fs.h"
 #include "lua_session.h"
 #include "progress.h"
 #include "transfer.h"
@@ -171,7 +172,31 @@ static int wait_for(lua_State *L, tallow__lsession *ls, lxfer *lx)
     return tallow__lua_wait(L, &lx->w, NULL, 0);
 }
 
-/* s:send_files(paths | nil, {text=, progress="bar"|"json"|"none"}) -> summary | nil, msg, code */
+/* {base=DIR, only={relpath...}}: DIR's contents named relative to DIR (see lua_fs.h) */
+static int build_from_base(lua_State *L, const char *base, tallow__manifest *m)
+{
+    lua_getfield(L, 3, "only");
+    const char **only = NULL;
+    size_t n = 0;
+    if (lua_istable(L, -1)) {
+        n = lua_rawlen(L, -1);
+        only = calloc(n ? n : 1, sizeof(*only));
+        if (!only) return TALLOW_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            only[i] = lua_tostring(L, -1); /* anchored by the only table */
+            lua_pop(L, 1);
+            if (!only[i]) only[i] = "";
+        }
+    }
+    int rc = tallow__fs_manifest(base, lua_istable(L, -1) ? only : NULL, n, NULL, NULL, m);
+    lua_pop(L, 1);
+    free(only);
+    return rc;
+}
+
+/* s:send_files(paths | nil, {text=, base=, only=, progress="bar"|"json"|"none"})
+ * -> summary | nil, msg, code */
 static int l_send_files(lua_State *L)
 {
     tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
@@ -184,7 +209,20 @@ static int l_send_files(lua_State *L)
         lua_pop(L, 1);
     }
     tallow__manifest m = {0};
-    if (!text) {
+    const char *base = NULL;
+    if (!text && lua_istable(L, 3)) {
+        lua_getfield(L, 3, "base");
+        base = lua_tostring(L, -1); /* anchored by the options table */
+        lua_pop(L, 1);
+    }
+    if (base) {
+        int rc = build_from_base(L, base, &m);
+        if (rc < 0) {
+            char msg[600];
+            snprintf(msg, sizeof(msg), "cannot read %s: %s", base, tallow_strerror(rc));
+            return tallow__lua_fail(L, rc, msg);
+        }
+    } else if (!text) {
         luaL_checktype(L, 2, LUA_TTABLE);
         size_t n = lua_rawlen(L, 2);
         if (n == 0) return luaL_argerror(L, 2, "nothing to send");

@@ -453,10 +453,11 @@ static const tallow_channel_events ch_events = {
     .on_closed = ch_closed,
 };
 
-int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
-                         const tallow__session_cbs *cbs, void *ud, tallow__session **out)
+/* The session without its channel: keys, buffers, handshake state. */
+static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
+                       const tallow__session_cbs *cbs, void *ud, uint8_t room[32],
+                       tallow__session **out)
 {
-    uint8_t room[32];
     int rc = tallow__code_room_id(p->code, room);
     if (rc < 0) {
         tallow_ctx_set_error(ctx, "malformed code phrase (expected NUMBER-word-word-...)");
@@ -485,6 +486,31 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
                         : NULL;
     rc = tallow__hs_init(&s->hs, p->initiator, p->code, room);
     if (rc < 0) goto fail;
+    *out = s;
+    return 0;
+fail:
+    tallow__hs_wipe(&s->hs);
+    free(s->stun);
+    free(s->relay_addr);
+    free(s->buf);
+    free(s->rbuf);
+    free(s);
+    return rc;
+}
+
+static void session_free_unopened(tallow__session *s)
+{
+    s->relay = s->path = NULL;
+    tallow__session_close(s);
+}
+
+int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
+                         const tallow__session_cbs *cbs, void *ud, tallow__session **out)
+{
+    uint8_t room[32];
+    tallow__session *s;
+    int rc = session_new(ctx, p, cbs, ud, room, &s);
+    if (rc < 0) return rc;
     tallow_channel_params cp = {
         .struct_size = sizeof(cp),
         .address = p->address,
@@ -497,18 +523,39 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
     };
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
                              &s->relay);
-    if (rc < 0) goto fail;
+    if (rc < 0) {
+        session_free_unopened(s);
+        return rc;
+    }
     s->path = s->relay;
     *out = s;
     return 0;
-fail:
-    tallow__hs_wipe(&s->hs);
-    free(s->stun);
-    free(s->relay_addr);
-    free(s->buf);
-    free(s->rbuf);
-    free(s);
-    return rc;
+}
+
+int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__session_params *p,
+                            const tallow__session_cbs *cbs, void *ud, tallow__session **out)
+{
+    uint8_t room[32];
+    tallow__session *s;
+    int rc = session_new(ctx, p, cbs, ud, room, &s);
+    if (rc < 0) return rc;
+    s->state = ST_HANDSHAKE; /* the channel is ready already */
+    s->path = ch;
+    if (s->initiator) {
+        tallow_msg_HandshakeInit init;
+        rc = tallow__hs_make_init(&s->hs, &init);
+        if (rc == 0) rc = send_plain(s, &tallow_msgtype_HandshakeInit, &init);
+        if (rc < 0) {
+            s->path = NULL;
+            session_free_unopened(s);
+            return rc;
+        }
+    }
+    ch->ev = &ch_events;
+    ch->ev_ud = s;
+    s->relay = ch;
+    *out = s;
+    return 0;
 }
 
 static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr, size_t hlen,

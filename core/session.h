@@ -49,6 +49,12 @@ typedef int (*tallow__session_filter)(tallow__session *s, const tallow_msg_type 
 
 int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
                          const tallow__session_cbs *cbs, void *ud, tallow__session **out);
+/* The same on a channel that is already open and ready (a room's virtual channel, core/room.c):
+ * the session takes the channel's events over and owns the channel on success (closing it with
+ * the session); on error the channel stays the caller's. The handshake starts at once (the
+ * initiator's first message goes out from inside this call; no callback runs). */
+int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__session_params *p,
+                            const tallow__session_cbs *cbs, void *ud, tallow__session **out);
 /* Seals and sends one message under the session key. 0, 1 (sent; above high water: wait for
  * on_writable before sending more), or a negative error. */
 int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const void *msg);

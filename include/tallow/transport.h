@@ -49,7 +49,14 @@ typedef struct tallow_channel_params {
     socklen_t peer_len;
     const uint8_t *psk;
     uint32_t timeout_ms; /* give up opening after this long (0: transport default) */
+    uint32_t flags;      /* TALLOW_CHANNEL_* (read only when struct_size covers it) */
 } tallow_channel_params;
+
+/* flags: the user handles every peer of a multi-peer room itself (core/room.c): send(to) names
+ * the peer, on_frame's from is the sender's index (in a pair room too: the other's index), and
+ * the channel joins whatever room exists (capacity 0). Without it, a channel that lands in a
+ * multi-peer room talks to the room's creator (peer index 1) only. */
+#define TALLOW_CHANNEL_ROOM 1u
 
 typedef struct tallow_channel_info {
     int direct;            /* 1 if the bytes go straight to the peer, 0 through a relay */
@@ -59,6 +66,7 @@ typedef struct tallow_channel_info {
     uint64_t bytes_recv;
     uint32_t peer_index;   /* this peer's index in a room */
     uint32_t peers;        /* peers in the room, if known */
+    uint32_t capacity;     /* the room's capacity (2: a pair), if known */
 } tallow_channel_info;
 
 /* The base every channel instance starts with. Filled by the host before open. */

@@ -12,6 +12,7 @@ local spec = {
         { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
         { "--text", arg = "TEXT", help = "send TEXT (or '-' for stdin) instead of files" },
         { "--verify", help = "show a verification string both sides can compare" },
+        { "--to-many", arg = "N", number = true, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
     },
 }
 local opts, paths = cli.parse(spec, arg)
@@ -31,6 +32,44 @@ if not opts.code and not os.getenv("TALLOW_CODE") then
     ui.say("On the other computer run:  tallow receive %s", code)
 end
 ui.event("code", { code = code })
+
+if opts.to_many then
+    -- One room for N + 1 peers; every receiver gets its own session (its own PAKE and keys) and
+    -- its own transfer, all running at once.
+    local n = math.tointeger(opts.to_many)
+    if not n or n < 1 then ui.die("--to-many needs a count of receivers (1 or more)") end
+    local room, err, ecode = tallow.room.open {
+        code = code, relay = opts.relay, password = opts.relay_password,
+        transport = opts.transport, capacity = n + 1,
+    }
+    if not room then ui.die(err, ecode) end
+    local done, failed = 0, 0
+    for i = 1, n do
+        local s, peer, acode = room:accept()
+        if not s then ui.die(peer, acode) end
+        ui.say("Receiver %d of %d connected (peer %d).", i, n, peer)
+        ui.event("paired", { peer = peer, path = s:info().path, verify = s:info().verify })
+        if opts.verify then ui.say("Verification with peer %d: %s", peer, s:info().verify) end
+        tallow.spawn(function()
+            local res, terr, tcode = s:send_files(paths, { text = text, progress = opts.json and "json" or "none" })
+            if res then
+                ui.say("Sent %d file%s, %s to peer %d in %.2f s.", res.files, res.files == 1 and "" or "s",
+                    ui.size(res.total), peer, res.seconds)
+                ui.event("sent", { peer = peer, files = res.files, bytes = res.total, seconds = res.seconds })
+            else
+                failed = failed + 1
+                io.stderr:write(string.format("tallow: peer %d: %s\n", peer, tostring(terr)))
+                ui.event("error", { peer = peer, message = terr, code = tcode or "" })
+            end
+            done = done + 1
+            s:close()
+        end)
+    end
+    while done < n do tallow.sleep(0.05) end
+    room:close()
+    if failed > 0 then ui.die(string.format("%d of %d receivers did not get everything", failed, n)) end
+    os.exit(0)
+end
 
 local s <close> = common.open(opts, code, true)
 local res, err, ecode = s:send_files(paths, { text = text, progress = ui.progress_mode() })

@@ -1,7 +1,9 @@
 -- tallow.common: steps the stock commands share — load extra plugins, find the code phrase
--- (argument, TALLOW_CODE, or a prompt, so it need not appear in `ps`), open the session.
+-- (argument, TALLOW_CODE, or a prompt, so it need not appear in `ps`), open the session (at the
+-- room's relay when several are listed: tallow.relays).
 local tallow = require "tallow"
 local ui = require "tallow.ui"
+local relays = require "tallow.relays"
 local M = {}
 
 function M.load_plugins(opts)
@@ -40,8 +42,10 @@ function M.p2p_timeout()
 end
 
 function M.open(opts, code, initiator, capacity)
-    ui.event("connecting", { relay = opts.relay })
-    local s, err, ecode = tallow.session.open {
+    -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
+    local relay_list = M.relays_for(opts, code)
+    ui.event("connecting", { relay = relay_list[1] })
+    local s, err, ecode = relays.try(relay_list, tallow.session.open, M.on_next_relay) {
         code = code,
         relay = opts.relay,
         password = opts.relay_password,
@@ -64,6 +68,27 @@ function M.open(opts, code, initiator, capacity)
     local path = s:direct()
     ui.event("path", { path = path })
     return s
+end
+
+local function relay_default()
+    for _, o in ipairs(require("tallow.cli").relay_options) do
+        if o[1] == "--relay" then return o.default end
+    end
+end
+
+-- The relays a room tries, best first: the one --relay / TALLOW_RELAY names, or, when the list
+-- (or TALLOW_RELAYS) has several, all of them in the room's rendezvous-hashing order.
+function M.relays_for(opts, code)
+    local list = relays.configured(opts, relay_default())
+    if not list or not list:find(",") then return { list } end
+    local order, err = relays.order(list, code)
+    if not order then ui.die(err) end
+    return order
+end
+
+-- Called when a listed relay cannot be reached and the next one is tried.
+function M.on_next_relay(relay, err)
+    ui.event("connecting", { relay = relay, previous_error = err })
 end
 
 return M

@@ -57,7 +57,9 @@ typedef struct relay_cl {
     uint8_t room[RELAY_ROOM_MAX];
     size_t room_len;
     char *password;
-    uint32_t capacity;
+    uint32_t capacity;  /* asked for (creating the room) */
+    uint32_t room_cap;  /* the room's, from RoomJoined (2 until known) */
+    int room_aware;     /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
     uint8_t token[RELAY_TOKEN_LEN];
     size_t token_len;
     uint32_t peer_index, peers;
@@ -85,6 +87,14 @@ int relay_cl_send_join(relay_cl *cl);               /* on a connected socket; 0 
 void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what was queued */
 void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
 void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
+
+/* A channel that asked for a pair (capacity 0 or 2, not TALLOW_CHANNEL_ROOM) and landed in a
+ * multi room talks to the room's creator only. */
+#define RELAY_CREATOR 1u
+static inline int relay_cl_pair_in_multi(const relay_cl *cl)
+{
+    return cl->room_cap > 2 && cl->capacity <= 2 && !cl->room_aware;
+}
 
 /* relay_client_rx.c */
 void relay_cl_frames(relay_cl *cl); /* dispatches the complete frames in cl->in */

@@ -15,6 +15,7 @@
  * TALLOW_ECLOSED; the other side then gets on_closed(TALLOW_EPEERGONE) when the relay's grace
  * period ends. */
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,6 +416,9 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     memcpy(cl->room, p->room, p->room_len);
     cl->room_len = p->room_len;
     cl->capacity = p->capacity;
+    cl->room_cap = p->capacity > 2 ? p->capacity : 2;
+    if (p->struct_size >= offsetof(tallow_channel_params, flags) + sizeof(p->flags))
+        cl->room_aware = (p->flags & TALLOW_CHANNEL_ROOM) != 0;
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];
@@ -486,7 +490,8 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     if (!cl->paired) return TALLOW_EAGAIN;
     if (len + RELAY_TGT_HDR > RELAY_CL_MAX_FRAME) return TALLOW_ETOOBIG;
     uint8_t hdr[RELAY_TGT_HDR];
-    int targeted = to != RELAY_ANY_PEER && to != 0 && cl->capacity > 2; /* 0 names no peer */
+    if (relay_cl_pair_in_multi(cl)) to = RELAY_CREATOR;
+    int targeted = to != RELAY_ANY_PEER && to != 0 && cl->room_cap > 2; /* 0 names no peer */
     size_t hl = targeted ? RELAY_TGT_HDR : RELAY_HDR;
     relay_put32(hdr, (uint32_t)(len + hl - 4));
     hdr[4] = targeted ? RELAY_CH_TARGET : RELAY_CH_DATA;
@@ -541,6 +546,7 @@ static void cl_get_info(tallow_channel *ch, tallow_channel_info *info)
     info->bytes_recv = cl->recv;
     info->peer_index = cl->peer_index;
     info->peers = cl->peers;
+    info->capacity = cl->room_cap;
 }
 
 static size_t cl_queued(tallow_channel *ch)

@@ -44,6 +44,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
             return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
         cl->peer_index = m.RoomJoined.peer_index;
         cl->peers = m.RoomJoined.peers;
+        if (m.RoomJoined.capacity >= 2) cl->room_cap = m.RoomJoined.capacity;
         if (m.RoomJoined.resume_token.len == RELAY_TOKEN_LEN) {
             memcpy(cl->token, m.RoomJoined.resume_token.ptr, RELAY_TOKEN_LEN);
             cl->token_len = RELAY_TOKEN_LEN;
@@ -64,20 +65,34 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         return relay_cl_room_event(cl, t->id, &m.PeerArrived);
     case TALLOW_MSG_PeerJoinedRoom:
         cl->peers = m.PeerJoinedRoom.peers;
+        if (relay_cl_pair_in_multi(cl)) {
+            /* only the creator matters; its return after a drop is a PeerArrived */
+            if (m.PeerJoinedRoom.peer_index != RELAY_CREATOR) return;
+            if (!cl->paired && cl->state == CL_WAITING) return relay_cl_became_ready(cl);
+            tallow_msg_PeerArrived a = {RELAY_CREATOR, cl->peers};
+            return relay_cl_room_event(cl, TALLOW_MSG_PeerArrived, &a);
+        }
         if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) relay_cl_became_ready(cl);
         return relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
     case TALLOW_MSG_PeerLeftRoom:
         cl->peers = m.PeerLeftRoom.peers;
+        if (relay_cl_pair_in_multi(cl)) {
+            if (m.PeerLeftRoom.peer_index != RELAY_CREATOR) return;
+            return relay_cl_fail(cl, 0, "the peer left");
+        }
         return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
     case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
         cl->peers = m.RoomPeerCount.peers;
-        if (m.RoomPeerCount.capacity >= 2) cl->capacity = m.RoomPeerCount.capacity;
-        if (cl->capacity <= 2) return;
+        if (m.RoomPeerCount.capacity >= 2) cl->room_cap = m.RoomPeerCount.capacity;
+        if (cl->room_cap <= 2 || relay_cl_pair_in_multi(cl)) return;
         return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
         str_of(&m.PeerDeparted.reason, reason, sizeof reason);
-        if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
+        if (relay_cl_pair_in_multi(cl) && m.PeerDeparted.peer_index != RELAY_CREATOR &&
+            m.PeerDeparted.peer_index != cl->peer_index)
+            return; /* another member of the room: none of this channel's business */
+        if (cl->room_cap > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
             return relay_cl_room_event(cl, t->id, &m.PeerDeparted);
         return relay_cl_fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
                              strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left"
@@ -123,6 +138,10 @@ void relay_cl_frames(relay_cl *cl)
             /* fall through */
         case RELAY_CH_DATA:
             if (cl->state != CL_READY) continue; /* not ours yet: a stale frame */
+            if (relay_cl_pair_in_multi(cl) && (f[4] != RELAY_CH_TARGET || from != RELAY_CREATOR))
+                continue; /* a pair channel hears the room's creator only */
+            if (cl->room_aware && f[4] == RELAY_CH_DATA && cl->room_cap == 2)
+                from = cl->peer_index == 1 ? 2 : 1; /* the other peer of the pair */
             if (!cl->ch->ev->on_frame) continue;
             cl->depth++;
             cl->ch->ev->on_frame(cl->ch, from, p, plen, cl->ch->ev_ud);

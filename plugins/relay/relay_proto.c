@@ -15,10 +15,10 @@
  *         everyone (so each attempt at the code costs an attacker the room).
  *       Ping{seq, time}    answered with Pong{seq, time}.
  *     relay -> client:
- *       RoomJoined{peers, peer_index, resume_token}  the join worked; peers counts connected
- *         peers including the joiner. Always followed by RoomPeerCount{peers, capacity} with the
- *         room's real capacity (the creator's: a joiner asking for another one still joins),
- *         then in multi rooms by PeerJoinedRoom for each peer already there.
+ *       RoomJoined{peers, peer_index, resume_token, capacity}  the join worked; peers counts
+ *         connected peers including the joiner, capacity is the room's (a joiner's own capacity
+ *         only matters when it creates the room, so a plain pair client can join a multi room). In multi rooms it is followed by PeerJoinedRoom for each
+ *         peer already there, then RoomPeerCount{peers, capacity}.
  *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.
  *       PeerJoinedRoom / PeerLeftRoom{peer_index, peers}, RoomPeerCount{peers, capacity}:
  *         multi rooms, to the others on every join and departure.

@@ -1,0 +1,731 @@
+/* core/lua_fs.c — `tallow.fs`: what folder workflows (sync, watch) need from the file system:
+ * scan a folder into manifest entries, encode/decode those for the wire, remove a path strictly
+ * inside a folder (never through a symlink), and watch a folder tree with inotify. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include "lua_fs.h"
+#include "lua_rt.h"
+
+/* ================================================================ manifests relative to a base */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* 1 if path or one of its ancestors (by '/' prefix) is in the sorted set */
+static int covered(const char *path, const char *const *set, size_t n)
+{
+    char buf[TALLOW__PATH_MAX + 1];
+    size_t len = strlen(path);
+    if (len > TALLOW__PATH_MAX) return 0;
+    memcpy(buf, path, len + 1);
+    for (;;) {
+        const char *k = buf;
+        if (bsearch(&k, set, n, sizeof *set, cmp_str)) return 1;
+        char *slash = strrchr(buf, '/');
+        if (!slash) return 0;
+        *slash = '\0';
+    }
+}
+
+static int filter_only(tallow__manifest *m, const char *const *only, size_t nonly)
+{
+    const char **set = malloc((nonly ? nonly : 1) * sizeof *set);
+    uint8_t *keep = calloc(m->n ? m->n : 1, 1);
+    const char **anc = malloc((m->n ? m->n : 1) * sizeof *anc);
+    size_t nanc = 0;
+    if (!set || !keep || !anc) {
+        free(set);
+        free(keep);
+        free(anc);
+        return TALLOW_ENOMEM;
+    }
+    memcpy(set, only, nonly * sizeof *set);
+    qsort(set, nonly, sizeof *set, cmp_str);
+    for (size_t i = 0; i < m->n; i++)
+        if ((keep[i] = (uint8_t)covered(m->e[i].path, set, nonly))) anc[nanc++] = m->e[i].path;
+    /* directories on the way to a kept entry: an entry is kept if it is a prefix of one */
+    qsort(anc, nanc, sizeof *anc, cmp_str);
+    size_t w = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        tallow__entry *e = &m->e[i];
+        int k = keep[i];
+        if (!k && e->type == TALLOW__ENT_DIR) {
+            /* the first kept path sorting after "dir/" starts with it if any does */
+            size_t len = strlen(e->path);
+            char key[TALLOW__PATH_MAX + 2];
+            memcpy(key, e->path, len);
+            key[len] = '/';
+            key[len + 1] = '\0';
+            size_t lo = 0, hi = nanc;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (strcmp(anc[mid], key) < 0) lo = mid + 1;
+                else hi = mid;
+            }
+            k = lo < nanc && !strncmp(anc[lo], key, len + 1);
+        }
+        if (k) {
+            m->e[w++] = *e;
+        } else {
+            if (e->type == TALLOW__ENT_FILE) {
+                m->total_size -= e->size;
+                m->nfiles--;
+            }
+            free(e->path);
+            free(e->src);
+        }
+    }
+    m->n = w;
+    free(set);
+    free(keep);
+    free(anc);
+    return 0;
+}
+
+int tallow__fs_manifest(const char *base, const char *const *only, size_t nonly,
+                        tallow__manifest_warn_fn warn, void *ud, tallow__manifest *out)
+{
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (lstat(base, &st) < 0) return -errno;
+    if (!S_ISDIR(st.st_mode)) return TALLOW_EINVAL;
+    /* build "base" as one top-level folder, then drop it and its name from every path */
+    int rc = tallow__manifest_build_ex(&base, 1, warn, ud, out);
+    if (rc < 0) return rc;
+    if (out->n == 0 || out->e[0].type != TALLOW__ENT_DIR) {
+        tallow__manifest_free(out);
+        return TALLOW_EINVAL;
+    }
+    size_t top = strlen(out->e[0].path) + 1;
+    free(out->e[0].path);
+    free(out->e[0].src);
+    memmove(out->e, out->e + 1, (out->n - 1) * sizeof *out->e);
+    out->n--;
+    for (size_t i = 0; i < out->n; i++) {
+        char *p = out->e[i].path;
+        memmove(p, p + top, strlen(p + top) + 1);
+    }
+    if (only) rc = filter_only(out, only, nonly);
+    if (rc < 0) tallow__manifest_free(out);
+    return rc;
+}
+
+/* ================================================================ entries <-> Lua */
+
+static void push_entries(lua_State *L, const tallow__manifest *m)
+{
+    lua_createtable(L, (int)(m->n < INT_MAX ? m->n : INT_MAX), 0);
+    for (size_t i = 0; i < m->n; i++) {
+        const tallow__entry *e = &m->e[i];
+        lua_createtable(L, 0, 5);
+        lua_pushstring(L, e->path);
+        lua_setfield(L, -2, "path");
+        lua_pushinteger(L, (lua_Integer)e->size);
+        lua_setfield(L, -2, "size");
+        lua_pushinteger(L, (lua_Integer)e->mode);
+        lua_setfield(L, -2, "mode");
+        lua_pushinteger(L, (lua_Integer)e->mtime_ns);
+        lua_setfield(L, -2, "mtime_ns");
+        lua_pushboolean(L, e->type == TALLOW__ENT_DIR);
+        lua_setfield(L, -2, "dir");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+}
+
+static void warn_collect(void *ud, const char *path, const char *why)
+{
+    lua_State *L = ud; /* the warnings table is on top */
+    lua_pushfstring(L, "%s: %s", path, why);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* tallow.fs.scan(dir) -> entries, warnings | nil, message, code */
+static int l_scan(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    tallow__manifest m;
+    lua_newtable(L);
+    int rc = tallow__fs_manifest(dir, NULL, 0, warn_collect, L, &m);
+    if (rc < 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot scan %s: %s", dir,
+                 rc == TALLOW_EINVAL ? "not a folder" : tallow_strerror(rc));
+        return tallow__lua_fail(L, rc, msg);
+    }
+    push_entries(L, &m);
+    tallow__manifest_free(&m);
+    lua_insert(L, -2);
+    return 2;
+}
+
+static int get_int_field(lua_State *L, int idx, const char *k, lua_Integer def)
+{
+    lua_getfield(L, idx, k);
+    lua_Integer v = lua_isnil(L, -1) ? def : luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    return (int)(v > INT_MAX ? INT_MAX : v);
+}
+
+/* tallow.fs.encode(entries) -> bytes (the manifest wire form) */
+static int l_encode(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t n = lua_rawlen(L, 1);
+    tallow__manifest m = {0};
+    m.e = calloc(n ? n : 1, sizeof *m.e);
+    if (!m.e) return luaL_error(L, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        int top = lua_gettop(L);
+        tallow__entry *e = &m.e[i];
+        lua_getfield(L, top, "path");
+        e->path = (char *)lua_tostring(L, -1); /* borrowed from the entries table */
+        lua_pop(L, 1);
+        lua_getfield(L, top, "dir");
+        e->type = lua_toboolean(L, -1) ? TALLOW__ENT_DIR : TALLOW__ENT_FILE;
+        lua_pop(L, 1);
+        lua_getfield(L, top, "size");
+        e->size = e->type == TALLOW__ENT_DIR ? 0 : (uint64_t)luaL_optinteger(L, -1, 0);
+        lua_pop(L, 1);
+        lua_getfield(L, top, "mtime_ns");
+        e->mtime_ns = (int64_t)luaL_optinteger(L, -1, 0);
+        lua_pop(L, 1);
+        e->mode = (uint32_t)get_int_field(L, top, "mode", 0644) & 0777u;
+        lua_pop(L, 1);
+        if (!e->path) {
+            free(m.e);
+            return luaL_error(L, "entry %d has no path", (int)i + 1);
+        }
+    }
+    m.n = n;
+    uint8_t *buf;
+    size_t len;
+    int rc = tallow__manifest_encode(&m, &buf, &len);
+    free(m.e); /* paths were borrowed */
+    if (rc < 0) return tallow__lua_fail(L, rc, NULL);
+    lua_pushlstring(L, (const char *)buf, len);
+    free(buf);
+    return 1;
+}
+
+/* tallow.fs.decode(bytes [, max_entries]) -> entries | nil, message, code (strict, as a
+ * receiver decodes an offer: unsafe or colliding paths are refused) */
+static int l_decode(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    size_t max = (size_t)luaL_optinteger(L, 2, 0);
+    tallow__manifest m;
+    int rc = tallow__manifest_decode(buf, len, max, &m);
+    if (rc < 0) return tallow__lua_fail(L, rc, NULL);
+    push_entries(L, &m);
+    tallow__manifest_free(&m);
+    return 1;
+}
+
+/* tallow.fs.stat(path) -> {type="file"|"dir"|"link"|"other", size=, mode=, mtime_ns=, dir=} |
+ * nil, message, code. Never follows a final symlink (lstat). */
+static int l_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(path, &st) < 0) return tallow__lua_fail(L, -errno, NULL);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, S_ISREG(st.st_mode)   ? "file"
+                      : S_ISDIR(st.st_mode) ? "dir"
+                      : S_ISLNK(st.st_mode) ? "link"
+                                            : "other");
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 0777u));
+    lua_setfield(L, -2, "mode");
+    lua_pushinteger(L, (lua_Integer)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec);
+    lua_setfield(L, -2, "mtime_ns");
+    lua_pushboolean(L, S_ISDIR(st.st_mode));
+    lua_setfield(L, -2, "dir");
+    return 1;
+}
+
+/* ================================================================ remove_under */
+
+/* Removes name (not followed) in dirfd; a directory with all its contents. */
+static int remove_at(int dirfd, const char *name, int depth)
+{
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
+    if (!S_ISDIR(st.st_mode)) return unlinkat(dirfd, name, 0) < 0 ? -errno : 0;
+    if (depth > 256) return -ELOOP;
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ELOOP || errno == ENOTDIR ? TALLOW_EUNSAFEPATH : -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    int rc = 0;
+    for (;;) {
+        /* restart the listing after each removal: never trust a stale readdir position */
+        rewinddir(d);
+        struct dirent *de;
+        int removed = 0;
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            rc = remove_at(fd, de->d_name, depth + 1);
+            if (rc < 0 && rc != -ENOENT) break;
+            rc = 0;
+            removed = 1;
+        }
+        if (rc < 0 || !removed) break;
+    }
+    closedir(d);
+    if (rc < 0) return rc;
+    return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* tallow.fs.remove_under(dir, relpath) -> true (removed) | false (nothing there) |
+ * nil, message, code. relpath must be a safe relative path; no component on the way may be a
+ * symlink; a directory is removed with its contents, a symlink itself is removed, never followed. */
+static int l_remove_under(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    size_t len;
+    const char *rel = luaL_checklstring(L, 2, &len);
+    char why[64], msg[700];
+    if (tallow__path_check(rel, len, why, sizeof why)) {
+        snprintf(msg, sizeof msg, "refused to remove %s: %s", rel, why);
+        return tallow__lua_fail(L, TALLOW_EUNSAFEPATH, msg);
+    }
+    int root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return tallow__lua_fail(L, -errno, NULL);
+    char parent[TALLOW__PATH_MAX + 1];
+    memcpy(parent, rel, len + 1);
+    char *slash = strrchr(parent, '/');
+    const char *base = rel;
+    int pfd = root, rc = 0;
+    if (slash) {
+        *slash = '\0';
+        base = rel + (slash - parent) + 1;
+        pfd = tallow__safe_open_dir(root, parent, 0);
+    }
+    if (pfd < 0) {
+        rc = pfd;
+    } else {
+        rc = remove_at(pfd, base, 0);
+        if (pfd != root) close(pfd);
+    }
+    close(root);
+    if (rc == -ENOENT) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (rc < 0) {
+        char shown[600];
+        snprintf(msg, sizeof msg, "cannot remove %s: %s",
+                 tallow__printable(rel, len, shown, sizeof shown), tallow_strerror(rc));
+        return tallow__lua_fail(L, rc, msg);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ================================================================ watch (inotify) */
+
+#define WATCH_MASK                                                                                 \
+    (IN_CREATE | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE |            \
+     IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+
+typedef struct wdir {
+    int wd;
+    char *rel; /* "" for the root */
+} wdir;
+
+typedef struct wevent {
+    char *path;
+    const char *kind;
+    int dir;
+} wevent;
+
+typedef struct lwatch {
+    tallow__lrt *rt;
+    int fd;
+    char *root;
+    wdir *dirs;
+    size_t ndirs, capdirs;
+    wevent *ev;
+    size_t nev, capev;
+    tallow_io *io;
+    tallow_timer *timer;
+    tallow__waiter w;
+    int waiting;
+    char *moved_rel;       /* a folder moved away, waiting to see if it was moved within */
+    uint32_t moved_cookie; /* its IN_MOVED_FROM cookie */
+} lwatch;
+
+static char *join_rel(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s) return NULL;
+    if (la) {
+        memcpy(s, a, la);
+        s[la] = '/';
+        memcpy(s + la + 1, b, lb + 1);
+    } else {
+        memcpy(s, b, lb + 1);
+    }
+    return s;
+}
+
+static wdir *find_wd(lwatch *w, int wd)
+{
+    for (size_t i = 0; i < w->ndirs; i++)
+        if (w->dirs[i].wd == wd) return &w->dirs[i];
+    return NULL;
+}
+
+static void add_event(lwatch *w, char *path, const char *kind, int dir)
+{
+    if (!path) return;
+    if (w->nev == w->capev) {
+        size_t cap = w->capev ? w->capev * 2 : 64;
+        wevent *e = realloc(w->ev, cap * sizeof *e);
+        if (!e) {
+            free(path);
+            return;
+        }
+        w->ev = e;
+        w->capev = cap;
+    }
+    w->ev[w->nev++] = (wevent){path, kind, dir};
+}
+
+/* Watches rel (relative to the root) and every folder below it. */
+static int add_tree(lwatch *w, const char *rel, int depth)
+{
+    char *full = join_rel(w->root, rel);
+    if (!full) return TALLOW_ENOMEM;
+    int wd = inotify_add_watch(w->fd, full, WATCH_MASK);
+    if (wd < 0) {
+        int err = -errno;
+        free(full);
+        return err == -ENOENT || err == -ENOTDIR ? 0 : err; /* gone again, or a symlink */
+    }
+    wdir *d = find_wd(w, wd);
+    if (d) {
+        char *r = strdup(rel);
+        if (r) {
+            free(d->rel);
+            d->rel = r;
+        }
+    } else {
+        if (w->ndirs == w->capdirs) {
+            size_t cap = w->capdirs ? w->capdirs * 2 : 32;
+            wdir *nd = realloc(w->dirs, cap * sizeof *nd);
+            if (!nd) {
+                free(full);
+                return TALLOW_ENOMEM;
+            }
+            w->dirs = nd;
+            w->capdirs = cap;
+        }
+        w->dirs[w->ndirs].wd = wd;
+        w->dirs[w->ndirs].rel = strdup(rel);
+        w->ndirs++;
+    }
+    int rc = 0;
+    int fd = open(full, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    free(full);
+    DIR *dd = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dd) {
+        if (fd >= 0) close(fd);
+        return 0;
+    }
+    struct dirent *de;
+    while (!rc && depth < 256 && (de = readdir(dd))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        struct stat st;
+        if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode)) continue;
+        char *crel = join_rel(rel, de->d_name);
+        if (!crel) rc = TALLOW_ENOMEM;
+        else rc = add_tree(w, crel, depth + 1);
+        free(crel);
+    }
+    closedir(dd);
+    return rc;
+}
+
+/* Forgets the watches of rel and below (a folder moved away: its watches would report under
+ * a stale name). */
+static void drop_tree(lwatch *w, const char *rel)
+{
+    size_t len = strlen(rel);
+    for (size_t i = 0; i < w->ndirs;) {
+        const char *r = w->dirs[i].rel;
+        if (!strcmp(r, rel) || (!strncmp(r, rel, len) && r[len] == '/')) {
+            inotify_rm_watch(w->fd, w->dirs[i].wd);
+            free(w->dirs[i].rel);
+            w->dirs[i] = w->dirs[--w->ndirs];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Renames the watches of folder from (and below) to to: a folder moved within the tree keeps
+ * its watches, and events already queued under them must carry the new name. */
+static void rename_tree(lwatch *w, const char *from, const char *to)
+{
+    size_t len = strlen(from);
+    for (size_t i = 0; i < w->ndirs; i++) {
+        const char *r = w->dirs[i].rel;
+        if (strcmp(r, from) && !(!strncmp(r, from, len) && r[len] == '/')) continue;
+        size_t tl = strlen(to), rest = strlen(r + len);
+        char *n = malloc(tl + rest + 1);
+        if (!n) continue;
+        memcpy(n, to, tl);
+        memcpy(n + tl, r + len, rest + 1);
+        free(w->dirs[i].rel);
+        w->dirs[i].rel = n;
+    }
+}
+
+/* Settles a pending folder move: paired with this IN_MOVED_TO (ie), or moved out of the tree. */
+static void settle_move(lwatch *w, const struct inotify_event *ie, const char *to)
+{
+    if (!w->moved_rel) return;
+    if (ie && to && (ie->mask & IN_MOVED_TO) && ie->cookie == w->moved_cookie)
+        rename_tree(w, w->moved_rel, to);
+    else
+        drop_tree(w, w->moved_rel);
+    free(w->moved_rel);
+    w->moved_rel = NULL;
+}
+
+static void forget_wd(lwatch *w, int wd)
+{
+    for (size_t i = 0; i < w->ndirs; i++)
+        if (w->dirs[i].wd == wd) {
+            free(w->dirs[i].rel);
+            w->dirs[i] = w->dirs[--w->ndirs];
+            return;
+        }
+}
+
+static void handle(lwatch *w, const struct inotify_event *ie)
+{
+    if (ie->mask & IN_Q_OVERFLOW) {
+        add_event(w, strdup(""), "overflow", 0);
+        return;
+    }
+    if (ie->mask & IN_IGNORED) {
+        forget_wd(w, ie->wd);
+        return;
+    }
+    if (w->moved_rel) {
+        char *to = NULL;
+        wdir *td = find_wd(w, ie->wd);
+        if (td && ie->len && (ie->mask & IN_MOVED_TO) && ie->cookie == w->moved_cookie)
+            to = join_rel(td->rel, ie->name);
+        settle_move(w, ie, to);
+        free(to);
+    }
+    wdir *d = find_wd(w, ie->wd);
+    if (!d || !ie->len || !ie->name[0]) return;
+    int isdir = (ie->mask & IN_ISDIR) != 0;
+    char *rel = join_rel(d->rel, ie->name);
+    if (!rel) return;
+    if (ie->mask & IN_CREATE) {
+        if (isdir) add_tree(w, rel, 0);
+        /* a file created is reported once it is closed after writing (IN_CLOSE_WRITE) */
+        add_event(w, rel, isdir ? "dir" : "create", isdir);
+    } else if (ie->mask & (IN_CLOSE_WRITE | IN_ATTRIB)) {
+        add_event(w, rel, "modify", isdir);
+    } else if (ie->mask & IN_MOVED_FROM) {
+        if (isdir) { /* settled by the next event: renamed within the tree, or gone */
+            w->moved_rel = strdup(rel);
+            w->moved_cookie = ie->cookie;
+        }
+        add_event(w, rel, "rename_from", isdir);
+    } else if (ie->mask & IN_MOVED_TO) {
+        if (isdir) add_tree(w, rel, 0);
+        add_event(w, rel, "rename_to", isdir);
+    } else if (ie->mask & IN_DELETE) {
+        add_event(w, rel, "delete", isdir);
+    } else {
+        free(rel);
+    }
+}
+
+static void drain(lwatch *w)
+{
+    char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n <= 0) break;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ie = (const struct inotify_event *)p;
+            handle(w, ie);
+            p += sizeof *ie + ie->len;
+        }
+    }
+}
+
+static int push_events(lua_State *co, void *ud)
+{
+    lwatch *w = ud;
+    lua_createtable(co, (int)w->nev, 0);
+    for (size_t i = 0; i < w->nev; i++) {
+        lua_createtable(co, 0, 3);
+        lua_pushstring(co, w->ev[i].path);
+        lua_setfield(co, -2, "path");
+        lua_pushstring(co, w->ev[i].kind);
+        lua_setfield(co, -2, "kind");
+        lua_pushboolean(co, w->ev[i].dir);
+        lua_setfield(co, -2, "dir");
+        lua_rawseti(co, -2, (lua_Integer)i + 1);
+        free(w->ev[i].path);
+    }
+    w->nev = 0;
+    return 1;
+}
+
+static void stop_waiting(lwatch *w)
+{
+    if (w->io) tallow_io_stop(w->io);
+    if (w->timer) tallow_timer_stop(w->timer);
+    w->io = NULL;
+    w->timer = NULL;
+    if (w->waiting) {
+        w->waiting = 0;
+        tallow__lua_wake(&w->w, push_events, w);
+    }
+}
+
+static void watch_ready(tallow_io *io, int fd, unsigned ev, void *ud)
+{
+    lwatch *w = ud;
+    drain(w);
+    if (w->nev) stop_waiting(w);
+}
+
+static void watch_timeout(tallow_timer *t, void *ud)
+{
+    lwatch *w = ud;
+    w->timer = NULL;
+    stop_waiting(w);
+}
+
+/* w:next([timeout_seconds]) -> list of {path=, kind=, dir=}; an empty list when the timeout
+ * passed first. Waits (yields) until at least one event is there. */
+static int watch_next(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, "tallow.fswatch");
+    if (w->fd < 0) return luaL_error(L, "watcher is closed");
+    if (w->waiting) return luaL_error(L, "another coroutine is already waiting on this watcher");
+    double secs = luaL_optnumber(L, 2, -1);
+    drain(w);
+    if (w->nev || secs == 0) return push_events(L, w);
+    tallow_loop *loop = tallow_ctx_loop(w->rt->ctx);
+    w->io = tallow_io_start(loop, w->fd, TALLOW_IO_READ, watch_ready, w);
+    if (!w->io) return luaL_error(L, "cannot watch the inotify fd");
+    if (secs > 0) w->timer = tallow_timer_start(loop, (uint64_t)(secs * 1000.0), 0, watch_timeout, w);
+    w->waiting = 1;
+    return tallow__lua_wait(L, &w->w, NULL, 0);
+}
+
+static int watch_close(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, "tallow.fswatch");
+    for (size_t i = 0; i < w->nev; i++)
+        free(w->ev[i].path);
+    w->nev = 0;
+    stop_waiting(w); /* a coroutine still waiting gets an empty list */
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    for (size_t i = 0; i < w->ndirs; i++)
+        free(w->dirs[i].rel);
+    free(w->dirs);
+    free(w->ev);
+    free(w->root);
+    free(w->moved_rel);
+    w->moved_rel = NULL;
+    w->dirs = NULL;
+    w->ev = NULL;
+    w->root = NULL;
+    w->ndirs = w->nev = w->capdirs = w->capev = 0;
+    return 0;
+}
+
+static int watch_tostring(lua_State *L)
+{
+    lwatch *w = luaL_checkudata(L, 1, "tallow.fswatch");
+    lua_pushfstring(L, "tallow.fswatch(%s, %d folders)", w->root ? w->root : "closed",
+                    (int)w->ndirs);
+    return 1;
+}
+
+/* tallow.fs.watch(dir) -> watcher | nil, message, code */
+static int l_watch(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(dir, &st) < 0) return tallow__lua_fail(L, -errno, NULL);
+    if (!S_ISDIR(st.st_mode)) return tallow__lua_fail(L, TALLOW_EINVAL, "not a folder");
+    lwatch *w = lua_newuserdatauv(L, sizeof *w, 0);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    luaL_setmetatable(L, "tallow.fswatch");
+    w->rt = tallow__lrt_get(L);
+    w->root = strdup(dir);
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (!w->root || w->fd < 0) return tallow__lua_fail(L, w->root ? -errno : TALLOW_ENOMEM, NULL);
+    int rc = add_tree(w, "", 0);
+    if (rc < 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot watch %s: %s%s", dir, tallow_strerror(rc),
+                 rc == -ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
+        return tallow__lua_fail(L, rc, msg);
+    }
+    return 1;
+}
+
+static const luaL_Reg funcs[] = {
+    {"scan", l_scan},     {"encode", l_encode},
+    {"decode", l_decode}, {"remove_under", l_remove_under},
+    {"watch", l_watch},   {"stat", l_stat},
+    {NULL, NULL},
+};
+
+int luaopen_tallow_fs(lua_State *L)
+{
+    if (luaL_newmetatable(L, "tallow.fswatch")) {
+        lua_pushcfunction(L, watch_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, watch_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushcfunction(L, watch_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        lua_pushcfunction(L, watch_next);
+        lua_setfield(L, -2, "next");
+        lua_pushcfunction(L, watch_close);
+        lua_setfield(L, -2, "close");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, funcs);
+    return 1;
+}
