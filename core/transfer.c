@@ -496,6 +496,17 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     case TALLOW_MSG_TransferComplete:
         if (x->sender) {
             if (x->state != X_FINISHING) break;
+            /* refused files look like "already there" in the accept list; the receiver's
+             * final count tells them apart (a refused empty file still goes unnoticed) */
+            const tallow_msg_TransferComplete *rtc = msg;
+            if (rtc->bytes < x->st.bytes_total) {
+                tallow_ctx_set_error(x->ctx, "the receiver refused some files: %llu of %llu bytes "
+                                     "were not written",
+                                     (unsigned long long)(x->st.bytes_total - rtc->bytes),
+                                     (unsigned long long)x->st.bytes_total);
+                finish(x, TALLOW_EREJECTED);
+                return 1;
+            }
             x->st.files_done = x->m.nfiles;
             x->st.bytes_done = x->st.bytes_total;
             finish(x, 0);

@@ -55,7 +55,7 @@ static int parse_code(const char *code)
 
 static void test_codephrase_generate_format(void **state)
 {
-    char code[64], norm[TALLOW__CODE_MAX];
+    char code[TALLOW__CODE_MAX], norm[TALLOW__CODE_MAX]; /* 8 words of 7 letters need 67 bytes */
     int seen_big = 0;
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(tallow__code_generate(code, sizeof code, 3), 0);

@@ -2,8 +2,8 @@
 # e2e wire capture: tcpdump records the relay port during a transfer of a file full of a known
 # marker, under a distinctive name. Neither the marker, the file name nor the code phrase may
 # appear in the capture. Control: a plaintext marker sent to the same port in the same capture
-# must be found, and the capture must hold at least the file's size — so the test would fail if
-# the transfer were readable.
+# must be found, no packet may be dropped and the capture must hold at least the file's size —
+# so the test would fail if the transfer were readable.
 set -eu
 . "$(dirname "$0")/lib.sh"
 command -v tcpdump >/dev/null || fail "tcpdump is not installed"
@@ -22,7 +22,7 @@ done
 size=$(stat -c %s "$f")
 
 pcap=$E2E_TMP/wire.pcap
-tcpdump -i lo -U -n -s 0 -w "$pcap" "tcp port $RELAY_PORT" 2>"$E2E_TMP/tcpdump.err" &
+tcpdump -i lo -U -n -s 0 -B 131072 -w "$pcap" "tcp port $RELAY_PORT" 2>"$E2E_TMP/tcpdump.err" &
 TD=$!
 track "$TD"
 wait_for 10 grep -q "listening on" "$E2E_TMP/tcpdump.err" || { show "$E2E_TMP/tcpdump.err"; fail "tcpdump did not start"; }
@@ -47,6 +47,8 @@ sleep 0.3
 kill -INT "$TD"
 wait_pid 10 "$TD"
 [ "$WAIT_RC" -eq 0 ] || { show "$E2E_TMP/tcpdump.err"; fail "tcpdump exited $WAIT_RC"; }
+dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel/\1/p' "$E2E_TMP/tcpdump.err")
+[ "${dropped:-0}" -eq 0 ] || { show "$E2E_TMP/tcpdump.err"; fail "tcpdump dropped $dropped packets: the capture is incomplete"; }
 packets=$(tcpdump -r "$pcap" -n 2>/dev/null | wc -l)
 bytes=$(stat -c %s "$pcap")
 note "capture: $packets packets, $bytes bytes for a $size-byte file; code $code"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# e2e existing file: a file of the same name already in the destination is never replaced without
+# consent. Without --overwrite: a clear error, non-zero exit, the existing file untouched (bytes,
+# mode, mtime), no part file left. With --overwrite: replaced by what was sent.
+set -eu
+. "$(dirname "$0")/lib.sh"
+start_relay
+
+src=$E2E_TMP/src dest=$E2E_TMP/dest
+mkdir -p "$src" "$dest"
+mkrand "$src/report.bin" 3000000
+chmod 0640 "$src/report.bin"
+printf 'precious local contents\n' >"$dest/report.bin"
+chmod 0600 "$dest/report.bin"
+touch -d '2020-01-02 03:04:05' "$dest/report.bin"
+cp -p "$dest/report.bin" "$E2E_TMP/original"
+before=$(stat -c '%a %s %Y' "$dest/report.bin")
+
+start_send keep "$src/report.bin"
+run_recv keep 30 --yes -o "$dest" "$CODE"
+finish_send keep 30
+[ "$RECV_RC" -ne 0 ] || fail "receiver exited 0 although it did not write the file"
+grep -q "refused report.bin: .*exists" "$E2E_TMP/keep.recv.err" ||
+    { show "$E2E_TMP/keep.recv.err"; fail "no clear 'refused report.bin: ... exists' error"; }
+cmp "$E2E_TMP/original" "$dest/report.bin" || fail "existing file was changed"
+[ "$(stat -c '%a %s %Y' "$dest/report.bin")" = "$before" ] || fail "existing file's mode/size/mtime changed"
+[ -z "$(find "$dest" -name '*.tallow-part')" ] || fail "part file left behind"
+# the sender must not claim success (nor "already there") for a file the receiver refused
+[ "$SEND_RC" -ne 0 ] || { show "$E2E_TMP/keep.send.err"; fail "sender exited 0 although the receiver refused the file"; }
+grep -q "refused" "$E2E_TMP/keep.send.err" || { show "$E2E_TMP/keep.send.err"; fail "sender does not say the file was refused"; }
+[ "$(ls -A "$dest")" = report.bin ] || { ls -la "$dest"; fail "unexpected files in the destination"; }
+ok "without --overwrite: receiver rc=$RECV_RC, '$(grep refused "$E2E_TMP/keep.recv.err" | head -n 1)', file untouched; sender rc=$SEND_RC: $(tail -n 1 "$E2E_TMP/keep.send.err")"
+
+start_send replace "$src/report.bin"
+run_recv replace 30 --yes --overwrite -o "$dest" "$CODE"
+finish_send replace 30
+both_ok replace
+cmp "$src/report.bin" "$dest/report.bin" || fail "--overwrite did not replace the file"
+[ "$(stat -c '%a %Y' "$src/report.bin")" = "$(stat -c '%a %Y' "$dest/report.bin")" ] || fail "replaced file lacks the sent mode/mtime"
+[ "$(ls -A "$dest")" = report.bin ] || { ls -la "$dest"; fail "unexpected files in the destination"; }
+ok "with --overwrite: replaced by the sent file (bytes, mode, mtime)"
