@@ -133,6 +133,11 @@ static void direct_lost(tallow__session *s)
     s->path = s->relay;
     s->resync_pending = 1;
     enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+    /* the peer may not have noticed yet (its QUIC times out later): it must not keep sending
+     * into the dead path, nor resume before we both resynchronise */
+    static const char why[] = "direct path lost";
+    tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, sizeof(why) - 1}};
+    tallow__session_send(s, &tallow_msgtype_DirectFailed, &f);
     if (s->resync) s->resync(s->resync_ud);
 }
 
