@@ -14,6 +14,7 @@
 #define TALLOW__PATH_MAX 4096u      /* longest relative path accepted, in bytes */
 #define TALLOW__NAME_MAX 255u       /* longest component, in bytes */
 #define TALLOW__HASH_LEN 32u        /* BLAKE2b-256 */
+#define TALLOW__SYNC_EACH (4u << 20) /* files from this size are fsynced as they finish */
 #define TALLOW__MANIFEST_VERSION 1u /* first varint of an encoded manifest */
 #define TALLOW__MANIFEST_MAX_PATHS (64u * 1024u * 1024u) /* total path bytes a decode accepts */
 #define TALLOW__MANIFEST_DEF_ENTRIES (1u << 20) /* max_entries used when the caller passes 0 */
@@ -76,7 +77,8 @@ typedef void (*tallow__manifest_warn_fn)(void *ud, const char *path, const char 
  * never followed. Fills *out (free with tallow__manifest_free); on error *out is empty.
  * Returns 0, -errno (a top-level path that cannot be read), TALLOW_EINVAL (a top-level symlink,
  * special file or a path without a basename, such as "/"), TALLOW_EUNSAFEPATH (two entries that
- * collide, exactly or by ASCII case, e.g. two arguments with the same basename), TALLOW_ENOMEM. */
+ * collide, exactly, by ASCII case or by NFC/NFD spelling of a Latin letter, e.g. two arguments
+ * with the same basename), TALLOW_ENOMEM. */
 int tallow__manifest_build_ex(const char *const *paths, size_t n, tallow__manifest_warn_fn warn,
                               void *ud, tallow__manifest *out);
 /* Same, with warnings discarded. */
@@ -88,8 +90,9 @@ int tallow__manifest_encode(const tallow__manifest *m, uint8_t **out, size_t *le
 
 /* Strict decode of a peer's manifest. max_entries bounds the entry count (0 = the default,
  * TALLOW__MANIFEST_DEF_ENTRIES); total path bytes are bounded by TALLOW__MANIFEST_MAX_PATHS.
- * Every path must pass tallow__path_check; exact and ASCII-case-folded duplicates are refused, and
- * so is any entry under a FILE entry. The whole buffer must be consumed. Fills *out (free with
+ * Every path must pass tallow__path_check; exact duplicates and names equal once ASCII case is
+ * folded and Latin-1/Latin Extended-A letters are decomposed (NFC "é" = NFD "e" + U+0301) are
+ * refused, and so is any entry under a FILE entry. The whole buffer must be consumed. Fills *out (free with
  * tallow__manifest_free). Returns 0, TALLOW_EBADMSG (malformed, truncated, trailing bytes, bad
  * type/mode, directory with a size, a size above INT64_MAX, total size overflow),
  * TALLOW_EUNSAFEPATH, TALLOW_ETOOBIG, TALLOW_ENOMEM; on error *out is empty. */
@@ -99,8 +102,8 @@ int tallow__manifest_decode(const uint8_t *buf, size_t len, size_t max_entries,
 /* Frees everything m owns and zeroes it. Safe on a zeroed or already freed manifest. */
 void tallow__manifest_free(tallow__manifest *m);
 
-/* Shared by build and decode: checks entries for collisions (exact, ASCII case, entry under a
- * file). 0 or TALLOW_EUNSAFEPATH (with *bad set to the offending index) or TALLOW_ENOMEM. */
+/* Shared by build and decode: checks entries for collisions (exact, ASCII case, NFC/NFD of
+ * U+00C0..U+017F, entry under a file). 0 or TALLOW_EUNSAFEPATH (with *bad set to the offending index) or TALLOW_ENOMEM. */
 int tallow__manifest_check_collisions(const tallow__manifest *m, size_t *bad);
 
 /* ---- hashing (core/sink.c): BLAKE2b-256, unkeyed */
@@ -139,7 +142,8 @@ typedef struct tallow__sink {
  * Returns 0, TALLOW_EEXIST (final name exists and !overwrite), TALLOW_EUNSAFEPATH (unsafe path,
  * final name or temp name is a symlink, directory or special file, symlinks on the way),
  * TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX), TALLOW_ENOSPACE
- * (cannot reserve the space; the partial is kept), -errno. Hashing a kept prefix reads it back,
+ * (cannot reserve the space; the partial is kept), -EFBIG (larger than the filesystem's largest
+ * file), -errno. Hashing a kept prefix reads it back,
  * so a resume costs one sequential read of it.
  * On error the sink is closed (tallow__sink_abort is then a no-op). */
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,

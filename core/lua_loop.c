@@ -17,7 +17,6 @@ static void sleep_done(tallow_timer *t, void *ud)
 {
     sleeper *s = ud;
     tallow__waiter w = s->w;
-    free(s);
     tallow__lua_wake(&w, NULL, NULL);
 }
 
@@ -26,12 +25,12 @@ static int l_sleep(lua_State *L)
     double secs = luaL_checknumber(L, 1);
     luaL_argcheck(L, secs >= 0, 1, "negative duration");
     tallow__lrt *rt = tallow__lrt_get(L);
-    sleeper *s = calloc(1, sizeof(*s));
-    if (!s) return luaL_error(L, "out of memory");
-    if (!tallow_timer_start(tallow_ctx_loop(rt->ctx), (uint64_t)(secs * 1000.0), 0, sleep_done, s)) {
-        free(s);
+    /* a userdata on the sleeping coroutine's own stack: still asleep when the script ends, it
+     * goes with the Lua state instead of leaking with the timer */
+    sleeper *s = lua_newuserdatauv(L, sizeof(*s), 0);
+    memset(s, 0, sizeof(*s));
+    if (!tallow_timer_start(tallow_ctx_loop(rt->ctx), (uint64_t)(secs * 1000.0), 0, sleep_done, s))
         return luaL_error(L, "cannot arm timer");
-    }
     return tallow__lua_wait(L, &s->w, NULL, 0);
 }
 
@@ -107,7 +106,7 @@ typedef struct lreader {
 
 static int take_line(lreader *r, lua_State *co)
 {
-    char *nl = memchr(r->buf, '\n', r->len);
+    char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL; /* no buffer before the first read */
     if (!nl && !r->eof) return 0;
     if (!nl && r->len == 0) {
         lua_pushnil(co);

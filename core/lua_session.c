@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "lua_rt.h"
 #include "lua_session.h"
 
@@ -88,6 +90,7 @@ static int push_msg(lua_State *co, void *ud)
         lua_pushstring(co, "undecodable message");
     }
     if (buf != &tmp) free(buf);
+    sodium_memzero(q->data, q->len); /* decrypted: not left in freed memory */
     free(q);
     return 2;
 }
@@ -289,6 +292,37 @@ static int l_send(lua_State *L)
     return 1;
 }
 
+/* s:send_tx(transfer_id, name, table) | s:send_tx(transfer_id, bytes) -> true | nil, msg, code.
+ * Sends one message under the key of transfer `transfer_id`, the way the transfer engine does:
+ * for scripts that drive a transfer by hand (test peers). With a string instead of a name and
+ * table, those bytes are sealed as they are (an encoded message, or anything at all). */
+static int l_send_tx(lua_State *L)
+{
+    tallow__lsession *ls = check(L);
+    uint64_t tid = (uint64_t)luaL_checkinteger(L, 2);
+    if (ls->closed) return push_status(L, ls);
+    int rc;
+    if (lua_isstring(L, 3) && lua_isnoneornil(L, 4)) {
+        size_t len;
+        const char *raw = lua_tolstring(L, 3, &len);
+        rc = tallow__session_send_raw_tx(ls->s, tid, (const uint8_t *)raw, len);
+    } else {
+        const tallow_msg_type *t = tallow__lua_check_type(L, 3);
+        luaL_checktype(L, 4, LUA_TTABLE);
+        void *msg = lua_newuserdatauv(L, t->struct_size, 0);
+        memset(msg, 0, t->struct_size);
+        tallow__lua_to_msg(L, 4, t, msg);
+        rc = tallow__session_send_tx(ls->s, tid, t, msg);
+    }
+    if (rc < 0) return tallow__lua_fail(L, rc, NULL);
+    if (rc == 1 && !ls->send_waiting) {
+        ls->send_waiting = 1;
+        return tallow__lua_wait(L, &ls->send_w, NULL, 0);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int push_timeout(lua_State *co, void *ud)
 {
     return tallow__lua_fail(co, TALLOW_ETIMEOUT, NULL);
@@ -378,6 +412,7 @@ static int l_close(lua_State *L)
     while (ls->head) {
         qmsg *q = ls->head;
         ls->head = q->next;
+        sodium_memzero(q->data, q->len);
         free(q);
     }
     ls->tail = NULL;
@@ -396,8 +431,8 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"send", l_send}, {"recv", l_recv}, {"info", l_info}, {"direct", l_direct},
-    {"close", l_close}, {NULL, NULL},
+    {"send", l_send},     {"send_tx", l_send_tx}, {"recv", l_recv}, {"info", l_info},
+    {"direct", l_direct}, {"close", l_close},     {NULL, NULL},
 };
 
 int tallow__lua_manifest(lua_State *L);

@@ -67,10 +67,47 @@ int tallow__manifest_encode(const tallow__manifest *m, uint8_t **out, size_t *le
     return 0;
 }
 
-/* ---- collisions: sort by ASCII-case-folded path, then look at neighbours and ancestors */
+/* ---- collisions: compare on a key that folds ASCII case and spells the precomposed letters of
+ * Latin-1 and Latin Extended-A (U+00C0..U+017F) as base letter + combining mark, so that "A"/"a"
+ * and NFC "\xc3\xa9" / NFD "e\xcc\x81" (both "é") collide, as they do on case- or
+ * normalisation-insensitive filesystems (macOS, Windows). Sort the keys, then look at neighbours
+ * and ancestors. */
+
+/* canonical decomposition of U+00C0 + i: base letter (0 = none) and mark U+0300 + decomp_mark[i]
+ * (generated once from the Unicode tables) */
+/* clang-format off */
+static const char decomp_base[192] = {
+    'A', 'A', 'A', 'A', 'A', 'A', 0, 'C', 'E', 'E', 'E', 'E', 'I', 'I', 'I', 'I',
+    0, 'N', 'O', 'O', 'O', 'O', 'O', 0, 0, 'U', 'U', 'U', 'U', 'Y', 0, 0,
+    'a', 'a', 'a', 'a', 'a', 'a', 0, 'c', 'e', 'e', 'e', 'e', 'i', 'i', 'i', 'i',
+    0, 'n', 'o', 'o', 'o', 'o', 'o', 0, 0, 'u', 'u', 'u', 'u', 'y', 0, 'y',
+    'A', 'a', 'A', 'a', 'A', 'a', 'C', 'c', 'C', 'c', 'C', 'c', 'C', 'c', 'D', 'd',
+    0, 0, 'E', 'e', 'E', 'e', 'E', 'e', 'E', 'e', 'E', 'e', 'G', 'g', 'G', 'g',
+    'G', 'g', 'G', 'g', 'H', 'h', 0, 0, 'I', 'i', 'I', 'i', 'I', 'i', 'I', 'i',
+    'I', 0, 0, 0, 'J', 'j', 'K', 'k', 0, 'L', 'l', 'L', 'l', 'L', 'l', 0,
+    0, 0, 0, 'N', 'n', 'N', 'n', 'N', 'n', 0, 0, 0, 'O', 'o', 'O', 'o',
+    'O', 'o', 0, 0, 'R', 'r', 'R', 'r', 'R', 'r', 'S', 's', 'S', 's', 'S', 's',
+    'S', 's', 'T', 't', 'T', 't', 0, 0, 'U', 'u', 'U', 'u', 'U', 'u', 'U', 'u',
+    'U', 'u', 'U', 'u', 'W', 'w', 'Y', 'y', 'Y', 'Z', 'z', 'Z', 'z', 'Z', 'z', 0,
+};
+static const uint8_t decomp_mark[192] = {
+    0x00, 0x01, 0x02, 0x03, 0x08, 0x0a, 0x00, 0x27, 0x00, 0x01, 0x02, 0x08, 0x00, 0x01, 0x02, 0x08,
+    0x00, 0x03, 0x00, 0x01, 0x02, 0x03, 0x08, 0x00, 0x00, 0x00, 0x01, 0x02, 0x08, 0x01, 0x00, 0x00,
+    0x00, 0x01, 0x02, 0x03, 0x08, 0x0a, 0x00, 0x27, 0x00, 0x01, 0x02, 0x08, 0x00, 0x01, 0x02, 0x08,
+    0x00, 0x03, 0x00, 0x01, 0x02, 0x03, 0x08, 0x00, 0x00, 0x00, 0x01, 0x02, 0x08, 0x01, 0x00, 0x08,
+    0x04, 0x04, 0x06, 0x06, 0x28, 0x28, 0x01, 0x01, 0x02, 0x02, 0x07, 0x07, 0x0c, 0x0c, 0x0c, 0x0c,
+    0x00, 0x00, 0x04, 0x04, 0x06, 0x06, 0x07, 0x07, 0x28, 0x28, 0x0c, 0x0c, 0x02, 0x02, 0x06, 0x06,
+    0x07, 0x07, 0x27, 0x27, 0x02, 0x02, 0x00, 0x00, 0x03, 0x03, 0x04, 0x04, 0x06, 0x06, 0x28, 0x28,
+    0x07, 0x00, 0x00, 0x00, 0x02, 0x02, 0x27, 0x27, 0x00, 0x01, 0x01, 0x27, 0x27, 0x0c, 0x0c, 0x00,
+    0x00, 0x00, 0x00, 0x01, 0x01, 0x27, 0x27, 0x0c, 0x0c, 0x00, 0x00, 0x00, 0x04, 0x04, 0x06, 0x06,
+    0x0b, 0x0b, 0x00, 0x00, 0x01, 0x01, 0x27, 0x27, 0x0c, 0x0c, 0x01, 0x01, 0x02, 0x02, 0x27, 0x27,
+    0x0c, 0x0c, 0x27, 0x27, 0x0c, 0x0c, 0x00, 0x00, 0x03, 0x03, 0x04, 0x04, 0x06, 0x06, 0x0a, 0x0a,
+    0x0b, 0x0b, 0x28, 0x28, 0x02, 0x02, 0x02, 0x02, 0x08, 0x01, 0x01, 0x07, 0x07, 0x0c, 0x0c, 0x00,
+};
+/* clang-format on */
 
 typedef struct ref {
-    const char *p;
+    char *key;
     size_t len;
     size_t idx;
     uint8_t type;
@@ -81,30 +118,54 @@ static int fold(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
 }
 
-static int fold_cmp(const char *a, size_t alen, const char *b, size_t blen)
+/* The collision key of p[0..len) (malloc'd; 3 bytes per 2-byte letter at most). */
+static char *collision_key(const char *p, size_t len, size_t *klen)
 {
-    size_t n = alen < blen ? alen : blen;
-    for (size_t i = 0; i < n; i++) {
-        int d = fold((unsigned char)a[i]) - fold((unsigned char)b[i]);
-        if (d) return d;
+    char *k = malloc(len * 2 + 1);
+    if (!k) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = (unsigned char)p[i];
+        if (b >= 0xC3 && b <= 0xC5 && i + 1 < len && ((unsigned char)p[i + 1] & 0xC0) == 0x80) {
+            unsigned cp = ((b & 0x1Fu) << 6) | ((unsigned char)p[i + 1] & 0x3Fu);
+            if (cp >= 0xC0 && cp <= 0x17F && decomp_base[cp - 0xC0]) {
+                unsigned m = 0x300u + decomp_mark[cp - 0xC0];
+                k[o++] = (char)fold((unsigned char)decomp_base[cp - 0xC0]);
+                k[o++] = (char)(0xC0 | (m >> 6));
+                k[o++] = (char)(0x80 | (m & 0x3F));
+                i += 2;
+                continue;
+            }
+        }
+        k[o++] = (char)fold(b);
+        i++;
     }
+    k[o] = '\0';
+    *klen = o;
+    return k;
+}
+
+static int key_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int d = memcmp(a, b, alen < blen ? alen : blen);
+    if (d) return d;
     return alen < blen ? -1 : alen > blen;
 }
 
 static int ref_cmp(const void *x, const void *y)
 {
     const ref *a = x, *b = y;
-    int d = fold_cmp(a->p, a->len, b->p, b->len);
+    int d = key_cmp(a->key, a->len, b->key, b->len);
     if (d) return d;
     return a->idx < b->idx ? -1 : a->idx > b->idx;
 }
 
-static const ref *find_folded(const ref *r, size_t n, const char *key, size_t klen)
+static const ref *find_key(const ref *r, size_t n, const char *key, size_t klen)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int d = fold_cmp(r[mid].p, r[mid].len, key, klen);
+        int d = key_cmp(r[mid].key, r[mid].len, key, klen);
         if (d == 0) return &r[mid];
         if (d < 0)
             lo = mid + 1;
@@ -117,34 +178,37 @@ static const ref *find_folded(const ref *r, size_t n, const char *key, size_t kl
 int tallow__manifest_check_collisions(const tallow__manifest *m, size_t *bad)
 {
     if (m->n < 2) return 0;
-    ref *r = malloc(m->n * sizeof *r);
+    ref *r = calloc(m->n, sizeof *r);
     if (!r) return TALLOW_ENOMEM;
-    for (size_t i = 0; i < m->n; i++) {
-        r[i].p = m->e[i].path;
-        r[i].len = strlen(m->e[i].path);
+    int rc = 0;
+    for (size_t i = 0; i < m->n && !rc; i++) {
+        r[i].key = collision_key(m->e[i].path, strlen(m->e[i].path), &r[i].len);
         r[i].idx = i;
         r[i].type = m->e[i].type;
+        if (!r[i].key) rc = TALLOW_ENOMEM;
     }
-    qsort(r, m->n, sizeof *r, ref_cmp);
-    int rc = 0;
+    if (!rc) qsort(r, m->n, sizeof *r, ref_cmp);
     for (size_t i = 1; i < m->n && !rc; i++) {
-        if (fold_cmp(r[i - 1].p, r[i - 1].len, r[i].p, r[i].len) == 0) {
+        if (key_cmp(r[i - 1].key, r[i - 1].len, r[i].key, r[i].len) == 0) {
             *bad = r[i].idx;
             rc = TALLOW_EUNSAFEPATH;
         }
     }
-    /* names are unique even case-folded now, so an ancestor matches at most one entry */
+    /* keys are unique now, so an ancestor matches at most one entry; '/' maps to itself, so an
+     * ancestor's key is a prefix of the entry's key */
     for (size_t i = 0; i < m->n && !rc; i++) {
-        const char *p = m->e[i].path;
-        for (const char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
-            const ref *a = find_folded(r, m->n, p, (size_t)(s - p));
+        const char *k = r[i].key;
+        for (const char *sl = strchr(k, '/'); sl; sl = strchr(sl + 1, '/')) {
+            const ref *a = find_key(r, m->n, k, (size_t)(sl - k));
             if (a && a->type == TALLOW__ENT_FILE) {
-                *bad = i;
+                *bad = r[i].idx;
                 rc = TALLOW_EUNSAFEPATH;
                 break;
             }
         }
     }
+    for (size_t i = 0; i < m->n; i++)
+        free(r[i].key);
     free(r);
     return rc;
 }

@@ -59,6 +59,7 @@ struct tallow__session {
     size_t npend, cappend;
     int in_callback;
     int close_requested;
+    uint64_t rx_key_tid; /* key of the message being delivered: a transfer id or SESSION_KEY */
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
     int p2p, pair, peer_switched, direct_lost;
@@ -355,7 +356,10 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         return fail(s, TALLOW_EPROTO);
     }
-    if (len < 2) return fail(s, TALLOW_EPROTO);
+    if (len < 2) {
+        tallow_ctx_set_error(s->ctx, "malformed frame from the peer (%zu bytes)", len);
+        return fail(s, TALLOW_EPROTO);
+    }
     uint8_t epoch = data[1];
     int8_t ahead = (int8_t)(uint8_t)(epoch - s->rx_epoch);
     if (ahead < 0) return;                      /* from before a reconnection: superseded */
@@ -364,22 +368,36 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         s->resync_pending = 0;
     }
     tallow__aead *a = &s->rx;
+    uint64_t key_tid = TALLOW__SESSION_KEY;
     size_t pos = 2;
     if (kind == KIND_TRANSFER) {
         uint64_t id;
         int n = tallow_varint_get(data + 2, len - 2, &id);
-        if (n < 0) return fail(s, TALLOW_EPROTO);
+        if (n < 0) {
+            tallow_ctx_set_error(s->ctx, "malformed frame from the peer (bad transfer id)");
+            return fail(s, TALLOW_EPROTO);
+        }
         pos += (size_t)n;
         a = transfer_key(s, s->rxk, s->base_rx, id);
+        key_tid = id;
     }
-    if (len - pos < TALLOW__AEAD_TAG || len - pos > SESSION_MAX_FRAME) return fail(s, TALLOW_ECRYPTO);
+    if (len - pos > SESSION_MAX_FRAME) {
+        tallow_ctx_set_error(s->ctx, "frame larger than the session allows (%zu bytes)", len);
+        return fail(s, TALLOW_EPROTO);
+    }
+    if (len - pos < TALLOW__AEAD_TAG) {
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
+        return fail(s, TALLOW_ECRYPTO);
+    }
     int n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
     if (n < 0) {
         if (s->resync_pending) return; /* a gap left by the reconnection: the new epoch follows */
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
         return fail(s, TALLOW_ECRYPTO);
     }
+    s->rx_key_tid = key_tid;
     deliver(s, s->rbuf, (size_t)n);
+    s->rx_key_tid = TALLOW__SESSION_KEY;
 }
 
 static void flush_pending(tallow__session *s)
@@ -472,6 +490,7 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
     tallow__session *s = NULL;
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
     memset(s, 0, sizeof(*s));
+    s->rx_key_tid = TALLOW__SESSION_KEY;
     s->buf = malloc(SESSION_MAX_FRAME + 64);
     s->rbuf = malloc(SESSION_MAX_FRAME + 64);
     if (!s->buf || !s->rbuf) {
@@ -588,6 +607,22 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
     return rc;
 }
 
+int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len)
+{
+    uint8_t hdr[12];
+    hdr[0] = KIND_TRANSFER;
+    hdr[1] = s->tx_epoch;
+    size_t hlen = 2 + tallow_varint_put(hdr + 2, tid);
+    if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    if (len + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
+    tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
+    memcpy(s->buf, hdr, hlen);
+    memcpy(s->buf + hlen, m, len);
+    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, len);
+    if (rc < 0) return rc;
+    return send_frame(s, s->path, s->buf, hlen + len + TALLOW__AEAD_TAG);
+}
+
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg)
 {
@@ -610,6 +645,11 @@ void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, vo
 {
     s->filter = f;
     s->filter_ud = ud;
+}
+
+uint64_t tallow__session_rx_key(const tallow__session *s)
+{
+    return s->rx_key_tid;
 }
 
 size_t tallow__session_queued(tallow__session *s)
@@ -670,6 +710,9 @@ void tallow__session_close(tallow__session *s)
         tallow__aead_wipe(&s->txk[i].aead);
         tallow__aead_wipe(&s->rxk[i].aead);
     }
+    /* the scratch buffers held plaintext (the last message sealed and opened) */
+    if (s->buf) sodium_memzero(s->buf, SESSION_MAX_FRAME + 64);
+    if (s->rbuf) sodium_memzero(s->rbuf, SESSION_MAX_FRAME + 64);
     free(s->buf);
     free(s->rbuf);
     sodium_memzero(s->base_tx, sizeof(s->base_tx));

@@ -61,10 +61,18 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 /* Same under the key of transfer `tid` (derived on first use). */
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg);
+/* Seals m[0..len) as it is (any bytes, not necessarily a valid message) under the key of transfer
+ * `tid`: for test peers that must send what the engine never would. Same returns. */
+int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len);
 void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud);
 /* Called after the relay path came back from a reconnection (frames in flight may be lost):
  * the transfer resynchronises from the receiver's position. */
 void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud);
+/* While a message is being delivered (filter, on_message): the transfer id whose key sealed it,
+ * or TALLOW__SESSION_KEY for the session key. A transfer accepts its messages only under its own
+ * key, so a peer cannot pass one transfer's messages off under another's. */
+#define TALLOW__SESSION_KEY UINT64_MAX
+uint64_t tallow__session_rx_key(const tallow__session *s);
 /* Bytes queued in the active path and not yet on the network. */
 size_t tallow__session_queued(tallow__session *s);
 void tallow__session_info(tallow__session *s, tallow_channel_info *info);

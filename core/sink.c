@@ -156,9 +156,10 @@ static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
     posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     /* reserve the rest now, so a full disk shows at the start rather than at 99% */
     if (s->size > keep &&
-        fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)keep, (off_t)(s->size - keep)) < 0 &&
-        is_nospace(errno))
-        return TALLOW_ENOSPACE;
+        fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)keep, (off_t)(s->size - keep)) < 0) {
+        if (is_nospace(errno)) return TALLOW_ENOSPACE;
+        if (errno == EFBIG) return -EFBIG; /* larger than the filesystem allows: say so now */
+    }
     s->written = keep;
     *resume_off = keep;
     return 0;
@@ -249,7 +250,11 @@ int tallow__sink_finish(tallow__sink *s, const uint8_t hash[TALLOW__HASH_LEN])
     }
     /* mode and times on the fd, before the name is visible: no path to race on */
     int rc = set_mode_mtime(s->fd, s->mode, s->mtime_ns);
-    if (!rc && fsync(s->fd) < 0) rc = is_nospace(errno) ? TALLOW_ENOSPACE : -errno;
+    /* Large files are flushed here, so a full disk shows on this file; small ones are flushed
+     * together by the transfer's syncfs() before it reports success (one fsync per small file
+     * made 10,000 files take 50 s instead of 1). */
+    if (!rc && s->size >= TALLOW__SYNC_EACH && fsync(s->fd) < 0)
+        rc = is_nospace(errno) ? TALLOW_ENOSPACE : -errno;
     if (!rc) {
         if (s->overwrite)
             rc = renameat(s->dirfd, s->part, s->dirfd, s->name) < 0 ? -errno : 0;
@@ -258,7 +263,6 @@ int tallow__sink_finish(tallow__sink *s, const uint8_t hash[TALLOW__HASH_LEN])
         if (rc == -EEXIST) rc = TALLOW_EEXIST;
         if (rc == -EISDIR || rc == -ENOTEMPTY) rc = TALLOW_EUNSAFEPATH;
     }
-    if (!rc) fsync(s->dirfd); /* best effort: the rename itself is durable on most filesystems */
     tallow__sink_abort(s, 1);
     return rc;
 }

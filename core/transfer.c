@@ -388,6 +388,11 @@ static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplet
         for (size_t i = x->m.n; i-- > 0;) /* deepest first: contents settle before parents */
             if (x->m.e[i].type == TALLOW__ENT_DIR && !is_skip(x, i))
                 tallow__dir_finish(x->destfd, &x->m.e[i]);
+    /* everything written reaches the disk before the sender hears it is done */
+    if (x->kind == TALLOW__XFER_FILES && x->destfd >= 0 && syncfs(x->destfd) < 0) {
+        int err = errno == ENOSPC || errno == EDQUOT ? TALLOW_ENOSPACE : -errno;
+        return abort_with(x, err, "flushing the destination failed: %s", tallow_strerror(err));
+    }
     tallow_msg_TransferComplete done = {.transfer_id = x->tid, .files = x->st.files_done,
                                         .bytes = x->st.bytes_done};
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &done);
@@ -459,6 +464,10 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
         return 0;
     }
     if (tid != x->tid || x->state == X_DONE) return 0;
+    if (tallow__session_rx_key(s) != x->tid) {
+        abort_with(x, TALLOW_EPROTO, "%s for this transfer came under another key", t->name);
+        return 1;
+    }
     char reason[300];
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
@@ -741,6 +750,9 @@ void tallow__xfer_free(tallow__xfer *x)
     tallow__manifest_free(&x->m);
     free(x->resume);
     free(x->prefix);
+    /* plaintext: the text sent or received, the sender's last chunk */
+    if (x->text) sodium_memzero(x->text, x->textlen);
+    if (x->chunk) sodium_memzero(x->chunk, CHUNK);
     free(x->text);
     free(x->chunk);
     free(x);

@@ -8,9 +8,9 @@
 --       tallow run nightly-sync.lua --receive /backup/data
 --
 -- Both sides use a fixed code from the environment (never on the command line, so not in `ps`).
--- The other side has --wait minutes to show up (a relay that is down is tried every 30 s). One line per run goes
--- to stdout (cron mails it), with a timestamp and the counts; exit status 0 on success, 1 on
--- failure, 3 when the peer never came. It is the sync protocol of `tallow sync` (tallow.folder),
+-- The other side has --wait minutes to show up (a relay that is down is tried every 30 s).
+-- One line per run goes to stdout (cron mails it), with a timestamp and the counts; exit status
+-- 0 on success, 1 on failure, 3 when the peer never came. It is the sync protocol of `tallow sync` (tallow.folder),
 -- so either side may also be the stock command.
 local tallow = require "tallow"
 local cli = require "tallow.cli"
@@ -43,11 +43,11 @@ local function log(fmt, ...)
 end
 
 -- step 1: meet the other side. Opening waits for the peer as long as it takes, so a watchdog
--- coroutine ends the run when --wait is over; a relay that is down is tried again every 30 s.
+-- timer ends the run when --wait is over; a relay that is down is tried again every 30 s.
 local s, err
-tallow.spawn(function()
-    tallow.sleep(opts.wait * 60)
-    if not s then
+local deadline = tallow.now() + opts.wait * 60
+local watchdog = tallow.every(0.5, function()
+    if not s and tallow.now() >= deadline then
         log("sync of %s: the other side did not come within %g min (%s)", dir, opts.wait, tostring(err or "no peer"))
         os.exit(3)
     end
@@ -59,6 +59,7 @@ while not s do
     }
     if not s then tallow.sleep(30) end
 end
+watchdog:stop()
 
 -- step 2: one round
 local t0 = tallow.now()

@@ -77,13 +77,16 @@ local function out(line)
     io.stdout:flush()
 end
 
+local quitting = false
+
 local function finish(status)
+    quitting = true
     for _, p in pairs(peers) do
         p.s:send("ChatEnd", { reason = "quit" })
     end
     tallow.sleep(0.2) -- let the goodbyes leave before the connection closes
     for _, p in pairs(peers) do p.s:close() end
-    os.exit(status)
+    os.exit(status, true)
 end
 
 local function send_line(line)
@@ -113,7 +116,8 @@ local function add_peer(s, key, name)
                 ui.say("* %s %s", name, kind and "left" or "is gone (" .. tostring(m) .. ")")
                 ui.event("left", { peer = name })
                 s:close()
-                if not group then os.exit(kind and 0 or 1) end
+                -- after our own /quit the peer leaving is the expected end, not an error
+                if not group then os.exit((kind or quitting) and 0 or 1, true) end
                 return
             end
             -- other message types (typing indicators, receipts) are ignored
@@ -160,7 +164,7 @@ do
         local s, aerr, acode = room:accept()
         local idx = aerr
         if not s then
-            if ever > 0 and npeers == 0 then os.exit(0) end
+            if ever > 0 and npeers == 0 then os.exit(0, true) end
             ui.die(aerr, acode)
         end
         local info = room:info()

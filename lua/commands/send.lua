@@ -68,7 +68,7 @@ if opts.to_many then
     while done < n do tallow.sleep(0.05) end
     room:close()
     if failed > 0 then ui.die(string.format("%d of %d receivers did not get everything", failed, n)) end
-    os.exit(0)
+    os.exit(0, true)
 end
 
 local s <close> = common.open(opts, code, true)

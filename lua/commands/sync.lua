@@ -53,7 +53,7 @@ local function receive()
         ui.size(report.bytes), report.seconds, dir)
     ui.event("synced", { side = "receiver", changed = report.changed, new = report.new, deleted = report.deleted,
         files = report.files, wire_bytes = report.bytes, seconds = report.seconds })
-    if report.refused > 0 or #report.errors > 0 then os.exit(1) end
+    if report.refused > 0 or #report.errors > 0 then os.exit(1, true) end
 end
 
 -- ---- sending side: ask what the receiver has, remove and send the difference

@@ -80,8 +80,9 @@ end
 -- (or TALLOW_RELAYS) has several, all of them in the room's rendezvous-hashing order.
 function M.relays_for(opts, code)
     local list = relays.configured(opts, relay_default())
-    if not list or not list:find(",") then return { list } end
-    local order, err = relays.order(list, code)
+    local parsed = relays.parse(list)
+    if #parsed <= 1 then return { parsed[1] or list } end
+    local order, err = relays.order(parsed, code)
     if not order then ui.die(err) end
     return order
 end

@@ -61,10 +61,13 @@ function M.configured(opts, default)
 end
 
 -- Errors after which the next relay in the room's order is worth trying: the relay itself could
--- not be reached. Both peers see the same dead relay and so move on to the same next one.
+-- not be reached (the relay transport reports every failed connection attempt, timeouts included,
+-- as ECONNREFUSED, and a name that does not resolve as TALLOW_ENOTFOUND). Both peers see the same
+-- dead relay and so move on to the same next one. Never TALLOW_ETIMEOUT: that is "no peer came",
+-- and the peer may well be waiting on this relay.
 M.unreachable = {
-    ECONNREFUSED = true, EHOSTUNREACH = true, ENETUNREACH = true, ETIMEDOUT = true,
-    EADDRNOTAVAIL = true, TALLOW_ERESOLVE = true,
+    ECONNREFUSED = true, EHOSTUNREACH = true, ENETUNREACH = true, EADDRNOTAVAIL = true,
+    TALLOW_ENOTFOUND = true,
 }
 
 -- relays.try(list, open [, on_next]) returns a function that takes open's parameter table and

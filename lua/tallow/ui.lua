@@ -29,7 +29,7 @@ end
 function M.die(msg, code)
     if M.json then M.event("error", { message = msg, code = code or "" }) end
     io.stderr:write("tallow: " .. tostring(msg) .. "\n")
-    os.exit(1)
+    os.exit(1, true) -- closes the state: sessions flush what they queued and leave the room cleanly
 end
 
 function M.size(n)

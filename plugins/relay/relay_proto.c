@@ -4,7 +4,8 @@
  * WIRE PROTOCOL (TCP, version 1)
  *   frame = u32be L | u8 channel | payload[L-1]        1 <= L <= max-frame (relay option)
  *   A frame with L = 0, L > max-frame or an unknown channel ends the connection (RoomLeave
- *   "frame too large" / "protocol error" first).
+ *   "frame too large" / "protocol error" first); so does, until the room is paired, a frame
+ *   longer than a control message (L > RELAY_CTRL_MAX + 1).
  *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
  *     client -> relay:
  *       RoomJoin{room (1..64 opaque bytes), password, version = 1, capacity, resume_token}

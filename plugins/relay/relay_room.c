@@ -374,7 +374,10 @@ void relay_conn_process(relay_conn *c)
         if (avail < 4) break;
         uint8_t *f = b->buf + b->start;
         uint32_t L = relay_get32(f);
-        if (L == 0 || L > s->lim.max_frame) {
+        /* before its room is paired a connection may only send control messages: a silent
+         * connection must not make the relay hold a max-frame buffer for it */
+        int small_only = c->state == RC_PENDING || !c->room || !c->room->paired;
+        if (L == 0 || L > s->lim.max_frame || (small_only && L > RELAY_CTRL_MAX + 1)) {
             if (run_len) forward(c, b->buf + run_start, run_len, run_to);
             run_len = 0;
             relay_room_detach(c, RELAY_R_PROTO, 0);

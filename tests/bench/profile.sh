@@ -10,6 +10,7 @@ export TALLOW_LUA_DIR="${TALLOW_LUA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/lu
 W=${PROFILE_DIR:-/tmp/tallow-profile}
 MBS=${PROFILE_SIZE_MB:-1024}
 FREQ=${PROFILE_FREQ:-2000}
+FLAGS=${PROFILE_FLAGS:---no-p2p}   # --allow-loopback: profile the direct QUIC path instead
 CG=${PROFILE_CALLGRAPH:-fp}   # fp (-g) or dwarf (better stacks through libraries without frame pointers; use a smaller file)
 command -v perf >/dev/null || { echo "profile: needs perf (apt-get install linux-perf)" >&2; exit 1; }
 mkdir -p "$W"
@@ -27,10 +28,10 @@ RP=$!
 for i in $(seq 100); do ss -ltn | grep -q ":$PORT " && break; sleep 0.1; done
 export TALLOW_RELAY=127.0.0.1:$PORT
 CODE=42-profile-apple-banana
-perf record -q -F "$FREQ" --call-graph "$CG" -o "$W/send.data" -- "$T" send --json --no-p2p --code $CODE "$W/src.bin" \
+perf record -q -F "$FREQ" --call-graph "$CG" -o "$W/send.data" -- "$T" send --json $FLAGS --code $CODE "$W/src.bin" \
     > "$W/send.json" 2> "$W/send.log" &
 SP=$!
-perf record -q -F "$FREQ" --call-graph "$CG" -o "$W/recv.data" -- "$T" receive --json --no-p2p --yes -o "$W/dst" $CODE \
+perf record -q -F "$FREQ" --call-graph "$CG" -o "$W/recv.data" -- "$T" receive --json $FLAGS --yes -o "$W/dst" $CODE \
     > "$W/recv.json" 2> "$W/recv.log"
 wait $SP
 kill -INT $RP; wait $RP || true; RP=""

@@ -224,6 +224,18 @@ static void test_manifest_decode_rejects_collisions(void **state)
     assert_int_equal(decode_specs(under_file_deep, 2, &d), TALLOW_EUNSAFEPATH);
     const spec under_file_case[] = {{0, "F", 1, 0644}, {1, "f/g", 0, 0755}};
     assert_int_equal(decode_specs(under_file_case, 2, &d), TALLOW_EUNSAFEPATH);
+    /* "é" precomposed (NFC) and decomposed (NFD) name the same file on macOS and Windows */
+    const spec nfc_nfd[] = {{0, "caf\xc3\xa9.txt", 1, 0644}, {0, "cafe\xcc\x81.txt", 1, 0644}};
+    assert_int_equal(decode_specs(nfc_nfd, 2, &d), TALLOW_EUNSAFEPATH);
+    const spec nfd_dir[] = {{0, "E\xcc\x81t\xc3\xa9", 1, 0644},
+                            {0, "\xc3\x89t\xc3\xa9/x", 1, 0644}};
+    assert_int_equal(decode_specs(nfd_dir, 2, &d), TALLOW_EUNSAFEPATH);
+    const spec distinct[] = {{0, "cafe.txt", 1, 0644},
+                             {0, "caf\xc3\xa9.txt", 1, 0644},
+                             {0, "caf\xc3\xa8.txt", 1, 0644},
+                             {0, "caf\xc3\xa6.txt", 1, 0644}};
+    assert_int_equal(decode_specs(distinct, 4, &d), 0);
+    tallow__manifest_free(&d);
     const char *unsafe[] = {"../evil", "/etc/passwd", "a//b", "a/./b", "x\x1by", "CON", "a\\b"};
     for (size_t i = 0; i < sizeof unsafe / sizeof unsafe[0]; i++) {
         const spec one[] = {{0, "fine", 1, 0644}, {0, unsafe[i], 1, 0644}};

@@ -4,7 +4,9 @@
  * bytes} appended to a connection's input and parsed by relay_conn_process (frames, control
  * messages, RoomJoin with password/capacity/resume, forwarding), with the sweep run on request.
  * Client side (bit 0 set): a relay client channel in JOINING state parses the same chunks as
- * what the relay sent it (relay_cl_frames: room events, refusals, data frames). */
+ * what the relay sent it (relay_cl_frames: room events, refusals, data frames); with bit 2 set
+ * it starts earlier, in the SOCKS5 exchange with a proxy (relay_socks_input), whose replies
+ * come first in the same stream. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +160,20 @@ static void fuzz_client(const uint8_t *data, size_t size)
     cl->fd = -1;
     cl->state = CL_JOINING;
     cl->capacity = (data[0] & 2) ? 4 : 2;
-    snprintf(cl->hostport, sizeof cl->hostport, "fuzz:4433");
+    snprintf(cl->host, sizeof cl->host, "relay.example");
+    snprintf(cl->port, sizeof cl->port, "4433");
+    snprintf(cl->hostport, sizeof cl->hostport, "relay.example:4433");
+    memset(cl->room, 0xab, 32);
+    cl->room_len = 32;
+    int peer = -1;
+    if (data[0] & 4) { /* through a SOCKS5 proxy: the hello has been sent */
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+        cl->fd = sv[0];
+        peer = sv[1];
+        cl->state = CL_SOCKS;
+        cl->socks_step = 1;
+    }
     frames = closes = 0;
     size_t pos = 1;
     while (pos + 2 <= size && cl->state != CL_CLOSED) {
@@ -167,9 +182,15 @@ static void fuzz_client(const uint8_t *data, size_t size)
         if (len > size - pos) len = (uint8_t)(size - pos);
         append(&cl->in, data + pos, len);
         pos += len;
+        if (len == 0) continue; /* the client parses after a read that returned bytes */
+        if (cl->state == CL_SOCKS && (relay_socks_input(cl) < 0 || cl->state == CL_SOCKS))
+            continue;
         relay_cl_frames(cl);
+        if (peer >= 0) drain(peer);
     }
     CHECK(closes <= 1);
+    if (cl->fd >= 0) close(cl->fd);
+    if (peer >= 0) close(peer);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
     free(cl);

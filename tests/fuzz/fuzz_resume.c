@@ -1,11 +1,18 @@
-/* tests/fuzz/fuzz_resume.c — libFuzzer target for the receiver's resume list as the sender reads
- * it (FileAccept.resume, parsed by on_accept in core/transfer.c). transfer.c is compiled into
- * this file to reach its static parser; the sender is held "inside pump" so that accepting
- * streams nothing. Input: n (1 byte), then n entry bytes (bit 7: directory, low bits pick a size),
- * then the resume list. Whatever is accepted must stay within each entry's bounds. */
+/* tests/fuzz/fuzz_resume.c — libFuzzer target for the resume data.
+ * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
+ * parsed by on_accept in core/transfer.c). transfer.c is compiled into this file to reach its
+ * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
+ * (byte 0 % 17), then n entry bytes (bit 7: directory, low bits pick a size), then the resume
+ * list. Whatever is accepted must stay within each entry's bounds.
+ * Byte 0 from 0x80: a peer's manifest (the rest of the input) probed against a destination that
+ * holds files, a directory, a symlink, a FIFO and partial files (tallow__sink_probe, which
+ * decides what a receiver resumes): offsets stay within the entry and aligned, and the
+ * destination is never changed. */
 #include "../../core/transfer.c"
 
+#include <ftw.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
@@ -20,9 +27,81 @@ static const uint64_t sizes[] = {
     UINT32_MAX, (uint64_t)UINT32_MAX + 1, INT64_MAX - 1, INT64_MAX,
 };
 
+static char dest[64];
+static int destfd = -1;
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(p);
+}
+static void rm_dest(void)
+{
+    nftw(dest, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* a partial file as an earlier run would have left it: len bytes of entry e */
+static void leave_partial(const char *path, uint64_t size, int64_t mtime, size_t len)
+{
+    tallow__entry e = {.path = (char *)path, .size = size, .mode = 0644, .mtime_ns = mtime};
+    tallow__sink sk;
+    uint64_t off;
+    static uint8_t junk[4096];
+    CHECK(tallow__sink_open(&sk, destfd, &e, 1, 1, &off) == 0);
+    for (size_t done = 0; done < len; done += sizeof junk)
+        CHECK(tallow__sink_write(&sk, done, junk, len - done < sizeof junk ? len - done : sizeof junk) == 0);
+    tallow__sink_abort(&sk, 1);
+}
+
+static void setup_dest(void)
+{
+    snprintf(dest, sizeof dest, "/tmp/fuzz_resume.XXXXXX");
+    CHECK(mkdtemp(dest) != NULL);
+    atexit(rm_dest);
+    destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(destfd >= 0);
+    CHECK(mkdirat(destfd, "d", 0755) == 0 && mkdirat(destfd, "d/sub", 0755) == 0);
+    int fd = openat(destfd, "a.txt", O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0 && write(fd, "hello", 5) == 5);
+    close(fd);
+    CHECK(symlinkat("/tmp", destfd, "link") == 0 && symlinkat("a.txt", destfd, "d/ln") == 0);
+    CHECK(mkfifoat(destfd, "fifo", 0600) == 0);
+    leave_partial("big.iso", 3u << 20, 7, (2u << 20) + 5);
+    leave_partial("d/sub/part.bin", 100, 0, 40);
+}
+
+static void probe_manifest(const uint8_t *data, size_t size, uint8_t mode)
+{
+    if (destfd < 0) setup_dest();
+    struct stat before, after;
+    CHECK(fstat(destfd, &before) == 0);
+    tallow__manifest m;
+    if (tallow__manifest_decode(data, size, 64, &m) < 0) return;
+    for (size_t i = 0; i < m.n; i++) {
+        const tallow__entry *e = &m.e[i];
+        uint64_t align = (mode & 1) ? 1 : RESUME_ALIGN, off = 12345;
+        int rc = tallow__sink_probe(destfd, e, (int)((mode >> 1) ^ i) & 1, align, &off);
+        if (e->type != TALLOW__ENT_FILE) {
+            CHECK(rc == TALLOW_EINVAL);
+            continue;
+        }
+        CHECK(rc == 0 || rc == 1 || rc == TALLOW_EUNSAFEPATH || rc == TALLOW_EEXIST ||
+              rc == -ENOTDIR || rc == -ENAMETOOLONG || rc == -EACCES);
+        CHECK(off <= e->size && off % align == 0);
+        if (rc != 0) CHECK(off == 0);
+    }
+    tallow__manifest_free(&m);
+    CHECK(fstat(destfd, &after) == 0);
+    CHECK(after.st_nlink == before.st_nlink && after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+          after.st_mtim.tv_nsec == before.st_mtim.tv_nsec); /* nothing created or removed */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
+    if (data[0] >= 0x80) {
+        probe_manifest(data + 1, size - 1, data[0]);
+        return 0;
+    }
     size_t n = data[0] % 17, pos = 1;
     if (size < 1 + n) return 0;
     tallow__xfer *x = calloc(1, sizeof *x);

@@ -3,7 +3,10 @@
  * compiled into this file to build such a session without a transport. The input is a list of
  * records: flags (1 byte), length (1 byte), payload. Flags pick the frame kind and whether the
  * harness seals the payload as the peer would (so that the fuzzer reaches the decoder behind the
- * AEAD) or passes the bytes as they are (forgeries, truncations, unknown kinds). */
+ * AEAD) or passes the bytes as they are (forgeries, truncations, unknown kinds).
+ * A first byte 0xff starts the session in the HANDSHAKE state instead (the next byte's bit 0:
+ * initiator, which has sent its HandshakeInit), so that plaintext handshake messages reach the
+ * CPace checks. */
 #include "../../core/session.c"
 
 #include <stdio.h>
@@ -79,6 +82,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s->state = ST_READY;
     s->ready_reported = 1;
     s->initiator = 1;
+    size_t pos = 0;
+    if (size >= 2 && data[0] == 0xff) {
+        uint8_t room[32];
+        CHECK(tallow__code_room_id("12-apple-banana-cherry", room) == 0);
+        s->initiator = data[1] & 1;
+        CHECK(tallow__hs_init(&s->hs, s->initiator, "12-apple-banana-cherry", room) == 0);
+        if (s->initiator) {
+            tallow_msg_HandshakeInit init;
+            CHECK(tallow__hs_make_init(&s->hs, &init) == 0);
+        }
+        s->state = ST_HANDSHAKE;
+        s->ready_reported = 0;
+        pos = 2;
+    }
     s->keys.alg = TALLOW__AEAD_XCHACHA;
     for (int i = 0; i < 32; i++) {
         s->keys.rx[i] = (uint8_t)(i + 1);
@@ -101,7 +118,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *frame = malloc(16 + 256 + TALLOW__AEAD_TAG);
     CHECK(frame);
     messages = closed = 0;
-    size_t pos = 0;
     while (pos + 2 <= size && s->state != ST_FAILED) {
         uint8_t flags = data[pos], len = data[pos + 1];
         pos += 2;

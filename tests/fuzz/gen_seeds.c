@@ -235,6 +235,21 @@ static void relay(void)
     tallow_msg_VersionReject vr = {.version = 1, .reason = {(const uint8_t *)"old", 3}};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_VersionReject, &vr));
     put("fuzz_relay_frame", "client-multi", in, n);
+
+    n = 0;
+    in[n++] = 5; /* client side through SOCKS5 */
+    const uint8_t method[2] = {5, 0}, reply[10] = {5, 0, 0, 1, 127, 0, 0, 1, 0x11, 0x51};
+    n += chunk(in + n, 0, method, 2);
+    n += chunk(in + n, 0, reply, 10);
+    n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomJoined, &rj));
+    n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_PeerArrived, &pa));
+    n += chunk(in + n, 0, f, frame(f, 1, (const uint8_t *)"data", 4));
+    put("fuzz_relay_frame", "client-socks", in, n);
+    n = 0;
+    in[n++] = 5;
+    const uint8_t dom[] = {5, 0, 5, 0, 0, 3, 5, 'p', 'r', 'o', 'x', 'y', 0, 80};
+    n += chunk(in + n, 0, dom, sizeof dom);
+    put("fuzz_relay_frame", "client-socks-domain", in, n);
 }
 
 static void resume(void)
@@ -246,6 +261,29 @@ static void resume(void)
     put("fuzz_resume", "skip-all", b, sizeof b);
     const uint8_t c[] = {1, 14, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     put("fuzz_resume", "huge", c, sizeof c);
+    /* probe mode: 0x80 | flags, then a manifest naming what the harness's destination holds */
+    tallow__entry e[] = {
+        {.path = "big.iso", .size = 3u << 20, .mode = 0644, .mtime_ns = 7},
+        {.path = "a.txt", .size = 5, .mode = 0644},
+        {.path = "d", .type = TALLOW__ENT_DIR, .mode = 0755},
+        {.path = "d/ln", .size = 5, .mode = 0644},
+        {.path = "d/sub/part.bin", .size = 100, .mode = 0644},
+        {.path = "fifo", .size = 1, .mode = 0644},
+        {.path = "link/x", .size = 1, .mode = 0644},
+        {.path = "new/file", .size = 9, .mode = 0644},
+    };
+    tallow__manifest m = {.e = e, .n = 8};
+    uint8_t *out, buf[1024];
+    size_t len;
+    if (tallow__manifest_encode(&m, &out, &len) < 0 || len + 1 > sizeof buf) exit(1);
+    memcpy(buf + 1, out, len);
+    free(out);
+    for (uint8_t mode = 0x80; mode < 0x84; mode++) {
+        char name[32];
+        buf[0] = mode;
+        snprintf(name, sizeof name, "probe-%02x", mode);
+        put("fuzz_resume", name, buf, len + 1);
+    }
 }
 
 static void session(void)
@@ -274,6 +312,52 @@ static void session(void)
     k = enc(&tallow_msgtype_HandshakeFailed, &hf, m, sizeof m);
     in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
     put("fuzz_session_record", "plugin-then-failed", in, n);
+    /* handshake state, responder: a HandshakeInit with a share of the right size */
+    uint8_t nonce[32], share[32];
+    memset(nonce, 7, sizeof nonce);
+    memset(share, 0, sizeof share);
+    share[0] = 0xe2; /* not necessarily a valid point: the checks decide */
+    tallow_msg_HandshakeInit hi = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
+    n = 0;
+    in[n++] = 0xff, in[n++] = 0;
+    k = enc(&tallow_msgtype_HandshakeInit, &hi, m, sizeof m);
+    in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
+    put("fuzz_session_record", "handshake-responder", in, n);
+    tallow_msg_HandshakeResponse hr = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32},
+                                       .confirm = {nonce, 32}};
+    n = 0;
+    in[n++] = 0xff, in[n++] = 1;
+    k = enc(&tallow_msgtype_HandshakeResponse, &hr, m, sizeof m);
+    in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
+    put("fuzz_session_record", "handshake-initiator", in, n);
+}
+
+/* quic stream: pieces {len, bytes} of u32be length | frame */
+static void quic(void)
+{
+    uint8_t st[600], in[700];
+    size_t sl = 0, n = 0;
+    const char *frames[] = {"", "x", "a frame of the session", "\x01sealed record bytes........"};
+    for (size_t i = 0; i < 4; i++) {
+        size_t fl = strlen(frames[i]);
+        st[sl++] = 0, st[sl++] = 0, st[sl++] = (uint8_t)(fl >> 8), st[sl++] = (uint8_t)fl;
+        memcpy(st + sl, frames[i], fl);
+        sl += fl;
+    }
+    in[n++] = (uint8_t)sl; /* all in one piece */
+    memcpy(in + n, st, sl);
+    n += sl;
+    put("fuzz_quic_stream", "one-piece", in, n);
+    n = 0;
+    for (size_t off = 0; off < sl; off += 3) { /* in pieces of 3 */
+        size_t k = sl - off < 3 ? sl - off : 3;
+        in[n++] = (uint8_t)k;
+        memcpy(in + n, st + off, k);
+        n += k;
+    }
+    put("fuzz_quic_stream", "pieces", in, n);
+    const uint8_t big[] = {8, 0, 0, 0, 200, 1, 2, 3, 4, 4, 1, 0x00, 0x00, 0x01};
+    put("fuzz_quic_stream", "oversized", big, sizeof big);
 }
 
 int main(int argc, char **argv)
@@ -291,5 +375,6 @@ int main(int argc, char **argv)
     relay();
     resume();
     session();
+    quic();
     return 0;
 }

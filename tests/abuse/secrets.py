@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""tests/abuse/secrets.py — the code phrase stays secret on the machine:
+
+  ps     given by TALLOW_CODE (sender and receiver) or typed at the receiver's prompt (stdin), the
+         code never shows in `ps -eo args` (nor /proc/PID/cmdline) while the processes run;
+  logs   with TALLOW_LOG=debug, the stderr of relay, sender and receiver never holds the code, any
+         of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N-word").
+A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
+ROOM_SALT = b"tallow-room-v1\0salt:a7c3e1f09b2d4865"  # core/codephrase.c, public by design
+
+
+def room_id(code):
+    n_word = "-".join(code.split("-")[:2])
+    data = len(n_word).to_bytes(8, "little") + n_word.encode()
+    return hashlib.blake2b(data, digest_size=32, key=ROOM_SALT).hexdigest()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def ps_args():
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def cmdlines(procs):
+    out = b""
+    for p in procs:
+        try:
+            out += open(f"/proc/{p.pid}/cmdline", "rb").read() + b"\n"
+        except OSError:
+            pass
+    return out.decode("utf-8", "replace")
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="tallow-secrets.")
+    port = free_port()
+    fails = []
+    dbg = dict(os.environ, TALLOW_LOG="debug", TALLOW_RELAY=f"127.0.0.1:{port}", TALLOW_NO_P2P="1")
+    relay = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}"], env=dbg,
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "relay.log"), "wb"))
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    src = os.path.join(work, "f.bin")
+    with open(src, "wb") as f:
+        f.write(os.urandom(20 << 20))
+    codes = {"env": "71-quartz-juniper-velvet", "prompt": "72-saffron-bramble-walnut"}
+    try:
+        for how, code in codes.items():
+            dest = os.path.join(work, "dest-" + how)
+            slog = open(os.path.join(work, how + ".send.log"), "wb")
+            rlog = open(os.path.join(work, how + ".recv.log"), "wb")
+            snd = subprocess.Popen([T, "send", src], env=dict(dbg, TALLOW_CODE=code),
+                                   stdout=slog, stderr=slog)
+            if how == "env":
+                rcv = subprocess.Popen([T, "receive", "--yes", "-o", dest],
+                                       env=dict(dbg, TALLOW_CODE=code), stdout=rlog, stderr=rlog,
+                                       stdin=subprocess.DEVNULL)
+            else:
+                rcv = subprocess.Popen([T, "receive", "--yes", "-o", dest], env=dbg,
+                                       stdout=rlog, stderr=rlog, stdin=subprocess.PIPE)
+            time.sleep(0.5)  # both up (the receiver at its prompt, or pairing)
+            seen = ps_args() + cmdlines([snd, rcv])
+            if how == "prompt":
+                rcv.stdin.write((code + "\n").encode())
+                rcv.stdin.flush()
+                time.sleep(0.3)  # mid-transfer
+                seen += ps_args() + cmdlines([snd, rcv])
+            for p in (snd, rcv):
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    fails.append(f"{how}: a process hung")
+            if snd.returncode or rcv.returncode:
+                fails.append(f"{how}: the transfer failed ({snd.returncode}, {rcv.returncode})")
+            hits = [w for w in code.split("-")[1:] + [code] if w in seen]
+            print(f"{how:6}: code in ps/cmdline: {'YES ' + str(hits) if hits else 'no'}")
+            if hits:
+                fails.append(f"{how}: the code shows in ps: {hits}")
+    finally:
+        relay.terminate()
+        relay.wait(5)
+    for name in sorted(os.listdir(work)):
+        if not name.endswith(".log"):
+            continue
+        text = open(os.path.join(work, name), "rb").read().decode("utf-8", "replace")
+        lines = len(text.splitlines())
+        for how, code in codes.items():
+            rid = room_id(code)
+            secrets = code.split("-")[1:] + [code, rid, rid[:16], rid[-16:]]
+            hits = [s for s in secrets if s.lower() in text.lower()]
+            if hits:
+                fails.append(f"{name} ({lines} debug lines) holds {hits}")
+        print(f"{name:16} {lines:4} lines at debug: no code, word or room id")
+    for f in fails:
+        print("FAIL:", f)
+    print("secrets:", "kept" if not fails else f"{len(fails)} leaks (logs in {work})")
+    if not fails:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if fails else 0)
+
+
+if __name__ == "__main__":
+    main()
