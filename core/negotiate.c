@@ -14,12 +14,12 @@
 #include "session.h"
 
 #define NEG_DEFAULT_TIMEOUT_MS 5000
-#define NEG_PACE_MS 25      /* one check every tick, across all pairs */
-#define NEG_RTO_MS 200      /* a pair's next try after an unanswered one */
-#define NEG_MAX_TRIES 8     /* then the pair failed (a check from the peer re-arms it) */
-#define NEG_SETTLE_MS 60    /* after the first success, wait this long for better pairs */
+#define NEG_PACE_MS 25   /* one check every tick, across all pairs */
+#define NEG_RTO_MS 200   /* a pair's next try after an unanswered one */
+#define NEG_MAX_TRIES 8  /* then the pair failed (a check from the peer re-arms it) */
+#define NEG_SETTLE_MS 60 /* after the first success, wait this long for better pairs */
 #define NEG_QUIC_TIMEOUT_MS 4000
-#define NEG_GRACE_MS 1000   /* the controlled side waits this much longer for a nomination */
+#define NEG_GRACE_MS 1000 /* the controlled side waits this much longer for a nomination */
 #define NEG_MAX_LOCAL 32
 #define NEG_MAX_PAIRS 48
 #define NEG_MAX_STUN 8
@@ -120,8 +120,8 @@ static void neg_fail(tallow__neg *n, const char *why)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     double ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
-    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path failed after %.0f ms (%s); staying on the relay",
-                   ms, why);
+    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
+                   "direct path failed after %.0f ms (%s); staying on the relay", ms, why);
     tallow_msg_DirectFailed m = {.reason = {(const uint8_t *)why, strlen(why)}};
     tallow__session_send(n->s, &tallow_msgtype_DirectFailed, &m);
     if (n->quic && !n->quic_handed) {
@@ -152,8 +152,7 @@ static void q_ready(tallow_channel *ch, void *ud)
     tallow__session_send(n->s, &tallow_msgtype_DirectConnected, &m);
     char s[64];
     tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path up to %s after %.0f ms (%s)",
-                   addr_str(&p->addr, s, sizeof(s)),
-                   (double)(tallow_now_ns() - n->start_ns) / 1e6,
+                   addr_str(&p->addr, s, sizeof(s)), (double)(tallow_now_ns() - n->start_ns) / 1e6,
                    n->controlling ? "controlling" : "controlled");
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
     settle(n, TALLOW__NEG_DIRECT);
@@ -196,7 +195,8 @@ static void open_quic(tallow__neg *n, int idx)
         .peer = (struct sockaddr *)&p->addr,
         .peer_len = p->len,
         .psk = n->psk,
-        .timeout_ms = NEG_QUIC_TIMEOUT_MS,
+        /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
+        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS,
     };
     int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
     if (rc < 0) {
@@ -417,8 +417,10 @@ static void on_deadline(tallow_timer *t, void *ud)
 
 static const char *kind_name(uint32_t k)
 {
-    return k == TALLOW_CAND_HOST ? "host" : k == TALLOW_CAND_SRFLX ? "srflx"
-                                        : k == TALLOW_CAND_PRFLX ? "prflx" : "relayed";
+    return k == TALLOW_CAND_HOST    ? "host"
+           : k == TALLOW_CAND_SRFLX ? "srflx"
+           : k == TALLOW_CAND_PRFLX ? "prflx"
+                                    : "relayed";
 }
 
 static void finish_free(tallow__neg *n)
@@ -463,7 +465,8 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
                                           sizeof(a));
         if (alen < 0) continue;
         const char *f = kind_name(c[i].kind);
-        tallow_msg_CandidateOffer o = {.kind = c[i].kind, .priority = c[i].priority,
+        tallow_msg_CandidateOffer o = {.kind = c[i].kind,
+                                       .priority = c[i].priority,
                                        .addr = {a, (size_t)alen},
                                        .foundation = {(const uint8_t *)f, strlen(f)}};
         char s[64];
@@ -512,8 +515,8 @@ static void parse_stun(tallow__neg *n, const char *list)
             char *end = strchr(host, ']');
             if (end) *end = 0;
         }
-        struct addrinfo hints = {.ai_family = n->family, .ai_socktype = SOCK_DGRAM,
-                                 .ai_flags = AI_NUMERICSERV};
+        struct addrinfo hints = {
+            .ai_family = n->family, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
         struct addrinfo *res = NULL;
         if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) continue;
         memcpy(&n->stun[n->nstun++], res->ai_addr, res->ai_addrlen);
@@ -564,8 +567,10 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     }
     n->state = TALLOW__NEG_PENDING;
     struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params){.struct_size = sizeof(g.gp), .udp = n->udp,
-                                  .stun = n->stun, .nstun = n->nstun,
+    g.gp = (tallow_gather_params){.struct_size = sizeof(g.gp),
+                                  .udp = n->udp,
+                                  .stun = n->stun,
+                                  .nstun = n->nstun,
                                   .allow_loopback = n->allow_loopback,
                                   .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000};
     n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
@@ -601,8 +606,8 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
             n->remote_done = 1;
             const tallow_msg_DirectFailed *f = msg;
             char why[128];
-            snprintf(why, sizeof(why), "the peer gave up: %.*s", (int)(f->reason.len < 100 ? f->reason.len : 100),
-                     (const char *)f->reason.ptr);
+            snprintf(why, sizeof(why), "the peer gave up: %.*s",
+                     (int)(f->reason.len < 100 ? f->reason.len : 100), (const char *)f->reason.ptr);
             neg_fail(n, why);
         }
         return 1;

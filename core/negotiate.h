@@ -83,8 +83,9 @@ typedef struct tallow__neg_opts {
  * at all and returns TALLOW_EPOLICY (*out NULL). Strings are copied. Returns 0 or an error. */
 int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
                       void (*on_settled)(tallow__session *s, int state), tallow__neg **out);
-/* Offers a decrypted session message; returns 1 if it was one of the negotiator's
- * (CandidateOffer, CandidatesDone, DirectFailed; DirectConnected is seen but not consumed). */
+/* Hands over a decrypted session message; returns 1 if it was one of the negotiator's
+ * (CandidateOffer, CandidatesDone, DirectConnected, DirectFailed). The session passes these
+ * here and to nobody else (it notes DirectConnected itself, for the switch). */
 int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg);
 int tallow__neg_state(const tallow__neg *n);
 /* Stops everything and frees (the UDP endpoint stays until pending gatherers answered). Call

@@ -56,8 +56,8 @@ int tallow__check_parse(const uint8_t key[32], const uint8_t *buf, size_t len, t
     out->type = buf[0];
     out->flags = buf[1];
     memcpy(out->txid, buf + 4, TALLOW__CHECK_TXID);
-    out->priority = (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 |
-                    buf[19];
+    out->priority =
+        (uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19];
     const uint8_t *a = buf + CHECK_ADDR_OFF;
     size_t alen = a[0] == 4 ? 7 : a[0] == 6 ? 19 : 0;
     if (out->type == TALLOW__CHECK_RESP && alen) {
@@ -86,7 +86,8 @@ int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n)
     uint64_t bp = 0;
     for (size_t i = 0; i < n; i++) {
         if (!pairs[i].valid) continue;
-        uint64_t p = tallow__neg_pair_priority(controlling, pairs[i].local_prio, pairs[i].remote_prio);
+        uint64_t p =
+            tallow__neg_pair_priority(controlling, pairs[i].local_prio, pairs[i].remote_prio);
         if (best < 0 || p > bp) {
             best = (int)i;
             bp = p;

@@ -62,7 +62,7 @@ struct tallow__session {
     uint64_t rx_key_tid; /* key of the message being delivered: a transfer id or SESSION_KEY */
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
-    int p2p, peer_switched;
+    int p2p, pair, peer_switched, direct_lost;
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
 };
@@ -121,8 +121,30 @@ static void handshake_failed(tallow__session *s, int err)
     fail(s, err);
 }
 
+static void enter_epoch(tallow__session *s, int tx, uint8_t epoch);
+
+/* Frames went into a direct path that one side has given up (its QUIC died, or it failed while
+ * the other had already switched): back to the relay under fresh keys, and a running transfer
+ * resynchronises from the receiver's position, as after a relay reconnection. */
+static void direct_lost(tallow__session *s)
+{
+    if (s->direct_lost || s->state != ST_READY) return;
+    s->direct_lost = 1;
+    tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+    s->path = s->relay;
+    s->resync_pending = 1;
+    enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+    /* the peer may not have noticed yet (its QUIC times out later): it must not keep sending
+     * into the dead path, nor resume before we both resynchronise */
+    static const char why[] = "direct path lost";
+    tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, sizeof(why) - 1}};
+    tallow__session_send(s, &tallow_msgtype_DirectFailed, &f);
+    if (s->resync) s->resync(s->resync_ud);
+}
+
 static void neg_settled(tallow__session *s, int state)
 {
+    if (state != TALLOW__NEG_DIRECT && s->peer_switched) direct_lost(s);
     if (s->cbs->on_path) s->cbs->on_path(s, state == TALLOW__NEG_DIRECT, s->ud);
 }
 
@@ -135,13 +157,22 @@ static void keys_ready(tallow__session *s)
     memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
     memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
     s->state = ST_READY;
+    int rc = TALLOW_ECANCELED; /* the script turned the direct path off */
     if (s->p2p) {
         tallow__neg_opts o = {.stun = s->stun, .relay = s->relay_addr,
                               .timeout_ms = s->p2p_timeout_ms};
-        int rc = tallow__neg_start(s, &o, neg_settled, &s->neg);
+        rc = tallow__neg_start(s, &o, neg_settled, &s->neg);
         if (rc < 0 && rc != TALLOW_EPOLICY)
             tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "direct path not attempted: %s",
                            tallow_strerror(rc));
+    }
+    if (rc < 0 && s->pair) {
+        /* tell the peer at once, so it stops its own attempt instead of timing out */
+        const char *why = rc == TALLOW_EPOLICY ? "not allowed by the peer's policy"
+                          : rc == TALLOW_ECANCELED ? "turned off by the peer"
+                                                   : tallow_strerror(rc);
+        tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, strlen(why)}};
+        tallow__session_send(s, &tallow_msgtype_DirectFailed, &f);
     }
     report_ready(s, 0);
 }
@@ -253,8 +284,16 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
         /* the peer's last frame on the relay: what came direct may now be processed */
         s->peer_switched = 1;
         if (s->direct) s->direct_rx_open = 1;
+        if (tallow__neg_state(s->neg) == TALLOW__NEG_FAILED) direct_lost(s); /* we gave up */
     }
-    if (s->neg && tallow__neg_on_message(s->neg, t, &msg)) return;
+    if (t->id == TALLOW_MSG_DirectFailed && s->direct && s->path == s->direct)
+        direct_lost(s); /* the peer gave up after we switched */
+    if (t->id >= TALLOW_MSG_CandidateOffer && t->id <= TALLOW_MSG_DirectFailed) {
+        /* direct-path signalling is the negotiator's alone; without one (policy, a room) it is
+         * dropped, never acted upon */
+        if (s->neg) tallow__neg_on_message(s->neg, t, &msg);
+        return;
+    }
     if (s->filter && s->filter(s, t, &msg, s->filter_ud)) return;
     if (s->cbs->on_message) s->cbs->on_message(s, t, &msg, s->ud);
 }
@@ -417,7 +456,7 @@ static void ch_closed(tallow_channel *ch, int err, void *ud)
     tallow__session *s = ud;
     if (ch == s->direct && s->relay) {
         /* the direct path died: fall back to the relay */
-        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+        if (s->path == s->direct || s->peer_switched) direct_lost(s);
         s->path = s->relay;
         return;
     }
@@ -462,7 +501,8 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
     s->cbs = cbs;
     s->ud = ud;
     s->initiator = p->initiator;
-    s->p2p = p->p2p && (p->capacity == 0 || p->capacity == 2);
+    s->pair = p->capacity == 0 || p->capacity == 2;
+    s->p2p = p->p2p && s->pair;
     s->p2p_timeout_ms = p->p2p_timeout_ms;
     s->stun = p->stun ? strdup(p->stun) : NULL;
     s->relay_addr = p->address && (!p->transport || !strcmp(p->transport, "relay"))

@@ -15,7 +15,7 @@
 
 #include "negotiate.h"
 
-static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static socklen_t mkaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss)
@@ -55,7 +55,8 @@ static size_t make(const struct row *r, uint8_t out[TALLOW__CHECK_LEN], tallow__
     c->type = r->type;
     c->flags = r->flags;
     c->priority = r->prio;
-    for (int i = 0; i < TALLOW__CHECK_TXID; i++) c->txid[i] = (uint8_t)(0xA0 + i);
+    for (int i = 0; i < TALLOW__CHECK_TXID; i++)
+        c->txid[i] = (uint8_t)(0xA0 + i);
     if (r->mapped) c->mapped_len = mkaddr(r->mapped, r->port, &c->mapped);
     int n = tallow__check_encode(key, c, out);
     assert_int_equal(n, TALLOW__CHECK_LEN);
@@ -128,14 +129,14 @@ static void test_check_malformed_fields_refused(void **state)
         size_t off;
         uint8_t val;
     } bad[] = {
-        {0, 0x2C},           /* unknown type */
-        {0, 0x15},           /* another CHECK-class byte */
-        {1, 0x04},           /* unknown flag */
-        {2, 2},              /* version */
-        {3, 1},              /* reserved */
-        {20, 5},             /* address family */
-        {20 + 7, 1},         /* bytes after an IPv4 address */
-        {39, 1},             /* padding */
+        {0, 0x2C},   /* unknown type */
+        {0, 0x15},   /* another CHECK-class byte */
+        {1, 0x04},   /* unknown flag */
+        {2, 2},      /* version */
+        {3, 1},      /* reserved */
+        {20, 5},     /* address family */
+        {20 + 7, 1}, /* bytes after an IPv4 address */
+        {39, 1},     /* padding */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint8_t buf[TALLOW__CHECK_LEN];
