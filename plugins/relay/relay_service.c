@@ -28,7 +28,7 @@ static const char *const relay_options_help[] = {
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
     "--join-timeout SECONDS    time to send a valid RoomJoin (default 10)",
     "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
-    "--queue-high BYTES        per-connection queue high-water mark (default 4194304)",
+    "--queue-high BYTES        per-connection queue high-water mark (default 524288)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
     NULL,
 };
@@ -578,7 +578,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .join_timeout_ms = 10 * 1000,
         .grace_ms = 30 * 1000,
         .drain_ms = 2000,
-        .high_water = 4 * 1024 * 1024,
+        .high_water = 512 * 1024,
     };
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);

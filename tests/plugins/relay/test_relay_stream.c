@@ -20,7 +20,7 @@
 
 #define TOTAL (50u * 1024u * 1024u)
 #define FRAME (64u * 1024u)
-#define RELAY_HIGH (4u * 1024u * 1024u) /* the relay's default queue-high */
+#define RELAY_HIGH (512u * 1024u) /* the relay's default queue-high */
 
 static uint8_t pattern(uint64_t k)
 {
@@ -135,7 +135,7 @@ static void test_relay_stream_slow_reader_bounded(void **state)
     assert_true(seen_writable >= 1);
     /* bounded: the high-water mark plus at most one input buffer's run of frames */
     assert_true(peak <= RELAY_HIGH + 512 * 1024);
-    assert_true(peak >= 1024 * 1024); /* the reader really was slow */
+    assert_true(peak >= RELAY_HIGH / 2); /* the reader really was slow */
     assert_true(max_client_queue <= 8u * 1024 * 1024 + FRAME + 16);
     uint64_t frames = (TOTAL + FRAME - 1) / FRAME;
     assert_int_equal(rt_stat(&e, "bytes_forwarded"), TOTAL + frames * 5);
