@@ -38,6 +38,8 @@ struct tallow__xfer {
     size_t textlen;
     tallow__xfer_stats st;
     tallow_timer *progress;
+    uint64_t last_heard_ns; /* the peer's last message for this transfer */
+    uint64_t stall_ns;      /* give up after this long without one while data should flow */
     /* sender */
     size_t cur;
     int fd;
@@ -89,9 +91,21 @@ static void report_progress(tallow__xfer *x)
     if (x->cbs->on_progress) x->cbs->on_progress(x, x->ud);
 }
 
+static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static void progress_tick(tallow_timer *t, void *ud)
 {
-    report_progress(ud);
+    tallow__xfer *x = ud;
+    /* a peer that stops mid-transfer (silent, or hostile) must not hold us forever; waiting for
+     * the receiver to accept is a human's time and never times out */
+    if (x->stall_ns && x->state != X_OFFERED && x->state != X_DONE &&
+        tallow_now_ns() - x->last_heard_ns > x->stall_ns) {
+        abort_with(x, TALLOW_ETIMEOUT, "nothing from the peer for %llu s: giving up (partial data is kept for resume)",
+                   (unsigned long long)(x->stall_ns / 1000000000ull));
+        return;
+    }
+    report_progress(x);
 }
 
 static void finish(tallow__xfer *x, int status)
@@ -112,8 +126,6 @@ static void finish(tallow__xfer *x, int status)
 }
 
 /* Tells the peer, records the message, ends the transfer. */
-static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
 {
     char msg[512];
@@ -558,6 +570,9 @@ static tallow__xfer *xfer_new(tallow__session *s, const tallow__xfer_cbs *cbs, v
 
 static void start_progress(tallow__xfer *x)
 {
+    const char *env = getenv("TALLOW_STALL_TIMEOUT"); /* seconds; 0 turns it off */
+    x->stall_ns = (uint64_t)(env && *env ? strtoull(env, NULL, 10) : 120) * 1000000000ull;
+    x->last_heard_ns = tallow_now_ns();
     x->progress = tallow_timer_start(tallow_ctx_loop(x->ctx), 100, 100, progress_tick, x);
     tallow__session_set_filter(x->s, filter, x);
     tallow__session_set_resync(x->s, on_resync, x);

@@ -57,6 +57,7 @@ CASES = {
     "more_bytes": ("peer", 1, r"peer sent more bytes than declared for f.bin", {}),
     "fewer_then_complete": ("peer", 1, r"transfer ended in the middle of a file", {}),
     "fewer_last": ("peer", 1, r"peer sent fewer bytes than declared for f.bin", {}),
+    "silent": ("peer", 1, r"nothing from the peer for 3 s", {}),
     "huge_size": ("peer", 1, r"cannot write huge.bin: (File too large|no space left)", {}),
     "bad_hash": ("peer", 1, r"f.bin: integrity check failed", {}),
     "size_over_int64": ("peer", 1, MALFORMED, {}),
@@ -282,6 +283,7 @@ def run_case(case, n, relays, work):
     env = dict(os.environ, TALLOW_NO_P2P="1", TALLOW_CODE=code, OUTSIDE=outside,
                TALLOW_RELAY=f"127.0.0.1:{rport}")
     env["TALLOW_LOG"] = "info"
+    env["TALLOW_STALL_TIMEOUT"] = "3"  # the `silent` case: a peer that stops talking mid-file
     mem = os.path.join(root, "mem")
     errp = os.path.join(work, case + ".recv.log")
     peerlog = open(os.path.join(work, case + ".peer.log"), "wb")

@@ -153,6 +153,12 @@ cases.fewer_then_complete = function()
     complete(1, 100)
     linger(2)
 end
+cases.silent = function() -- stops talking in the middle of a file, but stays connected
+    offer { { path = "f.bin", size = 100 } }
+    answer()
+    chunk(0, 0, string.rep("x", 50), false)
+    tallow.sleep(15)
+end
 cases.fewer_last = function()
     offer { { path = "f.bin", size = 100 } }
     answer()
