@@ -37,7 +37,7 @@ static void round_trip(int alg)
         size_t n = lens[i];
         assert_int_equal(tallow__aead_seal(&tx, ct[0], ad, sizeof ad, pt, n), 0);
         assert_int_equal(tx.seq, i + 1);
-        if (n) assert_memory_not_equal(ct[0], pt, n);
+        if (n >= 16) assert_memory_not_equal(ct[0], pt, n); /* shorter ones may match by chance */
         assert_int_equal(tallow__aead_open(&rx, back, ad, sizeof ad, ct[0], n + TALLOW__AEAD_TAG),
                          (int)n);
         assert_int_equal(rx.seq, i + 1);
