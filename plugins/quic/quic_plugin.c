@@ -19,6 +19,7 @@
 #define QUIC_DEFAULT_TIMEOUT_MS 5000
 #define QUIC_MAX_FRAME (16u << 20)
 #define QUIC_GSO_BYTES 65000 /* one UDP_SEGMENT send must stay under 64 KiB */
+#define QUIC_ACK_EVERY 32 /* datagrams read between our flushes (acknowledgements) */
 
 typedef struct quic_plugin {
     const tallow_host *host;
@@ -48,6 +49,7 @@ struct quic_link {
     int depth;                /* our entry points on the stack */
     int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
     int ready, failed, dead, quic_closed, proto_err, want_writable;
+    unsigned rx_unflushed; /* datagrams read since our last flush (it carries our ACK) */
     /* Frame bytes waiting for room in the connection's own (8 MiB) send buffer. */
     uint8_t *pend;
     size_t pend_off, pend_len, pend_cap;
@@ -245,6 +247,7 @@ static void link_on_defer(void *ud)
     link_enter(l);
     if (!l->dead && !l->quic_closed) {
         uint64_t now = tallow_now_ns();
+        l->rx_unflushed = 0;
         l->in_quic = 1;
         if (quic_conn_expiry(l->qc) <= now)
             quic_conn_on_expiry(l->qc, now);
@@ -297,7 +300,14 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
     if (l->dead || l->quic_closed) return;
     link_enter(l);
     l->in_quic = 1;
-    quic_conn_recv(l->qc, from, fromlen, data, len, tallow_now_ns());
+    uint64_t now = tallow_now_ns();
+    quic_conn_recv(l->qc, from, fromlen, data, len, now);
+    /* The window ngtcp2 allows is ~3x bandwidth x the idle RTT, less than one wakeup's worth of
+     * datagrams (up to 256): acknowledging only at the end of the batch left the sender idle. */
+    if (++l->rx_unflushed >= QUIC_ACK_EVERY && !l->dead && !l->quic_closed) {
+        l->rx_unflushed = 0;
+        quic_conn_flush(l->qc, now);
+    }
     link_quic_done(l);
     link_request_flush(l); /* acknowledgements and whatever the data unblocked */
     link_leave(l);
