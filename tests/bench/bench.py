@@ -667,12 +667,15 @@ def bench_watch():
                     lat.append((time.monotonic() - t0) * 1000)
                     time.sleep(0.3)
             finally:
+                # GNU time ignores SIGINT while its command runs: signal the tallow child itself
                 for p in (sp, rp):
+                    subprocess.run(["pkill", "-INT", "-P", str(p.pid)])
                     p.send_signal(signal.SIGINT)
                 for p in (sp, rp):
                     try:
                         p.wait(5)
                     except subprocess.TimeoutExpired:
+                        subprocess.run(["pkill", "-KILL", "-P", str(p.pid)])
                         p.kill()
             got = sorted(x for x in lat if x is not None)
             if not got:
