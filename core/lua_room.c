@@ -131,22 +131,14 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-static const char *opt_str(lua_State *L, int idx, const char *key)
-{
-    lua_getfield(L, idx, key);
-    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     tallow__room_params p = {0};
-    p.code = opt_str(L, 1, "code");
-    p.address = opt_str(L, 1, "relay");
-    p.password = opt_str(L, 1, "password");
-    p.transport = opt_str(L, 1, "transport");
+    p.code = tallow__lua_opt_str(L, 1, "code");
+    p.address = tallow__lua_opt_str(L, 1, "relay");
+    p.password = tallow__lua_opt_str(L, 1, "password");
+    p.transport = tallow__lua_opt_str(L, 1, "transport");
     lua_getfield(L, 1, "capacity");
     lua_Integer cap = luaL_optinteger(L, -1, 0);
     lua_pop(L, 1);

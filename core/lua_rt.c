@@ -25,6 +25,14 @@ tallow__lrt *tallow__lrt_get(lua_State *L)
     return rt;
 }
 
+const char *tallow__lua_opt_str(lua_State *L, int idx, const char *key)
+{
+    lua_getfield(L, idx, key);
+    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays alive: the options table holds it */
+    return v;
+}
+
 int tallow__lua_fail(lua_State *L, int err, const char *msg)
 {
     lua_pushnil(L);

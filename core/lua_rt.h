@@ -34,6 +34,9 @@ int tallow__lua_wait(lua_State *L, tallow__waiter *w, lua_KFunction k, lua_KCont
 void tallow__lua_wake(tallow__waiter *w, int (*push)(lua_State *co, void *ud), void *ud);
 /* Starts fn (at the top of L's stack, followed by nargs args) as a new coroutine now. */
 int tallow__lua_spawn(tallow__lrt *rt, lua_State *L, int nargs);
+/* The string field `key` of the options table at idx, or NULL when absent; raises if it is not
+ * a string. Borrowed: the table keeps it alive. */
+const char *tallow__lua_opt_str(lua_State *L, int idx, const char *key);
 /* Pushes nil, message, code (the expected-failure convention) and returns 3. */
 int tallow__lua_fail(lua_State *L, int err, const char *msg);
 

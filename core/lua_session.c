@@ -178,14 +178,6 @@ static const tallow__session_cbs cbs = {
     .on_path = s_path,
 };
 
-static const char *opt_str(lua_State *L, int idx, const char *key)
-{
-    lua_getfield(L, idx, key);
-    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays alive: the options table holds it */
-    return v;
-}
-
 /* tallow.session.open{code=, relay=, initiator=, password=, transport=, capacity=,
  *                     p2p=true, stun="host:port" | {"host:port", ...}, p2p_timeout=seconds}
  * p2p (default true, pairs only) attempts the direct path after the handshake unless policy
@@ -194,10 +186,10 @@ static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     tallow__session_params p = {0};
-    p.code = opt_str(L, 1, "code");
-    p.address = opt_str(L, 1, "relay");
-    p.password = opt_str(L, 1, "password");
-    p.transport = opt_str(L, 1, "transport");
+    p.code = tallow__lua_opt_str(L, 1, "code");
+    p.address = tallow__lua_opt_str(L, 1, "relay");
+    p.password = tallow__lua_opt_str(L, 1, "password");
+    p.transport = tallow__lua_opt_str(L, 1, "transport");
     lua_getfield(L, 1, "initiator");
     p.initiator = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -406,7 +398,6 @@ static int l_info(lua_State *L)
 static int l_close(lua_State *L)
 {
     tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
-    if (ls->on_close) ls->on_close(ls, ls->event_ud);
     if (ls->s) tallow__session_close(ls->s);
     ls->s = NULL;
     while (ls->head) {

@@ -23,7 +23,6 @@ struct tallow__lsession {
     tallow_timer *path_timer;
     /* a transfer running on this session gets session events too */
     void (*on_event)(tallow__lsession *ls, void *ud);
-    void (*on_close)(tallow__lsession *ls, void *ud);
     void *event_ud;
 };
 

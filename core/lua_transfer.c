@@ -23,7 +23,6 @@ typedef struct lxfer {
     int mode;
     int destfd;
     const char *verb;
-    lua_State *L;
     int notices_ref; /* table of refusal messages */
 } lxfer;
 
@@ -108,7 +107,6 @@ static void lx_release(lxfer *lx)
 {
     lua_State *L = lx->ls->rt->L;
     lx->ls->on_event = NULL;
-    lx->ls->on_close = NULL;
     tallow__xfer_free(lx->x);
     if (lx->destfd >= 0) close(lx->destfd);
     luaL_unref(L, LUA_REGISTRYINDEX, lx->notices_ref);

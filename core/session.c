@@ -250,36 +250,10 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
 
 /* ---- receiving */
 
-static void deliver(tallow__session *s, const uint8_t *m, size_t len)
+/* Hands one decoded message to whoever owns its type: the direct-path negotiator, the running
+ * transfer (filter), or the session's user. */
+static void dispatch(tallow__session *s, const tallow_msg_type *t, const void *msg)
 {
-    tallow_msg_any msg;
-    const tallow_msg_type *t = NULL; /* decode leaves it unset on error: tested below */
-    int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
-    if (rc == TALLOW_EUNKTYPE || (rc == TALLOW_ETOOBIG && t == NULL)) {
-        /* a plugin type larger than the union, or unknown: decode into a heap buffer */
-        uint32_t id;
-        const tallow_msg_type *pt =
-            tallow_msg_peek_type(m, len, &id) == 0
-                ? tallow_registry_find(tallow_ctx_registry(s->ctx), id)
-                : NULL;
-        if (!pt) {
-            tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "peer sent a message of unknown type; ignored");
-            return;
-        }
-        void *big = calloc(1, pt->struct_size);
-        if (big && tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, big,
-                                     pt->struct_size) == 0) {
-            if (!(s->filter && s->filter(s, t, big, s->filter_ud)) && s->cbs->on_message)
-                s->cbs->on_message(s, t, big, s->ud);
-        }
-        free(big);
-        return;
-    }
-    if (rc < 0) {
-        tallow_ctx_set_error(s->ctx, "malformed message from the peer: %s", tallow_strerror(rc));
-        fail(s, TALLOW_EPROTO);
-        return;
-    }
     if (t->id == TALLOW_MSG_DirectConnected) {
         /* the peer's last frame on the relay: what came direct may now be processed */
         s->peer_switched = 1;
@@ -291,12 +265,38 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
     if (t->id >= TALLOW_MSG_CandidateOffer && t->id <= TALLOW_MSG_DirectFailed) {
         /* direct-path signalling is the negotiator's alone; without one (policy, a room) it is
          * dropped, never acted upon */
-        if (s->neg) tallow__neg_on_message(s->neg, t, &msg);
+        if (s->neg) tallow__neg_on_message(s->neg, t, msg);
         return;
     }
-    if (s->filter && s->filter(s, t, &msg, s->filter_ud)) return;
-    if (s->cbs->on_message) s->cbs->on_message(s, t, &msg, s->ud);
+    if (s->filter && s->filter(s, t, msg, s->filter_ud)) return;
+    if (s->cbs->on_message) s->cbs->on_message(s, t, msg, s->ud);
 }
+
+static void deliver(tallow__session *s, const uint8_t *m, size_t len)
+{
+    const tallow_registry *reg = tallow_ctx_registry(s->ctx);
+    uint32_t id;
+    int rc = tallow_msg_peek_type(m, len, &id);
+    const tallow_msg_type *t = rc == 0 ? tallow_registry_find(reg, id) : NULL;
+    if (rc == 0 && !t) {
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "peer sent a message of unknown type; ignored");
+        return;
+    }
+    /* core types fit the union; a larger plugin type gets a heap buffer, decoded once either way */
+    tallow_msg_any any;
+    void *buf = t && t->struct_size > sizeof(any) ? calloc(1, t->struct_size) : &any;
+    if (!buf) return fail(s, TALLOW_ENOMEM);
+    if (rc == 0) rc = tallow_msg_decode(reg, m, len, &t, buf, buf == &any ? sizeof(any) : t->struct_size);
+    if (rc < 0) {
+        if (buf != &any) free(buf);
+        tallow_ctx_set_error(s->ctx, "malformed message from the peer: %s", tallow_strerror(rc));
+        fail(s, TALLOW_EPROTO);
+        return;
+    }
+    dispatch(s, t, buf);
+    if (buf != &any) free(buf);
+}
+
 
 static void on_handshake_msg(tallow__session *s, const uint8_t *m, size_t len)
 {

@@ -634,13 +634,6 @@ fail:
     return rc;
 }
 
-/* What the receiver already has of entry e: 0 and *off (0 = nothing), 1 when the final file is
- * there complete (same size and mtime), or a negative error when it must be refused. */
-static int probe(tallow__xfer *x, const tallow__entry *e, uint64_t *off)
-{
-    return tallow__sink_probe(x->destfd, e, x->overwrite, RESUME_ALIGN, off);
-}
-
 int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int destfd,
                       int overwrite, const tallow__xfer_cbs *cbs, void *ud, tallow__xfer **out)
 {
@@ -695,7 +688,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
             }
         } else {
             uint64_t off = 0;
-            rc = probe(x, e, &off);
+            rc = tallow__sink_probe(x->destfd, e, x->overwrite, RESUME_ALIGN, &off);
             if (rc < 0) {
                 notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
                 x->st.refused++;
