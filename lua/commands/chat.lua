@@ -16,12 +16,9 @@ local spec = {
     summary = "Chat line by line with the peer who has the code (or a group: --capacity N).",
     description = "Without CODE a code is made and printed; the others run `tallow chat CODE`.\n" ..
         "Type lines to send them; /quit (or end of input) leaves.",
-    options = cli.with_relay_options {
-        { "--code", arg = "CODE", help = "use this code phrase instead of a new one (making side)", env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
+    options = cli.with_relay_options(cli.options({
         { "--capacity", arg = "N", number = true, help = "group chat for N people in all (making side)", default = 2 },
-        { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, cli.code_options("making side"))),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

@@ -19,16 +19,13 @@ local common = require "tallow.common"
 local spec = {
     usage = "tallow clip [options]   |   tallow clip --receive [options] [CODE]",
     summary = "Send the clipboard (text, PNG images) to the peer, or put what arrives on it.",
-    options = cli.with_relay_options {
+    options = cli.with_relay_options(cli.options({
         { "--receive", "-r", help = "receive into this clipboard (the code from the argument, TALLOW_CODE or a prompt)" },
         { "--watch", "-w", help = "keep going: send each new clipboard content / receive until the sender stops" },
         { "--stdio", help = "no clipboard: read the content from stdin, write what arrives to stdout" },
         { "--max-size", arg = "BYTES", number = true, help = "largest content sent or accepted", default = 32 * 1024 * 1024 },
         { "--interval", arg = "SECONDS", number = true, help = "how often --watch looks at the clipboard", default = 0.5 },
-        { "--code", arg = "CODE", help = "use this code phrase instead of a new one (sending side)", env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
-        { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, cli.code_options("sending side"))),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

@@ -7,13 +7,10 @@ local common = require "tallow.common"
 local spec = {
     usage = "tallow send [options] FILE|DIR...   |   tallow send --text TEXT|-",
     summary = "Send files, folders or text. Prints a code phrase; the other side runs `tallow receive CODE`.",
-    options = cli.with_relay_options {
-        { "--code", arg = "CODE", help = "use this code phrase instead of a new one", env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
+    options = cli.with_relay_options(cli.options({
         { "--text", arg = "TEXT", help = "send TEXT (or '-' for stdin) instead of files" },
-        { "--verify", help = "show a verification string both sides can compare" },
         { "--to-many", arg = "N", number = true, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
-    },
+    }, cli.code_options())),
 }
 local opts, paths = cli.parse(spec, arg)
 ui.json = opts.json

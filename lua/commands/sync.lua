@@ -12,14 +12,11 @@ local spec = {
         "changed files travel, and the receiver overwrites its changed copies. Paths are relative to\n" ..
         "DIR on both sides (the sender's folder name is not added). --delete also removes on the\n" ..
         "receiver what the sender no longer has, never outside DIR and never through a symlink.",
-    options = cli.with_relay_options {
+    options = cli.with_relay_options(cli.options({
         { "--receive", help = "be the receiving side: CODE DIR" },
         { "--delete", help = "remove on the receiver what the sender no longer has" },
         { "--keep", help = "receiver: never remove anything, even if the sender asks" },
-        { "--code", arg = "CODE", help = "use this code phrase instead of a new one", env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
-        { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, cli.code_options())),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

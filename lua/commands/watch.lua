@@ -14,15 +14,12 @@ local spec = {
         "(creates, writes, renames, removals, new sub-folders) after --debounce ms of quiet. Each\n" ..
         "batch is its own transfer with its own key. If the connection drops, both sides reconnect\n" ..
         "with the same code and catch up with a full sync. Stop with Ctrl-C.",
-    options = cli.with_relay_options {
+    options = cli.with_relay_options(cli.options({
         { "--receive", help = "be the receiving side: CODE DIR" },
         { "--debounce", arg = "MS", number = true, help = "quiet time that closes a batch", default = 200 },
         { "--no-delete", help = "do not propagate removals" },
         { "--keep", help = "receiver: never remove anything, even if the sender asks" },
-        { "--code", arg = "CODE", help = "use this code phrase instead of a new one", env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
-        { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, cli.code_options())),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

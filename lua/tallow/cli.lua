@@ -118,6 +118,26 @@ M.relay_options = {
     { "--json", help = "print JSON events, one per line, instead of a progress bar" },
 }
 
+-- The code-phrase options of a command whose side can make the code (send, chat, sync, ...);
+-- `side` names that side in the help, e.g. "sending side".
+function M.code_options(side)
+    local who = side and (" (" .. side .. ")") or ""
+    return {
+        { "--code", arg = "CODE", help = "use this code phrase instead of a new one" .. who, env = "TALLOW_CODE" },
+        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
+        { "--verify", help = "show a verification string both sides can compare" },
+    }
+end
+
+-- Concatenates option lists: cli.options(own, cli.code_options(), ...).
+function M.options(...)
+    local all = {}
+    for _, list in ipairs({ ... }) do
+        for _, o in ipairs(list) do all[#all + 1] = o end
+    end
+    return all
+end
+
 function M.with_relay_options(options)
     local all = {}
     for _, o in ipairs(options) do all[#all + 1] = o end
