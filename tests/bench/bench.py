@@ -32,6 +32,7 @@ SIZE_MB = int(os.environ.get("BENCH_SIZE_MB", "1024"))  # MiB
 WORK = os.environ.get("BENCH_DIR", "/tmp/tallow-bench")
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,small,concurrent,sync,watch").split(",")))
 NCONC = int(os.environ.get("BENCH_CONCURRENT", "1000"))
+CASES = list(filter(None, os.environ.get("BENCH_CASES", "").split(",")))
 NSYNC = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
 WORMHOLE = "/usr/bin/wormhole"
 TWIST = "/usr/bin/twist3"
@@ -404,6 +405,8 @@ def bench_transfer(title, size, runs, with_cp):
         if with_cp:
             cases += [("cp", lambda i: run_cp(src, False, "cp-%d" % i)),
                       ("cp + fsync", lambda i: run_cp(src, True, "cpsync-%d" % i))]
+        if CASES:  # BENCH_CASES=relay,direct keeps the cases whose label contains one of the words
+            cases = [c for c in cases if any(w in c[0] for w in CASES)]
         res = {label: [] for label, _ in cases}
         for i in range(runs):  # interleaved, so drift hits every case alike
             for label, fn in cases:

@@ -2,7 +2,8 @@
 # tests/bench/run.sh BUILD — `make bench`: installs what the benchmarks need from Debian (when
 # root), then runs tests/bench/bench.py with the system Python (magic-wormhole's). Not part of
 # `make test`. Knobs: BENCH_RUNS (3), BENCH_SIZE_MB (1024), BENCH_ONLY (big,small,concurrent,
-# sync,watch), BENCH_CONCURRENT (1000), BENCH_SYNC_FILES (10000), BENCH_DIR (/tmp/tallow-bench).
+# sync,watch), BENCH_CASES (e.g. 'tallow relay' or 'tallow' or 'direct': keep matching 1 GiB cases),
+# BENCH_CONCURRENT (1000), BENCH_SYNC_FILES (10000), BENCH_DIR (/tmp/tallow-bench).
 set -eu
 BUILD=${1:-build}
 PKGS="magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay time python3 diffutils"
