@@ -71,8 +71,28 @@ static int env_true(const char *name)
     return v && *v && strcmp(v, "0") != 0 && strcmp(v, "no") != 0;
 }
 
+/* Secrets given in the environment (the code phrase, a relay password) stay readable by the
+ * process, but move off the initial environment block: /proc/PID/environ shows that block, so the
+ * original bytes are overwritten after setenv() has copied the value to the heap. */
+static void hide_env_secret(const char *name)
+{
+    char *v = getenv(name);
+    if (!v) return;
+    size_t nlen = strlen(name), vlen = strlen(v);
+    char *copy = strdup(v);
+    if (!copy || setenv(name, copy, 1) != 0) {
+        free(copy);
+        return; /* keep it where it is rather than lose it */
+    }
+    explicit_bzero(copy, vlen);
+    free(copy);
+    explicit_bzero(v - nlen - 1, nlen + 1 + vlen); /* "NAME=value" in the original block */
+}
+
 int main(int argc, char **argv)
 {
+    hide_env_secret("TALLOW_CODE");
+    hide_env_secret("TALLOW_RELAY_PASSWORD");
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         usage(stdout);

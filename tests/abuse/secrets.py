@@ -2,7 +2,7 @@
 """tests/abuse/secrets.py — the code phrase stays secret on the machine:
 
   ps     given by TALLOW_CODE (sender and receiver) or typed at the receiver's prompt (stdin), the
-         code never shows in `ps -eo args` (nor /proc/PID/cmdline) while the processes run;
+         code never shows in `ps -eo args`, /proc/PID/cmdline or /proc/PID/environ while they run;
   logs   with TALLOW_LOG=debug, the stderr of relay, sender and receiver never holds the code, any
          of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N-word").
 A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
@@ -42,6 +42,7 @@ def cmdlines(procs):
     for p in procs:
         try:
             out += open(f"/proc/{p.pid}/cmdline", "rb").read() + b"\n"
+            out += open(f"/proc/{p.pid}/environ", "rb").read() + b"\n"
         except OSError:
             pass
     return out.decode("utf-8", "replace")
