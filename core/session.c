@@ -486,7 +486,7 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
         tallow_ctx_set_error(ctx, "malformed code phrase (expected NUMBER-word-word-...)");
         return rc;
     }
-    /* aligned: the AES-GCM state inside tallow__aead needs 16 bytes */
+    /* cache-line aligned: the hot fields and keys do not straddle lines */
     tallow__session *s = NULL;
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
     memset(s, 0, sizeof(*s));
