@@ -206,11 +206,25 @@ static int send_chunk(tallow__xfer *x)
         x->file_open = 1;
     }
     size_t n = e->size - x->off < CHUNK ? (size_t)(e->size - x->off) : CHUNK;
+    tallow_msg_Chunk c = {.transfer_id = x->tid, .file_index = x->cur, .offset = x->off};
+    c.data.len = n;
+    if (x->off + n == e->size) {
+        c.last = 1;
+        if (x->kind != TALLOW__XFER_TEXT && x->kept[x->cur])
+            c.hash = (tallow_bytes){x->digest, sizeof(x->digest)};
+    }
     if (n > 0) {
+        /* the data goes straight to its place in the session's sealing buffer: it is encoded,
+         * sealed and handed to the transport from there, never copied in between */
+        uint8_t *spot = tallow__session_tx_spot(x->s, x->tid, &tallow_msgtype_Chunk, &c, &c.data);
+        if (!spot) {
+            abort_with(x, TALLOW_ETOOBIG, "chunk too large for the session");
+            return TALLOW_ETOOBIG;
+        }
         if (x->kind == TALLOW__XFER_TEXT) {
-            memcpy(x->chunk, x->text + x->off, n);
+            memcpy(spot, x->text + x->off, n);
         } else {
-            ssize_t got = pread(x->fd, x->chunk, n, (off_t)x->off);
+            ssize_t got = pread(x->fd, spot, n, (off_t)x->off);
             if (got != (ssize_t)n) {
                 char b[300];
                 abort_with(x, TALLOW_EHASH, "%s changed or shrank while sending",
@@ -218,15 +232,9 @@ static int send_chunk(tallow__xfer *x)
                 return TALLOW_EHASH;
             }
         }
+        c.data.ptr = spot;
     }
-    tallow_msg_Chunk c = {.transfer_id = x->tid, .file_index = x->cur, .offset = x->off};
-    c.data = (tallow_bytes){x->chunk, n};
     x->off += n;
-    if (x->off == e->size) {
-        c.last = 1;
-        if (x->kind != TALLOW__XFER_TEXT && x->kept[x->cur])
-            c.hash = (tallow_bytes){x->digest, sizeof(x->digest)};
-    }
     int rc = tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_Chunk, &c);
     if (rc < 0) {
         abort_with(x, rc, "sending failed: %s", tallow_strerror(rc));
@@ -774,7 +782,7 @@ void tallow__xfer_free(tallow__xfer *x)
     free(x->resume);
     free(x->kept);
     free(x->prefix);
-    /* plaintext: the text sent or received, the sender's last chunk */
+    /* plaintext: the text sent or received, the last block of a resumed prefix hashed */
     if (x->text) sodium_memzero(x->text, x->textlen);
     if (x->chunk) sodium_memzero(x->chunk, CHUNK);
     free(x->text);
