@@ -127,6 +127,7 @@ typedef struct tallow__sink {
     int64_t mtime_ns;                /* final mtime */
     uint64_t size;                   /* expected size */
     uint64_t written;                /* bytes present in the temporary file */
+    uint64_t flushed;                /* writeback started up to here (sink_write) */
     uint64_t prefix;                 /* bytes kept from an earlier session (0: a fresh file) */
     uint8_t prefix_hash[TALLOW__HASH_LEN]; /* BLAKE2b-256 of those bytes, when prefix > 0 */
     char name[TALLOW__NAME_MAX + 1]; /* final basename */
@@ -152,7 +153,8 @@ typedef struct tallow__sink {
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,
                       uint64_t align, uint64_t *resume_off);
 
-/* Appends data at off, which must equal the bytes written so far. No allocation. Returns 0,
+/* Appends data at off, which must equal the bytes written so far (every 16 MiB it starts the
+ * writeback of what it wrote, so the final fsync has little left). No allocation. Returns 0,
  * TALLOW_EPROTO (off out of sequence or past the manifest size), TALLOW_ENOSPACE (ENOSPC/EDQUOT:
  * the bytes that did land are kept and counted, for resume), -errno. The sink stays open. */
 /* Looks, without creating anything, at what the destination already has of file entry e:
