@@ -21,6 +21,8 @@
 
 #include "transfer.h"
 
+/* Data per Chunk. 512 KiB and 1 MiB were measured on the relay path: no better for the sender,
+ * and the receiver's kernel time doubled (1 GiB: 0.37 -> 1.04 s system), so 256 KiB it stays. */
 #define CHUNK (256u * 1024u)
 #define WINDOW (32u * 1024u * 1024u)
 #define ACK_EVERY (4u * 1024u * 1024u)
