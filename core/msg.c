@@ -131,7 +131,8 @@ TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint
     return (int)n;
 }
 
-size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg, const tallow_bytes *field)
+size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
+                                const tallow_bytes *field)
 {
     size_t body = body_size(t, msg);
     size_t n = tallow_varint_size(t->id) + tallow_varint_size(body);

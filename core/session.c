@@ -608,7 +608,8 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 }
 
 /* msg.c: offset of a BYTES field's bytes within msg's encoding */
-size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg, const tallow_bytes *field);
+size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
+                                const tallow_bytes *field);
 
 uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                                  const void *msg, const tallow_bytes *field)

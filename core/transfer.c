@@ -400,12 +400,15 @@ static void on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
             return abort_with(x, TALLOW_EPROTO, "unexpected file hash for %s (sent from the start)",
                               shown(e->path, b, sizeof(b)));
         int rc = 0;
-        if (x->kind != TALLOW__XFER_TEXT) rc = tallow__sink_finish(&x->sink, kept ? c->hash.ptr : NULL);
+        if (x->kind != TALLOW__XFER_TEXT)
+            rc = tallow__sink_finish(&x->sink, kept ? c->hash.ptr : NULL);
         x->sink_open = 0;
         if (rc == TALLOW_EHASH)
-            return abort_with(x, rc, "%s: integrity check failed: the part kept from the interrupted "
+            return abort_with(x, rc,
+                              "%s: integrity check failed: the part kept from the interrupted "
                               "transfer does not match the source (changed since, or damaged); "
-                              "partial copy removed, send again", shown(e->path, b, sizeof(b)));
+                              "partial copy removed, send again",
+                              shown(e->path, b, sizeof(b)));
         if (rc < 0)
             return abort_with(x, rc, "%s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
         x->st.files_done++;

@@ -42,7 +42,7 @@
 #define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
 /* last: final chunk of a file; hash: on the last chunk of a file whose receiver kept a prefix from
  * an earlier session (FileAccept resume offset > 0), and only then: BLAKE2b-256 of the sender's
- * bytes [0, that offset). The bytes sent in the session need none: the transfer's AEAD covers them. */
+ * bytes [0, that offset). Bytes sent in the session need none: the transfer's AEAD covers them. */
 #define TALLOW_FIELDS_Chunk(F, S)                                                                     \
     F(S, 1, transfer_id, U64) F(S, 2, file_index, U64) F(S, 3, offset, U64) F(S, 4, data, BYTES)               \
     F(S, 5, last, BOOL) F(S, 6, hash, BYTES)

@@ -178,14 +178,15 @@ static void test_aead_gnutls_matches_libsodium(void **state)
     /* ours (in place) == libsodium's */
     assert_int_equal(tallow__aead_seal(&tx, big, ad, sizeof ad, big, n), 0);
     static uint8_t sod[(1u << 20) + TALLOW__AEAD_TAG];
-    assert_int_equal(crypto_aead_aes256gcm_encrypt(sod, &clen, ref, n, ad, sizeof ad, NULL, nonce,
-                                                   key), 0);
+    assert_int_equal(
+        crypto_aead_aes256gcm_encrypt(sod, &clen, ref, n, ad, sizeof ad, NULL, nonce, key), 0);
     assert_int_equal(clen, n + TALLOW__AEAD_TAG);
     assert_memory_equal(big, sod, n + TALLOW__AEAD_TAG);
     /* libsodium opens ours, ours opens libsodium's (in place) */
     static uint8_t out[1u << 20];
     assert_int_equal(crypto_aead_aes256gcm_decrypt(out, &mlen, NULL, big, n + TALLOW__AEAD_TAG, ad,
-                                                   sizeof ad, nonce, key), 0);
+                                                   sizeof ad, nonce, key),
+                     0);
     assert_memory_equal(out, ref, n);
     /* a flipped bit (ciphertext, then tag) fails, seq unchanged, output zeroed */
     sod[12345] ^= 0x10;

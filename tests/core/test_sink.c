@@ -1,6 +1,6 @@
-/* tests/core/test_sink.c — the receiver's file sink (bytes, mode, mtime, resumed-prefix hash check, no overwrite
- * without consent, resume from an aligned prefix, empty files, planted symlinks), directory
- * entries, and the sender's source opener. */
+/* tests/core/test_sink.c — the receiver's file sink (bytes, mode, mtime, resumed-prefix hash check,
+ * no overwrite without consent, resume from an aligned prefix, empty files, planted symlinks),
+ * directory entries, and the sender's source opener. */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
