@@ -89,18 +89,18 @@ enum { TALLOW__AEAD_XCHACHA = 1, TALLOW__AEAD_AESGCM = 2 };
 #define TALLOW__AEAD_TAG 16
 
 /* One direction of one record stream. The nonce is seq (little endian, zero padded), so a key
- * must only ever feed one tallow__aead: derive a fresh key per direction/purpose/transfer.
- * Needs 16-byte alignment (the AES state): stack, static and malloc'd memory all have it. */
+ * must only ever feed one tallow__aead: derive a fresh key per direction/purpose/transfer. */
 typedef struct tallow__aead {
     uint8_t key[32];
     uint64_t seq; /* next record number to seal / expected to open */
     int alg;      /* TALLOW__AEAD_* */
-    int aes_ready;
-    crypto_aead_aes256gcm_state aes; /* expanded AES key when alg == AESGCM */
+    void *gcm;    /* GnuTLS AES-256-GCM handle (gnutls_aead_cipher_hd_t) when alg == AESGCM */
 } tallow__aead;
 
-/* Copies key, sets seq to 0. Cannot fail; an unusable alg makes seal/open return
- * TALLOW_EINVAL. Contains the key: tallow__aead_wipe(). */
+/* Copies key, sets seq to 0 (AES-256-GCM: makes a GnuTLS cipher handle, which allocates). Cannot
+ * fail; an unusable alg (or a handle GnuTLS could not make) makes seal/open return
+ * TALLOW_EINVAL. Contains the key and owns the handle: every init needs a tallow__aead_wipe()
+ * (also before re-initialising the same struct). */
 void tallow__aead_init(tallow__aead *a, const uint8_t key[32], int alg);
 /* Encrypts pt[len] with associated data ad[adlen] into out[len + TALLOW__AEAD_TAG] (ciphertext
  * then tag), using record number seq, then seq++. out == pt is allowed (other overlaps are

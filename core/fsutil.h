@@ -126,10 +126,12 @@ typedef struct tallow__sink {
     uint32_t mode;                   /* final permission bits */
     int64_t mtime_ns;                /* final mtime */
     uint64_t size;                   /* expected size */
-    uint64_t written;                /* bytes present in the temporary file (and hashed) */
+    uint64_t written;                /* bytes present in the temporary file */
+    uint64_t flushed;                /* writeback started up to here (sink_write) */
+    uint64_t prefix;                 /* bytes kept from an earlier session (0: a fresh file) */
+    uint8_t prefix_hash[TALLOW__HASH_LEN]; /* BLAKE2b-256 of those bytes, when prefix > 0 */
     char name[TALLOW__NAME_MAX + 1]; /* final basename */
     char part[TALLOW__NAME_MAX + 1]; /* temporary basename */
-    tallow__hash hash;               /* running hash of bytes 0..written */
 } tallow__sink;
 
 /* Opens (or reopens, to resume) the temporary file for FILE entry e under destfd, in the final
@@ -137,8 +139,10 @@ typedef struct tallow__sink {
  * (first 8 bytes), so a different file never resumes from it; the basename part is shortened to
  * fit NAME_MAX. Parent directories are created safely. The partial
  * file's size is rounded down to align (0 = never resume), the rest is cut, and the kept prefix is
- * hashed from disk; *resume_off receives its length (the sender restarts there). The final
- * integrity check at tallow__sink_finish covers the whole file, prefix included.
+ * hashed from disk (s->prefix, s->prefix_hash); *resume_off receives its length (the sender
+ * restarts there). tallow__sink_finish checks that hash against the sender's hash of the same
+ * prefix of its file. The bytes written after the prefix are not hashed: they come through the
+ * session's AEAD (per-transfer key, implicit record numbers), with offsets and sizes checked.
  * Returns 0, TALLOW_EEXIST (final name exists and !overwrite), TALLOW_EUNSAFEPATH (unsafe path,
  * final name or temp name is a symlink, directory or special file, symlinks on the way),
  * TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX), TALLOW_ENOSPACE
@@ -149,7 +153,8 @@ typedef struct tallow__sink {
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,
                       uint64_t align, uint64_t *resume_off);
 
-/* Appends data at off, which must equal the bytes written so far. No allocation. Returns 0,
+/* Appends data at off, which must equal the bytes written so far (every 16 MiB it starts the
+ * writeback of what it wrote, so the final fsync has little left). No allocation. Returns 0,
  * TALLOW_EPROTO (off out of sequence or past the manifest size), TALLOW_ENOSPACE (ENOSPC/EDQUOT:
  * the bytes that did land are kept and counted, for resume), -errno. The sink stays open. */
 /* Looks, without creating anything, at what the destination already has of file entry e:
@@ -160,11 +165,14 @@ int tallow__sink_probe(int destfd, const tallow__entry *e, int overwrite, uint64
                        uint64_t *off);
 int tallow__sink_write(tallow__sink *s, uint64_t off, const uint8_t *data, size_t len);
 
-/* Completes the file: size must match (else TALLOW_EPROTO, partial kept), the BLAKE2b-256 of the
- * whole file must equal hash (else TALLOW_EHASH and the temporary file is removed); then mode
- * (& 0777), mtime, fsync, and rename onto the final name (RENAME_NOREPLACE unless overwrite:
- * TALLOW_EEXIST if the name appeared meanwhile, partial kept). The sink is closed in every case. */
-int tallow__sink_finish(tallow__sink *s, const uint8_t hash[TALLOW__HASH_LEN]);
+/* Completes the file: size must match (else TALLOW_EPROTO, partial kept). prefix_hash is the
+ * sender's BLAKE2b-256 of the first s->prefix bytes of its file: required when the sink resumed a
+ * prefix (s->prefix > 0), NULL otherwise (else TALLOW_EPROTO, partial kept); a hash that differs
+ * from the kept prefix's gives TALLOW_EHASH and the temporary file is removed (the source changed
+ * since the interrupted transfer, or the partial copy was damaged). Then mode (& 0777), mtime,
+ * fsync, and rename onto the final name (RENAME_NOREPLACE unless overwrite: TALLOW_EEXIST if the
+ * name appeared meanwhile, partial kept). The sink is closed in every case. */
+int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash);
 
 /* Closes the sink; removes the temporary file unless keep_partial. Idempotent. */
 void tallow__sink_abort(tallow__sink *s, int keep_partial);

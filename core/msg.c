@@ -122,13 +122,37 @@ TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint
         if (wire == WIRE_LEN) {
             const tallow_bytes *b = (const tallow_bytes *)((const uint8_t *)msg + f->offset);
             n += tallow_varint_put(out + n, b->len);
-            memcpy(out + n, b->ptr, b->len);
+            if (b->len && b->ptr != out + n) memcpy(out + n, b->ptr, b->len); /* else in place */
             n += b->len;
         } else {
             n += tallow_varint_put(out + n, field_scalar(f, msg));
         }
     }
     return (int)n;
+}
+
+size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
+                                const tallow_bytes *field)
+{
+    size_t body = body_size(t, msg);
+    size_t n = tallow_varint_size(t->id) + tallow_varint_size(body);
+    size_t want = (size_t)((const uint8_t *)field - (const uint8_t *)msg);
+    for (uint32_t i = 0; i < t->nfields; i++) {
+        const tallow_field *f = &t->fields[i];
+        int wire = field_wire(f->kind);
+        if (f->offset == want && wire == WIRE_LEN)
+            return n + tallow_varint_size(((uint64_t)f->tag << 3) | (uint64_t)wire) +
+                   tallow_varint_size(field->len);
+        if (!field_present(f, msg)) continue;
+        n += tallow_varint_size((uint64_t)f->tag << 3);
+        if (wire == WIRE_LEN) {
+            const tallow_bytes *b = (const tallow_bytes *)((const uint8_t *)msg + f->offset);
+            n += tallow_varint_size(b->len) + b->len;
+        } else {
+            n += tallow_varint_size(field_scalar(f, msg));
+        }
+    }
+    return SIZE_MAX;
 }
 
 TALLOW_API int tallow_msg_peek_type(const uint8_t *buf, size_t len, uint32_t *type_out)

@@ -486,7 +486,7 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
         tallow_ctx_set_error(ctx, "malformed code phrase (expected NUMBER-word-word-...)");
         return rc;
     }
-    /* aligned: the AES-GCM state inside tallow__aead needs 16 bytes */
+    /* cache-line aligned: the hot fields and keys do not straddle lines */
     tallow__session *s = NULL;
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
     memset(s, 0, sizeof(*s));
@@ -605,6 +605,20 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
     if (rc >= 0 && t->id == TALLOW_MSG_DirectConnected && s->direct && before == s->relay)
         s->path = s->direct; /* our switch marker went on the relay; everything after goes direct */
     return rc;
+}
+
+/* msg.c: offset of a BYTES field's bytes within msg's encoding */
+size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
+                                const tallow_bytes *field);
+
+uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
+                                 const void *msg, const tallow_bytes *field)
+{
+    size_t hlen = 2 + tallow_varint_size(tid); /* kind, epoch, transfer id: see send_tx */
+    size_t need = tallow_msg_encoded_size(t, msg);
+    size_t off = tallow__msg_bytes_offset(t, msg, field);
+    if (off == SIZE_MAX || need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return NULL;
+    return s->buf + hlen + off;
 }
 
 int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len)

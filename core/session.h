@@ -61,6 +61,14 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 /* Same under the key of transfer `tid` (derived on first use). */
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg);
+/* Zero-copy sending of one BYTES field (a Chunk's data): msg is the message as it will be sent,
+ * except that field->ptr is not read yet (field->len is). Returns where in the session's sealing
+ * buffer the field's bytes will sit once msg is encoded for transfer `tid`, or NULL if the frame
+ * would be too large. The caller fills that spot, sets field->ptr to it and calls
+ * tallow__session_send_tx(s, tid, t, msg) with msg unchanged otherwise, before any other send on
+ * this session: the bytes are then encoded and sealed where they are, not copied. */
+uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
+                                 const void *msg, const tallow_bytes *field);
 /* Seals m[0..len) as it is (any bytes, not necessarily a valid message) under the key of transfer
  * `tid`: for test peers that must send what the engine never would. Same returns. */
 int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len);

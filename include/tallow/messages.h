@@ -40,7 +40,9 @@
 /* resume: per file, the byte offset the receiver already holds verified (varints, in order). */
 #define TALLOW_FIELDS_FileAccept(F, S) F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES)
 #define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
-/* last: final chunk of a file; hash: BLAKE2b-256 of the whole file, on the last chunk only. */
+/* last: final chunk of a file; hash: on the last chunk of a file whose receiver kept a prefix from
+ * an earlier session (FileAccept resume offset > 0), and only then: BLAKE2b-256 of the sender's
+ * bytes [0, that offset). Bytes sent in the session need none: the transfer's AEAD covers them. */
 #define TALLOW_FIELDS_Chunk(F, S)                                                                     \
     F(S, 1, transfer_id, U64) F(S, 2, file_index, U64) F(S, 3, offset, U64) F(S, 4, data, BYTES)               \
     F(S, 5, last, BOOL) F(S, 6, hash, BYTES)

@@ -110,6 +110,9 @@ static void rejects(int alg)
     tallow__aead_init(&other, k2, alg);
     assert_int_equal(tallow__aead_open(&other, back, ad, 2, ct[0], cl), TALLOW_ECRYPTO);
     assert_int_equal(other.seq, 0);
+    tallow__aead_wipe(&other);
+    tallow__aead_wipe(&tx);
+    tallow__aead_wipe(&rx);
 }
 
 static void test_aead_rejects_xchacha(void **state)
@@ -138,6 +141,7 @@ static void test_aead_nonce_from_seq(void **state)
         tallow__aead_init(&g, tx.key, TALLOW__AEAD_AESGCM);
         assert_int_equal(tallow__aead_open(&g, back, NULL, 0, ct[0], 64 + TALLOW__AEAD_TAG),
                          TALLOW_ECRYPTO);
+        tallow__aead_wipe(&g);
     }
     tallow__aead bad;
     tallow__aead_init(&bad, tx.key, 7);
@@ -146,6 +150,66 @@ static void test_aead_nonce_from_seq(void **state)
     tx.seq = UINT64_MAX;
     assert_int_equal(tallow__aead_seal(&tx, ct[2], NULL, 0, pt, 64), TALLOW_ETOOBIG);
     assert_int_equal(tx.seq, UINT64_MAX);
+    tallow__aead_wipe(&bad);
+    tallow__aead_wipe(&tx);
+    tallow__aead_wipe(&rx);
+}
+
+/* AES-256-GCM records sealed through GnuTLS are exactly libsodium's AES-256-GCM records (nonce
+ * le64(seq) || 0^32, ciphertext then tag): each library opens the other's, a flipped bit fails in
+ * both, and a whole 1 MiB frame sealed in place opens in place. */
+static void test_aead_gnutls_matches_libsodium(void **state)
+{
+    if (!have_aes()) skip();
+    static uint8_t big[(1u << 20) + TALLOW__AEAD_TAG], ref[(1u << 20) + TALLOW__AEAD_TAG];
+    static const uint8_t ad[] = {2, 0, 7};
+    const size_t n = 1u << 20;
+    uint8_t key[32], nonce[crypto_aead_aes256gcm_NPUBBYTES] = {0};
+    unsigned long long clen, mlen;
+    tallow__aead tx, rx;
+    randombytes_buf(key, sizeof key);
+    tallow__aead_init(&tx, key, TALLOW__AEAD_AESGCM);
+    tallow__aead_init(&rx, key, TALLOW__AEAD_AESGCM);
+    randombytes_buf(big, n);
+    memcpy(ref, big, n);
+    tx.seq = rx.seq = 0x0102030405060708ull;
+    nonce[0] = 8, nonce[1] = 7, nonce[2] = 6, nonce[3] = 5, nonce[4] = 4, nonce[5] = 3,
+    nonce[6] = 2, nonce[7] = 1;
+    /* ours (in place) == libsodium's */
+    assert_int_equal(tallow__aead_seal(&tx, big, ad, sizeof ad, big, n), 0);
+    static uint8_t sod[(1u << 20) + TALLOW__AEAD_TAG];
+    assert_int_equal(
+        crypto_aead_aes256gcm_encrypt(sod, &clen, ref, n, ad, sizeof ad, NULL, nonce, key), 0);
+    assert_int_equal(clen, n + TALLOW__AEAD_TAG);
+    assert_memory_equal(big, sod, n + TALLOW__AEAD_TAG);
+    /* libsodium opens ours, ours opens libsodium's (in place) */
+    static uint8_t out[1u << 20];
+    assert_int_equal(crypto_aead_aes256gcm_decrypt(out, &mlen, NULL, big, n + TALLOW__AEAD_TAG, ad,
+                                                   sizeof ad, nonce, key),
+                     0);
+    assert_memory_equal(out, ref, n);
+    /* a flipped bit (ciphertext, then tag) fails, seq unchanged, output zeroed */
+    sod[12345] ^= 0x10;
+    assert_int_equal(tallow__aead_open(&rx, sod, ad, sizeof ad, sod, n + TALLOW__AEAD_TAG),
+                     TALLOW_ECRYPTO);
+    assert_int_equal(rx.seq, 0x0102030405060708ull);
+    memcpy(sod, big, n + TALLOW__AEAD_TAG);
+    sod[n + 3] ^= 0x01;
+    assert_int_equal(tallow__aead_open(&rx, out, ad, sizeof ad, sod, n + TALLOW__AEAD_TAG),
+                     TALLOW_ECRYPTO);
+    /* the genuine one opens in place */
+    assert_int_equal(tallow__aead_open(&rx, big, ad, sizeof ad, big, n + TALLOW__AEAD_TAG), (int)n);
+    assert_memory_equal(big, ref, n);
+    assert_int_equal(rx.seq, 0x0102030405060709ull);
+    /* an empty record is just a tag */
+    assert_int_equal(tallow__aead_seal(&tx, big, NULL, 0, NULL, 0), 0);
+    assert_int_equal(tallow__aead_open(&rx, NULL, NULL, 0, big, TALLOW__AEAD_TAG), 0);
+    big[0] ^= 1;
+    rx.seq--;
+    assert_int_equal(tallow__aead_open(&rx, NULL, NULL, 0, big, TALLOW__AEAD_TAG), TALLOW_ECRYPTO);
+    tallow__aead_wipe(&tx);
+    tallow__aead_wipe(&rx);
+    assert_null(tx.gcm);
 }
 
 static void test_aead_kdf_distinct(void **state)
@@ -175,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_aead_rejects_xchacha),
         cmocka_unit_test(test_aead_rejects_aesgcm),
         cmocka_unit_test(test_aead_nonce_from_seq),
+        cmocka_unit_test(test_aead_gnutls_matches_libsodium),
         cmocka_unit_test(test_aead_kdf_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -780,6 +780,40 @@ static void test_codec_varint_edges(void **state)
     assert_int_equal(tallow_varint_get(NULL, 0, &v), TALLOW_ETRUNC);
 }
 
+/* msg.c (internal): where a BYTES field's bytes sit in msg's encoding */
+size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
+                                const tallow_bytes *field);
+
+/* A Chunk's data placed beforehand at the offset the codec reports is encoded in place, and the
+ * result is byte for byte the ordinary encoding (the sender's zero-copy path). */
+static void test_codec_bytes_in_place(void **state)
+{
+    static uint8_t data[300000], normal[300100], inplace[300100];
+    static const uint8_t hash[32] = {1, 2, 3};
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    size_t lens[] = {1, 127, 128, 16383, 16384, sizeof data};
+    for (int k = 0; k < 4; k++)
+        for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++) {
+            tallow_msg_Chunk c = {.transfer_id = k & 1 ? 0x7fffffffffffffffull : 5,
+                                  .file_index = (uint64_t)k * 1000,
+                                  .offset = (uint64_t)j << 20};
+            c.data = (tallow_bytes){data, lens[j]};
+            if (k & 2) c.last = 1, c.hash = (tallow_bytes){hash, sizeof hash};
+            int n = tallow_msg_encode(&tallow_msgtype_Chunk, &c, normal, sizeof normal);
+            assert_true(n > 0);
+            size_t off = tallow__msg_bytes_offset(&tallow_msgtype_Chunk, &c, &c.data);
+            assert_true(off < (size_t)n);
+            assert_memory_equal(normal + off, data, lens[j]);
+            memset(inplace, 0xee, sizeof inplace);
+            memcpy(inplace + off, data, lens[j]);
+            c.data.ptr = inplace + off;
+            assert_int_equal(tallow_msg_encode(&tallow_msgtype_Chunk, &c, inplace, sizeof inplace),
+                             n);
+            assert_memory_equal(inplace, normal, (size_t)n);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -808,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_codec_plugin_registration),
         cmocka_unit_test(test_codec_bad_descriptor_rejected),
         cmocka_unit_test(test_codec_varint_edges),
+        cmocka_unit_test(test_codec_bytes_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,8 @@ static void test_pake_keys_match(void **state)
     assert_int_equal(tallow__aead_seal(&ta, buf, NULL, 0, msg, 5), 0);
     assert_int_equal(tallow__aead_open(&rb, out, NULL, 0, buf, sizeof buf), 5);
     assert_memory_equal(out, msg, 5);
+    tallow__aead_wipe(&ta);
+    tallow__aead_wipe(&rb);
 
     /* A second session with the same code gets fresh keys. */
     side s2;

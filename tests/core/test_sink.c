@@ -1,6 +1,6 @@
-/* tests/core/test_sink.c — the receiver's file sink (bytes, mode, mtime, hash check, no overwrite
- * without consent, resume from an aligned prefix, empty files, planted symlinks), directory
- * entries, and the sender's source opener. */
+/* tests/core/test_sink.c — the receiver's file sink (bytes, mode, mtime, resumed-prefix hash check,
+ * no overwrite without consent, resume from an aligned prefix, empty files, planted symlinks),
+ * directory entries, and the sender's source opener. */
 #include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -95,7 +95,8 @@ static void test_sink_write_finish(void **state)
     assert_non_null(strstr(s.part, "file.bin."));
     assert_non_null(strstr(s.part, ".tallow-part"));
     write_range(&s, f->data, 0, f->len);
-    assert_int_equal(tallow__sink_finish(&s, f->hash), 0);
+    assert_int_equal(s.prefix, 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     assert_file(f, "sub/\xe6\x97\xa5/file.bin", f->data, f->len);
     struct stat st;
     assert_int_equal(fstatat(f->destfd, "sub/\xe6\x97\xa5/file.bin", &st, 0), 0);
@@ -120,12 +121,14 @@ static void test_sink_out_of_sequence(void **state)
     assert_int_equal(tallow__sink_write(&s, 0, f->data, 60), 0);
     assert_int_equal(tallow__sink_write(&s, 0, f->data, 10), TALLOW_EPROTO);
     /* finishing short is a protocol error; the partial stays for a resume */
-    assert_int_equal(tallow__sink_finish(&s, f->hash), TALLOW_EPROTO);
+    assert_int_equal(tallow__sink_finish(&s, NULL), TALLOW_EPROTO);
     assert_int_equal(fst_count(f->dest), 1);
     assert_int_equal(faccessat(f->destfd, "seq", F_OK, AT_SYMLINK_NOFOLLOW), -1);
     assert_int_equal(tallow__sink_write(&s, 60, f->data, 1), TALLOW_EINVAL); /* closed */
 }
 
+/* A fresh file takes no hash (a protocol error, the partial is kept); a resumed one needs the
+ * hash of its kept prefix, and a wrong one removes the partial. */
 static void test_sink_wrong_hash(void **state)
 {
     fx *f = *state;
@@ -134,8 +137,26 @@ static void test_sink_wrong_hash(void **state)
     uint64_t off;
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
     write_range(&s, f->data, 0, 1000);
-    assert_int_equal(tallow__sink_finish(&s, f->hash), TALLOW_EHASH);
-    assert_int_equal(fst_count(f->dest), 0); /* neither final nor temporary */
+    assert_int_equal(tallow__sink_finish(&s, f->hash), TALLOW_EPROTO);
+    assert_int_equal(fst_count(f->dest), 1); /* the partial only */
+    assert_int_equal(faccessat(f->destfd, "bad.bin", F_OK, AT_SYMLINK_NOFOLLOW), -1);
+
+    tallow__entry e2 = file_entry("bad2.bin", 2 * MiB + 7, 0644, 0);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
+    write_range(&s, f->data, 0, MiB + 10);
+    tallow__sink_abort(&s, 1);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
+    assert_int_equal(off, MiB);
+    write_range(&s, f->data, MiB, 2 * MiB + 7);
+    assert_int_equal(tallow__sink_finish(&s, NULL), TALLOW_EPROTO); /* hash missing: kept */
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
+    assert_int_equal(off, 2 * MiB); /* all of it was written */
+    write_range(&s, f->data, 2 * MiB, 2 * MiB + 7);
+    uint8_t h[32];
+    crypto_generichash(h, 32, f->data + 1, 2 * MiB, NULL, 0); /* not the kept bytes */
+    assert_int_equal(tallow__sink_finish(&s, h), TALLOW_EHASH);
+    assert_int_equal(fst_count(f->dest), 1); /* bad.bin's partial; neither final nor bad2's */
+    assert_int_equal(faccessat(f->destfd, "bad2.bin", F_OK, AT_SYMLINK_NOFOLLOW), -1);
 }
 
 static void test_sink_existing_final(void **state)
@@ -154,14 +175,14 @@ static void test_sink_existing_final(void **state)
     /* with consent it is replaced */
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 1, MiB, &off), 0);
     write_range(&s, f->data, 0, 10);
-    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     assert_file(f, "exists", f->data, 10);
     /* a name that appears while we write is not clobbered either */
     tallow__entry e2 = file_entry("race", 10, 0600, 0);
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
     write_range(&s, f->data, 0, 10);
     assert_int_equal(fst_write(f->destfd, "race", "theirs", 6), 0);
-    assert_int_equal(tallow__sink_finish(&s, h), TALLOW_EEXIST);
+    assert_int_equal(tallow__sink_finish(&s, NULL), TALLOW_EEXIST);
     assert_file(f, "race", (const uint8_t *)"theirs", 6);
     /* a directory or a symlink under the final name: refused even with overwrite */
     assert_int_equal(mkdirat(f->destfd, "adir", 0755), 0);
@@ -191,7 +212,10 @@ static void test_sink_resume(void **state)
     assert_string_equal(s.part, part);
     assert_int_equal(tallow__sink_write(&s, 2 * MiB + 1, f->data, 1), TALLOW_EPROTO);
     write_range(&s, f->data, 2 * MiB, f->len);
-    assert_int_equal(tallow__sink_finish(&s, f->hash), 0);
+    uint8_t ph[32];
+    crypto_generichash(ph, 32, f->data, 2 * MiB, NULL, 0); /* the sender's hash of the prefix */
+    assert_int_equal(s.prefix, 2 * MiB);
+    assert_int_equal(tallow__sink_finish(&s, ph), 0);
     assert_file(f, "big/resume.bin", f->data, f->len);
 
     /* a different file of the same name (other mtime) never resumes from it */
@@ -205,7 +229,7 @@ static void test_sink_resume(void **state)
     assert_string_not_equal(s.part, part);
     tallow__sink_abort(&s, 0);
 
-    /* a corrupted prefix on disk is caught by the whole-file check */
+    /* a corrupted prefix on disk is caught by the prefix check */
     char ppath[300];
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
     assert_int_equal(off, 2 * MiB);
@@ -218,7 +242,7 @@ static void test_sink_resume(void **state)
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e2, 0, MiB, &off), 0);
     assert_int_equal(off, 2 * MiB);
     write_range(&s, f->data, 2 * MiB, f->len);
-    assert_int_equal(tallow__sink_finish(&s, f->hash), TALLOW_EHASH);
+    assert_int_equal(tallow__sink_finish(&s, ph), TALLOW_EHASH);
     assert_int_equal(faccessat(f->destfd, "big/other.bin", F_OK, 0), -1);
     assert_int_equal(faccessat(f->destfd, ppath, F_OK, 0), -1);
 
@@ -243,7 +267,7 @@ static void test_sink_empty_file(void **state)
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
     assert_int_equal(off, 0);
     assert_int_equal(tallow__sink_write(&s, 0, f->data, 1), TALLOW_EPROTO);
-    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     struct stat st;
     assert_int_equal(fstatat(f->destfd, "empty", &st, 0), 0);
     assert_int_equal(st.st_size, 0);
@@ -296,7 +320,7 @@ static void test_sink_long_name(void **state)
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
     assert_true(strlen(s.part) <= 255);
     write_range(&s, f->data, 0, 5);
-    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     assert_file(f, name, f->data, 5);
 }
 
@@ -316,7 +340,7 @@ static void test_sink_dirs(void **state)
     crypto_generichash(h, 32, f->data, 3, NULL, 0);
     assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
     write_range(&s, f->data, 0, 3);
-    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     assert_int_equal(tallow__dir_finish(f->destfd, &d2), 0);
     assert_int_equal(tallow__dir_finish(f->destfd, &d), 0);
     struct stat st;
@@ -432,7 +456,7 @@ static void test_sink_no_space(void **state)
     assert_int_equal(unlinkat(mfd, "filler", 0), 0);
     assert_int_equal(tallow__sink_open(&s, mfd, &e, 0, 4096, &off), 0);
     write_range(&s, f->data, 0, 128 * 1024);
-    assert_int_equal(tallow__sink_finish(&s, h), 0);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
     assert_int_equal(fst_count(mnt), 1);
     close(mfd);
     umount2(mnt, MNT_DETACH);

@@ -58,8 +58,7 @@ if n == "FileAccept" then
     if how == "stop" then
         tx("TransferError", { transfer_id = tid, code = -1, message = "bad \27[31mred\27[0m\rover" })
     else
-        tx("Chunk", { transfer_id = tid, file_index = 0, offset = 0, data = payload, last = true,
-                      hash = string.rep("\0", 32) })
+        tx("Chunk", { transfer_id = tid, file_index = 0, offset = 0, data = payload, last = true })
         tx("TransferComplete", { transfer_id = tid, files = 1, bytes = #payload })
     end
     answer(5)

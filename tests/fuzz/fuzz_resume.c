@@ -111,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     x->in_pump = 1; /* pump() returns at once: nothing is read or sent */
     x->m.e = calloc(n ? n : 1, sizeof *x->m.e);
     x->resume = calloc(n ? n : 1, sizeof *x->resume);
-    CHECK(x->m.e && x->resume);
+    x->kept = calloc(n ? n : 1, sizeof *x->kept);
+    CHECK(x->m.e && x->resume && x->kept);
     x->m.n = n;
     for (size_t i = 0; i < n; i++, pos++) {
         tallow__entry *e = &x->m.e[i];
@@ -133,6 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++) {
             const tallow__entry *e = &x->m.e[i];
             CHECK(x->resume[i] <= e->size + 1);
+            CHECK(x->kept[i] == (is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
             if (e->type == TALLOW__ENT_DIR) CHECK(x->resume[i] == 0);
             else if (is_skip(x, i)) skipped++, resumed += e->size;
             else resumed += x->resume[i];
@@ -144,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(list);
     free(x->resume);
+    free(x->kept);
     free(x->m.e);
     free(x);
     return 0;

@@ -59,7 +59,10 @@ CASES = {
     "fewer_last": ("peer", 1, r"peer sent fewer bytes than declared for f.bin", {}),
     "silent": ("peer", 1, r"nothing from the peer for 3 s", {}),
     "huge_size": ("peer", 1, r"cannot write huge.bin: (File too large|no space left)", {}),
-    "bad_hash": ("peer", 1, r"f.bin: integrity check failed", {}),
+    "hash_on_fresh": ("peer", 1, r"unexpected file hash for f.bin", {}),
+    "bad_prefix_hash": ("peer", 1, r"f.bin: integrity check failed: the part kept from the "
+                        r"interrupted transfer does not match", {}),
+    "no_prefix_hash": ("peer", 1, r"missing hash of the resumed part of f.bin", {}),
     "size_over_int64": ("peer", 1, MALFORMED, {}),
     "len_overflow_varint": ("peer", 1, MALFORMED, {}),
     "len_negative": ("peer", 1, MALFORMED, {}),
@@ -254,6 +257,17 @@ class Mitm:
 
 # ---------------------------------------------------------------- one case
 
+def planted_part(path, size, mtime_ns):
+    """The receiver's temporary name for a file entry (core/sink.c part_name)."""
+    import hashlib
+    h = hashlib.blake2b(digest_size=16)
+    tag = b"tallow-part-v1\0"
+    h.update(tag + len(path.encode()).to_bytes(8, "little") + path.encode() +
+             size.to_bytes(8, "little") + mtime_ns.to_bytes(8, "little", signed=True))
+    base = os.path.basename(path)
+    return f".{base}.{h.hexdigest()[:16]}.tallow-part"
+
+
 def setup(case, root, dest, outside):
     os.makedirs(dest)
     os.makedirs(outside)
@@ -265,6 +279,9 @@ def setup(case, root, dest, outside):
         with open(os.path.join(outside, "target.txt"), "wb") as f:
             f.write(b"target\n")
         os.symlink(os.path.join(outside, "target.txt"), os.path.join(dest, "planted.txt"))
+    if case in ("bad_prefix_hash", "no_prefix_hash"):
+        with open(os.path.join(dest, planted_part("f.bin", 2 << 20, 0)), "wb") as f:
+            f.write(b"a" * (1 << 20))
     if case == "no_overwrite":
         with open(os.path.join(dest, "keep.txt"), "wb") as f:
             f.write(b"precious\n")
@@ -346,6 +363,12 @@ def run_case(case, n, relays, work):
             continue
         problems.append(f"unexpected {kind} under a final name in DEST: {rel!r}")
     for rel, v in before_dest.items():
+        if case == "bad_prefix_hash" and PART.match(os.path.basename(rel)):
+            if rel in after:  # it did not match the source: useless, removed
+                problems.append(f"the partial copy {rel!r} was kept after a wrong prefix hash")
+            continue
+        if case == "no_prefix_hash" and PART.match(os.path.basename(rel)):
+            continue  # kept (the peer broke the protocol; the copy may still be good)
         if after.get(rel) != v:
             problems.append(f"planted {rel!r} was changed or removed")
     for rel, data in finals.items():

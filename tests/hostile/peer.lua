@@ -9,9 +9,10 @@ local case = arg[1] or error("usage: peer.lua CASE")
 local OUTSIDE = os.getenv("OUTSIDE") or "/nonexistent"
 local TID = 4242
 
--- BLAKE2b-256 of the empty string: lets a hand-made transfer of empty files verify.
+-- BLAKE2b-256 of the empty string: a hash that matches no resumed prefix of the cases below.
 local EMPTY_HASH = ("0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"):gsub("..",
     function(h) return string.char(tonumber(h, 16)) end)
+local MiB = 1024 * 1024
 
 local function varint(v)
     local out = {}
@@ -106,8 +107,8 @@ cases.nfc_nfd = function()
     offer { { path = "\xc3\xa9.txt", size = 0 }, { path = "e\xcc\x81.txt", size = 0 } }
     local name = answer()
     if name == "FileAccept" then
-        chunk(0, 0, "", true, EMPTY_HASH)
-        chunk(1, 0, "", true, EMPTY_HASH)
+        chunk(0, 0, "", true)
+        chunk(1, 0, "", true)
         complete(2, 0)
     end
     linger(2)
@@ -117,7 +118,7 @@ end
 cases.symlink_dir = function() -- DEST/link -> OUTSIDE
     offer { { path = "link", dir = true }, { path = "link/evil.txt", size = 0 } }
     if answer() == "FileAccept" then
-        chunk(1, 0, "", true, EMPTY_HASH)
+        chunk(1, 0, "", true)
         complete(1, 0)
     end
     linger(2)
@@ -125,7 +126,7 @@ end
 cases.symlink_file = function() -- DEST/planted.txt -> OUTSIDE/target.txt
     offer { { path = "planted.txt", size = 5 } }
     if answer() == "FileAccept" then
-        chunk(0, 0, "owned", true, EMPTY_HASH)
+        chunk(0, 0, "owned", true)
         complete(1, 5)
     end
     linger(2)
@@ -133,7 +134,7 @@ end
 cases.no_overwrite = function() -- DEST/keep.txt exists
     offer { { path = "keep.txt", size = 5 } }
     if answer() == "FileAccept" then
-        chunk(0, 0, "owned", true, EMPTY_HASH)
+        chunk(0, 0, "owned", true)
         complete(1, 5)
     end
     linger(2)
@@ -162,7 +163,7 @@ end
 cases.fewer_last = function()
     offer { { path = "f.bin", size = 100 } }
     answer()
-    chunk(0, 0, string.rep("x", 50), true, EMPTY_HASH)
+    chunk(0, 0, string.rep("x", 50), true)
     linger(2)
 end
 cases.huge_size = function() -- 4 EiB declared; a little data, then the end
@@ -173,10 +174,27 @@ cases.huge_size = function() -- 4 EiB declared; a little data, then the end
     complete(1, 1 << 62)
     linger(2)
 end
-cases.bad_hash = function()
+-- a file sent from offset 0 carries no hash: one is a protocol error
+cases.hash_on_fresh = function()
     offer { { path = "f.bin", size = 5 } }
     answer()
     chunk(0, 0, "hello", true, EMPTY_HASH)
+    linger(2)
+end
+-- hostile.py planted 1 MiB of a partial f.bin: the receiver resumes at 1 MiB; the hash of the
+-- kept prefix the peer sends does not match, so the partial copy goes
+cases.bad_prefix_hash = function()
+    offer { { path = "f.bin", size = 2 * MiB } }
+    local name, msg = answer()
+    assert(name == "FileAccept" and msg.resume == varint(MiB), "receiver did not resume at 1 MiB")
+    chunk(0, MiB, string.rep("b", MiB), true, EMPTY_HASH)
+    linger(2)
+end
+-- the same, but the peer leaves the hash of the kept prefix out
+cases.no_prefix_hash = function()
+    offer { { path = "f.bin", size = 2 * MiB } }
+    answer()
+    chunk(0, MiB, string.rep("b", MiB), true)
     linger(2)
 end
 cases.size_over_int64 = function() refused_offer({ { path = "f.bin", sizeraw = varint(1 << 63) } }, { total = 1 }) end
@@ -197,36 +215,36 @@ end
 cases.reordered_chunks = function()
     offer { { path = "f.bin", size = 20 } }
     answer()
-    chunk(0, 10, string.rep("b", 10), true, EMPTY_HASH)
+    chunk(0, 10, string.rep("b", 10), true)
     chunk(0, 0, string.rep("a", 10), false)
     linger(2)
 end
 cases.chunk_after_last = function()
     offer { { path = "e.txt", size = 0 } }
     answer()
-    chunk(0, 0, "", true, EMPTY_HASH)
+    chunk(0, 0, "", true)
     chunk(0, 0, "more", false)
     linger(2)
 end
 cases.chunk_after_complete = function()
     offer { { path = "e.txt", size = 0 } }
     answer()
-    chunk(0, 0, "", true, EMPTY_HASH)
+    chunk(0, 0, "", true)
     complete(1, 0)
-    chunk(0, 0, "late", true, EMPTY_HASH)
-    chunk(7, 0, "later", true, EMPTY_HASH)
+    chunk(0, 0, "late", true)
+    chunk(7, 0, "later", true)
     linger(2)
 end
 cases.chunk_unknown_file = function()
     offer { { path = "f.bin", size = 5 } }
     answer()
-    chunk(5, 0, "hello", true, EMPTY_HASH)
+    chunk(5, 0, "hello", true)
     linger(2)
 end
 cases.skip_a_file = function()
     offer { { path = "a.bin", size = 5 }, { path = "b.bin", size = 0 } }
     answer()
-    chunk(1, 0, "", true, EMPTY_HASH)
+    chunk(1, 0, "", true)
     linger(2)
 end
 cases.complete_early = function()
@@ -239,7 +257,7 @@ cases.unknown_type = function() -- a type nobody registered, then an honest tran
     assert(s:send_tx(TID, varint(9999) .. varint(2) .. "\8\1"))
     offer { { path = "ok.txt", size = 0 } }
     answer()
-    chunk(0, 0, "", true, EMPTY_HASH)
+    chunk(0, 0, "", true)
     complete(1, 0)
     linger(2)
 end
@@ -252,13 +270,13 @@ end
 cases.cross_transfer_key = function() -- a Chunk for our transfer, sealed under another transfer's key
     offer { { path = "f.bin", size = 5 } }
     answer()
-    assert(s:send_tx(TID + 1, "Chunk", { transfer_id = TID, file_index = 0, offset = 0, data = "hello", last = true, hash = EMPTY_HASH }))
+    assert(s:send_tx(TID + 1, "Chunk", { transfer_id = TID, file_index = 0, offset = 0, data = "hello", last = true }))
     linger(2)
 end
 cases.session_key_chunk = function() -- a Chunk for our transfer under the session key
     offer { { path = "f.bin", size = 5 } }
     answer()
-    assert(s:send("Chunk", { transfer_id = TID, file_index = 0, offset = 0, data = "hello", last = true, hash = EMPTY_HASH }))
+    assert(s:send("Chunk", { transfer_id = TID, file_index = 0, offset = 0, data = "hello", last = true }))
     linger(2)
 end
 cases.vanish = function() -- half a file, then leaves (the session closes in order)
