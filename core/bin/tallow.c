@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     /* Transports queue every frame (up to ~1 MiB) in a fresh heap buffer. With glibc's default
      * 128 KiB trim threshold each free gave the top of the heap back (brk) and the next frame
      * faulted it all in again: ~15% of a sender's CPU. Keep up to 64 MiB of free heap instead
-     * (peak RSS is unchanged: it is what the queues needed at their fullest anyway). */
+     * (what stays is bounded by the transports' queue limits: the relay client's is 2 MiB). */
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

@@ -9,7 +9,7 @@
 
 #include "relay.h"
 
-#define RELAY_CL_HIGH (8u * 1024u * 1024u) /* send() returns 1 above this */
+#define RELAY_CL_HIGH (2u * 1024u * 1024u) /* send() returns 1 above this */
 #define RELAY_CL_LOW (2u * 1024u * 1024u)  /* on_writable below this */
 #define RELAY_CL_FLUSH_NOW (256u * 1024u)  /* write at once instead of at the next round */
 #define RELAY_CL_MAX_FRAME (TALLOW_MSG_MAX_FRAME + RELAY_TGT_HDR)
