@@ -43,7 +43,11 @@
  *   or for oneself is dropped and counted (bytes_dropped): peers resynchronise after the
  *   PeerDeparted "reconnecting" / PeerArrived pair. A slow receiver slows its senders down:
  *   the relay stops reading from a sender while a destination's queue is above queue-high.
- *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues.
+ *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues:
+ *   a long data frame is streamed (its header first, its payload as it arrives), so a
+ *   destination may hold the start of a frame whose sender then disconnects; the relay then
+ *   disconnects that destination too (it resumes; the cut frame is never delivered whole).
+ *   Control frames are at most 2 KiB (L <= 2049); a longer one is "frame too large".
  *
  * UDP on the same port number: STUN Binding requests answered (XOR-MAPPED-ADDRESS,
  * MAPPED-ADDRESS, SOFTWARE, FINGERPRINT), anything else dropped. */
