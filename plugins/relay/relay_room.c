@@ -407,20 +407,24 @@ void relay_conn_process(relay_conn *c)
             c->paused = 1;
             break;
         }
+        if (stream && run_len) { /* the run first: this frame's start may go by the pipe */
+            relay_forward(c, b->buf + run_start, run_len, run_to, 0);
+            run_len = 0;
+            continue;
+        }
         if (ch == RELAY_CH_TARGET) relay_put32(f + RELAY_HDR, c->index); /* tell who sent it */
+        b->start += take;
+        c->bigmode = stream;
+        if (stream) { /* its destinations now wait for the rest */
+            c->left = whole - take;
+            relay_stream_start(c, f, take, to);
+            break;
+        }
         if (!run_len) {
-            run_start = b->start;
+            run_start = b->start - take;
             run_to = to;
         }
         run_len += take;
-        b->start += take;
-        c->bigmode = stream;
-        if (stream) { /* the run ends with this frame's start; its destinations wait for the rest */
-            size_t n = relay_forward(c, b->buf + run_start, run_len, run_to, 1);
-            run_len = 0;
-            c->left = whole - take;
-            if (n == 1) relay_pipe_get(s, c);
-        }
     }
     if (run_len && c->room) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
     if (b->start == b->end) b->start = b->end = 0;

@@ -173,6 +173,10 @@ size_t relay_forward(relay_conn *c, const uint8_t *p, size_t len, uint32_t to, i
 /* 1 if a frame of c's for to must wait: a destination's queue is above high water, or another
  * sender is streaming into it. */
 int relay_blocked(relay_conn *c, uint32_t to);
+/* c's frame of which len bytes (header included) are at p is longer than them: sends them and
+ * makes the destinations c's until the frame ends. With one destination they go by c's pipe
+ * (with what follows, in one write), else like relay_forward. c->left is already set. */
+void relay_stream_start(relay_conn *c, const uint8_t *p, size_t len, uint32_t to);
 /* Moves c's streamed frame on (socket -> pipe -> destination, or through the scratch buffer)
  * as far as the sockets allow; pauses c when a destination is full. Returns 1 if c is gone. */
 int relay_stream_pump(relay_conn *c);
