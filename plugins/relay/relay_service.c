@@ -32,6 +32,7 @@ static const char *const relay_options_help[] = {
     "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
     "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
+    "--splice on|off           forward long frames socket to socket with splice() (default on)",
     NULL,
 };
 
@@ -161,6 +162,7 @@ static void conn_disown(relay_conn *c)
 
 int relay_pipe_get(relay_srv *s, relay_conn *c)
 {
+    if (s->nosplice) return -1;
     if (s->npipes > 0) {
         s->npipes--;
         c->pfd[0] = s->pipes[s->npipes][0];
@@ -577,6 +579,10 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
         }
         if (strcmp(k, "stun") == 0) {
             *stun = strcmp(v, "off") != 0 && strcmp(v, "0") != 0;
+            continue;
+        }
+        if (strcmp(k, "splice") == 0) {
+            s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
             continue;
         }
         size_t j = 0;

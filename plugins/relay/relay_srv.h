@@ -122,6 +122,7 @@ struct relay_srv {
     uint8_t *scratch;    /* RELAY_SCRATCH bytes: streamed payload without a pipe, discarded input */
     int pipes[RELAY_PIPE_POOL][2]; /* empty pipes kept for the next streamed frame */
     int npipes;
+    int nosplice; /* option splice=off, or the kernel refused: copies only */
     /* counters */
     uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
         queued_peak;

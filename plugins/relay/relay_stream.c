@@ -173,6 +173,31 @@ static int at_eof(relay_conn *c)
     return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* splice() refused for these descriptors (not a socket error): copies from now on, and what
+ * the pipe holds goes to d's queue. */
+static int splice_refused(int err)
+{
+    return err == EINVAL || err == ENOSYS || err == EOPNOTSUPP;
+}
+
+static void pipe_unload(relay_conn *c, relay_conn *d)
+{
+    relay_srv *s = c->srv;
+    if (!s->nosplice) RELAY_LOG(s, TALLOW_LOG_WARN, "splice() refused: forwarding by copies");
+    s->nosplice = 1;
+    while (c->piped > 0) {
+        size_t want = c->piped < RELAY_SCRATCH ? c->piped : RELAY_SCRATCH;
+        ssize_t m = read(c->pfd[0], s->scratch, want);
+        if (m <= 0) break;
+        c->piped -= (size_t)m;
+        if (d->owner == c && send_to(d, s->scratch, (size_t)m) == 0)
+            count(c, (uint64_t)m);
+        else
+            count_dropped(c, (uint64_t)m);
+    }
+    pipe_drop(c); /* what could not be read is lost (counted) */
+}
+
 /* One destination, through the pipe. Returns 1 if c is gone. */
 static int pump_splice(relay_conn *c, relay_conn *d)
 {
@@ -185,6 +210,9 @@ static int pump_splice(relay_conn *c, relay_conn *d)
                 c->piped -= (size_t)w;
                 count(c, (uint64_t)w);
                 moved = 1;
+            } else if (w < 0 && splice_refused(errno)) {
+                pipe_unload(c, d);
+                return 0;
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 relay_conn_wfail(d); /* disowned: the caller drops the pipe */
                 return 0;
@@ -198,6 +226,9 @@ static int pump_splice(relay_conn *c, relay_conn *d)
                 c->left -= (uint64_t)m;
                 c->piped += (size_t)m;
                 moved = 1;
+            } else if (m < 0 && splice_refused(errno)) {
+                pipe_unload(c, d);
+                return 0;
             } else if ((m == 0 && at_eof(c)) ||
                        (m < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
                 relay_conn_kill(c, RELAY_R_GONE, 1);
@@ -260,7 +291,7 @@ int relay_stream_pump(relay_conn *c)
     if (c->pfd[0] >= 0) {
         if (n == 1 && !dv[0]->wdead) {
             if (pump_splice(c, dv[0])) return 1;
-            if (RELAY_STREAMING(c) && dv[0]->owner == c) {
+            if (RELAY_STREAMING(c) && dv[0]->owner == c && c->pfd[0] >= 0) {
                 relay_conn_update(c);
                 return 0;
             }

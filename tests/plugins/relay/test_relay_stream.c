@@ -75,10 +75,11 @@ static void reader_step(reader *r, size_t max)
     }
 }
 
-static void test_relay_stream_slow_reader_bounded(void **state)
+static void slow_reader(int splice)
 {
     rt_env e;
-    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    tallow_kv o[] = {{"splice", "off"}};
+    assert_int_equal(rt_env_start(&e, o, splice ? 0 : 1), 0);
 
     /* the slow side: a raw socket with a small receive buffer */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -129,8 +130,9 @@ static void test_relay_stream_slow_reader_bounded(void **state)
         }
     }
     uint64_t peak = rt_stat(&e, "queued_peak");
-    printf("# relay queued peak %llu bytes, client queue peak %zu, sender held back %d times\n",
-           (unsigned long long)peak, max_client_queue, times_blocked);
+    printf("# splice %s: relay queued peak %llu bytes, client queue peak %zu, sender held back "
+           "%d times\n",
+           splice ? "on" : "off", (unsigned long long)peak, max_client_queue, times_blocked);
     assert_false(r.bad);
     assert_false(s.closed);
     assert_int_equal(r.payload, TOTAL);
@@ -138,6 +140,7 @@ static void test_relay_stream_slow_reader_bounded(void **state)
     assert_true(seen_writable >= 1);
     /* bounded: the high-water mark plus at most one input buffer's run of frames */
     assert_true(peak <= RELAY_HIGH + RELAY_IN);
+    if (!splice) assert_true(peak >= RELAY_HIGH / 2); /* copies: the queue did fill */
     assert_true(max_client_queue <= 8u * 1024 * 1024 + FRAME + 16);
     uint64_t frames = (TOTAL + FRAME - 1) / FRAME;
     assert_int_equal(rt_stat(&e, "bytes_forwarded"), TOTAL + frames * 5);
@@ -145,6 +148,17 @@ static void test_relay_stream_slow_reader_bounded(void **state)
     close(fd);
     rt_peer_close(&s);
     rt_env_stop(&e);
+}
+
+static void test_relay_stream_slow_reader_bounded(void **state)
+{
+    slow_reader(1);
+}
+
+/* The same with splice off: the payload is copied through the relay's bounded queues. */
+static void test_relay_stream_slow_reader_copies(void **state)
+{
+    slow_reader(0);
 }
 
 /* Both directions at once between two real channels, every byte counted. Prints the rate
@@ -329,6 +343,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_stream_slow_reader_bounded),
+        cmocka_unit_test(test_relay_stream_slow_reader_copies),
         cmocka_unit_test(test_relay_stream_duplex),
         cmocka_unit_test(test_relay_stream_multi_room),
         cmocka_unit_test(test_relay_stream_sender_cut_mid_frame),
