@@ -63,10 +63,12 @@ int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, si
 /* Short, stable, non-reversible name for a room id in logs: 8 hex digits + NUL. */
 void relay_room_tag(const uint8_t *room, size_t len, char out[9]);
 
-/* ---- output queue: a list of large chunks, written out with writev. No allocation per frame:
- * chunks are RELAY_CHUNK bytes and one spare is kept while the queue is not empty; a drained
- * queue holds no memory. */
+/* ---- output queue: a list of chunks, written out with writev. No allocation per frame: a
+ * chunk is sized for what is pushed (RELAY_CHUNK_MIN..RELAY_CHUNK bytes, so a queued control
+ * message costs a small chunk and a queued 256 KiB frame one large one), and one spare is kept
+ * while the queue is not empty; a drained queue holds no memory. */
 #define RELAY_CHUNK (256u * 1024u)
+#define RELAY_CHUNK_MIN (4096u - 64u)
 typedef struct relay_chunk relay_chunk;
 typedef struct relay_outq {
     relay_chunk *head, *tail, *spare;
@@ -84,6 +86,8 @@ ssize_t relay_outq_flush(relay_outq *q, int fd);
 int relay_outq_send(relay_outq *q, int fd, const struct iovec *iov, int iovcnt);
 /* Drops everything queued (keeps nothing allocated). */
 void relay_outq_clear(relay_outq *q);
+/* Moves everything queued in from (never written from: head_off 0) to the end of q. */
+void relay_outq_move(relay_outq *q, relay_outq *from);
 
 /* ---- input buffer: grows to the largest frame seen, bounded by the caller. */
 typedef struct relay_inbuf {

@@ -43,7 +43,11 @@
  *   or for oneself is dropped and counted (bytes_dropped): peers resynchronise after the
  *   PeerDeparted "reconnecting" / PeerArrived pair. A slow receiver slows its senders down:
  *   the relay stops reading from a sender while a destination's queue is above queue-high.
- *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues.
+ *   The relay never parses, logs or keeps peer data beyond its bounded per-connection queues:
+ *   a long data frame is streamed (its header first, its payload as it arrives), so a
+ *   destination may hold the start of a frame whose sender then disconnects; the relay then
+ *   disconnects that destination too (it resumes; the cut frame is never delivered whole).
+ *   Control frames are at most 2 KiB (L <= 2049); a longer one is "frame too large".
  *
  * UDP on the same port number: STUN Binding requests answered (XOR-MAPPED-ADDRESS,
  * MAPPED-ADDRESS, SOFTWARE, FINGERPRINT), anything else dropped. */
@@ -69,8 +73,8 @@ static ssize_t sock_writev(int fd, const struct iovec *iov, int n)
 
 struct relay_chunk {
     relay_chunk *next;
-    size_t len; /* bytes filled */
-    uint8_t data[RELAY_CHUNK];
+    size_t len, cap; /* bytes filled, bytes available */
+    uint8_t data[];
 };
 
 int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, size_t cap)
@@ -97,13 +101,21 @@ void relay_room_tag(const uint8_t *room, size_t len, char out[9])
 
 /* ---- output queue */
 
-static relay_chunk *outq_new_chunk(relay_outq *q)
+/* A chunk for at least want bytes (up to RELAY_CHUNK): the spare if it is large enough. */
+static relay_chunk *outq_new_chunk(relay_outq *q, size_t want)
 {
+    if (want < RELAY_CHUNK_MIN) want = RELAY_CHUNK_MIN;
+    if (want > RELAY_CHUNK) want = RELAY_CHUNK;
     relay_chunk *c = q->spare;
-    if (c)
-        q->spare = NULL;
-    else if (!(c = malloc(sizeof *c)))
-        return NULL;
+    q->spare = NULL;
+    if (c && c->cap < want) {
+        free(c);
+        c = NULL;
+    }
+    if (!c) {
+        if (!(c = malloc(sizeof *c + want))) return NULL;
+        c->cap = want;
+    }
     c->next = NULL;
     c->len = 0;
     return c;
@@ -121,12 +133,15 @@ int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
 {
     relay_chunk *first_new = NULL, *prev_tail = q->tail;
     size_t prev_len = q->tail ? q->tail->len : 0, prev_bytes = q->bytes;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
     for (int i = 0; i < iovcnt; i++) {
         const uint8_t *p = iov[i].iov_base;
         size_t len = iov[i].iov_len;
         while (len > 0) {
-            if (!q->tail || q->tail->len == RELAY_CHUNK) {
-                relay_chunk *c = outq_new_chunk(q);
+            if (!q->tail || q->tail->len == q->tail->cap) {
+                relay_chunk *c = outq_new_chunk(q, total);
                 if (!c) goto nomem;
                 if (!first_new) first_new = c;
                 if (q->tail)
@@ -135,13 +150,14 @@ int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt)
                     q->head = c;
                 q->tail = c;
             }
-            size_t n = RELAY_CHUNK - q->tail->len;
+            size_t n = q->tail->cap - q->tail->len;
             if (n > len) n = len;
             memcpy(q->tail->data + q->tail->len, p, n);
             q->tail->len += n;
             q->bytes += n;
             p += n;
             len -= n;
+            total -= n;
         }
     }
     return 0;
@@ -246,6 +262,20 @@ int relay_outq_send(relay_outq *q, int fd, const struct iovec *iov, int iovcnt)
         n++;
     }
     return n ? relay_outq_pushv(q, rest, n) : 0;
+}
+
+void relay_outq_move(relay_outq *q, relay_outq *from)
+{
+    if (from->head) {
+        if (q->tail)
+            q->tail->next = from->head;
+        else
+            q->head = from->head;
+        q->tail = from->tail;
+        q->bytes += from->bytes;
+    }
+    free(from->spare);
+    memset(from, 0, sizeof *from);
 }
 
 void relay_outq_clear(relay_outq *q)

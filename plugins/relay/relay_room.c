@@ -1,7 +1,8 @@
-/* plugins/relay/relay_room.c — the relay's rooms: joining (limits, password, resume), blind
- * forwarding of peer data with backpressure, departures, timeouts. Peer data is forwarded in
- * place from the sender's input buffer: runs of frames with the same destinations go out in one
- * writev, and are copied only into a destination queue that the socket did not take. */
+/* plugins/relay/relay_room.c — the relay's rooms: joining (limits, password, resume), parsing
+ * what a connection sends (control messages, peer data frames), departures, timeouts. Short
+ * data frames are forwarded in place from the sender's input buffer: runs of frames with the
+ * same destinations go out in one writev, and are copied only into a destination queue that the
+ * socket did not take. Longer ones are streamed (relay_stream.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ void relay_room_close(relay_room *r, const char *why, int leave)
 {
     if (r->dead) return;
     relay_srv *s = r->srv;
+    r->dead = 1; /* members taken down meanwhile (a cut stream) just leave their slot */
     uint64_t now = tallow_loop_now(s->loop);
     RELAY_LOG(s, TALLOW_LOG_INFO, "room %s closed (%s): %llu bytes forwarded, %llu dropped, %.1f s",
               r->tag, why, (unsigned long long)r->bytes, (unsigned long long)r->dropped,
@@ -95,6 +97,7 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
     c->room = NULL;
     sl->conn = NULL;
     r->live--;
+    if (r->dead) return; /* the room is being closed */
     int pair = r->capacity == 2;
     if (grace && r->paired && s->lim.grace_ms > 0) {
         sl->grace_until = tallow_loop_now(s->loop) + s->lim.grace_ms;
@@ -322,54 +325,14 @@ static void control(relay_conn *c, const uint8_t *p, size_t len)
     }
 }
 
-/* Writes one run of frames to its destinations: every other live peer (to == 0) or one. */
-static void forward(relay_conn *c, const uint8_t *p, size_t len, uint32_t to)
-{
-    relay_room *r = c->room;
-    relay_srv *s = c->srv;
-    struct iovec iov = {(void *)p, len};
-    int sent = 0;
-    r->last_active = tallow_loop_now(s->loop);
-    for (uint32_t i = 0; i < r->capacity; i++) {
-        relay_conn *d = r->slots[i].conn;
-        if (!d || d == c || d->wdead || (to && to != i + 1)) continue;
-        size_t before = d->out.bytes;
-        int rc = relay_outq_send(&d->out, d->fd, &iov, 1);
-        relay_conn_acct(d, before);
-        if (rc < 0) {
-            relay_conn_wfail(d);
-            continue;
-        }
-        relay_conn_update(d);
-        sent++;
-    }
-    if (sent) {
-        r->bytes += len * (uint64_t)sent;
-        s->bytes_forwarded += len * (uint64_t)sent;
-    } else {
-        r->dropped += len;
-        s->dropped += len;
-    }
-}
-
-static int blocked(relay_conn *c, uint32_t to)
-{
-    relay_room *r = c->room;
-    for (uint32_t i = 0; i < r->capacity; i++) {
-        relay_conn *d = r->slots[i].conn;
-        if (!d || d == c || (to && to != i + 1)) continue;
-        if (d->out.bytes >= c->srv->lim.high_water) return 1;
-    }
-    return 0;
-}
-
 void relay_conn_process(relay_conn *c)
 {
     relay_srv *s = c->srv;
     relay_inbuf *b = &c->in;
     size_t run_start = 0, run_len = 0;
     uint32_t run_to = 0;
-    while (!c->paused && (c->state == RC_PENDING || c->state == RC_JOINED)) {
+    while (!c->paused && (c->state == RC_PENDING || c->state == RC_JOINED) &&
+           !RELAY_STREAMING(c)) {
         size_t avail = b->end - b->start;
         if (avail < 4) break;
         uint8_t *f = b->buf + b->start;
@@ -377,25 +340,31 @@ void relay_conn_process(relay_conn *c)
         /* before its room is paired a connection may only send control messages: a silent
          * connection must not make the relay hold a max-frame buffer for it */
         int small_only = c->state == RC_PENDING || !c->room || !c->room->paired;
-        if (L == 0 || L > s->lim.max_frame || (small_only && L > RELAY_CTRL_MAX + 1)) {
-            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+        if (L == 0 || L > s->lim.max_frame || (small_only && L > RELAY_CTRL_MAX + 1) ||
+            (avail >= RELAY_HDR && f[4] == RELAY_CH_CTRL && L > RELAY_CTRL_MAX + 1)) {
+            if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             run_len = 0;
             relay_room_detach(c, RELAY_R_PROTO, 0);
             return refuse(c, RELAY_R_FRAME);
         }
-        if (avail < 4 + (size_t)L) break;
+        if (avail < RELAY_HDR) break;
         uint8_t ch = f[4];
+        size_t whole = 4 + (size_t)L;
         if (ch == RELAY_CH_CTRL) {
-            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            if (avail < whole) break;
+            if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             run_len = 0;
-            if (c->out.bytes >= s->lim.high_water) { /* answers pile up: it does not read */
+            if (relay_conn_queued(c) >= s->lim.high_water) { /* answers pile up: it does not read */
                 c->paused = 1;
                 break;
             }
-            b->start += 4 + (size_t)L;
+            b->start += whole;
             control(c, f + RELAY_HDR, L - 1);
             continue;
         }
+        /* a short frame is forwarded whole; a longer one as soon as its header is here */
+        if (avail < whole && whole <= s->in_cap) break;
+        if (ch == RELAY_CH_TARGET && L >= 5 && avail < RELAY_TGT_HDR) break;
         uint32_t to = 0;
         const char *err = NULL;
         if (c->state != RC_JOINED || !c->room)
@@ -410,37 +379,54 @@ void relay_conn_process(relay_conn *c)
         } else if (ch != RELAY_CH_DATA)
             err = RELAY_R_PROTO;
         if (err) {
-            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             relay_room_detach(c, RELAY_R_PROTO, 0);
             return refuse(c, err);
         }
+        int stream = avail < whole;
+        size_t take = stream ? avail : whole;
         if (ch == RELAY_CH_TARGET &&
             (to == 0 || to > c->room->capacity || to == c->index || !c->room->slots[to - 1].used)) {
-            c->room->dropped += 4 + (size_t)L; /* nobody there: drop */
-            s->dropped += 4 + (size_t)L;
-            if (run_len) forward(c, b->buf + run_start, run_len, run_to);
+            c->room->dropped += take; /* nobody there: drop (a streamed rest too) */
+            s->dropped += take;
+            if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             run_len = 0;
-            b->start += 4 + (size_t)L;
+            b->start += take;
+            if (stream) {
+                c->left = whole - take;
+                c->bigmode = 1;
+            }
             continue;
         }
         if (run_len && to != run_to) {
-            forward(c, b->buf + run_start, run_len, run_to);
+            relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             run_len = 0;
             if (c->state != RC_JOINED || !c->room) break;
         }
-        if (blocked(c, to)) {
+        if (relay_blocked(c, to)) {
             c->paused = 1;
             break;
         }
+        if (stream && run_len) { /* the run first: this frame's start may go by the pipe */
+            relay_forward(c, b->buf + run_start, run_len, run_to, 0);
+            run_len = 0;
+            continue;
+        }
         if (ch == RELAY_CH_TARGET) relay_put32(f + RELAY_HDR, c->index); /* tell who sent it */
+        b->start += take;
+        c->bigmode = stream;
+        if (stream) { /* its destinations now wait for the rest */
+            c->left = whole - take;
+            relay_stream_start(c, f, take, to);
+            break;
+        }
         if (!run_len) {
-            run_start = b->start;
+            run_start = b->start - take;
             run_to = to;
         }
-        run_len += 4 + (size_t)L;
-        b->start += 4 + (size_t)L;
+        run_len += take;
     }
-    if (run_len && c->room) forward(c, b->buf + run_start, run_len, run_to);
+    if (run_len && c->room) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
     if (b->start == b->end) b->start = b->end = 0;
     if (c->state == RC_PENDING || c->state == RC_JOINED) relay_conn_update(c);
 }

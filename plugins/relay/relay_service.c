@@ -6,7 +6,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +30,9 @@ static const char *const relay_options_help[] = {
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
     "--join-timeout SECONDS    time to send a valid RoomJoin (default 10)",
     "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
-    "--queue-high BYTES        per-connection queue high-water mark (default 524288)",
+    "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
+    "--splice on|off           forward long frames socket to socket with splice() (default on)",
     NULL,
 };
 
@@ -124,7 +127,7 @@ void relay_ip_put(relay_srv *s, relay_ip *ip)
 void relay_conn_acct(relay_conn *c, size_t before)
 {
     relay_srv *s = c->srv;
-    s->queued = s->queued - before + c->out.bytes;
+    s->queued = s->queued - before + relay_conn_queued(c);
     if (s->queued > s->queued_peak) s->queued_peak = s->queued;
 }
 
@@ -133,7 +136,7 @@ void relay_conn_update(relay_conn *c)
     if (!c->io) return;
     unsigned ev = 0;
     if (!c->paused) ev |= TALLOW_IO_READ;
-    if (c->out.bytes && !c->wdead) ev |= TALLOW_IO_WRITE;
+    if (!c->wdead && (c->out.bytes || (c->owner && c->owner->piped))) ev |= TALLOW_IO_WRITE;
     if (ev != c->events) {
         c->events = ev;
         tallow_io_set(c->io, ev);
@@ -148,16 +151,60 @@ void relay_conn_kick(relay_conn *c)
     c->srv->kicks = c;
 }
 
+/* c takes no more of its owner's frame: the owner goes on without it (or discards). */
+static void conn_disown(relay_conn *c)
+{
+    relay_conn *src = c->owner;
+    if (!src) return;
+    c->owner = NULL;
+    relay_conn_kick(src);
+}
+
+int relay_pipe_get(relay_srv *s, relay_conn *c)
+{
+    if (s->nosplice) return -1;
+    if (s->npipes > 0) {
+        s->npipes--;
+        c->pfd[0] = s->pipes[s->npipes][0];
+        c->pfd[1] = s->pipes[s->npipes][1];
+        return 0;
+    }
+    if (pipe2(c->pfd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        c->pfd[0] = c->pfd[1] = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void relay_pipe_put(relay_srv *s, relay_conn *c)
+{
+    if (c->pfd[0] < 0) return;
+    if (c->piped == 0 && s->npipes < RELAY_PIPE_POOL) {
+        s->pipes[s->npipes][0] = c->pfd[0];
+        s->pipes[s->npipes][1] = c->pfd[1];
+        s->npipes++;
+    } else {
+        close(c->pfd[0]);
+        close(c->pfd[1]);
+    }
+    c->pfd[0] = c->pfd[1] = -1;
+    c->piped = 0;
+}
+
 static void conn_release(relay_conn *c)
 {
     if (c->io) tallow_io_stop(c->io);
     c->io = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
-    size_t before = c->out.bytes;
+    size_t before = relay_conn_queued(c);
     relay_outq_clear(&c->out);
+    relay_outq_clear(&c->defer);
     relay_conn_acct(c, before);
     relay_inbuf_free(&c->in);
+    conn_disown(c);
+    relay_pipe_put(c->srv, c);
+    c->left = 0;
 }
 
 void relay_conn_kill(relay_conn *c, const char *why, int grace)
@@ -166,6 +213,7 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
     if (c->state == RC_DEAD) return;
     relay_room_detach(c, why, grace);
     c->state = RC_DEAD;
+    relay_stream_abort(c);
     conn_release(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -185,10 +233,12 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
 void relay_conn_wfail(relay_conn *c)
 {
     if (c->state == RC_CLOSING) return relay_conn_kill(c, RELAY_R_GONE, 0);
-    size_t before = c->out.bytes;
+    size_t before = relay_conn_queued(c);
     relay_outq_clear(&c->out);
+    relay_outq_clear(&c->defer);
     relay_conn_acct(c, before);
     c->wdead = 1;
+    conn_disown(c);
     if (c->paused) relay_conn_kick(c); /* read on, to learn how it ended */
     if (c->room) relay_room_unblock(c->room);
     relay_conn_update(c);
@@ -201,7 +251,13 @@ int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg)
     int n = relay_ctrl_frame(t, msg, buf, sizeof buf);
     if (n < 0) return n;
     struct iovec iov = {buf, (size_t)n};
-    size_t before = c->out.bytes;
+    size_t before = relay_conn_queued(c);
+    if (c->owner) { /* in the middle of someone's frame: after it */
+        int rc = relay_outq_push(&c->defer, buf, (size_t)n);
+        relay_conn_acct(c, before);
+        if (rc < 0) relay_conn_kill(c, RELAY_R_GONE, 0);
+        return rc;
+    }
     int rc = relay_outq_send(&c->out, c->fd, &iov, 1);
     relay_conn_acct(c, before);
     if (rc < 0) {
@@ -217,7 +273,9 @@ void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void 
     relay_srv *s = c->srv;
     if (c->state == RC_DEAD || c->state == RC_CLOSING) return;
     relay_room_detach(c, RELAY_R_LEFT, 0);
-    if (c->wdead) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    /* owned: its stream ends in a cut frame, so no last message can follow */
+    if (c->wdead || c->owner) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    relay_stream_abort(c);
     if (t && relay_conn_ctrl(c, t, msg) < 0) return relay_conn_kill(c, RELAY_R_GONE, 0);
     c->state = RC_CLOSING;
     c->paused = 0;
@@ -230,36 +288,71 @@ void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void 
     relay_conn_update(c);
 }
 
-/* Reads what is there; returns 0, or 1 if the connection is gone. */
-static int conn_read(relay_conn *c)
+/* Reads and throws away (a closing connection). Returns 1 if the connection is gone. */
+static int conn_discard(relay_conn *c)
 {
-    for (int round = 0; round < 4 && !c->paused && c->state != RC_DEAD; round++) {
-        relay_inbuf *b = &c->in;
-        size_t want = 64 * 1024;
-        if (c->state == RC_CLOSING)
-            b->start = b->end = 0; /* discard */
-        else if (b->end - b->start >= 4) {
-            size_t frame = 4 + (size_t)relay_get32(b->buf + b->start);
-            if (frame <= 4 + c->srv->lim.max_frame && frame > b->end - b->start &&
-                frame - (b->end - b->start) > want)
-                want = frame - (b->end - b->start);
-        }
-        if (relay_inbuf_reserve(b, want) < 0) {
-            relay_conn_kill(c, RELAY_R_GONE, 1);
-            return 1;
-        }
-        size_t space = b->cap - b->end;
-        ssize_t n = read(c->fd, b->buf + b->end, space);
+    for (int round = 0; round < 4; round++) {
+        ssize_t n = read(c->fd, c->srv->scratch, RELAY_SCRATCH);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
         if (n <= 0) {
             relay_conn_kill(c, RELAY_R_GONE, 1);
             return 1;
         }
-        if (c->state == RC_CLOSING) continue;
+        if ((size_t)n < RELAY_SCRATCH) return 0;
+    }
+    return 0;
+}
+
+/* How much to read into the input buffer: all the room there is, except after a streamed frame
+ * (bigmode), when only the next header is read, so that a following long frame moves by splice
+ * from its first payload byte. */
+static size_t conn_want(relay_conn *c, size_t space)
+{
+    relay_inbuf *b = &c->in;
+    size_t have = b->end - b->start;
+    if (!c->bigmode) return space;
+    size_t need = RELAY_HDR;
+    if (have >= RELAY_HDR && b->buf[b->start + 4] == RELAY_CH_TARGET) need = RELAY_TGT_HDR;
+    return have < need ? need - have : space;
+}
+
+/* Reads what is there; returns 0, or 1 if the connection is gone. */
+static int conn_read(relay_conn *c)
+{
+    relay_srv *s = c->srv;
+    if (c->state == RC_CLOSING) return conn_discard(c);
+    for (int round = 0; round < 8 && !c->paused && c->state != RC_DEAD; round++) {
+        if (c->state == RC_CLOSING) return conn_discard(c);
+        if (RELAY_STREAMING(c)) {
+            if (relay_stream_pump(c)) return 1;
+            if (RELAY_STREAMING(c)) break; /* waits for the socket or a destination */
+            continue;
+        }
+        relay_inbuf *b = &c->in;
+        if (!b->buf) {
+            if (!(b->buf = malloc(s->in_cap))) {
+                relay_conn_kill(c, RELAY_R_GONE, 1);
+                return 1;
+            }
+            b->cap = s->in_cap;
+        } else if (b->start > 0 && b->cap - b->end < s->in_cap / 2) {
+            memmove(b->buf, b->buf + b->start, b->end - b->start);
+            b->end -= b->start;
+            b->start = 0;
+        }
+        size_t space = b->cap - b->end, want = conn_want(c, space);
+        if (space == 0) break; /* a full buffer waiting to be processed: paused */
+        ssize_t n = read(c->fd, b->buf + b->end, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) {
+            relay_conn_kill(c, RELAY_R_GONE, 1);
+            return 1;
+        }
         b->end += (size_t)n;
         relay_conn_process(c);
-        if ((size_t)n < space) break;
+        if ((size_t)n < want && !RELAY_STREAMING(c)) break;
     }
     /* an idle connection (most of them: waiting for a peer) keeps no input buffer */
     if (c->in.buf && c->in.start == c->in.end) relay_inbuf_free(&c->in);
@@ -271,8 +364,12 @@ static void conn_write(relay_conn *c)
     relay_srv *s = c->srv;
     size_t before = c->out.bytes;
     ssize_t w = relay_outq_flush(&c->out, c->fd);
-    relay_conn_acct(c, before);
+    relay_conn_acct(c, before + c->defer.bytes);
     if (w < 0) return relay_conn_wfail(c);
+    if (c->out.bytes == 0 && c->owner && c->owner->piped) {
+        relay_stream_pump(c->owner); /* the owner's pipe goes next */
+        if (c->state == RC_DEAD) return;
+    }
     if (c->state == RC_CLOSING && c->out.bytes == 0 && !c->shut) {
         shutdown(c->fd, SHUT_WR);
         c->shut = 1;
@@ -297,7 +394,10 @@ void relay_srv_settle(relay_srv *s)
         }
         if (!c->paused) continue;
         c->paused = 0;
-        relay_conn_process(c);
+        if (RELAY_STREAMING(c))
+            relay_stream_pump(c);
+        else
+            relay_conn_process(c);
         relay_conn_update(c);
     }
     while (s->grave_conns) {
@@ -358,6 +458,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         }
         c->srv = s;
         c->fd = cfd;
+        c->pfd[0] = c->pfd[1] = -1;
         c->ip = ip;
         c->state = RC_PENDING;
         c->deadline = tallow_loop_now(s->loop) + s->lim.join_timeout_ms;
@@ -480,6 +581,10 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
             *stun = strcmp(v, "off") != 0 && strcmp(v, "0") != 0;
             continue;
         }
+        if (strcmp(k, "splice") == 0) {
+            s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
+            continue;
+        }
         size_t j = 0;
         while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0)
             j++;
@@ -495,7 +600,7 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
     }
     relay_limits *l = &s->lim;
     if (l->max_frame < 64 || l->max_frame > TALLOW_MSG_MAX_FRAME + 64 || l->max_peers < 2 ||
-        l->max_peers > 1024 || l->high_water < 64 * 1024) {
+        l->max_peers > 1024 || l->high_water < 16 * 1024) {
         tallow_ctx_set_error(s->ctx, "relay: a limit is out of range");
         return TALLOW_EINVAL;
     }
@@ -553,6 +658,17 @@ static int srv_bind(relay_srv *s, const char *where, int stun)
 
 /* ---- vtable */
 
+/* splice() into a socket whose peer is gone raises SIGPIPE (it has no MSG_NOSIGNAL): unless
+ * the program handles SIGPIPE already, it is ignored, so that the call fails with EPIPE. (Not a
+ * handler of our own: the plugin may be unloaded before the process ends.) */
+static void relay_ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+        !(old.sa_flags & SA_SIGINFO))
+        signal(SIGPIPE, SIG_IGN);
+}
+
 static void srv_stop(void *inst);
 
 static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
@@ -578,8 +694,15 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .join_timeout_ms = 10 * 1000,
         .grace_ms = 30 * 1000,
         .drain_ms = 2000,
-        .high_water = 512 * 1024,
+        .high_water = 64 * 1024, /* user space only: the kernel's socket buffers come first */
     };
+    s->in_cap = RELAY_IN_CAP;
+    s->scratch = malloc(RELAY_SCRATCH);
+    if (!s->scratch) {
+        free(s);
+        return TALLOW_ENOMEM;
+    }
+    relay_ignore_sigpipe();
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
@@ -614,6 +737,12 @@ static void srv_stop(void *inst)
     if (s->sweep) tallow_timer_stop(s->sweep);
     if (s->lfd >= 0) close(s->lfd);
     if (s->ufd >= 0) close(s->ufd);
+    while (s->npipes > 0) {
+        s->npipes--;
+        close(s->pipes[s->npipes][0]);
+        close(s->pipes[s->npipes][1]);
+    }
+    free(s->scratch);
     free(s->rooms_by_id.b);
     free(s->ips.b);
     free(s->password);

@@ -37,13 +37,29 @@ typedef struct relay_conn {
     int kicked; /* on the kick list */
     int shut;   /* SHUT_WR done (closing) */
     int wdead;  /* writing failed: output dropped, waiting for the read side to end */
+    int bigmode; /* the last data frame was streamed: read the next header alone */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
-    relay_inbuf in;
+    relay_inbuf in;    /* at most srv->in_cap bytes, held only while not empty */
     relay_outq out;
+    /* Streaming. A data frame longer than srv->in_cap is not buffered: its header (and what came
+     * with it) goes out at once, each destination is then owned by this sender (owner) until
+     * the frame's last byte, and the payload moves from socket to socket as it arrives: through
+     * this connection's pipe with splice() when there is one destination, through the server's
+     * scratch buffer into the destinations' queues otherwise. Control messages for an owned
+     * destination wait in its defer queue until the frame ends. A sender that stops mid-frame
+     * takes its destinations down with it (with grace): their stream has a cut frame. */
+    struct relay_conn *owner; /* the sender streaming a frame into this connection, or NULL */
+    relay_outq defer;         /* control frames held while owner streams */
+    uint64_t left;            /* payload bytes of this sender's current frame not yet read */
+    int pfd[2];               /* splice pipe while streaming to one destination, else -1 */
+    size_t piped;             /* bytes in the pipe, not yet written to the destination */
     relay_room *room;
     uint32_t index; /* 1-based slot in room */
 } relay_conn;
+
+/* A sender in the middle of a streamed frame (it reads no frame header until the end). */
+#define RELAY_STREAMING(c) ((c)->left > 0 || (c)->piped > 0)
 
 typedef struct relay_slot {
     relay_conn *conn; /* NULL while held for resume */
@@ -74,6 +90,10 @@ struct relay_ip {
     uint32_t conns, rooms;
 };
 
+#define RELAY_IN_CAP (16u * 1024u)
+#define RELAY_SCRATCH (64u * 1024u)
+#define RELAY_PIPE_POOL 64
+
 typedef struct relay_limits {
     uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip;
     uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
@@ -98,6 +118,11 @@ struct relay_srv {
     relay_conn *grave_conns, *kicks;
     relay_room *grave_rooms;
     int in_settle;
+    size_t in_cap;       /* input buffer; longer data frames are streamed */
+    uint8_t *scratch;    /* RELAY_SCRATCH bytes: streamed payload without a pipe, discarded input */
+    int pipes[RELAY_PIPE_POOL][2]; /* empty pipes kept for the next streamed frame */
+    int npipes;
+    int nosplice; /* option splice=off, or the kernel refused: copies only */
     /* counters */
     uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
         queued_peak;
@@ -119,7 +144,12 @@ void relay_conn_wfail(relay_conn *c);
 void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void *msg);
 /* Queues one control message. 0 or a negative error (the connection is then killed). */
 int relay_conn_ctrl(relay_conn *c, const tallow_msg_type *t, const void *msg);
-/* Adds to the queued-bytes accounting after a queue changed from before to c->out.bytes. */
+/* Bytes queued for c in user space (its output and deferred control messages). */
+static inline size_t relay_conn_queued(const relay_conn *c)
+{
+    return c->out.bytes + c->defer.bytes;
+}
+/* Adds to the queued-bytes accounting after c's queues changed from before bytes. */
 void relay_conn_acct(relay_conn *c, size_t before);
 /* Marks a paused connection to resume reading at settle time. */
 void relay_conn_kick(relay_conn *c);
@@ -134,8 +164,30 @@ int relay_htab_add(relay_htab *t, relay_hnode *n);
 void relay_htab_del(relay_htab *t, relay_hnode *n);
 
 /* relay_room.c */
-/* Parses and acts on the complete frames in c->in (until paused or closed). */
+/* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
 void relay_conn_process(relay_conn *c);
+/* relay_stream.c */
+/* Writes a run of c's frames (in place: len bytes at p) to its destinations, every other live
+ * peer (to == 0) or one; with own, they then belong to c until its streamed frame ends.
+ * Returns how many destinations took it. */
+size_t relay_forward(relay_conn *c, const uint8_t *p, size_t len, uint32_t to, int own);
+/* 1 if a frame of c's for to must wait: a destination's queue is above high water, or another
+ * sender is streaming into it. */
+int relay_blocked(relay_conn *c, uint32_t to);
+/* c's frame of which len bytes (header included) are at p is longer than them: sends them and
+ * makes the destinations c's until the frame ends. With one destination they go by c's pipe
+ * (with what follows, in one write), else like relay_forward. c->left is already set. */
+void relay_stream_start(relay_conn *c, const uint8_t *p, size_t len, uint32_t to);
+/* Moves c's streamed frame on (socket -> pipe -> destination, or through the scratch buffer)
+ * as far as the sockets allow; pauses c when a destination is full. Returns 1 if c is gone. */
+int relay_stream_pump(relay_conn *c);
+/* c stops mid-frame (gone or closing): its destinations, which have a cut frame, are killed
+ * (with grace) and the rest of the frame is forgotten. */
+void relay_stream_abort(relay_conn *c);
+/* relay_service.c: gives c a pipe (from the pool or new). 0, or -1 (no pipe: copy instead). */
+int relay_pipe_get(relay_srv *s, relay_conn *c);
+/* Returns c's pipe to the pool (when empty) or closes it. */
+void relay_pipe_put(relay_srv *s, relay_conn *c);
 /* Takes c out of its room; grace: hold its slot for a resume. */
 void relay_room_detach(relay_conn *c, const char *why, int grace);
 /* Closes a room: every peer gets RoomLeave{why} (if leave) and is disconnected. */

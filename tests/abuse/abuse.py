@@ -5,6 +5,8 @@
   junk     connections that send random bytes, over and over
   slow     connections that connect and never join (cut at the join timeout)
   oversize frames that announce more than max-frame, and 1 MB frames that never finish
+  paired   pairs of connections in a room: one sends most of a 1 MB frame and stops, the other
+           never reads (the relay streams frames: it must not buffer them)
   rooms    one address opening rooms until refused ("too many rooms from your address")
   guess    a wrong-code attempt on a waiting sender's room: the sender exits with the code
            mismatch, the relay closes the room at once, and a second guesser finds nobody
@@ -25,7 +27,7 @@ import threading
 import time
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
-MEM_BOUND_KB = 32 * 1024
+MEM_BOUND_KB = 16 * 1024
 FLOOD_SECONDS = 6
 MAX_FRAME = 1048640
 
@@ -138,6 +140,24 @@ class Flood:
             except OSError:
                 pass
 
+    def paired(self, src, n):
+        """Paired connections: one sends most of a 1 MB frame and stops, the other never reads."""
+        for i in range(n):
+            try:
+                a, b = connect(src, self.port), connect(src, self.port)
+                for s in (a, b):
+                    s.sendall(ctrl_frame(room_join(b"abuse-pair-%d" % i)))
+                    self.held.append(s)
+                time.sleep(0.05)
+                a.settimeout(0.5)
+                try:
+                    a.sendall((MAX_FRAME - 100).to_bytes(4, "big") + b"\x01" + os.urandom(MAX_FRAME - 200))
+                except socket.timeout:
+                    pass  # held back: the relay stopped reading it
+                self.bump("paired")
+            except OSError:
+                pass
+
     def rooms(self, src, n):
         refused = 0
         for i in range(n):
@@ -189,6 +209,7 @@ def main():
     threads += [threading.Thread(target=flood.oversize, args=("127.0.0.4",))]
     threads += [threading.Thread(target=flood.unfinished, args=("127.0.0.5", 60))]
     threads += [threading.Thread(target=flood.rooms, args=("127.0.0.6", 50))]
+    threads += [threading.Thread(target=flood.paired, args=("127.0.0.7", 25))]
     base = status(relay.pid, "VmRSS")
     t0 = time.time()
     for t in threads:

@@ -2,7 +2,9 @@
  * Service side (input byte 0, bit 0 clear): a relay_srv built in process with three client
  * connections on socketpairs; the input is a list of chunks {conn (1 byte), length (1 byte),
  * bytes} appended to a connection's input and parsed by relay_conn_process (frames, control
- * messages, RoomJoin with password/capacity/resume, forwarding), with the sweep run on request.
+ * messages, RoomJoin with password/capacity/resume, forwarding), with the sweep run on request;
+ * frames above 512 bytes are streamed, and while one is, the chunks go to the connection's
+ * socket and are moved on by relay_stream_pump (splice, or copies in multi rooms).
  * Client side (bit 0 set): a relay client channel in JOINING state parses the same chunks as
  * what the relay sent it (relay_cl_frames: room events, refusals, data frames); with bit 2 set
  * it starts earlier, in the SOCKS5 exchange with a proxy (relay_socks_input), whose replies
@@ -45,6 +47,7 @@ static relay_conn *conn_new(relay_srv *s, relay_ip *ip, int *peer_fd)
     CHECK(c);
     c->srv = s;
     c->fd = sv[0];
+    c->pfd[0] = c->pfd[1] = -1;
     *peer_fd = sv[1];
     c->ip = ip;
     ip->conns++;
@@ -81,6 +84,9 @@ static void fuzz_service(const uint8_t *data, size_t size)
         .high_water = 64 * 1024, .low_water = 16 * 1024,
     };
     if (data[0] & 2) s->password = strdup("pw");
+    s->in_cap = 512; /* frames above it are streamed: from the socket, not the input buffer */
+    s->scratch = malloc(RELAY_SCRATCH);
+    CHECK(s->scratch);
     relay_ip *ip = calloc(1, sizeof *ip);
     CHECK(ip);
     ip->addr[15] = 1;
@@ -101,8 +107,13 @@ static void fuzz_service(const uint8_t *data, size_t size)
         } else {
             relay_conn *x = c[who % NCONN];
             if (x && (x->state == RC_PENDING || x->state == RC_JOINED)) {
-                append(&x->in, data + pos, len);
-                relay_conn_process(x);
+                if (RELAY_STREAMING(x)) { /* the rest of a streamed frame comes by the socket */
+                    if (len) (void)!write(peer[who % NCONN], data + pos, len); /* may be full */
+                    relay_stream_pump(x);
+                } else {
+                    append(&x->in, data + pos, len);
+                    relay_conn_process(x);
+                }
             }
         }
         pos += len;

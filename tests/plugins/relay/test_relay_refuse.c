@@ -421,11 +421,12 @@ static void test_relay_refuse_ping_flood(void **state)
 
 static int one_conn(void *ud)
 {
-    return rt_stat(ud, "conns") == 1;
+    return rt_stat(ud, "conns") <= 1;
 }
 
 /* A sender held back (the receiver does not read) that vanishes is noticed at once, although
- * the relay is not reading from it. */
+ * the relay is not reading from it. (It vanishes in the middle of a streamed frame, so the
+ * receiver, whose stream now ends in a cut frame, is disconnected too, to resume.) */
 static void test_relay_refuse_paused_sender_vanishes(void **state)
 {
     rt_env e;
@@ -436,6 +437,7 @@ static void test_relay_refuse_paused_sender_vanishes(void **state)
     rt_run_for(&e, 50);
     static uint8_t data[64 * 1024];
     uint64_t stalled_since = 0, end = tallow_now_ns() + 10ull * 1000000000ull;
+    int held = 0;
     while (tallow_now_ns() < end) {
         int r = rt_raw_send(tx, 1, data, sizeof data - 5);
         if (r == 0) {
@@ -443,11 +445,15 @@ static void test_relay_refuse_paused_sender_vanishes(void **state)
         } else if (!stalled_since) {
             stalled_since = tallow_now_ns();
         } else if (tallow_now_ns() - stalled_since > 300000000ull) {
+            held = 1;
             break;
         }
         tallow_loop_run_once(e.loop, 1);
     }
-    assert_true(rt_stat(&e, "queued_bytes") >= 262144); /* held back */
+    /* held back: the relay stopped reading it (long frames wait in kernel buffers and the
+     * relay's pipe, not in its queues) */
+    assert_true(held);
+    assert_true(rt_stat(&e, "queued_bytes") <= 262144 + 16384);
     struct linger lg = {1, 0};
     setsockopt(tx, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(tx); /* a reset */
