@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <tallow/stun.h>
@@ -671,6 +672,17 @@ static void relay_ignore_sigpipe(void)
 
 static void srv_stop(void *inst);
 
+/* Every paired room holds two sockets and, while a long frame streams, a pipe: lift the soft
+ * open-file limit to the hard one (often 1024 -> 524288) so busy relays do not hit EMFILE. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
                      void **inst)
 {
@@ -703,6 +715,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         return TALLOW_ENOMEM;
     }
     relay_ignore_sigpipe();
+    raise_fd_limit();
     const char *listen = "0.0.0.0:4433";
     int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
