@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define QT_RECV_BATCH 64
-#define QT_DGRAM_MAX 2048
+#define QT_DGRAM_MAX 65536
 #define QT_GSO_MAX_BYTES 65000 /* one GSO send is one skb: stay under 64 KiB */
 #define QT_GSO_MAX_SEGS 64
 
@@ -96,6 +96,7 @@ int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_
     if (segsz == 0 || segsz > len) segsz = len;
     size_t chunk = (QT_GSO_MAX_BYTES / segsz) * segsz;
     if (chunk > QT_GSO_MAX_SEGS * segsz) chunk = QT_GSO_MAX_SEGS * segsz;
+    if (chunk == 0) chunk = segsz; /* a segment too large to batch goes alone */
     while (len) {
         size_t k = len < chunk ? len : chunk;
         int rv = qt_send_gso(fd, to, tolen, data, k, segsz);
@@ -110,7 +111,7 @@ int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_
 
 int qt_udp_recv_all(int fd, qt_dgram_cb cb, void *ud)
 {
-    uint8_t buf[QT_RECV_BATCH][QT_DGRAM_MAX];
+    static __thread uint8_t buf[QT_RECV_BATCH][QT_DGRAM_MAX]; /* 4 MiB: not on the stack */
     struct mmsghdr m[QT_RECV_BATCH];
     struct iovec iov[QT_RECV_BATCH];
     struct sockaddr_storage from[QT_RECV_BATCH];
