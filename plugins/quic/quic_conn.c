@@ -30,9 +30,13 @@
 #define QUIC_BATCH 64            /* datagrams per cbs->send, at most */
 #define QUIC_BATCH_BYTES 65000   /* bytes per cbs->send, at most: one UDP_SEGMENT send */
 #define QUIC_BIG_BLACKHOLE_PTOS 2 /* PTOs before unacknowledged large datagrams count as lost */
+/* With large datagrams: ngtcp2's unit for congestion control (see quic_settings). */
+#define QUIC_BIG_CC_UNIT ((size_t)512 << 10)
+#define QUIC_FLUSH_BURSTS 16 /* send quanta (64 KiB each with CUBIC) per flush, at most */
 #define QUIC_CIDLEN 16
 #define QUIC_STREAM_WINDOW ((uint64_t)16 << 20)
 #define QUIC_CONN_WINDOW ((uint64_t)32 << 20)
+#define QUIC_MIN_WINDOW ((uint64_t)128 << 10)
 #define QUIC_IDLE_TIMEOUT (30 * NGTCP2_SECONDS)
 #define QUIC_KEEPALIVE (10 * NGTCP2_SECONDS)
 #define QUIC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
@@ -83,6 +87,7 @@ struct quic_conn {
      * datagram's data (0 until one went out), big_proven set once that offset is acknowledged. */
     size_t big;
     size_t path_udp; /* what the caller said the path carries (0: unknown), capped */
+    uint64_t rx_window; /* flow-control window we give the peer */
     int hs_confirmed, big_proven;
     uint64_t big_probe_end;
 
@@ -405,20 +410,27 @@ static void quic_settings(quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_par
         /* Sizes come from the buffer we offer (QUIC_MIN_PKT until the handshake is confirmed,
          * then c->big), capped by the peer's max_udp_payload_size; PMTUD would only probe
          * below what we use. */
-        s->max_tx_udp_payload_size = c->big;
         s->no_tx_udp_payload_size_shaping = 1;
         s->no_pmtud = 1;
+        /* Unshaped, this setting only caps sizes (our buffer already does) and is the unit of
+         * ngtcp2 0.12's congestion control: its CUBIC stops growing the window at 2.89 x
+         * max(2 units, rate x min RTT). A local or on-link min RTT is tens of microseconds, so
+         * the window stayed near 230 KB, less than one of the session's 256 KiB chunks: each
+         * side waited on the other's chunk work and both idled a third of the time. A 512 KiB
+         * unit starts at 1 MiB, floors at 1 MiB after a loss and may grow to ~3 MiB; the peer's
+         * flow-control window (its receive buffer) still bounds what is in flight. */
+        s->max_tx_udp_payload_size = QUIC_BIG_CC_UNIT;
     }
-    s->max_window = QUIC_CONN_WINDOW;
-    s->max_stream_window = QUIC_STREAM_WINDOW;
+    s->max_window = c->rx_window;
+    s->max_stream_window = c->rx_window < QUIC_STREAM_WINDOW ? c->rx_window : QUIC_STREAM_WINDOW;
     s->handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
     s->rand_ctx.native_handle = c;
 
     ngtcp2_transport_params_default(p);
-    p->initial_max_stream_data_bidi_local = QUIC_STREAM_WINDOW;
-    p->initial_max_stream_data_bidi_remote = QUIC_STREAM_WINDOW;
+    p->initial_max_stream_data_bidi_local = s->max_stream_window;
+    p->initial_max_stream_data_bidi_remote = s->max_stream_window;
     p->initial_max_stream_data_uni = 0; /* no unidirectional streams */
-    p->initial_max_data = QUIC_CONN_WINDOW;
+    p->initial_max_data = c->rx_window;
     p->initial_max_streams_bidi = 1; /* the one stream, opened by the client */
     p->initial_max_streams_uni = 0;
     /* We receive at most what our side of the path carries: a peer with large datagrams then
@@ -542,7 +554,8 @@ static int quic_server_accept(quic_conn *c, const struct sockaddr *from, socklen
 
 quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sockaddr *local,
                          socklen_t llen, const struct sockaddr *remote, socklen_t rlen,
-                         size_t max_udp, const quic_conn_cbs *cbs, void *ud, uint64_t now_ns)
+                         size_t max_udp, size_t rcvbuf, const quic_conn_cbs *cbs, void *ud,
+                         uint64_t now_ns)
 {
     if (!psk || !local || !remote || !cbs || !cbs->send || llen > sizeof(struct sockaddr_storage) ||
         rlen > sizeof(struct sockaddr_storage))
@@ -561,6 +574,11 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
     if (max_udp) c->path_udp = max_udp < QUIC_MIN_PKT ? QUIC_MIN_PKT : max_udp;
     if (c->path_udp > QUIC_BIG_PKT) c->path_udp = QUIC_BIG_PKT;
     if (c->path_udp > QUIC_ETH_PKT) c->big = c->path_udp;
+    c->rx_window = QUIC_CONN_WINDOW;
+    /* With large datagrams the window is tight (see quic_settings): what the peer may have in
+     * flight fits our socket's buffer (the kernel counts about twice the payload). */
+    if (c->big && rcvbuf && rcvbuf / 2 < c->rx_window)
+        c->rx_window = rcvbuf / 2 > QUIC_MIN_WINDOW ? rcvbuf / 2 : QUIC_MIN_WINDOW;
     c->ring = malloc(QUIC_RING_SIZE);
     c->txbuf = malloc(QUIC_BATCH_BYTES > QUIC_BIG_PKT ? QUIC_BATCH_BYTES : QUIC_BIG_PKT);
     if (!c->ring || !c->txbuf || quic_tls_init(c) != 0 ||
@@ -642,8 +660,9 @@ static size_t quic_pkt_room(const quic_conn *c)
 }
 
 /* One burst: packets of up to the path MTU written back to back, handed to cbs->send in runs of
- * equal size. Stops when ngtcp2 has nothing more to send now (congestion, pacing, flow control). */
-static void quic_write_burst(quic_conn *c, uint64_t now)
+ * equal size. Stops when ngtcp2 has nothing more to send now (congestion, pacing, flow control)
+ * or after one send quantum; returns 1 in that last case. */
+static int quic_write_burst(quic_conn *c, uint64_t now)
 {
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
@@ -655,7 +674,7 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
     if (maxpkts < 1) maxpkts = 1;
     if (maxpkts > QUIC_BATCH) maxpkts = QUIC_BATCH;
     size_t total = 0, segsz = 0, npkts = 0, sent_pkts = 0;
-    int blocked = 0;
+    int blocked = 0, quantum = 0;
     ngtcp2_path_storage_zero(&ps);
     for (;;) {
         ngtcp2_vec v[2];
@@ -682,7 +701,7 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
         if (n < 0) {
             if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             quic_close(c, (int)n, quic_map_liberr(c, (int)n), now);
-            return;
+            return 0;
         }
         if (n == 0) break;
         if (npkts && (size_t)n > segsz) { /* larger than the run (a PMTUD probe): new run */
@@ -698,17 +717,29 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
             sent_pkts >= maxpkts) {
             quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             total = npkts = 0;
-            if (sent_pkts >= maxpkts) break;
+            if (sent_pkts >= maxpkts) {
+                quantum = 1;
+                break;
+            }
         }
     }
     if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+    return quantum;
+}
+
+/* Bursts while ngtcp2 allows: its pacing lets the next quantum go at once when the gap would be
+ * under a millisecond (a fast local path), else the next burst writes nothing. One quantum per
+ * loop round left the loop's own cost on every 64 KiB. */
+static void quic_write(quic_conn *c, uint64_t now)
+{
+    for (int i = 0; i < QUIC_FLUSH_BURSTS && !c->closed && quic_write_burst(c, now); i++)
+        ;
 }
 
 int quic_conn_flush(quic_conn *c, uint64_t now_ns)
 {
-    if (!c->closed && c->conn)
-        quic_write_burst(c, now_ns); /* first: it carries our last acknowledgements */
+    if (!c->closed && c->conn) quic_write(c, now_ns); /* first: it carries our last ACKs */
     if (!c->closed && c->shutdown && c->acked == c->end) quic_close(c, 0, 0, now_ns);
     return quic_dispatch(c);
 }
@@ -737,7 +768,7 @@ void quic_conn_shutdown(quic_conn *c)
 void quic_conn_close(quic_conn *c, uint64_t now_ns)
 {
     if (c->closed) return;
-    if (c->conn) quic_write_burst(c, now_ns);
+    if (c->conn) quic_write(c, now_ns);
     c->close_reported = 1; /* silent */
     if (!c->closed) quic_close(c, 0, 0, now_ns);
 }

@@ -55,12 +55,16 @@ typedef struct quic_conn_stat {
  * max_udp_payload_size (at most QUIC_CONN_BIG_PKT). Up to 1472 (a 1500-byte link) datagrams are
  * as on any path: 1200, grown to 1452 by PMTUD. Above, once the handshake is confirmed they are
  * min(max_udp, QUIC_CONN_BIG_PKT, the peer's max_udp_payload_size), and 1452 for good if the
- * first of them is still unacknowledged after two PTOs (a black hole). cbs is copied; ud is passed
+ * first of them is still unacknowledged after two PTOs (a black hole); congestion control then
+ * also starts at, and never falls below, 1 MiB. rcvbuf: our socket's receive buffer as the
+ * kernel reports it (SO_RCVBUF), 0 if unknown; with large datagrams the flow-control window we
+ * give the peer is half of it, so what it may have in flight fits. cbs is copied; ud is passed
  * back. now_ns: any monotonic clock in ns, used consistently afterwards. Returns NULL on failure
  * (out of memory, TLS setup). Free with quic_conn_free. */
 quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sockaddr *local,
                          socklen_t llen, const struct sockaddr *remote, socklen_t rlen,
-                         size_t max_udp, const quic_conn_cbs *cbs, void *ud, uint64_t now_ns);
+                         size_t max_udp, size_t rcvbuf, const quic_conn_cbs *cbs, void *ud,
+                         uint64_t now_ns);
 
 /* Feeds one received datagram. A server creates its connection state from the first valid
  * Initial coming from `remote`; other datagrams before that are dropped. Returns 0 (also when a

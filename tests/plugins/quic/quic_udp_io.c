@@ -20,6 +20,13 @@ uint64_t qt_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+size_t qt_udp_rcvbuf(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+    return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &l) == 0 && v > 0 ? (size_t)v : 0;
+}
+
 int qt_udp_open(struct sockaddr_in *addr, int big)
 {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

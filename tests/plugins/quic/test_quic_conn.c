@@ -114,7 +114,7 @@ static void peer_start(peer *p, int is_server, const uint8_t psk[32], const peer
 {
     p->qc = quic_conn_new(is_server, psk, (const struct sockaddr *)&p->addr, sizeof(p->addr),
                           (const struct sockaddr *)&other->addr, sizeof(other->addr), p->max_udp,
-                          &p_cbs, p, qt_now_ns());
+                          qt_udp_rcvbuf(p->fd), &p_cbs, p, qt_now_ns());
     assert_non_null(p->qc);
 }
 
