@@ -19,9 +19,10 @@
 
 #define QUIC_RING_SIZE ((uint64_t)8 << 20) /* send buffer; a power of two */
 #define QUIC_RING_MASK (QUIC_RING_SIZE - 1)
-/* Writable again once this much is free: small refills interleave the writer's work with our
- * sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the peer idled. */
-#define QUIC_RING_LOWAT ((uint64_t)256 << 10)
+/* Writable again once this much is free (QUIC_CONN_LOWAT): small refills interleave the writer's
+ * work with our sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the
+ * peer idled. */
+#define QUIC_RING_LOWAT ((uint64_t)QUIC_CONN_LOWAT)
 #define QUIC_MAX_PKT 1452 /* largest datagram on an unknown path (PMTUD starts at 1200) */
 #define QUIC_MIN_PKT 1200 /* every QUIC path carries this */
 #define QUIC_ETH_PKT 1472 /* fills a 1500-byte frame over IPv4: paths above are jumbo or local */
@@ -623,6 +624,16 @@ int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
     int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns);
     if (rv != 0 && rv != NGTCP2_ERR_DISCARD_PKT) quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
     return quic_dispatch(c);
+}
+
+size_t quic_conn_room(quic_conn *c)
+{
+    return c->closed || c->shutdown ? 0 : (size_t)quic_ring_free(c);
+}
+
+void quic_conn_want_writable(quic_conn *c)
+{
+    if (!c->closed && !c->shutdown) c->want_writable = 1;
 }
 
 size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len)

@@ -73,10 +73,20 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
 int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
                    size_t len, uint64_t now_ns);
 
+/* on_writable comes once this much of the send buffer is free. */
+#define QUIC_CONN_LOWAT (512u << 10)
+
 /* Copies up to len bytes into the bounded send buffer (8 MiB). Returns the bytes accepted; fewer
  * than len (0 = full) means on_writable follows once the peer has acknowledged half of it.
  * Accepts bytes before the handshake completes; they go out once it has. 0 after shutdown. */
 size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len);
+
+/* Free room in the send buffer now (0 after shutdown or close). */
+size_t quic_conn_room(quic_conn *c);
+
+/* Asks for on_writable once QUIC_CONN_LOWAT bytes are free, as after a short write: lets a
+ * writer stop before a write would be cut. */
+void quic_conn_want_writable(quic_conn *c);
 
 /* Writes as many packets as congestion control, pacing and flow control allow, in batches of
  * equal-size datagrams through cbs->send. Returns 0 or TALLOW_ECLOSED. */

@@ -20,7 +20,9 @@
 #define QUIC_MAX_FRAME (16u << 20)
 #define QUIC_GSO_BYTES 65000 /* one UDP_SEGMENT send must stay under 64 KiB */
 #define QUIC_STD_DGRAM 1452  /* datagrams on an ordinary path */
-#define QUIC_ACK_BYTES (48u << 10) /* bytes read between our flushes (acknowledgements) */
+/* Read between our flushes (which carry acknowledgements): this many datagrams or bytes. */
+#define QUIC_ACK_DGRAMS 32
+#define QUIC_ACK_BYTES (256u << 10)
 
 typedef struct quic_plugin {
     const tallow_host *host;
@@ -52,6 +54,7 @@ struct quic_link {
     int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
     int ready, failed, dead, quic_closed, proto_err, want_writable;
     size_t rx_unflushed; /* bytes read since our last flush (it carries our ACK) */
+    unsigned rx_dgrams;  /* datagrams read since then */
     uint32_t max_dgram;  /* last seen: a drop is worth a log line */
     /* Frame bytes waiting for room in the connection's own (8 MiB) send buffer. */
     uint8_t *pend;
@@ -267,6 +270,7 @@ static void link_on_defer(void *ud)
     if (!l->dead && !l->quic_closed) {
         uint64_t now = tallow_now_ns();
         l->rx_unflushed = 0;
+        l->rx_dgrams = 0;
         l->in_quic = 1;
         if (quic_conn_expiry(l->qc) <= now)
             quic_conn_on_expiry(l->qc, now);
@@ -325,8 +329,10 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
     /* The window ngtcp2 allows is ~3x bandwidth x the idle RTT, less than one wakeup's worth of
      * datagrams (up to 256): acknowledging only at the end of the batch left the sender idle. */
     l->rx_unflushed += len;
-    if (l->rx_unflushed >= QUIC_ACK_BYTES && !l->dead && !l->quic_closed) {
+    if ((l->rx_unflushed >= QUIC_ACK_BYTES || ++l->rx_dgrams >= QUIC_ACK_DGRAMS) && !l->dead &&
+        !l->quic_closed) {
         l->rx_unflushed = 0;
+        l->rx_dgrams = 0;
         quic_conn_flush(l->qc, now);
     }
     link_quic_done(l);
@@ -455,8 +461,12 @@ static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size
         }
     }
     link_request_flush(l);
-    if (l->pend_len) {
+    /* Backpressure before the buffer is full: a frame that does not fit whole waits in pend and
+     * is copied twice. Stopping at less than QUIC_CONN_LOWAT free, and resuming at that much,
+     * keeps session-sized frames (256 KiB chunks) out of pend. */
+    if (l->pend_len || quic_conn_room(l->qc) < QUIC_CONN_LOWAT) {
         l->want_writable = 1;
+        quic_conn_want_writable(l->qc);
         return 1;
     }
     return 0;
@@ -514,8 +524,9 @@ static size_t quic_queued(tallow_channel *ch)
  * - one quic channel per tallow_udp endpoint (it takes the endpoint's TALLOW_UDP_QUIC handler);
  * - close is immediate: what the peer has not acknowledged yet may be lost, so a session closes
  *   after its own end-of-transfer exchange; the endpoint must still be open when close runs;
- * - frames are at most 16 MiB; send() returns 1 once more than the connection's 8 MiB buffer
- *   is queued, and on_writable follows when the backlog has moved into it. */
+ * - frames are at most 16 MiB; send() returns 1 once less than QUIC_CONN_LOWAT (512 KiB) of the
+ *   connection's 8 MiB buffer is free (or a frame had to wait outside it), and on_writable
+ *   follows when the backlog has moved into it and that much is free again. */
 static const tallow_transport_ops quic_ops = {
     .version = TALLOW_TRANSPORT_OPS_VERSION,
     .struct_size = sizeof(tallow_transport_ops),
