@@ -1,7 +1,10 @@
 /* core/udp.c — the session's UDP endpoint: one nonblocking socket shared by STUN, connectivity
  * checks and QUIC, demultiplexed by first byte (RFC 7983 / 9443), with batched receive
- * (recvmmsg) and batched send (UDP_SEGMENT, else sendmmsg). Policy no_p2p refuses to open it. */
+ * (recvmmsg) and batched send (UDP_SEGMENT, else sendmmsg), and the route MTU towards a peer
+ * that is local or on a directly attached network. Policy no_p2p refuses to open it. */
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
@@ -16,7 +19,10 @@
 #endif
 
 #define UDP_BATCH 32
-#define UDP_MAX_DGRAM 2048
+/* Any datagram fits: a slot's pages are only touched as far as datagrams fill them, so small
+ * datagrams cost one page per slot. */
+#define UDP_MAX_DGRAM 65536
+#define UDP_GSO_BYTES 65000 /* one UDP_SEGMENT send is one skb: stay under 64 KiB */
 
 struct tallow_udp {
     tallow_ctx *ctx;
@@ -160,11 +166,13 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
         return rc < 0 ? rc : 1;
     }
     if (u->gso) {
-        /* one sendmsg carries at most 64 KiB (and 64 segments) with UDP_SEGMENT */
-        size_t per = 65000 / segsz;
+        /* one sendmsg carries at most 64 KiB (and 64 segments) with UDP_SEGMENT; a segment
+         * larger than a third of that goes alone */
+        size_t per = UDP_GSO_BYTES / segsz;
         if (per > 64) per = 64;
+        if (per < 1) per = 1;
         size_t sent = 0;
-        while (per > 0 && sent < count) {
+        while (sent < count) {
             size_t k = count - sent < per ? count - sent : per;
             size_t off = sent * segsz;
             size_t bytes = len - off < k * segsz ? len - off : k * segsz;
@@ -187,6 +195,7 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
                 if (errno == EAGAIN || errno == ENOBUFS)
                     return sent ? (int)sent : -EAGAIN;
                 if (sent) return (int)sent;
+                if (k == 1) return -errno; /* not about GSO (EMSGSIZE, unreachable, ...) */
                 u->gso = 0; /* EIO/EINVAL: no GSO here; fall back for good */
                 break;
             }
@@ -232,4 +241,63 @@ TALLOW_API int tallow_udp_local_addr(const tallow_udp *u, struct sockaddr_storag
 TALLOW_API tallow_ctx *tallow_udp_ctx(const tallow_udp *u)
 {
     return u->ctx;
+}
+
+/* 1 if a (of family fam) lies in the network of interface address ifa/mask. */
+static int udp_same_net(int fam, const void *a, const struct sockaddr *ifa,
+                        const struct sockaddr *mask)
+{
+    if (!ifa || !mask || ifa->sa_family != fam || mask->sa_family != fam) return 0;
+    const uint8_t *x = a, *y, *m;
+    size_t n;
+    if (fam == AF_INET) {
+        y = (const uint8_t *)&((const struct sockaddr_in *)(const void *)ifa)->sin_addr;
+        m = (const uint8_t *)&((const struct sockaddr_in *)(const void *)mask)->sin_addr;
+        n = 4;
+    } else {
+        y = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)ifa)->sin6_addr;
+        m = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)mask)->sin6_addr;
+        n = 16;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((x[i] & m[i]) != (y[i] & m[i])) return 0;
+    return 1;
+}
+
+TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer,
+                                   socklen_t len)
+{
+    (void)u;
+    int fam = peer ? peer->sa_family : AF_UNSPEC;
+    const void *addr;
+    if (fam == AF_INET && len >= sizeof(struct sockaddr_in))
+        addr = &((const struct sockaddr_in *)(const void *)peer)->sin_addr;
+    else if (fam == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        addr = &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr;
+    else
+        return TALLOW_EINVAL;
+    /* Only where the first hop is the whole path: the peer is one of ours (loopback) or on the
+     * network of one of our interfaces. Beyond a router the interface MTU says nothing about the
+     * path (a 9001-byte cloud interface routes to 1500-byte internet). */
+    struct ifaddrs *ifs, *i;
+    if (getifaddrs(&ifs) != 0) return -errno;
+    int onlink = 0;
+    for (i = ifs; i && !onlink; i = i->ifa_next)
+        if ((i->ifa_flags & IFF_UP) && !(i->ifa_flags & IFF_POINTOPOINT))
+            onlink = udp_same_net(fam, addr, i->ifa_addr, i->ifa_netmask);
+    freeifaddrs(ifs);
+    if (!onlink) return 0;
+    /* The kernel's MTU for the route a connected socket would take (lo's for our own
+     * addresses), lowered by any PMTU it has learned. */
+    int fd = socket(fam, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int mtu = 0;
+    socklen_t ml = sizeof(mtu);
+    int rc = connect(fd, peer, len) == 0 &&
+                     getsockopt(fd, fam == AF_INET ? IPPROTO_IP : IPPROTO_IPV6,
+                                fam == AF_INET ? IP_MTU : IPV6_MTU, &mtu, &ml) == 0
+                 ? (mtu > 0 ? mtu : 0)
+                 : -errno;
+    close(fd);
+    return rc;
 }

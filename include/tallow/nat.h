@@ -32,6 +32,13 @@ TALLOW_API int tallow_udp_send(tallow_udp *u, const struct sockaddr *to, socklen
  * UDP_SEGMENT where the kernel has it, else sendmmsg. Returns datagrams sent or -errno. */
 TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, socklen_t tolen,
                                      const uint8_t *data, size_t len, size_t segsz);
+/* The IP MTU of the kernel's route towards peer when the peer is local or on the network of one
+ * of our (non point-to-point) interfaces: there the first hop is the whole path, so datagrams up
+ * to that size minus the IP and UDP headers arrive unfragmented, barring misconfiguration.
+ * Returns the MTU, 0 when the peer is farther away (unknown path: use the internet default),
+ * TALLOW_EINVAL for a bad address, or -errno. The endpoint receives datagrams up to 64 KiB. */
+TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer,
+                                   socklen_t len);
 TALLOW_API int tallow_udp_fd(const tallow_udp *u);
 TALLOW_API int tallow_udp_local_addr(const tallow_udp *u, struct sockaddr_storage *out,
                                      socklen_t *len);

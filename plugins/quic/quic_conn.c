@@ -19,14 +19,25 @@
 
 #define QUIC_RING_SIZE ((uint64_t)8 << 20) /* send buffer; a power of two */
 #define QUIC_RING_MASK (QUIC_RING_SIZE - 1)
-/* Writable again once this much is free: small refills interleave the writer's work with our
- * sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the peer idled. */
-#define QUIC_RING_LOWAT ((uint64_t)256 << 10)
-#define QUIC_MAX_PKT 1452 /* largest datagram we send (PMTUD starts at 1200) */
-#define QUIC_BATCH 64     /* datagrams per cbs->send */
+/* Writable again once this much is free (QUIC_CONN_LOWAT): small refills interleave the writer's
+ * work with our sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the
+ * peer idled. */
+#define QUIC_RING_LOWAT ((uint64_t)QUIC_CONN_LOWAT)
+#define QUIC_MAX_PKT 1452 /* largest datagram on an unknown path (PMTUD starts at 1200) */
+#define QUIC_MIN_PKT 1200 /* every QUIC path carries this */
+#define QUIC_ETH_PKT 1472 /* fills a 1500-byte frame over IPv4: paths above are jumbo or local */
+/* Largest datagram on a path known to carry more (QUIC_CONN_BIG_PKT in the header). */
+#define QUIC_BIG_PKT QUIC_CONN_BIG_PKT
+#define QUIC_BATCH 64            /* datagrams per cbs->send, at most */
+#define QUIC_BATCH_BYTES 65000   /* bytes per cbs->send, at most: one UDP_SEGMENT send */
+#define QUIC_BIG_BLACKHOLE_PTOS 2 /* PTOs before unacknowledged large datagrams count as lost */
+/* With large datagrams: ngtcp2's unit for congestion control (see quic_settings). */
+#define QUIC_BIG_CC_UNIT ((size_t)512 << 10)
+#define QUIC_FLUSH_BURSTS 16 /* send quanta (64 KiB each with CUBIC) per flush, at most */
 #define QUIC_CIDLEN 16
 #define QUIC_STREAM_WINDOW ((uint64_t)16 << 20)
 #define QUIC_CONN_WINDOW ((uint64_t)32 << 20)
+#define QUIC_MIN_WINDOW ((uint64_t)128 << 10)
 #define QUIC_IDLE_TIMEOUT (30 * NGTCP2_SECONDS)
 #define QUIC_KEEPALIVE (10 * NGTCP2_SECONDS)
 #define QUIC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
@@ -71,8 +82,18 @@ struct quic_conn {
     int want_writable, shutdown, proto_err;
     int closed, close_err, close_reported;
 
-    uint8_t *txbuf; /* QUIC_BATCH + 1 packets */
-    uint8_t close_pkt[QUIC_MAX_PKT];
+    /* Large datagrams (a path known to carry more than QUIC_MAX_PKT): big is their size, 0 if
+     * not used (never, or no longer after they went unacknowledged). They start once the
+     * handshake is confirmed; big_probe_end is the stream offset after the first large
+     * datagram's data (0 until one went out), big_proven set once that offset is acknowledged. */
+    size_t big;
+    size_t path_udp; /* what the caller said the path carries (0: unknown), capped */
+    uint64_t rx_window; /* flow-control window we give the peer */
+    int hs_confirmed, big_proven;
+    uint64_t big_probe_end;
+
+    uint8_t *txbuf; /* QUIC_BATCH_BYTES, at least one packet */
+    uint8_t close_pkt[QUIC_MIN_PKT];
     size_t close_len;
     int close_resends;
 };
@@ -263,6 +284,7 @@ static int quic_cb_handshake_completed(ngtcp2_conn *conn, void *ud)
         memcmp(alpn.data, QUIC_ALPN, alpn.size) != 0)
         return NGTCP2_ERR_CALLBACK_FAILURE;
     c->hs_done = 1;
+    c->hs_confirmed = c->is_server; /* 0.12 calls handshake_confirmed on clients only */
     if (!c->is_server) {
         int64_t sid;
         if (ngtcp2_conn_open_bidi_stream(conn, &sid, NULL) != 0) return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -341,6 +363,15 @@ static int quic_cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, s
     return 0;
 }
 
+/* Client: the server's HANDSHAKE_DONE arrived, so no Handshake packet of ours is needed any
+ * more and large datagrams carry only 1-RTT packets. */
+static int quic_cb_handshake_confirmed(ngtcp2_conn *conn, void *ud)
+{
+    (void)conn;
+    ((quic_conn *)ud)->hs_confirmed = 1;
+    return 0;
+}
+
 static void quic_callbacks(ngtcp2_callbacks *cb, int is_server)
 {
     memset(cb, 0, sizeof(*cb));
@@ -362,6 +393,7 @@ static void quic_callbacks(ngtcp2_callbacks *cb, int is_server)
     cb->rand = quic_rand;
     cb->get_new_connection_id = quic_cb_new_cid;
     cb->handshake_completed = quic_cb_handshake_completed;
+    cb->handshake_confirmed = quic_cb_handshake_confirmed;
     cb->stream_open = quic_cb_stream_open;
     cb->recv_stream_data = quic_cb_recv_stream_data;
     cb->acked_stream_data_offset = quic_cb_acked;
@@ -375,18 +407,36 @@ static void quic_settings(quic_conn *c, ngtcp2_settings *s, ngtcp2_transport_par
     s->initial_ts = now;
     s->cc_algo = NGTCP2_CC_ALGO_CUBIC;
     s->max_tx_udp_payload_size = QUIC_MAX_PKT;
-    s->max_window = QUIC_CONN_WINDOW;
-    s->max_stream_window = QUIC_STREAM_WINDOW;
+    if (c->big) {
+        /* Sizes come from the buffer we offer (QUIC_MIN_PKT until the handshake is confirmed,
+         * then c->big), capped by the peer's max_udp_payload_size; PMTUD would only probe
+         * below what we use. */
+        s->no_tx_udp_payload_size_shaping = 1;
+        s->no_pmtud = 1;
+        /* Unshaped, this setting only caps sizes (our buffer already does) and is the unit of
+         * ngtcp2 0.12's congestion control: its CUBIC stops growing the window at 2.89 x
+         * max(2 units, rate x min RTT). A local or on-link min RTT is tens of microseconds, so
+         * the window stayed near 230 KB, less than one of the session's 256 KiB chunks: each
+         * side waited on the other's chunk work and both idled a third of the time. A 512 KiB
+         * unit starts at 1 MiB, floors at 1 MiB after a loss and may grow to ~3 MiB; the peer's
+         * flow-control window (its receive buffer) still bounds what is in flight. */
+        s->max_tx_udp_payload_size = QUIC_BIG_CC_UNIT;
+    }
+    s->max_window = c->rx_window;
+    s->max_stream_window = c->rx_window < QUIC_STREAM_WINDOW ? c->rx_window : QUIC_STREAM_WINDOW;
     s->handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
     s->rand_ctx.native_handle = c;
 
     ngtcp2_transport_params_default(p);
-    p->initial_max_stream_data_bidi_local = QUIC_STREAM_WINDOW;
-    p->initial_max_stream_data_bidi_remote = QUIC_STREAM_WINDOW;
+    p->initial_max_stream_data_bidi_local = s->max_stream_window;
+    p->initial_max_stream_data_bidi_remote = s->max_stream_window;
     p->initial_max_stream_data_uni = 0; /* no unidirectional streams */
-    p->initial_max_data = QUIC_CONN_WINDOW;
+    p->initial_max_data = c->rx_window;
     p->initial_max_streams_bidi = 1; /* the one stream, opened by the client */
     p->initial_max_streams_uni = 0;
+    /* We receive at most what our side of the path carries: a peer with large datagrams then
+     * sends no more than that (one on a jumbo link talking to us on a 1500-byte one). */
+    if (c->path_udp) p->max_udp_payload_size = c->path_udp;
     p->max_idle_timeout = QUIC_IDLE_TIMEOUT;
     p->disable_active_migration = 1;
 }
@@ -505,7 +555,8 @@ static int quic_server_accept(quic_conn *c, const struct sockaddr *from, socklen
 
 quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sockaddr *local,
                          socklen_t llen, const struct sockaddr *remote, socklen_t rlen,
-                         const quic_conn_cbs *cbs, void *ud, uint64_t now_ns)
+                         size_t max_udp, size_t rcvbuf, const quic_conn_cbs *cbs, void *ud,
+                         uint64_t now_ns)
 {
     if (!psk || !local || !remote || !cbs || !cbs->send || llen > sizeof(struct sockaddr_storage) ||
         rlen > sizeof(struct sockaddr_storage))
@@ -521,8 +572,16 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
     c->llen = llen;
     c->rlen = rlen;
     c->stream_id = -1;
+    if (max_udp) c->path_udp = max_udp < QUIC_MIN_PKT ? QUIC_MIN_PKT : max_udp;
+    if (c->path_udp > QUIC_BIG_PKT) c->path_udp = QUIC_BIG_PKT;
+    if (c->path_udp > QUIC_ETH_PKT) c->big = c->path_udp;
+    c->rx_window = QUIC_CONN_WINDOW;
+    /* With large datagrams the window is tight (see quic_settings): what the peer may have in
+     * flight fits our socket's buffer (the kernel counts about twice the payload). */
+    if (c->big && rcvbuf && rcvbuf / 2 < c->rx_window)
+        c->rx_window = rcvbuf / 2 > QUIC_MIN_WINDOW ? rcvbuf / 2 : QUIC_MIN_WINDOW;
     c->ring = malloc(QUIC_RING_SIZE);
-    c->txbuf = malloc((size_t)(QUIC_BATCH + 1) * QUIC_MAX_PKT);
+    c->txbuf = malloc(QUIC_BATCH_BYTES > QUIC_BIG_PKT ? QUIC_BATCH_BYTES : QUIC_BIG_PKT);
     if (!c->ring || !c->txbuf || quic_tls_init(c) != 0 ||
         (!is_server && quic_client_start(c, now_ns) != 0)) {
         quic_conn_free(c);
@@ -567,6 +626,16 @@ int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
     return quic_dispatch(c);
 }
 
+size_t quic_conn_room(quic_conn *c)
+{
+    return c->closed || c->shutdown ? 0 : (size_t)quic_ring_free(c);
+}
+
+void quic_conn_want_writable(quic_conn *c)
+{
+    if (!c->closed && !c->shutdown) c->want_writable = 1;
+}
+
 size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len)
 {
     if (c->closed || c->shutdown) return 0;
@@ -577,21 +646,46 @@ size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len)
     return n;
 }
 
+/* Large datagrams that no acknowledgement has vouched for yet while timeouts pile up: the path
+ * drops them (a middlebox with a smaller MTU). Back to QUIC_MAX_PKT for good; ngtcp2 resends
+ * their frames in the smaller packets. */
+static void quic_check_blackhole(quic_conn *c)
+{
+    if (!c->big || c->big_proven || !c->big_probe_end) return;
+    if (c->acked >= c->big_probe_end) {
+        c->big_proven = 1;
+        return;
+    }
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(c->conn, &st);
+    if (st.pto_count >= QUIC_BIG_BLACKHOLE_PTOS) c->big = 0;
+}
+
+/* Room offered for one packet. With shaping (the default), ngtcp2 sizes ordinary packets to the
+ * validated path MTU itself and the room must also fit its PMTUD probes (up to QUIC_MAX_PKT), or
+ * the path never grows beyond 1200. With large datagrams the room is the size. */
+static size_t quic_pkt_room(const quic_conn *c)
+{
+    if (!c->big) return QUIC_MAX_PKT;
+    return c->hs_confirmed ? c->big : QUIC_MIN_PKT;
+}
+
 /* One burst: packets of up to the path MTU written back to back, handed to cbs->send in runs of
- * equal size. Stops when ngtcp2 has nothing more to send now (congestion, pacing, flow control). */
-static void quic_write_burst(quic_conn *c, uint64_t now)
+ * equal size. Stops when ngtcp2 has nothing more to send now (congestion, pacing, flow control)
+ * or after one send quantum; returns 1 in that last case. */
+static int quic_write_burst(quic_conn *c, uint64_t now)
 {
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    /* ngtcp2 sizes ordinary packets to the validated path MTU itself; the room we offer must
-     * also fit its PMTUD probes (up to QUIC_MAX_PKT), or the path never grows beyond 1200. */
-    size_t pmax = QUIC_MAX_PKT;
-    size_t maxpkts = ngtcp2_conn_get_send_quantum(c->conn) /
-                     ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+    quic_check_blackhole(c);
+    size_t pmax = quic_pkt_room(c);
+    size_t unit = c->path_udp > QUIC_ETH_PKT ? pmax /* sizes are ours */
+                                             : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+    size_t maxpkts = ngtcp2_conn_get_send_quantum(c->conn) / unit;
     if (maxpkts < 1) maxpkts = 1;
     if (maxpkts > QUIC_BATCH) maxpkts = QUIC_BATCH;
     size_t total = 0, segsz = 0, npkts = 0, sent_pkts = 0;
-    int blocked = 0;
+    int blocked = 0, quantum = 0;
     ngtcp2_path_storage_zero(&ps);
     for (;;) {
         ngtcp2_vec v[2];
@@ -605,7 +699,10 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
         ngtcp2_ssize n =
             ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, c->txbuf + total, pmax, &nd,
                                       NGTCP2_WRITE_STREAM_FLAG_MORE, sid, nv ? v : NULL, nv, now);
-        if (nd > 0) c->sent += (uint64_t)nd;
+        if (nd > 0) {
+            c->sent += (uint64_t)nd;
+            if (n > QUIC_MAX_PKT && !c->big_probe_end) c->big_probe_end = c->sent;
+        }
         if (n == NGTCP2_ERR_WRITE_MORE) continue;
         if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
             n == NGTCP2_ERR_STREAM_NOT_FOUND) {
@@ -615,7 +712,7 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
         if (n < 0) {
             if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             quic_close(c, (int)n, quic_map_liberr(c, (int)n), now);
-            return;
+            return 0;
         }
         if (n == 0) break;
         if (npkts && (size_t)n > segsz) { /* larger than the run (a PMTUD probe): new run */
@@ -627,20 +724,33 @@ static void quic_write_burst(quic_conn *c, uint64_t now)
         total += (size_t)n;
         npkts++;
         sent_pkts++;
-        if ((size_t)n < segsz || npkts == QUIC_BATCH || sent_pkts >= maxpkts) {
+        if ((size_t)n < segsz || npkts == QUIC_BATCH || total + pmax > QUIC_BATCH_BYTES ||
+            sent_pkts >= maxpkts) {
             quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             total = npkts = 0;
-            if (sent_pkts >= maxpkts) break;
+            if (sent_pkts >= maxpkts) {
+                quantum = 1;
+                break;
+            }
         }
     }
     if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+    return quantum;
+}
+
+/* Bursts while ngtcp2 allows: its pacing lets the next quantum go at once when the gap would be
+ * under a millisecond (a fast local path), else the next burst writes nothing. One quantum per
+ * loop round left the loop's own cost on every 64 KiB. */
+static void quic_write(quic_conn *c, uint64_t now)
+{
+    for (int i = 0; i < QUIC_FLUSH_BURSTS && !c->closed && quic_write_burst(c, now); i++)
+        ;
 }
 
 int quic_conn_flush(quic_conn *c, uint64_t now_ns)
 {
-    if (!c->closed && c->conn)
-        quic_write_burst(c, now_ns); /* first: it carries our last acknowledgements */
+    if (!c->closed && c->conn) quic_write(c, now_ns); /* first: it carries our last ACKs */
     if (!c->closed && c->shutdown && c->acked == c->end) quic_close(c, 0, 0, now_ns);
     return quic_dispatch(c);
 }
@@ -669,7 +779,7 @@ void quic_conn_shutdown(quic_conn *c)
 void quic_conn_close(quic_conn *c, uint64_t now_ns)
 {
     if (c->closed) return;
-    if (c->conn) quic_write_burst(c, now_ns);
+    if (c->conn) quic_write(c, now_ns);
     c->close_reported = 1; /* silent */
     if (!c->closed) quic_close(c, 0, 0, now_ns);
 }
@@ -687,4 +797,13 @@ void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
     out->bytes_recv = c->bytes_recv;
     out->queued = c->end - c->acked;
     out->unsent = c->end - c->sent;
+    if (c->path_udp > QUIC_ETH_PKT) {
+        out->max_dgram = (uint32_t)quic_pkt_room(c);
+        const ngtcp2_transport_params *rp =
+            c->conn ? ngtcp2_conn_get_remote_transport_params(c->conn) : NULL;
+        if (rp && rp->max_udp_payload_size < out->max_dgram)
+            out->max_dgram = (uint32_t)rp->max_udp_payload_size;
+    }
+    else if (c->conn)
+        out->max_dgram = (uint32_t)ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
 }

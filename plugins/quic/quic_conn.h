@@ -11,6 +11,11 @@
 
 typedef struct quic_conn quic_conn;
 
+/* Largest datagram we send or accept on a path known to carry more than the internet's usual
+ * 1452 (loopback, a jumbo-frame LAN). Bigger gained nothing on loopback: four of them fill one
+ * UDP_SEGMENT send. */
+#define QUIC_CONN_BIG_PKT 16000
+
 /* Events. All are called from inside quic_conn_recv / quic_conn_flush / quic_conn_on_expiry.
  * Inside any of them the user may call quic_conn_write and quic_conn_shutdown; only inside
  * on_closed may it call quic_conn_free (nothing touches the connection after on_closed).
@@ -39,16 +44,27 @@ typedef struct quic_conn_stat {
     uint64_t bytes_recv; /* stream bytes delivered through on_data */
     uint64_t queued;     /* stream bytes accepted by quic_conn_write and not yet acknowledged */
     uint64_t unsent;     /* of those, bytes not yet handed to the network */
+    uint32_t max_dgram;  /* the largest datagram we would send now */
 } quic_conn_stat;
 
 /* Creates a connection. is_server: 0 = QUIC client (starts the handshake at the first flush),
  * 1 = server (waits for the client's first Initial from `remote`). psk: the 32-byte key both
- * peers derived; copied. local/remote: the socket's own address and the peer's; copied. cbs is
- * copied; ud is passed back. now_ns: any monotonic clock in ns, used consistently afterwards.
- * Returns NULL on failure (out of memory, TLS setup). Free with quic_conn_free. */
+ * peers derived; copied. local/remote: the socket's own address and the peer's; copied.
+ * max_udp: the UDP payload our side of the path is known to carry (route MTU less IP and UDP
+ * headers, for a peer that is local or on-link), 0 if unknown. It is advertised as our
+ * max_udp_payload_size (at most QUIC_CONN_BIG_PKT). Up to 1472 (a 1500-byte link) datagrams are
+ * as on any path: 1200, grown to 1452 by PMTUD. Above, once the handshake is confirmed they are
+ * min(max_udp, QUIC_CONN_BIG_PKT, the peer's max_udp_payload_size), and 1452 for good if the
+ * first of them is still unacknowledged after two PTOs (a black hole); congestion control then
+ * also starts at, and never falls below, 1 MiB. rcvbuf: our socket's receive buffer as the
+ * kernel reports it (SO_RCVBUF), 0 if unknown; with large datagrams the flow-control window we
+ * give the peer is half of it, so what it may have in flight fits. cbs is copied; ud is passed
+ * back. now_ns: any monotonic clock in ns, used consistently afterwards. Returns NULL on failure
+ * (out of memory, TLS setup). Free with quic_conn_free. */
 quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sockaddr *local,
                          socklen_t llen, const struct sockaddr *remote, socklen_t rlen,
-                         const quic_conn_cbs *cbs, void *ud, uint64_t now_ns);
+                         size_t max_udp, size_t rcvbuf, const quic_conn_cbs *cbs, void *ud,
+                         uint64_t now_ns);
 
 /* Feeds one received datagram. A server creates its connection state from the first valid
  * Initial coming from `remote`; other datagrams before that are dropped. Returns 0 (also when a
@@ -57,10 +73,20 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
 int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen, const uint8_t *pkt,
                    size_t len, uint64_t now_ns);
 
+/* on_writable comes once this much of the send buffer is free. */
+#define QUIC_CONN_LOWAT (512u << 10)
+
 /* Copies up to len bytes into the bounded send buffer (8 MiB). Returns the bytes accepted; fewer
  * than len (0 = full) means on_writable follows once the peer has acknowledged half of it.
  * Accepts bytes before the handshake completes; they go out once it has. 0 after shutdown. */
 size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len);
+
+/* Free room in the send buffer now (0 after shutdown or close). */
+size_t quic_conn_room(quic_conn *c);
+
+/* Asks for on_writable once QUIC_CONN_LOWAT bytes are free, as after a short write: lets a
+ * writer stop before a write would be cut. */
+void quic_conn_want_writable(quic_conn *c);
 
 /* Writes as many packets as congestion control, pacing and flow control allow, in batches of
  * equal-size datagrams through cbs->send. Returns 0 or TALLOW_ECLOSED. */

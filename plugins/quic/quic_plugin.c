@@ -19,7 +19,10 @@
 #define QUIC_DEFAULT_TIMEOUT_MS 5000
 #define QUIC_MAX_FRAME (16u << 20)
 #define QUIC_GSO_BYTES 65000 /* one UDP_SEGMENT send must stay under 64 KiB */
-#define QUIC_ACK_EVERY 32 /* datagrams read between our flushes (acknowledgements) */
+#define QUIC_STD_DGRAM 1452  /* datagrams on an ordinary path */
+/* Read between our flushes (which carry acknowledgements): this many datagrams or bytes. */
+#define QUIC_ACK_DGRAMS 32
+#define QUIC_ACK_BYTES (256u << 10)
 
 typedef struct quic_plugin {
     const tallow_host *host;
@@ -36,6 +39,7 @@ typedef struct quic_chan {
 
 struct quic_link {
     tallow_channel *ch; /* NULL once closed: no more events */
+    const tallow_host *host;
     tallow_loop *loop;
     tallow_udp *udp; /* NULL once our CONNECTION_CLOSE went out */
     struct sockaddr_storage peer;
@@ -49,7 +53,9 @@ struct quic_link {
     int depth;                /* our entry points on the stack */
     int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
     int ready, failed, dead, quic_closed, proto_err, want_writable;
-    unsigned rx_unflushed; /* datagrams read since our last flush (it carries our ACK) */
+    size_t rx_unflushed; /* bytes read since our last flush (it carries our ACK) */
+    unsigned rx_dgrams;  /* datagrams read since then */
+    uint32_t max_dgram;  /* last seen: a drop is worth a log line */
     /* Frame bytes waiting for room in the connection's own (8 MiB) send buffer. */
     uint8_t *pend;
     size_t pend_off, pend_len, pend_cap;
@@ -240,6 +246,22 @@ static const quic_conn_cbs link_cbs = {link_send, link_on_connected, link_on_dat
 
 /* ---- loop plumbing ------------------------------------------------------------------------ */
 
+/* Logs when large datagrams start, and when they stop because the path dropped them. */
+static void link_note_dgram(quic_link *l)
+{
+    quic_conn_stat st;
+    quic_conn_get_stat(l->qc, &st);
+    if (st.max_dgram == l->max_dgram || !l->host) return;
+    if (st.max_dgram > QUIC_STD_DGRAM && l->max_dgram <= QUIC_STD_DGRAM)
+        l->host->log(l->host->ctx, TALLOW_LOG_INFO, "%s: datagrams of %u bytes", l->path,
+                     (unsigned)st.max_dgram);
+    else if (st.max_dgram < l->max_dgram && l->max_dgram > QUIC_STD_DGRAM)
+        l->host->log(l->host->ctx, TALLOW_LOG_WARN,
+                     "%s: datagrams of %u bytes went unacknowledged; back to %u", l->path,
+                     (unsigned)l->max_dgram, (unsigned)st.max_dgram);
+    l->max_dgram = st.max_dgram;
+}
+
 static void link_on_defer(void *ud)
 {
     quic_link *l = ud;
@@ -248,12 +270,14 @@ static void link_on_defer(void *ud)
     if (!l->dead && !l->quic_closed) {
         uint64_t now = tallow_now_ns();
         l->rx_unflushed = 0;
+        l->rx_dgrams = 0;
         l->in_quic = 1;
         if (quic_conn_expiry(l->qc) <= now)
             quic_conn_on_expiry(l->qc, now);
         else
             quic_conn_flush(l->qc, now);
         link_quic_done(l);
+        if (!l->dead && !l->quic_closed) link_note_dgram(l);
         link_schedule(l);
     }
     link_leave(l);
@@ -304,8 +328,11 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
     quic_conn_recv(l->qc, from, fromlen, data, len, now);
     /* The window ngtcp2 allows is ~3x bandwidth x the idle RTT, less than one wakeup's worth of
      * datagrams (up to 256): acknowledging only at the end of the batch left the sender idle. */
-    if (++l->rx_unflushed >= QUIC_ACK_EVERY && !l->dead && !l->quic_closed) {
+    l->rx_unflushed += len;
+    if ((l->rx_unflushed >= QUIC_ACK_BYTES || ++l->rx_dgrams >= QUIC_ACK_DGRAMS) && !l->dead &&
+        !l->quic_closed) {
         l->rx_unflushed = 0;
+        l->rx_dgrams = 0;
         quic_conn_flush(l->qc, now);
     }
     link_quic_done(l);
@@ -345,8 +372,17 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     memcpy(&l->peer, p->peer, p->peer_len);
     l->peer_len = p->peer_len;
     l->initiator = p->initiator;
+    l->host = ((quic_plugin *)ch->plugin_state)->host;
+    /* A peer on loopback or on-link: our side of the path carries what the route MTU says. */
+    int mtu = tallow_udp_path_mtu(p->udp, p->peer, p->peer_len);
+    size_t hdrs = p->peer->sa_family == AF_INET6 ? 48 : 28;
+    size_t max_udp = mtu > 0 && (size_t)mtu > hdrs + 1200 ? (size_t)mtu - hdrs : 0;
+    int rcvbuf = 0;
+    socklen_t rl = sizeof(rcvbuf);
+    if (getsockopt(tallow_udp_fd(p->udp), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rl) != 0) rcvbuf = 0;
     l->qc = quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer,
-                          p->peer_len, &link_cbs, l, tallow_now_ns());
+                          p->peer_len, max_udp, rcvbuf > 0 ? (size_t)rcvbuf : 0, &link_cbs, l,
+                          tallow_now_ns());
     /* timeout_ms is the last field: honour it only if the caller's struct has it. */
     uint32_t timeout_ms =
         p->struct_size >= sizeof(*p) && p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS;
@@ -425,8 +461,12 @@ static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size
         }
     }
     link_request_flush(l);
-    if (l->pend_len) {
+    /* Backpressure before the buffer is full: a frame that does not fit whole waits in pend and
+     * is copied twice. Stopping at less than QUIC_CONN_LOWAT free, and resuming at that much,
+     * keeps session-sized frames (256 KiB chunks) out of pend. */
+    if (l->pend_len || quic_conn_room(l->qc) < QUIC_CONN_LOWAT) {
         l->want_writable = 1;
+        quic_conn_want_writable(l->qc);
         return 1;
     }
     return 0;
@@ -484,8 +524,9 @@ static size_t quic_queued(tallow_channel *ch)
  * - one quic channel per tallow_udp endpoint (it takes the endpoint's TALLOW_UDP_QUIC handler);
  * - close is immediate: what the peer has not acknowledged yet may be lost, so a session closes
  *   after its own end-of-transfer exchange; the endpoint must still be open when close runs;
- * - frames are at most 16 MiB; send() returns 1 once more than the connection's 8 MiB buffer
- *   is queued, and on_writable follows when the backlog has moved into it. */
+ * - frames are at most 16 MiB; send() returns 1 once less than QUIC_CONN_LOWAT (512 KiB) of the
+ *   connection's 8 MiB buffer is free (or a frame had to wait outside it), and on_writable
+ *   follows when the backlog has moved into it and that much is free again. */
 static const tallow_transport_ops quic_ops = {
     .version = TALLOW_TRANSPORT_OPS_VERSION,
     .struct_size = sizeof(tallow_transport_ops),

@@ -1,6 +1,7 @@
 /* tests/core/test_policy.c — the user's policy (tighten always, loosen only before lock; a proxy
  * implies no_p2p) and the UDP endpoint it guards: refused under no_p2p, first-byte demux
- * (RFC 7983) to the right handler, batched sends arriving as separate datagrams. */
+ * (RFC 7983) to the right handler, datagrams of any size, batched sends arriving as separate
+ * datagrams, and the route MTU towards local and distant peers. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -216,7 +217,7 @@ static void endpoint_close(endpoint *e)
 
 static void peer_send(endpoint *e, uint8_t first, size_t len)
 {
-    uint8_t buf[256];
+    static uint8_t buf[65507];
     memset(buf, 0x77, sizeof(buf));
     buf[0] = first;
     assert_int_equal(sendto(e->peer, buf, len, 0, (struct sockaddr *)&e->addr, sizeof(e->addr)),
@@ -293,6 +294,41 @@ static void test_policy_udp_demux_by_first_byte(void **state)
     endpoint_close(&e);
 }
 
+static void test_policy_udp_receives_large_datagrams(void **state)
+{
+    endpoint e = {0};
+    endpoint_open(&e);
+    seen s = {0};
+    tallow_udp_on(e.u, TALLOW_UDP_QUIC, on_quic, &s);
+    peer_send(&e, 0xC0, 16000); /* QUIC on loopback or a jumbo LAN */
+    peer_send(&e, 0x41, 65507); /* the largest UDP/IPv4 payload */
+    pump_until(&e, &s.total, 2);
+    assert_int_equal(s.count[TALLOW_UDP_QUIC], 2);
+    assert_int_equal(s.len[TALLOW_UDP_QUIC], 65507);
+    assert_int_equal(s.first[TALLOW_UDP_QUIC], 0x41);
+    endpoint_close(&e);
+}
+
+static void test_policy_udp_path_mtu(void **state)
+{
+    endpoint e = {0};
+    endpoint_open(&e);
+    struct sockaddr_in lo = {.sin_family = AF_INET, .sin_port = htons(9)};
+    lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* loopback: lo's MTU (65536 on Linux), far above Ethernet's */
+    int mtu = tallow_udp_path_mtu(e.u, (struct sockaddr *)&lo, sizeof(lo));
+    if (mtu <= 1500) fail_msg("loopback MTU %d", mtu);
+    /* a documentation address on no network of ours (TEST-NET-3; test machines have been
+     * seen on TEST-NET-1): unknown path */
+    struct sockaddr_in far = {.sin_family = AF_INET, .sin_port = htons(9)};
+    inet_pton(AF_INET, "203.0.113.77", &far.sin_addr);
+    assert_int_equal(tallow_udp_path_mtu(e.u, (struct sockaddr *)&far, sizeof(far)), 0);
+    assert_int_equal(tallow_udp_path_mtu(e.u, (struct sockaddr *)&lo, 4), TALLOW_EINVAL);
+    struct sockaddr un = {.sa_family = AF_UNIX};
+    assert_int_equal(tallow_udp_path_mtu(e.u, &un, sizeof(un)), TALLOW_EINVAL);
+    endpoint_close(&e);
+}
+
 static void test_policy_udp_close_inside_handler(void **state)
 {
     endpoint e = {0};
@@ -342,7 +378,7 @@ static void test_policy_udp_send_and_policy_after_open(void **state)
  * with the right contents, in order. */
 static void check_batch(endpoint *e, size_t len, size_t segsz)
 {
-    static uint8_t data[65536];
+    static uint8_t data[1 << 17];
     for (size_t i = 0; i < len; i++)
         data[i] = (uint8_t)(i / segsz * 7 + i);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(e->peer_port)};
@@ -352,7 +388,7 @@ static void check_batch(endpoint *e, size_t len, size_t segsz)
     if (rc != (int)count)
         fail_msg("send_batch %zu/%zu: %s (%d)", len, segsz, tallow_err_name(rc), rc);
     for (size_t i = 0; i < count; i++) {
-        uint8_t got[2048];
+        static uint8_t got[65536];
         ssize_t n = recv(e->peer, got, sizeof(got), 0);
         size_t want = i + 1 < count ? segsz : len - i * segsz;
         if (n != (ssize_t)want)
@@ -370,6 +406,8 @@ static void test_policy_udp_send_batch_arrives_as_datagrams(void **state)
     int big = 1 << 20;
     setsockopt(e.peer, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
     check_batch(&e, 10 * 100, 100);     /* 10 equal segments */
+    check_batch(&e, 3 * 16000, 16000);  /* large datagrams: four fit one GSO send */
+    check_batch(&e, 2 * 40000 + 5, 40000); /* too large to batch: each goes alone */
     check_batch(&e, 9 * 200 + 17, 200); /* last one shorter */
     check_batch(&e, 70 * 64, 64);       /* more than one GSO send holds */
     check_batch(&e, 50, 1200);          /* a single datagram */
@@ -390,6 +428,8 @@ int main(void)
         cmocka_unit_test(test_policy_proxy_implies_no_p2p),
         cmocka_unit_test(test_policy_udp_refused_under_no_p2p),
         cmocka_unit_test(test_policy_udp_demux_by_first_byte),
+        cmocka_unit_test(test_policy_udp_receives_large_datagrams),
+        cmocka_unit_test(test_policy_udp_path_mtu),
         cmocka_unit_test(test_policy_udp_close_inside_handler),
         cmocka_unit_test(test_policy_udp_send_and_policy_after_open),
         cmocka_unit_test(test_policy_udp_send_batch_arrives_as_datagrams),

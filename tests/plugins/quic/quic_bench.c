@@ -1,7 +1,7 @@
 /* quic_bench.c — loopback throughput of the quic plugin's connection: a client thread sends N MiB
  * (default 1024) to a server thread over two UDP sockets (UDP_SEGMENT / recvmmsg, big buffers)
  * and the MB/s from handshake done to the last byte received is printed. Not a test.
- * Usage: quic_bench [MiB] */
+ * Usage: quic_bench [MiB] [max UDP payload: 0 = unknown path (default), 65508 = loopback's] */
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +15,7 @@
 
 typedef struct side {
     int is_server;
+    size_t max_udp;
     int fd;
     struct sockaddr_in addr;
     const struct sockaddr_in *peer;
@@ -77,7 +78,8 @@ static void *b_run(void *arg)
     static const uint8_t chunk[256 * 1024];
     s->qc =
         quic_conn_new(s->is_server, s->psk, (struct sockaddr *)&s->addr, sizeof(s->addr),
-                      (const struct sockaddr *)s->peer, sizeof(*s->peer), &b_cbs, s, qt_now_ns());
+                      (const struct sockaddr *)s->peer, sizeof(*s->peer), s->max_udp,
+                      qt_udp_rcvbuf(s->fd), &b_cbs, s, qt_now_ns());
     if (!s->qc) {
         s->closed = 1;
         atomic_store(s->done, 1);
@@ -110,6 +112,7 @@ static void *b_run(void *arg)
 int main(int argc, char **argv)
 {
     uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 1024;
+    size_t max_udp = argc > 2 ? (size_t)strtoull(argv[2], NULL, 10) : 0;
     uint8_t psk[32];
     memset(psk, 0x42, sizeof(psk));
     atomic_int done = 0;
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
     srv.peer = &cli.addr;
     cli.psk = srv.psk = psk;
     srv.is_server = 1;
+    cli.max_udp = srv.max_udp = max_udp;
     cli.target = srv.target = mib << 20;
     cli.done = srv.done = &done;
     pthread_t tc, ts;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #define QT_RECV_BATCH 64
-#define QT_DGRAM_MAX 2048
+#define QT_DGRAM_MAX 65536
 #define QT_GSO_MAX_BYTES 65000 /* one GSO send is one skb: stay under 64 KiB */
 #define QT_GSO_MAX_SEGS 64
 
@@ -18,6 +18,13 @@ uint64_t qt_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t qt_udp_rcvbuf(int fd)
+{
+    int v = 0;
+    socklen_t l = sizeof(v);
+    return getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &l) == 0 && v > 0 ? (size_t)v : 0;
 }
 
 int qt_udp_open(struct sockaddr_in *addr, int big)
@@ -96,6 +103,7 @@ int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_
     if (segsz == 0 || segsz > len) segsz = len;
     size_t chunk = (QT_GSO_MAX_BYTES / segsz) * segsz;
     if (chunk > QT_GSO_MAX_SEGS * segsz) chunk = QT_GSO_MAX_SEGS * segsz;
+    if (chunk == 0) chunk = segsz; /* a segment too large to batch goes alone */
     while (len) {
         size_t k = len < chunk ? len : chunk;
         int rv = qt_send_gso(fd, to, tolen, data, k, segsz);
@@ -110,7 +118,7 @@ int qt_udp_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_
 
 int qt_udp_recv_all(int fd, qt_dgram_cb cb, void *ud)
 {
-    uint8_t buf[QT_RECV_BATCH][QT_DGRAM_MAX];
+    static __thread uint8_t buf[QT_RECV_BATCH][QT_DGRAM_MAX]; /* 4 MiB: not on the stack */
     struct mmsghdr m[QT_RECV_BATCH];
     struct iovec iov[QT_RECV_BATCH];
     struct sockaddr_storage from[QT_RECV_BATCH];

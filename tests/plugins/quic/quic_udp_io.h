@@ -19,6 +19,8 @@ typedef void (*qt_dgram_cb)(void *ud, const struct sockaddr *from, socklen_t fro
 /* Reads queued datagrams (recvmmsg, at most 512 per call) and calls cb for each. Returns the
  * count or -errno. */
 int qt_udp_recv_all(int fd, qt_dgram_cb cb, void *ud);
+/* The socket's receive buffer as the kernel reports it (SO_RCVBUF), 0 on error. */
+size_t qt_udp_rcvbuf(int fd);
 /* CLOCK_MONOTONIC in ns. */
 uint64_t qt_now_ns(void);
 

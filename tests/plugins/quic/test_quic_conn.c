@@ -1,6 +1,7 @@
 /* test_quic_conn.c — the sans-IO QUIC connection over two real loopback UDP sockets in one
- * process: handshake, 64 MiB + 1 MiB in order both ways, orderly close, wrong PSK, and a
- * stranger's Initial ignored by the server. */
+ * process: handshake, 64 MiB + 1 MiB in order both ways, orderly close, wrong PSK, a stranger's
+ * Initial ignored by the server, and large datagrams (used, capped by the peer, dropped by the
+ * path). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,8 +32,9 @@ typedef struct peer {
     int connected, closed, close_err, writable_events;
     int stun_like;       /* datagrams a STUN demultiplexer would take (first byte < 64 or cookie) */
     unsigned drop_every; /* lose every n-th datagram sent (0: none) */
+    size_t drop_above;   /* lose every datagram larger than this (0: none) */
     uint64_t dgrams, dropped;
-    size_t max_dgram;
+    size_t max_dgram, first_dgram, max_udp;
 } peer;
 
 static uint8_t pattern(uint64_t off, uint8_t seed)
@@ -49,11 +51,13 @@ static int p_send(void *ud, const struct sockaddr *to, socklen_t tolen, const ui
         size_t n = len - off < segsz ? len - off : segsz;
         if (data[off] < 64 || (n >= 8 && memcmp(data + off + 4, cookie, 4) == 0)) p->stun_like++;
         if (n > p->max_dgram) p->max_dgram = n;
+        if (!p->first_dgram) p->first_dgram = n;
     }
-    if (!p->drop_every) return qt_udp_send(p->fd, to, tolen, data, len, segsz);
+    if (!p->drop_every && !p->drop_above) return qt_udp_send(p->fd, to, tolen, data, len, segsz);
     for (size_t off = 0; off < len; off += segsz) { /* one by one, losing some */
         size_t n = len - off < segsz ? len - off : segsz;
-        if (++p->dgrams % p->drop_every == 0) {
+        if ((p->drop_every && ++p->dgrams % p->drop_every == 0) ||
+            (p->drop_above && n > p->drop_above)) {
             p->dropped++;
             continue;
         }
@@ -109,8 +113,8 @@ static void peer_open(peer *p, uint8_t seed_tx, uint8_t seed_rx)
 static void peer_start(peer *p, int is_server, const uint8_t psk[32], const peer *other)
 {
     p->qc = quic_conn_new(is_server, psk, (const struct sockaddr *)&p->addr, sizeof(p->addr),
-                          (const struct sockaddr *)&other->addr, sizeof(other->addr), &p_cbs, p,
-                          qt_now_ns());
+                          (const struct sockaddr *)&other->addr, sizeof(other->addr), p->max_udp,
+                          qt_udp_rcvbuf(p->fd), &p_cbs, p, qt_now_ns());
     assert_non_null(p->qc);
 }
 
@@ -313,6 +317,66 @@ static void test_quic_conn_server_ignores_stranger(void **state)
     peer_close(&srv);
 }
 
+/* Both sides say the path carries 64 KiB - 28 (loopback). Returns the client's datagram size
+ * once 16 MiB + 1 MiB are delivered; srv_udp: what the server's side carries. */
+static size_t big_transfer(size_t srv_udp, size_t drop_above, peer *cli_out)
+{
+    uint8_t psk[32];
+    memset(psk, 0x5B, sizeof(psk));
+    peer cli, srv;
+    peer_open(&cli, 3, 4);
+    peer_open(&srv, 4, 3);
+    cli.max_udp = 65508;
+    srv.max_udp = srv_udp;
+    cli.drop_above = drop_above;
+    peer_start(&cli, 0, psk, &srv);
+    peer_start(&srv, 1, psk, &cli);
+    peer *ps[2] = {&cli, &srv};
+    cli.tx_target = 16 * MiB;
+    srv.tx_target = 1 * MiB;
+    assert_true(run(ps, 2, all_delivered, 60000));
+    assert_int_equal(cli.closed + srv.closed, 0);
+    assert_int_equal(srv.rx, 16 * MiB);
+    assert_int_equal(cli.rx, 1 * MiB);
+    assert_int_equal(srv.rx_bad + cli.rx_bad, 0);
+    quic_conn_stat st;
+    quic_conn_get_stat(cli.qc, &st);
+    *cli_out = cli;
+    peer_close(&cli);
+    peer_close(&srv);
+    return st.max_dgram;
+}
+
+static void test_quic_conn_large_datagrams_on_a_big_path(void **state)
+{
+    (void)state;
+    peer cli;
+    size_t now = big_transfer(65508, 0, &cli);
+    assert_int_equal(now, QUIC_CONN_BIG_PKT);
+    assert_int_equal(cli.max_dgram, QUIC_CONN_BIG_PKT);
+    assert_int_equal(cli.first_dgram, 1200); /* the handshake stays at QUIC's floor */
+}
+
+static void test_quic_conn_large_datagrams_capped_by_peer(void **state)
+{
+    (void)state;
+    peer cli;
+    size_t now = big_transfer(1472, 0, &cli); /* the server is on a 1500-byte link */
+    assert_int_equal(now, 1472);
+    assert_int_equal(cli.max_dgram, 1472);
+}
+
+static void test_quic_conn_large_datagrams_black_hole(void **state)
+{
+    (void)state;
+    peer cli;
+    /* The path drops what exceeds 1500 bytes, though both ends have larger MTUs: after two
+     * PTOs the client goes back to ordinary datagrams and everything arrives. */
+    size_t now = big_transfer(65508, 1452, &cli);
+    assert_int_equal(now, 1452);
+    assert_true(cli.dropped > 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +384,9 @@ int main(void)
         cmocka_unit_test(test_quic_conn_survives_loss),
         cmocka_unit_test(test_quic_conn_wrong_psk_fails_both_sides),
         cmocka_unit_test(test_quic_conn_server_ignores_stranger),
+        cmocka_unit_test(test_quic_conn_large_datagrams_on_a_big_path),
+        cmocka_unit_test(test_quic_conn_large_datagrams_capped_by_peer),
+        cmocka_unit_test(test_quic_conn_large_datagrams_black_hole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
