@@ -126,11 +126,16 @@ static void enter_epoch(tallow__session *s, int tx, uint8_t epoch);
 /* Frames went into a direct path that one side has given up (its QUIC died, or it failed while
  * the other had already switched): back to the relay under fresh keys, and a running transfer
  * resynchronises from the receiver's position, as after a relay reconnection. */
-static void direct_lost(tallow__session *s)
+/* err: why the direct channel ended. 0 or TALLOW_ECLOSED is the peer closing QUIC itself (as it
+ * does when its session ends right after a transfer), so that is not worth a warning. */
+static void direct_lost(tallow__session *s, int err)
 {
     if (s->direct_lost || s->state != ST_READY) return;
     s->direct_lost = 1;
-    tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+    if (err == 0 || err == TALLOW_ECLOSED)
+        tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "the peer closed the direct path; relay from here");
+    else
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
     s->path = s->relay;
     s->resync_pending = 1;
     enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
@@ -144,7 +149,7 @@ static void direct_lost(tallow__session *s)
 
 static void neg_settled(tallow__session *s, int state)
 {
-    if (state != TALLOW__NEG_DIRECT && s->peer_switched) direct_lost(s);
+    if (state != TALLOW__NEG_DIRECT && s->peer_switched) direct_lost(s, TALLOW_ECANCELED);
     if (s->cbs->on_path) s->cbs->on_path(s, state == TALLOW__NEG_DIRECT, s->ud);
 }
 
@@ -258,10 +263,10 @@ static void dispatch(tallow__session *s, const tallow_msg_type *t, const void *m
         /* the peer's last frame on the relay: what came direct may now be processed */
         s->peer_switched = 1;
         if (s->direct) s->direct_rx_open = 1;
-        if (tallow__neg_state(s->neg) == TALLOW__NEG_FAILED) direct_lost(s); /* we gave up */
+        if (tallow__neg_state(s->neg) == TALLOW__NEG_FAILED) direct_lost(s, TALLOW_ECANCELED); /* we gave up */
     }
     if (t->id == TALLOW_MSG_DirectFailed && s->direct && s->path == s->direct)
-        direct_lost(s); /* the peer gave up after we switched */
+        direct_lost(s, TALLOW_ECANCELED); /* the peer gave up after we switched */
     if (t->id >= TALLOW_MSG_CandidateOffer && t->id <= TALLOW_MSG_DirectFailed) {
         /* direct-path signalling is the negotiator's alone; without one (policy, a room) it is
          * dropped, never acted upon */
@@ -456,7 +461,7 @@ static void ch_closed(tallow_channel *ch, int err, void *ud)
     tallow__session *s = ud;
     if (ch == s->direct && s->relay) {
         /* the direct path died: fall back to the relay */
-        if (s->path == s->direct || s->peer_switched) direct_lost(s);
+        if (s->path == s->direct || s->peer_switched) direct_lost(s, err);
         s->path = s->relay;
         return;
     }
