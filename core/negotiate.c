@@ -14,7 +14,7 @@
 #include "session.h"
 
 #define NEG_DEFAULT_TIMEOUT_MS 5000
-#define NEG_PACE_MS 25   /* one check every tick, across all pairs */
+#define NEG_PACE_MS 10   /* one check every tick, across all pairs */
 #define NEG_RTO_MS 200   /* a pair's next try after an unanswered one */
 #define NEG_MAX_TRIES 8  /* then the pair failed (a check from the peer re-arms it) */
 #define NEG_SETTLE_MS 60 /* after the first success, wait this long for better pairs */
@@ -46,6 +46,7 @@ struct tallow__neg {
     tallow_udp *udp;
     int family;
     int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
+    uint64_t last_check; /* ms: when on_tick last sent a check */
     tallow_candidate local[NEG_MAX_LOCAL];
     size_t nlocal;
     neg_pair pairs[NEG_MAX_PAIRS];
@@ -253,6 +254,7 @@ static void on_tick(tallow_timer *t, void *ud)
             pick = p;
     }
     if (pick) {
+        n->last_check = now;
         pick->tries++;
         pick->state = pick->state == P_SUCCEEDED ? P_SUCCEEDED : P_INPROGRESS;
         pick->next_due = now + NEG_RTO_MS;
@@ -277,7 +279,22 @@ static void on_settle(tallow_timer *t, void *ud)
     neg_pair *p = &n->pairs[best];
     p->nominate = 1;
     p->tries = 0;
-    p->next_due = 0; /* the next tick sends the nominating check, repeated until answered */
+    p->next_due = 0; /* sent now, then by the ticks until answered */
+    on_tick(n->tick, n);
+}
+
+/* Nothing better can still turn up: every candidate of the peer is known and no pair that would
+ * outrank p is still unanswered. Then waiting NEG_SETTLE_MS buys nothing. */
+static int best_possible(const tallow__neg *n, const neg_pair *p)
+{
+    if (!n->remote_done) return 0;
+    uint64_t mine = tallow__neg_pair_priority(1, p->local_prio, p->remote_prio);
+    for (size_t i = 0; i < n->npairs; i++) {
+        const neg_pair *q = &n->pairs[i];
+        if (q == p || q->state == P_FAILED) continue;
+        if (tallow__neg_pair_priority(1, q->local_prio, q->remote_prio) > mine) return 0;
+    }
+    return 1;
 }
 
 static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len)
@@ -345,8 +362,15 @@ static void on_response(tallow__neg *n, const tallow__check *c, const struct soc
             open_quic(n, (int)(p - n->pairs));
             return;
         }
-        if (!n->settle && !any_nominating(n))
-            n->settle = tallow_timer_start(n->loop, NEG_SETTLE_MS, 0, on_settle, n);
+        if (!any_nominating(n)) {
+            if (best_possible(n, p)) {
+                if (n->settle) tallow_timer_stop(n->settle);
+                n->settle = NULL;
+                on_settle(NULL, n);
+            } else if (!n->settle) {
+                n->settle = tallow_timer_start(n->loop, NEG_SETTLE_MS, 0, on_settle, n);
+            }
+        }
     }
 }
 
@@ -596,6 +620,9 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),
                        addr_str(&a, s, sizeof(s)), p ? "" : " (refused)");
+        /* a new pair is checked at once when the pacing allows, not at the next tick */
+        if (p && p->state == P_WAITING && n->tick && now_ms() - n->last_check >= NEG_PACE_MS)
+            on_tick(n->tick, n);
         return 1;
     }
     case TALLOW_MSG_CandidatesDone:
