@@ -17,8 +17,11 @@
 
 #include <tallow/error.h>
 
-#define QUIC_RING_SIZE ((uint64_t)8 << 20) /* send buffer; a power of two */
-#define QUIC_RING_MASK (QUIC_RING_SIZE - 1)
+/* Send buffer (a power of two): unsent plus unacknowledged stream data. Internet paths get room
+ * for a long round trip; local and on-link paths (large datagrams) need far less, and a smaller
+ * ring keeps a peer's resident memory down. */
+#define QUIC_RING_SIZE ((uint64_t)8 << 20)
+#define QUIC_RING_SIZE_LOCAL ((uint64_t)4 << 20)
 /* Writable again once this much is free (QUIC_CONN_LOWAT): small refills interleave the writer's
  * work with our sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the
  * peer idled. */
@@ -74,6 +77,7 @@ struct quic_conn {
     /* Send ring by absolute stream offset: [acked, end) stays put until acknowledged (ngtcp2
      * keeps pointers into it), [sent, end) has not been handed to ngtcp2 yet. */
     uint8_t *ring;
+    uint64_t ring_size; /* QUIC_RING_SIZE or QUIC_RING_SIZE_LOCAL */
     uint64_t acked, sent, end;
     uint64_t preamble_got; /* server: preamble bytes consumed */
     uint64_t bytes_recv;
@@ -137,14 +141,14 @@ static int quic_addr_eq(const struct sockaddr *a, socklen_t alen, const struct s
 
 static uint64_t quic_ring_free(const quic_conn *c)
 {
-    return QUIC_RING_SIZE - (c->end - c->acked);
+    return c->ring_size - (c->end - c->acked);
 }
 
 static size_t quic_ring_vecs(const quic_conn *c, ngtcp2_vec v[2])
 {
     uint64_t n = c->end - c->sent;
-    size_t off = (size_t)(c->sent & QUIC_RING_MASK);
-    size_t first = n < QUIC_RING_SIZE - off ? (size_t)n : (size_t)(QUIC_RING_SIZE - off);
+    size_t off = (size_t)(c->sent & (c->ring_size - 1));
+    size_t first = n < c->ring_size - off ? (size_t)n : (size_t)(c->ring_size - off);
     v[0].base = c->ring + off;
     v[0].len = first;
     if (n == first) return 1;
@@ -155,8 +159,8 @@ static size_t quic_ring_vecs(const quic_conn *c, ngtcp2_vec v[2])
 
 static void quic_ring_put(quic_conn *c, const uint8_t *data, size_t n)
 {
-    size_t off = (size_t)(c->end & QUIC_RING_MASK);
-    size_t first = n < QUIC_RING_SIZE - off ? n : (size_t)(QUIC_RING_SIZE - off);
+    size_t off = (size_t)(c->end & (c->ring_size - 1));
+    size_t first = n < c->ring_size - off ? n : (size_t)(c->ring_size - off);
     memcpy(c->ring + off, data, first);
     memcpy(c->ring, data + first, n - first);
     c->end += n;
@@ -580,7 +584,8 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
      * flight fits our socket's buffer (the kernel counts about twice the payload). */
     if (c->big && rcvbuf && rcvbuf / 2 < c->rx_window)
         c->rx_window = rcvbuf / 2 > QUIC_MIN_WINDOW ? rcvbuf / 2 : QUIC_MIN_WINDOW;
-    c->ring = malloc(QUIC_RING_SIZE);
+    c->ring_size = c->big ? QUIC_RING_SIZE_LOCAL : QUIC_RING_SIZE;
+    c->ring = malloc(c->ring_size);
     c->txbuf = malloc(QUIC_BATCH_BYTES > QUIC_BIG_PKT ? QUIC_BATCH_BYTES : QUIC_BIG_PKT);
     if (!c->ring || !c->txbuf || quic_tls_init(c) != 0 ||
         (!is_server && quic_client_start(c, now_ns) != 0)) {

@@ -215,7 +215,7 @@ static void test_quic_conn_transfers_both_ways_in_order(void **state)
     assert_int_equal(srv.rx, 64 * MiB);
     assert_int_equal(cli.rx, 1 * MiB);
     assert_int_equal(srv.rx_bad + cli.rx_bad, 0);
-    assert_true(cli.writable_events > 0); /* 64 MiB cannot fit the 8 MiB buffer at once */
+    assert_true(cli.writable_events > 0); /* 64 MiB cannot fit the 4-8 MiB send buffer at once */
     /* PMTUD took the path past QUIC's 1200-byte floor, never past our 1452 ceiling. */
     assert_true(cli.max_dgram > 1200 && cli.max_dgram <= 1452);
 
@@ -249,7 +249,7 @@ static void test_quic_conn_survives_loss(void **state)
     peer_start(&cli, 0, psk, &srv);
     peer_start(&srv, 1, psk, &cli);
     peer *ps[2] = {&cli, &srv};
-    cli.tx_target = 20 * MiB; /* wraps the 8 MiB send ring with retransmissions pending */
+    cli.tx_target = 20 * MiB; /* wraps the 4-8 MiB send ring with retransmissions pending */
     srv.tx_target = 3 * MiB;
     assert_true(run(ps, 2, all_delivered, 60000));
     assert_int_equal(cli.closed + srv.closed, 0);
