@@ -288,6 +288,10 @@ static void test_relay_stun_wildcard_v4(void **state)
 /* the same on a dual-stack socket ([::], IPv4 requests arrive v4-mapped) */
 static void test_relay_stun_wildcard_dual(void **state)
 {
+    FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "r");
+    int v6only = f && fgetc(f) == '1';
+    if (f) fclose(f);
+    if (v6only) skip(); /* [::] takes no IPv4 here */
     stun_from_wildcard("[::]:0");
 }
 
