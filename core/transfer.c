@@ -61,6 +61,8 @@ struct tallow__xfer {
     uint64_t pos_sent, pos_max, acked; /* stream positions (see stream_pos) */
     int paused;                        /* waiting for the receiver's position after a resync */
     uint8_t *chunk;
+    char refused_names[256]; /* the first entries the receiver refused, for the closing error */
+    uint64_t refused_named;
     /* receiver */
     int destfd;
     int overwrite;
@@ -287,10 +289,45 @@ void tallow__xfer_writable(tallow__xfer *x)
     pump(x);
 }
 
+/* The next (index, -error) pair of the receiver's refusal list; *idx = UINT64_MAX at its end. */
+static int next_refused(const uint8_t **p, size_t *left, uint64_t *idx, uint64_t *err)
+{
+    *idx = UINT64_MAX;
+    if (!*left) return 0;
+    for (int k = 0; k < 2; k++) {
+        int n = tallow_varint_get(*p, *left, k ? err : idx);
+        if (n < 0) return TALLOW_EPROTO;
+        *p += n;
+        *left -= (size_t)n;
+    }
+    return *idx == UINT64_MAX ? TALLOW_EPROTO : 0;
+}
+
+/* An entry the receiver refused: told now (with its reason) and named in the closing error. */
+static void note_refused(tallow__xfer *x, size_t i, uint64_t err)
+{
+    char b[300];
+    const tallow__entry *e = &x->m.e[i];
+    const char *dir = e->type == TALLOW__ENT_DIR ? "/" : "";
+    int code = err > 0 && err < 2000 ? -(int)err : TALLOW_EPROTO;
+    shown(e->path, b, sizeof(b));
+    notice(x, "the receiver refused %s%s: %s", b, dir, tallow_strerror(code));
+    size_t used = strlen(x->refused_names);
+    size_t want = strlen(b) + strlen(dir) + (used ? 2 : 0);
+    /* names in order while they fit, with room left for " and N more" */
+    if (x->refused_named == x->st.refused++ && used + want < sizeof(x->refused_names) - 24) {
+        snprintf(x->refused_names + used, sizeof(x->refused_names) - used, "%s%s%s",
+                 used ? ", " : "", b, dir);
+        x->refused_named++;
+    }
+}
+
 static int on_accept(tallow__xfer *x, const tallow_msg_FileAccept *a)
 {
-    const uint8_t *p = a->resume.ptr;
-    size_t left = a->resume.len;
+    const uint8_t *p = a->resume.ptr, *rp = a->refused.ptr;
+    size_t left = a->resume.len, rleft = a->refused.len;
+    uint64_t ridx, rerr;
+    if (next_refused(&rp, &rleft, &ridx, &rerr) < 0) return TALLOW_EPROTO;
     for (size_t i = 0; i < x->m.n; i++) {
         uint64_t v = 0;
         if (left > 0) {
@@ -303,13 +340,19 @@ static int on_accept(tallow__xfer *x, const tallow_msg_FileAccept *a)
             return TALLOW_EPROTO;
         x->resume[i] = x->m.e[i].type == TALLOW__ENT_DIR ? 0 : v;
         x->kept[i] = is_skip(x, i) ? 0 : x->resume[i];
-        if (x->m.e[i].type == TALLOW__ENT_FILE) {
+        if (ridx < i) return TALLOW_EPROTO; /* out of order, or twice */
+        if (ridx == i) {
+            /* a refused file is skipped like one already there; it is not sent either way */
+            if (x->m.e[i].type == TALLOW__ENT_FILE && !is_skip(x, i)) return TALLOW_EPROTO;
+            note_refused(x, i, rerr);
+            if (next_refused(&rp, &rleft, &ridx, &rerr) < 0) return TALLOW_EPROTO;
+        } else if (x->m.e[i].type == TALLOW__ENT_FILE) {
             uint64_t had = is_skip(x, i) ? x->m.e[i].size : v;
             x->st.bytes_resumed += had;
             if (is_skip(x, i)) x->st.files_skipped++;
         }
     }
-    if (left) return TALLOW_EPROTO;
+    if (left || ridx != UINT64_MAX) return TALLOW_EPROTO;
     x->st.bytes_done = x->st.bytes_resumed;
     x->state = X_STREAMING;
     pump(x);
@@ -544,9 +587,20 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     case TALLOW_MSG_TransferComplete:
         if (x->sender) {
             if (x->state != X_FINISHING) break;
-            /* refused files look like "already there" in the accept list; the receiver's
-             * final count tells them apart (a refused empty file still goes unnoticed) */
+            /* the accept list named what the receiver refused; a receiver from before that
+             * list is caught by its final byte count (except for refused empty files) */
             const tallow_msg_TransferComplete *rtc = msg;
+            if (x->st.refused) {
+                uint64_t more = x->st.refused - x->refused_named;
+                char tail[48] = "";
+                if (more)
+                    snprintf(tail, sizeof(tail), "%s%llu %s", x->refused_named ? " and " : "",
+                             (unsigned long long)more,
+                             x->refused_named ? "more" : more == 1 ? "entry" : "entries");
+                tallow_ctx_set_error(x->ctx, "the receiver refused %s%s", x->refused_names, tail);
+                finish(x, TALLOW_EREJECTED);
+                return 1;
+            }
             if (rtc->bytes < x->st.bytes_total) {
                 tallow_ctx_set_error(x->ctx, "the receiver refused some files: %llu of %llu bytes "
                                      "were not written",
@@ -692,9 +746,12 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
     }
     x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
     size_t cap = x->m.n * 11 + 1;
-    uint8_t *list = malloc(cap);
-    if (!x->resume || !list || make_prefix(x) < 0 || (x->kind == TALLOW__XFER_TEXT && !x->text)) {
+    uint8_t *list = malloc(cap), *rlist = malloc(x->m.n * 15 + 1); /* (index, -error) pairs */
+    size_t rpos = 0;
+    if (!x->resume || !list || !rlist || make_prefix(x) < 0 ||
+        (x->kind == TALLOW__XFER_TEXT && !x->text)) {
         free(list);
+        free(rlist);
         tallow__xfer_free(x);
         return TALLOW_ENOMEM;
     }
@@ -713,6 +770,8 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
                 notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
                 x->st.refused++;
                 v = 1; /* dirs: 1 marks refused; the sender ignores dirs anyway */
+                rpos += tallow_varint_put(rlist + rpos, i);
+                rpos += tallow_varint_put(rlist + rpos, (uint64_t)-(int64_t)rc);
             }
         } else {
             uint64_t off = 0;
@@ -721,6 +780,8 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
                 notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
                 x->st.refused++;
                 v = e->size + 1;
+                rpos += tallow_varint_put(rlist + rpos, i);
+                rpos += tallow_varint_put(rlist + rpos, (uint64_t)-(int64_t)rc);
             } else if (rc == 1) {
                 v = e->size + 1;
                 x->st.files_skipped++;
@@ -736,8 +797,10 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
     x->st.bytes_done = x->st.bytes_resumed;
     tallow_msg_FileAccept fa = {.transfer_id = x->tid};
     fa.resume = (tallow_bytes){list, pos};
+    fa.refused = (tallow_bytes){rlist, rpos};
     rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
     free(list);
+    free(rlist);
     if (rc < 0) {
         tallow__xfer_free(x);
         return rc;

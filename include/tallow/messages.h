@@ -37,8 +37,11 @@
 #define TALLOW_FIELDS_FileOffer(F, S)                                                                 \
     F(S, 1, transfer_id, U64) F(S, 2, kind, U32) F(S, 3, count, U64) F(S, 4, total_size, U64)                  \
     F(S, 5, manifest, BYTES)
-/* resume: per file, the byte offset the receiver already holds verified (varints, in order). */
-#define TALLOW_FIELDS_FileAccept(F, S) F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES)
+/* resume: per file, the byte offset the receiver already holds verified (varints, in order); size + 1
+ * skips the file (there whole, or refused). refused: the entries the receiver refused, as
+ * (index, -error) varint pairs in ascending index order, so that the sender can tell them from files
+ * already there (a refused empty file leaves no missing byte to notice). */
+#define TALLOW_FIELDS_FileAccept(F, S) F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES) F(S, 3, refused, BYTES)
 #define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
 /* last: final chunk of a file; hash: on the last chunk of a file whose receiver kept a prefix from
  * an earlier session (FileAccept resume offset > 0), and only then: BLAKE2b-256 of the sender's

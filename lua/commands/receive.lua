@@ -20,8 +20,14 @@ common.load_plugins(opts)
 local code = common.code_from(args[1])
 
 local s <close> = common.open(opts, code, false)
-local name, offer = s:recv()
-if not name then ui.die(offer) end
+-- a paired sender that never offers anything must not hold us until the relay closes the room
+local wait = common.offer_timeout()
+local name, offer, ecode = s:recv(wait)
+if not name and ecode == "TALLOW_ETIMEOUT" then
+    ui.die(string.format("the sender sent nothing for %g s after pairing; giving up " ..
+        "(TALLOW_OFFER_TIMEOUT sets how long to wait, 0 for no limit)", wait), ecode)
+end
+if not name then ui.die(offer, ecode) end
 if name ~= "FileOffer" then ui.die("the peer sent " .. name .. " instead of an offer") end
 
 local what

@@ -41,6 +41,14 @@ function M.p2p_timeout()
     return tonumber(os.getenv("TALLOW_P2P_TIMEOUT") or "") or 5
 end
 
+-- How long a receiver waits for the sender's first message after pairing: TALLOW_OFFER_TIMEOUT
+-- seconds, default 120 (a sender scans its files before it offers them); 0 or less: no limit.
+-- Returns nil for no limit.
+function M.offer_timeout()
+    local t = tonumber(os.getenv("TALLOW_OFFER_TIMEOUT") or "") or 120
+    return t > 0 and t or nil
+end
+
 function M.open(opts, code, initiator, capacity)
     -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
     local relay_list = M.relays_for(opts, code)

@@ -498,15 +498,71 @@ static void on_sweep(tallow_timer *t, void *ud)
     relay_srv_settle(s);
 }
 
-/* STUN Binding requests on the UDP socket of the same port: answered with the core codec. */
+/* Asks for each request's destination address (IP_PKTINFO / IPV6_RECVPKTINFO, the latter also
+ * for IPv4 on a dual-stack socket), so that a relay on a wildcard address answers from it. */
+static void udp_want_dest(int fd, int family)
+{
+    int one = 1;
+    if (family == AF_INET) (void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    else (void)setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+}
+
+/* Turns the request's destination (the control data of recvmsg) into the reply's source: on a
+ * host with several addresses the kernel would otherwise pick the route's preferred one, and a
+ * NAT or a connected client drops a reply from an address it did not ask. Returns the control
+ * length to send, 0 to let the kernel choose (no such data, or a multicast destination). */
+static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(rx); c; c = CMSG_NXTHDR(rx, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            cap >= CMSG_SPACE(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            /* ipi_spec_dst: the request's destination, or a local address for a broadcast */
+            struct in_pktinfo src = {.ipi_spec_dst = pi.ipi_spec_dst};
+            struct cmsghdr *o = out;
+            o->cmsg_level = IPPROTO_IP;
+            o->cmsg_type = IP_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof src);
+            memcpy(CMSG_DATA(o), &src, sizeof src);
+            return CMSG_SPACE(sizeof src);
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            cap >= CMSG_SPACE(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof pi);
+            if (IN6_IS_ADDR_MULTICAST(&pi.ipi6_addr)) return 0;
+            struct in6_pktinfo src = {.ipi6_addr = pi.ipi6_addr};
+            /* a link-local address needs its interface; elsewhere the route decides */
+            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr)) src.ipi6_ifindex = pi.ipi6_ifindex;
+            struct cmsghdr *o = out;
+            o->cmsg_level = IPPROTO_IPV6;
+            o->cmsg_type = IPV6_PKTINFO;
+            o->cmsg_len = CMSG_LEN(sizeof src);
+            memcpy(CMSG_DATA(o), &src, sizeof src);
+            return CMSG_SPACE(sizeof src);
+        }
+    }
+    return 0;
+}
+
+/* STUN Binding requests on the UDP socket of the same port: answered with the core codec, from
+ * the address each request was sent to. */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
     for (int i = 0; i < 32; i++) {
         uint8_t req[1500], resp[256];
+        union {
+            struct cmsghdr align;
+            uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+        } rxc, txc;
         struct sockaddr_storage from;
-        socklen_t fl = sizeof from;
-        ssize_t n = recvfrom(fd, req, sizeof req, 0, (struct sockaddr *)&from, &fl);
+        struct iovec iov = {req, sizeof req};
+        struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov,
+                            .msg_iovlen = 1, .msg_control = rxc.buf, .msg_controllen = sizeof rxc.buf};
+        ssize_t n = recvmsg(fd, &mh, 0);
         if (n < 0) return;
+        socklen_t fl = mh.msg_namelen;
         struct sockaddr_storage mapped = from;
         socklen_t ml = fl;
         const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&from;
@@ -520,7 +576,18 @@ static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
         }
         int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
                                            "tallow relay", resp, sizeof resp);
-        if (r > 0) (void)sendto(fd, resp, (size_t)r, 0, (struct sockaddr *)&from, fl);
+        if (r <= 0) continue;
+        memset(&txc, 0, sizeof txc);
+        struct iovec oiov = {resp, (size_t)r};
+        struct msghdr out = {.msg_name = &from, .msg_namelen = fl, .msg_iov = &oiov, .msg_iovlen = 1,
+                             .msg_control = txc.buf};
+        out.msg_controllen = udp_reply_source(&mh, txc.buf, sizeof txc.buf);
+        if (!out.msg_controllen) out.msg_control = NULL;
+        if (sendmsg(fd, &out, 0) < 0 && out.msg_controllen) {
+            out.msg_control = NULL; /* that address went away meanwhile: any source will do */
+            out.msg_controllen = 0;
+            (void)sendmsg(fd, &out, 0);
+        }
     }
 }
 
@@ -638,6 +705,7 @@ static int srv_bind(relay_srv *s, const char *where, int stun)
         int ufd = -1;
         if (stun) {
             ufd = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+            if (ufd >= 0) udp_want_dest(ufd, ai->ai_family);
             if (ufd >= 0 && bind(ufd, (struct sockaddr *)&bound, bl) < 0) {
                 close(ufd);
                 ufd = -1;

@@ -39,3 +39,25 @@ cmp "$src/report.bin" "$dest/report.bin" || fail "--overwrite did not replace th
 [ "$(stat -c '%a %Y' "$src/report.bin")" = "$(stat -c '%a %Y' "$dest/report.bin")" ] || fail "replaced file lacks the sent mode/mtime"
 [ "$(ls -A "$dest")" = report.bin ] || { ls -la "$dest"; fail "unexpected files in the destination"; }
 ok "with --overwrite: replaced by the sent file (bytes, mode, mtime)"
+
+# An empty file refused the same way: no byte goes missing, yet the sender must hear of it
+# (the receiver's byte count alone cannot tell). Also a refused file next to one that arrives.
+src=$E2E_TMP/src-empty dest=$E2E_TMP/dest-empty
+mkdir -p "$src" "$dest"
+: >"$src/empty.txt"
+printf 'other\n' >"$src/other.txt"
+printf 'precious\n' >"$dest/empty.txt"
+start_send empty --json "$src/empty.txt" "$src/other.txt"
+run_recv empty 30 --yes -o "$dest" "$CODE"
+finish_send empty 30
+[ "$RECV_RC" -ne 0 ] || fail "receiver exited 0 although it did not write empty.txt"
+grep -q "refused empty.txt: .*exists" "$E2E_TMP/empty.recv.err" ||
+    { show "$E2E_TMP/empty.recv.err"; fail "no clear 'refused empty.txt: ... exists' error"; }
+[ "$(cat "$dest/empty.txt")" = precious ] || fail "existing empty.txt was changed"
+cmp "$src/other.txt" "$dest/other.txt" || fail "other.txt did not arrive"
+[ "$SEND_RC" -ne 0 ] || { show "$E2E_TMP/empty.send.out"; show "$E2E_TMP/empty.send.err"; fail "sender exited 0 although the receiver refused the empty file"; }
+grep '"event":"error"' "$E2E_TMP/empty.send.out" | grep -q 'refused.*empty\.txt' ||
+    { show "$E2E_TMP/empty.send.out"; fail "sender's JSON error event does not name the refused empty.txt"; }
+grep '"event":"refused"' "$E2E_TMP/empty.send.out" | grep -q 'empty\.txt: destination exists' ||
+    { show "$E2E_TMP/empty.send.out"; fail "sender's JSON has no 'refused' event with the receiver's reason"; }
+ok "refused empty file: receiver rc=$RECV_RC, sender rc=$SEND_RC: $(tail -n 1 "$E2E_TMP/empty.send.err")"

@@ -2,8 +2,10 @@
  * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
  * parsed by on_accept in core/transfer.c). transfer.c is compiled into this file to reach its
  * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
- * (byte 0 % 17), then n entry bytes (bit 7: directory, low bits pick a size), then the resume
- * list. Whatever is accepted must stay within each entry's bounds.
+ * (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a size), then, when
+ * byte 0 has bit 6, a length byte and that many bytes of refusal list (FileAccept.refused), then
+ * the resume list. Whatever is accepted must stay within each entry's bounds, and a refused file
+ * is neither counted as already there nor sent.
  * Byte 0 from 0x80: a peer's manifest (the rest of the input) probed against a destination that
  * holds files, a directory, a symlink, a FIFO and partial files (tallow__sink_probe, which
  * decides what a receiver resumes): offsets stay within the entry and aligned, and the
@@ -102,13 +104,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         probe_manifest(data + 1, size - 1, data[0]);
         return 0;
     }
-    size_t n = data[0] % 17, pos = 1;
+    size_t n = (data[0] & 0x3f) % 17, pos = 1;
     if (size < 1 + n) return 0;
+    static const tallow__xfer_cbs cbs = {0};
     tallow__xfer *x = calloc(1, sizeof *x);
     CHECK(x);
     x->sender = 1;
     x->state = X_OFFERED;
     x->in_pump = 1; /* pump() returns at once: nothing is read or sent */
+    x->cbs = &cbs;
     x->m.e = calloc(n ? n : 1, sizeof *x->m.e);
     x->resume = calloc(n ? n : 1, sizeof *x->resume);
     x->kept = calloc(n ? n : 1, sizeof *x->kept);
@@ -116,26 +120,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     x->m.n = n;
     for (size_t i = 0; i < n; i++, pos++) {
         tallow__entry *e = &x->m.e[i];
+        e->path = (char *)"f"; /* borrowed: only named in refusal messages */
         e->type = data[pos] & 0x80 ? TALLOW__ENT_DIR : TALLOW__ENT_FILE;
         e->size = e->type == TALLOW__ENT_DIR ? 0 : sizes[(data[pos] & 0x7f) % (sizeof sizes / 8)];
         if (x->m.total_size + e->size < x->m.total_size) e->size = 0; /* decode refuses overflow */
         if (e->type == TALLOW__ENT_FILE) x->m.nfiles++;
         x->m.total_size += e->size;
     }
-    /* the list arrives as a FileAccept field: borrowed bytes of the peer's frame */
-    uint8_t *list = malloc(size - pos + 1);
-    CHECK(list);
+    size_t rlen = 0;
+    if ((data[0] & 0x40) && pos < size) {
+        rlen = data[pos++];
+        if (rlen > size - pos) rlen = size - pos;
+    }
+    /* the lists arrive as FileAccept fields: borrowed bytes of the peer's frame */
+    uint8_t *refused = malloc(rlen + 1), *list = malloc(size - pos - rlen + 1);
+    CHECK(refused && list);
+    memcpy(refused, data + pos, rlen);
+    pos += rlen;
     memcpy(list, data + pos, size - pos);
-    tallow_msg_FileAccept a = {.transfer_id = 1, .resume = {list, size - pos}};
+    tallow_msg_FileAccept a = {.transfer_id = 1, .resume = {list, size - pos},
+                               .refused = {refused, rlen}};
     int rc = on_accept(x, &a);
     if (rc == 0) {
         CHECK(x->state == X_STREAMING);
+        /* every refusal names an entry, once, in order: count the pairs again */
+        const uint8_t *rp = refused;
+        size_t rleft = rlen;
+        uint64_t idx, err, pairs = 0, seen[17] = {0};
+        while (next_refused(&rp, &rleft, &idx, &err) == 0 && idx != UINT64_MAX) {
+            CHECK(idx < n);
+            seen[idx] = 1;
+            pairs++;
+        }
+        CHECK(rleft == 0 && x->st.refused == pairs && x->refused_named <= pairs);
         uint64_t resumed = 0, skipped = 0;
         for (size_t i = 0; i < n; i++) {
             const tallow__entry *e = &x->m.e[i];
             CHECK(x->resume[i] <= e->size + 1);
             CHECK(x->kept[i] == (is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
             if (e->type == TALLOW__ENT_DIR) CHECK(x->resume[i] == 0);
+            else if (seen[i]) CHECK(is_skip(x, i)); /* not sent, not "already there" */
             else if (is_skip(x, i)) skipped++, resumed += e->size;
             else resumed += x->resume[i];
         }
@@ -145,6 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(rc == TALLOW_EPROTO);
     }
     free(list);
+    free(refused);
     free(x->resume);
     free(x->kept);
     free(x->m.e);

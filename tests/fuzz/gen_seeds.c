@@ -261,6 +261,10 @@ static void resume(void)
     put("fuzz_resume", "skip-all", b, sizeof b);
     const uint8_t c[] = {1, 14, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     put("fuzz_resume", "huge", c, sizeof c);
+    /* bit 6 of n: a refusal list follows the entries (length byte, then (index, -error) pairs):
+     * an empty file (size 0) and a directory refused, a file sent from 0 */
+    const uint8_t d[] = {0x40 | 3, 0, 9, 0x80, 6, 0, 0xfe, 0x07, 2, 0xfd, 0x07, 1, 0, 1};
+    put("fuzz_resume", "refused", d, sizeof d);
     /* probe mode: 0x80 | flags, then a manifest naming what the harness's destination holds */
     tallow__entry e[] = {
         {.path = "big.iso", .size = 3u << 20, .mode = 0644, .mtime_ns = 7},

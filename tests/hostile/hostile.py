@@ -58,6 +58,7 @@ CASES = {
     "fewer_then_complete": ("peer", 1, r"transfer ended in the middle of a file", {}),
     "fewer_last": ("peer", 1, r"peer sent fewer bytes than declared for f.bin", {}),
     "silent": ("peer", 1, r"nothing from the peer for 3 s", {}),
+    "silent_before_offer": ("peer", 1, r"the sender sent nothing for 3 s after pairing", {}),
     "huge_size": ("peer", 1, r"cannot write huge.bin: (File too large|no space left)", {}),
     "hash_on_fresh": ("peer", 1, r"unexpected file hash for f.bin", {}),
     "bad_prefix_hash": ("peer", 1, r"f.bin: integrity check failed: the part kept from the "
@@ -301,6 +302,7 @@ def run_case(case, n, relays, work):
                TALLOW_RELAY=f"127.0.0.1:{rport}")
     env["TALLOW_LOG"] = "info"
     env["TALLOW_STALL_TIMEOUT"] = "3"  # the `silent` case: a peer that stops talking mid-file
+    env["TALLOW_OFFER_TIMEOUT"] = "3"  # `silent_before_offer`: a peer that pairs and never offers
     mem = os.path.join(root, "mem")
     errp = os.path.join(work, case + ".recv.log")
     peerlog = open(os.path.join(work, case + ".peer.log"), "wb")

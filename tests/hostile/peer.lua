@@ -160,6 +160,10 @@ cases.silent = function() -- stops talking in the middle of a file, but stays co
     chunk(0, 0, string.rep("x", 50), false)
     tallow.sleep(15)
 end
+cases.silent_before_offer = function() -- pairs, then never offers anything, but stays connected
+    local name, err = s:recv(15) -- returns when the receiver gives up and leaves
+    say("after pairing: %s", tostring(name or err))
+end
 cases.fewer_last = function()
     offer { { path = "f.bin", size = 100 } }
     answer()

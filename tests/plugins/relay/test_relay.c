@@ -243,6 +243,58 @@ static void test_relay_stun_binding(void **state)
     rt_env_stop(&e);
 }
 
+/* A relay on a wildcard address answers STUN from the address the request was sent to: a client
+ * behind a NAT (or with a connected socket, as here) takes replies only from there. Loopback
+ * holds 127.0.0.1 and 127.0.0.2; the client, on 127.0.0.1, asks 127.0.0.2, whose reply would
+ * otherwise leave from 127.0.0.1 (the route's preferred source). */
+static void stun_from_wildcard(const char *listen)
+{
+    rt_env e;
+    tallow_kv o[] = {{"listen", listen}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET}, relay = {.sin_family = AF_INET};
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    relay.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
+    relay.sin_port = htons(e.port);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&relay, sizeof relay), 0);
+    uint8_t req[64], txid[12] = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 2}, resp[256];
+    int rl = tallow_stun_binding_request(req, sizeof req, txid);
+    assert_true(rl > 0);
+    ssize_t n = -1;
+    for (int i = 0; i < 300 && n < 0; i++) {
+        if (i % 100 == 0) assert_int_equal(send(fd, req, (size_t)rl, 0), rl);
+        tallow_loop_run_once(e.loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    if (n < 0) fail_msg("no STUN reply from 127.0.0.2 (relay listening on %s)", listen);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    struct sockaddr_storage mapped;
+    socklen_t ml = sizeof mapped;
+    assert_int_equal(tallow_stun_mapped_address(&m, &mapped, &ml), 0);
+    assert_int_equal(mapped.ss_family, AF_INET);
+    assert_int_equal(((struct sockaddr_in *)&mapped)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    close(fd);
+    rt_env_stop(&e);
+}
+
+static void test_relay_stun_wildcard_v4(void **state)
+{
+    stun_from_wildcard("0.0.0.0:0");
+}
+
+/* the same on a dual-stack socket ([::], IPv4 requests arrive v4-mapped) */
+static void test_relay_stun_wildcard_dual(void **state)
+{
+    FILE *f = fopen("/proc/sys/net/ipv6/bindv6only", "r");
+    int v6only = f && fgetc(f) == '1';
+    if (f) fclose(f);
+    if (v6only) skip(); /* [::] takes no IPv4 here */
+    stun_from_wildcard("[::]:0");
+}
+
 static void test_relay_ping(void **state)
 {
     rt_env e;
@@ -318,6 +370,8 @@ int main(void)
         cmocka_unit_test(test_relay_multi_room),
         cmocka_unit_test(test_relay_capacity_from_creator),
         cmocka_unit_test(test_relay_stun_binding),
+        cmocka_unit_test(test_relay_stun_wildcard_v4),
+        cmocka_unit_test(test_relay_stun_wildcard_dual),
         cmocka_unit_test(test_relay_ping),
         cmocka_unit_test(test_relay_ipv6),
     };
