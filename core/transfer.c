@@ -63,6 +63,7 @@ struct tallow__xfer {
     uint8_t *chunk;
     char refused_names[256]; /* the first entries the receiver refused, for the closing error */
     uint64_t refused_named;
+    int refuse_err; /* receiver: why the first entry was refused (its closing error) */
     /* receiver */
     int destfd;
     int overwrite;
@@ -478,7 +479,7 @@ static void on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplet
     tallow_msg_TransferComplete done = {.transfer_id = x->tid, .files = x->st.files_done,
                                         .bytes = x->st.bytes_done};
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &done);
-    finish(x, x->st.refused ? TALLOW_EUNSAFEPATH : 0);
+    finish(x, x->st.refused ? (x->refuse_err ? x->refuse_err : TALLOW_EUNSAFEPATH) : 0);
 }
 
 /* ================================================================ resync */
@@ -769,6 +770,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
             if (rc < 0) {
                 notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
                 x->st.refused++;
+                if (!x->refuse_err) x->refuse_err = rc;
                 v = 1; /* dirs: 1 marks refused; the sender ignores dirs anyway */
                 rpos += tallow_varint_put(rlist + rpos, i);
                 rpos += tallow_varint_put(rlist + rpos, (uint64_t)-(int64_t)rc);
@@ -779,6 +781,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
             if (rc < 0) {
                 notice(x, "refused %s: %s", shown(e->path, b, sizeof(b)), tallow_strerror(rc));
                 x->st.refused++;
+                if (!x->refuse_err) x->refuse_err = rc;
                 v = e->size + 1;
                 rpos += tallow_varint_put(rlist + rpos, i);
                 rpos += tallow_varint_put(rlist + rpos, (uint64_t)-(int64_t)rc);
