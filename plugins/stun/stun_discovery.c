@@ -61,23 +61,19 @@ static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sock
     return 0;
 }
 
-/* The server as the endpoint's socket sees it: an IPv4 server seen from a dual-stack IPv6
- * socket is ::ffff:a.b.c.d, both to send to and to recognise its answers. */
-static void stun_server_addr(tallow_udp *u, const struct sockaddr *server, socklen_t len,
+/* The server as the endpoint reports who answered: plain IPv4 for an IPv4 server, also one
+ * given as ::ffff:a.b.c.d (the endpoint maps IPv4 for a dual-stack socket itself). */
+static void stun_server_addr(const struct sockaddr *server, socklen_t len,
                              struct sockaddr_storage *out, socklen_t *out_len)
 {
-    struct sockaddr_storage local;
-    socklen_t llen;
+    const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)server;
     memset(out, 0, sizeof(*out));
-    if (server->sa_family == AF_INET && tallow_udp_local_addr(u, &local, &llen) == 0 &&
-        local.ss_family == AF_INET6) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)server;
-        struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
-        m->sin6_family = AF_INET6;
-        m->sin6_port = in->sin_port;
-        m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&m->sin6_addr.s6_addr[12], &in->sin_addr, 4);
-        *out_len = sizeof(*m);
+    if (server->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&m->sin6_addr)) {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        in->sin_family = AF_INET;
+        in->sin_port = m->sin6_port;
+        memcpy(&in->sin_addr, &m->sin6_addr.s6_addr[12], 4);
+        *out_len = sizeof(*in);
         return;
     }
     memcpy(out, server, len);
@@ -201,7 +197,7 @@ static int stun_discover(void *plugin_state, tallow_udp *u, const struct sockadd
     if (!x) return TALLOW_ENOMEM;
     x->st = st;
     x->u = u;
-    stun_server_addr(u, server, server_len, &x->server, &x->server_len);
+    stun_server_addr(server, server_len, &x->server, &x->server_len);
     x->cb = cb;
     x->ud = ud;
     if (getrandom(x->txid, sizeof(x->txid), 0) != (ssize_t)sizeof(x->txid)) {
