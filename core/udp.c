@@ -56,20 +56,6 @@ static int classify(uint8_t b)
     return -1;
 }
 
-/* ::ffff:a.b.c.d as a.b.c.d (in place); other addresses are left alone. */
-static socklen_t udp_unmap(struct sockaddr_storage *ss, socklen_t len)
-{
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (ss->ss_family != AF_INET6 || len < (socklen_t)sizeof(*in6) ||
-        !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-        return len;
-    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = in6->sin6_port};
-    memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], 4);
-    memset(ss, 0, sizeof(*ss));
-    memcpy(ss, &in, sizeof(in));
-    return sizeof(in);
-}
-
 /* The destination as our socket wants it: an IPv4 address becomes ::ffff:a.b.c.d on an IPv6
  * socket, a mapped one plain IPv4 on an IPv4 socket. Returns to itself or tmp. */
 static const struct sockaddr *udp_dest(const tallow_udp *u, const struct sockaddr *to,
@@ -91,7 +77,7 @@ static const struct sockaddr *udp_dest(const tallow_udp *u, const struct sockadd
     if (u->family == AF_INET && to->sa_family == AF_INET6 &&
         *tolen >= (socklen_t)sizeof(struct sockaddr_in6) && *tolen <= (socklen_t)sizeof(*tmp)) {
         memcpy(tmp, to, *tolen);
-        socklen_t n = udp_unmap(tmp, *tolen);
+        socklen_t n = tallow_sockaddr_unmap(tmp, *tolen);
         if (tmp->ss_family == AF_INET) {
             *tolen = n;
             return (const struct sockaddr *)tmp;
@@ -125,7 +111,7 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             const uint8_t *d = iov[i].iov_base;
             int cls = classify(d[0]);
             if (cls < 0 || !u->handlers[cls].cb) continue;
-            socklen_t flen = udp_unmap(&from[i], msgs[i].msg_hdr.msg_namelen);
+            socklen_t flen = tallow_sockaddr_unmap(&from[i], msgs[i].msg_hdr.msg_namelen);
             u->dispatching = 1;
             u->handlers[cls].cb(u, (struct sockaddr *)&from[i], flen, d, len, u->handlers[cls].ud);
             u->dispatching = 0;

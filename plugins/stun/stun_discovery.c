@@ -66,18 +66,9 @@ static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sock
 static void stun_server_addr(const struct sockaddr *server, socklen_t len,
                              struct sockaddr_storage *out, socklen_t *out_len)
 {
-    const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)server;
     memset(out, 0, sizeof(*out));
-    if (server->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&m->sin6_addr)) {
-        struct sockaddr_in *in = (struct sockaddr_in *)out;
-        in->sin_family = AF_INET;
-        in->sin_port = m->sin6_port;
-        memcpy(&in->sin_addr, &m->sin6_addr.s6_addr[12], 4);
-        *out_len = sizeof(*in);
-        return;
-    }
     memcpy(out, server, len);
-    *out_len = len;
+    *out_len = tallow_sockaddr_unmap(out, len);
 }
 
 /* Whether another live transaction still needs u's STUN handler. */
