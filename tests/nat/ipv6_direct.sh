@@ -2,7 +2,8 @@
 # ipv6_direct.sh — two hosts whose only path to each other is IPv6, on two prefixes routed by
 # one router (which runs the relay, reachable from both over IPv4 and IPv6). The router does not
 # forward IPv4, so the peers' IPv4 candidates fail and the transfer goes direct over IPv6, once
-# with the relay given by its IPv4 address and once by its IPv6 address.
+# with the relay given by its IPv4 address and once by its IPv6 address. Then the router forwards
+# IPv4 too: both families work, and the IPv6 pair still wins (global IPv6 ranks first).
 #
 #   router (ns R): 10.61.1.1/24 2001:db8:1::1/64 towards A, 10.61.2.1/24 2001:db8:2::1/64 towards B
 #   host A (ns HA): 10.61.1.2/24 2001:db8:1::2/64      host B (ns HB): 10.61.2.2/24 2001:db8:2::2/64
@@ -26,12 +27,23 @@ ip -n $HB route add default via 10.61.2.1
 ip -n $HA -6 route add default via 2001:db8:1::1
 ip -n $HB -6 route add default via 2001:db8:2::1
 [ "$(ip netns exec $R sysctl -n net.ipv4.ip_forward)" = 0 ] || fail "the router forwards IPv4"
+# A UDP datagram from A reaches B over IPv4 (the router forwards IPv4 now).
+udp4_probe() {
+    ip netns exec $HB timeout 5 python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("10.61.2.2", 9999)); s.recvfrom(16); print("ok")' > "$W/probe.txt" &
+    pp=$!
+    sleep 0.3
+    ip netns exec $HA python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"x", ("10.61.2.2", 9999)) for i in range(3)]'
+    wait $pp || true
+    grep -q ok "$W/probe.txt" || fail "A does not reach B over IPv4 with forwarding on"
+}
+
 # dual-stack relay on [::]: TCP and STUN for both families
 start_relay $R "[::]"
 SIZE=20000000
 n=0
-for RELAY in 10.61.1.1:$RELAY_PORT "[2001:db8:1::1]:$RELAY_PORT"; do
+for RELAY in 10.61.1.1:$RELAY_PORT "[2001:db8:1::1]:$RELAY_PORT" 10.61.1.1:$RELAY_PORT; do
     n=$((n + 1))
+    [ $n = 3 ] && { ip netns exec $R sysctl -qw net.ipv4.ip_forward=1; udp4_probe; }
     transfer $SIZE 6$n-lan-direct-river
     [ "$(final_path "$W/send.json" sent)" = direct ] || fail "sender did not go direct (relay $RELAY)"
     [ "$(final_path "$W/recv.json" received)" = direct ] || fail "receiver did not go direct (relay $RELAY)"
@@ -43,6 +55,6 @@ for RELAY in 10.61.1.1:$RELAY_PORT "[2001:db8:1::1]:$RELAY_PORT"; do
         fail "B's IPv4 host candidate was not offered (relay $RELAY)"
     fwd=$(relay_forwarded $n)
     [ $((fwd * 100)) -lt $SIZE ] || fail "relay forwarded $fwd of $SIZE bytes (>= 1%, relay $RELAY)"
-    echo "IPv6 (relay $RELAY): relay forwarded $fwd of $SIZE bytes;" \
+    echo "IPv6 (relay $RELAY$([ $n = 3 ] && echo ', IPv4 forwarded too')): relay forwarded $fwd of $SIZE bytes;" \
         "$(grep -h 'direct path up' "$W/send.log" | sed 's/^tallow: info: //')"
 done
