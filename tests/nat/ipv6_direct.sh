@@ -22,6 +22,10 @@ for x in "$HA eth0 2001:db8:1::2/64" "$R pa 2001:db8:1::1/64" "$HB eth0 2001:db8
     ip netns exec $1 sysctl -qw net.ipv6.conf.$2.disable_ipv6=0
     ip -n $1 addr add $3 dev $2 nodad
 done
+# the relay answers STUN from one unbound socket: make its replies to B leave from the address B
+# asked (10.61.1.1, 2001:db8:1::1), as on a single-homed server (see nat_lib.sh)
+ip -n $R route replace 10.61.2.0/24 dev pb src 10.61.1.1
+ip -n $R -6 route replace 2001:db8:2::/64 dev pb proto kernel metric 256 src 2001:db8:1::1
 ip -n $HA route add default via 10.61.1.1
 ip -n $HB route add default via 10.61.2.1
 ip -n $HA -6 route add default via 2001:db8:1::1
