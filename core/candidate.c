@@ -135,6 +135,19 @@ TALLOW_API int tallow_sockaddr_decode(const uint8_t *buf, size_t len, struct soc
     return TALLOW_EBADMSG;
 }
 
+TALLOW_API socklen_t tallow_sockaddr_unmap(struct sockaddr_storage *ss, socklen_t len)
+{
+    struct sockaddr_in6 in6;
+    if (!ss || ss->ss_family != AF_INET6 || len < (socklen_t)sizeof(in6)) return len;
+    memcpy(&in6, ss, sizeof(in6));
+    if (!IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) return len;
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = in6.sin6_port};
+    memcpy(&in.sin_addr, &in6.sin6_addr.s6_addr[12], 4);
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, &in, sizeof(in));
+    return sizeof(in);
+}
+
 TALLOW_API const char *tallow_sockaddr_str(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];

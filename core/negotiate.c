@@ -2,7 +2,10 @@
  * candidates over the sealed session and check every remote candidate at once, paced; the
  * controlling side (the session initiator) nominates the best working pair with a flagged check
  * and becomes the QUIC client, the other side the QUIC server on the pair it was told to use.
- * All our candidates share one socket, so a pair is identified by its remote address. */
+ * All our candidates share one socket, so a pair is identified by its remote address. The socket
+ * is dual-stack where the machine has IPv6: pairs are IPv4 or IPv6 (a remote address of a family
+ * the socket does not carry is refused), and each pair is ranked with our first candidate of its
+ * own family, as ICE pairs only candidates of one family. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +47,7 @@ struct tallow__neg {
     uint32_t timeout_ms;
     uint8_t check_key[32], psk[32];
     tallow_udp *udp;
-    int family;
+    int v4, v6; /* the families our socket carries */
     int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
     uint64_t last_check; /* ms: when on_tick last sent a check */
     tallow_candidate local[NEG_MAX_LOCAL];
@@ -304,10 +307,24 @@ static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t l
     return NULL;
 }
 
+static int carries(const tallow__neg *n, int family)
+{
+    return (family == AF_INET && n->v4) || (family == AF_INET6 && n->v6);
+}
+
+/* Our side of a pair towards family: the priority of our first candidate of that family (the
+ * host gatherer answers first, best address first), else what a peer-reflexive one would get. */
+static uint32_t local_prio_for(const tallow__neg *n, int family)
+{
+    for (size_t i = 0; i < n->nlocal; i++)
+        if (n->local[i].addr.ss_family == family) return n->local[i].priority;
+    return prflx_prio();
+}
+
 static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t len, uint32_t kind,
                           uint32_t prio)
 {
-    if (a->sa_family != n->family) return NULL; /* one socket, one family */
+    if (!carries(n, a->sa_family)) return NULL; /* not a family our socket carries */
     if (tallow_validate_candidate_addr(a, len, n->allow_loopback) != 0) return NULL;
     neg_pair *p = pair_find(n, a, len);
     if (p) {
@@ -324,7 +341,7 @@ static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t le
     p->len = len;
     p->kind = kind;
     p->remote_prio = prio;
-    p->local_prio = n->nlocal ? n->local[0].priority : prflx_prio();
+    p->local_prio = local_prio_for(n, a->sa_family);
     p->state = P_WAITING;
     return p;
 }
@@ -473,7 +490,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         return;
     }
     for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
-        if (c[i].addr.ss_family != n->family) continue;
+        if (!carries(n, c[i].addr.ss_family)) continue;
         if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
                                            n->allow_loopback) != 0)
             continue;
@@ -500,7 +517,8 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
     }
     /* pairs formed before our host candidate was known get its priority now */
     for (size_t i = 0; i < n->npairs && n->nlocal; i++)
-        if (n->pairs[i].state != P_SUCCEEDED) n->pairs[i].local_prio = n->local[0].priority;
+        if (n->pairs[i].state != P_SUCCEEDED)
+            n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
     send_done_if_ready(n);
     if (n->state != TALLOW__NEG_PENDING) release_udp(n);
 }
@@ -522,7 +540,8 @@ static void start_one(const tallow_gatherer_ops *ops, void *state, void *ud)
     }
 }
 
-/* "host:port[,host:port...]" → addresses of our family (numeric or resolved once). */
+/* "host:port[,host:port...]" → one address each (numeric or resolved once): IPv4 when the socket
+ * carries it and the name has one, else IPv6 when the socket carries that. */
 static void parse_stun(tallow__neg *n, const char *list)
 {
     char buf[512];
@@ -540,12 +559,30 @@ static void parse_stun(tallow__neg *n, const char *list)
             if (end) *end = 0;
         }
         struct addrinfo hints = {
-            .ai_family = n->family, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
+            .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV};
         struct addrinfo *res = NULL;
-        if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) continue;
+        if (!n->v4 || getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
+            res = NULL;
+            hints.ai_family = AF_INET6;
+            if (!n->v6 || getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) continue;
+        }
         memcpy(&n->stun[n->nstun++], res->ai_addr, res->ai_addrlen);
         freeaddrinfo(res);
     }
+}
+
+/* Which families the endpoint carries: an IPv6 socket carries IPv4 too unless it is v6-only. */
+static void neg_families(tallow__neg *n)
+{
+    struct sockaddr_storage local;
+    socklen_t llen;
+    n->v4 = 1;
+    if (tallow_udp_local_addr(n->udp, &local, &llen) != 0 || local.ss_family != AF_INET6) return;
+    int v6only = 0;
+    socklen_t ol = sizeof(v6only);
+    n->v6 = 1;
+    if (getsockopt(tallow_udp_fd(n->udp), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &ol) == 0)
+        n->v4 = !v6only;
 }
 
 int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
@@ -567,7 +604,6 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     n->allow_loopback = tallow_policy_allow_loopback(pol);
     n->timeout_ms = o && o->timeout_ms ? o->timeout_ms : NEG_DEFAULT_TIMEOUT_MS;
     n->nominated = -1;
-    n->family = AF_INET;
     n->start_ns = tallow_now_ns();
     memcpy(n->check_key, k->check_key, 32);
     memcpy(n->psk, k->quic_psk, 32);
@@ -576,6 +612,7 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
         free(n);
         return rc;
     }
+    neg_families(n);
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
@@ -615,6 +652,7 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         socklen_t alen;
         if (n->state != TALLOW__NEG_PENDING) return 1;
         if (tallow_sockaddr_decode(o->addr.ptr, o->addr.len, &a, &alen) != 0) return 1;
+        alen = tallow_sockaddr_unmap(&a, alen); /* an IPv4 peer is paired as IPv4 */
         uint32_t kind = o->kind <= TALLOW_CAND_RELAYED ? o->kind : TALLOW_CAND_RELAYED;
         neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority);
         char s[64];

@@ -1,7 +1,9 @@
 /* core/udp.c — the session's UDP endpoint: one nonblocking socket shared by STUN, connectivity
  * checks and QUIC, demultiplexed by first byte (RFC 7983 / 9443), with batched receive
  * (recvmmsg) and batched send (UDP_SEGMENT, else sendmmsg), and the route MTU towards a peer
- * that is local or on a directly attached network. Policy no_p2p refuses to open it. */
+ * that is local or on a directly attached network. Policy no_p2p refuses to open it. By default
+ * the socket is dual-stack IPv6 (IPv4 when the machine has no IPv6); IPv4-mapped addresses
+ * (::ffff:a.b.c.d) never leave this file: users see and pass plain IPv4 addresses. */
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -28,6 +30,7 @@ struct tallow_udp {
     tallow_ctx *ctx;
     int fd;
     tallow_io *io;
+    int family; /* the socket's: AF_INET, or AF_INET6 (then it also carries IPv4 if dual) */
     int gso; /* 1 while UDP_SEGMENT works, 0 once it failed */
     struct {
         tallow_udp_recv_cb cb;
@@ -51,6 +54,36 @@ static int classify(uint8_t b)
     if (b >= 20 && b <= 63) return TALLOW_UDP_CHECK;
     if (b >= 64) return TALLOW_UDP_QUIC;
     return -1;
+}
+
+/* The destination as our socket wants it: an IPv4 address becomes ::ffff:a.b.c.d on an IPv6
+ * socket, a mapped one plain IPv4 on an IPv4 socket. Returns to itself or tmp. */
+static const struct sockaddr *udp_dest(const tallow_udp *u, const struct sockaddr *to,
+                                       socklen_t *tolen, struct sockaddr_storage *tmp)
+{
+    if (!to) return to;
+    if (u->family == AF_INET6 && to->sa_family == AF_INET &&
+        *tolen >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)to;
+        struct sockaddr_in6 *m = (struct sockaddr_in6 *)tmp;
+        memset(tmp, 0, sizeof(*tmp));
+        m->sin6_family = AF_INET6;
+        m->sin6_port = in->sin_port;
+        m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&m->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+        *tolen = sizeof(*m);
+        return (const struct sockaddr *)tmp;
+    }
+    if (u->family == AF_INET && to->sa_family == AF_INET6 &&
+        *tolen >= (socklen_t)sizeof(struct sockaddr_in6) && *tolen <= (socklen_t)sizeof(*tmp)) {
+        memcpy(tmp, to, *tolen);
+        socklen_t n = tallow_sockaddr_unmap(tmp, *tolen);
+        if (tmp->ss_family == AF_INET) {
+            *tolen = n;
+            return (const struct sockaddr *)tmp;
+        }
+    }
+    return to;
 }
 
 static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
@@ -78,9 +111,9 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             const uint8_t *d = iov[i].iov_base;
             int cls = classify(d[0]);
             if (cls < 0 || !u->handlers[cls].cb) continue;
+            socklen_t flen = tallow_sockaddr_unmap(&from[i], msgs[i].msg_hdr.msg_namelen);
             u->dispatching = 1;
-            u->handlers[cls].cb(u, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, d,
-                                len, u->handlers[cls].ud);
+            u->handlers[cls].cb(u, (struct sockaddr *)&from[i], flen, d, len, u->handlers[cls].ud);
             u->dispatching = 0;
             if (u->close_pending) {
                 udp_free(u); /* closed from the callback */
@@ -96,22 +129,40 @@ TALLOW_API int tallow_udp_open(tallow_ctx *ctx, const struct sockaddr *bind_addr
 {
     if (tallow_policy_no_p2p(&ctx->policy)) return TALLOW_EPOLICY;
     struct sockaddr_in any = {.sin_family = AF_INET};
+    struct sockaddr_in6 any6 = {.sin6_family = AF_INET6};
+    int dual = !bind_addr;
     if (!bind_addr) {
-        bind_addr = (const struct sockaddr *)&any;
-        len = sizeof(any);
+        bind_addr = (const struct sockaddr *)&any6;
+        len = sizeof(any6);
     }
     tallow_udp *u = calloc(1, sizeof(*u));
     if (!u) return TALLOW_ENOMEM;
     u->rxbuf = malloc((size_t)UDP_BATCH * UDP_MAX_DGRAM);
     u->fd = socket(bind_addr->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd >= 0 && dual) {
+        /* [::] carrying IPv4 too, whatever net.ipv6.bindv6only says */
+        int off = 0;
+        if (setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) < 0 ||
+            bind(u->fd, bind_addr, len) < 0) {
+            close(u->fd);
+            u->fd = -1;
+        }
+    }
+    if (u->fd < 0 && dual) { /* no IPv6 on this machine: plain IPv4 */
+        bind_addr = (const struct sockaddr *)&any;
+        len = sizeof(any);
+        u->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        dual = 0;
+    }
     if (!u->rxbuf || u->fd < 0) goto fail;
+    u->family = bind_addr->sa_family;
     int big = 8 << 20;
     /* Large buffers: QUIC bursts would otherwise drop at the socket. FORCE needs root. */
     if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) < 0)
         setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
     if (setsockopt(u->fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
         setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-    if (bind(u->fd, bind_addr, len) < 0) goto fail;
+    if (!dual && bind(u->fd, bind_addr, len) < 0) goto fail;
     u->gso = 1;
     u->ctx = ctx;
     u->io = tallow_io_start(ctx->loop, u->fd, TALLOW_IO_READ, on_readable, u);
@@ -150,6 +201,8 @@ TALLOW_API int tallow_udp_send(tallow_udp *u, const struct sockaddr *to, socklen
                                const uint8_t *data, size_t len)
 {
     if (tallow_policy_no_p2p(&u->ctx->policy)) return TALLOW_EPOLICY;
+    struct sockaddr_storage tmp;
+    to = udp_dest(u, to, &tolen, &tmp);
     ssize_t n = sendto(u->fd, data, len, MSG_DONTWAIT, to, tolen);
     if (n < 0) return -errno;
     return 0;
@@ -160,6 +213,8 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
 {
     if (tallow_policy_no_p2p(&u->ctx->policy)) return TALLOW_EPOLICY;
     if (segsz == 0 || len == 0) return 0;
+    struct sockaddr_storage tmp;
+    to = udp_dest(u, to, &tolen, &tmp);
     size_t count = (len + segsz - 1) / segsz;
     if (count == 1) {
         int rc = tallow_udp_send(u, to, tolen, data, len);

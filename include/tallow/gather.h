@@ -37,6 +37,10 @@ TALLOW_API int tallow_sockaddr_encode(const struct sockaddr *sa, socklen_t len, 
 /* Returns 0 or TALLOW_EBADMSG. */
 TALLOW_API int tallow_sockaddr_decode(const uint8_t *buf, size_t len, struct sockaddr_storage *out,
                                       socklen_t *out_len);
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) in *ss rewritten in place as plain IPv4, so one
+ * peer has one form wherever it comes from (a dual-stack socket, an offer). Returns the new
+ * length (sizeof(struct sockaddr_in)), or len unchanged for any other address. */
+TALLOW_API socklen_t tallow_sockaddr_unmap(struct sockaddr_storage *ss, socklen_t len);
 /* "1.2.3.4:5" / "[::1]:5" into buf; returns buf. */
 TALLOW_API const char *tallow_sockaddr_str(const struct sockaddr *sa, char *buf, size_t cap);
 

@@ -17,8 +17,11 @@ enum tallow_udp_class { TALLOW_UDP_STUN = 0, TALLOW_UDP_CHECK = 1, TALLOW_UDP_QU
 typedef void (*tallow_udp_recv_cb)(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
                                    const uint8_t *data, size_t len, void *ud);
 
-/* Opens a UDP endpoint bound to bind_addr (NULL: 0.0.0.0, any port). Refuses with
- * TALLOW_EPOLICY when policy forbids P2P. Caller owns *out; free with tallow_udp_close. */
+/* Opens a UDP endpoint bound to bind_addr (NULL: [::] dual-stack, carrying IPv4 and IPv6, any
+ * port; 0.0.0.0 where the machine has no IPv6). IPv4 peers are always plain AF_INET addresses
+ * to the endpoint's users: received ::ffff:a.b.c.d is handed on as a.b.c.d, and an AF_INET
+ * destination is mapped for an IPv6 socket. Refuses with TALLOW_EPOLICY when policy forbids
+ * P2P. Caller owns *out; free with tallow_udp_close. */
 TALLOW_API int tallow_udp_open(tallow_ctx *ctx, const struct sockaddr *bind_addr, socklen_t len,
                                tallow_udp **out);
 TALLOW_API void tallow_udp_close(tallow_udp *u);

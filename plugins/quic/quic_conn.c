@@ -26,9 +26,14 @@
  * work with our sends. At half the ring, each refill sealed ~4 MiB while nothing went out and the
  * peer idled. */
 #define QUIC_RING_LOWAT ((uint64_t)QUIC_CONN_LOWAT)
-#define QUIC_MAX_PKT 1452 /* largest datagram on an unknown path (PMTUD starts at 1200) */
-#define QUIC_MIN_PKT 1200 /* every QUIC path carries this */
-#define QUIC_ETH_PKT 1472 /* fills a 1500-byte frame over IPv4: paths above are jumbo or local */
+/* Largest datagram on an unknown path (PMTUD starts at 1200): it fills a 1500-byte frame over
+ * IPv6 (40 + 8 header bytes), so it holds for either family; ngtcp2's probes assume 48 too. */
+#define QUIC_MAX_PKT 1452
+/* Every QUIC path carries this; over IPv6 it is 1248 bytes, within the 1280-byte minimum MTU. */
+#define QUIC_MIN_PKT 1200
+/* Fills a 1500-byte frame over IPv4 (1452 over IPv6): paths whose route MTU leaves more are jumbo
+ * or local. */
+#define QUIC_ETH_PKT 1472
 /* Largest datagram on a path known to carry more (QUIC_CONN_BIG_PKT in the header). */
 #define QUIC_BIG_PKT QUIC_CONN_BIG_PKT
 #define QUIC_BATCH 64            /* datagrams per cbs->send, at most */

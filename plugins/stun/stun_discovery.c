@@ -61,27 +61,14 @@ static int same_addr(const struct sockaddr *a, socklen_t alen, const struct sock
     return 0;
 }
 
-/* The server as the endpoint's socket sees it: an IPv4 server seen from a dual-stack IPv6
- * socket is ::ffff:a.b.c.d, both to send to and to recognise its answers. */
-static void stun_server_addr(tallow_udp *u, const struct sockaddr *server, socklen_t len,
+/* The server as the endpoint reports who answered: plain IPv4 for an IPv4 server, also one
+ * given as ::ffff:a.b.c.d (the endpoint maps IPv4 for a dual-stack socket itself). */
+static void stun_server_addr(const struct sockaddr *server, socklen_t len,
                              struct sockaddr_storage *out, socklen_t *out_len)
 {
-    struct sockaddr_storage local;
-    socklen_t llen;
     memset(out, 0, sizeof(*out));
-    if (server->sa_family == AF_INET && tallow_udp_local_addr(u, &local, &llen) == 0 &&
-        local.ss_family == AF_INET6) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)server;
-        struct sockaddr_in6 *m = (struct sockaddr_in6 *)out;
-        m->sin6_family = AF_INET6;
-        m->sin6_port = in->sin_port;
-        m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&m->sin6_addr.s6_addr[12], &in->sin_addr, 4);
-        *out_len = sizeof(*m);
-        return;
-    }
     memcpy(out, server, len);
-    *out_len = len;
+    *out_len = tallow_sockaddr_unmap(out, len);
 }
 
 /* Whether another live transaction still needs u's STUN handler. */
@@ -201,7 +188,7 @@ static int stun_discover(void *plugin_state, tallow_udp *u, const struct sockadd
     if (!x) return TALLOW_ENOMEM;
     x->st = st;
     x->u = u;
-    stun_server_addr(u, server, server_len, &x->server, &x->server_len);
+    stun_server_addr(server, server_len, &x->server, &x->server_len);
     x->cb = cb;
     x->ud = ud;
     if (getrandom(x->txid, sizeof(x->txid), 0) != (ssize_t)sizeof(x->txid)) {

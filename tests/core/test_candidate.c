@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -229,6 +230,57 @@ static void test_candidate_encode_bad_input(void **state)
     assert_string_equal(tallow_sockaddr_str((struct sockaddr *)&ss, s, sizeof(s)), "192.168");
 }
 
+/* ::ffff:a.b.c.d becomes a.b.c.d with its port; every other address (IPv6, IPv4, mapped-looking
+ * but not mapped, too short) is left exactly as it was. */
+static void test_candidate_unmap(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ip, *want; /* want NULL: unchanged */
+    } rows[] = {
+        {"::ffff:192.0.2.1", "192.0.2.1:4433"},
+        {"::ffff:127.0.0.1", "127.0.0.1:4433"},
+        {"::ffff:0.0.0.0", "0.0.0.0:4433"},
+        {"2001:db8::1", NULL},
+        {"::1", NULL},
+        {"::192.0.2.1", NULL},        /* IPv4-compatible, not mapped */
+        {"::fffe:192.0.2.1", NULL},   /* one bit off */
+        {"64:ff9b::192.0.2.1", NULL}, /* NAT64: a real IPv6 destination */
+        {"198.51.100.7", NULL},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct sockaddr_storage ss, before;
+        socklen_t len = mkaddr(rows[i].ip, 4433, &ss);
+        before = ss;
+        socklen_t n = tallow_sockaddr_unmap(&ss, len);
+        if (!rows[i].want) {
+            assert_int_equal(n, len);
+            assert_memory_equal(&ss, &before, sizeof(ss));
+            continue;
+        }
+        char s[64];
+        assert_int_equal(n, sizeof(struct sockaddr_in));
+        assert_int_equal(ss.ss_family, AF_INET);
+        assert_string_equal(tallow_sockaddr_str((struct sockaddr *)&ss, s, sizeof(s)),
+                            rows[i].want);
+        /* and validated as the IPv4 address it is */
+        char host[32];
+        snprintf(host, sizeof(host), "%.*s", (int)(strrchr(rows[i].want, ':') - rows[i].want),
+                 rows[i].want);
+        struct sockaddr_storage v4;
+        socklen_t v4len = mkaddr(host, 4433, &v4);
+        assert_memory_equal(&ss, &v4, sizeof(ss));
+        assert_int_equal(tallow_validate_candidate_addr((struct sockaddr *)&ss, n, 1),
+                         tallow_validate_candidate_addr((struct sockaddr *)&v4, v4len, 1));
+    }
+    /* a mapped address cut short is not read past its length */
+    struct sockaddr_storage ss;
+    socklen_t len = mkaddr("::ffff:192.0.2.1", 1, &ss);
+    assert_int_equal(tallow_sockaddr_unmap(&ss, len - 1), len - 1);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(tallow_sockaddr_unmap(NULL, 0), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_candidate_encode_round_trip),
         cmocka_unit_test(test_candidate_decode_bad_family),
         cmocka_unit_test(test_candidate_encode_bad_input),
+        cmocka_unit_test(test_candidate_unmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

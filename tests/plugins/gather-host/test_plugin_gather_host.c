@@ -118,7 +118,8 @@ static void test_plugin_gather_host_wildcard_v4(void **state)
 {
     fixture *f = *state;
     tallow_udp *u;
-    assert_int_equal(tallow_udp_open(f->ctx, NULL, 0, &u), 0);
+    struct sockaddr_in any4 = {.sin_family = AF_INET};
+    assert_int_equal(tallow_udp_open(f->ctx, (struct sockaddr *)&any4, sizeof(any4), &u), 0);
     uint16_t port = udp_port(u);
     result r;
     gather(f, u, 0, &r);
@@ -216,6 +217,19 @@ static void test_plugin_gather_host_wildcard_v6(void **state)
         }
     }
     gather(f, u, 1, &r);
+    assert_true(has(&r, lo));
+    tallow_udp_close(u);
+    /* The default endpoint is this dual-stack socket: IPv4 and IPv6 candidates, and IPv4 ones as
+     * plain IPv4 (127.0.0.1, never ::ffff:127.0.0.1). */
+    assert_int_equal(tallow_udp_open(f->ctx, NULL, 0, &u), 0);
+    tallow_udp_local_addr(u, &ss, &l);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    gather(f, u, 1, &r);
+    check_common(&r, port, 1);
+    snprintf(lo, sizeof(lo), "[::1]:%u", port);
+    assert_true(has(&r, lo));
+    snprintf(lo, sizeof(lo), "127.0.0.1:%u", port);
     assert_true(has(&r, lo));
     tallow_udp_close(u);
 }
