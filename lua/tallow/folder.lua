@@ -7,6 +7,11 @@
 --   source -> FileOffer ...                             the changed and new entries (may be empty),
 --                                                       streamed by the transfer engine
 --
+-- Nothing has to fit one message (frames are 2 MiB): the mirror's manifest goes as slices of at
+-- most PART bytes, each ManifestExchange but the last with flags MORE, joined before decoding
+-- (at most MAX_BYTES in all); a long SyncDeleteList goes as several of whole paths, all but the
+-- last with more = true; the engine splits a long offer itself.
+--
 -- Paths are relative to the folder on both sides: the source folder's own name is never part of
 -- them, so `a/b.txt` under the source lands at DIR/a/b.txt on the mirror. A file counts as
 -- unchanged when size and mtime are equal (the engine also skips those); the mirror overwrites
@@ -15,7 +20,11 @@
 -- listed, so they are neither sent nor removed: the next round resumes them.
 local tallow = require "tallow"
 local fs = require "tallow.fs"
-local M = { REQUEST = 1 }
+local M = {
+    REQUEST = 1, MORE = 2,
+    PART = 1 << 20,          -- bytes of a manifest or delete list per message
+    MAX_BYTES = 256 << 20,   -- a mirror manifest, all parts (the engine's bound on an offer)
+}
 
 local function is_partial(path)
     return path:match("%.tallow%-part$") ~= nil
@@ -93,6 +102,21 @@ end
 
 function M.pack_paths(paths) return table.concat(paths, "\0") end
 
+-- paths packed into strings of at most PART bytes (one path longer than that is alone)
+local function pack_parts(paths)
+    local parts, cur, size = {}, {}, 0
+    for _, p in ipairs(paths) do
+        if size > 0 and size + #p + 1 > M.PART then
+            parts[#parts + 1] = table.concat(cur, "\0")
+            cur, size = {}, 0
+        end
+        cur[#cur + 1] = p
+        size = size + #p + 1
+    end
+    parts[#parts + 1] = table.concat(cur, "\0")
+    return parts
+end
+
 function M.unpack_paths(bytes)
     local out = {}
     for p in (bytes or ""):gmatch("[^%z]+") do out[#out + 1] = p end
@@ -103,13 +127,21 @@ end
 function M.request_manifest(s, round, timeout)
     local ok, err, code = s:send("ManifestExchange", { transfer_id = round, flags = M.REQUEST, manifest = "" })
     if not ok then return nil, err, code end
+    local parts, size = {}, 0
     while true do
         local name, m, c = s:recv(timeout)
         if not name then return nil, m, c end
         if name == "ManifestExchange" and m.flags & M.REQUEST == 0 then
-            local theirs, derr, dcode = fs.decode(m.manifest)
-            if not theirs then return nil, "the mirror sent a bad manifest: " .. derr, dcode end
-            return theirs
+            parts[#parts + 1] = m.manifest
+            size = size + #m.manifest
+            if size > M.MAX_BYTES then
+                return nil, string.format("the mirror's manifest is larger than %d bytes", M.MAX_BYTES), "TALLOW_ETOOBIG"
+            end
+            if m.flags & M.MORE == 0 then
+                local theirs, derr, dcode = fs.decode(table.concat(parts))
+                if not theirs then return nil, "the mirror sent a bad manifest: " .. derr, dcode end
+                return theirs
+            end
         end
         -- anything else (a Ping, say) is not for us
     end
@@ -118,8 +150,11 @@ end
 -- Source side: removals first, then the files (an empty offer when there is nothing to send, so
 -- that both sides end the round at the same point). Returns the transfer summary or nil, msg, code.
 function M.push(s, dir, round, send, deletes, progress)
-    local ok, err, code = s:send("SyncDeleteList", { transfer_id = round, paths = M.pack_paths(deletes) })
-    if not ok then return nil, err, code end
+    local parts = pack_parts(deletes)
+    for i, paths in ipairs(parts) do
+        local ok, err, code = s:send("SyncDeleteList", { transfer_id = round, paths = paths, more = i < #parts })
+        if not ok then return nil, err, code end
+    end
     return s:send_files(nil, { base = dir, only = send, progress = progress })
 end
 
@@ -154,8 +189,13 @@ function M.serve(s, dir, opts)
                 mine, map = {}, {}
             end
             before, asked = map, true
-            local ok, err, c = s:send("ManifestExchange", { transfer_id = m.transfer_id, flags = 0, manifest = fs.encode(mine) })
-            if not ok then return nil, err, c end
+            local enc = fs.encode(mine)
+            for at = 1, math.max(#enc, 1), M.PART do
+                local last = at + M.PART > #enc
+                local ok, err, c = s:send("ManifestExchange", { transfer_id = m.transfer_id,
+                    flags = last and 0 or M.MORE, manifest = enc:sub(at, at + M.PART - 1) })
+                if not ok then return nil, err, c end
+            end
         elseif name == "SyncDeleteList" then
             for _, p in ipairs(M.unpack_paths(m.paths)) do
                 if opts.keep then
