@@ -239,11 +239,13 @@ static int l_send_files(lua_State *L)
         }
     }
     lxfer *lx = lx_new(L, ls, 3, "sending  ");
+    tallow_ctx_set_error(ls->rt->ctx, "%s", ""); /* a refusal below says why (too many entries) */
     int rc = tallow__xfer_send(ls->s, &m, text, textlen, &xcbs, lx, &lx->x);
     tallow__manifest_free(&m);
     if (rc < 0) {
+        const char *why = tallow_ctx_last_error(ls->rt->ctx);
         lx_release(lx);
-        return tallow__lua_fail(L, rc, NULL);
+        return tallow__lua_fail(L, rc, why[0] ? why : NULL);
     }
     return wait_for(L, ls, lx);
 }
