@@ -171,12 +171,28 @@ function M.full_round(s, dir, round, opts)
     return plan, res
 end
 
+-- path -> number of entries below it, for every folder of a listing (path -> entry map): one
+-- pass, so that counting what a removed folder held costs nothing per removal
+local function count_inside(map)
+    local n = {}
+    for q in pairs(map) do
+        local p = q
+        while true do
+            p = p:match("^(.*)/[^/]*$")
+            if not p then break end
+            n[p] = (n[p] or 0) + 1
+        end
+    end
+    return n
+end
+
 -- Mirror side: answers requests, applies removals and receives offers until `until_offers`
 -- offers were handled (nil: forever) or the session ends. on_round(report) is called after each
 -- offer with {files, changed, new, deleted, refused, bytes, seconds, notices, errors}.
 -- Returns true after the requested rounds, or nil, message, code when the session ended.
 function M.serve(s, dir, opts)
     local before = {} -- mirror entries as of the last manifest we sent (changed vs new)
+    local inside -- folder -> entries under it in `before`, counted once when a folder goes
     local deleted, errors = 0, {}
     local asked = false -- this round began with a manifest request (a full round)
     local rounds = 0
@@ -188,7 +204,7 @@ function M.serve(s, dir, opts)
             if not mine then
                 mine, map = {}, {}
             end
-            before, asked = map, true
+            before, asked, inside = map, true, nil
             local enc = fs.encode(mine)
             for at = 1, math.max(#enc, 1), M.PART do
                 local last = at + M.PART > #enc
@@ -209,10 +225,8 @@ function M.serve(s, dir, opts)
                         -- count what went: the entry and, for a folder, what we knew under it
                         local n = 1
                         if was and was.dir then
-                            local prefix = p .. "/"
-                            for q in pairs(before) do
-                                if q:sub(1, #prefix) == prefix then n = n + 1 end
-                            end
+                            inside = inside or count_inside(before)
+                            n = n + (inside[p] or 0)
                         end
                         deleted = deleted + n
                     end
@@ -242,7 +256,7 @@ function M.serve(s, dir, opts)
                 refused = sum.refused or 0, bytes = sum.wire_bytes or 0, seconds = sum.seconds or 0,
                 notices = sum.notices or {}, errors = errors, error = not res and err or nil, code = ecode,
             }
-            before, deleted, errors, asked = {}, 0, {}, false
+            before, deleted, errors, asked, inside = {}, 0, {}, false, nil
             if opts.on_round then opts.on_round(report) end
         end
     end
