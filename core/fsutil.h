@@ -16,8 +16,15 @@
 #define TALLOW__HASH_LEN 32u        /* BLAKE2b-256 */
 #define TALLOW__SYNC_EACH (4u << 20) /* files from this size are fsynced as they finish */
 #define TALLOW__MANIFEST_VERSION 1u /* first varint of an encoded manifest */
-#define TALLOW__MANIFEST_MAX_PATHS (64u * 1024u * 1024u) /* total path bytes a decode accepts */
-#define TALLOW__MANIFEST_DEF_ENTRIES (1u << 20) /* max_entries used when the caller passes 0 */
+/* Bounds on one manifest (an offer, a sync listing), whatever the number of messages it
+ * travelled in: entries, path bytes, encoded bytes. A manifest larger than one message goes in
+ * parts of TALLOW__MANIFEST_PART bytes; the receiver grows its buffer as parts arrive, up to
+ * TALLOW__MANIFEST_MAX_BYTES, never to a size the peer merely claims. */
+#define TALLOW__MANIFEST_MAX_ENTRIES (1u << 22)           /* 4,194,304 */
+#define TALLOW__MANIFEST_MAX_PATHS (128u * 1024u * 1024u) /* total path bytes a decode accepts */
+#define TALLOW__MANIFEST_MAX_BYTES (256u * 1024u * 1024u) /* encoded, all parts together */
+#define TALLOW__MANIFEST_PART (1u << 20)                  /* bytes per part (frames: 2 MiB) */
+#define TALLOW__MANIFEST_DEF_ENTRIES TALLOW__MANIFEST_MAX_ENTRIES /* max_entries for 0 */
 
 /* ---- untrusted paths (core/path.c) */
 

@@ -9,13 +9,26 @@
 
 #include "lua_rt.h"
 #include "lua_session.h"
+#include "transfer.h"
 
 typedef struct qmsg {
     struct qmsg *next;
     uint32_t type;
     size_t len;
+    /* a FileOffer joined from parts (may exceed a frame, so it is kept decoded): its header and
+     * its manifest (owned; len bytes); data is unused then */
+    uint8_t *joined;
+    tallow_msg_FileOffer head;
     uint8_t data[];
 } qmsg;
+
+static void qmsg_free(qmsg *q)
+{
+    sodium_memzero(q->data, q->joined ? 0 : q->len); /* decrypted: not left in freed memory */
+    if (q->joined) sodium_memzero(q->joined, q->len);
+    free(q->joined);
+    free(q);
+}
 
 static tallow__lsession *check(lua_State *L)
 {
@@ -76,6 +89,13 @@ static int push_msg(lua_State *co, void *ud)
     ls->head = q->next;
     if (!ls->head) ls->tail = NULL;
     ls->queued--;
+    if (q->joined) {
+        q->head.manifest = (tallow_bytes){q->joined, q->len};
+        lua_pushstring(co, tallow_msgtype_FileOffer.name);
+        tallow__lua_push_msg(co, &tallow_msgtype_FileOffer, &q->head);
+        qmsg_free(q);
+        return 2;
+    }
     tallow_msg_any tmp;
     const tallow_msg_type *t;
     const tallow_registry *reg = tallow_ctx_registry(ls->rt->ctx);
@@ -90,8 +110,7 @@ static int push_msg(lua_State *co, void *ud)
         lua_pushstring(co, "undecodable message");
     }
     if (buf != &tmp) free(buf);
-    sodium_memzero(q->data, q->len); /* decrypted: not left in freed memory */
-    free(q);
+    qmsg_free(q);
     return 2;
 }
 
@@ -103,13 +122,41 @@ static void s_message(tallow__session *s, const tallow_msg_type *t, const void *
                        t->name);
         return;
     }
+    qmsg *q;
+    if (t->id == TALLOW_MSG_FileOffer) {
+        /* an offer whose manifest came in parts reaches the script whole, as one FileOffer */
+        tallow_msg_FileOffer whole;
+        char why[200];
+        int rc = tallow__offer_parts_add(&ls->parts, msg, tallow__session_rx_key(s), &whole, why,
+                                         sizeof(why));
+        if (rc == 0) return;
+        if (rc < 0) {
+            uint64_t tid = ((const tallow_msg_FileOffer *)msg)->transfer_id;
+            tallow_ctx_set_error(ls->rt->ctx, "refused an offer: %s", why);
+            tallow_ctx_log(ls->rt->ctx, TALLOW_LOG_ERROR, "refused an offer: %s", why);
+            tallow__xfer_reject(s, tid, why);
+            return;
+        }
+        if (whole.manifest.ptr && whole.manifest.ptr == ls->parts.buf) {
+            if (!(q = calloc(1, sizeof(*q)))) return;
+            q->type = t->id;
+            q->head = whole;
+            q->joined = ls->parts.buf; /* taken over */
+            q->len = whole.manifest.len;
+            ls->parts.buf = NULL;
+            tallow__offer_parts_reset(&ls->parts);
+            goto queue;
+        }
+    }
     size_t n = tallow_msg_encoded_size(t, msg);
-    qmsg *q = malloc(sizeof(*q) + n);
+    q = malloc(sizeof(*q) + n);
     if (!q) return;
     q->next = NULL;
     q->type = t->id;
     q->len = n;
+    q->joined = NULL;
     tallow_msg_encode(t, msg, q->data, n);
+queue:
     if (ls->tail)
         ls->tail->next = q;
     else
@@ -403,9 +450,9 @@ static int l_close(lua_State *L)
     while (ls->head) {
         qmsg *q = ls->head;
         ls->head = q->next;
-        sodium_memzero(q->data, q->len);
-        free(q);
+        qmsg_free(q);
     }
+    tallow__offer_parts_reset(&ls->parts);
     ls->tail = NULL;
     if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);
     ls->recv_timer = NULL;

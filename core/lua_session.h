@@ -4,6 +4,7 @@
 #define TALLOW_LUA_SESSION_H
 
 #include "lua_rt.h"
+#include "offer_parts.h"
 #include "session.h"
 
 typedef struct tallow__lsession tallow__lsession;
@@ -14,6 +15,7 @@ struct tallow__lsession {
     int ready, closed, status;
     struct qmsg *head, *tail;
     size_t queued;
+    tallow__offer_parts parts; /* a FileOffer arriving in parts */
     tallow__waiter open_w, recv_w, send_w;
     int open_waiting, recv_waiting, send_waiting;
     tallow_timer *recv_timer;

@@ -239,11 +239,13 @@ static int l_send_files(lua_State *L)
         }
     }
     lxfer *lx = lx_new(L, ls, 3, "sending  ");
+    tallow_ctx_set_error(ls->rt->ctx, "%s", ""); /* a refusal below says why (too many entries) */
     int rc = tallow__xfer_send(ls->s, &m, text, textlen, &xcbs, lx, &lx->x);
     tallow__manifest_free(&m);
     if (rc < 0) {
+        const char *why = tallow_ctx_last_error(ls->rt->ctx);
         lx_release(lx);
-        return tallow__lua_fail(L, rc, NULL);
+        return tallow__lua_fail(L, rc, why[0] ? why : NULL);
     }
     return wait_for(L, ls, lx);
 }
@@ -311,18 +313,22 @@ void tallow__lsession_add_methods(lua_State *L)
     luaL_setfuncs(L, m, 0);
 }
 
-/* tallow.session.manifest(bytes) -> {entries={{path=, size=, dir=}...}, files=, bytes=}, with
- * every name escaped for display; nil, message, code for a manifest that would be refused. */
+/* tallow.session.manifest(bytes [, max_listed]) -> {entries={{path=, size=, dir=}...}, files=,
+ * bytes=, count=}, with every name escaped for display; only the first max_listed entries are
+ * listed when given (count is all of them); nil, message, code for a manifest that would be
+ * refused. */
 int tallow__lua_manifest(lua_State *L)
 {
     size_t len;
     const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    lua_Integer max = luaL_optinteger(L, 2, -1);
     tallow__manifest m = {0};
-    int rc = tallow__manifest_decode(buf, len, 1u << 20, &m);
+    int rc = tallow__manifest_decode(buf, len, TALLOW__MANIFEST_MAX_ENTRIES, &m);
     if (rc < 0) return tallow__lua_fail(L, rc, NULL);
-    lua_createtable(L, 0, 3);
-    lua_createtable(L, (int)(m.n < 1000 ? m.n : 1000), 0);
-    for (size_t i = 0; i < m.n; i++) {
+    size_t listed = max >= 0 && (uint64_t)max < m.n ? (size_t)max : m.n;
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, (int)(listed < 1000 ? listed : 1000), 0);
+    for (size_t i = 0; i < listed; i++) {
         char shown[1200];
         lua_createtable(L, 0, 3);
         lua_pushstring(L, tallow__printable(m.e[i].path, strlen(m.e[i].path), shown, sizeof(shown)));
@@ -334,6 +340,8 @@ int tallow__lua_manifest(lua_State *L)
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "entries");
+    lua_pushinteger(L, (lua_Integer)m.n);
+    lua_setfield(L, -2, "count");
     lua_pushinteger(L, (lua_Integer)m.nfiles);
     lua_setfield(L, -2, "files");
     lua_pushinteger(L, (lua_Integer)m.total_size);

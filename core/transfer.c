@@ -28,7 +28,8 @@
 #define ACK_EVERY (4u * 1024u * 1024u)
 #define RESUME_ALIGN (1u * 1024u * 1024u)
 #define MAX_TEXT (64u * 1024u * 1024u)
-#define MAX_ENTRIES (1u << 20)
+#define MAX_ENTRIES TALLOW__MANIFEST_MAX_ENTRIES
+#define PART TALLOW__MANIFEST_PART /* manifests and resume lists longer than this go in parts */
 
 enum { X_OFFERED, X_STREAMING, X_FINISHING, X_DONE };
 
@@ -44,6 +45,8 @@ struct tallow__xfer {
     tallow__manifest m;
     uint64_t *resume; /* per entry: where to (re)start, or size+1 for "skip" */
     uint64_t *kept;   /* per entry: the prefix the receiver kept from an earlier session */
+    size_t accepted;  /* entries the receiver's resume list (FileAccept parts) covered so far */
+    size_t refused_from; /* sender: the next refusal must name an entry at or after this */
     uint8_t *text;
     size_t textlen;
     tallow__xfer_stats st;
@@ -323,37 +326,61 @@ static void note_refused(tallow__xfer *x, size_t i, uint64_t err)
     }
 }
 
+static int accept_entry(tallow__xfer *x, size_t i, uint64_t v)
+{
+    if (v > x->m.e[i].size + 1 || (x->m.e[i].type == TALLOW__ENT_DIR && v > 1))
+        return TALLOW_EPROTO;
+    x->resume[i] = x->m.e[i].type == TALLOW__ENT_DIR ? 0 : v;
+    x->kept[i] = is_skip(x, i) ? 0 : x->resume[i];
+    if (x->m.e[i].type == TALLOW__ENT_FILE) {
+        uint64_t had = is_skip(x, i) ? x->m.e[i].size : v;
+        x->st.bytes_resumed += had;
+        if (is_skip(x, i)) x->st.files_skipped++;
+    }
+    return 0;
+}
+
+/* A refusal names an entry the resume list already covered, in ascending order; a refused file
+ * is skipped like one already there, so it is taken back out of those counts. */
+static int refuse_entry(tallow__xfer *x, uint64_t i, uint64_t err)
+{
+    if (i >= x->accepted || i < x->refused_from) return TALLOW_EPROTO;
+    const tallow__entry *e = &x->m.e[i];
+    if (e->type == TALLOW__ENT_FILE) {
+        if (!is_skip(x, i)) return TALLOW_EPROTO;
+        x->st.bytes_resumed -= e->size;
+        x->st.files_skipped--;
+    }
+    x->refused_from = (size_t)i + 1;
+    note_refused(x, (size_t)i, err);
+    return 0;
+}
+
+/* One FileAccept. Long lists come in parts, all but the last with more: the resume list in whole
+ * varints first, then the refusals in whole pairs. Entries the resume list does not reach start
+ * at 0. */
 static int on_accept(tallow__xfer *x, const tallow_msg_FileAccept *a)
 {
     const uint8_t *p = a->resume.ptr, *rp = a->refused.ptr;
     size_t left = a->resume.len, rleft = a->refused.len;
-    uint64_t ridx, rerr;
-    if (next_refused(&rp, &rleft, &ridx, &rerr) < 0) return TALLOW_EPROTO;
-    for (size_t i = 0; i < x->m.n; i++) {
-        uint64_t v = 0;
-        if (left > 0) {
-            int n = tallow_varint_get(p, left, &v);
-            if (n < 0) return TALLOW_EPROTO;
-            p += n;
-            left -= (size_t)n;
-        }
-        if (v > x->m.e[i].size + 1 || (x->m.e[i].type == TALLOW__ENT_DIR && v > 1))
+    while (left > 0) {
+        uint64_t v;
+        int n = tallow_varint_get(p, left, &v);
+        if (n < 0 || x->accepted >= x->m.n || accept_entry(x, x->accepted, v) < 0)
             return TALLOW_EPROTO;
-        x->resume[i] = x->m.e[i].type == TALLOW__ENT_DIR ? 0 : v;
-        x->kept[i] = is_skip(x, i) ? 0 : x->resume[i];
-        if (ridx < i) return TALLOW_EPROTO; /* out of order, or twice */
-        if (ridx == i) {
-            /* a refused file is skipped like one already there; it is not sent either way */
-            if (x->m.e[i].type == TALLOW__ENT_FILE && !is_skip(x, i)) return TALLOW_EPROTO;
-            note_refused(x, i, rerr);
-            if (next_refused(&rp, &rleft, &ridx, &rerr) < 0) return TALLOW_EPROTO;
-        } else if (x->m.e[i].type == TALLOW__ENT_FILE) {
-            uint64_t had = is_skip(x, i) ? x->m.e[i].size : v;
-            x->st.bytes_resumed += had;
-            if (is_skip(x, i)) x->st.files_skipped++;
-        }
+        p += n;
+        left -= (size_t)n;
+        x->accepted++;
     }
-    if (left || ridx != UINT64_MAX) return TALLOW_EPROTO;
+    for (;;) {
+        uint64_t ridx, rerr;
+        if (next_refused(&rp, &rleft, &ridx, &rerr) < 0) return TALLOW_EPROTO;
+        if (ridx == UINT64_MAX) break;
+        if (refuse_entry(x, ridx, rerr) < 0) return TALLOW_EPROTO;
+    }
+    if (a->more) return 0;
+    for (; x->accepted < x->m.n; x->accepted++)
+        accept_entry(x, x->accepted, 0);
     x->st.bytes_done = x->st.bytes_resumed;
     x->state = X_STREAMING;
     pump(x);
@@ -690,6 +717,12 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
         x->m = *m;
         memset(m, 0, sizeof(*m));
     }
+    if (x->m.n > MAX_ENTRIES) {
+        tallow_ctx_set_error(x->ctx, "%zu entries: more than %u in one transfer", x->m.n,
+                             MAX_ENTRIES);
+        rc = TALLOW_ETOOBIG;
+        goto fail;
+    }
     x->resume = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
     x->kept = calloc(x->m.n ? x->m.n : 1, sizeof(uint64_t));
     if (!x->resume || !x->kept || make_prefix(x) < 0) goto fail;
@@ -704,8 +737,14 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
     if (rc < 0) goto fail;
     tallow_msg_FileOffer fo = {.transfer_id = x->tid, .kind = x->kind, .count = x->m.n,
                                .total_size = x->m.total_size};
-    fo.manifest = (tallow_bytes){enc, enclen};
-    rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileOffer, &fo);
+    size_t at = 0;
+    do { /* in parts when long: the receiver joins them (core/offer_parts.c) */
+        size_t n = enclen - at < PART ? enclen - at : PART;
+        fo.manifest = (tallow_bytes){enc + at, n};
+        at += n;
+        fo.more = at < enclen;
+        rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileOffer, &fo);
+    } while (rc >= 0 && at < enclen);
     free(enc);
     if (rc < 0) goto fail;
     x->state = X_OFFERED;
@@ -799,9 +838,29 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
     }
     x->st.bytes_done = x->st.bytes_resumed;
     tallow_msg_FileAccept fa = {.transfer_id = x->tid};
-    fa.resume = (tallow_bytes){list, pos};
-    fa.refused = (tallow_bytes){rlist, rpos};
-    rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
+    size_t at = 0, rat = 0;
+    do { /* in parts when long: whole varints of the resume list, then whole refusal pairs */
+        size_t end = at;
+        while (end < pos && end - at < PART) {
+            uint64_t v;
+            end += (size_t)tallow_varint_get(list + end, pos - end, &v);
+        }
+        fa.resume = (tallow_bytes){list + at, end - at};
+        at = end;
+        fa.refused = (tallow_bytes){NULL, 0};
+        if (at == pos) {
+            size_t rend = rat;
+            while (rend < rpos && rend - rat < PART / 2) {
+                uint64_t v;
+                for (int k = 0; k < 2; k++)
+                    rend += (size_t)tallow_varint_get(rlist + rend, rpos - rend, &v);
+            }
+            fa.refused = (tallow_bytes){rlist + rat, rend - rat};
+            rat = rend;
+        }
+        fa.more = at < pos || rat < rpos;
+        rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
+    } while (rc >= 0 && (at < pos || rat < rpos));
     free(list);
     free(rlist);
     if (rc < 0) {

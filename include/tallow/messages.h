@@ -33,15 +33,21 @@
 #define TALLOW_FIELDS_RoomLeave(F, S) F(S, 1, reason, STR)
 #define TALLOW_FIELDS_PeerArrived(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
 #define TALLOW_FIELDS_PeerDeparted(F, S) F(S, 1, peer_index, U32) F(S, 2, reason, STR) F(S, 3, peers, U32)
-/* kind: 0 files, 1 text. manifest: the transfer engine's encoding of the entries. */
+/* kind: 0 files, 1 text. manifest: the transfer engine's encoding of the entries. A manifest
+ * larger than one frame travels in parts: several FileOffers with the same transfer_id (and the
+ * same kind, count, total_size), each holding the next slice of the manifest's bytes, all but
+ * the last with more = 1; the receiver joins them before decoding (core/offer_parts.c). */
 #define TALLOW_FIELDS_FileOffer(F, S)                                                                 \
     F(S, 1, transfer_id, U64) F(S, 2, kind, U32) F(S, 3, count, U64) F(S, 4, total_size, U64)                  \
-    F(S, 5, manifest, BYTES)
+    F(S, 5, manifest, BYTES) F(S, 6, more, BOOL)
 /* resume: per file, the byte offset the receiver already holds verified (varints, in order); size + 1
  * skips the file (there whole, or refused). refused: the entries the receiver refused, as
  * (index, -error) varint pairs in ascending index order, so that the sender can tell them from files
- * already there (a refused empty file leaves no missing byte to notice). */
-#define TALLOW_FIELDS_FileAccept(F, S) F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES) F(S, 3, refused, BYTES)
+ * already there (a refused empty file leaves no missing byte to notice). When long, in parts like
+ * FileOffer's manifest (all but the last with more = 1): whole varints of resume first, then whole
+ * pairs of refused, each pair naming an entry an earlier or the same part's resume covered. */
+#define TALLOW_FIELDS_FileAccept(F, S)                                                                \
+    F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES) F(S, 3, refused, BYTES) F(S, 4, more, BOOL)
 #define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
 /* last: final chunk of a file; hash: on the last chunk of a file whose receiver kept a prefix from
  * an earlier session (FileAccept resume offset > 0), and only then: BLAKE2b-256 of the sender's
@@ -53,9 +59,13 @@
 #define TALLOW_FIELDS_TransferComplete(F, S) F(S, 1, transfer_id, U64) F(S, 2, files, U64) F(S, 3, bytes, U64)
 #define TALLOW_FIELDS_TransferError(F, S)                                                             \
     F(S, 1, transfer_id, U64) F(S, 2, code, I64) F(S, 3, message, STR) F(S, 4, file_index, U64)
+/* flags: 1 REQUEST (send me yours), 2 MORE (the manifest continues in the next
+ * ManifestExchange: slices of its bytes, joined before decoding; lua/tallow/folder.lua). */
 #define TALLOW_FIELDS_ManifestExchange(F, S)                                                          \
     F(S, 1, transfer_id, U64) F(S, 2, manifest, BYTES) F(S, 3, flags, U32)
-#define TALLOW_FIELDS_SyncDeleteList(F, S) F(S, 1, transfer_id, U64) F(S, 2, paths, BYTES)
+/* paths: NUL-separated; a long list travels as several messages of whole paths, all but the
+ * last with more = 1 (each can be applied as it comes). */
+#define TALLOW_FIELDS_SyncDeleteList(F, S) F(S, 1, transfer_id, U64) F(S, 2, paths, BYTES) F(S, 3, more, BOOL)
 #define TALLOW_FIELDS_Ping(F, S) F(S, 1, seq, U64) F(S, 2, time, U64)
 #define TALLOW_FIELDS_Pong(F, S) F(S, 1, seq, U64) F(S, 2, time, U64)
 /* pake: the CPace share; nonce: 32 random bytes bound into the session key. */

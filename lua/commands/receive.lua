@@ -34,7 +34,7 @@ local what
 if offer.kind == 1 then
     what = string.format("a text of %s", ui.size(offer.total_size))
 else
-    local m, err = tallow.session.manifest(offer.manifest)
+    local m, err = tallow.session.manifest(offer.manifest, 6) -- names of the first few only
     if not m then
         s:reject(offer, err)
         tallow.sleep(0.2) -- let the refusal reach the sender before exiting

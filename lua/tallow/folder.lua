@@ -7,6 +7,11 @@
 --   source -> FileOffer ...                             the changed and new entries (may be empty),
 --                                                       streamed by the transfer engine
 --
+-- Nothing has to fit one message (frames are 2 MiB): the mirror's manifest goes as slices of at
+-- most PART bytes, each ManifestExchange but the last with flags MORE, joined before decoding
+-- (at most MAX_BYTES in all); a long SyncDeleteList goes as several of whole paths, all but the
+-- last with more = true; the engine splits a long offer itself.
+--
 -- Paths are relative to the folder on both sides: the source folder's own name is never part of
 -- them, so `a/b.txt` under the source lands at DIR/a/b.txt on the mirror. A file counts as
 -- unchanged when size and mtime are equal (the engine also skips those); the mirror overwrites
@@ -15,7 +20,11 @@
 -- listed, so they are neither sent nor removed: the next round resumes them.
 local tallow = require "tallow"
 local fs = require "tallow.fs"
-local M = { REQUEST = 1 }
+local M = {
+    REQUEST = 1, MORE = 2,
+    PART = 1 << 20,          -- bytes of a manifest or delete list per message
+    MAX_BYTES = 256 << 20,   -- a mirror manifest, all parts (the engine's bound on an offer)
+}
 
 local function is_partial(path)
     return path:match("%.tallow%-part$") ~= nil
@@ -93,6 +102,21 @@ end
 
 function M.pack_paths(paths) return table.concat(paths, "\0") end
 
+-- paths packed into strings of at most PART bytes (one path longer than that is alone)
+local function pack_parts(paths)
+    local parts, cur, size = {}, {}, 0
+    for _, p in ipairs(paths) do
+        if size > 0 and size + #p + 1 > M.PART then
+            parts[#parts + 1] = table.concat(cur, "\0")
+            cur, size = {}, 0
+        end
+        cur[#cur + 1] = p
+        size = size + #p + 1
+    end
+    parts[#parts + 1] = table.concat(cur, "\0")
+    return parts
+end
+
 function M.unpack_paths(bytes)
     local out = {}
     for p in (bytes or ""):gmatch("[^%z]+") do out[#out + 1] = p end
@@ -103,13 +127,21 @@ end
 function M.request_manifest(s, round, timeout)
     local ok, err, code = s:send("ManifestExchange", { transfer_id = round, flags = M.REQUEST, manifest = "" })
     if not ok then return nil, err, code end
+    local parts, size = {}, 0
     while true do
         local name, m, c = s:recv(timeout)
         if not name then return nil, m, c end
         if name == "ManifestExchange" and m.flags & M.REQUEST == 0 then
-            local theirs, derr, dcode = fs.decode(m.manifest)
-            if not theirs then return nil, "the mirror sent a bad manifest: " .. derr, dcode end
-            return theirs
+            parts[#parts + 1] = m.manifest
+            size = size + #m.manifest
+            if size > M.MAX_BYTES then
+                return nil, string.format("the mirror's manifest is larger than %d bytes", M.MAX_BYTES), "TALLOW_ETOOBIG"
+            end
+            if m.flags & M.MORE == 0 then
+                local theirs, derr, dcode = fs.decode(table.concat(parts))
+                if not theirs then return nil, "the mirror sent a bad manifest: " .. derr, dcode end
+                return theirs
+            end
         end
         -- anything else (a Ping, say) is not for us
     end
@@ -118,8 +150,11 @@ end
 -- Source side: removals first, then the files (an empty offer when there is nothing to send, so
 -- that both sides end the round at the same point). Returns the transfer summary or nil, msg, code.
 function M.push(s, dir, round, send, deletes, progress)
-    local ok, err, code = s:send("SyncDeleteList", { transfer_id = round, paths = M.pack_paths(deletes) })
-    if not ok then return nil, err, code end
+    local parts = pack_parts(deletes)
+    for i, paths in ipairs(parts) do
+        local ok, err, code = s:send("SyncDeleteList", { transfer_id = round, paths = paths, more = i < #parts })
+        if not ok then return nil, err, code end
+    end
     return s:send_files(nil, { base = dir, only = send, progress = progress })
 end
 
@@ -136,12 +171,28 @@ function M.full_round(s, dir, round, opts)
     return plan, res
 end
 
+-- path -> number of entries below it, for every folder of a listing (path -> entry map): one
+-- pass, so that counting what a removed folder held costs nothing per removal
+local function count_inside(map)
+    local n = {}
+    for q in pairs(map) do
+        local p = q
+        while true do
+            p = p:match("^(.*)/[^/]*$")
+            if not p then break end
+            n[p] = (n[p] or 0) + 1
+        end
+    end
+    return n
+end
+
 -- Mirror side: answers requests, applies removals and receives offers until `until_offers`
 -- offers were handled (nil: forever) or the session ends. on_round(report) is called after each
 -- offer with {files, changed, new, deleted, refused, bytes, seconds, notices, errors}.
 -- Returns true after the requested rounds, or nil, message, code when the session ended.
 function M.serve(s, dir, opts)
     local before = {} -- mirror entries as of the last manifest we sent (changed vs new)
+    local inside -- folder -> entries under it in `before`, counted once when a folder goes
     local deleted, errors = 0, {}
     local asked = false -- this round began with a manifest request (a full round)
     local rounds = 0
@@ -153,9 +204,14 @@ function M.serve(s, dir, opts)
             if not mine then
                 mine, map = {}, {}
             end
-            before, asked = map, true
-            local ok, err, c = s:send("ManifestExchange", { transfer_id = m.transfer_id, flags = 0, manifest = fs.encode(mine) })
-            if not ok then return nil, err, c end
+            before, asked, inside = map, true, nil
+            local enc = fs.encode(mine)
+            for at = 1, math.max(#enc, 1), M.PART do
+                local last = at + M.PART > #enc
+                local ok, err, c = s:send("ManifestExchange", { transfer_id = m.transfer_id,
+                    flags = last and 0 or M.MORE, manifest = enc:sub(at, at + M.PART - 1) })
+                if not ok then return nil, err, c end
+            end
         elseif name == "SyncDeleteList" then
             for _, p in ipairs(M.unpack_paths(m.paths)) do
                 if opts.keep then
@@ -169,10 +225,8 @@ function M.serve(s, dir, opts)
                         -- count what went: the entry and, for a folder, what we knew under it
                         local n = 1
                         if was and was.dir then
-                            local prefix = p .. "/"
-                            for q in pairs(before) do
-                                if q:sub(1, #prefix) == prefix then n = n + 1 end
-                            end
+                            inside = inside or count_inside(before)
+                            n = n + (inside[p] or 0)
                         end
                         deleted = deleted + n
                     end
@@ -202,7 +256,7 @@ function M.serve(s, dir, opts)
                 refused = sum.refused or 0, bytes = sum.wire_bytes or 0, seconds = sum.seconds or 0,
                 notices = sum.notices or {}, errors = errors, error = not res and err or nil, code = ecode,
             }
-            before, deleted, errors, asked = {}, 0, {}, false
+            before, deleted, errors, asked, inside = {}, 0, {}, false, nil
             if opts.on_round then opts.on_round(report) end
         end
     end

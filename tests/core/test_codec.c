@@ -601,6 +601,21 @@ static void test_codec_core_ids_pinned(void **state)
     assert_int_equal(n, 39);
     assert_null(tallow_registry_find(reg, 39));
     assert_null(tallow_registry_find_name(reg, "NoSuchType"));
+    /* fields appended later keep their tags too: the "more follows" of messages in parts */
+    static const struct {
+        const tallow_msg_type *t;
+        uint32_t tag;
+        const char *name;
+    } appended[] = {{&tallow_msgtype_FileOffer, 6, "more"},
+                    {&tallow_msgtype_FileAccept, 4, "more"},
+                    {&tallow_msgtype_SyncDeleteList, 3, "more"}};
+    for (size_t i = 0; i < sizeof(appended) / sizeof(appended[0]); i++) {
+        const tallow_msg_type *t = appended[i].t;
+        const tallow_field *f = &t->fields[t->nfields - 1];
+        if (f->tag != appended[i].tag || strcmp(f->name, appended[i].name) != 0 ||
+            f->kind != TALLOW_F_BOOL)
+            fail_msg("%s: last field %s has tag %u", t->name, f->name, f->tag);
+    }
     tallow_registry_free(reg);
 }
 

@@ -1,6 +1,7 @@
 /* tests/fuzz/fuzz_resume.c — libFuzzer target for the resume data.
  * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
- * parsed by on_accept in core/transfer.c). transfer.c is compiled into this file to reach its
+ * parsed by on_accept in core/transfer.c), in one message or, when (byte 0 / 17) is odd, in two
+ * parts cut in the middle (more = 1 on the first). transfer.c is compiled into this file to reach its
  * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
  * (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a size), then, when
  * byte 0 has bit 6, a length byte and that many bytes of refusal list (FileAccept.refused), then
@@ -140,7 +141,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(list, data + pos, size - pos);
     tallow_msg_FileAccept a = {.transfer_id = 1, .resume = {list, size - pos},
                                .refused = {refused, rlen}};
-    int rc = on_accept(x, &a);
+    int rc = 0;
+    if ((data[0] / 17) & 1) { /* in two parts (FileAccept.more), cut in the middle */
+        size_t half = (size - pos) / 2;
+        tallow_msg_FileAccept first = {.transfer_id = 1, .resume = {list, half}, .more = 1};
+        rc = on_accept(x, &first);
+        CHECK(rc < 0 || x->state == X_OFFERED); /* nothing starts before the last part */
+        a.resume = (tallow_bytes){list + half, size - pos - half};
+    }
+    if (rc == 0) rc = on_accept(x, &a);
     if (rc == 0) {
         CHECK(x->state == X_STREAMING);
         /* every refusal names an entry, once, in order: count the pairs again */

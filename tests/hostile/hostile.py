@@ -67,8 +67,14 @@ CASES = {
     "size_over_int64": ("peer", 1, MALFORMED, {}),
     "len_overflow_varint": ("peer", 1, MALFORMED, {}),
     "len_negative": ("peer", 1, MALFORMED, {}),
-    "ten_million_entries": ("peer", 1, r"refused the offer: value or frame too large", {}),
+    "ten_million_entries": ("peer", 1, r"refused an offer: 10000000 entries: more than 4194304 "
+                            r"in one offer", {}),
     "million_entries_short": ("peer", 1, MALFORMED, {}),
+    "offer_in_parts": ("peer", 0, r"Received 2 files", {"d/one.txt": b"one", "d/two.txt": b""}),
+    "parts_interrupted": ("peer", 1, r"refused an offer: offer 4242 came in parts and offer 4243 "
+                          r"began before its last part", {}),
+    "parts_other_key": ("peer", 1, r"refused an offer: a part of offer 4242 came under another key",
+                        {}),
     "reordered_chunks": ("peer", 1, r"out-of-order data for f.bin", {}),
     "chunk_after_last": ("peer", 1, r"peer sent data for an unknown or finished file", {"e.txt": b""}),
     "chunk_after_complete": ("peer", 0, r"Received 1 file", {"e.txt": b""}),

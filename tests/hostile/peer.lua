@@ -215,6 +215,41 @@ cases.million_entries_short = function() -- claims 1,000,000 (under the cap), se
     refused_offer({ { raw = "\1\0" } }, { count = 1000000 })
 end
 
+-- ---- offers in parts (a manifest larger than one frame): the receiver joins them
+local function offer_parts(tid, m, step, count, total, stop_at)
+    for at = 1, #m, step do
+        if stop_at and at >= stop_at then return end
+        assert(s:send_tx(tid, "FileOffer", { transfer_id = tid, kind = 0, count = count, total_size = total,
+            manifest = m:sub(at, at + step - 1), more = at + step <= #m }))
+    end
+end
+cases.offer_in_parts = function() -- an honest offer cut every 5 bytes, cuts inside names and varints
+    local entries = { { path = "d", dir = true }, { path = "d/one.txt", size = 3 }, { path = "d/two.txt", size = 0 } }
+    offer_parts(TID, manifest(entries), 5, 3, 3)
+    if answer() == "FileAccept" then
+        chunk(1, 0, "one", true)
+        chunk(2, 0, "", true)
+        complete(2, 3)
+    end
+    linger(2)
+end
+cases.parts_interrupted = function() -- half an offer, then another offer
+    local m = manifest { { path = "a.txt", size = 0 }, { path = "b.txt", size = 0 } }
+    offer_parts(TID, m, 4, 2, 0, 9)
+    assert(s:send_tx(TID + 1, "FileOffer", { transfer_id = TID + 1, kind = 0, count = 1, total_size = 0,
+        manifest = manifest { { path = "c.txt", size = 0 } } }))
+    answer()
+    linger(1)
+end
+cases.parts_other_key = function() -- the next part under the session key, not the transfer's
+    local m = manifest { { path = "a.txt", size = 0 }, { path = "b.txt", size = 0 } }
+    offer_parts(TID, m, 4, 2, 0, 5)
+    assert(s:send("FileOffer", { transfer_id = TID, kind = 0, count = 2, total_size = 0,
+        manifest = m:sub(5), more = false }))
+    answer()
+    linger(1)
+end
+
 -- ---- frames and messages that lie
 cases.reordered_chunks = function()
     offer { { path = "f.bin", size = 20 } }
