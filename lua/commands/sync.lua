@@ -38,10 +38,16 @@ local function receive()
     code = common.code_from(code)
     local s <close> = common.open(opts, code, false)
     local report
+    -- a paired sender that goes silent must not hold us until the relay closes the room
+    local wait = common.offer_timeout()
     local done, rerr, rcode = folder.serve(s, dir, {
-        rounds = 1, keep = opts.keep, progress = ui.progress_mode(),
+        rounds = 1, keep = opts.keep, progress = ui.progress_mode(), timeout = wait,
         on_round = function(r) report = r end,
     })
+    if not done and not report and rcode == "TALLOW_ETIMEOUT" then
+        ui.die(string.format("the sender sent nothing for %g s; giving up " ..
+            "(TALLOW_OFFER_TIMEOUT sets how long to wait, 0 for no limit)", wait), rcode)
+    end
     if not done and not report then ui.die(rerr, rcode) end
     for _, n in ipairs(report.notices) do io.stderr:write("tallow: " .. n .. "\n") end
     for _, n in ipairs(report.errors) do io.stderr:write("tallow: " .. n .. "\n") end

@@ -72,4 +72,22 @@ grep -q "sent 0 changed, 1 new; deleted 1" "$TMP/sync-s.log" || fail "type-chang
 [ "$(cat "$DST/d5/f0.txt/inner")" = inner ] || fail "type change not applied"
 rm "$DST/extra.txt"
 diff -r "$SRC" "$DST" || fail "trees differ after the type change"
+
+# 5. a sender that pairs and then says nothing: the receiver gives up after TALLOW_OFFER_TIMEOUT
+code=$(new_code)
+cat >"$TMP/silent.lua" <<'LUA'
+local tallow = require "tallow"
+local s = assert(tallow.session.open { code = os.getenv("TALLOW_CODE"), relay = os.getenv("TALLOW_RELAY"),
+    initiator = true, p2p = false })
+s:recv(20) -- returns when the receiver leaves
+LUA
+bg silent env TALLOW_CODE="$code" "$T" run "$TMP/silent.lua"
+spid=$LAST_PID
+t0=$SECONDS
+bg sync-r env TALLOW_OFFER_TIMEOUT=2 "$T" sync --receive "$code" "$DST"
+wait_pid 20 "$LAST_PID"
+[ "$WAIT_RC" -ne 0 ] || fail "the receiver of a silent sender exited 0"
+grep -q "the sender sent nothing for 2 s; giving up" "$TMP/sync-r.log" || fail "no clear message for a silent sender"
+[ $((SECONDS - t0)) -lt 15 ] || fail "the receiver waited $((SECONDS - t0)) s for a silent sender"
+wait_pid 25 "$spid"
 echo PASS
