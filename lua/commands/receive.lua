@@ -61,10 +61,7 @@ else
 end
 
 local res, err, ecode, partial = s:receive_files(offer, { dest = opts.output, overwrite = opts.overwrite, progress = ui.progress_mode() })
-for _, n in ipairs((res or partial or {}).notices or {}) do
-    io.stderr:write("tallow: " .. n .. "\n")
-    ui.event("refused", { message = n })
-end
+ui.notices((res or partial or {}).notices) -- what was refused, and why
 if not res then ui.die(err, ecode) end
 if res.text then
     if tallow.loop.isatty(1) then io.stdout:write(ui.printable(res.text)) else io.stdout:write(res.text) end

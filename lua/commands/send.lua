@@ -70,10 +70,7 @@ end
 
 local s <close> = common.open(opts, code, true)
 local res, err, ecode, partial = s:send_files(paths, { text = text, progress = ui.progress_mode() })
-for _, n in ipairs((res or partial or {}).notices or {}) do -- what the receiver refused, and why
-    io.stderr:write("tallow: " .. n .. "\n")
-    ui.event("refused", { message = n })
-end
+ui.notices((res or partial or {}).notices) -- what was refused, and why
 if not res then ui.die(err, ecode) end
 ui.say("Sent %d file%s, %s in %.2f s over the %s%s.", res.files, res.files == 1 and "" or "s",
     ui.size(res.total), res.seconds, res.path,

@@ -49,7 +49,7 @@ local function receive()
             "(TALLOW_OFFER_TIMEOUT sets how long to wait, 0 for no limit)", wait), rcode)
     end
     if not done and not report then ui.die(rerr, rcode) end
-    for _, n in ipairs(report.notices) do io.stderr:write("tallow: " .. n .. "\n") end
+    ui.notices(report.notices)
     for _, n in ipairs(report.errors) do io.stderr:write("tallow: " .. n .. "\n") end
     if report.error then ui.die(report.error, report.code) end
     ui.say("received %s (%s in %.2f s) into %s", folder.describe(report.changed, report.new, report.deleted),

@@ -25,6 +25,21 @@ function M.say(fmt, ...)
     io.stderr:write(string.format(fmt, ...) .. "\n")
 end
 
+-- What the engine noted on the way (refused entries and why): each one as a "refused" event, and
+-- on stderr the first NOTICES_SHOWN of them and a count of the rest, so a big refused tree does not
+-- flood the terminal.
+M.NOTICES_SHOWN = 20
+function M.notices(list)
+    for i, n in ipairs(list or {}) do
+        if i <= M.NOTICES_SHOWN then io.stderr:write("tallow: " .. n .. "\n") end
+        M.event("refused", { message = n })
+    end
+    local more = #(list or {}) - M.NOTICES_SHOWN
+    if more > 0 then
+        io.stderr:write(string.format("tallow: ... and %d more like these (--json lists every one)\n", more))
+    end
+end
+
 -- Prints the error and exits non-zero.
 function M.die(msg, code)
     if M.json then M.event("error", { message = msg, code = code or "" }) end

@@ -61,3 +61,19 @@ grep '"event":"error"' "$E2E_TMP/empty.send.out" | grep -q 'refused.*empty\.txt'
 grep '"event":"refused"' "$E2E_TMP/empty.send.out" | grep -q 'empty\.txt: destination exists' ||
     { show "$E2E_TMP/empty.send.out"; fail "sender's JSON has no 'refused' event with the receiver's reason"; }
 ok "refused empty file: receiver rc=$RECV_RC, sender rc=$SEND_RC: $(tail -n 1 "$E2E_TMP/empty.send.err")"
+
+# Many refusals: stderr shows the first 20 and a count of the rest; --json has an event for each.
+src=$E2E_TMP/src-many dest=$E2E_TMP/dest-many
+mkdir -p "$src/d" "$dest/d"
+for i in $(seq 1 30); do printf 'new %s\n' "$i" >"$src/d/f$i.txt"; printf 'old\n' >"$dest/d/f$i.txt"; done
+start_send many --json "$src/d"
+run_recv many 30 --yes -o "$dest" "$CODE"
+finish_send many 30
+[ "$RECV_RC" -ne 0 ] || fail "receiver exited 0 although it refused 30 files"
+n=$(grep -c "refused d/f[0-9]*\.txt: destination exists" "$E2E_TMP/many.recv.err")
+[ "$n" -eq 20 ] || { show "$E2E_TMP/many.recv.err"; fail "receiver printed $n refusal lines, not 20"; }
+grep -q "and 10 more like these" "$E2E_TMP/many.recv.err" || { show "$E2E_TMP/many.recv.err"; fail "no count of the refusals not shown"; }
+n=$(grep -c '"event":"refused"' "$E2E_TMP/many.send.out")
+[ "$n" -eq 30 ] || { show "$E2E_TMP/many.send.out"; fail "sender's JSON has $n refused events, not 30"; }
+[ "$(cat "$dest/d/f7.txt")" = old ] || fail "a refused file was changed"
+ok "30 refusals: 20 lines and a count on stderr, 30 JSON events"
