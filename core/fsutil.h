@@ -124,6 +124,10 @@ void tallow__hash_init(tallow__hash *h);
 void tallow__hash_update(tallow__hash *h, const void *data, size_t len);
 void tallow__hash_final(tallow__hash *h, uint8_t out[TALLOW__HASH_LEN]);
 
+/* The hash of the first n bytes of fd (a resumed prefix: the receiver's partial file, the
+ * sender's source). 0, TALLOW_ENOMEM, or a negative errno (-EIO: the file is shorter). */
+int tallow__hash_prefix(int fd, uint64_t n, uint8_t out[TALLOW__HASH_LEN]);
+
 /* ---- receiver: one file (core/sink.c) */
 
 typedef struct tallow__sink {

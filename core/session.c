@@ -616,10 +616,20 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
                                 const tallow_bytes *field);
 
+/* A transfer frame's clear header (sealed as associated data): kind, epoch, transfer id. */
+#define TX_HDR_MAX 12
+static size_t tx_header(const tallow__session *s, uint64_t tid, uint8_t hdr[TX_HDR_MAX])
+{
+    hdr[0] = KIND_TRANSFER;
+    hdr[1] = s->tx_epoch;
+    return 2 + tallow_varint_put(hdr + 2, tid);
+}
+
 uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                                  const void *msg, const tallow_bytes *field)
 {
-    size_t hlen = 2 + tallow_varint_size(tid); /* kind, epoch, transfer id: see send_tx */
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = tx_header(s, tid, hdr); /* the header send_tx puts before the message */
     size_t need = tallow_msg_encoded_size(t, msg);
     size_t off = tallow__msg_bytes_offset(t, msg, field);
     if (off == SIZE_MAX || need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return NULL;
@@ -628,10 +638,8 @@ uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_
 
 int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len)
 {
-    uint8_t hdr[12];
-    hdr[0] = KIND_TRANSFER;
-    hdr[1] = s->tx_epoch;
-    size_t hlen = 2 + tallow_varint_put(hdr + 2, tid);
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = tx_header(s, tid, hdr);
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
     if (len + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
     tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
@@ -645,10 +653,8 @@ int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t 
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg)
 {
-    uint8_t hdr[12];
-    hdr[0] = KIND_TRANSFER;
-    hdr[1] = s->tx_epoch;
-    size_t hlen = 2 + tallow_varint_put(hdr + 2, tid);
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = tx_header(s, tid, hdr);
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
     tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
     return seal_and_send(s, a, hdr, hlen, t, msg);

@@ -98,12 +98,12 @@ static void part_name(char out[TALLOW__NAME_MAX + 1], const char *base, const ta
     snprintf(out, TALLOW__NAME_MAX + 1, ".%.*s.%s%s", (int)keep, base, hex, PART_SUFFIX);
 }
 
-/* Hashes the first n bytes of fd into h. 0 or a negative code (short file: -EIO). */
-static int hash_prefix(int fd, uint64_t n, tallow__hash *h)
+int tallow__hash_prefix(int fd, uint64_t n, uint8_t out[TALLOW__HASH_LEN])
 {
-    if (n == 0) return 0;
-    uint8_t *buf = malloc(HASH_CHUNK);
-    if (!buf) return TALLOW_ENOMEM;
+    tallow__hash h;
+    tallow__hash_init(&h);
+    uint8_t *buf = n ? malloc(HASH_CHUNK) : NULL;
+    if (n && !buf) return TALLOW_ENOMEM;
     uint64_t off = 0;
     int rc = 0;
     while (off < n) {
@@ -114,10 +114,11 @@ static int hash_prefix(int fd, uint64_t n, tallow__hash *h)
             rc = r < 0 ? -errno : -EIO;
             break;
         }
-        tallow__hash_update(h, buf, (size_t)r);
+        tallow__hash_update(&h, buf, (size_t)r);
         off += (uint64_t)r;
     }
     free(buf);
+    if (rc == 0) tallow__hash_final(&h, out);
     return rc;
 }
 
@@ -155,11 +156,8 @@ static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
     if (keep) {
         /* the kept prefix was written in an earlier session: the sender proves at the end that
          * it equals the same prefix of its file (bytes sent now are the session AEAD's job) */
-        tallow__hash h;
-        tallow__hash_init(&h);
-        int rc = hash_prefix(s->fd, keep, &h);
+        int rc = tallow__hash_prefix(s->fd, keep, s->prefix_hash);
         if (rc) return rc;
-        tallow__hash_final(&h, s->prefix_hash);
     }
     s->prefix = keep;
     posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);

@@ -63,7 +63,6 @@ struct tallow__xfer {
     int in_pump;
     uint64_t pos_sent, pos_max, acked; /* stream positions (see stream_pos) */
     int paused;                        /* waiting for the receiver's position after a resync */
-    uint8_t *chunk;
     char refused_names[256]; /* the first entries the receiver refused, for the closing error */
     uint64_t refused_named;
     int refuse_err; /* receiver: why the first entry was refused (its closing error) */
@@ -194,21 +193,9 @@ static int send_chunk(tallow__xfer *x)
             posix_fadvise(x->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
             /* the receiver kept a prefix from an earlier session: hash the same bytes here,
              * locally, so it can check them (the hash goes on the last chunk) */
-            uint64_t kept = x->kept[x->cur];
-            if (kept) {
-                tallow__hash h;
-                tallow__hash_init(&h);
-                for (uint64_t p = 0; p < kept;) {
-                    size_t want = kept - p < CHUNK ? (size_t)(kept - p) : CHUNK;
-                    ssize_t n = pread(x->fd, x->chunk, want, (off_t)p);
-                    if (n <= 0) {
-                        abort_with(x, TALLOW_EHASH, "source changed while resuming");
-                        return TALLOW_EHASH;
-                    }
-                    tallow__hash_update(&h, x->chunk, (size_t)n);
-                    p += (uint64_t)n;
-                }
-                tallow__hash_final(&h, x->digest);
+            if (x->kept[x->cur] && tallow__hash_prefix(x->fd, x->kept[x->cur], x->digest) != 0) {
+                abort_with(x, TALLOW_EHASH, "source changed while resuming");
+                return TALLOW_EHASH;
             }
         }
         x->file_open = 1;
@@ -693,9 +680,7 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
     tallow__xfer *x = xfer_new(s, cbs, ud);
     if (!x) return TALLOW_ENOMEM;
     x->sender = 1;
-    x->chunk = malloc(CHUNK);
     int rc = TALLOW_ENOMEM;
-    if (!x->chunk) goto fail;
     if (text) {
         if (textlen > MAX_TEXT) {
             rc = TALLOW_ETOOBIG;
@@ -912,10 +897,8 @@ void tallow__xfer_free(tallow__xfer *x)
     free(x->resume);
     free(x->kept);
     free(x->prefix);
-    /* plaintext: the text sent or received, the last block of a resumed prefix hashed */
+    /* plaintext: the text sent or received */
     if (x->text) sodium_memzero(x->text, x->textlen);
-    if (x->chunk) sodium_memzero(x->chunk, CHUNK);
     free(x->text);
-    free(x->chunk);
     free(x);
 }
