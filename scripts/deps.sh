@@ -1,7 +1,9 @@
 #!/bin/sh
-# Installs the Debian packages tallow builds, tests and benchmarks with; only what is missing.
+# Installs the Debian packages tallow builds and tests with, or the ones named as arguments
+# (tests/bench/run.sh names the benchmark's); only what is missing.
 set -e
-PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
+PKGS="$*"
+[ -n "$PKGS" ] || PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
 clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps"
 missing=""
@@ -10,7 +12,7 @@ for p in $PKGS; do
 done
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
-        echo "deps: missing packages:$missing (run 'make deps' as root)" >&2
+        echo "deps: missing packages:$missing (run 'make deps', or 'make bench', as root)" >&2
         exit 1
     fi
     echo "deps: installing$missing"

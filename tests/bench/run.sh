@@ -6,20 +6,8 @@
 # BENCH_CONCURRENT (1000), BENCH_SYNC_FILES (10000), BENCH_DIR (/tmp/tallow-bench).
 set -eu
 BUILD=${1:-build}
-PKGS="magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay time python3 diffutils"
-missing=""
-for p in $PKGS; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    if [ "$(id -u)" != 0 ]; then
-        echo "bench: missing packages:$missing (run 'make bench' as root, or install them)" >&2
-        exit 1
-    fi
-    echo "bench: installing$missing"
-    apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
+"$(dirname "$0")/../../scripts/deps.sh" magic-wormhole python3-magic-wormhole-mailbox-server \
+    magic-wormhole-transit-relay time python3 diffutils
 export TALLOW_BIN="$(cd "$BUILD" && pwd)/bin/tallow"
 export TALLOW_LUA_DIR="${TALLOW_LUA_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/lua}"
 exec /usr/bin/python3 "$(dirname "$0")/bench.py"

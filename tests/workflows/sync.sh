@@ -15,18 +15,6 @@ mkdir -p "$SRC/empty"
 [ "$(find "$SRC" -type f | wc -l)" -eq 1000 ] || fail "fixture is not 1000 files"
 start_relay
 
-# sync CODE ARGS...: runs one round; sender output in sync-s.log, receiver in sync-r.log
-sync_round() {
-    local code
-    code=$(new_code)
-    bg sync-s "$T" sync --code "$code" "$@" "$SRC"
-    local spid=$LAST_PID
-    bg sync-r "$T" sync --receive "$code" "$DST"
-    local rpid=$LAST_PID
-    wait_pid 60 "$rpid"; [ "$WAIT_RC" -eq 0 ] || fail "receiver exited $WAIT_RC"
-    wait_pid 30 "$spid"; [ "$WAIT_RC" -eq 0 ] || fail "sender exited $WAIT_RC"
-}
-
 # 1. first sync: everything is new
 t0=$(date +%s.%N)
 sync_round

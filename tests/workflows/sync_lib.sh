@@ -68,3 +68,17 @@ start_relay() {
 
 # a code phrase of the built-in word list, unique per call
 new_code() { "$T" run /dev/stdin <<<'print((require "tallow.code").generate(3))'; }
+
+# sync_round ARGS...: one `tallow sync` round $SRC -> $DST (a fresh code, ARGS for the sender);
+# sender output in sync-s.log, receiver in sync-r.log; both must exit 0 (the receiver within
+# SYNC_WAIT seconds, default 60).
+sync_round() {
+    local code
+    code=$(new_code)
+    bg sync-s "$T" sync --code "$code" "$@" "$SRC"
+    local spid=$LAST_PID
+    bg sync-r "$T" sync --receive "$code" "$DST"
+    local rpid=$LAST_PID
+    wait_pid "${SYNC_WAIT:-60}" "$rpid"; [ "$WAIT_RC" -eq 0 ] || fail "receiver exited $WAIT_RC"
+    wait_pid 30 "$spid"; [ "$WAIT_RC" -eq 0 ] || fail "sender exited $WAIT_RC"
+}
