@@ -18,10 +18,7 @@ common.load_plugins(opts)
 
 local text = opts.text
 if text == "-" then text = io.stdin:read("a") end
-if not text and #paths == 0 then
-    io.stderr:write(cli.usage(spec) .. "\n")
-    os.exit(2)
-end
+if not text and #paths == 0 then cli.usage_exit(spec) end
 
 local code = common.new_code(opts)
 if not opts.code and not os.getenv("TALLOW_CODE") then

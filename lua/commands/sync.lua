@@ -22,11 +22,6 @@ local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
 common.load_plugins(opts)
 
-local function usage_exit()
-    io.stderr:write(cli.usage(spec) .. "\n")
-    os.exit(2)
-end
-
 local function plural(n, word) return string.format("%d %s%s", n, word, n == 1 and "" or "s") end
 
 -- ---- receiving side: answer the manifest request, apply removals, take the files
@@ -34,7 +29,7 @@ local function receive()
     local code, dir
     if #args == 2 then code, dir = args[1], args[2]
     elseif #args == 1 then dir = args[1]
-    else usage_exit() end
+    else cli.usage_exit(spec) end
     code = common.code_from(code)
     local s <close> = common.open(opts, code, false)
     local report
@@ -61,7 +56,7 @@ end
 
 -- ---- sending side: ask what the receiver has, remove and send the difference
 local function send()
-    if #args ~= 1 then usage_exit() end
+    if #args ~= 1 then cli.usage_exit(spec) end
     local dir = args[1]
     local mine = folder.scan(dir)
     if not mine then ui.die("cannot read " .. dir .. ": not a folder") end

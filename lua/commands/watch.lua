@@ -25,11 +25,6 @@ local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
 common.load_plugins(opts)
 
-local function usage_exit()
-    io.stderr:write(cli.usage(spec) .. "\n")
-    os.exit(2)
-end
-
 local function stamp() return os.date("%H:%M:%S") end
 
 -- Opens the session, retrying (1 s, 2 s, ... 5 s) while the relay or the peer is not there.
@@ -54,7 +49,7 @@ end
 
 -- ---- receiving side: serve rounds for as long as the session lives, then reconnect
 local function receive()
-    if #args ~= 2 and #args ~= 1 then usage_exit() end
+    if #args ~= 2 and #args ~= 1 then cli.usage_exit(spec) end
     local code = common.code_from(#args == 2 and args[1] or nil)
     local dir = args[#args]
     while true do
@@ -150,7 +145,7 @@ local function next_batch(w, s)
 end
 
 local function send()
-    if #args ~= 1 then usage_exit() end
+    if #args ~= 1 then cli.usage_exit(spec) end
     local dir = args[1]
     local w, err = fs.watch(dir) -- before the first sync, so that no change falls in between
     if not w then ui.die(err) end

@@ -33,6 +33,12 @@ function M.usage(spec)
     return table.concat(out, "\n")
 end
 
+-- Wrong arguments: the usage on stderr, exit status 2.
+function M.usage_exit(spec)
+    io.stderr:write(M.usage(spec) .. "\n")
+    os.exit(2)
+end
+
 function M.parse(spec, argv)
     local byname, opts, args = {}, {}, {}
     for _, o in ipairs(spec.options) do
