@@ -25,19 +25,13 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import finish, free_port, room_id  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 MEM_BOUND_KB = 16 * 1024
 FLOOD_SECONDS = 6
 MAX_FRAME = 1048640
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def status(pid, key):
@@ -58,15 +52,11 @@ def connect(src, port):
     return s
 
 
-ROOM_SALT = b"tallow-room-v1\0salt:a7c3e1f09b2d4865"  # core/codephrase.c, public by design
 
 
 def relay_tag(code):
     """The 8 hex digits the relay logs for the room of this code (relay_room_tag)."""
-    n_word = "-".join(code.split("-")[:2]).encode()
-    room = hashlib.blake2b(len(n_word).to_bytes(8, "little") + n_word, digest_size=32,
-                           key=ROOM_SALT).digest()
-    return hashlib.blake2b(room, digest_size=16, key=b"tallow-relay-log").hexdigest()[:8]
+    return hashlib.blake2b(room_id(code), digest_size=16, key=b"tallow-relay-log").hexdigest()[:8]
 
 
 def varint(v):
@@ -314,12 +304,7 @@ def main():
     print(f"guessed room {tag}: closed ({', '.join(guess_closed) or 'never'})")
     if guess_closed[:1] != ["handshake-failed"]:
         fails.append("the relay did not close the room with handshake-failed after the failed PAKE")
-    for f in fails:
-        print("FAIL:", f)
-    print("abuse:", "relay held" if not fails else f"{len(fails)} failures (logs in {work})")
-    if not fails:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    finish("abuse", fails, work, "relay held")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@
   logs   with TALLOW_LOG=debug, the stderr of relay, sender and receiver never holds the code, any
          of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N-word").
 A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
-import hashlib
 import os
 import shutil
 import socket
@@ -14,25 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import finish, free_port, room_id  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
-ROOM_SALT = b"tallow-room-v1\0salt:a7c3e1f09b2d4865"  # core/codephrase.c, public by design
-
-
-def room_id(code):
-    n_word = "-".join(code.split("-")[:2])
-    data = len(n_word).to_bytes(8, "little") + n_word.encode()
-    return hashlib.blake2b(data, digest_size=32, key=ROOM_SALT).hexdigest()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def ps_args():
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
@@ -107,18 +91,13 @@ def main():
         text = open(os.path.join(work, name), "rb").read().decode("utf-8", "replace")
         lines = len(text.splitlines())
         for how, code in codes.items():
-            rid = room_id(code)
+            rid = room_id(code).hex()
             secrets = code.split("-")[1:] + [code, rid, rid[:16], rid[-16:]]
             hits = [s for s in secrets if s.lower() in text.lower()]
             if hits:
                 fails.append(f"{name} ({lines} debug lines) holds {hits}")
         print(f"{name:16} {lines:4} lines at debug: no code, word or room id")
-    for f in fails:
-        print("FAIL:", f)
-    print("secrets:", "kept" if not fails else f"{len(fails)} leaks (logs in {work})")
-    if not fails:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    finish("secrets", fails, work, "kept", "leaks")
 
 
 if __name__ == "__main__":

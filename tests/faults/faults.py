@@ -22,20 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import finish, free_port  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 SEED = 20261125
 RUNS = 6
 SIZE = 64 * 1024 * 1024
 TIMEOUT = 30
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class World:
@@ -223,12 +217,7 @@ def main():
             fails.append("the relay died")
     finally:
         world.stop()
-    for f in fails:
-        print("FAIL:", f)
-    print("faults:", "all held" if not fails else f"{len(fails)} failures (logs in {work})")
-    if not fails:
-        shutil.rmtree(work, ignore_errors=True)
-    sys.exit(1 if fails else 0)
+    finish("faults", fails, work, "all held")
 
 
 if __name__ == "__main__":

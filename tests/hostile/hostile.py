@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import free_port  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,14 +101,6 @@ CASES = {
     "mitm_oversized_session": ("mitm", 1, r"frame larger than the session allows", {}),
     "mitm_bad_confirm": ("mitm", 1, r"code mismatch, or someone tried to guess it", {}),
 }
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_relay(logpath, extra=()):
