@@ -21,14 +21,15 @@ def ps_args():
     return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
 
 
-def cmdlines(procs):
+def cmdlines(procs, fails, how):
+    """/proc/PID/cmdline and environ of each process; each must still be running to be read."""
     out = b""
     for p in procs:
         try:
             out += open(f"/proc/{p.pid}/cmdline", "rb").read() + b"\n"
             out += open(f"/proc/{p.pid}/environ", "rb").read() + b"\n"
         except OSError:
-            pass
+            fails.append(f"{how}: process {p.pid} was gone before its /proc could be read")
     return out.decode("utf-8", "replace")
 
 
@@ -57,19 +58,20 @@ def main():
             snd = subprocess.Popen([T, "send", src], env=dict(dbg, TALLOW_CODE=code),
                                    stdout=slog, stderr=slog)
             if how == "env":
-                rcv = subprocess.Popen([T, "receive", "--yes", "-o", dest],
+                # no --yes: the receiver waits at the accept question, so both are alive to read
+                rcv = subprocess.Popen([T, "receive", "-o", dest],
                                        env=dict(dbg, TALLOW_CODE=code), stdout=rlog, stderr=rlog,
-                                       stdin=subprocess.DEVNULL)
+                                       stdin=subprocess.PIPE)
             else:
                 rcv = subprocess.Popen([T, "receive", "--yes", "-o", dest], env=dbg,
                                        stdout=rlog, stderr=rlog, stdin=subprocess.PIPE)
-            time.sleep(0.5)  # both up (the receiver at its prompt, or pairing)
-            seen = ps_args() + cmdlines([snd, rcv])
+            time.sleep(0.5)  # both up (the receiver at its question, or at the code prompt)
+            seen = ps_args() + cmdlines([snd, rcv], fails, how)
+            rcv.stdin.write(("y\n" if how == "env" else code + "\n").encode())
+            rcv.stdin.flush()
             if how == "prompt":
-                rcv.stdin.write((code + "\n").encode())
-                rcv.stdin.flush()
                 time.sleep(0.3)  # mid-transfer
-                seen += ps_args() + cmdlines([snd, rcv])
+                seen += ps_args() + cmdlines([snd, rcv], [], how)
             for p in (snd, rcv):
                 try:
                     p.wait(30)
