@@ -1,7 +1,15 @@
 /* core/session.c — pairing through a transport, the CPace handshake, and sealed messages.
  * The handshake runs in plaintext frames (kind 0); after it every frame is an AEAD record under
  * a per-direction key (kind 1) or a per-transfer key (kind 2). A failed confirmation tells the
- * peer (HandshakeFailed) and ends the session with TALLOW_ECODE on both sides. */
+ * peer (HandshakeFailed) and ends the session with TALLOW_ECODE on both sides.
+ *
+ * No (key, nonce) pair is ever used twice, by construction: a record's nonce is its number under
+ * its key; the keys of epoch e are KDF(direction key, "epoch", e) and, per transfer,
+ * KDF(KDF(transfer base, "epoch", e), "transfer", id); e is a 64-bit counter that only grows; and
+ * a transfer id's record number survives the eviction of its key from the cache (ids_*), so an id
+ * is never keyed at 0 twice in one epoch. The sender starts a new epoch after a reconnection (only
+ * if the current one carried records: nothing else can have been lost) and by volume (REKEY_*);
+ * the receiver moves to a newer epoch only on a frame that authenticates under its keys. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +21,23 @@
 #define KIND_PLAIN 0
 #define KIND_SEALED 1
 #define KIND_TRANSFER 2
+/* 3 | varint epoch | AEAD(session key): the session's own control record, 1 byte op + le64 */
+#define KIND_CTRL 3
+#define CTRL_ACK 1    /* "I have delivered N of your messages": the sender may forget them */
+#define CTRL_RESEND 2 /* "the messages that follow are my numbers N, N+1, ..." */
+#define ACK_EVERY 32  /* delivered session messages between two acks */
+/* Session-key messages kept for sending again after a reconnection lost them in flight. */
+#define RETX_MAX 256
+#define RETX_BYTES (1u << 20)
+#define RETX_ONE (64u * 1024u)
 #define SESSION_MAX_FRAME (2u * 1024u * 1024u)
-#define TX_KEYS 8
+#define TX_KEYS 8 /* a cache of keys; the record numbers of every id live in ids_* */
+#define IDS_MAX (1u << 20) /* transfer ids with records in one epoch and direction */
+/* Rekey by volume: a new epoch (fresh session and transfer keys) once one epoch sealed 2^24
+ * records or 2^34 bytes (16 GiB), whichever comes first: within TLS 1.3's bound for AES-GCM
+ * (RFC 8446 5.5: 2^24.5 full-size records per key) for any mix of keys in the epoch. */
+#define REKEY_RECORDS (1ull << 24)
+#define REKEY_BYTES (1ull << 34)
 
 enum { ST_PAIRING, ST_HANDSHAKE, ST_READY, ST_FAILED };
 
@@ -24,6 +47,17 @@ typedef struct tx_key {
     uint64_t stamp;
     tallow__aead aead;
 } tx_key;
+
+/* The next record number of every transfer id used in one epoch and direction (open
+ * addressing; no deletion: the table empties when the epoch changes). */
+typedef struct id_ent {
+    uint64_t id, seq;
+    int used;
+} id_ent;
+typedef struct id_tab {
+    id_ent *e;
+    size_t cap, n;
+} id_tab;
 
 struct tallow__session {
     tallow_ctx *ctx;
@@ -43,9 +77,20 @@ struct tallow__session {
     tallow__keys keys;
     tallow__aead tx, rx;
     tx_key txk[TX_KEYS], rxk[TX_KEYS];
-    uint8_t tx_epoch, rx_epoch;
+    id_tab tx_ids, rx_ids;
+    uint64_t tx_epoch, rx_epoch;
+    uint64_t tx_recs, tx_bytes;         /* sealed in the current tx epoch */
+    uint64_t rekey_records, rekey_bytes; /* REKEY_* (tests lower them) */
     uint8_t base_tx[32], base_rx[32]; /* transfer bases of the current epochs */
     int resync_pending; /* a reconnection happened: old-epoch frames may have gaps */
+    /* session-key messages: numbered from 0 in each direction, across epochs */
+    uint64_t tx_count, rx_count, rx_skip;
+    struct retx {
+        uint8_t *m;
+        size_t len;
+    } retx[RETX_MAX]; /* tx numbers tx_count - retx_n .. tx_count - 1, oldest at retx_head */
+    size_t retx_head, retx_n, retx_bytes;
+    uint64_t retx_lost; /* numbers not kept (too large): sent once */
     void (*resync)(void *ud);
     void *resync_ud;
     uint64_t stamp;
@@ -121,7 +166,8 @@ static void handshake_failed(tallow__session *s, int err)
     fail(s, err);
 }
 
-static void enter_epoch(tallow__session *s, int tx, uint8_t epoch);
+static void enter_epoch(tallow__session *s, int tx, uint64_t epoch);
+static void resend_kept(tallow__session *s);
 
 /* Frames went into a direct path that one side has given up (its QUIC died, or it failed while
  * the other had already switched): back to the relay under fresh keys, and a running transfer
@@ -138,11 +184,12 @@ static void direct_lost(tallow__session *s, int err)
         tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
     s->path = s->relay;
     s->resync_pending = 1;
-    enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+    enter_epoch(s, 1, s->tx_epoch + 1);
     /* the peer may not have noticed yet (its QUIC times out later): it must not keep sending
      * into the dead path, nor resume before we both resynchronise */
     static const char why[] = "direct path lost";
     tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, sizeof(why) - 1}};
+    resend_kept(s);
     tallow__session_send(s, &tallow_msgtype_DirectFailed, &f);
     if (s->resync) s->resync(s->resync_ud);
 }
@@ -184,22 +231,77 @@ static void keys_ready(tallow__session *s)
 
 /* ---- per-transfer keys */
 
-static tallow__aead *transfer_key(tallow__session *s, tx_key *tab, const uint8_t base[32],
-                                  uint64_t id)
+static id_ent *ids_slot(const id_tab *t, uint64_t id)
 {
+    size_t mask = t->cap - 1, i = (size_t)((id * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+    while (t->e[i].used && t->e[i].id != id)
+        i = (i + 1) & mask;
+    return &t->e[i];
+}
+
+static const uint64_t *ids_find(const id_tab *t, uint64_t id)
+{
+    if (!t->cap) return NULL;
+    id_ent *e = ids_slot(t, id);
+    return e->used ? &e->seq : NULL;
+}
+
+static int ids_put(id_tab *t, uint64_t id, uint64_t seq)
+{
+    if (t->n + 1 > t->cap / 2) {
+        if (t->n >= IDS_MAX) return TALLOW_ETOOBIG;
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        id_tab nt = {calloc(cap, sizeof(id_ent)), cap, t->n};
+        if (!nt.e) return TALLOW_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->e[i].used) *ids_slot(&nt, t->e[i].id) = t->e[i];
+        free(t->e);
+        *t = nt;
+    }
+    id_ent *e = ids_slot(t, id);
+    if (!e->used) t->n++;
+    *e = (id_ent){id, seq, 1};
+    return 0;
+}
+
+static void ids_clear(id_tab *t)
+{
+    free(t->e);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The key of transfer `id` in the current epoch, with its next record number: from the cache,
+ * or derived again with the number its id reached (an id evicted from the cache never starts
+ * again at 0). NULL (and the session's error set) when the id table cannot take more. */
+static tallow__aead *transfer_key(tallow__session *s, int tx, uint64_t id)
+{
+    tx_key *tab = tx ? s->txk : s->rxk;
+    id_tab *ids = tx ? &s->tx_ids : &s->rx_ids;
     tx_key *victim = &tab[0];
     for (int i = 0; i < TX_KEYS; i++) {
         if (tab[i].used && tab[i].id == id) {
             tab[i].stamp = ++s->stamp;
             return &tab[i].aead;
         }
-        if (!tab[i].used || tab[i].stamp < victim->stamp) victim = &tab[i];
+        if (!tab[i].used || (victim->used && tab[i].stamp < victim->stamp)) victim = &tab[i];
     }
+    /* a key that sealed or opened nothing has no position to keep (forged frames for unknown
+     * ids do not grow the table) */
+    if (victim->used && victim->aead.seq > 0) {
+        int rc = ids_put(ids, victim->id, victim->aead.seq);
+        if (rc < 0) {
+            tallow_ctx_set_error(s->ctx, "too many transfers in one epoch: %s",
+                                 tallow_strerror(rc));
+            return NULL;
+        }
+    }
+    const uint64_t *seq = ids_find(ids, id);
     uint8_t k[32];
-    tallow__kdf(base, "transfer", id, k);
+    tallow__kdf(tx ? s->base_tx : s->base_rx, "transfer", id, k);
     tallow__aead_wipe(&victim->aead);
     tallow__aead_init(&victim->aead, k, s->keys.alg);
     sodium_memzero(k, sizeof(k));
+    victim->aead.seq = seq ? *seq : 0;
     victim->used = 1;
     victim->id = id;
     victim->stamp = ++s->stamp;
@@ -216,7 +318,7 @@ static void reset_keys(tx_key *tab)
     }
 }
 
-static void enter_epoch(tallow__session *s, int tx, uint8_t epoch)
+static void enter_epoch(tallow__session *s, int tx, uint64_t epoch)
 {
     uint8_t k[32];
     tallow__kdf(tx ? s->keys.tx : s->keys.rx, "epoch", epoch, k);
@@ -226,11 +328,24 @@ static void enter_epoch(tallow__session *s, int tx, uint8_t epoch)
     tallow__kdf(tx ? s->keys.transfer_base_tx : s->keys.transfer_base_rx, "epoch", epoch,
                 tx ? s->base_tx : s->base_rx);
     reset_keys(tx ? s->txk : s->rxk);
+    ids_clear(tx ? &s->tx_ids : &s->rx_ids);
     sodium_memzero(k, sizeof(k));
-    if (tx)
+    if (tx) {
         s->tx_epoch = epoch;
-    else
+        s->tx_recs = s->tx_bytes = 0;
+    } else {
         s->rx_epoch = epoch;
+    }
+}
+
+/* Before sealing under the key of `tid` (or the session key): a new epoch when this one is
+ * used up; then the key. NULL on error (the session's error is set). */
+static tallow__aead *tx_prepare(tallow__session *s, uint64_t tid)
+{
+    if (s->tx_recs >= s->rekey_records || s->tx_bytes >= s->rekey_bytes ||
+        (tid != TALLOW__SESSION_KEY && s->tx_ids.n >= IDS_MAX))
+        enter_epoch(s, 1, s->tx_epoch + 1);
+    return tid == TALLOW__SESSION_KEY ? &s->tx : transfer_key(s, 1, tid);
 }
 
 static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
@@ -247,8 +362,10 @@ static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud
         tallow_ctx_log(s->ctx, TALLOW_LOG_INFO, "relay connection interrupted; resuming");
     } else if ((type == TALLOW_MSG_RoomJoined || type == TALLOW_MSG_PeerArrived) &&
                s->resync_pending) {
-        /* back: new keys from here on, and the transfer resynchronises */
-        enter_epoch(s, 1, (uint8_t)(s->tx_epoch + 1));
+        /* back: new keys from here on (if this epoch carried records: only those can have been
+         * lost), and the transfer resynchronises */
+        if (s->tx_recs > 0) enter_epoch(s, 1, s->tx_epoch + 1);
+        resend_kept(s); /* what the peer has not acknowledged, before anything new */
         if (s->resync) s->resync(s->resync_ud);
     }
 }
@@ -344,6 +461,9 @@ static void on_handshake_msg(tallow__session *s, const uint8_t *m, size_t len)
     }
 }
 
+static void on_ctrl(tallow__session *s, const uint8_t *m, size_t len);
+static int send_ctrl(tallow__session *s, uint8_t op, uint64_t v);
+
 static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
 {
     if (s->state == ST_FAILED || len == 0) return;
@@ -357,7 +477,7 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         fail(s, TALLOW_EPROTO);
         return;
     }
-    if (kind != KIND_SEALED && kind != KIND_TRANSFER) {
+    if (kind != KIND_SEALED && kind != KIND_TRANSFER && kind != KIND_CTRL) {
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         return fail(s, TALLOW_EPROTO);
     }
@@ -365,27 +485,19 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         tallow_ctx_set_error(s->ctx, "malformed frame from the peer (%zu bytes)", len);
         return fail(s, TALLOW_EPROTO);
     }
-    uint8_t epoch = data[1];
-    int8_t ahead = (int8_t)(uint8_t)(epoch - s->rx_epoch);
-    if (ahead < 0) return;                      /* from before a reconnection: superseded */
-    if (ahead > 0) {
-        enter_epoch(s, 0, epoch); /* the peer resumed: follow it */
-        s->resync_pending = 0;
+    uint64_t epoch, id = TALLOW__SESSION_KEY;
+    int n = tallow_varint_get(data + 1, len - 1, &epoch);
+    size_t pos = 1 + (size_t)(n > 0 ? n : 0);
+    if (n > 0 && kind == KIND_TRANSFER) {
+        int m = tallow_varint_get(data + pos, len - pos, &id);
+        n = m > 0 && id != TALLOW__SESSION_KEY ? m : -1;
+        pos += (size_t)(n > 0 ? n : 0);
     }
-    tallow__aead *a = &s->rx;
-    uint64_t key_tid = TALLOW__SESSION_KEY;
-    size_t pos = 2;
-    if (kind == KIND_TRANSFER) {
-        uint64_t id;
-        int n = tallow_varint_get(data + 2, len - 2, &id);
-        if (n < 0) {
-            tallow_ctx_set_error(s->ctx, "malformed frame from the peer (bad transfer id)");
-            return fail(s, TALLOW_EPROTO);
-        }
-        pos += (size_t)n;
-        a = transfer_key(s, s->rxk, s->base_rx, id);
-        key_tid = id;
+    if (n <= 0) {
+        tallow_ctx_set_error(s->ctx, "malformed frame from the peer (bad header)");
+        return fail(s, TALLOW_EPROTO);
     }
+    if (epoch < s->rx_epoch) return; /* from before a reconnection: superseded */
     if (len - pos > SESSION_MAX_FRAME) {
         tallow_ctx_set_error(s->ctx, "frame larger than the session allows (%zu bytes)", len);
         return fail(s, TALLOW_EPROTO);
@@ -394,11 +506,48 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
         return fail(s, TALLOW_ECRYPTO);
     }
-    int n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
-    if (n < 0) {
-        if (s->resync_pending) return; /* a gap left by the reconnection: the new epoch follows */
-        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
-        return fail(s, TALLOW_ECRYPTO);
+    uint64_t key_tid = kind == KIND_TRANSFER ? id : TALLOW__SESSION_KEY;
+    if (epoch > s->rx_epoch) {
+        /* the peer moved to a newer epoch: follow only if this frame authenticates under it */
+        uint8_t k[32], base[32];
+        tallow__aead trial;
+        tallow__kdf(s->keys.rx, "epoch", epoch, k);
+        if (kind == KIND_TRANSFER) {
+            tallow__kdf(s->keys.transfer_base_rx, "epoch", epoch, base);
+            tallow__kdf(base, "transfer", id, k);
+            sodium_memzero(base, sizeof(base));
+        }
+        tallow__aead_init(&trial, k, s->keys.alg);
+        sodium_memzero(k, sizeof(k));
+        n = tallow__aead_open(&trial, s->rbuf, data, pos, data + pos, len - pos);
+        tallow__aead_wipe(&trial);
+        if (n < 0) {
+            if (s->resync_pending) return;
+            tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
+            return fail(s, TALLOW_ECRYPTO);
+        }
+        enter_epoch(s, 0, epoch);
+        s->resync_pending = 0;
+        tallow__aead *a = kind == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
+        if (!a) return fail(s, TALLOW_EPROTO);
+        a->seq = 1; /* record 0 of the epoch's key was this one */
+    } else {
+        tallow__aead *a = kind == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
+        if (!a) return fail(s, TALLOW_EPROTO);
+        n = tallow__aead_open(a, s->rbuf, data, pos, data + pos, len - pos);
+        if (n < 0) {
+            if (s->resync_pending) return; /* a gap left by the reconnection: a new epoch follows */
+            tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
+            return fail(s, TALLOW_ECRYPTO);
+        }
+    }
+    if (kind == KIND_CTRL) return on_ctrl(s, s->rbuf, (size_t)n);
+    if (kind == KIND_SEALED) {
+        if (s->rx_skip) { /* sent again after a reconnection, but it had arrived */
+            s->rx_skip--;
+            return;
+        }
+        if (++s->rx_count % ACK_EVERY == 0) send_ctrl(s, CTRL_ACK, s->rx_count);
     }
     s->rx_key_tid = key_tid;
     deliver(s, s->rbuf, (size_t)n);
@@ -496,6 +645,8 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;
     memset(s, 0, sizeof(*s));
     s->rx_key_tid = TALLOW__SESSION_KEY;
+    s->rekey_records = REKEY_RECORDS;
+    s->rekey_bytes = REKEY_BYTES;
     s->buf = malloc(SESSION_MAX_FRAME + 64);
     s->rbuf = malloc(SESSION_MAX_FRAME + 64);
     if (!s->buf || !s->rbuf) {
@@ -587,6 +738,118 @@ int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__s
     return 0;
 }
 
+/* Seals s->buf[hlen, hlen + n) in place under a, behind the header already at s->buf, and
+ * sends the frame. */
+static int seal_buf(tallow__session *s, tallow__aead *a, size_t hlen, size_t n)
+{
+    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, n);
+    if (rc < 0) return rc;
+    s->tx_recs++;
+    s->tx_bytes += (uint64_t)n;
+    return send_frame(s, s->path, s->buf, hlen + n + TALLOW__AEAD_TAG);
+}
+
+/* ---- session messages lost in flight by a reconnection are sent again: each side numbers the
+ * session-key messages it sends and keeps those the other has not acknowledged (CTRL_ACK every
+ * ACK_EVERY messages; at most RETX_*). After a reconnection it sends them all again, under the
+ * current keys and before anything new, behind a CTRL_RESEND naming the first one's number: the
+ * receiver drops what had arrived after all, and says how many were lost for good (a message
+ * larger than RETX_ONE, or more than the ring holds). */
+
+static void retx_drop_oldest(tallow__session *s)
+{
+    struct retx *r = &s->retx[s->retx_head];
+    s->retx_bytes -= r->len;
+    sodium_memzero(r->m, r->len);
+    free(r->m);
+    r->m = NULL;
+    s->retx_head = (s->retx_head + 1) % RETX_MAX;
+    s->retx_n--;
+}
+
+/* A copy of the session message numbered tx_count, about to be sealed; then tx_count++. */
+static void retx_keep(tallow__session *s, const uint8_t *m, size_t len)
+{
+    uint8_t *copy = len <= RETX_ONE ? malloc(len ? len : 1) : NULL;
+    if (!copy) { /* not kept: what came before it can no longer be sent again in order */
+        while (s->retx_n)
+            retx_drop_oldest(s);
+        s->retx_lost = 1;
+    } else {
+        while (s->retx_n == RETX_MAX || s->retx_bytes + len > RETX_BYTES)
+            retx_drop_oldest(s);
+        memcpy(copy, m, len);
+        s->retx[(s->retx_head + s->retx_n) % RETX_MAX] = (struct retx){copy, len};
+        s->retx_n++;
+        s->retx_bytes += len;
+    }
+    s->tx_count++;
+}
+
+static void retx_free(tallow__session *s)
+{
+    while (s->retx_n)
+        retx_drop_oldest(s);
+}
+
+static size_t frame_header(const tallow__session *s, uint64_t tid, uint8_t hdr[]);
+
+static int send_ctrl(tallow__session *s, uint8_t op, uint64_t v)
+{
+    if (s->state != ST_READY) return TALLOW_EINVAL;
+    tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
+    size_t hlen = frame_header(s, TALLOW__SESSION_KEY, s->buf);
+    s->buf[0] = KIND_CTRL;
+    s->buf[hlen] = op;
+    for (int i = 0; i < 8; i++)
+        s->buf[hlen + 1 + i] = (uint8_t)(v >> (8 * i));
+    return seal_buf(s, a, hlen, 9);
+}
+
+/* After a reconnection: every kept message again, behind CTRL_RESEND (none: nothing to do). */
+static void resend_kept(tallow__session *s)
+{
+    if (s->state != ST_READY) return;
+    if (s->retx_n == 0 && !s->retx_lost) return;
+    uint64_t oldest = s->tx_count - s->retx_n;
+    s->retx_lost = 0;
+    if (send_ctrl(s, CTRL_RESEND, oldest) < 0) return;
+    for (size_t k = 0; k < s->retx_n && s->state == ST_READY; k++) {
+        struct retx *r = &s->retx[(s->retx_head + k) % RETX_MAX];
+        tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
+        size_t hlen = frame_header(s, TALLOW__SESSION_KEY, s->buf);
+        memcpy(s->buf + hlen, r->m, r->len);
+        if (seal_buf(s, a, hlen, r->len) < 0) return;
+    }
+}
+
+static void on_ctrl(tallow__session *s, const uint8_t *m, size_t len)
+{
+    uint64_t v = 0;
+    if (len == 9)
+        for (int i = 0; i < 8; i++)
+            v |= (uint64_t)m[1 + i] << (8 * i);
+    if (len != 9 || (m[0] != CTRL_ACK && m[0] != CTRL_RESEND) ||
+        (m[0] == CTRL_ACK && v > s->tx_count)) {
+        tallow_ctx_set_error(s->ctx, "malformed control record from the peer");
+        return fail(s, TALLOW_EPROTO);
+    }
+    if (m[0] == CTRL_ACK) {
+        while (s->retx_n && s->tx_count - s->retx_n < v)
+            retx_drop_oldest(s);
+        return;
+    }
+    if (v > s->rx_count) {
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN,
+                       "%llu message(s) from the peer were lost in a reconnection",
+                       (unsigned long long)(v - s->rx_count));
+        s->rx_count = v;
+        s->rx_skip = 0;
+    } else {
+        s->rx_skip = s->rx_count - v;
+    }
+}
+
 static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr, size_t hlen,
                          const tallow_msg_type *t, const void *msg)
 {
@@ -597,16 +860,29 @@ static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr
     /* encode at the end of the header, then seal in place */
     int n = tallow_msg_encode(t, msg, s->buf + hlen, need);
     if (n < 0) return n;
-    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, (size_t)n);
-    if (rc < 0) return rc;
-    return send_frame(s, s->path, s->buf, hlen + (size_t)n + TALLOW__AEAD_TAG);
+    if (hdr[0] == KIND_SEALED) retx_keep(s, s->buf + hlen, (size_t)n);
+    return seal_buf(s, a, hlen, (size_t)n);
+}
+
+/* A sealed frame's clear header (sealed as associated data): kind, epoch, and for a transfer
+ * frame the transfer id, as varints. */
+#define TX_HDR_MAX 24
+static size_t frame_header(const tallow__session *s, uint64_t tid, uint8_t hdr[])
+{
+    hdr[0] = tid == TALLOW__SESSION_KEY ? KIND_SEALED : KIND_TRANSFER;
+    size_t n = 1 + tallow_varint_put(hdr + 1, s->tx_epoch);
+    if (tid != TALLOW__SESSION_KEY) n += tallow_varint_put(hdr + n, tid);
+    return n;
 }
 
 int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const void *msg)
 {
-    uint8_t hdr[2] = {KIND_SEALED, s->tx_epoch};
+    if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = frame_header(s, TALLOW__SESSION_KEY, hdr);
     tallow_channel *before = s->path;
-    int rc = seal_and_send(s, &s->tx, hdr, 2, t, msg);
+    int rc = seal_and_send(s, a, hdr, hlen, t, msg);
     if (rc >= 0 && t->id == TALLOW_MSG_DirectConnected && s->direct && before == s->relay)
         s->path = s->direct; /* our switch marker went on the relay; everything after goes direct */
     return rc;
@@ -616,20 +892,14 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
 size_t tallow__msg_bytes_offset(const tallow_msg_type *t, const void *msg,
                                 const tallow_bytes *field);
 
-/* A transfer frame's clear header (sealed as associated data): kind, epoch, transfer id. */
-#define TX_HDR_MAX 12
-static size_t tx_header(const tallow__session *s, uint64_t tid, uint8_t hdr[TX_HDR_MAX])
-{
-    hdr[0] = KIND_TRANSFER;
-    hdr[1] = s->tx_epoch;
-    return 2 + tallow_varint_put(hdr + 2, tid);
-}
-
 uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                                  const void *msg, const tallow_bytes *field)
 {
+    if (s->state != ST_READY || tid == TALLOW__SESSION_KEY) return NULL;
+    /* a rekey happens here, not between this call and send_tx: the header keeps its length */
+    if (!tx_prepare(s, tid)) return NULL;
     uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = tx_header(s, tid, hdr); /* the header send_tx puts before the message */
+    size_t hlen = frame_header(s, tid, hdr); /* the header send_tx puts before the message */
     size_t need = tallow_msg_encoded_size(t, msg);
     size_t off = tallow__msg_bytes_offset(t, msg, field);
     if (off == SIZE_MAX || need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return NULL;
@@ -638,25 +908,27 @@ uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_
 
 int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len)
 {
-    uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = tx_header(s, tid, hdr);
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
+    if (tid == TALLOW__SESSION_KEY) return TALLOW_EINVAL;
+    tallow__aead *a = tx_prepare(s, tid);
+    if (!a) return TALLOW_ETOOBIG;
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = frame_header(s, tid, hdr);
     if (len + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
-    tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
     memcpy(s->buf, hdr, hlen);
     memcpy(s->buf + hlen, m, len);
-    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, len);
-    if (rc < 0) return rc;
-    return send_frame(s, s->path, s->buf, hlen + len + TALLOW__AEAD_TAG);
+    return seal_buf(s, a, hlen, len);
 }
 
 int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_type *t,
                             const void *msg)
 {
-    uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = tx_header(s, tid, hdr);
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
-    tallow__aead *a = transfer_key(s, s->txk, s->base_tx, tid);
+    if (tid == TALLOW__SESSION_KEY) return TALLOW_EINVAL;
+    tallow__aead *a = tx_prepare(s, tid);
+    if (!a) return TALLOW_ETOOBIG;
+    uint8_t hdr[TX_HDR_MAX];
+    size_t hlen = frame_header(s, tid, hdr);
     return seal_and_send(s, a, hdr, hlen, t, msg);
 }
 
@@ -735,6 +1007,9 @@ void tallow__session_close(tallow__session *s)
         tallow__aead_wipe(&s->txk[i].aead);
         tallow__aead_wipe(&s->rxk[i].aead);
     }
+    ids_clear(&s->tx_ids);
+    ids_clear(&s->rx_ids);
+    retx_free(s);
     /* the scratch buffers held plaintext (the last message sealed and opened) */
     if (s->buf) sodium_memzero(s->buf, SESSION_MAX_FRAME + 64);
     if (s->rbuf) sodium_memzero(s->rbuf, SESSION_MAX_FRAME + 64);

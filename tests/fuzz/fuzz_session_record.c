@@ -32,7 +32,7 @@ static const tallow_field big_fields[] = {
 static const tallow_msg_type big_type = {0x8001, "FuzzBig", sizeof(big_msg), 2, big_fields};
 
 static tallow_ctx *ctx;
-static const uint64_t tids[4] = {0, 1, 300, UINT64_MAX};
+static const uint64_t tids[4] = {0, 1, 300, UINT64_MAX - 1}; /* UINT64_MAX names no transfer */
 static int messages, closed;
 
 static void on_ready(tallow__session *s, int status, void *ud)
@@ -73,6 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->cbs = &cbs;
+    s->rekey_records = REKEY_RECORDS;
+    s->rekey_bytes = REKEY_BYTES;
     static uint8_t *buf, *rbuf; /* 2 MiB each: kept across inputs */
     if (!buf) buf = malloc(SESSION_MAX_FRAME + 64);
     if (!rbuf) rbuf = malloc(SESSION_MAX_FRAME + 64);
@@ -115,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tallow__kdf(s->keys.transfer_base_rx, "transfer", tids[i], k);
         tallow__aead_init(&peer_tx[i], k, s->keys.alg);
     }
-    uint8_t *frame = malloc(16 + 256 + TALLOW__AEAD_TAG);
+    uint8_t *frame = malloc(24 + 256 + TALLOW__AEAD_TAG);
     CHECK(frame);
     messages = closed = 0;
     while (pos + 2 <= size && s->state != ST_FAILED) {
@@ -136,13 +138,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         } else if ((flags & 3) == KIND_TRANSFER) {
             int k = (flags >> 2) & 3;
             frame[0] = KIND_TRANSFER;
-            size_t h = 1 + tallow_varint_put(frame + 1, tids[k]);
+            frame[1] = 0; /* epoch 0 */
+            size_t h = 2 + tallow_varint_put(frame + 2, tids[k]);
             CHECK(tallow__aead_seal(&peer_tx[k], frame + h, frame, h, pl, len) == 0);
             flen = h + len + TALLOW__AEAD_TAG;
         } else {
             frame[0] = KIND_SEALED;
-            CHECK(tallow__aead_seal(peer, frame + 1, frame, 1, pl, len) == 0);
-            flen = 1 + (size_t)len + TALLOW__AEAD_TAG;
+            frame[1] = 0; /* epoch 0 */
+            CHECK(tallow__aead_seal(peer, frame + 2, frame, 2, pl, len) == 0);
+            flen = 2 + (size_t)len + TALLOW__AEAD_TAG;
         }
         process_frame(s, frame, flen);
     }

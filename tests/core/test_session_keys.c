@@ -1,0 +1,349 @@
+/* tests/core/test_session_keys.c — the session's record layer under reconnections, many transfer
+ * ids, volume rekeys and a relay that injects events and frames. Two READY sessions (keys from a
+ * real handshake) talk through in-memory channels; every AEAD seal is recorded (key, record
+ * number), and no pair may repeat: 1,000 reconnections with frames lost at each, 10,000 transfer
+ * ids each used twice, far apart (the old 8-key cache derived an evicted id again at 0).
+ * session.c is compiled into this file for its internals (as the fuzz target does). */
+#define tallow__aead_seal rec_seal
+#include "../../core/session.c"
+#undef tallow__aead_seal
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+int tallow__aead_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen,
+                      const uint8_t *pt, size_t len);
+
+/* ---- every (key, nonce) sealed: BLAKE2b-128 of key || seq */
+static uint8_t (*seals)[16];
+static size_t nseals, capseals;
+
+int rec_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *pt,
+             size_t len)
+{
+    if (nseals == capseals) {
+        capseals = capseals ? capseals * 2 : 65536;
+        seals = realloc(seals, capseals * 16);
+        assert_non_null(seals);
+    }
+    uint8_t in[40];
+    memcpy(in, a->key, 32);
+    for (int i = 0; i < 8; i++)
+        in[32 + i] = (uint8_t)(a->seq >> (8 * i));
+    crypto_generichash(seals[nseals++], 16, in, sizeof in, NULL, 0);
+    return tallow__aead_seal(a, out, ad, adlen, pt, len);
+}
+
+static int cmp16(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static void assert_seals_unique(size_t at_least)
+{
+    assert_true(nseals >= at_least);
+    qsort(seals, nseals, 16, cmp16);
+    for (size_t i = 1; i < nseals; i++)
+        if (memcmp(seals[i - 1], seals[i], 16) == 0) fail_msg("a (key, nonce) pair repeats");
+}
+
+/* ---- two sessions joined by in-memory channels */
+typedef struct frame {
+    uint8_t *p;
+    size_t len;
+} frame;
+typedef struct side {
+    tallow__session *s;
+    tallow_channel ch;
+    frame q[4096]; /* frames on their way to this side */
+    size_t nq;
+    uint64_t got, last_ping, tx_msgs;
+    uint64_t last_tid;
+    int closed_err, closed;
+} side;
+static side A, B;
+static tallow_ctx *ctx;
+
+static side *peer_of(tallow_channel *ch)
+{
+    return ch == &A.ch ? &B : &A;
+}
+
+static int fake_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+{
+    (void)to;
+    side *p = peer_of(ch);
+    assert_true(p->nq < sizeof p->q / sizeof p->q[0]);
+    p->q[p->nq].p = malloc(len);
+    memcpy(p->q[p->nq].p, f, len);
+    p->q[p->nq++].len = len;
+    return 0;
+}
+static const tallow_transport_ops fake_ops = {.name = "fake", .send = fake_send};
+
+static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    side *me = ud;
+    assert_int_equal(t->id, TALLOW_MSG_Ping);
+    const tallow_msg_Ping *p = msg;
+    me->last_tid = tallow__session_rx_key(s);
+    if (me->last_tid == TALLOW__SESSION_KEY) {
+        /* session messages: every one, once, in order, reconnections or not */
+        assert_int_equal(p->seq, me->last_ping + 1);
+        me->last_ping = p->seq;
+    } else {
+        assert_int_equal(p->time, me->last_tid);
+    }
+    me->got++;
+}
+static void on_closed(tallow__session *s, int err, void *ud)
+{
+    side *me = ud;
+    me->closed = 1;
+    me->closed_err = err;
+}
+static const tallow__session_cbs cbs = {.on_message = on_message, .on_closed = on_closed};
+
+static void make_side(side *me, int initiator, const tallow__keys *k)
+{
+    memset(me, 0, sizeof *me);
+    tallow__session *s = NULL;
+    assert_int_equal(posix_memalign((void **)&s, 64, sizeof(*s)), 0);
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->cbs = &cbs;
+    s->ud = me;
+    s->buf = malloc(SESSION_MAX_FRAME + 64);
+    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
+    s->rx_key_tid = TALLOW__SESSION_KEY;
+    s->rekey_records = REKEY_RECORDS;
+    s->rekey_bytes = REKEY_BYTES;
+    s->initiator = initiator;
+    s->keys = *k;
+    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
+    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
+    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
+    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
+    s->state = ST_READY;
+    s->ready_reported = 1;
+    me->ch.ops = &fake_ops;
+    me->ch.ctx = ctx;
+    me->ch.ev = &ch_events;
+    me->ch.ev_ud = s;
+    s->relay = s->path = &me->ch;
+    me->s = s;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ctx = tallow_ctx_new();
+    tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
+    uint8_t room[32] = {1};
+    tallow__hs ha, hb;
+    tallow_msg_HandshakeInit init;
+    tallow_msg_HandshakeResponse resp;
+    tallow_msg_HandshakeComplete done;
+    assert_int_equal(tallow__hs_init(&ha, 1, "7-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_init(&hb, 0, "7-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_make_init(&ha, &init), 0);
+    assert_int_equal(tallow__hs_on_init(&hb, &init, &resp), 0);
+    assert_int_equal(tallow__hs_on_response(&ha, &resp, &done), 0);
+    assert_int_equal(tallow__hs_on_complete(&hb, &done), 0);
+    tallow__keys ka, kb;
+    assert_int_equal(tallow__hs_keys(&ha, &ka), 0);
+    assert_int_equal(tallow__hs_keys(&hb, &kb), 0);
+    make_side(&A, 1, &ka);
+    make_side(&B, 0, &kb);
+    tallow__hs_wipe(&ha);
+    tallow__hs_wipe(&hb);
+    nseals = 0;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (side *me = &A; me; me = me == &A ? &B : NULL) {
+        for (size_t i = 0; i < me->nq; i++)
+            free(me->q[i].p);
+        me->s->relay = me->s->path = NULL;
+        tallow__session_close(me->s);
+    }
+    tallow_ctx_free(ctx);
+    return 0;
+}
+
+/* Delivers the first `keep` frames queued for `me` (all: SIZE_MAX) and drops the rest. */
+static void deliver_to(side *me, size_t keep)
+{
+    size_t n = me->nq;
+    me->nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i < keep) ch_frame(&me->ch, 0, me->q[i].p, me->q[i].len, me->s);
+        free(me->q[i].p);
+    }
+}
+
+static void ping(side *me, uint64_t tid)
+{
+    tallow_msg_Ping p = {tid == TALLOW__SESSION_KEY ? ++me->tx_msgs : 0,
+                         tid == TALLOW__SESSION_KEY ? 0 : tid};
+    if (tid == TALLOW__SESSION_KEY)
+        assert_true(tallow__session_send(me->s, &tallow_msgtype_Ping, &p) >= 0);
+    else
+        assert_true(tallow__session_send_tx(me->s, tid, &tallow_msgtype_Ping, &p) >= 0);
+}
+
+/* The relay's view of a connection drop and resume: both hear "reconnecting", then the one
+ * that dropped gets RoomJoined and the other PeerArrived. */
+static void reconnect(side *dropped, side *other)
+{
+    static const char why[] = "reconnecting";
+    tallow_msg_PeerDeparted d = {1, {(const uint8_t *)why, sizeof why - 1}, 1};
+    ch_room(&dropped->ch, TALLOW_MSG_PeerDeparted, &d, dropped->s);
+    ch_room(&other->ch, TALLOW_MSG_PeerDeparted, &d, other->s);
+    tallow_msg_RoomJoined j = {2, 1, {NULL, 0}, 2};
+    ch_room(&dropped->ch, TALLOW_MSG_RoomJoined, &j, dropped->s);
+    tallow_msg_PeerArrived a = {1, 2};
+    ch_room(&other->ch, TALLOW_MSG_PeerArrived, &a, other->s);
+}
+
+/* 1,000 reconnections, frames lost in flight at each, and 10,000 transfer ids used twice. */
+static void test_reconnections_and_ids(void **state)
+{
+    (void)state;
+    uint32_t rnd = 12345;
+    for (int i = 0; i < 1000; i++) {
+        for (int k = 0; k < 3; k++) {
+            ping(&A, TALLOW__SESSION_KEY);
+            ping(&A, (uint64_t)(i * 7 + k) % 50);
+            ping(&B, TALLOW__SESSION_KEY);
+        }
+        rnd = rnd * 1103515245u + 12345u;
+        deliver_to(&B, (rnd >> 16) % 7); /* the rest was in flight when the connection broke */
+        deliver_to(&A, (rnd >> 20) % 4);
+        reconnect(i % 2 ? &A : &B, i % 2 ? &B : &A);
+        ping(&A, TALLOW__SESSION_KEY);
+        ping(&A, 1000 + (uint64_t)i);
+        ping(&B, TALLOW__SESSION_KEY);
+        for (int k = 0; k < 3; k++) { /* the ask, the answer, the messages sent again */
+            deliver_to(&B, SIZE_MAX);
+            deliver_to(&A, SIZE_MAX);
+        }
+        assert_false(A.closed || B.closed);
+        /* every session message arrived, those lost in flight sent again */
+        assert_int_equal(B.last_ping, A.tx_msgs);
+        assert_int_equal(A.last_ping, B.tx_msgs);
+        assert_int_equal(B.last_tid, 1000 + (uint64_t)i); /* the transfer frame after it too */
+    }
+    assert_true(A.s->tx_epoch >= 1000 && B.s->tx_epoch >= 1000);
+    assert_int_equal(B.s->rx_epoch, A.s->tx_epoch);
+    /* 10,000 ids in one epoch, each used twice with 10,000 others between (far beyond the cache) */
+    uint64_t b0 = B.got;
+    for (int round = 0; round < 2; round++)
+        for (uint64_t id = 0; id < 10000; id++) {
+            ping(&A, 5000000 + id);
+            deliver_to(&B, SIZE_MAX);
+        }
+    assert_false(B.closed);
+    assert_int_equal(B.got, b0 + 20000);
+    assert_int_equal(B.s->rx_epoch, A.s->tx_epoch);
+    assert_seals_unique(1000 * 12 + 20000);
+}
+
+/* A frame of a transfer whose key left the cache long ago, replayed verbatim: refused. */
+static void test_replayed_transfer_frame(void **state)
+{
+    (void)state;
+    ping(&A, 42);
+    frame old = {malloc(B.q[0].len), B.q[0].len};
+    memcpy(old.p, B.q[0].p, old.len);
+    deliver_to(&B, SIZE_MAX);
+    for (uint64_t id = 100; id < 120; id++) { /* evicts 42 on both sides */
+        ping(&A, id);
+        deliver_to(&B, SIZE_MAX);
+    }
+    uint64_t got = B.got;
+    ch_frame(&B.ch, 0, old.p, old.len, B.s);
+    assert_int_equal(B.got, got);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+    free(old.p);
+}
+
+/* A relay that fakes reconnections without traffic moves no epoch; one that forges a frame of a
+ * newer epoch moves nothing on the receiving side either. */
+static void test_relay_events_and_forged_epochs(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 10000; i++) {
+        reconnect(&A, &B);
+        deliver_to(&B, SIZE_MAX);
+        deliver_to(&A, SIZE_MAX);
+    }
+    /* each fake reconnection costs at most one epoch per side (64 bits: never exhausted) */
+    assert_true(A.s->tx_epoch <= 10000 && B.s->tx_epoch <= 10000);
+    assert_false(A.closed || B.closed);
+    ping(&A, TALLOW__SESSION_KEY);
+    deliver_to(&B, SIZE_MAX);
+    assert_int_equal(B.got, 1);
+    reconnect(&A, &B);
+    uint64_t e = A.s->tx_epoch, rx = B.s->rx_epoch;
+    assert_true(e > rx);
+    /* B expects a reconnection gap: a forged frame of epoch 2 is dropped, nothing moves */
+    uint8_t f[64] = {KIND_SEALED};
+    size_t h = 1 + tallow_varint_put(f + 1, e + 1);
+    randombytes_buf(f + h, sizeof f - h);
+    ch_frame(&B.ch, 0, f, sizeof f, B.s);
+    assert_int_equal(B.s->rx_epoch, rx);
+    assert_false(B.closed);
+    ping(&A, TALLOW__SESSION_KEY);
+    deliver_to(&B, SIZE_MAX);
+    assert_int_equal(B.s->rx_epoch, e);
+    assert_int_equal(B.got, 2);
+    /* no gap is expected now: the same forgery ends the session */
+    h = 1 + tallow_varint_put(f + 1, e + 5);
+    ch_frame(&B.ch, 0, f, sizeof f, B.s);
+    assert_int_equal(B.s->rx_epoch, e);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+    assert_seals_unique(2);
+}
+
+/* Volume: a new epoch every `rekey_records` records or `rekey_bytes` bytes, transparently. */
+static void test_rekey_by_volume(void **state)
+{
+    (void)state;
+    A.s->rekey_records = 100;
+    for (int i = 0; i < 1000; i++) {
+        ping(&A, i % 3 ? TALLOW__SESSION_KEY : (uint64_t)i % 17);
+        if (i % 10 == 0) deliver_to(&B, SIZE_MAX);
+    }
+    deliver_to(&B, SIZE_MAX);
+    assert_int_equal(A.s->tx_epoch, 9);
+    assert_int_equal(B.got, 1000);
+    A.s->rekey_records = REKEY_RECORDS;
+    A.s->rekey_bytes = 200;
+    for (int i = 0; i < 100; i++)
+        ping(&A, TALLOW__SESSION_KEY); /* a Ping is about 10 bytes */
+    deliver_to(&B, SIZE_MAX);
+    assert_true(A.s->tx_epoch >= 9 + 1);
+    assert_int_equal(B.got, 1100);
+    assert_false(B.closed);
+    assert_seals_unique(1100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reconnections_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replayed_transfer_frame, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_events_and_forged_epochs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rekey_by_volume, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
