@@ -13,7 +13,7 @@
 
 /* ---- handshake (pake.c) ------------------------------------------------------------------- */
 
-#define TALLOW__HS_VERSION 1u
+#define TALLOW__HS_VERSION 2u /* 2: 64-bit epochs, nameplate rooms, every word in CPace */
 #define TALLOW__HS_NONCE 32    /* bytes of HandshakeInit/Response.nonce */
 #define TALLOW__HS_SHARE 32    /* bytes of .pake: a ristretto255 element */
 #define TALLOW__HS_MAC 32      /* bytes of .confirm */

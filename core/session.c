@@ -30,6 +30,9 @@
 #define RETX_MAX 256
 #define RETX_BYTES (1u << 20)
 #define RETX_ONE (64u * 1024u)
+#define VERSION_MISMATCH                                                                           \
+    "incompatible versions: the peer speaks another handshake version than this tallow (%u); "    \
+    "use the same tallow release on both sides"
 #define SESSION_MAX_FRAME (2u * 1024u * 1024u)
 #define TX_KEYS 8 /* a cache of keys; the record numbers of every id live in ids_* */
 #define IDS_MAX (1u << 20) /* transfer ids with records in one epoch and direction */
@@ -162,7 +165,10 @@ static void handshake_failed(tallow__session *s, int err)
     /* the relay closes the room on this, so each attempt gives a guesser one try at most */
     if (s->relay && strcmp(s->relay->ops->name, "relay") == 0)
         tallow_channel_send(s->relay, UINT32_MAX - 1, (const uint8_t *)"handshake-failed", 16);
-    tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+    if (err == TALLOW_EVERSION)
+        tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
+    else
+        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
     fail(s, err);
 }
 
@@ -432,7 +438,10 @@ static void on_handshake_msg(tallow__session *s, const uint8_t *m, size_t len)
     if (t->id == TALLOW_MSG_HandshakeFailed) {
         int64_t code = msg.HandshakeFailed.code;
         int err = code == TALLOW_EVERSION ? TALLOW_EVERSION : TALLOW_ECODE;
-        tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+        if (err == TALLOW_EVERSION)
+            tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
+        else
+            tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
         fail(s, err);
         return;
     }

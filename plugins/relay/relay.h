@@ -10,7 +10,9 @@
 #include <sys/uio.h>
 #include <tallow/tallow.h>
 
-#define RELAY_PROTO_VERSION 1
+/* 2: 64-bit session epochs, nameplate rooms, every word in CPace. Versions are not mixed: a
+ * relay refuses any other version with VersionReject, a client says both numbers. */
+#define RELAY_PROTO_VERSION 2
 #define RELAY_CH_CTRL 0   /* one registry-encoded control message */
 #define RELAY_CH_DATA 1   /* opaque peer data, to every other peer of the room */
 #define RELAY_CH_TARGET 2 /* 4-byte BE peer index, then opaque peer data, to one peer */

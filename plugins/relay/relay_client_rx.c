@@ -100,9 +100,14 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
         return relay_cl_fail(cl, refusal_code(cl, reason), reason);
-    case TALLOW_MSG_VersionReject:
+    case TALLOW_MSG_VersionReject: {
+        char why[320];
         str_of(&m.VersionReject.reason, reason, sizeof reason);
-        return relay_cl_fail(cl, TALLOW_EVERSION, reason);
+        snprintf(why, sizeof why,
+                 "incompatible versions: the relay speaks protocol %u, this tallow %u (%s)",
+                 m.VersionReject.version, RELAY_PROTO_VERSION, reason);
+        return relay_cl_fail(cl, TALLOW_EVERSION, why);
+    }
     case TALLOW_MSG_Pong:
         return relay_cl_pong(cl, m.Pong.time);
     default: /* types a newer relay may add */

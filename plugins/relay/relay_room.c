@@ -4,6 +4,7 @@
  * same destinations go out in one writev, and are copied only into a destination queue that the
  * socket did not take. Longer ones are streamed (relay_stream.c). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,9 +247,12 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
 {
     relay_srv *s = c->srv;
     if (c->state != RC_PENDING) return refuse(c, RELAY_R_PROTO);
-    if (j->version > RELAY_PROTO_VERSION) {
-        tallow_msg_VersionReject v = {RELAY_PROTO_VERSION,
-                                      {(const uint8_t *)RELAY_R_VERSION, strlen(RELAY_R_VERSION)}};
+    if (j->version != RELAY_PROTO_VERSION) {
+        char why[120];
+        int n = snprintf(why, sizeof why,
+                         RELAY_R_VERSION " %u (this relay speaks %u): use the same tallow release",
+                         j->version, RELAY_PROTO_VERSION);
+        tallow_msg_VersionReject v = {RELAY_PROTO_VERSION, {(const uint8_t *)why, (size_t)n}};
         return relay_conn_close_after(c, &tallow_msgtype_VersionReject, &v);
     }
     if (!password_ok(s, &j->password)) return refuse(c, RELAY_R_PASSWORD);

@@ -69,9 +69,9 @@ def varint(v):
 
 
 def room_join(room):
-    """RoomJoin{room = 1, version = 3} as the registry codec writes it (msg.h): type 3, body of
+    """RoomJoin{room = 1, version = 3 (2)} as the registry codec writes it (msg.h): type 3, body of
     tagged fields (tag << 3 | wire), bytes fields length-prefixed."""
-    body = bytes([1 << 3 | 2]) + varint(len(room)) + room + bytes([3 << 3 | 0, 1])
+    body = bytes([1 << 3 | 2]) + varint(len(room)) + room + bytes([3 << 3 | 0, 2])
     return varint(3) + varint(len(body)) + body
 
 

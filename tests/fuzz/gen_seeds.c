@@ -183,7 +183,7 @@ static void relay(void)
     memset(token, 0x5c, sizeof token);
     size_t n = 0;
     in[n++] = 0; /* service side */
-    tallow_msg_RoomJoin j = {.room = {room, 32}, .version = 1};
+    tallow_msg_RoomJoin j = {.room = {room, 32}, .version = 2};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomJoin, &j));
     n += chunk(in + n, 1, f, ctrl(f, &tallow_msgtype_RoomJoin, &j));
     n += chunk(in + n, 0, f, frame(f, 1, (const uint8_t *)"hello peer", 10));
@@ -197,12 +197,12 @@ static void relay(void)
 
     n = 0;
     in[n++] = 4; /* service side, no grace */
-    tallow_msg_RoomJoin jm = {.room = {room, 32}, .version = 1, .capacity = 3};
+    tallow_msg_RoomJoin jm = {.room = {room, 32}, .version = 2, .capacity = 3};
     for (uint8_t who = 0; who < 3; who++)
         n += chunk(in + n, who, f, ctrl(f, &tallow_msgtype_RoomJoin, &jm));
     n += chunk(in + n, 2, f, frame(f, 2, tgt, 8));
     n += chunk(in + n, 0x80, f, 0);
-    tallow_msg_RoomJoin jr = {.room = {room, 32}, .version = 1, .resume_token = {token, 16}};
+    tallow_msg_RoomJoin jr = {.room = {room, 32}, .version = 2, .resume_token = {token, 16}};
     n += chunk(in + n, 1, f, ctrl(f, &tallow_msgtype_RoomJoin, &jr));
     tallow_msg_RoomLeave hf = {.reason = {(const uint8_t *)"handshake-failed", 16}};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomLeave, &hf));
@@ -232,7 +232,7 @@ static void relay(void)
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomPeerCount, &pc));
     tallow_msg_PeerLeftRoom pl = {.peer_index = 2, .peers = 1};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_PeerLeftRoom, &pl));
-    tallow_msg_VersionReject vr = {.version = 1, .reason = {(const uint8_t *)"old", 3}};
+    tallow_msg_VersionReject vr = {.version = 2, .reason = {(const uint8_t *)"old", 3}};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_VersionReject, &vr));
     put("fuzz_relay_frame", "client-multi", in, n);
 
@@ -321,13 +321,13 @@ static void session(void)
     memset(nonce, 7, sizeof nonce);
     memset(share, 0, sizeof share);
     share[0] = 0xe2; /* not necessarily a valid point: the checks decide */
-    tallow_msg_HandshakeInit hi = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
+    tallow_msg_HandshakeInit hi = {.version = 2, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
     n = 0;
     in[n++] = 0xff, in[n++] = 0;
     k = enc(&tallow_msgtype_HandshakeInit, &hi, m, sizeof m);
     in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
     put("fuzz_session_record", "handshake-responder", in, n);
-    tallow_msg_HandshakeResponse hr = {.version = 1, .nonce = {nonce, 32}, .pake = {share, 32},
+    tallow_msg_HandshakeResponse hr = {.version = 2, .nonce = {nonce, 32}, .pake = {share, 32},
                                        .confirm = {nonce, 32}};
     n = 0;
     in[n++] = 0xff, in[n++] = 1;

@@ -122,7 +122,7 @@ static void test_relay_refuse_rooms_per_ip(void **state)
     rt_env e;
     tallow_kv o[] = {{"max-rooms-per-ip", "2"}};
     assert_int_equal(rt_env_start(&e, o, 1), 0);
-    int a = raw_join(&e, "r1", 2, 1), b = raw_join(&e, "r2", 2, 1), c = raw_join(&e, "r3", 2, 1);
+    int a = raw_join(&e, "r1", 2, 2), b = raw_join(&e, "r2", 2, 2), c = raw_join(&e, "r3", 2, 2);
     assert_true(a >= 0 && b >= 0 && c >= 0);
     uint32_t type;
     char why[128];
@@ -161,7 +161,7 @@ static void test_relay_refuse_oversized_frame(void **state)
     rt_env e;
     tallow_kv o[] = {{"max-frame", "1024"}};
     assert_int_equal(rt_env_start(&e, o, 1), 0);
-    int fd = raw_join(&e, "big", 2, 1);
+    int fd = raw_join(&e, "big", 2, 2);
     assert_true(fd >= 0);
     uint8_t hdr[5] = {0, 0, 0x13, 0x88, 1}; /* 5000 bytes announced */
     assert_int_equal(write(fd, hdr, 5), 5);
@@ -180,7 +180,7 @@ static void test_relay_refuse_data_before_peer(void **state)
 {
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
-    int fd = raw_join(&e, "lonely", 2, 1);
+    int fd = raw_join(&e, "lonely", 2, 2);
     assert_int_equal(rt_raw_send(fd, 1, (const uint8_t *)"early", 5), 0);
     uint32_t type;
     char why[128];
@@ -199,8 +199,14 @@ static void test_relay_refuse_version(void **state)
     char why[128];
     assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
     assert_int_equal(type, TALLOW_MSG_VersionReject);
+    assert_non_null(strstr(why, "version 99 (this relay speaks 2)"));
     close(fd);
-    fd = raw_join(&e, "huge", 500, 1);
+    fd = raw_join(&e, "past", 2, 1); /* the release before: refused too, never half-spoken */
+    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+    assert_int_equal(type, TALLOW_MSG_VersionReject);
+    assert_non_null(strstr(why, "version 1 (this relay speaks 2)"));
+    close(fd);
+    fd = raw_join(&e, "huge", 500, 2);
     assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
     assert_string_equal(why, "capacity above the relay's limit");
     close(fd);
@@ -342,7 +348,7 @@ static void test_relay_refuse_garbage(void **state)
                 char room[16];
                 snprintf(room, sizeof room, "g%d", (int)(rng(&x) % 8));
                 rt_room_id(room, id);
-                tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+                tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2};
                 rt_raw_send_ctrl(&e, fds[i], &tallow_msgtype_RoomJoin, &j);
             }
             for (int k = 0; k < 4; k++) {
@@ -432,7 +438,7 @@ static void test_relay_refuse_paused_sender_vanishes(void **state)
     rt_env e;
     tallow_kv o[] = {{"queue-high", "262144"}};
     assert_int_equal(rt_env_start(&e, o, 1), 0);
-    int rx = raw_join(&e, "held", 2, 1), tx = raw_join(&e, "held", 2, 1);
+    int rx = raw_join(&e, "held", 2, 2), tx = raw_join(&e, "held", 2, 2);
     assert_true(rx >= 0 && tx >= 0);
     rt_run_for(&e, 50);
     static uint8_t data[64 * 1024];

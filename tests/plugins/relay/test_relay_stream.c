@@ -91,7 +91,7 @@ static void slow_reader(int splice)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     uint8_t id[32];
     rt_room_id("stream", id);
-    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2};
     assert_int_equal(rt_raw_send_ctrl(&e, fd, &tallow_msgtype_RoomJoin, &j), 0);
 
     rt_peer s;
@@ -310,7 +310,7 @@ static void test_relay_stream_sender_cut_mid_frame(void **state)
     assert_true(tx >= 0);
     uint8_t id[32];
     rt_room_id("cut-mid-frame", id);
-    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 1, .capacity = 2};
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2};
     assert_int_equal(rt_raw_send_ctrl(&e, tx, &tallow_msgtype_RoomJoin, &j), 0);
     rt_run_for(&e, 50);
     rt_peer rx;
