@@ -1,13 +1,14 @@
 /* core/codephrase.c — code phrases "N-word-word-word": generation from the word list,
- * normalization of what a user typed, and the room id the relay sees (a salted hash of only
- * "N-firstword", so the secret rest of the code never leaves the machine). */
+ * normalization of what a user typed, and the room id the relay sees: a hash of the number
+ * alone (the nameplate, not secret), so no word of the code ever leaves the machine; every word
+ * goes into CPace, and a code needs TALLOW__CODE_MIN_WORDS of them. */
 #include "crypto.h"
 #include <stdio.h>
 #include <string.h>
 
 int tallow__code_generate(char *out, size_t cap, unsigned nwords)
 {
-    if (!out || nwords < 1 || nwords > 8) return TALLOW_EINVAL;
+    if (!out || nwords < TALLOW__CODE_MIN_WORDS || nwords > 8) return TALLOW_EINVAL;
     if (sodium_init() < 0) return TALLOW_ECRYPTO;
     int n = snprintf(out, cap, "%u", (unsigned)randombytes_uniform(1000));
     if (n < 0 || (size_t)n >= cap) goto toobig;
@@ -82,17 +83,28 @@ out:
     return rc;
 }
 
+int tallow__code_words(const char *code)
+{
+    char norm[TALLOW__CODE_MAX];
+    int rc = tallow__code_normalize(code, norm, sizeof norm);
+    if (rc < 0) return rc == TALLOW_ETOOBIG ? TALLOW_EINVAL : rc;
+    int n = 0;
+    for (const char *p = norm; *p; p++)
+        n += *p == '-';
+    sodium_memzero(norm, sizeof norm);
+    return n;
+}
+
 int tallow__code_room_id(const char *code, uint8_t room[32])
 {
-    static const uint8_t salt[] = "tallow-room-v1\0salt:a7c3e1f09b2d4865"; /* fixed, public */
+    static const uint8_t salt[] = "tallow-nameplate-v2"; /* fixed, public */
     char norm[TALLOW__CODE_MAX];
     if (!room) return TALLOW_EINVAL;
     if (sodium_init() < 0) return TALLOW_ECRYPTO;
     int rc = tallow__code_normalize(code, norm, sizeof norm);
     if (rc < 0) return rc == TALLOW_ETOOBIG ? TALLOW_EINVAL : rc;
-    /* "N-firstword": cut at the second '-'. */
+    /* the nameplate: "N", cut at the first '-' (normalize guarantees one) */
     char *dash = strchr(norm, '-');
-    dash = dash ? strchr(dash + 1, '-') : NULL;
     size_t len = dash ? (size_t)(dash - norm) : strlen(norm);
     crypto_generichash_state st;
     uint8_t lenle[8];

@@ -124,9 +124,10 @@ void tallow__kdf(const uint8_t key[32], const char *label, uint64_t id, uint8_t 
 #define TALLOW__CODE_MAX 256      /* longest normalized code, NUL included */
 #define TALLOW__CODE_MAX_WORDS 16 /* normalize accepts 1..16 words */
 #define TALLOW__CODE_MAX_WORDLEN 32
+#define TALLOW__CODE_MIN_WORDS 2 /* secret words a code needs: one (11 bits) is too easy to guess */
 
 /* Writes a fresh "N-word-word..." (N in 0..999, nwords list words) into out[cap], NUL
- * terminated. Returns 0; TALLOW_EINVAL (nwords not 1..8, out NULL); TALLOW_ETOOBIG (cap too
+ * terminated. Returns 0; TALLOW_EINVAL (nwords not 2..8, out NULL); TALLOW_ETOOBIG (cap too
  * small; 64 always suffices). */
 int tallow__code_generate(char *out, size_t cap, unsigned nwords);
 /* Canonical form of a typed code: trimmed, lowercased, spaces/underscores/dashes as single '-',
@@ -134,9 +135,12 @@ int tallow__code_generate(char *out, size_t cap, unsigned nwords);
  * ASCII letters, at most 16 words of 32 letters); TALLOW_ETOOBIG (cap too small). Words need not
  * be in the list (a typo is caught by the handshake, not here). */
 int tallow__code_normalize(const char *in, char *out, size_t cap);
-/* Room id the relay sees: a salted BLAKE2b-256 of only "N-firstword" of the normalized code,
- * so codes whose tails differ meet (and fail the PAKE with TALLOW_ECODE). 0 or TALLOW_EINVAL. */
+/* Room id the relay sees: a salted BLAKE2b-256 of only the number (the nameplate, not secret),
+ * so codes whose words differ in any place meet (and fail the PAKE with TALLOW_ECODE).
+ * 0 or TALLOW_EINVAL. */
 int tallow__code_room_id(const char *code, uint8_t room[32]);
+/* Number of words after the number (>= 1), or TALLOW_EINVAL for a malformed code. */
+int tallow__code_words(const char *code);
 /* The word list: 2048 distinct lowercase words. get returns a static string, NULL past the end. */
 size_t tallow__wordlist_count(void);
 const char *tallow__wordlist_get(size_t i);

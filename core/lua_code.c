@@ -8,7 +8,8 @@
 static int l_generate(lua_State *L)
 {
     lua_Integer n = luaL_optinteger(L, 1, 3);
-    luaL_argcheck(L, n >= 1 && n <= 8, 1, "between 1 and 8 words");
+    luaL_argcheck(L, n >= 2 && n <= 8, 1,
+                  "between 2 and 8 words (one word is one guess in 2048: too easy)");
     char code[TALLOW__CODE_MAX];
     int rc = tallow__code_generate(code, sizeof(code), (unsigned)n);
     if (rc < 0) return tallow__lua_fail(L, rc, NULL);

@@ -649,6 +649,13 @@ static int session_new(tallow_ctx *ctx, const tallow__session_params *p,
         tallow_ctx_set_error(ctx, "malformed code phrase (expected NUMBER-word-word-...)");
         return rc;
     }
+    if (tallow__code_words(p->code) < TALLOW__CODE_MIN_WORDS) {
+        tallow_ctx_set_error(ctx,
+                             "a code needs at least %d secret words after the number (like "
+                             "7-apple-banana): one word is one guess in 2048",
+                             TALLOW__CODE_MIN_WORDS);
+        return TALLOW_EINVAL;
+    }
     /* cache-line aligned: the hot fields and keys do not straddle lines */
     tallow__session *s = NULL;
     if (posix_memalign((void **)&s, 64, sizeof(*s)) != 0) return TALLOW_ENOMEM;

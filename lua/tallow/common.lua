@@ -33,7 +33,12 @@ function M.new_code(opts)
         if not norm then ui.die(err) end
         return norm
     end
-    return tallow.code.generate(opts.words or 3)
+    local words = opts.words or 3
+    if words < 2 or words > 8 then
+        ui.die(string.format("--words %s: a code needs between 2 and 8 secret words " ..
+            "(one word is one guess in 2048: too easy)", tostring(words)))
+    end
+    return tallow.code.generate(words)
 end
 
 -- How long the direct-path attempt may take (TALLOW_P2P_TIMEOUT seconds, default 5).
@@ -53,6 +58,13 @@ function M.open(opts, code, initiator, capacity)
     -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
     local relay_list = M.relays_for(opts, code)
     ui.event("connecting", { relay = relay_list[1] })
+    local opened = false
+    if not initiator then -- not a blank screen while the sender has not come yet
+        tallow.spawn(function()
+            tallow.sleep(1)
+            if not opened then ui.say("Waiting for the sender…") ui.event("waiting", {}) end
+        end)
+    end
     local s, err, ecode = relays.try(relay_list, tallow.session.open, M.on_next_relay) {
         code = code,
         relay = opts.relay,
@@ -63,6 +75,7 @@ function M.open(opts, code, initiator, capacity)
         stun = opts.stun,
         p2p_timeout = M.p2p_timeout(),
     }
+    opened = true
     if not s then ui.die(err, ecode) end
     local info = s:info()
     ui.event("paired", { path = info.path, verify = info.verify })

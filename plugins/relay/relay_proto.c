@@ -89,9 +89,17 @@ int relay_ctrl_frame(const tallow_msg_type *t, const void *msg, uint8_t *out, si
 
 void relay_room_tag(const uint8_t *room, size_t len, char out[9])
 {
+    /* keyed with a random key of this process: tags in two logs (or two runs) cannot be
+     * matched, nor checked against a guessed nameplate */
+    static uint8_t key[32];
+    static int keyed;
     uint8_t h[16];
     static const char hex[] = "0123456789abcdef";
-    crypto_generichash(h, sizeof h, room, len, (const uint8_t *)"tallow-relay-log", 16);
+    if (!keyed) {
+        randombytes_buf(key, sizeof key);
+        keyed = 1;
+    }
+    crypto_generichash(h, sizeof h, room, len, key, sizeof key);
     for (int i = 0; i < 4; i++) {
         out[2 * i] = hex[h[i] >> 4];
         out[2 * i + 1] = hex[h[i] & 15];

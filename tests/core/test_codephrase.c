@@ -65,11 +65,12 @@ static void test_codephrase_generate_format(void **state)
         if (atoi(code) >= 100) seen_big++;
     }
     assert_true(seen_big > 0);
-    for (unsigned n = 1; n <= 8; n++) {
+    for (unsigned n = 2; n <= 8; n++) {
         assert_int_equal(tallow__code_generate(code, sizeof code, n), 0);
         assert_int_equal(parse_code(code), (int)n);
     }
     assert_int_equal(tallow__code_generate(code, sizeof code, 0), TALLOW_EINVAL);
+    assert_int_equal(tallow__code_generate(code, sizeof code, 1), TALLOW_EINVAL); /* too weak */
     assert_int_equal(tallow__code_generate(code, sizeof code, 9), TALLOW_EINVAL);
     assert_int_equal(tallow__code_generate(code, 4, 3), TALLOW_ETOOBIG);
 }
@@ -126,18 +127,21 @@ static void test_codephrase_room_id(void **state)
     assert_int_equal(tallow__code_room_id("7-crossword-apple-banana", r1), 0);
     assert_int_equal(tallow__code_room_id(" 07 Crossword  pear-kiwi", r2), 0);
     assert_int_equal(tallow__code_room_id("7-crossword", r3), 0);
-    assert_memory_equal(r1, r2, 32); /* same N-firstword, different tail: they meet */
+    assert_memory_equal(r1, r2, 32); /* same number, other words: they meet (and the PAKE fails) */
     assert_memory_equal(r1, r3, 32);
     assert_int_equal(tallow__code_room_id("7-crosswords-apple-banana", r4), 0);
-    assert_memory_not_equal(r1, r4, 32);
+    assert_memory_equal(r1, r4, 32); /* no word reaches the relay, not even the first */
     assert_int_equal(tallow__code_room_id("8-crossword-apple-banana", r5), 0);
     assert_memory_not_equal(r1, r5, 32);
     assert_int_equal(tallow__code_room_id("crossword-apple", r5), TALLOW_EINVAL);
 
     /* Salted: not a bare BLAKE2b of the visible part. */
     uint8_t plain[32];
-    crypto_generichash(plain, 32, (const uint8_t *)"7-crossword", 11, NULL, 0);
+    crypto_generichash(plain, 32, (const uint8_t *)"7", 1, NULL, 0);
     assert_memory_not_equal(r1, plain, 32);
+    assert_int_equal(tallow__code_words("7-crossword-apple"), 2);
+    assert_int_equal(tallow__code_words(" 7 crossword "), 1);
+    assert_int_equal(tallow__code_words("crossword"), TALLOW_EINVAL);
 }
 
 int main(void)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# e2e wrong code: sender and receiver meet in the same relay room (same "N-firstword" of the code)
-# but the other words differ. The PAKE fails: both exit non-zero with the mismatch message, and the
-# destination stays empty.
+# e2e wrong code: the receiver mistypes the FIRST word (the rest is right). The relay sees only
+# the number (the nameplate), so the two meet in the same room; the PAKE, which holds every word,
+# fails: both exit non-zero with the mismatch message (bounded: 15 s), the destination stays
+# empty. Before nameplates the first word was part of the room id and such a receiver waited in
+# silence.
 set -eu
 . "$(dirname "$0")/lib.sh"
 start_relay
@@ -10,13 +12,13 @@ printf 'secret contents\n' >"$E2E_TMP/secret.txt"
 dest=$E2E_TMP/dest
 mkdir "$dest"
 start_send wrong "$E2E_TMP/secret.txt"
-# same "number-firstword" (the room), different secret words: the relay pairs them, the key
-# exchange must not
-first=$(echo "$CODE" | cut -d- -f1-2)
-other=$first-wrong-guess
+# same number (the room), first word mistyped: the relay pairs them, the key exchange must not
+num=$(echo "$CODE" | cut -d- -f1)
+rest=$(echo "$CODE" | cut -d- -f3-)
+other=$num-mistyped-$rest
 [ "$other" != "$CODE" ] || fail "codes should differ"
-run_recv wrong 30 --yes -o "$dest" "$other"
-finish_send wrong 30
+run_recv wrong 15 --yes -o "$dest" "$other"
+finish_send wrong 15
 
 msg="code mismatch, or someone tried to guess it"
 [ "$RECV_RC" -ne 0 ] || fail "receiver exited 0 with a wrong code"

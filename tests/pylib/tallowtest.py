@@ -5,7 +5,7 @@ import shutil
 import socket
 import sys
 
-ROOM_SALT = b"tallow-room-v1\0salt:a7c3e1f09b2d4865"  # core/codephrase.c, public by design
+ROOM_SALT = b"tallow-nameplate-v2"  # core/codephrase.c, public by design
 
 
 def free_port():
@@ -18,8 +18,8 @@ def free_port():
 
 
 def room_id(code):
-    """The room id (32 bytes) the relay sees for a code: keyed BLAKE2b of "N-firstword"."""
-    n_word = "-".join(code.split("-")[:2])
+    """The room id (32 bytes) the relay sees for a code: keyed BLAKE2b of the number alone."""
+    n_word = str(int(code.split("-")[0]))
     data = len(n_word).to_bytes(8, "little") + n_word.encode()
     return hashlib.blake2b(data, digest_size=32, key=ROOM_SALT).digest()
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# e2e code rules: codes with fewer than 2 secret words are refused with a clear message (a
+# generated one with --words 1, a given one-word --code, a one-word code typed by a receiver),
+# and a receiver whose sender has not come yet says so instead of a blank screen.
+set -eu
+. "$(dirname "$0")/lib.sh"
+start_relay
+msg="at least 2 secret words"
+
+rc=0; timeout 10 "$T" send --words 1 --text hello >"$E2E_TMP/w1.out" 2>"$E2E_TMP/w1.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "send --words 1 exited $rc"
+grep -q "between 2 and 8 secret words" "$E2E_TMP/w1.err" || { show "$E2E_TMP/w1.err"; fail "no clear message for --words 1"; }
+
+rc=0; timeout 10 "$T" send --code 7-apple --text hello >"$E2E_TMP/c1.out" 2>"$E2E_TMP/c1.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "send --code 7-apple exited $rc"
+grep -qF "$msg" "$E2E_TMP/c1.err" || { show "$E2E_TMP/c1.err"; fail "no clear message for a one-word --code"; }
+
+rc=0; timeout 10 "$T" receive --yes -o "$E2E_TMP" 7-apple >"$E2E_TMP/r1.out" 2>"$E2E_TMP/r1.err" || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "receive 7-apple exited $rc"
+grep -qF "$msg" "$E2E_TMP/r1.err" || { show "$E2E_TMP/r1.err"; fail "no clear message for a one-word code at the receiver"; }
+grep -q "7-apple" "$RELAY_LOG" && fail "the relay log names the code"
+
+# nobody sends on this number: the receiver says it is waiting (then the timeout ends it)
+rc=0; timeout 4 "$T" receive --yes -o "$E2E_TMP" 9-nobody-sends-this >"$E2E_TMP/wait.out" 2>"$E2E_TMP/wait.err" || rc=$?
+[ $rc = 124 ] || { show "$E2E_TMP/wait.err"; fail "a receiver without a sender exited $rc instead of waiting"; }
+grep -q "Waiting for the sender" "$E2E_TMP/wait.err" || { show "$E2E_TMP/wait.err"; fail "the waiting receiver said nothing"; }
+ok "one-word codes refused at both ends, --words 1 refused, a waiting receiver says so"
