@@ -27,6 +27,7 @@ typedef struct lroom {
     tallow__room *r;
     char *code;
     int closed, status;
+    int burned; /* a peer's handshake failed with TALLOW_ECODE */
     pend *head;
     tallow__waiter w;
     int waiting;
@@ -198,7 +199,14 @@ static int accept_scan(lua_State *L, lroom *lr, int waited)
         tallow_ctx_log(lr->rt->ctx, TALLOW_LOG_WARN, "room: handshake with peer %u failed: %s",
                        e->peer, tallow_strerror(e->ls->status));
         lua_pop(L, 1); /* the session object closes when collected */
+        if (e->ls->status == TALLOW_ECODE) lr->burned = 1;
         free(e);
+    }
+    if (lr->burned) { /* one guess per code: after a wrong one the room takes no one else */
+        stop_timer(lr);
+        return tallow__lua_fail(L, TALLOW_ECODE,
+                                "a peer joined with a wrong code (code mismatch, or someone tried "
+                                "to guess it); the room takes no one else");
     }
     if (lr->closed) {
         stop_timer(lr);

@@ -169,7 +169,8 @@ do
         local s, aerr, acode = room:accept()
         local idx = aerr
         if not s then
-            if ever == 0 then ui.die(aerr, acode) end
+            -- a wrong code burns the room: one guess per code, never a second one
+            if ever == 0 or acode == "TALLOW_ECODE" then ui.die(aerr, acode) end
             -- the room is over: the sessions still open end by themselves, then so does chat
             accepting = false
             if npeers == 0 and not quitting then os.exit(0) end

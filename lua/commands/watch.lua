@@ -32,10 +32,13 @@ local function connect(code, initiator)
     local delay = 1
     while true do
         ui.event("connecting", { relay = opts.relay })
-        local s, err = tallow.session.open {
+        local s, err, ecode = tallow.session.open {
             code = code, relay = opts.relay, password = opts.relay_password,
             transport = opts.transport, initiator = initiator,
         }
+        if ecode == "TALLOW_ECODE" or ecode == "TALLOW_EVERSION" then -- one guess per code
+            ui.die(tostring(err) .. "; not retrying", ecode)
+        end
         if s then
             ui.event("paired", { path = s:info().path })
             if opts.verify then ui.say("Verification: %s", s:info().verify) end
