@@ -33,6 +33,12 @@
 #define VERSION_MISMATCH                                                                           \
     "incompatible versions: the peer speaks another handshake version than this tallow (%u); "    \
     "use the same tallow release on both sides"
+#define HS_TIMEOUT_MS 30000u
+static uint64_t hs_timeout_ms(void)
+{
+    const char *e = getenv("TALLOW_HANDSHAKE_TIMEOUT");
+    return e && atoi(e) > 0 ? (uint64_t)atoi(e) * 1000u : HS_TIMEOUT_MS;
+}
 #define SESSION_MAX_FRAME (2u * 1024u * 1024u)
 #define TX_KEYS 8 /* a cache of keys; the record numbers of every id live in ids_* */
 #define IDS_MAX (1u << 20) /* transfer ids with records in one epoch and direction */
@@ -74,6 +80,8 @@ struct tallow__session {
     void *filter_ud;
     int state;
     int initiator;
+    int peer_sealed;       /* a sealed frame from the peer opened: plaintext is over */
+    tallow_timer *hs_timer; /* bounds the handshake (TALLOW_HANDSHAKE_TIMEOUT, s) */
     int ready_reported;
     int closed_reported;
     tallow__hs hs;
@@ -148,8 +156,15 @@ static int send_plain(tallow__session *s, const tallow_msg_type *t, const void *
     return send_frame(s, s->path, s->buf, (size_t)n + 1);
 }
 
+static void hs_timer_stop(tallow__session *s)
+{
+    if (s->hs_timer) tallow_timer_stop(s->hs_timer);
+    s->hs_timer = NULL;
+}
+
 static void fail(tallow__session *s, int err)
 {
+    hs_timer_stop(s);
     if (s->state == ST_FAILED) return;
     s->state = ST_FAILED;
     tallow__hs_wipe(&s->hs);
@@ -208,6 +223,7 @@ static void neg_settled(tallow__session *s, int state)
 
 static void keys_ready(tallow__session *s)
 {
+    hs_timer_stop(s);
     tallow__hs_keys(&s->hs, &s->keys);
     tallow__hs_wipe(&s->hs);
     tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
@@ -357,6 +373,12 @@ static tallow__aead *tx_prepare(tallow__session *s, uint64_t tid)
 static void ch_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
 {
     tallow__session *s = ud;
+    if (ch == s->relay && s->state == ST_HANDSHAKE && type == TALLOW_MSG_PeerDeparted) {
+        /* a handshake message may be lost with the connection: no half-done key exchange */
+        tallow_ctx_set_error(s->ctx, "the relay connection broke during the key exchange; "
+                                     "run both sides again");
+        return fail(s, TALLOW_ECLOSED);
+    }
     if (ch != s->relay || s->state != ST_READY) return;
     if (s->direct && s->path == s->direct) return; /* frames go direct: a relay hiccup loses none */
     if (type == TALLOW_MSG_PeerDeparted) {
@@ -428,6 +450,13 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
 
 static void on_handshake_msg(tallow__session *s, const uint8_t *m, size_t len)
 {
+    if (s->state == ST_READY && s->peer_sealed) {
+        /* the peer's sealed frames proved the keys: a HandshakeFailed (or anything plain) now
+         * comes from the relay or the path, and must not end the session as a "wrong code" */
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN,
+                       "ignored a plaintext frame after the key exchange (injected on the way)");
+        return;
+    }
     tallow_msg_any msg;
     const tallow_msg_type *t;
     int rc = tallow_msg_decode(tallow_ctx_registry(s->ctx), m, len, &t, &msg, sizeof(msg));
@@ -550,6 +579,7 @@ static void process_frame(tallow__session *s, const uint8_t *data, size_t len)
             return fail(s, TALLOW_ECRYPTO);
         }
     }
+    s->peer_sealed = 1;
     if (kind == KIND_CTRL) return on_ctrl(s, s->rbuf, (size_t)n);
     if (kind == KIND_SEALED) {
         if (s->rx_skip) { /* sent again after a reconnection, but it had arrived */
@@ -594,11 +624,29 @@ static void ch_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, siz
     if (!was_open && s->direct_rx_open) flush_pending(s);
 }
 
+static void hs_timeout(tallow_timer *t, void *ud)
+{
+    tallow__session *s = ud;
+    (void)t;
+    s->hs_timer = NULL; /* one-shot: the loop frees it */
+    if (s->state != ST_HANDSHAKE) return;
+    tallow_ctx_set_error(s->ctx, "the key exchange got no answer within %u s (the peer or the "
+                                 "relay stopped in the middle)",
+                         (unsigned)(hs_timeout_ms() / 1000));
+    fail(s, TALLOW_ETIMEOUT);
+}
+
+static void hs_timer_start(tallow__session *s)
+{
+    s->hs_timer = tallow_timer_start(tallow_ctx_loop(s->ctx), hs_timeout_ms(), 0, hs_timeout, s);
+}
+
 static void ch_ready(tallow_channel *ch, void *ud)
 {
     tallow__session *s = ud;
     if (ch != s->relay || s->state != ST_PAIRING) return;
     s->state = ST_HANDSHAKE;
+    hs_timer_start(s);
     if (s->initiator) {
         tallow_msg_HandshakeInit init;
         int rc = tallow__hs_make_init(&s->hs, &init);
@@ -737,6 +785,7 @@ int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__s
     if (rc < 0) return rc;
     s->state = ST_HANDSHAKE; /* the channel is ready already */
     s->path = ch;
+    hs_timer_start(s);
     if (s->initiator) {
         tallow_msg_HandshakeInit init;
         rc = tallow__hs_make_init(&s->hs, &init);
@@ -1009,6 +1058,7 @@ int tallow__session_p2p_state(tallow__session *s)
 void tallow__session_close(tallow__session *s)
 {
     if (!s) return;
+    hs_timer_stop(s);
     if (s->direct) tallow_channel_close(s->direct);
     tallow__neg_free(s->neg); /* after the QUIC channel: it needs the endpoint to close */
     free(s->stun);

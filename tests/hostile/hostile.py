@@ -36,6 +36,8 @@ PART = re.compile(r"^\..*\.[0-9a-f]{16}\.tallow-part$")
 REFUSED_PATH = r"refused the offer: unsafe path refused"
 MALFORMED = r"refused the offer: malformed message"
 CRYPTO = r"decryption failed: frame forged, replayed or corrupted"
+HS_BROKEN = (r"relay connection broke during the key exchange|key exchange got no answer|"
+             r"the peer is gone|the peer went away|connection")
 SOURCE = object()  # in finals: may be there, and then equal to the MITM sender's source file
 
 # name -> (how, expected receiver exit code, regex on its stderr, files allowed under final names)
@@ -100,6 +102,20 @@ CASES = {
                              {"data.bin": SOURCE}),
     "mitm_oversized_session": ("mitm", 1, r"frame larger than the session allows", {}),
     "mitm_bad_confirm": ("mitm", 1, r"code mismatch, or someone tried to guess it", {}),
+    # a hostile relay (HostileRelay, in front of the receiver): fake reconnections, old frames
+    # replayed, duplicated, reordered, the connection cut at each handshake step, a peer that
+    # does not exist. Never a silent loss: the file arrives whole or there is a clear error.
+    "relay_fake_reconnects": ("relay", (0, 1), r"Received 1 file|" + CRYPTO, {"data.bin": SOURCE}),
+    "relay_replay_batch": ("relay", 1, CRYPTO, {}),
+    "relay_replay_after_reconnect": ("relay", (0, 1), r"Received 1 file|" + CRYPTO,
+                                     {"data.bin": SOURCE}),
+    "relay_duplicate": ("relay", 1, CRYPTO, {}),
+    "relay_reorder": ("relay", 1, CRYPTO, {}),
+    "relay_drop_hs_1": ("relay", 1, HS_BROKEN, {}),
+    "relay_drop_hs_2": ("relay", 1, HS_BROKEN, {}),
+    "relay_drop_hs_3": ("relay", 1, HS_BROKEN, {}),
+    "relay_phantom_peer": ("relay", 1, r"key exchange got no answer within 3 s", {}),
+    "relay_plain_failed_after_ready": ("relay", 0, r"Received 1 file", {"data.bin": SOURCE}),
 }
 
 
@@ -256,6 +272,152 @@ class Mitm:
         self.ls.close()
 
 
+# ---------------------------------------------------------------- hostile relay
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def f_u(tag, v):
+    return varint(tag << 3 | 0) + varint(v)
+
+
+def f_b(tag, b):
+    return varint(tag << 3 | 2) + varint(len(b)) + b
+
+
+def ctrl(type_id, body):
+    """A relay control frame: u32be length | channel 0 | registry message (type, length, body)."""
+    msg = varint(type_id) + varint(len(body)) + body
+    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
+
+
+def data(payload):
+    return (len(payload) + 1).to_bytes(4, "big") + b"\x01" + payload
+
+
+# what the relay says when the other peer's connection drops and when it is back (ids 7 and 6)
+DEPARTED = ctrl(7, f_u(1, 1) + f_b(2, b"reconnecting") + f_u(3, 1))
+ARRIVED = ctrl(6, f_u(1, 1) + f_u(2, 2))
+# a valid ristretto255 point (the base point), as a phantom peer's CPace share
+BASEPOINT = bytes.fromhex("e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76")
+
+
+class HostileRelay(Mitm):
+    """The relay as an adversary, for the receiver's connection: frames from the real relay to the
+    receiver pass through `lie`, which may inject room events, replay, duplicate or reorder
+    sealed frames, or cut both connections at the Nth handshake frame (either direction).
+    relay_phantom_peer talks to no relay at all: it answers the join as if a sender were there."""
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            if self.mode == "relay_phantom_peer":
+                threading.Thread(target=self.phantom, args=(c,), daemon=True).start()
+                continue
+            u = socket.create_connection(("127.0.0.1", self.relay_port))
+            self.hs = 0
+            self.socks = (c, u)
+            threading.Thread(target=self.frames, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self.frames, args=(u, c, True), daemon=True).start()
+
+    def phantom(self, c):
+        try:
+            c.settimeout(30)
+            c.recv(4096)  # the RoomJoin, for a room nobody else is in
+            joined = ctrl(4, f_u(1, 2) + f_u(2, 2) + f_b(3, bytes(16)) + f_u(4, 2))
+            body = f_u(1, 2) + f_b(2, os.urandom(32)) + f_b(3, BASEPOINT) + f_u(4, 0)
+            c.sendall(joined + data(b"\x00" + varint(19) + varint(len(body)) + body))
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def cut(self):
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def frames(self, src, dst, to_receiver):
+        buf = b""
+        self.sealed, self.kept, self.held = getattr(self, "sealed", 0), getattr(self, "kept", []), None
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    break
+                buf += b
+                out = []
+                while len(buf) >= 4:
+                    L = int.from_bytes(buf[:4], "big")
+                    if len(buf) < 4 + L:
+                        break
+                    fr, buf = buf[:4 + L], buf[4 + L:]
+                    if fr[4] == 1 and fr[5:6] == b"\x00" and self.mode.startswith("relay_drop_hs_"):
+                        self.hs += 1
+                        if self.hs == int(self.mode[-1]):
+                            if out:
+                                dst.sendall(b"".join(out))
+                            return self.cut()
+                    if to_receiver and fr[4] == 1 and fr[5:6] in (b"\x01", b"\x02"):
+                        self.lie(fr, out)
+                    else:
+                        out.append(fr)
+                if out:
+                    dst.sendall(b"".join(out))
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def lie(self, fr, out):
+        m, n = self.mode, self.sealed
+        self.sealed += 1
+        if m == "relay_fake_reconnects" and n < 30:
+            out.append(fr)
+            out.append((DEPARTED + ARRIVED) * 20)  # nothing was lost: the session must not care
+        elif m == "relay_replay_batch":
+            if n < 5:
+                self.kept.append(fr)
+            out.append(fr)
+            if n == 10:
+                out.extend(self.kept)  # the first frames again, verbatim, later
+        elif m == "relay_replay_after_reconnect":
+            if n < 5:
+                self.kept.append(fr)
+            if n == 10:
+                out.append(DEPARTED)  # a "gap" is now expected: old frames are dropped, not used
+                out.extend(self.kept)
+                out.append(ARRIVED)
+            out.append(fr)
+        elif m == "relay_duplicate" and n == 4:
+            out.extend([fr, fr])
+        elif m == "relay_reorder" and n == 4:
+            self.held = fr
+        elif m == "relay_reorder" and n == 5:
+            out.extend([fr, self.held])
+        elif m == "relay_plain_failed_after_ready" and n == 3:
+            out.append(fr)
+            why = b"code mismatch"
+            body = f_b(1, why) + f_u(2, 2 * 1015 - 1)  # HandshakeFailed{code TALLOW_ECODE, zigzag}
+            out.append(data(b"\x00" + varint(24) + varint(len(body)) + body))
+        else:
+            out.append(fr)
+
+
 # ---------------------------------------------------------------- one case
 
 def planted_part(path, size, mtime_ns):
@@ -308,9 +470,21 @@ def run_case(case, n, relays, work):
     peerlog = open(os.path.join(work, case + ".peer.log"), "wb")
     mitm = None
     src_file = os.path.join(work, case + ".src", "data.bin")
+    env["TALLOW_HANDSHAKE_TIMEOUT"] = "3"  # relay_phantom_peer: a key exchange left hanging
+    renv = env
     if how == "peer":
         peer = subprocess.Popen(["timeout", "-k", "2", str(TIMEOUT), T, "run", PEER, case],
                                 cwd=cwd, env=env, stdout=peerlog, stderr=peerlog)
+    elif how == "relay":
+        src = os.path.dirname(src_file)
+        os.makedirs(src)
+        with open(src_file, "wb") as f:
+            f.write(random.Random(n).randbytes(3 * 1024 * 1024))
+        mitm = HostileRelay(rport, case)
+        renv = dict(env, TALLOW_RELAY=f"127.0.0.1:{mitm.port}")
+        argv = ["true"] if case == "relay_phantom_peer" else \
+            ["timeout", "-k", "2", str(TIMEOUT), T, "send", os.path.join(src, "data.bin")]
+        peer = subprocess.Popen(argv, cwd=src, env=env, stdout=peerlog, stderr=peerlog)
     else:
         src = os.path.dirname(src_file)
         os.makedirs(src)
@@ -324,7 +498,7 @@ def run_case(case, n, relays, work):
     with open(errp, "wb") as err:
         rc = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", mem, "timeout", "-k", "2",
                               str(TIMEOUT), T, "receive", "--yes", "-o", dest],
-                             cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+                             cwd=cwd, env=renv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
         peer.wait(TIMEOUT + 5)
     except subprocess.TimeoutExpired:
