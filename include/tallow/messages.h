@@ -23,7 +23,7 @@
 #define TALLOW_FIELDS_VersionRequest(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
 #define TALLOW_FIELDS_VersionResponse(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
 #define TALLOW_FIELDS_VersionReject(F, S) F(S, 1, version, U32) F(S, 2, reason, STR)
-/* room: the opaque room id (a salted hash, never the code); capacity 0 means 2. */
+/* room: the opaque room id (a hash of the code's number only, never a word); capacity 0 means 2. */
 #define TALLOW_FIELDS_RoomJoin(F, S)                                                                  \
     F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)                 \
     F(S, 5, resume_token, BYTES)
