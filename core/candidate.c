@@ -43,6 +43,7 @@ static int validate_v4(uint32_t a, int allow_loopback)
     if ((a >> 16) == 0xA9FE) return TALLOW_EINVAL;                 /* 169.254/16 link-local */
     if (a == 0xFFFFFFFFu) return TALLOW_EINVAL;                    /* limited broadcast */
     if ((a >> 28) == 0xE) return TALLOW_EINVAL;                    /* 224/4 multicast */
+    if ((a >> 28) == 0xF) return TALLOW_EINVAL;                    /* 240/4 reserved */
     return 0;
 }
 
@@ -55,10 +56,17 @@ static int validate_v6(const uint8_t *b, int allow_loopback)
             ((uint32_t)b[12] << 24) | ((uint32_t)b[13] << 16) | ((uint32_t)b[14] << 8) | b[15];
         return validate_v4(a, allow_loopback);
     }
-    if (memcmp(b, zero, 16) == 0) return TALLOW_EINVAL;                                  /* :: */
-    if (memcmp(b, zero, 15) == 0 && b[15] == 1 && !allow_loopback) return TALLOW_EINVAL; /* ::1 */
+    static const uint8_t nat64[12] = {0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t discard[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
+    if (memcmp(b, zero, 15) == 0 && b[15] == 1) /* ::1 */
+        return allow_loopback ? 0 : TALLOW_EINVAL;
+    if (memcmp(b, zero, 12) == 0) return TALLOW_EINVAL;        /* ::/96 (::, IPv4-compatible) */
     if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return TALLOW_EINVAL; /* fe80::/10 */
+    if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return TALLOW_EINVAL; /* fec0::/10 site-local */
     if (b[0] == 0xFF) return TALLOW_EINVAL;                          /* ff00::/8 */
+    if (memcmp(b, nat64, 12) == 0) return TALLOW_EINVAL; /* 64:ff9b::/96: an IPv4 by NAT64 */
+    if (b[0] == 0x20 && b[1] == 0x02) return TALLOW_EINVAL; /* 2002::/16: 6to4 */
+    if (memcmp(b, discard, 8) == 0) return TALLOW_EINVAL;   /* 100::/64 discard-only */
     return 0;
 }
 

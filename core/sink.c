@@ -53,10 +53,28 @@ static struct timespec ns_to_ts(int64_t ns)
     return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = (long)rem};
 }
 
+/* The receiver's umask, read once: modes from the sender never grant more than it allows. */
+static mode_t recv_umask(void)
+{
+    static int have;
+    static mode_t m;
+    if (!have) {
+        m = umask(077);
+        umask(m);
+        have = 1;
+    }
+    return m;
+}
+
+static mode_t safe_mode(uint32_t mode)
+{
+    return (mode_t)(mode & 0777u) & ~recv_umask();
+}
+
 static int set_mode_mtime(int fd, uint32_t mode, int64_t mtime_ns)
 {
     struct timespec ts[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT}, ns_to_ts(mtime_ns)};
-    if (fchmod(fd, (mode_t)(mode & 0777u)) < 0) return -errno;
+    if (fchmod(fd, safe_mode(mode)) < 0) return -errno;
     if (futimens(fd, ts) < 0) return -errno;
     return 0;
 }
@@ -140,13 +158,18 @@ void tallow__sink_abort(tallow__sink *s, int keep_partial)
 /* Opens the temporary file and brings it to the kept prefix. */
 static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
 {
-    s->fd = openat(s->dirfd, s->part,
-                   O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+    /* a new part is ours alone (O_EXCL, 0600); an existing one (kept from an interrupted run)
+     * must be a plain file of ours that no one else may write */
+    const int flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    s->fd = openat(s->dirfd, s->part, flags | O_CREAT | O_EXCL, 0600);
+    if (s->fd < 0 && errno == EEXIST) s->fd = openat(s->dirfd, s->part, flags);
     if (s->fd < 0) return errno == ELOOP ? TALLOW_EUNSAFEPATH : -errno;
     struct stat st;
     if (fstat(s->fd, &st) < 0) return -errno;
     /* something planted under our temporary name: not ours to write into */
-    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) return TALLOW_EUNSAFEPATH;
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid() ||
+        (st.st_mode & 022))
+        return TALLOW_EUNSAFEPATH;
     uint64_t have = (uint64_t)st.st_size, keep = 0;
     if (align) {
         keep = have < s->size ? have : s->size;
@@ -289,7 +312,7 @@ int tallow__dir_apply(int destfd, const tallow__entry *e)
     int fd = tallow__safe_open_dir(destfd, e->path, 1);
     if (fd < 0) return fd;
     /* writable by us until tallow__dir_finish applies the final mode */
-    int rc = fchmod(fd, (mode_t)((e->mode & 0777u) | 0700u)) < 0 ? -errno : 0;
+    int rc = fchmod(fd, safe_mode(e->mode) | 0700u) < 0 ? -errno : 0;
     close(fd);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <tallow/lua.h>
@@ -90,8 +91,46 @@ static void hide_env_secret(const char *name)
     explicit_bzero(v - nlen - 1, nlen + 1 + vlen); /* "NAME=value" in the original block */
 }
 
+/* An argument that reads as a code phrase ("7-word-word", any separators). */
+static int looks_like_code(const char *a)
+{
+    int digits = 0, words = 0;
+    while (*a == ' ') a++;
+    for (; *a >= '0' && *a <= '9'; a++) digits++;
+    if (!digits || digits > 3 || (*a != '-' && *a != ' ' && *a != '_')) return 0;
+    while (*a) {
+        while (*a == '-' || *a == ' ' || *a == '_') a++;
+        if (!*a) break;
+        int letters = 0;
+        for (; (*a >= 'a' && *a <= 'z') || (*a >= 'A' && *a <= 'Z'); a++) letters++;
+        if (!letters) return 0;
+        words++;
+    }
+    return words > 0;
+}
+
+/* The script reads a private copy of argv; in the original, what looks like a code (and the
+ * value of --code) is wiped, so ps and /proc/PID/cmdline stop showing it. */
+static char **private_argv(int argc, char **argv)
+{
+    char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+    if (!copy) return argv;
+    for (int i = 0; i < argc; i++)
+        if (!(copy[i] = strdup(argv[i]))) return argv; /* keep it visible rather than lose it */
+    for (int i = 2; i < argc; i++) {
+        char *v = argv[i];
+        if (!strncmp(v, "--code=", 7)) v += 7;
+        else if (strcmp(argv[i - 1], "--code") != 0 && !looks_like_code(v)) continue;
+        explicit_bzero(v, strlen(v));
+    }
+    return copy;
+}
+
 int main(int argc, char **argv)
 {
+    /* no core dumps, no ptrace by other processes of the same user: keys and the code stay in
+     * this process */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     hide_env_secret("TALLOW_CODE");
     hide_env_secret("TALLOW_RELAY_PASSWORD");
     /* Transports queue every frame (up to ~1 MiB) in a fresh heap buffer. With glibc's default
@@ -155,7 +194,8 @@ int main(int argc, char **argv)
     if (proxy_env && *proxy_env) tallow_policy_set_proxy(pol, proxy_env);
     tallow_policy_lock(pol);
     tallow_plugin_load_all(ctx);
-    int code = tallow_lua_run_file(ctx, script, argc - first_arg, argv + first_arg);
+    char **args = private_argv(argc, argv);
+    int code = tallow_lua_run_file(ctx, script, argc - first_arg, args + first_arg);
     tallow_ctx_free(ctx);
     return code;
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """tests/abuse/secrets.py — the code phrase stays secret on the machine:
 
-  ps     given by TALLOW_CODE (sender and receiver) or typed at the receiver's prompt (stdin), the
+  ps     given by TALLOW_CODE (sender and receiver), typed at the receiver's prompt (stdin), or
+         on the command line (`send --code CODE`, `receive CODE`: wiped from argv once read), the
          code never shows in `ps -eo args`, /proc/PID/cmdline or /proc/PID/environ while they run;
   logs   with TALLOW_LOG=debug, the stderr of relay, sender and receiver never holds the code, any
-         of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N-word").
+         of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N").
 A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
 import os
 import shutil
@@ -49,15 +50,23 @@ def main():
     src = os.path.join(work, "f.bin")
     with open(src, "wb") as f:
         f.write(os.urandom(20 << 20))
-    codes = {"env": "71-quartz-juniper-velvet", "prompt": "72-saffron-bramble-walnut"}
+    codes = {"env": "71-quartz-juniper-velvet", "prompt": "72-saffron-bramble-walnut",
+             "argv": "73-cobalt-thistle-meadow"}
     try:
         for how, code in codes.items():
             dest = os.path.join(work, "dest-" + how)
             slog = open(os.path.join(work, how + ".send.log"), "wb")
             rlog = open(os.path.join(work, how + ".recv.log"), "wb")
-            snd = subprocess.Popen([T, "send", src], env=dict(dbg, TALLOW_CODE=code),
-                                   stdout=slog, stderr=slog)
-            if how == "env":
+            if how == "argv":  # the code on the command line: wiped from argv once read
+                snd = subprocess.Popen([T, "send", "--code", code, src], env=dbg,
+                                       stdout=slog, stderr=slog)
+            else:
+                snd = subprocess.Popen([T, "send", src], env=dict(dbg, TALLOW_CODE=code),
+                                       stdout=slog, stderr=slog)
+            if how == "argv":
+                rcv = subprocess.Popen([T, "receive", "-o", dest, code], env=dbg,
+                                       stdout=rlog, stderr=rlog, stdin=subprocess.PIPE)
+            elif how == "env":
                 # no --yes: the receiver waits at the accept question, so both are alive to read
                 rcv = subprocess.Popen([T, "receive", "-o", dest],
                                        env=dict(dbg, TALLOW_CODE=code), stdout=rlog, stderr=rlog,
@@ -67,7 +76,7 @@ def main():
                                        stdout=rlog, stderr=rlog, stdin=subprocess.PIPE)
             time.sleep(0.5)  # both up (the receiver at its question, or at the code prompt)
             seen = ps_args() + cmdlines([snd, rcv], fails, how)
-            rcv.stdin.write(("y\n" if how == "env" else code + "\n").encode())
+            rcv.stdin.write(("y\n" if how != "prompt" else code + "\n").encode())
             rcv.stdin.flush()
             if how == "prompt":
                 time.sleep(0.3)  # mid-transfer

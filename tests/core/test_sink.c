@@ -462,15 +462,53 @@ static void test_sink_no_space(void **state)
     umount2(mnt, MNT_DETACH);
 }
 
+/* Modes from the sender pass through the receiver's umask (022 here): a sender cannot make a
+ * received file or folder group- or world-writable. A part planted by someone else, or one that
+ * others may write, is not resumed into. */
+static void test_sink_umask_and_foreign_parts(void **state)
+{
+    fx *f = *state;
+    tallow__entry e = file_entry("open.txt", 3, 0777, 0);
+    tallow__sink s;
+    uint64_t off;
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &e, 0, MiB, &off), 0);
+    write_range(&s, f->data, 0, 3);
+    assert_int_equal(tallow__sink_finish(&s, NULL), 0);
+    struct stat st;
+    assert_int_equal(fstatat(f->destfd, "open.txt", &st, 0), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    tallow__entry d = {"opendir", 0, 0777, 0, TALLOW__ENT_DIR, NULL};
+    assert_int_equal(tallow__dir_apply(f->destfd, &d), 0);
+    assert_int_equal(tallow__dir_finish(f->destfd, &d), 0);
+    assert_int_equal(fstatat(f->destfd, "opendir", &st, 0), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    /* a world-writable part under our temporary name */
+    tallow__entry t = file_entry("t.bin", 10, 0644, 0);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &t, 0, MiB, &off), 0);
+    char part[TALLOW__NAME_MAX + 1];
+    snprintf(part, sizeof part, "%s", s.part);
+    tallow__sink_abort(&s, 1); /* kept, as after an interruption */
+    assert_int_equal(fchmodat(f->destfd, part, 0666, 0), 0);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &t, 0, MiB, &off), TALLOW_EUNSAFEPATH);
+    assert_int_equal(fchmodat(f->destfd, part, 0600, 0), 0);
+    assert_int_equal(tallow__sink_open(&s, f->destfd, &t, 0, MiB, &off), 0); /* ours again */
+    tallow__sink_abort(&s, 1);
+    if (geteuid() == 0) { /* owned by another user */
+        assert_int_equal(fchownat(f->destfd, part, 4242, 4242, 0), 0);
+        assert_int_equal(tallow__sink_open(&s, f->destfd, &t, 0, MiB, &off), TALLOW_EUNSAFEPATH);
+    }
+}
+
 int main(void)
 {
+    umask(022); /* the tests expect modes as a usual umask leaves them */
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         T(test_sink_write_finish),     T(test_sink_out_of_sequence), T(test_sink_wrong_hash),
         T(test_sink_existing_final),   T(test_sink_resume),          T(test_sink_empty_file),
         T(test_sink_planted_symlinks), T(test_sink_long_name),       T(test_sink_dirs),
         T(test_sink_source_open),      T(test_sink_hash_wrappers),   T(test_sink_part_name),
-        T(test_sink_no_space),
+        T(test_sink_no_space),         T(test_sink_umask_and_foreign_parts),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
