@@ -90,7 +90,7 @@ void relay_htab_del(relay_htab *t, relay_hnode *n)
     }
 }
 
-/* ---- per-address accounting */
+/* ---- per-address accounting (IPv4 addresses, IPv6 /64s) */
 
 static relay_ip *ip_get(relay_srv *s, const struct sockaddr_storage *ss)
 {
@@ -99,7 +99,10 @@ static relay_ip *ip_get(relay_srv *s, const struct sockaddr_storage *ss)
         a[10] = a[11] = 0xff;
         memcpy(a + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
     } else {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         memcpy(a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        /* one IPv6 host commonly has a whole /64: the limits count per /64, not per address */
+        if (memcmp(a, mapped, 12) != 0) memset(a + 8, 0, 8);
     }
     uint64_t h = relay_hash(s, a, 16);
     for (relay_hnode *n = relay_htab_first(&s->ips, h); n; n = n->next)
