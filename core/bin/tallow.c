@@ -116,7 +116,12 @@ static char **private_argv(int argc, char **argv)
     char **copy = calloc((size_t)argc + 1, sizeof(*copy));
     if (!copy) return argv;
     for (int i = 0; i < argc; i++)
-        if (!(copy[i] = strdup(argv[i]))) return argv; /* keep it visible rather than lose it */
+        if (!(copy[i] = strdup(argv[i]))) { /* keep it visible rather than lose it */
+            while (i-- > 0)
+                free(copy[i]);
+            free(copy);
+            return argv;
+        }
     for (int i = 2; i < argc; i++) {
         char *v = argv[i];
         if (!strncmp(v, "--code=", 7)) v += 7;
@@ -196,6 +201,13 @@ int main(int argc, char **argv)
     tallow_plugin_load_all(ctx);
     char **args = private_argv(argc, argv);
     int code = tallow_lua_run_file(ctx, script, argc - first_arg, args + first_arg);
+    if (args != argv) {
+        for (int i = 0; i < argc; i++) {
+            if (args[i]) explicit_bzero(args[i], strlen(args[i]));
+            free(args[i]);
+        }
+        free(args);
+    }
     tallow_ctx_free(ctx);
     return code;
 }

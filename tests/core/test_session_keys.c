@@ -110,9 +110,9 @@ static const tallow__session_cbs cbs = {.on_message = on_message, .on_closed = o
 static void make_side(side *me, int initiator, const tallow__keys *k)
 {
     memset(me, 0, sizeof *me);
-    tallow__session *s = NULL;
-    assert_int_equal(posix_memalign((void **)&s, 64, sizeof(*s)), 0);
-    memset(s, 0, sizeof(*s));
+    tallow__session *s = session_alloc();
+    assert_non_null(s);
+    assert_int_equal((uintptr_t)s % 64, 0);
     s->ctx = ctx;
     s->cbs = &cbs;
     s->ud = me;

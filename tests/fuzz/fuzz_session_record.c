@@ -68,9 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(ctx && tallow_registry_add(tallow_ctx_registry(ctx), &big_type) == 0);
         tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
     }
-    tallow__session *s = NULL;
-    CHECK(posix_memalign((void **)&s, 64, sizeof(*s)) == 0);
-    memset(s, 0, sizeof(*s));
+    tallow__session *s = session_alloc();
+    CHECK(s);
     s->ctx = ctx;
     s->cbs = &cbs;
     s->rekey_records = REKEY_RECORDS;
