@@ -474,10 +474,12 @@ static const luaL_Reg methods[] = {
 };
 
 int tallow__lua_manifest(lua_State *L);
+int tallow__lua_offer_conflicts(lua_State *L);
 
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"manifest", tallow__lua_manifest},
+    {"conflicts", tallow__lua_offer_conflicts},
     {NULL, NULL},
 };
 

@@ -569,6 +569,8 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
         if (!x->sender || x->state != X_OFFERED) break;
+        /* the clock (rate, seconds) starts when the receiver said yes, not while it was asked */
+        x->st.started_ns = tallow_now_ns();
         if (on_accept(x, msg) < 0) abort_with(x, TALLOW_EPROTO, "malformed resume list from the peer");
         return 1;
     case TALLOW_MSG_FileReject: {
