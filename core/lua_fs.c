@@ -774,7 +774,8 @@ static int l_check(lua_State *L)
         int fd = open(m.e[i].src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
             char why[300];
-            snprintf(why, sizeof why, "cannot be read (%s)", strerror(errno));
+            int n = snprintf(why, sizeof why, "cannot be read (%s)", strerror(errno));
+            if (n > 16 && why[16] >= 'A' && why[16] <= 'Z') why[16] = (char)(why[16] + 32);
             check_push(L, c.problems, m.e[i].src, why, 1);
         } else {
             close(fd);

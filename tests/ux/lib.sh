@@ -11,3 +11,20 @@ in_tty() {
     TTY_RC=0
     python3 "$(dirname "$0")/pty_run.py" "$cols" "$out" "$secs" "$@" || TTY_RC=$?
 }
+
+# as_nobody COMMAND... : runs COMMAND as an unprivileged user when we are root (root reads any
+# file, so unreadable files need someone else to be unreadable to); as ourselves otherwise.
+as_nobody() {
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$E2E_TMP"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+    else
+        "$@"
+    fi
+}
+
+# no_code FILE : fails if FILE shows a code phrase (the pre-flight must stop before it)
+no_code() {
+    if grep -q "Code is" "$1"; then show "$1"; fail "a code was shown although the pre-flight failed"; fi
+    if grep -q "stack traceback" "$1"; then show "$1"; fail "a Lua traceback"; fi
+}
