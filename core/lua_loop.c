@@ -5,7 +5,9 @@
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,54 @@ static int l_probe(lua_State *L)
     return tallow__lua_fail(L, -err, msg);
 }
 
+/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM
+ * (read through a signalfd, so it runs in the loop like any other event, never inside a signal
+ * handler). One handler per process; a later call replaces the function. */
+static struct {
+    tallow__lrt *rt;
+    int fd, fn_ref;
+    tallow_io *io;
+} sig = {NULL, -1, LUA_NOREF, NULL};
+
+static void sig_ready(tallow_io *io, int fd, unsigned ev, void *ud)
+{
+    (void)io;
+    (void)ev;
+    (void)ud;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) != sizeof(si) || sig.fn_ref == LUA_NOREF) return;
+    lua_State *L = sig.rt->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
+    lua_pushinteger(L, (lua_Integer)si.ssi_signo);
+    tallow__lua_spawn(sig.rt, L, 1);
+}
+
+static int l_on_signal(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    tallow__lrt *rt = tallow__lrt_get(L);
+    if (sig.fd < 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (sig.fd < 0) return tallow__lua_fail(L, -errno, NULL);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        /* a shell starts background jobs with SIGINT ignored, and an ignored signal never
+         * reaches the signalfd; blocked, the default action cannot end the process either */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fd, TALLOW_IO_READ, sig_ready, NULL);
+    }
+    sig.rt = rt;
+    if (sig.fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, sig.fn_ref);
+    lua_pushvalue(L, 1);
+    sig.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* tallow.loop.fresh_line(): ends the line of a progress bar drawn on stderr, if one is open, so
  * that what is written next starts on a fresh line. */
 static int l_fresh_line(lua_State *L)
@@ -274,7 +324,7 @@ static int l_columns(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"fresh_line", l_fresh_line}, {"columns", l_columns},
+    {"fresh_line", l_fresh_line}, {"columns", l_columns}, {"on_signal", l_on_signal},
     {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
     {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
     {"probe", l_probe},

@@ -24,7 +24,33 @@ typedef struct lxfer {
     int destfd;
     const char *verb;
     int notices_ref; /* table of refusal messages */
+    struct lxfer *next_active; /* the transfers running now (tallow.session.cancel_all) */
 } lxfer;
+
+static lxfer *active;
+
+static void active_remove(lxfer *lx)
+{
+    for (lxfer **p = &active; *p; p = &(*p)->next_active) {
+        if (*p == lx) {
+            *p = lx->next_active;
+            return;
+        }
+    }
+}
+
+/* tallow.session.cancel_all() -> count: every running transfer tells its peer that this side
+ * cancelled (Ctrl-C, SIGTERM) and ends with TALLOW_ECANCELED. */
+int tallow__lua_cancel_all(lua_State *L)
+{
+    int n = 0;
+    for (lxfer *lx = active; lx; lx = lx->next_active) {
+        tallow__xfer_cancel(lx->x);
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
 
 static int mode_of(lua_State *L, int opts)
 {
@@ -107,6 +133,7 @@ static int push_result(lua_State *co, void *ud)
 static void lx_release(lxfer *lx)
 {
     lua_State *L = lx->ls->rt->L;
+    active_remove(lx);
     lx->ls->on_event = NULL;
     tallow__xfer_free(lx->x);
     if (lx->destfd >= 0) close(lx->destfd);
@@ -168,6 +195,8 @@ static int wait_for(lua_State *L, tallow__lsession *ls, lxfer *lx)
     ls->on_event = on_session_event;
     ls->event_ud = lx;
     lx->waiting = 1;
+    lx->next_active = active;
+    active = lx;
     return tallow__lua_wait(L, &lx->w, NULL, 0);
 }
 

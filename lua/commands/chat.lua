@@ -84,6 +84,9 @@ local function finish(status)
     os.exit(status)
 end
 
+-- Ctrl-C leaves like /quit: the others are told (ChatEnd) instead of waiting for the relay
+tallow.loop.on_signal(function() finish(0) end)
+
 local function send_line(line)
     seq = seq + 1
     for _, p in pairs(peers) do

@@ -85,7 +85,23 @@ else
 end
 ui.event("offer", { kind = offer.kind, bytes = offer.total_size, count = offer.count })
 if not opts.yes then
+    -- while the question waits, a sender that cancels or goes away ends it at once
+    local asking = true
+    tallow.spawn(function()
+        while asking do
+            local n, m, c = s:recv(0.25)
+            if not asking then return end
+            if n == "TransferError" then
+                io.stderr:write("\n")
+                ui.die(m.message or "the sender cancelled", "TALLOW_ECANCELED")
+            elseif not n and c ~= "TALLOW_ETIMEOUT" then
+                io.stderr:write("\n")
+                ui.die("the sender went away before you answered: " .. tostring(m), c)
+            end
+        end
+    end)
     local answer = ui.ask("Accept " .. what .. "? [y/N] ")
+    asking = false
     if not answer and not tallow.loop.isatty(0) then
         s:reject(offer, "the receiver could not be asked (no terminal) and did not pass --yes")
         tallow.sleep(0.2)

@@ -53,9 +53,30 @@ local EXIT_OF = {
 }
 function M.exit_status(code) return EXIT_OF[code or ""] or M.EXIT.error end
 
+-- Ctrl-C or SIGTERM: every running transfer tells its peer ("the sender cancelled"), the
+-- goodbyes get a moment to leave, then the state is closed, so each session leaves its room
+-- (the relay frees it at once: the same code works again). Exit status 128 + the signal.
+-- A second signal ends the process at once.
+M.cancelled = false
+function M.on_cancel(signo)
+    if M.cancelled then os.exit(128 + signo) end
+    M.cancelled = signo
+    local n = tallow.session.cancel_all()
+    tallow.loop.fresh_line()
+    io.stderr:write("tallow: cancelled" .. (n > 0 and "; the other side was told" or "") .. "\n")
+    M.event("error", { message = "cancelled", code = "TALLOW_ECANCELED", exit = 128 + signo })
+    tallow.sleep(0.3)
+    os.exit(128 + signo, true)
+end
+tallow.loop.on_signal(M.on_cancel)
+
 -- Prints the error (on a fresh line, after any progress bar) and exits with the status its code
 -- maps to (M.EXIT).
 function M.die(msg, code)
+    if M.cancelled then -- the transfer ended because we cancelled it: on_cancel says so and exits
+        pcall(tallow.sleep, 0.3)
+        os.exit(128 + M.cancelled, true)
+    end
     local status = M.exit_status(code)
     if M.json then M.event("error", { message = msg, code = code or "", exit = status }) end
     tallow.loop.fresh_line()
