@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -702,7 +703,138 @@ static int l_watch(lua_State *L)
     return 1;
 }
 
+/* ================================================================ check (send's pre-flight) */
+
+typedef struct check_ctx {
+    lua_State *L;
+    int problems; /* absolute index of the problems table */
+} check_ctx;
+
+static void check_push(lua_State *L, int problems, const char *path, const char *why, int fatal)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, why);
+    lua_setfield(L, -2, "why");
+    lua_pushboolean(L, fatal);
+    lua_setfield(L, -2, "fatal");
+    lua_rawseti(L, problems, (lua_Integer)lua_rawlen(L, problems) + 1);
+}
+
+static void check_warn(void *ud, const char *path, const char *why)
+{
+    check_ctx *c = ud;
+    /* what would make the receiver get less than was asked for is fatal; links and special
+     * files are never sent by design, so they are only reported */
+    int fatal = !strncmp(why, "directory not readable", 22) || !strncmp(why, "skipped: cannot", 15);
+    check_push(c->L, c->problems, path,
+               !strncmp(why, "directory not readable", 22) ? "folder cannot be read" : why, fatal);
+}
+
+/* tallow.fs.check(paths) -> {files=, dirs=, bytes=, count=, problems={{path=, why=, fatal=}...}}
+ * | nil, message, code. Walks what `send` would send exactly as the manifest builder does, and
+ * opens every file once for reading, so that what cannot be sent is named before a code is
+ * shown. A top-level path that cannot be sent at all is an error naming it. */
+static int l_check(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t n = lua_rawlen(L, 1);
+    const char **paths = calloc(n ? n : 1, sizeof(*paths));
+    if (!paths) return luaL_error(L, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        paths[i] = lua_tostring(L, -1); /* anchored by the paths table */
+        lua_pop(L, 1);
+        if (!paths[i]) paths[i] = "";
+    }
+    lua_newtable(L);
+    check_ctx c = {L, lua_gettop(L)};
+    tallow__manifest m = {0};
+    int rc = tallow__manifest_build_ex(paths, n, check_warn, &c, &m);
+    free(paths);
+    if (rc < 0) {
+        /* the builder named a top-level path in a problem when it could; else say the errno */
+        if (lua_rawlen(L, c.problems) > 0) {
+            lua_rawgeti(L, c.problems, (lua_Integer)lua_rawlen(L, c.problems));
+            lua_getfield(L, -1, "path");
+            lua_getfield(L, -2, "why");
+            char msg[1200];
+            snprintf(msg, sizeof msg, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+            return tallow__lua_fail(L, rc, msg);
+        }
+        return tallow__lua_fail(L, rc, NULL);
+    }
+    size_t dirs = 0;
+    for (size_t i = 0; i < m.n; i++) {
+        if (m.e[i].type == TALLOW__ENT_DIR) {
+            dirs++;
+            continue;
+        }
+        int fd = open(m.e[i].src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            char why[300];
+            int n = snprintf(why, sizeof why, "cannot be read (%s)", strerror(errno));
+            if (n > 16 && why[16] >= 'A' && why[16] <= 'Z') why[16] = (char)(why[16] + 32);
+            check_push(L, c.problems, m.e[i].src, why, 1);
+        } else {
+            close(fd);
+        }
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)m.nfiles);
+    lua_setfield(L, -2, "files");
+    lua_pushinteger(L, (lua_Integer)dirs);
+    lua_setfield(L, -2, "dirs");
+    lua_pushinteger(L, (lua_Integer)m.total_size);
+    lua_setfield(L, -2, "bytes");
+    lua_pushinteger(L, (lua_Integer)m.n);
+    lua_setfield(L, -2, "count");
+    lua_pushvalue(L, c.problems);
+    lua_setfield(L, -2, "problems");
+    tallow__manifest_free(&m);
+    return 1;
+}
+
+/* tallow.fs.mkdirs(path) -> true | nil, message, code: creates path and its missing parents
+ * (mode 0755 less the umask), like mkdir -p. */
+static int l_mkdirs(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof buf) return tallow__lua_fail(L, -ENAMETOOLONG, NULL);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST) return tallow__lua_fail(L, -errno, NULL);
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return tallow__lua_fail(L, -errno, NULL);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* tallow.fs.writable(dir) -> true | nil, message, code: a file can be made in dir (one is
+ * created and removed at once; permission bits alone do not tell root or a read-only mount). */
+static int l_writable(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s/.tallow-probe-XXXXXX", dir) >= (int)sizeof tmp)
+        return tallow__lua_fail(L, -ENAMETOOLONG, NULL);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return tallow__lua_fail(L, -errno, NULL);
+    close(fd);
+    unlink(tmp);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"mkdirs", l_mkdirs},
+    {"writable", l_writable},
+    {"check", l_check},
     {"scan", l_scan},     {"encode", l_encode},
     {"decode", l_decode}, {"remove_under", l_remove_under},
     {"watch", l_watch},   {"stat", l_stat},

@@ -1,11 +1,20 @@
 /* core/lua_loop.c — `tallow.loop`: time, sleeping, coroutines, repeating timers, and reading
  * lines from a file descriptor without blocking the loop. */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lua_rt.h"
+#include "progress.h"
 
 /* ---- sleep */
 
@@ -195,9 +204,130 @@ static int l_isatty(lua_State *L)
     return 1;
 }
 
+/* tallow.loop.probe(host, port [, timeout_s]) -> true | nil, reason, code: whether a TCP
+ * connection to host:port opens within timeout_s (default 3), each resolved address in turn. It
+ * blocks (a pre-flight before anything else runs); the connection is closed at once. The reason
+ * is the last failure in words ("connection refused", "cannot resolve ...", "timed out"). */
+static int l_probe(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    const char *port = luaL_checkstring(L, 2);
+    int ms = (int)(luaL_optnumber(L, 3, 3) * 1000);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *a;
+    int g = getaddrinfo(host, port, &hints, &ai);
+    if (g != 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot resolve %s: %s", host, gai_strerror(g));
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, msg);
+    }
+    int err = ETIMEDOUT;
+    for (a = ai; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+        if (rc < 0 && errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            rc = poll(&p, 1, ms);
+            if (rc == 0) {
+                errno = ETIMEDOUT;
+                rc = -1;
+            } else if (rc > 0) {
+                int so = 0;
+                socklen_t sl = sizeof so;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &sl);
+                errno = so;
+                rc = so ? -1 : 0;
+            }
+        }
+        if (rc < 0) err = errno;
+        close(fd);
+        if (rc == 0) {
+            freeaddrinfo(ai);
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+    }
+    freeaddrinfo(ai);
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s", err == ETIMEDOUT ? "no answer (timed out)" : strerror(err));
+    msg[0] = (char)(msg[0] >= 'A' && msg[0] <= 'Z' ? msg[0] + 32 : msg[0]);
+    return tallow__lua_fail(L, -err, msg);
+}
+
+/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM
+ * (read through a signalfd, so it runs in the loop like any other event, never inside a signal
+ * handler). One handler per process; a later call replaces the function. */
+static struct {
+    tallow__lrt *rt;
+    int fd, fn_ref;
+    tallow_io *io;
+} sig = {NULL, -1, LUA_NOREF, NULL};
+
+static void sig_ready(tallow_io *io, int fd, unsigned ev, void *ud)
+{
+    (void)io;
+    (void)ev;
+    (void)ud;
+    struct signalfd_siginfo si;
+    if (read(fd, &si, sizeof(si)) != sizeof(si) || sig.fn_ref == LUA_NOREF) return;
+    lua_State *L = sig.rt->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
+    lua_pushinteger(L, (lua_Integer)si.ssi_signo);
+    tallow__lua_spawn(sig.rt, L, 1);
+}
+
+static int l_on_signal(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    tallow__lrt *rt = tallow__lrt_get(L);
+    if (sig.fd < 0) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (sig.fd < 0) return tallow__lua_fail(L, -errno, NULL);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        /* a shell starts background jobs with SIGINT ignored, and an ignored signal never
+         * reaches the signalfd; blocked, the default action cannot end the process either */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fd, TALLOW_IO_READ, sig_ready, NULL);
+    }
+    sig.rt = rt;
+    if (sig.fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, sig.fn_ref);
+    lua_pushvalue(L, 1);
+    sig.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* tallow.loop.fresh_line(): ends the line of a progress bar drawn on stderr, if one is open, so
+ * that what is written next starts on a fresh line. */
+static int l_fresh_line(lua_State *L)
+{
+    (void)L;
+    tallow__progress_break();
+    return 0;
+}
+
+/* tallow.loop.columns([fd]) -> the width of the terminal on fd (default 2), or nil */
+static int l_columns(lua_State *L)
+{
+    struct winsize ws;
+    if (ioctl((int)luaL_optinteger(L, 1, 2), TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return 0;
+    lua_pushinteger(L, ws.ws_col);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
+    {"fresh_line", l_fresh_line}, {"columns", l_columns}, {"on_signal", l_on_signal},
     {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
     {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
+    {"probe", l_probe},
     {NULL, NULL},
 };
 

@@ -474,10 +474,14 @@ static const luaL_Reg methods[] = {
 };
 
 int tallow__lua_manifest(lua_State *L);
+int tallow__lua_offer_conflicts(lua_State *L);
+int tallow__lua_cancel_all(lua_State *L);
 
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"manifest", tallow__lua_manifest},
+    {"conflicts", tallow__lua_offer_conflicts},
+    {"cancel_all", tallow__lua_cancel_all},
     {NULL, NULL},
 };
 

@@ -24,7 +24,33 @@ typedef struct lxfer {
     int destfd;
     const char *verb;
     int notices_ref; /* table of refusal messages */
+    struct lxfer *next_active; /* the transfers running now (tallow.session.cancel_all) */
 } lxfer;
+
+static lxfer *active;
+
+static void active_remove(lxfer *lx)
+{
+    for (lxfer **p = &active; *p; p = &(*p)->next_active) {
+        if (*p == lx) {
+            *p = lx->next_active;
+            return;
+        }
+    }
+}
+
+/* tallow.session.cancel_all() -> count: every running transfer tells its peer that this side
+ * cancelled (Ctrl-C, SIGTERM) and ends with TALLOW_ECANCELED. */
+int tallow__lua_cancel_all(lua_State *L)
+{
+    int n = 0;
+    for (lxfer *lx = active; lx; lx = lx->next_active) {
+        tallow__xfer_cancel(lx->x);
+        n++;
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
 
 static int mode_of(lua_State *L, int opts)
 {
@@ -34,6 +60,7 @@ static int mode_of(lua_State *L, int opts)
     int r = !m ? TALLOW__PROGRESS_NONE
                : !strcmp(m, "json") ? TALLOW__PROGRESS_JSON
                : !strcmp(m, "bar")  ? TALLOW__PROGRESS_BAR
+               : !strcmp(m, "lines") ? TALLOW__PROGRESS_LINES
                                     : TALLOW__PROGRESS_NONE;
     lua_pop(L, 1);
     return r;
@@ -106,6 +133,7 @@ static int push_result(lua_State *co, void *ud)
 static void lx_release(lxfer *lx)
 {
     lua_State *L = lx->ls->rt->L;
+    active_remove(lx);
     lx->ls->on_event = NULL;
     tallow__xfer_free(lx->x);
     if (lx->destfd >= 0) close(lx->destfd);
@@ -167,6 +195,8 @@ static int wait_for(lua_State *L, tallow__lsession *ls, lxfer *lx)
     ls->on_event = on_session_event;
     ls->event_ud = lx;
     lx->waiting = 1;
+    lx->next_active = active;
+    active = lx;
     return tallow__lua_wait(L, &lx->w, NULL, 0);
 }
 
@@ -346,6 +376,55 @@ int tallow__lua_manifest(lua_State *L)
     lua_setfield(L, -2, "files");
     lua_pushinteger(L, (lua_Integer)m.total_size);
     lua_setfield(L, -2, "bytes");
+    tallow__manifest_free(&m);
+    return 1;
+}
+
+/* tallow.session.conflicts(manifest_bytes, dest [, max_listed]) -> {existing={name...},
+ * existing_count=, present=} | nil, message, code. What accepting the offer into dest would run
+ * into, asked before the receiver answers: entries that exist there and would be refused without
+ * --overwrite (existing, escaped, the first max_listed of them, default 10), and files already
+ * there whole from an earlier run (present: they are skipped, not refused). A dest that does not
+ * exist yet has no conflicts. */
+int tallow__lua_offer_conflicts(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    const char *dest = luaL_checkstring(L, 2);
+    lua_Integer max = luaL_optinteger(L, 3, 10);
+    tallow__manifest m = {0};
+    int rc = tallow__manifest_decode(buf, len, TALLOW__MANIFEST_MAX_ENTRIES, &m);
+    if (rc < 0) return tallow__lua_fail(L, rc, NULL);
+    int destfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    lua_createtable(L, 0, 3);
+    lua_newtable(L);
+    lua_Integer count = 0, present = 0;
+    for (size_t i = 0; destfd >= 0 && i < m.n; i++) {
+        const tallow__entry *e = &m.e[i];
+        uint64_t off = 0;
+        int r;
+        if (e->type == TALLOW__ENT_DIR) {
+            struct stat st;
+            r = fstatat(destfd, e->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)
+                    ? TALLOW_EEXIST
+                    : 0;
+        } else {
+            r = tallow__sink_probe(destfd, e, 0, 0, &off);
+        }
+        if (r == 1) present++;
+        if (r != TALLOW_EEXIST) continue; /* unsafe paths are refused, per entry, by the engine */
+        if (++count <= max) {
+            char shown[1200];
+            lua_pushstring(L, tallow__printable(e->path, strlen(e->path), shown, sizeof(shown)));
+            lua_rawseti(L, -2, count);
+        }
+    }
+    if (destfd >= 0) close(destfd);
+    lua_setfield(L, -2, "existing");
+    lua_pushinteger(L, count);
+    lua_setfield(L, -2, "existing_count");
+    lua_pushinteger(L, present);
+    lua_setfield(L, -2, "present");
     tallow__manifest_free(&m);
     return 1;
 }

@@ -121,7 +121,14 @@ struct tallow__session {
     int p2p, pair, peer_switched, direct_lost;
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
+    /* the relay ended (the peer left) while frames moved over the direct path: the peer's last
+     * frames may still be waiting in the UDP socket, so the end is reported when the direct path
+     * closes too, or after RELAY_GONE_MS */
+    int relay_gone, relay_gone_err;
+    tallow_timer *relay_gone_timer;
 };
+
+#define RELAY_GONE_MS 1500
 
 static void report_ready(tallow__session *s, int status)
 {
@@ -662,9 +669,40 @@ static void ch_writable(tallow_channel *ch, void *ud)
     if ((ch == s->path || ch == s->relay) && s->cbs->on_writable) s->cbs->on_writable(s, s->ud);
 }
 
+static void relay_gone_expired(tallow_timer *t, void *ud)
+{
+    tallow__session *s = ud;
+    (void)t;
+    s->relay_gone_timer = NULL; /* a one-shot timer is freed after this returns */
+    if (s->state == ST_FAILED) return;
+    s->state = ST_FAILED;
+    report_closed(s, s->relay_gone_err);
+}
+
 static void ch_closed(tallow_channel *ch, int err, void *ud)
 {
     tallow__session *s = ud;
+    if (s->relay_gone && ch == s->direct) {
+        /* both paths are closed now: whatever the peer sent last was delivered before this */
+        if (s->relay_gone_timer) tallow_timer_stop(s->relay_gone_timer);
+        s->relay_gone_timer = NULL;
+        if (s->state == ST_FAILED) return;
+        s->state = ST_FAILED;
+        report_closed(s, s->relay_gone_err);
+        return;
+    }
+    if (ch == s->relay && s->direct && s->path == s->direct && s->state == ST_READY &&
+        !s->relay_gone) {
+        /* A peer that ends its session closes the direct path and then leaves the relay; the
+         * two arrive on different sockets, so the relay's "left" can be read before the peer's
+         * last frames on the direct path (its TransferComplete): wait for those. */
+        s->relay_gone = 1;
+        s->relay_gone_err = err;
+        s->relay_gone_timer =
+            tallow_timer_start(tallow_ctx_loop(s->ctx), RELAY_GONE_MS, 0, relay_gone_expired, s);
+        if (!s->relay_gone_timer) relay_gone_expired(NULL, s);
+        return;
+    }
     if (ch == s->direct && s->relay) {
         /* the direct path died: fall back to the relay */
         if (s->path == s->direct || s->peer_switched) direct_lost(s, err);
@@ -1070,6 +1108,7 @@ void tallow__session_close(tallow__session *s)
 {
     if (!s) return;
     hs_timer_stop(s);
+    if (s->relay_gone_timer) tallow_timer_stop(s->relay_gone_timer);
     if (s->direct) tallow_channel_close(s->direct);
     tallow__neg_free(s->neg); /* after the QUIC channel: it needs the endpoint to close */
     free(s->stun);

@@ -155,6 +155,12 @@ static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
     finish(x, err);
 }
 
+void tallow__xfer_cancel(tallow__xfer *x)
+{
+    if (!x || x->state == X_DONE) return;
+    abort_with(x, TALLOW_ECANCELED, "%s", x->sender ? "the sender cancelled" : "the receiver cancelled");
+}
+
 static void notice(tallow__xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void notice(tallow__xfer *x, const char *fmt, ...)
 {
@@ -569,6 +575,8 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
         if (!x->sender || x->state != X_OFFERED) break;
+        /* the clock (rate, seconds) starts when the receiver said yes, not while it was asked */
+        x->st.started_ns = tallow_now_ns();
         if (on_accept(x, msg) < 0) abort_with(x, TALLOW_EPROTO, "malformed resume list from the peer");
         return 1;
     case TALLOW_MSG_FileReject: {
@@ -638,7 +646,7 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
         return 1;
     case TALLOW_MSG_TransferError: {
         const tallow_msg_TransferError *te = msg;
-        tallow_ctx_set_error(x->ctx, "the peer stopped the transfer: %s",
+        tallow_ctx_set_error(x->ctx, te->code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
                              tallow__printable((const char *)te->message.ptr, te->message.len,
                                                reason, sizeof(reason)));
         int code = te->code < 0 && te->code > -2000 ? (int)te->code : TALLOW_EPROTO;

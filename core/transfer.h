@@ -39,6 +39,10 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
 int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int destfd,
                       int overwrite, const tallow__xfer_cbs *cbs, void *ud, tallow__xfer **out);
 /* Rejects an offer (sends FileReject with reason). */
+/* Stops a running transfer because the user cancelled it (Ctrl-C, SIGTERM): the peer is told
+ * ("the sender cancelled" / "the receiver cancelled", TALLOW_ECANCELED) and on_done follows with
+ * TALLOW_ECANCELED. Nothing when the transfer already ended. */
+void tallow__xfer_cancel(tallow__xfer *x);
 int tallow__xfer_reject(tallow__session *s, uint64_t transfer_id, const char *reason);
 void tallow__xfer_get_stats(const tallow__xfer *x, tallow__xfer_stats *st);
 /* Received text (TEXT kind), borrowed until free. */

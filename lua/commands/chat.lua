@@ -17,13 +17,12 @@ local spec = {
     description = "Without CODE a code is made and printed; the others run `tallow chat CODE`.\n" ..
         "Type lines to send them; /quit (or end of input) leaves.",
     options = cli.with_relay_options(cli.options({
-        { "--capacity", arg = "N", number = true, help = "group chat for N people in all (making side)", default = 2 },
+        { "--capacity", arg = "N", number = true, int = true, min = 2, max = 1024, why = "a stock relay allows 16 unless started with --max-peers", help = "group chat for N people in all (making side)", default = 2 },
     }, cli.code_options("making side"))),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
 common.load_plugins(opts)
-if opts.capacity < 2 then ui.die("--capacity must be at least 2") end
 
 -- Neutralises what a terminal would interpret: C0/C1 controls, DEL, and bidi overrides become
 -- visible escapes; invalid UTF-8 bytes are escaped one by one.
@@ -55,14 +54,10 @@ local making = args[1] == nil
 local code
 if making then
     code = common.new_code(opts)
-    if not opts.code and not os.getenv("TALLOW_CODE") then
-        ui.say("Code is: %s", code)
-        ui.say("On the other computer%s run:  tallow chat %s", opts.capacity > 2 and "s" or "", code)
-    end
 else
-    code = common.code_from(args[1])
+    code = common.code_from(args[1], opts)
+    ui.event("code", { code = code })
 end
-ui.event("code", { code = code })
 
 local group = opts.capacity > 2
 local peers = {}   -- peer key -> { s = session, name = }
@@ -88,6 +83,9 @@ local function finish(status)
     if room then room:close() end
     os.exit(status)
 end
+
+-- Ctrl-C leaves like /quit: the others are told (ChatEnd) instead of waiting for the relay
+tallow.loop.on_signal(function() finish(0) end)
 
 local function send_line(line)
     seq = seq + 1
@@ -163,6 +161,11 @@ do
         capacity = making and opts.capacity or 0,
     }
     if not room then ui.die(err, ecode) end
+    -- the room is open (the relay took the capacity): only now is the code worth showing
+    if making then
+        common.show_code(opts, code, "tallow chat", opts.capacity > 2
+            and string.format("   (on each of the %d other computers)", opts.capacity - 1) or "")
+    end
     ui.event("connecting", { relay = opts.relay })
     local started = false
     while true do

@@ -23,8 +23,8 @@ local spec = {
         { "--receive", "-r", help = "receive into this clipboard (the code from the argument, TALLOW_CODE or a prompt)" },
         { "--watch", "-w", help = "keep going: send each new clipboard content / receive until the sender stops" },
         { "--stdio", help = "no clipboard: read the content from stdin, write what arrives to stdout" },
-        { "--max-size", arg = "BYTES", number = true, help = "largest content sent or accepted", default = 32 * 1024 * 1024 },
-        { "--interval", arg = "SECONDS", number = true, help = "how often --watch looks at the clipboard", default = 0.5 },
+        { "--max-size", arg = "BYTES", number = true, int = true, min = 1, help = "largest content sent or accepted", default = 32 * 1024 * 1024 },
+        { "--interval", arg = "SECONDS", number = true, min = 0.05, help = "how often --watch looks at the clipboard", default = 0.5 },
     }, cli.code_options("sending side"))),
 }
 local opts, args = cli.parse(spec, arg)
@@ -167,7 +167,7 @@ end
 -- ---- receiving side
 
 if opts.receive then
-    local code = common.code_from(args[1])
+    local code = common.code_from(args[1], opts)
     local s <close> = common.open(opts, code, false)
     local got = 0
     while true do
@@ -205,11 +205,7 @@ end
 
 if bname == "stdio" and opts.watch then ui.die("--watch needs a clipboard (stdin is read once)") end
 local code = common.new_code(opts)
-if not opts.code and not os.getenv("TALLOW_CODE") then
-    ui.say("Code is: %s", code)
-    ui.say("On the other computer run:  tallow clip --receive%s %s", opts.watch and " --watch" or "", code)
-end
-ui.event("code", { code = code })
+common.show_code(opts, code, "tallow clip --receive" .. (opts.watch and " --watch" or ""))
 
 local first, first_kind = board.get()
 if not first and not opts.watch then ui.die("the clipboard is empty") end

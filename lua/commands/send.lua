@@ -3,35 +3,44 @@ local tallow = require "tallow"
 local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
+local preflight = require "tallow.preflight"
 
 local spec = {
     usage = "tallow send [options] FILE|DIR...   |   tallow send --text TEXT|-",
     summary = "Send files, folders or text. Prints a code phrase; the other side runs `tallow receive CODE`.",
     options = cli.with_relay_options(cli.options({
         { "--text", arg = "TEXT", help = "send TEXT (or '-' for stdin) instead of files" },
-        { "--to-many", arg = "N", number = true, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
+        { "--to-many", arg = "N", number = true, int = true, min = 1, max = 1023, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
     }, cli.code_options())),
+    description = "Everything named is checked before the code is shown: a path that does not exist, a\n" ..
+        "symbolic link given as an argument (links are never followed), or anything inside a folder\n" ..
+        "that cannot be read stops here, by name. The relay must answer too.",
+    examples = {
+        "tallow send report.pdf photos/                  # prints a code; the other side runs tallow receive CODE",
+        "tallow send --text 'the wifi password is ...'",
+        "echo secret | tallow send --text -",
+        "tallow send --relay relay.example.org:4433 big.iso",
+        "tallow send --to-many 3 slides.pdf              # three receivers, each with the same code",
+    },
 }
 local opts, paths = cli.parse(spec, arg)
 ui.json = opts.json
 common.load_plugins(opts)
 
 local text = opts.text
+if text and #paths > 0 then ui.usage_error("give either --text or files to send, not both") end
 if text == "-" then text = io.stdin:read("a") end
 if not text and #paths == 0 then cli.usage_exit(spec) end
+if not text then preflight.sources(paths) end
 
 local code = common.new_code(opts)
-if not opts.code and not os.getenv("TALLOW_CODE") then
-    ui.say("Code is: %s", code)
-    ui.say("On the other computer run:  tallow receive %s", code)
-end
-ui.event("code", { code = code })
+common.show_code(opts, code, opts.to_many and "tallow receive" or "tallow receive",
+    opts.to_many and string.format("   (on each of the %d computers)", opts.to_many) or "")
 
 if opts.to_many then
     -- One room for N + 1 peers; every receiver gets its own session (its own PAKE and keys) and
     -- its own transfer, all running at once.
     local n = math.tointeger(opts.to_many)
-    if not n or n < 1 then ui.die("--to-many needs a count of receivers (1 or more)") end
     local room, err, ecode = tallow.room.open {
         code = code, relay = opts.relay, password = opts.relay_password,
         transport = opts.transport, capacity = n + 1,
@@ -69,7 +78,7 @@ local s <close> = common.open(opts, code, true)
 local res, err, ecode, partial = s:send_files(paths, { text = text, progress = ui.progress_mode() })
 ui.notices((res or partial or {}).notices) -- what was refused, and why
 if not res then ui.die(err, ecode) end
-ui.say("Sent %d file%s, %s in %.2f s over the %s%s.", res.files, res.files == 1 and "" or "s",
-    ui.size(res.total), res.seconds, res.path,
-    res.resumed > 0 and string.format(" (%s were already there)", ui.size(res.resumed)) or "")
+ui.say("Sent %d file%s, %s in %.2f s, over the %s%s.", res.files, res.files == 1 and "" or "s",
+    ui.size(res.total), res.seconds, res.path == "direct" and "direct path" or res.path,
+    res.resumed > 0 and string.format("; %s %s already there", ui.size(res.resumed), res.resumed == 1 and "was" or "were") or "")
 ui.event("sent", { files = res.files, bytes = res.total, wire_bytes = res.wire_bytes, resumed = res.resumed, seconds = res.seconds, path = res.path })

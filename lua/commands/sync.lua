@@ -30,7 +30,7 @@ local function receive()
     if #args == 2 then code, dir = args[1], args[2]
     elseif #args == 1 then dir = args[1]
     else cli.usage_exit(spec) end
-    code = common.code_from(code)
+    code = common.code_from(code, opts)
     local s <close> = common.open(opts, code, false)
     local report
     -- a paired sender that goes silent must not hold us until the relay closes the room
@@ -61,11 +61,7 @@ local function send()
     local mine = folder.scan(dir)
     if not mine then ui.die("cannot read " .. dir .. ": not a folder") end
     local code = common.new_code(opts)
-    if not opts.code and not os.getenv("TALLOW_CODE") then
-        ui.say("Code is: %s", code)
-        ui.say("On the other computer run:  tallow sync --receive %s DIR", code)
-    end
-    ui.event("code", { code = code })
+    common.show_code(opts, code, "tallow sync --receive", " DIR")
     local s <close> = common.open(opts, code, true)
     local t0 = tallow.now()
     local plan, res, ecode = folder.full_round(s, dir, 1, { delete = opts.delete, progress = ui.progress_mode() })

@@ -16,7 +16,7 @@ local spec = {
         "with the same code and catch up with a full sync. Stop with Ctrl-C.",
     options = cli.with_relay_options(cli.options({
         { "--receive", help = "be the receiving side: CODE DIR" },
-        { "--debounce", arg = "MS", number = true, help = "quiet time that closes a batch", default = 200 },
+        { "--debounce", arg = "MS", number = true, int = true, min = 0, max = 60000, help = "quiet time that closes a batch", default = 200 },
         { "--no-delete", help = "do not propagate removals" },
         { "--keep", help = "receiver: never remove anything, even if the sender asks" },
     }, cli.code_options())),
@@ -53,7 +53,7 @@ end
 -- ---- receiving side: serve rounds for as long as the session lives, then reconnect
 local function receive()
     if #args ~= 2 and #args ~= 1 then cli.usage_exit(spec) end
-    local code = common.code_from(#args == 2 and args[1] or nil)
+    local code = common.code_from(#args == 2 and args[1] or nil, opts)
     local dir = args[#args]
     while true do
         local s = connect(code, false)
@@ -153,11 +153,7 @@ local function send()
     local w, err = fs.watch(dir) -- before the first sync, so that no change falls in between
     if not w then ui.die(err) end
     local code = common.new_code(opts)
-    if not opts.code and not os.getenv("TALLOW_CODE") then
-        ui.say("Code is: %s", code)
-        ui.say("On the other computer run:  tallow watch --receive %s DIR", code)
-    end
-    ui.event("code", { code = code })
+    common.show_code(opts, code, "tallow watch --receive", " DIR")
     local round = 0
     while true do
         local s = connect(code, true)

@@ -25,11 +25,34 @@ function M.usage(spec)
     for _, o in ipairs(spec.options) do
         local names = o[1] .. (o[2] and (", " .. o[2]) or "") .. (o.arg and (" " .. o.arg) or "")
         local help = o.help or ""
+        if o.min and o.max then help = help .. string.format(" (%s to %s)", o.min, o.max) end
         if o.env then help = help .. " [env " .. o.env .. "]" end
         if o.default ~= nil then help = help .. " (default " .. tostring(o.default) .. ")" end
         out[#out + 1] = string.format("  %-26s %s", names, help)
     end
     out[#out + 1] = string.format("  %-26s %s", "--help, -h", "show this help")
+    local env = {}
+    for _, o in ipairs(spec.options) do
+        if o.env then env[#env + 1] = string.format("  %-26s %s", o.env, "same as " .. o[1]) end
+    end
+    local extra = {}
+    for _, o in ipairs(spec.options) do
+        if o[1] == "--relay" then extra = M.relay_environment end
+    end
+    for _, e in ipairs(extra) do env[#env + 1] = string.format("  %-26s %s", e[1], e[2]) end
+    for _, e in ipairs(spec.environment or {}) do env[#env + 1] = string.format("  %-26s %s", e[1], e[2]) end
+    if #env > 0 then
+        out[#out + 1] = ""
+        out[#out + 1] = "environment:"
+        for _, l in ipairs(env) do out[#out + 1] = l end
+    end
+    if spec.examples then
+        out[#out + 1] = ""
+        out[#out + 1] = "examples:"
+        for _, e in ipairs(spec.examples) do out[#out + 1] = "  " .. e end
+    end
+    out[#out + 1] = ""
+    out[#out + 1] = "exit status: 0 done, 1 error, 2 usage, 3 refused or declined, 4 code mismatch"
     return table.concat(out, "\n")
 end
 
@@ -37,6 +60,23 @@ end
 function M.usage_exit(spec)
     io.stderr:write(M.usage(spec) .. "\n")
     os.exit(2)
+end
+
+-- A number option's range: `min`, `max` and `int` (a whole number) in its spec. Out of range:
+-- what is allowed and where to read more, exit 2, before anything else happens.
+function M.check_range(o, v, spec)
+    local bad
+    if o.int and math.type(v) ~= "integer" and v ~= math.floor(v) then
+        bad = "a whole number"
+    elseif (o.min and v < o.min) or (o.max and v > o.max) then
+        bad = o.min and o.max and string.format("between %s and %s", o.min, o.max)
+            or o.min and string.format("at least %s", o.min) or string.format("at most %s", o.max)
+    end
+    if bad then
+        io.stderr:write(string.format("tallow: %s must be %s, not %s%s (see %s --help)\n", o[1], bad,
+            tostring(v), o.why and ("; " .. o.why) or "", (spec.usage or "tallow"):match("^(tallow %S+)") or "tallow"))
+        os.exit(2)
+    end
 end
 
 function M.parse(spec, argv)
@@ -88,6 +128,7 @@ function M.parse(spec, argv)
                         io.stderr:write("tallow: " .. name .. " needs a number, not '" .. val .. "'\n")
                         os.exit(2)
                     end
+                    M.check_range(o, v, spec)
                     val = v
                 end
                 if o.many then
@@ -111,13 +152,23 @@ end
 
 -- Options every relay-connected command takes. The policy flags are also read by the runner
 -- (in C) before the script starts, so a script cannot loosen them.
+-- Environment variables every relay-connected command reads besides its options' own.
+M.relay_environment = {
+    { "TALLOW_RELAYS", "several relays side by side (a,b,...), when --relay is not given" },
+    { "TALLOW_P2P_TIMEOUT", "seconds the direct-path attempt may take (default 5)" },
+    { "TALLOW_OFFER_TIMEOUT", "seconds a receiver waits for the paired sender's offer (default 120, 0: no limit)" },
+    { "TALLOW_STALL_TIMEOUT", "seconds either side waits for a silent peer mid-transfer (default 120, 0: no limit)" },
+    { "TALLOW_ALLOW_LOOPBACK", "1: same as --allow-loopback" },
+    { "TALLOW_LOG", "warn, info or debug: what the core logs on stderr" },
+}
+
 M.relay_options = {
     { "--relay", arg = "HOST:PORT", help = "relay to meet at", env = "TALLOW_RELAY", default = "127.0.0.1:4433" },
     { "--relay-password", arg = "PASS", help = "password of a private relay", env = "TALLOW_RELAY_PASSWORD" },
     { "--no-p2p", help = "never go direct: every byte through the relay", env = "TALLOW_NO_P2P" },
     { "--proxy", arg = "socks5://HOST:PORT", help = "reach the relay through a SOCKS5 proxy (implies --no-p2p)", env = "TALLOW_PROXY" },
     { "--tor", help = "reach the relay through Tor at 127.0.0.1:9050 (implies --no-p2p)" },
-    { "--stun", arg = "HOST:PORT", many = true, help = "STUN server for the direct path (default: the relay)" },
+    { "--stun", arg = "HOST:PORT", many = true, help = "STUN server for the direct path, repeatable (default: the relay's address)" },
     { "--allow-loopback", help = "allow loopback candidates (tests on one machine)" },
     { "--transport", arg = "NAME", help = "transport plugin to meet through", default = "relay" },
     { "--plugin", arg = "PATH", many = true, help = "load an extra plugin first" },
@@ -130,7 +181,7 @@ function M.code_options(side)
     local who = side and (" (" .. side .. ")") or ""
     return {
         { "--code", arg = "CODE", help = "use this code phrase instead of a new one" .. who, env = "TALLOW_CODE" },
-        { "--words", arg = "N", number = true, help = "words in a generated code", default = 3 },
+        { "--words", arg = "N", number = true, int = true, min = 2, max = 8, help = "secret words in a generated code", default = 3 },
         { "--verify", help = "show a verification string both sides can compare" },
     }
 end

@@ -4,7 +4,14 @@
 local tallow = require "tallow"
 local ui = require "tallow.ui"
 local relays = require "tallow.relays"
+local preflight = require "tallow.preflight"
 local M = {}
+
+local function relay_default()
+    for _, o in ipairs(require("tallow.cli").relay_options) do
+        if o[1] == "--relay" then return o.default end
+    end
+end
 
 function M.load_plugins(opts)
     for _, p in ipairs(opts.plugin or {}) do
@@ -14,11 +21,14 @@ function M.load_plugins(opts)
 end
 
 -- The code for the side that did not make it: from the argument, the environment or a prompt.
-function M.code_from(given)
+function M.code_from(given, opts)
+    if opts then M.check_relay(opts) end
     local code = given or os.getenv("TALLOW_CODE")
     if not code or code == "" then
-        code = ui.ask("Enter the code phrase: ")
-        if not code or code == "" then ui.die("no code phrase given") end
+        code = ui.ask_code("Enter the code phrase: ")
+        if not code or code == "" then
+            ui.usage_error("no code phrase given: pass it as an argument or in TALLOW_CODE")
+        end
     end
     local norm, err = tallow.code.normalize(code)
     if not norm then ui.die(err) end
@@ -27,6 +37,7 @@ end
 
 -- The code for the side that makes it: --code, TALLOW_CODE, or a fresh one.
 function M.new_code(opts)
+    M.check_relay(opts)
     local code = opts.code or os.getenv("TALLOW_CODE")
     if code and code ~= "" then
         local norm, err = tallow.code.normalize(code)
@@ -39,6 +50,28 @@ function M.new_code(opts)
             "(one word is one guess in 2048: too easy)", tostring(words)))
     end
     return tallow.code.generate(words)
+end
+
+-- Pre-flight: the relay (each listed one, or the proxy) answers, before a code is shown or asked.
+function M.check_relay(opts)
+    if M.relay_checked then return end
+    M.relay_checked = true
+    local list = relays.parse(relays.configured(opts, relay_default()))
+    preflight.relay(opts, #list > 0 and list or { opts.relay })
+end
+
+-- Prints the code and the command the other side runs (with the --relay given here, if it did
+-- not come from TALLOW_RELAY or the default, since the other side needs the same relay).
+function M.show_code(opts, code, command, tail)
+    ui.event("code", { code = code })
+    if opts.code or os.getenv("TALLOW_CODE") then return end
+    local relay = ""
+    local env = os.getenv("TALLOW_RELAY")
+    if opts.relay and opts.relay ~= relay_default() and opts.relay ~= env then
+        relay = " --relay " .. opts.relay
+    end
+    ui.say("Code is: %s", code)
+    ui.say("On the other computer run:  %s%s %s%s", command, relay, code, tail or "")
 end
 
 -- How long the direct-path attempt may take (TALLOW_P2P_TIMEOUT seconds, default 5).
@@ -91,11 +124,6 @@ function M.open(opts, code, initiator, capacity)
     return s
 end
 
-local function relay_default()
-    for _, o in ipairs(require("tallow.cli").relay_options) do
-        if o[1] == "--relay" then return o.default end
-    end
-end
 
 -- The relays a room tries, best first: the one --relay / TALLOW_RELAY names, or, when the list
 -- (or TALLOW_RELAYS) has several, all of them in the room's rendezvous-hashing order.

@@ -17,12 +17,15 @@
 #include <errno.h>
 #include <stddef.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "relay_cl.h"
+
+#define RELAY_CL_CLOSE_FLUSH_MS 1000
 
 static void cl_tick(tallow_timer *t, void *ud);
 static void cl_io(tallow_io *io, int fd, unsigned events, void *ud);
@@ -518,8 +521,17 @@ static void cl_close(tallow_channel *ch)
     ((relay_chan *)ch)->cl = NULL;
     if (cl->fd >= 0 && cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
         tallow_msg_RoomLeave m = {{(const uint8_t *)"bye", 3}};
-        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0)
-            (void)relay_outq_flush(&cl->out, cl->fd);
+        /* what is queued (a goodbye such as a cancelled transfer's TransferError) and the
+         * RoomLeave behind it get up to RELAY_CL_CLOSE_FLUSH_MS to leave: a RoomLeave that
+         * does not reach the relay leaves the peer waiting out the relay's grace period */
+        uint64_t until = tallow_now_ns() + RELAY_CL_CLOSE_FLUSH_MS * 1000000ull;
+        if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0) {
+            while (relay_outq_flush(&cl->out, cl->fd) >= 0 && cl->out.bytes > 0) {
+                uint64_t now = tallow_now_ns();
+                struct pollfd pw = {.fd = cl->fd, .events = POLLOUT};
+                if (now >= until || poll(&pw, 1, (int)((until - now) / 1000000u) + 1) <= 0) break;
+            }
+        }
         /* read what is pending so that closing does not reset the connection */
         uint8_t sink[4096];
         while (read(cl->fd, sink, sizeof sink) > 0) {

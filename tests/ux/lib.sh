@@ -1,0 +1,30 @@
+# tests/ux/lib.sh — shared by the ux tests: tests/e2e/lib.sh (temp dir, cleanup, relay, bounded
+# waits) plus a pseudo-terminal runner for what only shows on a terminal.
+. "$(dirname "$0")/../e2e/lib.sh"
+
+# in_tty COLS OUTFILE SECS COMMAND... : runs COMMAND on a pseudo-terminal COLS columns wide
+# (stdin, stdout and stderr all on it, like a user's terminal), records everything it printed
+# into OUTFILE and its exit status into $TTY_RC; killed after SECS. Input for it: $TTY_INPUT
+# (written after $TTY_INPUT_AFTER seconds, default 1).
+in_tty() {
+    local cols=$1 out=$2 secs=$3; shift 3
+    TTY_RC=0
+    python3 "$(dirname "$0")/pty_run.py" "$cols" "$out" "$secs" "$@" || TTY_RC=$?
+}
+
+# as_nobody COMMAND... : runs COMMAND as an unprivileged user when we are root (root reads any
+# file, so unreadable files need someone else to be unreadable to); as ourselves otherwise.
+as_nobody() {
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$E2E_TMP"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+    else
+        "$@"
+    fi
+}
+
+# no_code FILE : fails if FILE shows a code phrase (the pre-flight must stop before it)
+no_code() {
+    if grep -q "Code is" "$1"; then show "$1"; fail "a code was shown although the pre-flight failed"; fi
+    if grep -q "stack traceback" "$1"; then show "$1"; fail "a Lua traceback"; fi
+}
