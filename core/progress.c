@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "progress.h"
+#include <tallow/safefs.h>
 
 static void human(double v, char *out, size_t cap)
 {
@@ -50,4 +51,15 @@ void tallow__progress_show(int mode, const char *verb, const tallow__xfer_stats 
             eta, path);
     if (final) fputc('\n', stderr);
     fflush(stderr);
+}
+
+TALLOW_API void tallow_progress_print(int mode, const char *verb, const tallow_progress_info *p,
+                                      const char *path, int final)
+{
+    tallow__xfer_stats st = {
+        .bytes_total = p->bytes_total, .bytes_done = p->bytes_done, .bytes_wire = p->wire_bytes,
+        .files_total = p->files_total, .files_done = p->files_done,
+        .started_ns = p->started_ns, .finished_ns = p->finished_ns,
+    };
+    tallow__progress_show(mode, verb, &st, path, final);
 }
