@@ -3,20 +3,22 @@ local tallow = require "tallow"
 local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
+local wormhole = require "tallow.wormhole"
 
 local spec = {
     usage = "tallow receive [options] [CODE]",
     summary = "Receive files, folders or text. The code comes from the argument, TALLOW_CODE, or a prompt.",
-    options = cli.with_relay_options {
+    options = cli.with_relay_options(cli.options({
         { "--output", "-o", arg = "DIR", help = "where to put what arrives", default = "." },
         { "--yes", "-y", help = "accept without asking" },
         { "--overwrite", help = "replace existing files of the same name" },
         { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, wormhole.options)),
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
 common.load_plugins(opts)
+if opts.wormhole then wormhole.receive(opts, args[1]) end -- from a magic-wormhole user
 local code = common.code_from(args[1])
 
 local s <close> = common.open(opts, code, false)

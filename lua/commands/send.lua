@@ -3,6 +3,7 @@ local tallow = require "tallow"
 local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
+local wormhole = require "tallow.wormhole"
 
 local spec = {
     usage = "tallow send [options] FILE|DIR...   |   tallow send --text TEXT|-",
@@ -10,7 +11,7 @@ local spec = {
     options = cli.with_relay_options(cli.options({
         { "--text", arg = "TEXT", help = "send TEXT (or '-' for stdin) instead of files" },
         { "--to-many", arg = "N", number = true, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
-    }, cli.code_options())),
+    }, cli.code_options(), wormhole.options)),
 }
 local opts, paths = cli.parse(spec, arg)
 ui.json = opts.json
@@ -19,6 +20,7 @@ common.load_plugins(opts)
 local text = opts.text
 if text == "-" then text = io.stdin:read("a") end
 if not text and #paths == 0 then cli.usage_exit(spec) end
+if opts.wormhole then wormhole.send(opts, paths, text) end -- to a magic-wormhole user
 
 local code = common.new_code(opts)
 if not opts.code and not os.getenv("TALLOW_CODE") then
