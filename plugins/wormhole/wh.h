@@ -63,6 +63,8 @@ int wh_conn_open(wh_conn *c, const char *url, int64_t deadline);
 int wh_conn_allocate(wh_conn *c, int nwords, int64_t deadline);
 /* Uses a code the user gave: claims its nameplate. */
 int wh_conn_set_code(wh_conn *c, const char *code);
+/* Claims the nameplate and opens its mailbox (done by wh_conn_pair when not yet). */
+int wh_conn_claim(wh_conn *c, int64_t deadline);
 /* Claims the nameplate, opens the mailbox, runs SPAKE2 and the version phase. TALLOW_ECODE when
  * the peer's version does not decrypt (wrong code). */
 int wh_conn_pair(wh_conn *c, int64_t deadline);

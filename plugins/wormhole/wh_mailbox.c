@@ -213,8 +213,9 @@ static int open_phase(wh_conn *c, const char *phase, char **out, size_t *outlen)
     return rc;
 }
 
-int wh_conn_pair(wh_conn *c, int64_t deadline)
+int wh_conn_claim(wh_conn *c, int64_t deadline)
 {
+    if (c->mailbox) return 0;
     json_t *j = NULL;
     int rc = send_cmd(c, json_pack("{s:s,s:s}", "type", "claim", "nameplate", c->nameplate), deadline);
     if (!rc) rc = pump(c, "claimed", &j, NULL, deadline);
@@ -223,7 +224,12 @@ int wh_conn_pair(wh_conn *c, int64_t deadline)
     c->mailbox = mb ? strdup(mb) : NULL;
     json_decref(j);
     if (!c->mailbox) return fail(c, TALLOW_EPROTO, "the mailbox server gave no mailbox%s", NULL);
-    rc = send_cmd(c, json_pack("{s:s,s:s}", "type", "open", "mailbox", c->mailbox), deadline);
+    return send_cmd(c, json_pack("{s:s,s:s}", "type", "open", "mailbox", c->mailbox), deadline);
+}
+
+int wh_conn_pair(wh_conn *c, int64_t deadline)
+{
+    int rc = wh_conn_claim(c, deadline);
     if (rc) return rc;
 
     uint8_t msg[WH_SPAKE2_MSG_LEN];

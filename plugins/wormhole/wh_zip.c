@@ -188,7 +188,7 @@ int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *n
     int dupfd = dup(zipfd), ze = 0;
     if (dupfd < 0) return -errno;
     lseek(dupfd, 0, SEEK_SET);
-    zip_t *za = zip_fdopen(dupfd, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+    zip_t *za = zip_fdopen(dupfd, ZIP_RDONLY, &ze);
     if (!za) {
         close(dupfd);
         snprintf(err, errlen, "refused the folder: what arrived is not a readable zip");
