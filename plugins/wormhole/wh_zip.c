@@ -1,6 +1,6 @@
 /* plugins/wormhole/wh_zip.c — folders as magic-wormhole sends them: a zip (libzip) whose entries
  * carry Unix modes in the external attributes (the Python receiver chmods to exactly those bits,
- * so 0 would mean mode 000), with entries for empty folders. Unpacking applies `tallow receive`'s
+ * so 0 would mean mode 000), with entries for empty folders only. Unpacking applies `tallow receive`'s
  * rules to every name (tallow_path_check: no absolute names, no "..", no controls...), never
  * writes through a symlink (tallow_safe_open_dir), refuses symlink entries and duplicates, keeps
  * existing files unless --overwrite, and stops a zip that unpacks to more than the sender
@@ -29,6 +29,18 @@ typedef struct zw {
     char *err;
     size_t errlen;
 } zw;
+
+static int is_empty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
 
 static int add_tree(zw *z, const char *abs, const char *rel, int depth)
 {
@@ -59,7 +71,9 @@ static int add_tree(zw *z, const char *abs, const char *rel, int depth)
         if (lstat(a, &st) != 0) {
             /* vanished meanwhile: skip */
         } else if (S_ISDIR(st.st_mode)) {
-            char *dn = malloc(rl + 1);
+            /* only empty folders get an entry of their own: wormhole-william's receiver makes a
+             * file of every entry, so a folder entry before its files would break it */
+            char *dn = is_empty_dir(a) ? malloc(rl + 1) : NULL;
             if (dn) {
                 snprintf(dn, rl + 1, "%s/", r);
                 zip_int64_t idx = zip_dir_add(z->za, dn, ZIP_FL_ENC_UTF_8);
