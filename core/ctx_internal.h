@@ -30,7 +30,7 @@ struct tallow_ctx {
     struct tallow_policy policy;
     int log_level;
     char last_error[512];
-    tallow__iface_list transports, discoveries, gatherers, services;
+    tallow__iface_list transports, discoveries, gatherers, services, lua_modules;
     tallow__plugin *plugins; /* load order; unloaded in reverse */
     tallow_host host;        /* the services handed to plugins */
     const char *log_tag;     /* plugin name while its init runs */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tallow/lua.h>
+
 #include "ctx_internal.h"
 
 static void host_log(tallow_ctx *ctx, int level, const char *fmt, ...)
@@ -54,6 +56,13 @@ static int reg_service(tallow_ctx *ctx, const struct tallow_service_ops *ops, vo
                              sizeof(tallow_service_ops), st);
 }
 
+static int reg_lua_module(tallow_ctx *ctx, const struct tallow_lua_module_ops *ops, void *st)
+{
+    if (!ops || ops->version < 1 || !ops->open) return TALLOW_EINVAL;
+    return tallow__iface_add(&ctx->lua_modules, ops->name, ops, ops->struct_size,
+                             sizeof(tallow_lua_module_ops), st);
+}
+
 static int reg_msg(tallow_ctx *ctx, const tallow_msg_type *t)
 {
     return tallow_registry_add(ctx->registry, t);
@@ -76,6 +85,7 @@ void tallow__host_init(tallow_ctx *ctx)
         .register_gatherer = reg_gatherer,
         .register_service = reg_service,
         .register_msg = reg_msg,
+        .register_lua_module = reg_lua_module,
     };
 }
 
@@ -106,6 +116,14 @@ TALLOW_API const tallow_service_ops *tallow_service_find(tallow_ctx *ctx, const 
                                                          void **plugin_state)
 {
     const tallow__iface *i = tallow__iface_find(&ctx->services, name);
+    if (i && plugin_state) *plugin_state = i->plugin_state;
+    return i ? i->ops : NULL;
+}
+
+TALLOW_API const tallow_lua_module_ops *tallow_lua_module_find(tallow_ctx *ctx, const char *name,
+                                                              void **plugin_state)
+{
+    const tallow__iface *i = tallow__iface_find(&ctx->lua_modules, name);
     if (i && plugin_state) *plugin_state = i->plugin_state;
     return i ? i->ops : NULL;
 }

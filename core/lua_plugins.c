@@ -1,5 +1,7 @@
 /* core/lua_plugins.c — `tallow.plugins`: load a plugin by name or path, load all on the search
  * path, list what is loaded. */
+#include <stdio.h>
+
 #include "lua_rt.h"
 
 static int l_load(lua_State *L)
@@ -45,9 +47,35 @@ static int l_has_transport(lua_State *L)
     return 1;
 }
 
+/* module(name): the Lua face a loaded plugin registered, opened once per state. */
+static int l_module(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "tallow.plugin_modules");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "tallow.plugin_modules");
+    }
+    if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    void *state = NULL;
+    const tallow_lua_module_ops *ops = tallow_lua_module_find(tallow__lrt_get(L)->ctx, name, &state);
+    if (!ops) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "no plugin registered a Lua module named '%s' (is it loaded?)", name);
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, msg);
+    }
+    if (ops->open(state, L) != 1) return luaL_error(L, "plugin module '%s' failed to open", name);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"load", l_load}, {"load_all", l_load_all}, {"list", l_list},
-    {"has_transport", l_has_transport}, {NULL, NULL},
+    {"has_transport", l_has_transport}, {"module", l_module}, {NULL, NULL},
 };
 
 int luaopen_tallow_plugins(lua_State *L)

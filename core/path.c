@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include <tallow/safefs.h>
 
 /* Decodes one strict UTF-8 sequence (no overlongs, no surrogates, <= U+10FFFF).
  * Returns its length (1..4) and *cp, or 0 when p[0..n) does not start with a valid one. */
@@ -224,4 +225,21 @@ int tallow__safe_mkdirs(int destfd, const char *reldir, mode_t mode)
 int tallow__safe_open_dir(int destfd, const char *reldir, int create)
 {
     return walk(destfd, reldir, create, 0755);
+}
+
+/* ---- the same rules for plugins (include/tallow/safefs.h) */
+
+TALLOW_API int tallow_path_check(const char *rel, size_t len, char *why, size_t whylen)
+{
+    return tallow__path_check(rel, len, why, whylen);
+}
+
+TALLOW_API const char *tallow_printable(const char *s, size_t len, char *out, size_t cap)
+{
+    return tallow__printable(s, len, out, cap);
+}
+
+TALLOW_API int tallow_safe_open_dir(int destfd, const char *reldir, int create)
+{
+    return tallow__safe_open_dir(destfd, reldir, create);
 }

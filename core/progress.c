@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "progress.h"
+#include <tallow/safefs.h>
 
 static int line_open; /* a bar is drawn and its line not ended */
 
@@ -105,4 +106,15 @@ void tallow__progress_break(void)
     line_open = 0;
     fputc('\n', stderr);
     fflush(stderr);
+}
+
+TALLOW_API void tallow_progress_print(int mode, const char *verb, const tallow_progress_info *p,
+                                      const char *path, int final)
+{
+    tallow__xfer_stats st = {
+        .bytes_total = p->bytes_total, .bytes_done = p->bytes_done, .bytes_wire = p->wire_bytes,
+        .files_total = p->files_total, .files_done = p->files_done,
+        .started_ns = p->started_ns, .finished_ns = p->finished_ns,
+    };
+    tallow__progress_show(mode, verb, &st, path, final);
 }

@@ -16,6 +16,7 @@ struct tallow_transport_ops;
 struct tallow_discovery_ops;
 struct tallow_gatherer_ops;
 struct tallow_service_ops;
+struct tallow_lua_module_ops;
 
 /* What the host gives every plugin: services and registrars. Borrowed for the plugin's
  * lifetime. Appended to only; struct_size tells which slots exist. */
@@ -42,6 +43,10 @@ struct tallow_host {
     int (*register_service)(tallow_ctx *ctx, const struct tallow_service_ops *ops,
                             void *plugin_state);
     int (*register_msg)(tallow_ctx *ctx, const tallow_msg_type *type);
+    /* A Lua face: scripts get it with tallow.plugins.module(name) (include/tallow/lua.h).
+     * Present when struct_size covers it. */
+    int (*register_lua_module)(tallow_ctx *ctx, const struct tallow_lua_module_ops *ops,
+                               void *plugin_state);
 };
 
 typedef struct tallow_plugin_desc {

@@ -4,6 +4,7 @@ local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
 local preflight = require "tallow.preflight"
+local wormhole = require "tallow.wormhole"
 
 local spec = {
     usage = "tallow receive [options] [CODE]",
@@ -12,12 +13,12 @@ local spec = {
         "here) and asks before anything is written. Existing files are never replaced without\n" ..
         "--overwrite: the offer is refused before the question. Without a terminal (cron, CI) there\n" ..
         "is nobody to ask, so pass --yes to accept; --json does not accept by itself.",
-    options = cli.with_relay_options {
+    options = cli.with_relay_options(cli.options({
         { "--output", "-o", arg = "DIR", help = "where to put what arrives (created if missing)", default = "." },
         { "--yes", "-y", help = "accept without asking" },
         { "--overwrite", help = "replace existing files of the same name" },
         { "--verify", help = "show a verification string both sides can compare" },
-    },
+    }, wormhole.options)),
     examples = {
         "tallow receive 7-crossword-rhythm-velvet         # shows the offer, asks, receives here",
         "tallow receive -o ~/Downloads                    # asks for the code (Tab completes words)",
@@ -29,6 +30,7 @@ ui.json = opts.json
 common.load_plugins(opts)
 if #args > 1 then ui.usage_error("receive takes one code phrase; got " .. #args .. " arguments (quote nothing, just the code)") end
 preflight.destination(opts.output)
+if opts.wormhole then wormhole.receive(opts, args[1]) end -- from a magic-wormhole user
 local code = common.code_from(args[1], opts)
 
 local s <close> = common.open(opts, code, false)

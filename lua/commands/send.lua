@@ -4,6 +4,7 @@ local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
 local preflight = require "tallow.preflight"
+local wormhole = require "tallow.wormhole"
 
 local spec = {
     usage = "tallow send [options] FILE|DIR...   |   tallow send --text TEXT|-",
@@ -11,7 +12,7 @@ local spec = {
     options = cli.with_relay_options(cli.options({
         { "--text", arg = "TEXT", help = "send TEXT (or '-' for stdin) instead of files" },
         { "--to-many", arg = "N", number = true, int = true, min = 1, max = 1023, help = "send to N receivers at once (each runs `tallow receive CODE`)" },
-    }, cli.code_options())),
+    }, cli.code_options(), wormhole.options)),
     description = "Everything named is checked before the code is shown: a path that does not exist, a\n" ..
         "symbolic link given as an argument (links are never followed), or anything inside a folder\n" ..
         "that cannot be read stops here, by name. The relay must answer too.",
@@ -32,6 +33,7 @@ if text and #paths > 0 then ui.usage_error("give either --text or files to send,
 if text == "-" then text = io.stdin:read("a") end
 if not text and #paths == 0 then cli.usage_exit(spec) end
 if not text then preflight.sources(paths) end
+if opts.wormhole then wormhole.send(opts, paths, text) end -- to a magic-wormhole user
 
 local code = common.new_code(opts)
 common.show_code(opts, code, opts.to_many and "tallow receive" or "tallow receive",

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """tallow benchmarks against magic-wormhole 0.12 and cp, all on loopback (run by `make bench`).
 
-Sections (BENCH_ONLY=big,small,concurrent,sync,watch selects some):
+Sections (BENCH_ONLY=big,small,concurrent,sync,watch,interop selects some):
   big         one 1 GiB file: tallow via its relay, tallow direct (QUIC), magic-wormhole direct and
               through its transit relay, cp (and cp + fsync: tallow's receiver fsyncs)
   small       one 1 KiB file end to end (pairing, handshake, transfer)
   concurrent  BENCH_CONCURRENT (1000) transfers of 1 MiB through one relay, all in flight at once
   sync        tallow sync of BENCH_SYNC_FILES (10,000) small files (if `tallow sync` exists)
   watch       tallow watch propagation latency (if `tallow watch` exists)
+  interop     one 1 GiB file between tallow (--wormhole) and magic-wormhole, each way, against
+              magic-wormhole to magic-wormhole; direct and through the transit relay
 
 Every peer runs under /usr/bin/time (wall, user+sys CPU, peak RSS); servers are sampled from
 /proc (VmHWM, reset between runs through clear_refs; CPU from /proc/PID/stat). Each case runs
@@ -30,7 +32,7 @@ TALLOW = os.environ.get("TALLOW_BIN", os.path.join(ROOT, "build", "bin", "tallow
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 SIZE_MB = int(os.environ.get("BENCH_SIZE_MB", "1024"))  # MiB
 WORK = os.environ.get("BENCH_DIR", "/tmp/tallow-bench")
-ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,small,concurrent,sync,watch").split(",")))
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,small,concurrent,sync,watch,interop").split(",")))
 NCONC = int(os.environ.get("BENCH_CONCURRENT", "1000"))
 CASES = list(filter(None, os.environ.get("BENCH_CASES", "").split(",")))
 NSYNC = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
@@ -276,6 +278,76 @@ class Wormhole:
     def stop(self):
         self.mailbox.stop()
         self.transit.stop()
+
+
+class Interop(Wormhole):
+    """tallow --wormhole on one side (sender or receiver), magic-wormhole on the other, through
+    magic-wormhole's own mailbox server and transit relay."""
+
+    def __init__(self, tallow_sends):
+        super().__init__()
+        self.tallow_sends = tallow_sends
+        self.env = dict(os.environ, TALLOW_WORMHOLE_RELAY="ws://127.0.0.1:%d/v1" % self.mport,
+                        TALLOW_WORMHOLE_TRANSIT="tcp:127.0.0.1:%d" % self.tport)
+        self.env.pop("TALLOW_NO_P2P", None)
+
+    def pair(self, src, dst_dir, direct, tag):
+        self.n += 1
+        code = "%d-bench-apple" % self.n
+        wflags = [] if direct else ["--no-listen"]
+        tflags = [] if direct else ["--no-p2p"]
+        if self.tallow_sends:
+            s = timed([TALLOW, "send", "--wormhole", "--json"] + tflags + ["--code", code, src], tag + "-s", self.env)
+            r = timed(self.base + ["receive", "--hide-progress", "--accept-file"] + wflags +
+                      ["-o", os.path.join(dst_dir, os.path.basename(src)), code], tag + "-r")
+        else:
+            s = timed(self.base + ["send", "--hide-progress"] + wflags + ["--code", code, src], tag + "-s")
+            time.sleep(0.3)  # the Python sender claims the nameplate first, as a person would
+            r = timed([TALLOW, "receive", "--wormhole", "--json", "--yes"] + tflags + ["-o", dst_dir, code],
+                      tag + "-r", self.env)
+        return s, r, [self.transit, self.mailbox]
+
+    def path_of(self, r_out):
+        if self.tallow_sends:
+            return super().path_of(r_out)
+        for e in events(r_out):
+            if e.get("event") == "received":
+                return e.get("path")
+        return None
+
+
+def bench_interop():
+    """tallow <-> magic-wormhole through the wormhole plugin, against wormhole <-> wormhole."""
+    size = SIZE_MB << 20
+    src = os.path.join(WORK, "bench-%d.bin" % size)
+    make_file(src, size)
+    subprocess.call(["cat", src], stdout=subprocess.DEVNULL)
+    w, tw, wt = Wormhole(), Interop(True), Interop(False)
+    try:
+        cases = []
+        for direct, how in ((True, "direct"), (False, "relay")):
+            cases += [("magic-wormhole → magic-wormhole %s" % how, w, direct),
+                      ("tallow → magic-wormhole %s" % how, tw, direct),
+                      ("magic-wormhole → tallow %s" % how, wt, direct)]
+        res = {c[0]: [] for c in cases}
+        for i in range(RUNS):
+            for label, tool, direct in cases:
+                note("interop run %d/%d: %s" % (i + 1, RUNS, label))
+                res[label].append(run_pair(tool, src, direct, "i-%d-%d" % (i, len(res[label])),
+                                           "direct" if direct else "relay"))
+        rows = [(label, summarize(res[label]) or "failed") for label, _, _ in cases]
+        base = {}
+        for how in ("direct", "relay"):
+            base["tallow → magic-wormhole %s" % how] = "magic-wormhole → magic-wormhole %s" % how
+            base["magic-wormhole → tallow %s" % how] = "magic-wormhole → magic-wormhole %s" % how
+        table("one %d MiB file, tallow --wormhole with magic-wormhole" % SIZE_MB, size, rows, base)
+        say("")
+        say("(%d runs each, median; both peers started → both exited; magic-wormhole's mailbox server "
+            "and transit relay; relay = --no-listen on the Python side, --no-p2p on tallow's)" % RUNS)
+    finally:
+        w.stop()
+        tw.stop()
+        wt.stop()
 
 
 def run_pair(tool, src, direct, tag, expect_path=None):
@@ -714,6 +786,8 @@ def main():
         bench_sync()
     if "watch" in ONLY:
         bench_watch()
+    if "interop" in ONLY:
+        bench_interop()
     say("")
     say("load average at the end: %s" % open("/proc/loadavg").read().split()[0])
     with open(os.path.join(WORK, "results.md"), "w") as f:

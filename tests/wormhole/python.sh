@@ -1,0 +1,117 @@
+# tallow <-> magic-wormhole 0.12.0 (Debian's Python `wormhole`), with a local mailbox server and
+# transit relay: text, a 0-byte file, a 100 MiB file (sha256), a folder with nested (and, from
+# tallow, empty) subfolders; direct and relay-only (--no-listen / --no-p2p) both ways; a wrong code
+# refused on both sides.
+set -eu
+. "$(dirname "$0")/lib.sh"
+start_wormhole_servers
+cd "$E2E_TMP"
+W="timeout -s KILL 60 $PY_WORMHOLE $PYR"
+
+# -- text, both ways
+next_code
+bg s "$T" send --wormhole --code "$C" --text "hello from tallow"
+fg r 30 $W receive "$C"
+expect_rc "text tallow->wormhole" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+expect_rc "text tallow->wormhole (sender)" 0 "$WAIT_RC"
+[ "$(cat r.out)" = "hello from tallow" ] || fail "wormhole received '$(cat r.out)'"
+ok "text tallow -> wormhole"
+
+next_code
+bg s $W send --code "$C" --text "hello from python"
+fg r 30 "$T" receive --wormhole --yes "$C"
+expect_rc "text wormhole->tallow" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+[ "$(cat r.out)" = "hello from python" ] || fail "tallow received '$(cat r.out)'"
+ok "text wormhole -> tallow"
+
+# -- files: 0 bytes and 100 MiB, direct and relay-only, both ways
+: >zero.bin
+mkrand big.bin $((100 * 1024 * 1024))
+for f in zero.bin big.bin; do
+    for mode in direct relay; do
+        if [ $mode = relay ]; then tflag=--no-p2p; pflag=--no-listen; else tflag=; pflag=; fi
+        rm -rf rx && mkdir rx
+        next_code
+        bg s "$T" send --wormhole $tflag --json --code "$C" "$f"
+        fg r 60 $W receive $pflag --accept-file -o "rx/$f" "$C"
+        expect_rc "$f tallow->wormhole $mode" 0 "$FG_RC"
+        wait_pid 60 "$BG_PID"
+        expect_rc "$f tallow->wormhole $mode (sender)" 0 "$WAIT_RC"
+        same "$f" rx/"$f"
+        grep -q "\"event\":\"sent\".*\"path\":\"$mode\"" s.out || { show s.out; fail "$f: tallow did not report the $mode path"; }
+        ok "$f tallow -> wormhole ($mode)"
+
+        rm -rf rx && mkdir rx
+        next_code
+        bg s $W send $pflag --code "$C" "$f"
+        fg r 60 "$T" receive --wormhole $tflag --json -o rx "$C"
+        expect_rc "$f wormhole->tallow $mode" 0 "$FG_RC"
+        wait_pid 60 "$BG_PID"
+        expect_rc "$f wormhole->tallow $mode (sender)" 0 "$WAIT_RC"
+        same "$f" rx/"$f"
+        grep -q "\"event\":\"received\".*\"path\":\"$mode\"" r.out || { show r.out; fail "$f: tallow did not report the $mode path"; }
+        grep -q '"event":"progress"\|"event":"done"' r.out || fail "no progress events with --json"
+        ok "$f wormhole -> tallow ($mode)"
+    done
+done
+rm -f big.bin
+
+# an existing file is not replaced (tallow's receive rule), and the sender hears a refusal
+rm -rf rx && mkdir rx && echo keep >rx/zero.bin
+next_code
+bg s $W send --code "$C" zero.bin
+fg r 30 "$T" receive --wormhole --yes -o rx "$C"
+expect_rc "existing file" 1 "$FG_RC"
+grep -q "destination exists" r.err || { show r.err; fail "no 'destination exists' message"; }
+[ "$(cat rx/zero.bin)" = keep ] || fail "existing file replaced"
+wait_pid 30 "$BG_PID"
+[ "$WAIT_RC" != 0 ] || fail "the Python sender did not see the refusal"
+ok "an existing file is kept; the sender is told"
+
+# -- folders: nested, empty subfolders, modes
+mkdir -p tree/a/b/c tree/empty/inner
+echo one >tree/a/one.txt; mkrand tree/a/b/c/deep.bin 300000; : >tree/zero; echo x >tree/exec.sh
+chmod 755 tree/exec.sh; chmod 600 tree/a/one.txt
+rm -rf rx && mkdir rx
+next_code
+bg s "$T" send --wormhole --code "$C" tree
+fg r 60 $W receive --accept-file -o rx/tree "$C"
+expect_rc "folder tallow->wormhole" 0 "$FG_RC"
+wait_pid 30 "$BG_PID"
+expect_rc "folder tallow->wormhole (sender)" 0 "$WAIT_RC"
+diff -r tree rx/tree || fail "folder differs"
+[ -d rx/tree/empty/inner ] || fail "empty folder missing"
+[ "$(stat -c %a rx/tree/exec.sh)" = 755 ] && [ "$(stat -c %a rx/tree/a/one.txt)" = 600 ] || fail "modes not kept"
+ok "folder tallow -> wormhole (nested, empty folders, modes)"
+
+rm -rf rx && mkdir rx
+next_code
+bg s $W send --code "$C" tree
+fg r 60 "$T" receive --wormhole --yes -o rx "$C"
+expect_rc "folder wormhole->tallow" 0 "$FG_RC"
+wait_pid 30 "$BG_PID"
+# magic-wormhole's zip holds files only: its empty folders do not travel
+diff -r -x empty tree rx/tree || fail "folder differs"
+[ "$(stat -c %a rx/tree/exec.sh)" = 755 ] || fail "mode not kept"
+ok "folder wormhole -> tallow (nested, modes)"
+
+# -- wrong code: both sides stop, tallow with its usual message
+next_code
+bg s $W send --code "$C" --text secret
+fg r 30 "$T" receive --wormhole --yes "${C%-*}-wrong"
+expect_rc "wrong code (tallow receiver)" 1 "$FG_RC"
+grep -q "code mismatch" r.err || { show r.err; fail "no code-mismatch message"; }
+wait_pid 30 "$BG_PID"
+grep -qi "key confirmation failed\|WrongPassword" s.err || { show s.err; fail "wormhole did not refuse"; }
+ok "wrong code: tallow receiver and wormhole sender both refuse"
+
+next_code
+bg s "$T" send --wormhole --code "$C" --text secret
+fg r 30 $W receive "${C%-*}-wrong"
+[ "$FG_RC" != 0 ] || fail "wormhole accepted a wrong code"
+wait_pid 30 "$BG_PID"
+expect_rc "wrong code (tallow sender)" 1 "$WAIT_RC"
+grep -q "code mismatch" s.err || { show s.err; fail "no code-mismatch message"; }
+ok "wrong code: tallow sender and wormhole receiver both refuse"
