@@ -5,7 +5,8 @@ set -e
 PKGS="$*"
 [ -n "$PKGS" ] || PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
-clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time"
+clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
+prometheus dnsmasq-base"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -18,4 +19,8 @@ if [ -n "$missing" ]; then
     echo "deps: installing$missing"
     apt-get update -qq || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+    # prometheus is here for its promtool (tests/relayops): its server is not wanted running
+    case " $missing " in *" prometheus "*)
+        command -v systemctl >/dev/null 2>&1 && systemctl disable --now prometheus >/dev/null 2>&1 || true ;;
+    esac
 fi

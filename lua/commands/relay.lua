@@ -18,6 +18,10 @@ local spec = {
         { "--unpaired-timeout", arg = "SECONDS", help = "close a room nobody joined after this long" },
         { "--grace", arg = "SECONDS", help = "how long a dropped peer may come back and resume" },
         { "--queue-high", arg = "BYTES", help = "per-connection queue before the sender is held back" },
+        { "--stun", arg = "on|off", help = "answer STUN Binding requests on the UDP port (default on)" },
+        { "--splice", arg = "on|off", help = "forward long frames with splice() (default on)" },
+        { "--metrics", arg = "ADDR:PORT", help = "serve Prometheus metrics over HTTP at /metrics" },
+        { "--drain-timeout", arg = "SECONDS", help = "on SIGTERM, time paired rooms get to finish (default 30)" },
         { "--quiet", help = "log only warnings and errors (default: one line per room event)" },
     },
 }

@@ -34,6 +34,8 @@ static const char *const relay_options_help[] = {
     "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
+    "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
+    "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",
     NULL,
 };
 
@@ -440,6 +442,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         if (cfd < 0) break;
         relay_ip *ip = ip_get(s, &ss);
         if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
+            if (ip) relay_count_refused(s, RR_IPCONNS);
             close(cfd);
             relay_ip_put(s, ip);
             continue;
@@ -487,6 +490,7 @@ static void on_sweep(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(s->loop);
     for (relay_conn *c = s->conns; c; c = c->next) {
         if (c->state == RC_PENDING && now >= c->deadline) {
+            relay_count_refused(s, RR_JOINTIMEOUT);
             tallow_msg_RoomLeave m = {
                 .reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT, strlen(RELAY_R_JOINTIMEOUT)}};
             relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
@@ -495,6 +499,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
+    relay_metrics_sweep(s, now);
     relay_srv_settle(s);
 }
 
@@ -550,6 +555,7 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
  * the address each request was sent to. */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
+    relay_srv *s = ud;
     for (int i = 0; i < 32; i++) {
         uint8_t req[1500], resp[256];
         union {
@@ -576,7 +582,11 @@ static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
         }
         int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
                                            "tallow relay", resp, sizeof resp);
-        if (r <= 0) continue;
+        if (r <= 0) {
+            s->ctr.stun_dropped++;
+            continue;
+        }
+        s->ctr.stun_answered++;
         memset(&txc, 0, sizeof txc);
         struct iovec oiov = {resp, (size_t)r};
         struct msghdr out = {.msg_name = &from, .msg_namelen = fl, .msg_iov = &oiov, .msg_iovlen = 1,
@@ -653,6 +663,9 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
             s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
             continue;
         }
+        int ours = relay_ops_option(s, k, v);
+        if (ours < 0) return ours;
+        if (ours) continue;
         size_t j = 0;
         while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0)
             j++;
@@ -776,6 +789,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .drain_ms = 2000,
         .high_water = 64 * 1024, /* user space only: the kernel's socket buffers come first */
     };
+    s->opc.drain_timeout_ms = 30 * 1000;
     s->in_cap = RELAY_IN_CAP;
     s->scratch = malloc(RELAY_SCRATCH);
     if (!s->scratch) {
@@ -794,6 +808,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         s->sweep = tallow_timer_start(s->loop, 200, 200, on_sweep, s);
         if (!s->lio || (s->ufd >= 0 && !s->uio) || !s->sweep) rc = TALLOW_ENOMEM;
     }
+    if (rc == 0) rc = relay_ops_start(s);
     if (rc < 0) {
         srv_stop(s);
         return rc;
@@ -813,6 +828,7 @@ static void srv_stop(void *inst)
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     relay_srv_settle(s);
+    relay_ops_stop(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
     if (s->sweep) tallow_timer_stop(s->sweep);
@@ -842,6 +858,7 @@ static void srv_stats(void *inst, void (*fn)(const char *key, uint64_t value, vo
     fn("conns_total", s->conns_total, ud);
     fn("queued_bytes", s->queued, ud);
     fn("queued_peak", s->queued_peak, ud);
+    fn("metrics_port", relay_metrics_port(s), ud);
 }
 
 const tallow_service_ops relay_service_ops = {

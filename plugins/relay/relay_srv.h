@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "relay.h"
+#include "relay_ops.h"
 
 typedef struct relay_srv relay_srv;
 typedef struct relay_room relay_room;
@@ -126,6 +127,11 @@ struct relay_srv {
     /* counters */
     uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
         queued_peak;
+    /* operating (relay_ops.h): counters for the metrics, their endpoint, settings, draining */
+    relay_counters ctr;
+    relay_metrics *metrics;
+    relay_opsconf opc;
+    int draining;
 };
 
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
