@@ -447,7 +447,8 @@ int relay_metrics_start(relay_srv *s, const char *where)
         return TALLOW_ENOMEM;
     }
     s->metrics = m;
-    RELAY_LOG(s, TALLOW_LOG_INFO, "metrics on http://%s/metrics", where);
+    RELAY_LOG(s, TALLOW_LOG_INFO, "metrics on http://%s%s%s:%u/metrics", strchr(host, ':') ? "[" : "",
+              host, strchr(host, ':') ? "]" : "", m->port);
     return 0;
 }
 

@@ -55,15 +55,23 @@ typedef struct relay_counters {
 typedef struct relay_opsconf {
     char *metrics;              /* "ADDR:PORT" of the metrics endpoint, or NULL */
     uint64_t drain_timeout_ms;  /* SIGTERM: how long paired rooms may finish (default 30 s) */
+    char *listen;               /* as started: a reload cannot move it */
 } relay_opsconf;
 
 /* An option relay_service.c does not know: 1 if it was one of ours (stored), 0 if not ours, or
  * a negative error (message set). */
 int relay_ops_option(relay_srv *s, const char *key, const char *value);
 /* After the listener is up: starts the metrics endpoint if asked for. 0 or an error. */
-int relay_ops_start(relay_srv *s);
+int relay_ops_start(relay_srv *s, const char *listen);
 /* Before the service is freed. */
 void relay_ops_stop(relay_srv *s);
+
+/* The service's optional entry points (tallow_service_ops): validate options without starting;
+ * apply new options to the running relay without dropping rooms (SIGHUP); stop accepting and
+ * close what is not paired, letting paired rooms finish (SIGTERM; returns paired rooms left). */
+int relay_ops_check(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts);
+int relay_ops_reload(void *inst, const tallow_kv *opts, size_t nopts);
+int relay_ops_drain(void *inst);
 
 /* Counts a refusal by the reason string sent to the client (RELAY_R_*), and the limit behind it. */
 void relay_count_refusal(relay_srv *s, const char *reason);

@@ -622,7 +622,7 @@ static int opt_secs(const char *v, uint64_t *ms)
     return 0;
 }
 
-static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun)
+int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun)
 {
     static const struct {
         const char *key;
@@ -764,18 +764,8 @@ static void raise_fd_limit(void)
     }
 }
 
-static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
-                     void **inst)
+void relay_srv_defaults(relay_srv *s)
 {
-    relay_plugin *pl = plugin_state;
-    relay_srv *s = calloc(1, sizeof *s);
-    if (!s) return TALLOW_ENOMEM;
-    s->ctx = ctx;
-    s->host = pl->host;
-    s->loop = tallow_ctx_loop(ctx);
-    s->reg = tallow_ctx_registry(ctx);
-    s->lfd = s->ufd = -1;
-    randombytes_buf(s->hkey, sizeof s->hkey);
     s->lim = (relay_limits){
         .max_rooms = 10000,
         .max_peers = 16,
@@ -790,6 +780,21 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .high_water = 64 * 1024, /* user space only: the kernel's socket buffers come first */
     };
     s->opc.drain_timeout_ms = 30 * 1000;
+}
+
+static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
+                     void **inst)
+{
+    relay_plugin *pl = plugin_state;
+    relay_srv *s = calloc(1, sizeof *s);
+    if (!s) return TALLOW_ENOMEM;
+    s->ctx = ctx;
+    s->host = pl->host;
+    s->loop = tallow_ctx_loop(ctx);
+    s->reg = tallow_ctx_registry(ctx);
+    s->lfd = s->ufd = -1;
+    randombytes_buf(s->hkey, sizeof s->hkey);
+    relay_srv_defaults(s);
     s->in_cap = RELAY_IN_CAP;
     s->scratch = malloc(RELAY_SCRATCH);
     if (!s->scratch) {
@@ -799,7 +804,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     relay_ignore_sigpipe();
     raise_fd_limit();
     const char *listen = "0.0.0.0:4433";
-    int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
+    int stun = 1, rc = relay_parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
         tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen, tallow_strerror(rc));
     if (rc == 0) {
@@ -808,7 +813,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         s->sweep = tallow_timer_start(s->loop, 200, 200, on_sweep, s);
         if (!s->lio || (s->ufd >= 0 && !s->uio) || !s->sweep) rc = TALLOW_ENOMEM;
     }
-    if (rc == 0) rc = relay_ops_start(s);
+    if (rc == 0) rc = relay_ops_start(s, listen);
     if (rc < 0) {
         srv_stop(s);
         return rc;
@@ -870,4 +875,7 @@ const tallow_service_ops relay_service_ops = {
     .start = srv_start,
     .stop = srv_stop,
     .stats = srv_stats,
+    .check = relay_ops_check,
+    .reload = relay_ops_reload,
+    .drain = relay_ops_drain,
 };

@@ -169,6 +169,12 @@ relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
 int relay_htab_add(relay_htab *t, relay_hnode *n);
 void relay_htab_del(relay_htab *t, relay_hnode *n);
 
+/* The defaults of every limit and setting. */
+void relay_srv_defaults(relay_srv *s);
+/* Parses service options into s (limits, password, splice, relay_ops_option's); *listen and
+ * *stun are set when given. 0 or TALLOW_EINVAL (message set). */
+int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
+
 /* relay_room.c */
 /* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
 void relay_conn_process(relay_conn *c);
