@@ -167,14 +167,25 @@ M.unreachable = {
     TALLOW_ENOTFOUND = true,
 }
 
+-- The relays a room moves to if `list[i]` dies after pairing: the rest of its order, then the
+-- ones before it (unreachable at the start, perhaps back since). "a:1,b:2" or nil.
+function M.failover(list, i)
+    local out = {}
+    for j = i + 1, #list do out[#out + 1] = list[j] end
+    for j = 1, i - 1 do out[#out + 1] = list[j] end
+    return #out > 0 and table.concat(out, ",") or nil
+end
+
 -- relays.try(list, open [, on_next]) returns a function that takes open's parameter table and
 -- calls open with `relay` set to each relay of `list` in turn, until one is reached (any other
 -- failure, or success, ends it): `relays.try(order, tallow.session.open) { code = ..., ... }`.
+-- `failover` is set to the others (M.failover): a pair survives its relay's death mid-way.
 function M.try(list, open, on_next)
     return function(params)
         local res
         for i, relay in ipairs(list) do
             params.relay = relay
+            params.failover = M.failover(list, i)
             res = table.pack(open(params))
             if res[1] or not M.unreachable[res[3]] or i == #list then break end
             if on_next then on_next(list[i + 1], res[2]) end

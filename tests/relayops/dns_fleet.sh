@@ -1,6 +1,6 @@
 #!/bin/sh
 # dns_fleet.sh — `--relay example.org` finds a relay fleet through DNS SRV records. In a network
-# namespace of its own (198.51.100.0/24 on a dummy link; /etc/netns/NAME/resolv.conf points the
+# namespace of its own (addresses of 198.51.100.0/24 on its loopback; /etc/netns/NAME/resolv.conf points the
 # system resolver at dnsmasq there), dnsmasq publishes
 #   _tallow._tcp.example.org  SRV 10 60 4433 r1.example.org   (198.51.100.11)
 #                             SRV 10 40 4433 r2.example.org   (198.51.100.12)
@@ -34,13 +34,11 @@ ip netns add $N || fail "ip netns does not work here"
 mkdir -p /etc/netns/$N
 echo "nameserver 198.51.100.53" > /etc/netns/$N/resolv.conf
 ip -n $N link set lo up
-ip -n $N link add d0 type dummy
-for a in 53 11 12 13; do ip -n $N addr add 198.51.100.$a/24 dev d0; done
-ip -n $N link set d0 up
+for a in 53 11 12 13; do ip -n $N addr add 198.51.100.$a/32 dev lo; done
 X="ip netns exec $N"
 
 $X dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --user=root \
-    --listen-address=198.51.100.53 --bind-interfaces --pid-file= --log-queries --log-facility=- \
+    --listen-address=198.51.100.53 --bind-interfaces --local=/example.org/ --pid-file= --log-queries --log-facility=- \
     --srv-host=_tallow._tcp.example.org,r1.example.org,4433,10,60 \
     --srv-host=_tallow._tcp.example.org,r2.example.org,4433,10,40 \
     --srv-host=_tallow._tcp.example.org,r3.example.org,4433,20,5 \
