@@ -8,7 +8,8 @@ forwarded a quarter of the file, so the kill lands mid-transfer whatever the mac
 that relay is killed with SIGKILL and the receiver continued. Both peers must move to the
 room's second relay, meet there (its log shows the room paired), re-key the session and resume:
 the file arrives identical and both exit 0; the third relay carries nothing. Then the same with
-`sync`: a folder of files, the carrying relay killed mid-way, the mirror identical.
+`sync` (a folder of files; the mirror identical) and `watch` (a live session: the file in flight
+and a later change arrive through the next relay, in the same session).
 Prints how long after the kill the second relay paired the room (a figure, not asserted)."""
 import filecmp
 import os
@@ -182,6 +183,56 @@ try:
         if d.returncode != 0:
             fails.append(f"sync: the mirror differs: {d.stdout[:300]}")
     print("sync: mirror identical" if rr == 0 and rs == 0 else "sync: failed")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- watch: a live session; its relay killed while a 64 MiB file goes through; the file and a
+    # later change arrive through the next relay within the same session (no "connected" again)
+    relays = start_relays("watch")
+    code = "23-stone-apple-maple"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    wsrc, wdst = os.path.join(work, "wsrc"), os.path.join(work, "wdst")
+    os.mkdir(wsrc)
+    os.mkdir(wdst)
+    wenv = dict(env, TALLOW_CODE=code)
+    snd = subprocess.Popen([T, "watch", "--no-p2p", "--relay", listing, wsrc], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "watch-send.log"), "w"), env=wenv)
+    rcv = subprocess.Popen([T, "watch", "--receive", "--no-p2p", "--relay", listing, wdst], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "watch-recv.log"), "w"), env=wenv)
+    procs.extend([snd, rcv])
+
+    def arrived(name, data):
+        path = os.path.join(wdst, name)
+        return os.path.exists(path) and open(path, "rb").read() == data
+
+    def wait_arrived(name, data, limit=60):
+        deadline = time.time() + limit
+        while time.time() < deadline and not arrived(name, data):
+            time.sleep(0.05)
+        return arrived(name, data)
+
+    first = b"first\n"
+    open(os.path.join(wsrc, "a.txt"), "wb").write(first)
+    if not wait_arrived("a.txt", first):
+        fails.append("watch: the first file never arrived")
+    big = os.urandom(64 * 1024 * 1024)
+    base = forwarded(o[0]["mport"])
+    open(os.path.join(wsrc, "big.bin"), "wb").write(big)
+    kill_midway(o[0], rcv, 4 * base + len(big), "watch")  # at base + a quarter of the file
+    if not wait_arrived("big.bin", big):
+        fails.append("watch: the file in flight when the relay died never arrived")
+    later = b"after the failover\n"
+    open(os.path.join(wsrc, "later.txt"), "wb").write(later)
+    if not wait_arrived("later.txt", later):
+        fails.append("watch: a change after the failover never arrived")
+    rlog = open(os.path.join(work, "watch-recv.log")).read()
+    if rlog.count("connected; mirroring") != 1:
+        fails.append("watch: the session was opened again instead of failing over")
+    if f"moving to {o[1]['addr']}" not in rlog:
+        fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
+    print("watch: the file in flight and a later change arrived through the next relay, same session")
 except SystemExit:
     pass
 finally:
