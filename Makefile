@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure build test test-asan demo install bench fuzz clean
+.PHONY: all deps configure build test test-asan demo install bench bench-relay fuzz clean
 
 all: build
 
@@ -37,6 +37,12 @@ demo: build
 # Benchmarks against magic-wormhole and cp on loopback (tests/bench; not part of `make test`).
 bench: build
 	@./tests/bench/run.sh $(BUILD)
+
+# One relay at scale (tests/bench/relay_scale.py): 10,000 idle rooms, 1,000 concurrent transfers,
+# a churn bounded in time (BENCH_CHURN_SECS, default 60); RSS, fds, CPU s/GiB. Results in
+# tests/bench/RESULTS.md. Holds /tmp/tallow-bench.lock so benchmarks do not overlap.
+bench-relay: build
+	@flock /tmp/tallow-bench.lock env TALLOW_BIN=$(BUILD)/bin/tallow python3 tests/bench/relay_scale.py
 
 install: build
 	@cmake --install $(BUILD)

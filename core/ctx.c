@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctx_internal.h"
 
@@ -80,12 +81,60 @@ TALLOW_API void tallow_ctx_set_log_level(tallow_ctx *ctx, int level)
     ctx->log_level = level;
 }
 
+TALLOW_API void tallow_ctx_set_log_format(tallow_ctx *ctx, int json)
+{
+    ctx->log_json = json;
+}
+
+/* Writes s as a JSON string body: quotes, backslashes and control characters escaped. */
+static void json_str(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
+static void vlog_json(tallow_ctx *ctx, const char *level, const char *line)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[32];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    flockfile(stderr);
+    fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"source\":\"", when,
+            ts.tv_nsec / 1000000, level);
+    const char *src = ctx->log_tag ? ctx->log_tag : "tallow";
+    const char *colon = ctx->log_tag ? NULL : strstr(line, ": ");
+    /* "relay: room ..." from a plugin: the source is the part before the first ": " */
+    if (colon && colon - line < 24 && !memchr(line, ' ', (size_t)(colon - line))) {
+        char part[24];
+        memcpy(part, line, (size_t)(colon - line));
+        part[colon - line] = 0;
+        json_str(stderr, part);
+        line = colon + 2;
+    } else {
+        json_str(stderr, src);
+    }
+    fputs("\",\"msg\":\"", stderr);
+    json_str(stderr, line);
+    fputs("\"}\n", stderr);
+    funlockfile(stderr);
+}
+
 static void vlog(tallow_ctx *ctx, int level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
     if (level > ctx->log_level) return;
     char line[1024];
     vsnprintf(line, sizeof(line), fmt, ap);
+    if (ctx->log_json) return vlog_json(ctx, names[level < 0 ? 0 : level > 3 ? 3 : level], line);
     fprintf(stderr, "tallow: %s%s%s: %s\n", ctx->log_tag ? ctx->log_tag : "",
             ctx->log_tag ? ": " : "", names[level < 0 ? 0 : level > 3 ? 3 : level], line);
 }

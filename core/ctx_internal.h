@@ -29,6 +29,7 @@ struct tallow_ctx {
     tallow_registry *registry;
     struct tallow_policy policy;
     int log_level;
+    int log_json; /* one JSON object per line (tallow_ctx_set_log_format) */
     char last_error[512];
     tallow__iface_list transports, discoveries, gatherers, services, lua_modules;
     tallow__plugin *plugins; /* load order; unloaded in reverse */

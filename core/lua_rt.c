@@ -189,6 +189,7 @@ static const luaL_Reg preloads[] = {
     {"tallow.code", luaopen_tallow_code},
     {"tallow.fs", luaopen_tallow_fs},
     {"tallow.room", luaopen_tallow_room},
+    {"tallow.dns", luaopen_tallow_dns},
     {NULL, NULL},
 };
 

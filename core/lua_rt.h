@@ -53,6 +53,7 @@ int luaopen_tallow_loop(lua_State *L);
 int luaopen_tallow_policy(lua_State *L);
 int luaopen_tallow_plugins(lua_State *L);
 int luaopen_tallow_service(lua_State *L);
+int luaopen_tallow_dns(lua_State *L);
 int luaopen_tallow_session(lua_State *L);
 int luaopen_tallow_code(lua_State *L);
 int luaopen_tallow_room(lua_State *L);

@@ -226,7 +226,8 @@ static const tallow__session_cbs cbs = {
 };
 
 /* tallow.session.open{code=, relay=, initiator=, password=, transport=, capacity=,
- *                     p2p=true, stun="host:port" | {"host:port", ...}, p2p_timeout=seconds}
+ *                     p2p=true, stun="host:port" | {"host:port", ...}, p2p_timeout=seconds,
+ *                     failover="host:port,..."}
  * p2p (default true, pairs only) attempts the direct path after the handshake unless policy
  * forbids it; sends move to it by themselves when it comes up (see s:direct()). */
 static int l_open(lua_State *L)
@@ -237,6 +238,7 @@ static int l_open(lua_State *L)
     p.address = tallow__lua_opt_str(L, 1, "relay");
     p.password = tallow__lua_opt_str(L, 1, "password");
     p.transport = tallow__lua_opt_str(L, 1, "transport");
+    p.failover = tallow__lua_opt_str(L, 1, "failover");
     lua_getfield(L, 1, "initiator");
     p.initiator = lua_toboolean(L, -1);
     lua_pop(L, 1);

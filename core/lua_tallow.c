@@ -37,6 +37,14 @@ static int l_set_log_level(lua_State *L)
     return 0;
 }
 
+/* tallow.set_log_format("text"|"json") — plain lines, or one JSON object per line */
+static int l_set_log_format(lua_State *L)
+{
+    static const char *const formats[] = {"text", "json", NULL};
+    tallow_ctx_set_log_format(tallow__lrt_get(L)->ctx, luaL_checkoption(L, 1, NULL, formats));
+    return 0;
+}
+
 static int l_strerror(lua_State *L)
 {
     lua_pushstring(L, tallow_strerror((int)luaL_checkinteger(L, 1)));
@@ -50,7 +58,7 @@ static int l_lua_dir(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"log", l_log}, {"set_log_level", l_set_log_level}, {"strerror", l_strerror}, {"lua_dir", l_lua_dir}, {NULL, NULL},
+    {"log", l_log}, {"set_log_level", l_set_log_level}, {"set_log_format", l_set_log_format}, {"strerror", l_strerror}, {"lua_dir", l_lua_dir}, {NULL, NULL},
 };
 
 int luaopen_tallow(lua_State *L)

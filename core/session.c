@@ -813,6 +813,7 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
         .capacity = p->capacity ? p->capacity : 2,
         .initiator = p->initiator,
         .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
+        .failover = p->failover,
     };
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
                              &s->relay);

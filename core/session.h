@@ -41,6 +41,7 @@ typedef struct tallow__session_params {
     int p2p;
     const char *stun;
     uint32_t p2p_timeout_ms;
+    const char *failover; /* relays to move to if this one dies after pairing (room order) */
 } tallow__session_params;
 
 /* A filter sees each message first; it returns 1 if it consumed it. */

@@ -22,5 +22,8 @@ TALLOW_API void tallow_ctx_set_error(tallow_ctx *ctx, const char *fmt, ...)
 TALLOW_API void tallow_ctx_log(tallow_ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 TALLOW_API void tallow_ctx_set_log_level(tallow_ctx *ctx, int level);
+/* json = 1: each log line is one JSON object ({"time", "level", "source", "msg"}) for log
+ * collectors; 0: the plain "tallow: level: message" lines (default). */
+TALLOW_API void tallow_ctx_set_log_format(tallow_ctx *ctx, int json);
 
 #endif

@@ -28,6 +28,16 @@ typedef struct tallow_service_ops {
     void (*stop)(void *inst);
     /* Reports counters as key/value pairs through fn. Optional. */
     void (*stats)(void *inst, void (*fn)(const char *key, uint64_t value, void *ud), void *ud);
+    /* The rest is optional and NULL for plugins built before it (struct_size tells). */
+    /* Validates options as start would, without starting anything: 0 or a negative error
+     * (message set on ctx). */
+    int (*check)(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts);
+    /* Applies new options to a running instance without dropping its work (SIGHUP). On an
+     * error the instance keeps its configuration. */
+    int (*reload)(void *inst, const tallow_kv *opts, size_t nopts);
+    /* Stops taking new work and ends what cannot finish by itself (SIGTERM); what runs goes on.
+     * Returns how much still runs (>= 0), then stats tell. */
+    int (*drain)(void *inst);
 } tallow_service_ops;
 
 TALLOW_API const tallow_service_ops *tallow_service_find(tallow_ctx *ctx, const char *name,

@@ -50,6 +50,10 @@ typedef struct tallow_channel_params {
     const uint8_t *psk;
     uint32_t timeout_ms; /* give up opening after this long (0: transport default) */
     uint32_t flags;      /* TALLOW_CHANNEL_* (read only when struct_size covers it) */
+    /* Relay transports: where to go if the relay dies after pairing, "host:port,host:port" in
+     * the room's order (both peers pass the same list); NULL for none. Read only when
+     * struct_size covers it. */
+    const char *failover;
 } tallow_channel_params;
 
 /* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)

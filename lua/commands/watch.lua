@@ -5,6 +5,7 @@ local cli = require "tallow.cli"
 local ui = require "tallow.ui"
 local common = require "tallow.common"
 local folder = require "tallow.folder"
+local relays = require "tallow.relays"
 
 local spec = {
     usage = "tallow watch [options] DIR   |   tallow watch --receive [options] CODE DIR",
@@ -31,9 +32,11 @@ local function stamp() return os.date("%H:%M:%S") end
 local function connect(code, initiator)
     local delay = 1
     while true do
-        ui.event("connecting", { relay = opts.relay })
-        local s, err, ecode = tallow.session.open {
-            code = code, relay = opts.relay, password = opts.relay_password,
+        -- the room's relays in order (a list, or a fleet in DNS), each with the others to fail over to
+        local list = common.relays_for(opts, code)
+        ui.event("connecting", { relay = list[1] })
+        local s, err, ecode = relays.try(list, tallow.session.open, common.on_next_relay) {
+            code = code, password = opts.relay_password,
             transport = opts.transport, initiator = initiator,
         }
         if ecode == "TALLOW_ECODE" or ecode == "TALLOW_EVERSION" then -- one guess per code

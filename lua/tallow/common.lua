@@ -130,7 +130,7 @@ end
 function M.relays_for(opts, code)
     local list = relays.configured(opts, relay_default())
     local parsed = relays.parse(list)
-    if #parsed <= 1 then return { parsed[1] or list } end
+    if #parsed <= 1 and not relays.needs_dns(parsed) then return { parsed[1] or list } end
     local order, err = relays.order(parsed, code)
     if not order then ui.die(err) end
     return order

@@ -27,11 +27,108 @@ function M.parse(list)
     return out
 end
 
+-- ---- a fleet published in DNS: `--relay example.org` (a name with no port)
+--
+-- A name with no port is looked up as SRV `_tallow._tcp.NAME` (tallow.dns: the system resolver).
+-- Its targets are ordered as RFC 2782 says for priority (lowest first; a lower priority group is
+-- tried only after every target of the one before) and, within a priority, by weighted
+-- rendezvous hashing of the room: target t scores -weight(t) / ln(u), u in (0,1) the BLAKE2b of
+-- "target:port" keyed with the room id, highest first. That spreads rooms over a priority's
+-- targets in proportion to their weights (RFC 2782's random choice, made deterministic), so both
+-- peers derive the same order without talking, and adding or removing a target moves only the
+-- rooms that hashed to it. Weight 0 targets come after the others of their priority. A name
+-- without SRV records (or an IP literal, or localhost) is a plain host on the default port.
+-- Plain HOST:PORT entries in the same list count as priority 0, weight 1.
+M.srv_prefix = "_tallow._tcp."
+M.resolver = function(name) return tallow.dns.srv(name) end
+
+local function has_port(item)
+    return item:match("^%[.+%]:%d+$") ~= nil or item:match("^[^:]+:%d+$") ~= nil
+end
+
+local function is_literal(item)
+    return item == "localhost" or item:find(":", 1, true) ~= nil or item:match("^%[") ~= nil
+        or item:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- The targets a list stands for: { {addr = "host:port", priority = P, weight = W}, ... }, or nil,
+-- message, code when a name's SRV records say the service is not offered there ("."), or the
+-- resolver gave no answer.
+function M.targets(list)
+    local out, seen = {}, {}
+    local function add(addr, prio, weight)
+        if seen[addr] then return end
+        seen[addr] = true
+        out[#out + 1] = { addr = addr, priority = prio, weight = weight }
+    end
+    for _, item in ipairs(M.parse(list)) do
+        if has_port(item) or is_literal(item) then
+            add(item, 0, 1)
+        else
+            local name = item:gsub("%.$", "")
+            local recs, err, ecode = M.resolver(M.srv_prefix .. name)
+            if not recs and ecode ~= "TALLOW_ENOTFOUND" then
+                return nil, "relay " .. item .. ": SRV lookup of " .. M.srv_prefix .. name .. ": " .. tostring(err), ecode
+            end
+            if not recs or #recs == 0 then
+                add(item, 0, 1) -- no fleet published: the host itself, on the default port
+            elseif #recs == 1 and recs[1].target == "." then
+                return nil, "relay " .. item .. ": DNS says no tallow relay is offered there", "TALLOW_ENOTFOUND"
+            else
+                for _, r in ipairs(recs) do
+                    if r.target ~= "." then
+                        local host = r.target:gsub("%.$", "")
+                        if host:find(":", 1, true) then host = "[" .. host .. "]" end
+                        add(host .. ":" .. r.port, r.priority, r.weight)
+                    end
+                end
+            end
+        end
+    end
+    return out
+end
+
+-- u in (0,1) from the first 52 bits of a hex hash (a double holds them exactly)
+local function unit(hex)
+    return (tonumber(hex:sub(1, 13), 16) + 0.5) / 2 ^ 52
+end
+
+-- Orders targets (from M.targets) for a room id (hex): priority, then weighted rendezvous.
+function M.order_targets(targets, room)
+    local score = {}
+    for _, t in ipairs(targets) do
+        local w = t.weight > 0 and t.weight or 1e-9
+        score[t] = -w / math.log(unit(tallow.code.hash(t.addr, room)))
+    end
+    table.sort(targets, function(a, b)
+        if a.priority ~= b.priority then return a.priority < b.priority end
+        if (a.weight > 0) ~= (b.weight > 0) then return a.weight > 0 end
+        if score[a] ~= score[b] then return score[a] > score[b] end
+        return a.addr < b.addr
+    end)
+    local out = {}
+    for i, t in ipairs(targets) do out[i] = t.addr end
+    return out
+end
+
+-- 1 if the list names something to look up in DNS (a name with no port).
+function M.needs_dns(list)
+    for _, item in ipairs(M.parse(list)) do
+        if not has_port(item) and not is_literal(item) then return true end
+    end
+    return false
+end
+
 -- Relays of `list` in the order this room tries them: highest weight first.
 function M.order(list, code)
     local relays = M.parse(list)
     local room, err, ecode = tallow.code.room_id(code)
     if not room then return nil, err, ecode end
+    if M.needs_dns(relays) then
+        local targets, terr, tcode = M.targets(relays)
+        if not targets then return nil, terr, tcode end
+        return M.order_targets(targets, room), room
+    end
     local w = {}
     for _, r in ipairs(relays) do w[r] = tallow.code.hash(r, room) end
     -- equal-length hex strings compare like the numbers they spell; ties (never in practice)
@@ -70,14 +167,25 @@ M.unreachable = {
     TALLOW_ENOTFOUND = true,
 }
 
+-- The relays a room moves to if `list[i]` dies after pairing: the rest of its order, then the
+-- ones before it (unreachable at the start, perhaps back since). "a:1,b:2" or nil.
+function M.failover(list, i)
+    local out = {}
+    for j = i + 1, #list do out[#out + 1] = list[j] end
+    for j = 1, i - 1 do out[#out + 1] = list[j] end
+    return #out > 0 and table.concat(out, ",") or nil
+end
+
 -- relays.try(list, open [, on_next]) returns a function that takes open's parameter table and
 -- calls open with `relay` set to each relay of `list` in turn, until one is reached (any other
 -- failure, or success, ends it): `relays.try(order, tallow.session.open) { code = ..., ... }`.
+-- `failover` is set to the others (M.failover): a pair survives its relay's death mid-way.
 function M.try(list, open, on_next)
     return function(params)
         local res
         for i, relay in ipairs(list) do
             params.relay = relay
+            params.failover = M.failover(list, i)
             res = table.pack(open(params))
             if res[1] or not M.unreachable[res[3]] or i == #list then break end
             if on_next then on_next(list[i + 1], res[2]) end

@@ -21,6 +21,10 @@
  * (and is resumed) when neither a byte arrived nor a blocked write drained for twice as long.
  * TALLOW_RELAY_KEEPALIVE_MS overrides it (tests). */
 #define RELAY_KEEPALIVE_MS 15000u
+/* Failover: a pair channel given other relays (tallow_channel_params.failover) that loses its
+ * relay after pairing moves to the next one at once when the relay refuses connections or no
+ * longer knows the room, else after this long without getting back. */
+#define RELAY_FAILOVER_MS 3000u
 
 enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
@@ -69,6 +73,12 @@ typedef struct relay_cl {
     uint64_t rtt_us, ping_seq;
     relay_inbuf in;
     relay_outq out;
+    /* failover (relay_client_fo.c) */
+    char *failover;  /* relays still to try, "a:1,b:2", consumed from the front; or NULL */
+    int fresh_join;  /* the next RoomJoin creates or joins the room anew (no resume token) */
+    int fo_wait;     /* joining a failover relay, until the peer is there: data is held */
+    int refused;     /* the last connection attempt was refused */
+    uint64_t lost_at;
     /* SOCKS5 */
     int socks_step;
     uint8_t socks_out[300];
@@ -87,6 +97,12 @@ int relay_cl_send_join(relay_cl *cl);               /* on a connected socket; 0 
 void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what was queued */
 void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
 void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
+/* Drops the socket and connects again from the first address at the next loop round. */
+void relay_cl_reconnect_soon(relay_cl *cl);
+/* relay_client_fo.c: moves a paired channel to the next failover relay (its room joined anew,
+ * the session above re-keys and resynchronises as after a reconnection). 1 if it moved, 0 if
+ * there is nowhere to go. */
+int relay_cl_failover(relay_cl *cl, const char *why);
 
 /* A channel that asked for a pair (a plain `tallow receive`) and landed in a multi room talks to
  * the room's creator only. */

@@ -40,6 +40,7 @@ static void cl_free(relay_cl *cl)
     if (cl->tick) tallow_timer_stop(cl->tick);
     if (cl->kick) tallow_timer_stop(cl->kick);
     if (cl->ai) freeaddrinfo(cl->ai);
+    free(cl->failover);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
     if (cl->password) {
@@ -102,7 +103,7 @@ void relay_cl_update(relay_cl *cl)
 /* Writes what the socket takes; socket errors are recorded, reported by cl_io. */
 static void cl_flush(relay_cl *cl)
 {
-    if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr) return;
+    if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr || cl->fo_wait) return;
     size_t before = cl->out.bytes;
     ssize_t w = relay_outq_flush(&cl->out, cl->fd);
     if (w < 0)
@@ -113,6 +114,17 @@ static void cl_flush(relay_cl *cl)
 }
 
 static void cl_restart(relay_cl *cl);
+
+static void cl_deferred(tallow_timer *t, void *ud);
+
+void relay_cl_reconnect_soon(relay_cl *cl)
+{
+    cl_sock_release(cl);
+    relay_inbuf_free(&cl->in);
+    cl->state = CL_BACKOFF;
+    cl->retry_at = tallow_loop_now(cl->loop);
+    if (!cl->kick) cl->kick = tallow_timer_start(cl->loop, 0, 0, cl_deferred, cl);
+}
 
 /* Runs at the start of the next loop round: connects (open, resume) and flushes sends. */
 static void cl_deferred(tallow_timer *t, void *ud)
@@ -171,7 +183,7 @@ int relay_cl_send_join(relay_cl *cl)
         .password = {(const uint8_t *)cl->password, cl->password ? strlen(cl->password) : 0},
         .version = RELAY_PROTO_VERSION,
         .capacity = cl->capacity,
-        .resume_token = {cl->token, cl->paired ? cl->token_len : 0},
+        .resume_token = {cl->token, cl->paired && !cl->fresh_join ? cl->token_len : 0},
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
@@ -209,6 +221,7 @@ static void cl_connect_next(relay_cl *cl)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
         if (connect(fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            if (errno == ECONNREFUSED) cl->refused = 1;
             close(fd);
             continue;
         }
@@ -226,7 +239,11 @@ static void cl_connect_next(relay_cl *cl)
         cl->events = TALLOW_IO_WRITE;
         return;
     }
-    if (cl->paired && tallow_loop_now(cl->loop) < cl->resume_deadline) {
+    uint64_t now = tallow_loop_now(cl->loop);
+    if (cl->paired && (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
+        relay_cl_failover(cl, cl->refused ? "connection refused" : "unreachable"))
+        return;
+    if (cl->paired && now < cl->resume_deadline) {
         cl->state = CL_BACKOFF; /* the tick retries */
         cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
         return;
@@ -237,6 +254,7 @@ static void cl_connect_next(relay_cl *cl)
 static void cl_restart(relay_cl *cl)
 {
     cl->ai_cur = cl->ai;
+    cl->refused = 0;
     relay_inbuf_free(&cl->in);
     cl->werr = 0;
     cl_connect_next(cl);
@@ -252,6 +270,7 @@ void relay_cl_lost(relay_cl *cl, int err)
     }
     if (cl->state == CL_READY) {
         cl->resume_deadline = tallow_loop_now(cl->loop) + RELAY_RECONNECT_MS;
+        cl->lost_at = tallow_loop_now(cl->loop);
         size_t lost = cl->out.bytes;
         relay_outq_clear(&cl->out); /* documented: frames in flight may be lost */
         cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
@@ -304,7 +323,8 @@ static void cl_tick(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(cl->loop);
     cl->depth++;
     if (cl->paired && cl->state != CL_READY && now >= cl->resume_deadline) {
-        relay_cl_fail(cl, TALLOW_ECLOSED, "could not resume the connection");
+        if (!relay_cl_failover(cl, "could not resume the connection"))
+            relay_cl_fail(cl, TALLOW_ECLOSED, "could not resume the connection");
     } else if (cl->state == CL_BACKOFF && now >= cl->retry_at) {
         cl_restart(cl);
     } else if ((cl->state == CL_CONNECTING || cl->state == CL_SOCKS) &&
@@ -357,8 +377,10 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
         int err = 0;
         socklen_t l = sizeof err;
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        if (err)
+        if (err) {
+            if (err == ECONNREFUSED) cl->refused = 1;
             cl_connect_next(cl);
+        }
         else
             cl_connected(cl);
     } else {
@@ -423,6 +445,11 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         cl->room_aware = (p->flags & TALLOW_CHANNEL_ROOM) != 0;
     }
     cl->pair_only = !cl->room_aware && p->capacity <= 2;
+    if (p->struct_size >= offsetof(tallow_channel_params, failover) + sizeof(p->failover) &&
+        p->failover && *p->failover && !(cl->failover = strdup(p->failover))) {
+        cl_free(cl);
+        return TALLOW_ENOMEM;
+    }
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];

@@ -49,7 +49,16 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
             memcpy(cl->token, m.RoomJoined.resume_token.ptr, RELAY_TOKEN_LEN);
             cl->token_len = RELAY_TOKEN_LEN;
         }
-        if (cl->paired) { /* resumed */
+        if (cl->paired && cl->fresh_join) { /* a failover relay: the room is new here */
+            cl->fresh_join = 0;
+            if (cl->peers < 2) {
+                cl->state = CL_WAITING; /* fo_wait: nothing goes out until the peer is here */
+                return;
+            }
+            cl->fo_wait = 0;
+            relay_cl_became_ready(cl);
+            relay_cl_room_event(cl, TALLOW_MSG_RoomJoined, &m.RoomJoined);
+        } else if (cl->paired) { /* resumed */
             relay_cl_became_ready(cl);
             relay_cl_room_event(cl, TALLOW_MSG_RoomJoined, &m.RoomJoined);
         } else if (cl->peers >= 2) {
@@ -62,6 +71,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_PeerArrived:
         cl->peers = m.PeerArrived.peers;
         if (!cl->paired) return relay_cl_became_ready(cl);
+        if (cl->fo_wait) { /* the peer found us on the failover relay */
+            cl->fo_wait = 0;
+            relay_cl_became_ready(cl);
+        }
         return relay_cl_room_event(cl, t->id, &m.PeerArrived);
     case TALLOW_MSG_PeerJoinedRoom:
         cl->peers = m.PeerJoinedRoom.peers;
@@ -99,6 +112,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
                                                                : "the peer is gone");
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
+        /* a relay that lost the room (restarted) or is going away: the next one, if any */
+        if (cl->paired && (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
+            relay_cl_failover(cl, reason))
+            return;
         return relay_cl_fail(cl, refusal_code(cl, reason), reason);
     case TALLOW_MSG_VersionReject: {
         char why[320];

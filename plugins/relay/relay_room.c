@@ -38,6 +38,7 @@ static void send_count(relay_room *r)
 
 static void refuse(relay_conn *c, const char *reason)
 {
+    relay_count_refusal(c->srv, reason);
     tallow_msg_RoomLeave m = {.reason = {(const uint8_t *)reason, strlen(reason)}};
     relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
 }
@@ -138,10 +139,12 @@ void relay_room_sweep(relay_srv *s, uint64_t now)
     for (relay_room *r = s->rooms; r; r = next) {
         next = r->next;
         if (!r->paired && now - r->created >= s->lim.unpaired_timeout_ms) {
+            relay_count_limit(s, RL_UNPAIRED_TIMEOUT);
             relay_room_close(r, RELAY_R_TIMEOUT, 1);
             continue;
         }
         if (r->paired && now - r->last_active >= s->lim.room_timeout_ms) {
+            relay_count_limit(s, RL_ROOM_TIMEOUT);
             relay_room_close(r, RELAY_R_TIMEOUT, 1);
             continue;
         }
@@ -203,6 +206,7 @@ static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
 {
     relay_srv *s = c->srv;
     if (resumed) RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u resumed", r->tag, idx + 1);
+    if (resumed) s->ctr.reconnections++;
     r->slots[idx].conn = c;
     r->live++;
     c->room = r;
@@ -211,6 +215,7 @@ static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
     announce(r, c, r->slots[idx].token);
     if (r->live >= 2 && !r->paired) {
         r->paired = 1;
+        s->ctr.rooms_paired_total++;
         r->paired_at = r->last_active = tallow_loop_now(s->loop);
         RELAY_LOG(s, TALLOW_LOG_INFO, "room %s paired after %.1f s", r->tag,
                   (double)(r->paired_at - r->created) / 1000.0);
@@ -248,6 +253,7 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     relay_srv *s = c->srv;
     if (c->state != RC_PENDING) return refuse(c, RELAY_R_PROTO);
     if (j->version != RELAY_PROTO_VERSION) {
+        relay_count_refused(s, RR_VERSION);
         char why[120];
         int n = snprintf(why, sizeof why,
                          RELAY_R_VERSION " %u (this relay speaks %u): use the same tallow release",
@@ -408,6 +414,7 @@ void relay_conn_process(relay_conn *c)
             if (c->state != RC_JOINED || !c->room) break;
         }
         if (relay_blocked(c, to)) {
+            relay_count_limit(s, RL_QUEUE_HIGH);
             c->paused = 1;
             break;
         }

@@ -34,6 +34,8 @@ static const char *const relay_options_help[] = {
     "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
+    "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
+    "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",
     NULL,
 };
 
@@ -443,6 +445,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         if (cfd < 0) break;
         relay_ip *ip = ip_get(s, &ss);
         if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
+            if (ip) relay_count_refused(s, RR_IPCONNS);
             close(cfd);
             relay_ip_put(s, ip);
             continue;
@@ -490,6 +493,7 @@ static void on_sweep(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(s->loop);
     for (relay_conn *c = s->conns; c; c = c->next) {
         if (c->state == RC_PENDING && now >= c->deadline) {
+            relay_count_refused(s, RR_JOINTIMEOUT);
             tallow_msg_RoomLeave m = {
                 .reason = {(const uint8_t *)RELAY_R_JOINTIMEOUT, strlen(RELAY_R_JOINTIMEOUT)}};
             relay_conn_close_after(c, &tallow_msgtype_RoomLeave, &m);
@@ -498,6 +502,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
+    relay_metrics_sweep(s, now);
     relay_srv_settle(s);
 }
 
@@ -553,6 +558,7 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
  * the address each request was sent to. */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
+    relay_srv *s = ud;
     for (int i = 0; i < 32; i++) {
         uint8_t req[1500], resp[256];
         union {
@@ -579,7 +585,11 @@ static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
         }
         int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
                                            "tallow relay", resp, sizeof resp);
-        if (r <= 0) continue;
+        if (r <= 0) {
+            s->ctr.stun_dropped++;
+            continue;
+        }
+        s->ctr.stun_answered++;
         memset(&txc, 0, sizeof txc);
         struct iovec oiov = {resp, (size_t)r};
         struct msghdr out = {.msg_name = &from, .msg_namelen = fl, .msg_iov = &oiov, .msg_iovlen = 1,
@@ -615,7 +625,7 @@ static int opt_secs(const char *v, uint64_t *ms)
     return 0;
 }
 
-static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun)
+int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun)
 {
     static const struct {
         const char *key;
@@ -656,6 +666,9 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
             s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
             continue;
         }
+        int ours = relay_ops_option(s, k, v);
+        if (ours < 0) return ours;
+        if (ours) continue;
         size_t j = 0;
         while (j < sizeof num / sizeof num[0] && strcmp(num[j].key, k) != 0)
             j++;
@@ -754,18 +767,8 @@ static void raise_fd_limit(void)
     }
 }
 
-static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
-                     void **inst)
+void relay_srv_defaults(relay_srv *s)
 {
-    relay_plugin *pl = plugin_state;
-    relay_srv *s = calloc(1, sizeof *s);
-    if (!s) return TALLOW_ENOMEM;
-    s->ctx = ctx;
-    s->host = pl->host;
-    s->loop = tallow_ctx_loop(ctx);
-    s->reg = tallow_ctx_registry(ctx);
-    s->lfd = s->ufd = -1;
-    randombytes_buf(s->hkey, sizeof s->hkey);
     s->lim = (relay_limits){
         .max_rooms = 10000,
         .max_peers = 16,
@@ -779,6 +782,22 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .drain_ms = 2000,
         .high_water = 64 * 1024, /* user space only: the kernel's socket buffers come first */
     };
+    s->opc.drain_timeout_ms = 30 * 1000;
+}
+
+static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
+                     void **inst)
+{
+    relay_plugin *pl = plugin_state;
+    relay_srv *s = calloc(1, sizeof *s);
+    if (!s) return TALLOW_ENOMEM;
+    s->ctx = ctx;
+    s->host = pl->host;
+    s->loop = tallow_ctx_loop(ctx);
+    s->reg = tallow_ctx_registry(ctx);
+    s->lfd = s->ufd = -1;
+    randombytes_buf(s->hkey, sizeof s->hkey);
+    relay_srv_defaults(s);
     s->in_cap = RELAY_IN_CAP;
     s->scratch = malloc(RELAY_SCRATCH);
     if (!s->scratch) {
@@ -788,7 +807,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     relay_ignore_sigpipe();
     raise_fd_limit();
     const char *listen = "0.0.0.0:4433";
-    int stun = 1, rc = parse_opts(s, opts, nopts, &listen, &stun);
+    int stun = 1, rc = relay_parse_opts(s, opts, nopts, &listen, &stun);
     if (rc == 0 && (rc = srv_bind(s, listen, stun)) < 0)
         tallow_ctx_set_error(s->ctx, "relay: cannot listen on %s: %s", listen, tallow_strerror(rc));
     if (rc == 0) {
@@ -797,6 +816,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         s->sweep = tallow_timer_start(s->loop, 200, 200, on_sweep, s);
         if (!s->lio || (s->ufd >= 0 && !s->uio) || !s->sweep) rc = TALLOW_ENOMEM;
     }
+    if (rc == 0) rc = relay_ops_start(s, listen);
     if (rc < 0) {
         srv_stop(s);
         return rc;
@@ -816,6 +836,7 @@ static void srv_stop(void *inst)
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     relay_srv_settle(s);
+    relay_ops_stop(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
     if (s->sweep) tallow_timer_stop(s->sweep);
@@ -845,6 +866,7 @@ static void srv_stats(void *inst, void (*fn)(const char *key, uint64_t value, vo
     fn("conns_total", s->conns_total, ud);
     fn("queued_bytes", s->queued, ud);
     fn("queued_peak", s->queued_peak, ud);
+    fn("metrics_port", relay_metrics_port(s), ud);
 }
 
 const tallow_service_ops relay_service_ops = {
@@ -856,4 +878,7 @@ const tallow_service_ops relay_service_ops = {
     .start = srv_start,
     .stop = srv_stop,
     .stats = srv_stats,
+    .check = relay_ops_check,
+    .reload = relay_ops_reload,
+    .drain = relay_ops_drain,
 };

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "relay.h"
+#include "relay_ops.h"
 
 typedef struct relay_srv relay_srv;
 typedef struct relay_room relay_room;
@@ -126,6 +127,11 @@ struct relay_srv {
     /* counters */
     uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
         queued_peak;
+    /* operating (relay_ops.h): counters for the metrics, their endpoint, settings, draining */
+    relay_counters ctr;
+    relay_metrics *metrics;
+    relay_opsconf opc;
+    int draining;
 };
 
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
@@ -162,6 +168,12 @@ uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
 relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
 int relay_htab_add(relay_htab *t, relay_hnode *n);
 void relay_htab_del(relay_htab *t, relay_hnode *n);
+
+/* The defaults of every limit and setting. */
+void relay_srv_defaults(relay_srv *s);
+/* Parses service options into s (limits, password, splice, relay_ops_option's); *listen and
+ * *stun are set when given. 0 or TALLOW_EINVAL (message set). */
+int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
 
 /* relay_room.c */
 /* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */

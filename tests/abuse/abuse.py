@@ -18,6 +18,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -273,7 +274,7 @@ def main():
             continue
     for s in flood.held:
         s.close()
-    relay.terminate()
+    relay.send_signal(signal.SIGINT)  # at once (SIGTERM drains paired rooms)
     relay.wait(5)
     log = open(rlog).read()
     m = re.findall(r"room (\w+) closed \(([^)]*)\)", log)

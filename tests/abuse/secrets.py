@@ -9,6 +9,7 @@
 A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -94,7 +95,7 @@ def main():
             if hits:
                 fails.append(f"{how}: the code shows in ps: {hits}")
     finally:
-        relay.terminate()
+        relay.send_signal(signal.SIGINT)  # at once (SIGTERM drains paired rooms)
         relay.wait(5)
     for name in sorted(os.listdir(work)):
         if not name.endswith(".log"):

@@ -66,7 +66,7 @@ class World:
 
     def stop(self):
         if self.relay and self.relay.poll() is None:
-            self.relay.terminate()
+            self.relay.send_signal(signal.SIGINT)  # at once (SIGTERM drains paired rooms)
             self.relay.wait(5)
 
 

@@ -60,7 +60,7 @@ wait_for 10 "folder removed" gone old
 diff -r "$SRC" "$DST" || fail "trees differ"
 
 # the relay goes away; changes meanwhile; it comes back on the same port: catch up
-kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null
+kill -INT "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null  # INT: at once (TERM would drain)
 echo offline >"$SRC/offline.txt"
 rm "$SRC/deux.txt"
 port=${TALLOW_RELAY##*:}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""tests/relayops/failover.py — a relay dies in the middle of a transfer and the pair moves on.
+
+Three real relays on loopback; sender and receiver are given all three (in different orders:
+--relay on one side, TALLOW_RELAYS on the other) and --no-p2p, so every byte goes through the
+room's first relay. Mid-way (the receiver is stopped with SIGSTOP once the carrying relay has
+forwarded a quarter of the file, so the kill lands mid-transfer whatever the machine's speed),
+that relay is killed with SIGKILL and the receiver continued. Both peers must move to the
+room's second relay, meet there (its log shows the room paired), re-key the session and resume:
+the file arrives identical and both exit 0; the third relay carries nothing. Then the same with
+`sync` (a folder of files; the mirror identical) and `watch` (a live session: the file in flight
+and a later change arrive through the next relay, in the same session).
+Prints how long after the kill the second relay paired the room (a figure, not asserted)."""
+import filecmp
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import finish, free_port  # noqa: E402
+
+T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
+SIZE = 192 * 1024 * 1024
+fails = []
+work = tempfile.mkdtemp(prefix="tallow-failover-")
+procs = []
+
+
+def forwarded(mport):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2) as r:
+            m = re.search(r"^tallow_relay_forwarded_bytes_total (\d+)$", r.read().decode(), re.M)
+            return int(m.group(1)) if m else 0
+    except OSError:
+        return -1
+
+
+def start_relays(tag):
+    relays = []
+    for i in range(3):
+        port, mport = free_port(), free_port()
+        log = os.path.join(work, f"{tag}-relay{i}.log")
+        p = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{mport}"],
+                             stderr=open(log, "w"), env=dict(os.environ, TALLOW_LOG="info"))
+        procs.append(p)
+        relays.append({"addr": f"127.0.0.1:{port}", "mport": mport, "proc": p, "log": log})
+    deadline = time.time() + 10
+    while time.time() < deadline and any(forwarded(r["mport"]) < 0 for r in relays):
+        time.sleep(0.05)
+    return relays
+
+
+def order(relays, code):
+    listing = ",".join(r["addr"] for r in relays)
+    out = subprocess.run([T, "run", "-"], input=f'print(table.concat(assert(require("tallow.relays").order("{listing}", "{code}")), " "))',
+                         capture_output=True, text=True)
+    if out.returncode != 0:  # `tallow run -` may not read stdin: use a file
+        path = os.path.join(work, "order.lua")
+        open(path, "w").write('print(table.concat(assert(require("tallow.relays").order(arg[1], arg[2])), " "))\n')
+        out = subprocess.run([T, "run", path, listing, code], capture_output=True, text=True)
+    by = {r["addr"]: r for r in relays}
+    return [by[a] for a in out.stdout.split()]
+
+
+def kill_midway(first, victim_peer, total, what):
+    """Waits until `first` forwarded a quarter of total, freezes victim_peer, kills the relay."""
+    deadline = time.time() + 60
+    while time.time() < deadline and forwarded(first["mport"]) < total // 4:
+        if victim_peer.poll() is not None:
+            fails.append(f"{what}: the transfer ended before the relay could be killed")
+            return None
+        time.sleep(0.01)
+    victim_peer.send_signal(signal.SIGSTOP)
+    got = forwarded(first["mport"])
+    first["proc"].kill()
+    first["proc"].wait()
+    killed = time.time()
+    victim_peer.send_signal(signal.SIGCONT)
+    print(f"{what}: relay {first['addr']} killed after forwarding {got} of {total} bytes")
+    if got >= total:
+        fails.append(f"{what}: the kill came after the whole transfer")
+    return killed
+
+
+def paired_after(relay, since, limit=30):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if re.search(r"room \w+ paired", open(relay["log"]).read()):
+            return time.time() - since
+        time.sleep(0.02)
+    return None
+
+
+try:
+    # ---- send / receive
+    relays = start_relays("send")
+    code = "21-apple-river-stone"
+    o = order(relays, code)
+    if len(o) != 3:
+        fails.append(f"no relay order: {o}")
+        raise SystemExit
+    listing = ",".join(r["addr"] for r in relays)
+    rev = ",".join(r["addr"] for r in reversed(relays))
+    src = os.path.join(work, "big.bin")
+    with open(src, "wb") as f:
+        block = os.urandom(1024 * 1024)
+        for i in range(SIZE // len(block)):
+            f.write(block[i % 7:] + block[:i % 7])
+    dst = os.path.join(work, "dst")
+    os.mkdir(dst)
+    env = dict(os.environ, TALLOW_LOG="info")
+    env.pop("TALLOW_RELAY", None)
+    snd = subprocess.Popen([T, "send", "--no-p2p", "--json", "--relay", listing, "--code", code, src],
+                           stdout=open(os.path.join(work, "send.json"), "w"),
+                           stderr=open(os.path.join(work, "send.log"), "w"), env=env)
+    rcv = subprocess.Popen([T, "receive", "--no-p2p", "--json", "--yes", "-o", dst, code],
+                           stdout=open(os.path.join(work, "recv.json"), "w"),
+                           stderr=open(os.path.join(work, "recv.log"), "w"), env=dict(env, TALLOW_RELAYS=rev))
+    procs.extend([snd, rcv])
+    killed = kill_midway(o[0], rcv, SIZE, "send")
+    if killed:
+        took = paired_after(o[1], killed)
+        print(f"send: the room paired on the next relay {o[1]['addr']} "
+              + (f"{took:.2f} s after the kill" if took is not None else "NEVER"))
+        if took is None:
+            fails.append("send: the room never paired on the next relay")
+    try:
+        rr, rs = rcv.wait(90), snd.wait(90)
+    except subprocess.TimeoutExpired:
+        rr = rs = "hung"
+    if rr != 0 or rs != 0:
+        fails.append(f"send: exit statuses receiver {rr}, sender {rs}")
+    elif not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
+        fails.append("send: the received file differs")
+    if re.search(r"room \w+ created", open(o[2]["log"]).read()):
+        fails.append("send: the third relay got a room")
+    for side in ("send", "recv"):
+        log = open(os.path.join(work, f"{side}.log")).read()
+        if f"moving to {o[1]['addr']}" not in log:
+            fails.append(f"send: the {side} side did not say it moved to {o[1]['addr']}")
+    later = forwarded(o[1]["mport"])
+    print(f"send: the next relay forwarded {later} bytes; file identical: {not fails}")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- sync
+    relays = start_relays("sync")
+    code = "22-maple-cloud-river"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    tree = os.path.join(work, "tree")
+    os.makedirs(os.path.join(tree, "sub"))
+    total = 0
+    for i in range(48):
+        data = os.urandom(2 * 1024 * 1024)
+        total += len(data)
+        open(os.path.join(tree, "sub" if i % 2 else "", f"f{i}.bin"), "wb").write(data)
+    mirror = os.path.join(work, "mirror")
+    os.mkdir(mirror)
+    snd = subprocess.Popen([T, "sync", "--no-p2p", "--relay", listing, "--code", code, tree],
+                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sync-send.log"), "w"), env=env)
+    rcv = subprocess.Popen([T, "sync", "--receive", "--no-p2p", "--relay", ",".join(r["addr"] for r in reversed(relays)),
+                            code, mirror], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "sync-recv.log"), "w"), env=env)
+    procs.extend([snd, rcv])
+    killed = kill_midway(o[0], rcv, total, "sync")
+    if killed:
+        took = paired_after(o[1], killed)
+        print(f"sync: the room paired on the next relay " + (f"{took:.2f} s after the kill" if took is not None else "NEVER"))
+    try:
+        rr, rs = rcv.wait(90), snd.wait(90)
+    except subprocess.TimeoutExpired:
+        rr = rs = "hung"
+    if rr != 0 or rs != 0:
+        fails.append(f"sync: exit statuses receiver {rr}, sender {rs}")
+    else:
+        d = subprocess.run(["diff", "-r", tree, mirror], capture_output=True, text=True)
+        if d.returncode != 0:
+            fails.append(f"sync: the mirror differs: {d.stdout[:300]}")
+    print("sync: mirror identical" if rr == 0 and rs == 0 else "sync: failed")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- watch: a live session; its relay killed while a 64 MiB file goes through; the file and a
+    # later change arrive through the next relay within the same session (no "connected" again)
+    relays = start_relays("watch")
+    code = "23-stone-apple-maple"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    wsrc, wdst = os.path.join(work, "wsrc"), os.path.join(work, "wdst")
+    os.mkdir(wsrc)
+    os.mkdir(wdst)
+    wenv = dict(env, TALLOW_CODE=code)
+    snd = subprocess.Popen([T, "watch", "--no-p2p", "--relay", listing, wsrc], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "watch-send.log"), "w"), env=wenv)
+    rcv = subprocess.Popen([T, "watch", "--receive", "--no-p2p", "--relay", listing, wdst], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "watch-recv.log"), "w"), env=wenv)
+    procs.extend([snd, rcv])
+
+    def arrived(name, data):
+        path = os.path.join(wdst, name)
+        return os.path.exists(path) and open(path, "rb").read() == data
+
+    def wait_arrived(name, data, limit=60):
+        deadline = time.time() + limit
+        while time.time() < deadline and not arrived(name, data):
+            time.sleep(0.05)
+        return arrived(name, data)
+
+    first = b"first\n"
+    open(os.path.join(wsrc, "a.txt"), "wb").write(first)
+    if not wait_arrived("a.txt", first):
+        fails.append("watch: the first file never arrived")
+    big = os.urandom(64 * 1024 * 1024)
+    base = forwarded(o[0]["mport"])
+    open(os.path.join(wsrc, "big.bin"), "wb").write(big)
+    kill_midway(o[0], rcv, 4 * base + len(big), "watch")  # at base + a quarter of the file
+    if not wait_arrived("big.bin", big):
+        fails.append("watch: the file in flight when the relay died never arrived")
+    later = b"after the failover\n"
+    open(os.path.join(wsrc, "later.txt"), "wb").write(later)
+    if not wait_arrived("later.txt", later):
+        fails.append("watch: a change after the failover never arrived")
+    rlog = open(os.path.join(work, "watch-recv.log")).read()
+    if rlog.count("connected; mirroring") != 1:
+        fails.append("watch: the session was opened again instead of failing over")
+    if f"moving to {o[1]['addr']}" not in rlog:
+        fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
+    print("watch: the file in flight and a later change arrived through the next relay, same session")
+except SystemExit:
+    pass
+finally:
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGCONT)
+            except OSError:
+                pass
+            p.kill()
+            p.wait()
+
+finish("relay_failover", fails, work, "ok")
