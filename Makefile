@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure build test test-asan demo install bench bench-relay fuzz clean
+.PHONY: all deps configure build test test-asan demo install bench bench-relay bench-wan fuzz clean
 
 all: build
 
@@ -43,6 +43,13 @@ bench: build
 # tests/bench/RESULTS.md. Holds /tmp/tallow-bench.lock so benchmarks do not overlap.
 bench-relay: build
 	@flock /tmp/tallow-bench.lock env TALLOW_BIN=$(BUILD)/bin/tallow python3 tests/bench/relay_scale.py
+
+# Goodput over emulated real links (delay, loss, rate; tests/wan/bench.sh, root): WAN_CELLS picks
+# cells ("100/1/unlimited 40/0/50mbit"), the default is the whole 48-cell matrix (~45 min).
+bench-wan: build
+	@./scripts/deps.sh magic-wormhole python3-magic-wormhole-mailbox-server \
+		magic-wormhole-transit-relay iperf3 iputils-ping bc
+	@TALLOW_BIN=$(abspath $(BUILD))/bin/tallow TALLOW_LUA_DIR=$(CURDIR)/lua ./tests/wan/bench.sh
 
 install: build
 	@cmake --install $(BUILD)
