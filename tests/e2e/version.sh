@@ -23,14 +23,17 @@ def varint(v):
     out.append(v); return bytes(out)
 ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", int(sys.argv[1]))); ls.listen(4); ls.settimeout(30)
-c, _ = ls.accept(); c.settimeout(10)
-c.recv(4096)  # the RoomJoin
-why = b"unsupported relay protocol version"
-body = bytes([1 << 3 | 0, 1]) + bytes([2 << 3 | 2]) + varint(len(why)) + why
-msg = varint(2) + varint(len(body)) + body  # VersionReject{version 1, reason}
-c.sendall((len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg)
-c.close()
-print("answered")
+for _ in range(4):  # a reachability probe may connect first and send nothing
+    c, _ = ls.accept(); c.settimeout(10)
+    if not c.recv(4096):  # the RoomJoin
+        c.close(); continue
+    why = b"unsupported relay protocol version"
+    body = bytes([1 << 3 | 0, 1]) + bytes([2 << 3 | 2]) + varint(len(why)) + why
+    msg = varint(2) + varint(len(body)) + body  # VersionReject{version 1, reason}
+    c.sendall((len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg)
+    c.close()
+    print("answered")
+    break
 PY
 PIDS="$PIDS $!"
 for i in $(seq 50); do ss -ltn | grep -q "127.0.0.1:$OLD " && break; sleep 0.1; done
