@@ -46,6 +46,7 @@
 #define RELAY_R_GONE "gone"
 #define RELAY_R_RECONNECTING "reconnecting"
 #define RELAY_R_SHUTDOWN "relay shutting down"
+#define RELAY_R_TAKEN "the code's number is in use by another sender on this relay: start again with a new code"
 
 /* ---- framing (relay_proto.c) */
 static inline void relay_put32(uint8_t *p, uint32_t v)

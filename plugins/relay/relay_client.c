@@ -169,6 +169,7 @@ int relay_cl_send_join(relay_cl *cl)
         .version = RELAY_PROTO_VERSION,
         .capacity = cl->capacity,
         .resume_token = {cl->token, cl->paired ? cl->token_len : 0},
+        .creator = cl->initiator ? 1u : 0u,
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
@@ -420,6 +421,7 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         cl->room_aware = (p->flags & TALLOW_CHANNEL_ROOM) != 0;
     }
     cl->pair_only = !cl->room_aware && p->capacity <= 2;
+    cl->initiator = p->initiator != 0;
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];

@@ -287,6 +287,8 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
         s->rooms_total++;
         RELAY_LOG(s, TALLOW_LOG_INFO, "room %s created (capacity %u)", r->tag, cap);
     }
+    if (j->creator && r->has_creator && r->used > 0) return refuse(c, RELAY_R_TAKEN);
+    if (j->creator) r->has_creator = 1;
     uint32_t idx = r->capacity;
     if (r->used < r->capacity)
         for (idx = 0; idx < r->capacity && r->slots[idx].used; idx++) {

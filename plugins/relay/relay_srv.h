@@ -78,6 +78,7 @@ struct relay_room {
     char tag[9];
     uint32_t capacity, live, used;
     int paired, dead;
+    int has_creator; /* a RoomJoin with creator = 1 made or joined it */
     relay_ip *ip; /* creator's address */
     uint64_t created, paired_at, last_active;
     uint64_t bytes, dropped;
