@@ -29,7 +29,9 @@ grep -q "Waiting for the sender" "$E2E_TMP/wait.err" || { show "$E2E_TMP/wait.er
 printf 'first\n' > "$E2E_TMP/one.txt"
 timeout 20 "$T" send --code 11-first-sender-words "$E2E_TMP/one.txt" >"$E2E_TMP/s1.out" 2>"$E2E_TMP/s1.err" &
 S1=$!; track $S1
-for i in $(seq 100); do grep -q "created" "$RELAY_LOG" && break; sleep 0.05; done
+# (the waiting receiver above made the first room: this sender's is the second)
+for i in $(seq 200); do [ "$(grep -c "created" "$RELAY_LOG")" -ge 2 ] && break; sleep 0.05; done
+[ "$(grep -c "created" "$RELAY_LOG")" -ge 2 ] || fail "the first sender's room was never created"
 rc=0; timeout 10 "$T" send --code 11-second-sender-words --text hi >"$E2E_TMP/s2.out" 2>"$E2E_TMP/s2.err" || rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "a second sender on the same number exited $rc"
 grep -q "number is in use by another sender" "$E2E_TMP/s2.err" || { show "$E2E_TMP/s2.err"; fail "no clear message for a number in use"; }
