@@ -25,7 +25,8 @@ static const char *const relay_options_help[] = {
     "--max-rooms N             open rooms at most (default 10000)",
     "--max-peers N             peers per multi-peer room at most (default 16)",
     "--max-frame BYTES         largest frame accepted (default 2097216)",
-    "--max-conns-per-ip N      connections per client address (default 64)",
+    "--max-conns-per-ip N      connections per client address, IPv6 /64 (default 64)",
+    "--max-conns N             connections at once, all addresses (default 20000)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
@@ -442,7 +443,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) break;
         relay_ip *ip = ip_get(s, &ss);
-        if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
+        if (!ip || ip->conns >= s->lim.max_conns_per_ip || s->nconns >= s->lim.max_conns) {
             close(cfd);
             relay_ip_put(s, ip);
             continue;
@@ -626,6 +627,7 @@ static int parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **l
         {"max-peers", offsetof(relay_limits, max_peers), 0},
         {"max-frame", offsetof(relay_limits, max_frame), 0},
         {"max-conns-per-ip", offsetof(relay_limits, max_conns_per_ip), 0},
+        {"max-conns", offsetof(relay_limits, max_conns), 0},
         {"max-rooms-per-ip", offsetof(relay_limits, max_rooms_per_ip), 0},
         {"queue-high", offsetof(relay_limits, high_water), 0},
         {"room-timeout", offsetof(relay_limits, room_timeout_ms), 1},
@@ -771,6 +773,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         .max_peers = 16,
         .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
+        .max_conns = 20000,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
         .unpaired_timeout_ms = 600 * 1000,

@@ -96,7 +96,7 @@ struct relay_ip {
 #define RELAY_PIPE_POOL 64
 
 typedef struct relay_limits {
-    uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip;
+    uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip, max_conns;
     uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
     uint64_t high_water, low_water;
 } relay_limits;

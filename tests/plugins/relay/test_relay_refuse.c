@@ -285,6 +285,23 @@ static void test_relay_refuse_conns_per_ip(void **state)
     rt_env_stop(&e);
 }
 
+static void test_relay_refuse_conns_total(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-conns", "2"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the relay is full: the third goes at once */
+    assert_int_equal(rt_stat(&e, "conns"), 2);
+    assert_false(rt_raw_wait_eof(&e, a, 100));
+    close(a);
+    close(b);
+    close(c);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
 static void test_relay_refuse_client_errors(void **state)
 {
     rt_env e;
@@ -479,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_oversized_frame),
         cmocka_unit_test(test_relay_refuse_data_before_peer),
         cmocka_unit_test(test_relay_refuse_version),
+        cmocka_unit_test(test_relay_refuse_conns_total),
         cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
         cmocka_unit_test(test_relay_refuse_bad_options),
         cmocka_unit_test(test_relay_refuse_unpaired_timeout),
