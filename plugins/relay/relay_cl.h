@@ -63,6 +63,8 @@ typedef struct relay_cl {
     int initiator;      /* made the code: joins as the room's creator */
     uint8_t token[RELAY_TOKEN_LEN];
     size_t token_len;
+    uint8_t chain_seed[32]; /* resume proofs: H^(RELAY_CHAIN_LEN - i)(seed) for resume i */
+    uint32_t chain_next;    /* i of the next resume attempt (1..) */
     uint32_t peer_index, peers;
     uint64_t open_deadline, attempt_deadline, resume_deadline, retry_at;
     uint64_t sent, recv;

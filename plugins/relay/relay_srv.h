@@ -66,6 +66,8 @@ typedef struct relay_slot {
     int used;
     uint64_t grace_until;
     uint8_t token[RELAY_TOKEN_LEN];
+    int has_anchor;     /* the client committed to a hash chain: resumes must prove it */
+    uint8_t anchor[32]; /* its latest element */
 } relay_slot;
 
 struct relay_room {
