@@ -550,8 +550,38 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
     return 0;
 }
 
+/* A token for one STUN answer to this source (IPv4 address or IPv6 /64), or 0: a spoofed
+ * source flooding the relay with requests gets RELAY_STUN_BURST answers, then RELAY_STUN_RATE a
+ * second, so the relay reflects little at anyone. Sources share a bucket when they collide. */
+static int stun_allow(relay_srv *s, const struct sockaddr_storage *from)
+{
+    uint8_t a[16] = {0};
+    if (from->ss_family == AF_INET6) {
+        memcpy(a, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+        if (!IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) memset(a + 8, 0, 8);
+    } else {
+        memcpy(a + 12, &((const struct sockaddr_in *)from)->sin_addr, 4);
+        a[10] = a[11] = 0xff;
+    }
+    uint64_t h = relay_hash(s, a, 16), now = tallow_loop_now(s->loop);
+    struct relay_stun_rl *b = &s->stun_rl[h % RELAY_STUN_SOURCES];
+    if (b->key != h || b->at_ms == 0) {
+        *b = (struct relay_stun_rl){h, now, RELAY_STUN_BURST};
+    } else {
+        uint64_t add = (now - b->at_ms) * RELAY_STUN_RATE / 1000u;
+        if (add) {
+            b->tokens = (uint32_t)(b->tokens + add > RELAY_STUN_BURST ? RELAY_STUN_BURST
+                                                                       : b->tokens + add);
+            b->at_ms = now;
+        }
+    }
+    if (!b->tokens) return 0;
+    b->tokens--;
+    return 1;
+}
+
 /* STUN Binding requests on the UDP socket of the same port: answered with the core codec, from
- * the address each request was sent to. */
+ * the address each request was sent to (rate-limited per source: stun_allow). */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
     for (int i = 0; i < 32; i++) {
@@ -580,7 +610,7 @@ static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
         }
         int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
                                            "tallow relay", resp, sizeof resp);
-        if (r <= 0) continue;
+        if (r <= 0 || !stun_allow(ud, &from)) continue;
         memset(&txc, 0, sizeof txc);
         struct iovec oiov = {resp, (size_t)r};
         struct msghdr out = {.msg_name = &from, .msg_namelen = fl, .msg_iov = &oiov, .msg_iovlen = 1,

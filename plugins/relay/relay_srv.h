@@ -94,6 +94,9 @@ struct relay_ip {
 };
 
 #define RELAY_IN_CAP (16u * 1024u)
+#define RELAY_STUN_SOURCES 4096
+#define RELAY_STUN_BURST 64u /* answers a source may get at once */
+#define RELAY_STUN_RATE 32u  /* answers per second per source, sustained */
 #define RELAY_SCRATCH (64u * 1024u)
 #define RELAY_PIPE_POOL 64
 
@@ -114,6 +117,11 @@ struct relay_srv {
     tallow_io *lio, *uio;
     tallow_timer *sweep;
     uint16_t port;
+    /* STUN answers per source (IPv4 address, IPv6 /64), a token bucket each: no reflector */
+    struct relay_stun_rl {
+        uint64_t key, at_ms;
+        uint32_t tokens;
+    } stun_rl[RELAY_STUN_SOURCES];
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     relay_htab rooms_by_id, ips;
     relay_conn *conns;
