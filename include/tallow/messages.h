@@ -24,9 +24,15 @@
 #define TALLOW_FIELDS_VersionResponse(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
 #define TALLOW_FIELDS_VersionReject(F, S) F(S, 1, version, U32) F(S, 2, reason, STR)
 /* room: the opaque room id (a hash of the code's number only, never a word); capacity 0 means 2. */
+/* creator: 1 from the side that made the code (the initiator): a room takes one, so two senders
+ * who drew the same number are told at once instead of meeting as a "code mismatch".
+ * resume_anchor (first join) / resume_proof (resume): the end of a hash chain and, at each
+ * resume, the next element back (H^k(proof) == anchor, k <= 64, then proof is the anchor): an
+ * observer of the plain link who saw the token and every earlier proof cannot resume the slot. */
 #define TALLOW_FIELDS_RoomJoin(F, S)                                                                  \
     F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)                 \
-    F(S, 5, resume_token, BYTES)
+    F(S, 5, resume_token, BYTES) F(S, 6, creator, U32) F(S, 7, resume_anchor, BYTES)                         \
+    F(S, 8, resume_proof, BYTES)
 /* capacity: the room's (2 for a pair; 0 from relays before it was added). */
 #define TALLOW_FIELDS_RoomJoined(F, S)                                                                \
     F(S, 1, peers, U32) F(S, 2, peer_index, U32) F(S, 3, resume_token, BYTES) F(S, 4, capacity, U32)

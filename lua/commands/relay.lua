@@ -22,6 +22,7 @@ local spec = {
         { "--max-peers", arg = "N", help = "peers per room" },
         { "--max-frame", arg = "BYTES", help = "largest frame forwarded" },
         { "--max-conns-per-ip", arg = "N", help = "connections from one address" },
+        { "--max-conns", arg = "N", help = "connections at once" },
         { "--max-rooms-per-ip", arg = "N", help = "rooms created from one address" },
         { "--join-timeout", arg = "SECONDS", help = "time a connection has to join a room" },
         { "--unpaired-timeout", arg = "SECONDS", help = "close a room nobody joined after this long" },

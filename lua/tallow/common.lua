@@ -91,11 +91,12 @@ function M.open(opts, code, initiator, capacity)
     -- several relays: relays.try sets `relay` to each of the room's relays in turn (tallow.relays)
     local relay_list = M.relays_for(opts, code)
     ui.event("connecting", { relay = relay_list[1] })
-    local opened = false
-    if not initiator then -- not a blank screen while the sender has not come yet
-        tallow.spawn(function()
-            tallow.sleep(1)
-            if not opened then ui.say("Waiting for the sender…") ui.event("waiting", {}) end
+    local waiting -- not a blank screen while the sender has not come yet
+    if not initiator then
+        waiting = tallow.every(1, function()
+            waiting:stop()
+            ui.say("Waiting for the sender…")
+            ui.event("waiting", {})
         end)
     end
     local s, err, ecode = relays.try(relay_list, tallow.session.open, M.on_next_relay) {
@@ -108,7 +109,7 @@ function M.open(opts, code, initiator, capacity)
         stun = opts.stun,
         p2p_timeout = M.p2p_timeout(),
     }
-    opened = true
+    if waiting then waiting:stop() end
     if not s then ui.die(err, ecode) end
     local info = s:info()
     ui.event("paired", { path = info.path, verify = info.verify })

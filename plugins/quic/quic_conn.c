@@ -1,5 +1,5 @@
 /* quic_conn.c — the sans-IO QUIC connection of the quic plugin: ngtcp2 0.12 with GnuTLS, TLS 1.3
- * external PSK (no certificates), ALPN "tallow/1", one bidirectional stream, a ring send buffer
+ * external PSK (no certificates, an identity derived from it), ALPN "h3", one bidirectional stream, a ring send buffer
  * kept until acknowledged, and batched equal-size datagrams. Every ngtcp2/GnuTLS call of the
  * plugin is here so that a port to ngtcp2 1.x touches one file. */
 #include "quic_conn.h"
@@ -50,9 +50,9 @@
 #define QUIC_KEEPALIVE (10 * NGTCP2_SECONDS)
 #define QUIC_HANDSHAKE_TIMEOUT (10 * NGTCP2_SECONDS)
 #define QUIC_CLOSE_RESENDS 8
-#define QUIC_ALPN "tallow/1"
-/* The PSK is per session, so a fixed identity reveals nothing; it only has to look random. */
-#define QUIC_PSK_IDENTITY "tq1-5c3f9a2e7b04d861"
+/* Nothing fixed that marks the handshake as tallow's: the ALPN is HTTP/3's, and the PSK identity
+ * (which travels in clear) is derived from the session's PSK, so it differs in every session. */
+#define QUIC_ALPN "h3"
 #define QUIC_PRIORITY                                                                              \
     "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+ECDHE-PSK:-GROUP-ALL:+GROUP-X25519:"                   \
     "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:%DISABLE_TLS13_COMPAT_MODE"
@@ -68,6 +68,7 @@ struct quic_conn {
     quic_conn_cbs cbs;
     void *ud;
     uint8_t psk[32];
+    char psk_identity[17]; /* 16 hex digits of HMAC-SHA256(psk, label) */
     struct sockaddr_storage local, remote;
     socklen_t llen, rlen;
 
@@ -456,7 +457,7 @@ static int quic_psk_server_key(gnutls_session_t s, const char *user, gnutls_datu
 {
     ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
     quic_conn *c = ref->user_data;
-    if (strcmp(user, QUIC_PSK_IDENTITY) != 0) return -1;
+    if (strcmp(user, c->psk_identity) != 0) return -1;
     key->data = gnutls_malloc(sizeof(c->psk));
     if (!key->data) return -1;
     memcpy(key->data, c->psk, sizeof(c->psk));
@@ -487,7 +488,7 @@ static int quic_tls_init(quic_conn *c)
             c->psk_cli = NULL;
             return -1;
         }
-        rv = gnutls_psk_set_client_credentials(c->psk_cli, QUIC_PSK_IDENTITY, &key,
+        rv = gnutls_psk_set_client_credentials(c->psk_cli, c->psk_identity, &key,
                                                GNUTLS_PSK_KEY_RAW);
         if (rv == 0) rv = ngtcp2_crypto_gnutls_configure_client_session(c->tls);
         if (rv == 0) rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_PSK, c->psk_cli);
@@ -576,6 +577,16 @@ quic_conn *quic_conn_new(int is_server, const uint8_t psk[32], const struct sock
     c->cbs = *cbs;
     c->ud = ud;
     memcpy(c->psk, psk, sizeof(c->psk));
+    static const char label[] = "tallow quic psk identity";
+    uint8_t id[32];
+    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, psk, 32, label, sizeof label - 1, id) != 0) {
+        free(c);
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++) {
+        c->psk_identity[2 * i] = "0123456789abcdef"[id[i] >> 4];
+        c->psk_identity[2 * i + 1] = "0123456789abcdef"[id[i] & 15];
+    }
     memcpy(&c->local, local, llen);
     memcpy(&c->remote, remote, rlen);
     c->llen = llen;

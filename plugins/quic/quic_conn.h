@@ -25,7 +25,7 @@ typedef struct quic_conn_cbs {
      * UDP_SEGMENT or sendmmsg. Returns 0 or -errno; a failure counts as packet loss. */
     int (*send)(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
                 size_t len, size_t segsz);
-    /* Handshake done (peer proved the same PSK, ALPN "tallow/1") and the stream is open. */
+    /* Handshake done (peer proved the same PSK, ALPN "h3") and the stream is open. */
     void (*on_connected)(void *ud);
     /* Ordered stream bytes from the peer. */
     void (*on_data)(void *ud, const uint8_t *data, size_t len);

@@ -64,8 +64,11 @@ typedef struct relay_cl {
     uint32_t capacity;  /* asked for, then the room's real one once joined */
     int room_aware;     /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
     int pair_only;      /* asked for a pair (capacity 0 or 2, not ROOM): held to the creator */
+    int initiator;      /* made the code: joins as the room's creator */
     uint8_t token[RELAY_TOKEN_LEN];
     size_t token_len;
+    uint8_t chain_seed[32]; /* resume proofs: H^(RELAY_CHAIN_LEN - i)(seed) for resume i */
+    uint32_t chain_next;    /* i of the next resume attempt (1..) */
     uint32_t peer_index, peers;
     uint64_t open_deadline, attempt_deadline, resume_deadline, retry_at;
     uint64_t sent, recv;

@@ -43,6 +43,7 @@ static void cl_free(relay_cl *cl)
     free(cl->failover);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
+    sodium_memzero(cl->chain_seed, sizeof cl->chain_seed);
     if (cl->password) {
         sodium_memzero(cl->password, strlen(cl->password));
         free(cl->password);
@@ -174,16 +175,38 @@ void relay_cl_became_ready(relay_cl *cl)
     if (cl->state == CL_READY) cl_flush(cl);
 }
 
+/* Element i of this channel's hash chain: H^(RELAY_CHAIN_LEN - i)(seed); i = 0 is the anchor. */
+static void chain_elem(const relay_cl *cl, uint32_t i, uint8_t out[32])
+{
+    memcpy(out, cl->chain_seed, 32);
+    for (uint32_t k = i; k < RELAY_CHAIN_LEN; k++)
+        crypto_generichash(out, 32, out, 32, NULL, 0);
+}
+
 /* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
 int relay_cl_send_join(relay_cl *cl)
 {
-    uint8_t buf[RELAY_CTRL_MAX];
+    uint8_t buf[RELAY_CTRL_MAX], anchor[32], proof[32];
+    int resuming = cl->paired && !cl->fresh_join;
+    if (!resuming) {
+        if (cl->paired) { /* a failover relay: a new chain; nothing shown to the old relay counts here */
+            randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
+            cl->chain_next = 1;
+        }
+        chain_elem(cl, 0, anchor);
+    } else {
+        if (cl->chain_next >= RELAY_CHAIN_LEN) return TALLOW_ECLOSED; /* resumed too often */
+        chain_elem(cl, cl->chain_next++, proof); /* each attempt spends one: never shown twice */
+    }
     tallow_msg_RoomJoin j = {
         .room = {cl->room, cl->room_len},
         .password = {(const uint8_t *)cl->password, cl->password ? strlen(cl->password) : 0},
         .version = RELAY_PROTO_VERSION,
         .capacity = cl->capacity,
-        .resume_token = {cl->token, cl->paired && !cl->fresh_join ? cl->token_len : 0},
+        .resume_token = {cl->token, resuming ? cl->token_len : 0},
+        .creator = cl->initiator ? 1u : 0u,
+        .resume_anchor = {anchor, resuming ? 0 : 32},
+        .resume_proof = {proof, resuming ? 32 : 0},
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
@@ -450,6 +473,9 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         cl_free(cl);
         return TALLOW_ENOMEM;
     }
+    cl->initiator = p->initiator != 0;
+    randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
+    cl->chain_next = 1;
     int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];

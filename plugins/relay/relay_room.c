@@ -222,6 +222,23 @@ static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
     }
 }
 
+/* The resume proof is a preimage (within RELAY_CHAIN_SKIP hashes) of the slot's anchor. */
+static int chain_ok(relay_slot *sl, const tallow_bytes *proof)
+{
+    if (!sl->has_anchor) return 1; /* a client that committed to nothing: the token alone */
+    if (proof->len != 32) return 0;
+    uint8_t x[32];
+    memcpy(x, proof->ptr, 32);
+    for (int k = 0; k < RELAY_CHAIN_SKIP; k++) {
+        crypto_generichash(x, 32, x, 32, NULL, 0);
+        if (sodium_memcmp(x, sl->anchor, 32) == 0) {
+            memcpy(sl->anchor, proof->ptr, 32);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room *r)
 {
     if (r && j->resume_token.len == RELAY_TOKEN_LEN) {
@@ -229,6 +246,7 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
             relay_slot *sl = &r->slots[i];
             if (!sl->used || sodium_memcmp(sl->token, j->resume_token.ptr, RELAY_TOKEN_LEN) != 0)
                 continue;
+            if (!chain_ok(sl, &j->resume_proof)) break; /* the token alone is not enough */
             if (sl->conn) { /* the old connection is not known dead yet: replace it */
                 relay_conn *old = sl->conn;
                 old->room = NULL;
@@ -293,6 +311,8 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
         s->rooms_total++;
         RELAY_LOG(s, TALLOW_LOG_INFO, "room %s created (capacity %u)", r->tag, cap);
     }
+    if (j->creator && r->has_creator && r->used > 0) return refuse(c, RELAY_R_TAKEN);
+    if (j->creator) r->has_creator = 1;
     uint32_t idx = r->capacity;
     if (r->used < r->capacity)
         for (idx = 0; idx < r->capacity && r->slots[idx].used; idx++) {
@@ -301,6 +321,8 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     r->slots[idx].used = 1;
     r->used++;
     randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
+    r->slots[idx].has_anchor = j->resume_anchor.len == 32;
+    if (r->slots[idx].has_anchor) memcpy(r->slots[idx].anchor, j->resume_anchor.ptr, 32);
     attach(r, c, idx, 0);
 }
 

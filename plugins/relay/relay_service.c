@@ -25,7 +25,8 @@ static const char *const relay_options_help[] = {
     "--max-rooms N             open rooms at most (default 10000)",
     "--max-peers N             peers per multi-peer room at most (default 16)",
     "--max-frame BYTES         largest frame accepted (default 2097216)",
-    "--max-conns-per-ip N      connections per client address (default 64)",
+    "--max-conns-per-ip N      connections per client address, IPv6 /64 (default 64)",
+    "--max-conns N             connections at once, all addresses (default 20000)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
@@ -444,7 +445,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) break;
         relay_ip *ip = ip_get(s, &ss);
-        if (!ip || ip->conns >= s->lim.max_conns_per_ip) {
+        if (!ip || ip->conns >= s->lim.max_conns_per_ip || s->nconns >= s->lim.max_conns) {
             if (ip) relay_count_refused(s, RR_IPCONNS);
             close(cfd);
             relay_ip_put(s, ip);
@@ -554,8 +555,38 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
     return 0;
 }
 
+/* A token for one STUN answer to this source (IPv4 address or IPv6 /64), or 0: a spoofed
+ * source flooding the relay with requests gets RELAY_STUN_BURST answers, then RELAY_STUN_RATE a
+ * second, so the relay reflects little at anyone. Sources share a bucket when they collide. */
+static int stun_allow(relay_srv *s, const struct sockaddr_storage *from)
+{
+    uint8_t a[16] = {0};
+    if (from->ss_family == AF_INET6) {
+        memcpy(a, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+        if (!IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) memset(a + 8, 0, 8);
+    } else {
+        memcpy(a + 12, &((const struct sockaddr_in *)from)->sin_addr, 4);
+        a[10] = a[11] = 0xff;
+    }
+    uint64_t h = relay_hash(s, a, 16), now = tallow_loop_now(s->loop);
+    struct relay_stun_rl *b = &s->stun_rl[h % RELAY_STUN_SOURCES];
+    if (b->key != h || b->at_ms == 0) {
+        *b = (struct relay_stun_rl){h, now, RELAY_STUN_BURST};
+    } else {
+        uint64_t add = (now - b->at_ms) * RELAY_STUN_RATE / 1000u;
+        if (add) {
+            b->tokens = (uint32_t)(b->tokens + add > RELAY_STUN_BURST ? RELAY_STUN_BURST
+                                                                       : b->tokens + add);
+            b->at_ms = now;
+        }
+    }
+    if (!b->tokens) return 0;
+    b->tokens--;
+    return 1;
+}
+
 /* STUN Binding requests on the UDP socket of the same port: answered with the core codec, from
- * the address each request was sent to. */
+ * the address each request was sent to (rate-limited per source: stun_allow). */
 static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
 {
     relay_srv *s = ud;
@@ -585,7 +616,7 @@ static void on_udp(tallow_io *io, int fd, unsigned events, void *ud)
         }
         int r = tallow_stun_answer_binding(req, (size_t)n, (struct sockaddr *)&mapped, ml,
                                            "tallow relay", resp, sizeof resp);
-        if (r <= 0) {
+        if (r <= 0 || !stun_allow(s, &from)) {
             s->ctr.stun_dropped++;
             continue;
         }
@@ -636,6 +667,7 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         {"max-peers", offsetof(relay_limits, max_peers), 0},
         {"max-frame", offsetof(relay_limits, max_frame), 0},
         {"max-conns-per-ip", offsetof(relay_limits, max_conns_per_ip), 0},
+        {"max-conns", offsetof(relay_limits, max_conns), 0},
         {"max-rooms-per-ip", offsetof(relay_limits, max_rooms_per_ip), 0},
         {"queue-high", offsetof(relay_limits, high_water), 0},
         {"room-timeout", offsetof(relay_limits, room_timeout_ms), 1},
@@ -774,6 +806,7 @@ void relay_srv_defaults(relay_srv *s)
         .max_peers = 16,
         .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
+        .max_conns = 20000,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
         .unpaired_timeout_ms = 600 * 1000,

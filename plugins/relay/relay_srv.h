@@ -67,6 +67,8 @@ typedef struct relay_slot {
     int used;
     uint64_t grace_until;
     uint8_t token[RELAY_TOKEN_LEN];
+    int has_anchor;     /* the client committed to a hash chain: resumes must prove it */
+    uint8_t anchor[32]; /* its latest element */
 } relay_slot;
 
 struct relay_room {
@@ -79,6 +81,7 @@ struct relay_room {
     char tag[9];
     uint32_t capacity, live, used;
     int paired, dead;
+    int has_creator; /* a RoomJoin with creator = 1 made or joined it */
     relay_ip *ip; /* creator's address */
     uint64_t created, paired_at, last_active;
     uint64_t bytes, dropped;
@@ -92,11 +95,14 @@ struct relay_ip {
 };
 
 #define RELAY_IN_CAP (16u * 1024u)
+#define RELAY_STUN_SOURCES 4096
+#define RELAY_STUN_BURST 64u /* answers a source may get at once */
+#define RELAY_STUN_RATE 32u  /* answers per second per source, sustained */
 #define RELAY_SCRATCH (64u * 1024u)
 #define RELAY_PIPE_POOL 64
 
 typedef struct relay_limits {
-    uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip;
+    uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip, max_conns;
     uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
     uint64_t high_water, low_water;
 } relay_limits;
@@ -112,6 +118,11 @@ struct relay_srv {
     tallow_io *lio, *uio;
     tallow_timer *sweep;
     uint16_t port;
+    /* STUN answers per source (IPv4 address, IPv6 /64), a token bucket each: no reflector */
+    struct relay_stun_rl {
+        uint64_t key, at_ms;
+        uint32_t tokens;
+    } stun_rl[RELAY_STUN_SOURCES];
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     relay_htab rooms_by_id, ips;
     relay_conn *conns;

@@ -243,6 +243,49 @@ static void test_relay_stun_binding(void **state)
     rt_env_stop(&e);
 }
 
+/* The STUN responder is no reflector: one source flooding it with Binding requests (which a
+ * spoofer would aim at a victim) gets a burst of answers, then a trickle. */
+static void test_relay_stun_rate_limited(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in relay = {.sin_family = AF_INET};
+    relay.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    relay.sin_port = htons(e.port);
+    int big = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    uint8_t req[20] = {0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42};
+    int answers = 0;
+    uint64_t t0 = tallow_now_ns();
+    for (int i = 0; i < 400; i++) {
+        req[8] = (uint8_t)i;
+        req[9] = (uint8_t)(i >> 8);
+        assert_int_equal(sendto(fd, req, 20, 0, (struct sockaddr *)&relay, sizeof relay), 20);
+        if (i % 16 == 15) tallow_loop_run_once(e.loop, 0);
+    }
+    uint8_t resp[256];
+    for (int i = 0; i < 50; i++) {
+        tallow_loop_run_once(e.loop, 10);
+        while (recv(fd, resp, sizeof resp, MSG_DONTWAIT) > 0)
+            answers++;
+    }
+    double secs = (double)(tallow_now_ns() - t0) / 1e9;
+    /* the burst, plus what the rate refilled while the test ran */
+    assert_true(answers >= 64);
+    assert_true(answers <= 64 + (int)(secs * 32) + 2);
+    rt_run_for(&e, 1000); /* a second later the source is answered again */
+    assert_int_equal(sendto(fd, req, 20, 0, (struct sockaddr *)&relay, sizeof relay), 20);
+    ssize_t n = -1;
+    for (int i = 0; i < 200 && n < 0; i++) {
+        tallow_loop_run_once(e.loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    assert_true(n >= 20);
+    close(fd);
+    rt_env_stop(&e);
+}
+
 /* A relay on a wildcard address answers STUN from the address the request was sent to: a client
  * behind a NAT (or with a connected socket, as here) takes replies only from there. Loopback
  * holds 127.0.0.1 and 127.0.0.2; the client, on 127.0.0.1, asks 127.0.0.2, whose reply would
@@ -370,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_relay_multi_room),
         cmocka_unit_test(test_relay_capacity_from_creator),
         cmocka_unit_test(test_relay_stun_binding),
+        cmocka_unit_test(test_relay_stun_rate_limited),
         cmocka_unit_test(test_relay_stun_wildcard_v4),
         cmocka_unit_test(test_relay_stun_wildcard_dual),
         cmocka_unit_test(test_relay_ping),

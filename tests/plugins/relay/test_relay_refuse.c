@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -285,6 +286,102 @@ static void test_relay_refuse_conns_per_ip(void **state)
     rt_env_stop(&e);
 }
 
+static void test_relay_refuse_conns_total(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"max-conns", "2"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
+    assert_true(a >= 0 && b >= 0 && c >= 0);
+    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the relay is full: the third goes at once */
+    assert_int_equal(rt_stat(&e, "conns"), 2);
+    assert_false(rt_raw_wait_eof(&e, a, 100));
+    close(a);
+    close(b);
+    close(c);
+    assert_true(rt_run_until(&e, no_conns, &e, 5000));
+    rt_env_stop(&e);
+}
+
+/* Reads frames until RoomJoined; copies its resume token. 0 or -1. */
+static int read_token(rt_env *e, int fd, uint8_t token[16])
+{
+    for (int i = 0; i < 16; i++) {
+        uint8_t ch, buf[2048];
+        long n = rt_raw_read_frame(e, fd, &ch, buf, sizeof buf, 5000);
+        if (n <= 0) return -1;
+        tallow_msg_any m;
+        const tallow_msg_type *t;
+        if (ch != 0 ||
+            tallow_msg_decode(tallow_ctx_registry(e->ctx), buf, (size_t)n, &t, &m, sizeof m) < 0 ||
+            t->id != TALLOW_MSG_RoomJoined)
+            continue;
+        if (m.RoomJoined.resume_token.len != 16) return -1;
+        memcpy(token, m.RoomJoined.resume_token.ptr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static int raw_resume(rt_env *e, const uint8_t token[16], const uint8_t *proof)
+{
+    int fd = rt_raw_connect(e);
+    uint8_t id[32];
+    rt_room_id("chain", id);
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2,
+                             .resume_token = {token, 16}, .resume_proof = {proof, proof ? 32 : 0}};
+    if (fd < 0 || rt_raw_send_ctrl(e, fd, &tallow_msgtype_RoomJoin, &j) < 0) return -1;
+    return fd;
+}
+
+/* What travels in clear (the resume token, every proof already used) does not let an observer
+ * take a slot over: a resume needs the next element back of the client's hash chain. */
+static void test_relay_refuse_observed_resume(void **state)
+{
+    rt_env e;
+    tallow_kv o[] = {{"grace", "30"}};
+    assert_int_equal(rt_env_start(&e, o, 1), 0);
+    uint8_t chain[4][32]; /* chain[i + 1] = H(chain[i]); chain[3] is the anchor */
+    randombytes_buf(chain[0], 32);
+    for (int i = 0; i < 3; i++)
+        crypto_generichash(chain[i + 1], 32, chain[i], 32, NULL, 0);
+    uint8_t id[32], token[16];
+    rt_room_id("chain", id);
+    int a = rt_raw_connect(&e), b = rt_raw_connect(&e);
+    tallow_msg_RoomJoin ja = {.room = {id, 32}, .version = 2, .capacity = 2,
+                              .resume_anchor = {chain[3], 32}};
+    tallow_msg_RoomJoin jb = {.room = {id, 32}, .version = 2, .capacity = 2};
+    assert_int_equal(rt_raw_send_ctrl(&e, a, &tallow_msgtype_RoomJoin, &ja), 0);
+    assert_int_equal(read_token(&e, a, token), 0);
+    assert_int_equal(rt_raw_send_ctrl(&e, b, &tallow_msgtype_RoomJoin, &jb), 0);
+    uint8_t tb[16];
+    assert_int_equal(read_token(&e, b, tb), 0); /* paired */
+    close(a); /* A's slot waits for its resume */
+    uint32_t type;
+    char why[128];
+    int x = raw_resume(&e, token, NULL); /* the token alone */
+    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
+    assert_string_equal(why, "unknown resume token");
+    close(x);
+    x = raw_resume(&e, token, chain[3]); /* the anchor, seen on the first join */
+    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
+    assert_string_equal(why, "unknown resume token");
+    close(x);
+    x = raw_resume(&e, token, chain[2]); /* the owner: the next element back */
+    uint8_t t2[16];
+    assert_int_equal(read_token(&e, x, t2), 0);
+    close(x);
+    x = raw_resume(&e, token, chain[2]); /* that proof, replayed by whoever saw it */
+    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
+    assert_string_equal(why, "unknown resume token");
+    close(x);
+    x = raw_resume(&e, token, chain[0]); /* the owner again, having skipped one attempt */
+    assert_int_equal(read_token(&e, x, t2), 0);
+    close(x);
+    close(b);
+    rt_env_stop(&e);
+}
+
 static void test_relay_refuse_client_errors(void **state)
 {
     rt_env e;
@@ -479,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_oversized_frame),
         cmocka_unit_test(test_relay_refuse_data_before_peer),
         cmocka_unit_test(test_relay_refuse_version),
+        cmocka_unit_test(test_relay_refuse_conns_total),
+        cmocka_unit_test(test_relay_refuse_observed_resume),
         cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
         cmocka_unit_test(test_relay_refuse_bad_options),
         cmocka_unit_test(test_relay_refuse_unpaired_timeout),
