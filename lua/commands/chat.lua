@@ -19,6 +19,12 @@ local spec = {
     options = cli.with_relay_options(cli.options({
         { "--capacity", arg = "N", number = true, int = true, min = 2, max = 1024, why = "a stock relay allows 16 unless started with --max-peers", help = "group chat for N people in all (making side)", default = 2 },
     }, cli.code_options("making side"))),
+    examples = {
+        "tallow chat                       # prints a code; the other side runs tallow chat CODE",
+        "tallow chat 7-crossword-rhythm-velvet",
+        "tallow chat --capacity 4          # a group of four: the three others run tallow chat CODE",
+        "echo 'build done' | tallow chat --code 7-crossword-rhythm-velvet",
+    },
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
