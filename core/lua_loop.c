@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <termios.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,20 @@ typedef struct lreader {
     int eof;
     tallow__waiter w;
     int waiting;
+    int want_bytes; /* r:bytes(): wake on any input, not on a whole line */
 } lreader;
+
+static int take_bytes(lreader *r, lua_State *co)
+{
+    if (r->len == 0) {
+        if (!r->eof) return 0;
+        lua_pushnil(co);
+        return 1;
+    }
+    lua_pushlstring(co, r->buf, r->len);
+    r->len = 0;
+    return 1;
+}
 
 static int take_line(lreader *r, lua_State *co)
 {
@@ -134,7 +148,8 @@ static int take_line(lreader *r, lua_State *co)
 
 static int push_line(lua_State *co, void *ud)
 {
-    return take_line(ud, co);
+    lreader *r = ud;
+    return r->want_bytes ? take_bytes(r, co) : take_line(r, co);
 }
 
 static void reader_ready(tallow_io *io, int fd, unsigned ev, void *ud)
@@ -155,7 +170,7 @@ static void reader_ready(tallow_io *io, int fd, unsigned ev, void *ud)
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
         r->eof = 1;
     if (r->cap == r->len) r->eof = r->eof || !memchr(r->buf, '\n', r->len);
-    if (r->eof || memchr(r->buf, '\n', r->len)) {
+    if (r->eof || (r->want_bytes ? r->len > 0 : memchr(r->buf, '\n', r->len) != NULL)) {
         tallow_io_stop(r->io);
         r->io = NULL;
         if (r->waiting) {
@@ -174,6 +189,56 @@ static int reader_line(lua_State *L)
     if (!r->io) return luaL_error(L, "cannot watch fd %d", r->fd);
     r->waiting = 1;
     return tallow__lua_wait(L, &r->w, NULL, 0);
+}
+
+/* r:bytes() -> whatever input is there (waits for some) | nil at end of input: for a line
+ * editor on a terminal in non-canonical mode (tallow.loop.tty_raw). */
+static int reader_bytes(lua_State *L)
+{
+    lreader *r = luaL_checkudata(L, 1, "tallow.reader");
+    r->want_bytes = 1;
+    if (take_bytes(r, L)) return 1;
+    if (r->waiting) return luaL_error(L, "another coroutine is already reading");
+    r->io = tallow_io_start(tallow_ctx_loop(r->rt->ctx), r->fd, TALLOW_IO_READ, reader_ready, r);
+    if (!r->io) return luaL_error(L, "cannot watch fd %d", r->fd);
+    r->waiting = 1;
+    return tallow__lua_wait(L, &r->w, NULL, 0);
+}
+
+/* tallow.loop.tty_raw(on): the terminal on stdin without line editing and echo (signals still
+ * work), so that a script can edit the line itself; false restores it. It is restored at exit in
+ * any case. true | nil when stdin is not a terminal. */
+static struct termios tty_saved;
+static int tty_is_raw;
+static void tty_restore(void)
+{
+    if (tty_is_raw) tcsetattr(0, TCSANOW, &tty_saved);
+    tty_is_raw = 0;
+}
+static int l_tty_raw(lua_State *L)
+{
+    static int registered;
+    if (!lua_toboolean(L, 1)) {
+        tty_restore();
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (tty_is_raw) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    struct termios t;
+    if (!isatty(0) || tcgetattr(0, &tty_saved) != 0) return 0;
+    t = tty_saved;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(0, TCSANOW, &t) != 0) return 0;
+    tty_is_raw = 1;
+    if (!registered) atexit(tty_restore);
+    registered = 1;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int reader_gc(lua_State *L)
@@ -325,6 +390,7 @@ static int l_columns(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"fresh_line", l_fresh_line}, {"columns", l_columns}, {"on_signal", l_on_signal},
+    {"tty_raw", l_tty_raw},
     {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
     {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
     {"probe", l_probe},
@@ -352,6 +418,8 @@ int luaopen_tallow_loop(lua_State *L)
         lua_newtable(L);
         lua_pushcfunction(L, reader_line);
         lua_setfield(L, -2, "line");
+        lua_pushcfunction(L, reader_bytes);
+        lua_setfield(L, -2, "bytes");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
