@@ -405,7 +405,8 @@ int tallow__lua_offer_conflicts(lua_State *L)
         int r;
         if (e->type == TALLOW__ENT_DIR) {
             struct stat st;
-            r = fstatat(destfd, e->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)
+            /* a file where a folder goes; a symlink there is the engine's to refuse (unsafe) */
+            r = fstatat(destfd, e->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
                     ? TALLOW_EEXIST
                     : 0;
         } else {

@@ -236,6 +236,13 @@ do
         capacity = making and opts.capacity or 0,
     }
     if not room then ui.die(err, ecode) end
+    -- a group room: wait (up to 10 s) until the relay took it, so that a capacity it refuses is
+    -- said before the code is shown, not after the others were told it
+    local early
+    if making and opts.capacity > 2 then
+        local s, idx = common.room_taken(room, opts.capacity, "--capacity " .. opts.capacity)
+        if s then early = { s, idx } end
+    end
     -- the room is open (the relay took the capacity): only now is the code worth showing
     if making then
         common.show_code(opts, code, "tallow chat", opts.capacity > 2
@@ -244,7 +251,8 @@ do
     ui.event("connecting", { relay = opts.relay })
     local started = false
     while true do
-        local s, aerr, acode = room:accept()
+        local s, aerr, acode
+        if early then s, aerr = early[1], early[2]; early = nil else s, aerr, acode = room:accept() end
         local idx = aerr
         if not s then
             if ever == 0 then ui.die(aerr, acode) end

@@ -49,6 +49,24 @@ function M.new_code(opts)
     return tallow.code.generate(opts.words or 3)
 end
 
+-- A room this side made for `capacity` peers (chat --capacity, send --to-many): waits (up to
+-- 10 s) until the relay took it, so that a capacity it refuses is said before the code is shown.
+-- Returns a session that was accepted meanwhile (with its peer index), if any.
+function M.room_taken(room, capacity, option)
+    local deadline = tallow.now() + 10
+    while room:info().peers == 0 and tallow.now() < deadline do
+        local s, a, c = room:accept(0.05)
+        if s then return s, a end
+        if c ~= "TALLOW_ETIMEOUT" then
+            if tostring(a):find("capacity") then
+                a = string.format("%s: the relay allows fewer people in a room than %s " ..
+                    "(a stock relay allows 16; its --max-peers raises that)", a, option)
+            end
+            ui.die(a, c)
+        end
+    end
+end
+
 -- Pre-flight: the relay (each listed one, or the proxy) answers, before a code is shown or asked.
 function M.check_relay(opts)
     if M.relay_checked then return end
