@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <termios.h>
 #include <sys/socket.h>
 #include <stdlib.h>
@@ -322,45 +321,56 @@ static int l_probe(lua_State *L)
     return tallow__lua_fail(L, -err, msg);
 }
 
-/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM
- * (read through a signalfd, so it runs in the loop like any other event, never inside a signal
- * handler). One handler per process; a later call replaces the function. */
+/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM.
+ * The handler only writes the signal number into a pipe the loop watches, so fn runs in the loop
+ * like any other event, never inside a signal handler. (Not a signalfd: that needs the signals
+ * blocked, and child processes - clip's xclip - would inherit them blocked.) One handler per
+ * process; a later call replaces the function. */
 static struct {
     tallow__lrt *rt;
-    int fd, fn_ref;
+    int fds[2], fn_ref;
     tallow_io *io;
-} sig = {NULL, -1, LUA_NOREF, NULL};
+} sig = {NULL, {-1, -1}, LUA_NOREF, NULL};
+
+static void sig_handler(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(sig.fds[1], &b, 1);
+    (void)n; /* a full pipe already holds a pending signal */
+    errno = saved;
+}
 
 static void sig_ready(tallow_io *io, int fd, unsigned ev, void *ud)
 {
     (void)io;
     (void)ev;
     (void)ud;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) != sizeof(si) || sig.fn_ref == LUA_NOREF) return;
-    lua_State *L = sig.rt->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
-    lua_pushinteger(L, (lua_Integer)si.ssi_signo);
-    tallow__lua_spawn(sig.rt, L, 1);
+    unsigned char b;
+    while (read(fd, &b, 1) == 1) {
+        if (sig.fn_ref == LUA_NOREF) continue;
+        lua_State *L = sig.rt->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
+        lua_pushinteger(L, (lua_Integer)b);
+        tallow__lua_spawn(sig.rt, L, 1);
+    }
 }
 
 static int l_on_signal(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     tallow__lrt *rt = tallow__lrt_get(L);
-    if (sig.fd < 0) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (sig.fd < 0) return tallow__lua_fail(L, -errno, NULL);
-        sigprocmask(SIG_BLOCK, &set, NULL);
-        /* a shell starts background jobs with SIGINT ignored, and an ignored signal never
-         * reaches the signalfd; blocked, the default action cannot end the process either */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fd, TALLOW_IO_READ, sig_ready, NULL);
+    if (sig.fds[0] < 0) {
+        if (pipe2(sig.fds, O_NONBLOCK | O_CLOEXEC) < 0) return tallow__lua_fail(L, -errno, NULL);
+        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fds[0], TALLOW_IO_READ, sig_ready, NULL);
+        /* also when the shell started us with SIGINT ignored (a background job) */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sig_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
     }
     sig.rt = rt;
     if (sig.fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, sig.fn_ref);
