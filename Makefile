@@ -51,8 +51,11 @@ bench-wan: build
 		magic-wormhole-transit-relay iperf3 iputils-ping bc
 	@TALLOW_BIN=$(abspath $(BUILD))/bin/tallow TALLOW_LUA_DIR=$(CURDIR)/lua ./tests/wan/bench.sh
 
-install: build
-	@cmake --install $(BUILD)
+# the program, library, plugins, man pages and shell completions only (no tests); quiet
+install: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target runtime >/dev/null
+	@cmake --install $(BUILD) | grep -v "^-- Up-to-date" | sed -n '$$p'
+	@echo "installed tallow into $(PREFIX) (man tallow, man tallow-relay; completions for bash, zsh, fish)"
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

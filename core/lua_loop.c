@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
+#include <termios.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +112,20 @@ typedef struct lreader {
     int eof;
     tallow__waiter w;
     int waiting;
+    int want_bytes; /* r:bytes(): wake on any input, not on a whole line */
 } lreader;
+
+static int take_bytes(lreader *r, lua_State *co)
+{
+    if (r->len == 0) {
+        if (!r->eof) return 0;
+        lua_pushnil(co);
+        return 1;
+    }
+    lua_pushlstring(co, r->buf, r->len);
+    r->len = 0;
+    return 1;
+}
 
 static int take_line(lreader *r, lua_State *co)
 {
@@ -134,7 +147,8 @@ static int take_line(lreader *r, lua_State *co)
 
 static int push_line(lua_State *co, void *ud)
 {
-    return take_line(ud, co);
+    lreader *r = ud;
+    return r->want_bytes ? take_bytes(r, co) : take_line(r, co);
 }
 
 static void reader_ready(tallow_io *io, int fd, unsigned ev, void *ud)
@@ -155,7 +169,7 @@ static void reader_ready(tallow_io *io, int fd, unsigned ev, void *ud)
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
         r->eof = 1;
     if (r->cap == r->len) r->eof = r->eof || !memchr(r->buf, '\n', r->len);
-    if (r->eof || memchr(r->buf, '\n', r->len)) {
+    if (r->eof || (r->want_bytes ? r->len > 0 : memchr(r->buf, '\n', r->len) != NULL)) {
         tallow_io_stop(r->io);
         r->io = NULL;
         if (r->waiting) {
@@ -174,6 +188,56 @@ static int reader_line(lua_State *L)
     if (!r->io) return luaL_error(L, "cannot watch fd %d", r->fd);
     r->waiting = 1;
     return tallow__lua_wait(L, &r->w, NULL, 0);
+}
+
+/* r:bytes() -> whatever input is there (waits for some) | nil at end of input: for a line
+ * editor on a terminal in non-canonical mode (tallow.loop.tty_raw). */
+static int reader_bytes(lua_State *L)
+{
+    lreader *r = luaL_checkudata(L, 1, "tallow.reader");
+    r->want_bytes = 1;
+    if (take_bytes(r, L)) return 1;
+    if (r->waiting) return luaL_error(L, "another coroutine is already reading");
+    r->io = tallow_io_start(tallow_ctx_loop(r->rt->ctx), r->fd, TALLOW_IO_READ, reader_ready, r);
+    if (!r->io) return luaL_error(L, "cannot watch fd %d", r->fd);
+    r->waiting = 1;
+    return tallow__lua_wait(L, &r->w, NULL, 0);
+}
+
+/* tallow.loop.tty_raw(on): the terminal on stdin without line editing and echo (signals still
+ * work), so that a script can edit the line itself; false restores it. It is restored at exit in
+ * any case. true | nil when stdin is not a terminal. */
+static struct termios tty_saved;
+static int tty_is_raw;
+static void tty_restore(void)
+{
+    if (tty_is_raw) tcsetattr(0, TCSANOW, &tty_saved);
+    tty_is_raw = 0;
+}
+static int l_tty_raw(lua_State *L)
+{
+    static int registered;
+    if (!lua_toboolean(L, 1)) {
+        tty_restore();
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (tty_is_raw) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    struct termios t;
+    if (!isatty(0) || tcgetattr(0, &tty_saved) != 0) return 0;
+    t = tty_saved;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(0, TCSANOW, &t) != 0) return 0;
+    tty_is_raw = 1;
+    if (!registered) atexit(tty_restore);
+    registered = 1;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 static int reader_gc(lua_State *L)
@@ -257,45 +321,56 @@ static int l_probe(lua_State *L)
     return tallow__lua_fail(L, -err, msg);
 }
 
-/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM
- * (read through a signalfd, so it runs in the loop like any other event, never inside a signal
- * handler). One handler per process; a later call replaces the function. */
+/* ---- tallow.loop.on_signal(fn): fn(signo) runs as a new coroutine on each SIGINT or SIGTERM.
+ * The handler only writes the signal number into a pipe the loop watches, so fn runs in the loop
+ * like any other event, never inside a signal handler. (Not a signalfd: that needs the signals
+ * blocked, and child processes - clip's xclip - would inherit them blocked.) One handler per
+ * process; a later call replaces the function. */
 static struct {
     tallow__lrt *rt;
-    int fd, fn_ref;
+    int fds[2], fn_ref;
     tallow_io *io;
-} sig = {NULL, -1, LUA_NOREF, NULL};
+} sig = {NULL, {-1, -1}, LUA_NOREF, NULL};
+
+static void sig_handler(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(sig.fds[1], &b, 1);
+    (void)n; /* a full pipe already holds a pending signal */
+    errno = saved;
+}
 
 static void sig_ready(tallow_io *io, int fd, unsigned ev, void *ud)
 {
     (void)io;
     (void)ev;
     (void)ud;
-    struct signalfd_siginfo si;
-    if (read(fd, &si, sizeof(si)) != sizeof(si) || sig.fn_ref == LUA_NOREF) return;
-    lua_State *L = sig.rt->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
-    lua_pushinteger(L, (lua_Integer)si.ssi_signo);
-    tallow__lua_spawn(sig.rt, L, 1);
+    unsigned char b;
+    while (read(fd, &b, 1) == 1) {
+        if (sig.fn_ref == LUA_NOREF) continue;
+        lua_State *L = sig.rt->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, sig.fn_ref);
+        lua_pushinteger(L, (lua_Integer)b);
+        tallow__lua_spawn(sig.rt, L, 1);
+    }
 }
 
 static int l_on_signal(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
     tallow__lrt *rt = tallow__lrt_get(L);
-    if (sig.fd < 0) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-        if (sig.fd < 0) return tallow__lua_fail(L, -errno, NULL);
-        sigprocmask(SIG_BLOCK, &set, NULL);
-        /* a shell starts background jobs with SIGINT ignored, and an ignored signal never
-         * reaches the signalfd; blocked, the default action cannot end the process either */
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fd, TALLOW_IO_READ, sig_ready, NULL);
+    if (sig.fds[0] < 0) {
+        if (pipe2(sig.fds, O_NONBLOCK | O_CLOEXEC) < 0) return tallow__lua_fail(L, -errno, NULL);
+        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fds[0], TALLOW_IO_READ, sig_ready, NULL);
+        /* also when the shell started us with SIGINT ignored (a background job) */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sig_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
     }
     sig.rt = rt;
     if (sig.fn_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, sig.fn_ref);
@@ -325,6 +400,7 @@ static int l_columns(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"fresh_line", l_fresh_line}, {"columns", l_columns}, {"on_signal", l_on_signal},
+    {"tty_raw", l_tty_raw},
     {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
     {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
     {"probe", l_probe},
@@ -352,6 +428,8 @@ int luaopen_tallow_loop(lua_State *L)
         lua_newtable(L);
         lua_pushcfunction(L, reader_line);
         lua_setfield(L, -2, "line");
+        lua_pushcfunction(L, reader_bytes);
+        lua_setfield(L, -2, "bytes");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

@@ -25,6 +25,7 @@ typedef struct lxfer {
     const char *verb;
     int notices_ref; /* table of refusal messages */
     struct lxfer *next_active; /* the transfers running now (tallow.session.cancel_all) */
+    int cancelled;
 } lxfer;
 
 static lxfer *active;
@@ -44,9 +45,16 @@ static void active_remove(lxfer *lx)
 int tallow__lua_cancel_all(lua_State *L)
 {
     int n = 0;
-    for (lxfer *lx = active; lx; lx = lx->next_active) {
-        tallow__xfer_cancel(lx->x);
+    /* cancelling can end the transfer, wake its script and free it (and others): start over
+     * from the head after each, skipping those already done */
+    for (;;) {
+        lxfer *lx = active;
+        while (lx && lx->cancelled)
+            lx = lx->next_active;
+        if (!lx) break;
+        lx->cancelled = 1;
         n++;
+        tallow__xfer_cancel(lx->x);
     }
     lua_pushinteger(L, n);
     return 1;
@@ -405,7 +413,8 @@ int tallow__lua_offer_conflicts(lua_State *L)
         int r;
         if (e->type == TALLOW__ENT_DIR) {
             struct stat st;
-            r = fstatat(destfd, e->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)
+            /* a file where a folder goes; a symlink there is the engine's to refuse (unsafe) */
+            r = fstatat(destfd, e->path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)
                     ? TALLOW_EEXIST
                     : 0;
         } else {

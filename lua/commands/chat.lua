@@ -19,6 +19,12 @@ local spec = {
     options = cli.with_relay_options(cli.options({
         { "--capacity", arg = "N", number = true, int = true, min = 2, max = 1024, why = "a stock relay allows 16 unless started with --max-peers", help = "group chat for N people in all (making side)", default = 2 },
     }, cli.code_options("making side"))),
+    examples = {
+        "tallow chat                       # prints a code; the other side runs tallow chat CODE",
+        "tallow chat 7-crossword-rhythm-velvet",
+        "tallow chat --capacity 4          # a group of four: the three others run tallow chat CODE",
+        "echo 'build done' | tallow chat --code 7-crossword-rhythm-velvet",
+    },
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json
@@ -65,16 +71,43 @@ local npeers, ever = 0, 0
 local seq = 0
 local room
 
+-- On a terminal (stdin and stdout), the line being typed is edited here ("> " and what is typed
+-- so far, at the bottom): an incoming line is printed above it and the typed line redrawn, the
+-- usual readline way, instead of splicing into it; one's own lines show as "you: ...".
+local editor -- { buf = typed so far } while the terminal is edited here
+local PROMPT = "> "
+local function redraw()
+    io.stdout:write("\r\27[K", PROMPT, editor.buf)
+    io.stdout:flush()
+end
+
 local function out(line)
     if ui.json then return end -- the "text" event carries it
+    if editor then
+        io.stdout:write("\r\27[K", line, "\n")
+        redraw()
+        return
+    end
     io.stdout:write(line, "\n")
     io.stdout:flush()
+end
+
+-- status lines ("* peer joined"): stderr, or above the typed line on a terminal
+local function status(fmt, ...)
+    if editor and not ui.json then return out(string.format(fmt, ...)) end
+    ui.say(fmt, ...)
 end
 
 local quitting = false
 local accepting = true
 local function finish(status)
     quitting = true
+    if editor then
+        io.stdout:write("\r\27[K")
+        io.stdout:flush()
+        tallow.loop.tty_raw(false)
+        editor = nil
+    end
     for _, p in pairs(peers) do
         p.s:send("ChatEnd", { reason = "quit" })
     end
@@ -91,7 +124,7 @@ local function send_line(line)
     seq = seq + 1
     for _, p in pairs(peers) do
         local ok, err = p.s:send("ChatText", { seq = seq, text = line })
-        if not ok then ui.say("tallow: could not send to %s: %s", p.name, err) end
+        if not ok then status("tallow: could not send to %s: %s", p.name, err) end
     end
 end
 
@@ -100,8 +133,8 @@ local function add_peer(s, key, name)
     npeers, ever = npeers + 1, ever + 1
     local info = s:info()
     ui.event("paired", { peer = name, path = info.path, verify = info.verify })
-    if opts.verify then ui.say("Verification with %s: %s", name, info.verify) end
-    ui.say("* %s joined", name)
+    if opts.verify then status("Verification with %s: %s", name, info.verify) end
+    status("* %s joined", name)
     tallow.spawn(function()
         while true do
             local kind, m, code = s:recv()
@@ -113,10 +146,11 @@ local function add_peer(s, key, name)
                 peers[key] = nil
                 npeers = npeers - 1
                 local orderly = kind or code == "ECLOSED" -- ChatEnd, or it left the room in order
-                ui.say("* %s %s", name, orderly and "left" or "is gone (" .. tostring(m) .. ")")
+                status("* %s %s", name, orderly and "left" or "is gone (" .. tostring(m) .. ")")
                 ui.event("left", { peer = name })
                 s:close()
                 if not group or (not accepting and npeers == 0) then
+                    if editor then io.stdout:write("\r\27[K") io.stdout:flush() end
                     room:close()
                     os.exit(orderly and 0 or 1)
                 end
@@ -127,7 +161,48 @@ local function add_peer(s, key, name)
     end)
 end
 
+-- the terminal's line editor (see `editor` above)
+local function edit_stdin()
+    editor = { buf = "" }
+    redraw()
+    local reader = tallow.loop.reader(0)
+    while true do
+        local data = reader:bytes()
+        if not data then finish(0) end
+        for ch in data:gmatch("[%z\1-\127\194-\244][\128-\191]*") do
+            local b = ch:byte()
+            if ch == "\r" or ch == "\n" then
+                local line = editor.buf
+                editor.buf = ""
+                if line == "/quit" then finish(0) end
+                if line ~= "" then
+                    out("you: " .. safe(line))
+                    send_line(line)
+                else
+                    redraw()
+                end
+            elseif b == 127 or b == 8 then
+                editor.buf = editor.buf:gsub("[%z\1-\127\194-\244][\128-\191]*$", "")
+                redraw()
+            elseif b == 21 then -- Ctrl-U
+                editor.buf = ""
+                redraw()
+            elseif b == 4 then -- Ctrl-D on an empty line leaves
+                if editor.buf == "" then finish(0) end
+            elseif b == 27 then -- an escape sequence (arrow keys): not edited, dropped
+                break
+            elseif b >= 32 then
+                editor.buf = editor.buf .. ch
+                redraw()
+            end
+        end
+    end
+end
+
 local function read_stdin()
+    if not ui.json and tallow.loop.isatty(0) and tallow.loop.isatty(1) and tallow.loop.tty_raw(true) then
+        return edit_stdin()
+    end
     local reader = tallow.loop.reader(0)
     local ok, first = pcall(reader.line, reader)
     local nextline
@@ -161,6 +236,13 @@ do
         capacity = making and opts.capacity or 0,
     }
     if not room then ui.die(err, ecode) end
+    -- a group room: wait (up to 10 s) until the relay took it, so that a capacity it refuses is
+    -- said before the code is shown, not after the others were told it
+    local early
+    if making and opts.capacity > 2 then
+        local s, idx = common.room_taken(room, opts.capacity, "--capacity " .. opts.capacity)
+        if s then early = { s, idx } end
+    end
     -- the room is open (the relay took the capacity): only now is the code worth showing
     if making then
         common.show_code(opts, code, "tallow chat", opts.capacity > 2
@@ -169,7 +251,8 @@ do
     ui.event("connecting", { relay = opts.relay })
     local started = false
     while true do
-        local s, aerr, acode = room:accept()
+        local s, aerr, acode
+        if early then s, aerr = early[1], early[2]; early = nil else s, aerr, acode = room:accept() end
         local idx = aerr
         if not s then
             -- a wrong code burns the room: one guess per code, never a second one

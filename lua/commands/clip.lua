@@ -26,6 +26,12 @@ local spec = {
         { "--max-size", arg = "BYTES", number = true, int = true, min = 1, help = "largest content sent or accepted", default = 32 * 1024 * 1024 },
         { "--interval", arg = "SECONDS", number = true, min = 0.05, help = "how often --watch looks at the clipboard", default = 0.5 },
     }, cli.code_options("sending side"))),
+    examples = {
+        "tallow clip                                   # sends what the clipboard holds; prints a code",
+        "tallow clip --receive 7-crossword-rhythm-velvet",
+        "tallow clip --watch                           # and every later copy, until Ctrl-C",
+        "echo hello | tallow clip --stdio",
+    },
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

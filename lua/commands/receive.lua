@@ -54,7 +54,7 @@ else
     if not m then
         s:reject(offer, err)
         tallow.sleep(0.2) -- let the refusal reach the sender before exiting
-        ui.die("refused the offer: " .. err, "DECLINED")
+        ui.die("refused the offer: " .. err) -- a malformed or unsafe offer: an error (1), not a "no"
     end
     -- what the sender named: top-level entries, folders marked as such
     local top, shown = {}, 0

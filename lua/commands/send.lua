@@ -36,8 +36,7 @@ if not text then preflight.sources(paths) end
 if opts.wormhole then wormhole.send(opts, paths, text) end -- to a magic-wormhole user
 
 local code = common.new_code(opts)
-common.show_code(opts, code, opts.to_many and "tallow receive" or "tallow receive",
-    opts.to_many and string.format("   (on each of the %d computers)", opts.to_many) or "")
+if not opts.to_many then common.show_code(opts, code, "tallow receive") end
 
 if opts.to_many then
     -- One room for N + 1 peers; every receiver gets its own session (its own PAKE and keys) and
@@ -48,9 +47,12 @@ if opts.to_many then
         transport = opts.transport, capacity = n + 1,
     }
     if not room then ui.die(err, ecode) end
+    local early, early_peer = common.room_taken(room, n + 1, "--to-many " .. n .. " + this sender")
+    common.show_code(opts, code, "tallow receive", n > 1 and string.format("   (on each of the %d computers)", n) or "")
     local done, failed = 0, 0
     for i = 1, n do
-        local s, peer, acode = room:accept()
+        local s, peer, acode
+        if early then s, peer, early = early, early_peer, nil else s, peer, acode = room:accept() end
         if not s then ui.die(peer, acode) end
         ui.say("Receiver %d of %d connected (peer %d).", i, n, peer)
         ui.event("paired", { peer = peer, path = s:info().path, verify = s:info().verify })

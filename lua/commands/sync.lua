@@ -17,6 +17,11 @@ local spec = {
         { "--delete", help = "remove on the receiver what the sender no longer has" },
         { "--keep", help = "receiver: never remove anything, even if the sender asks" },
     }, cli.code_options())),
+    examples = {
+        "tallow sync ~/notes                           # prints a code",
+        "tallow sync --receive 7-crossword-rhythm-velvet ~/notes-copy",
+        "tallow sync --delete site/                    # the receiver's copy ends up a mirror",
+    },
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

@@ -21,6 +21,11 @@ local spec = {
         { "--no-delete", help = "do not propagate removals" },
         { "--keep", help = "receiver: never remove anything, even if the sender asks" },
     }, cli.code_options())),
+    examples = {
+        "tallow watch ~/project                        # prints a code; keeps pushing changes",
+        "tallow watch --receive 7-crossword-rhythm-velvet ~/project-mirror",
+        "tallow watch --debounce 50 --no-delete build/",
+    },
 }
 local opts, args = cli.parse(spec, arg)
 ui.json = opts.json

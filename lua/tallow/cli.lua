@@ -27,7 +27,8 @@ function M.usage(spec)
         local help = o.help or ""
         if o.min and o.max then help = help .. string.format(" (%s to %s)", o.min, o.max) end
         if o.env then help = help .. " [env " .. o.env .. "]" end
-        if o.default ~= nil then help = help .. " (default " .. tostring(o.default) .. ")" end
+        local d = o.default ~= nil and o.default or o.shown_default
+        if d ~= nil then help = help .. " (default " .. tostring(d) .. ")" end
         out[#out + 1] = string.format("  %-26s %s", names, help)
     end
     out[#out + 1] = string.format("  %-26s %s", "--help, -h", "show this help")

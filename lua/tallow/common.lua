@@ -25,7 +25,9 @@ function M.code_from(given, opts)
     if opts then M.check_relay(opts) end
     local code = given or os.getenv("TALLOW_CODE")
     if not code or code == "" then
-        code = ui.ask_code("Enter the code phrase: ")
+        local why, ecode
+        code, why, ecode = ui.ask_code("Enter the code phrase (Tab completes words): ")
+        if ecode == "TALLOW_ECANCELED" then os.exit(130) end
         if not code or code == "" then
             ui.usage_error("no code phrase given: pass it as an argument or in TALLOW_CODE")
         end
@@ -52,6 +54,24 @@ function M.new_code(opts)
     return tallow.code.generate(words)
 end
 
+-- A room this side made for `capacity` peers (chat --capacity, send --to-many): waits (up to
+-- 10 s) until the relay took it, so that a capacity it refuses is said before the code is shown.
+-- Returns a session that was accepted meanwhile (with its peer index), if any.
+function M.room_taken(room, capacity, option)
+    local deadline = tallow.now() + 10
+    while room:info().peers == 0 and tallow.now() < deadline do
+        local s, a, c = room:accept(0.05)
+        if s then return s, a end
+        if c ~= "TALLOW_ETIMEOUT" then
+            if tostring(a):find("capacity") then
+                a = string.format("%s: the relay allows fewer people in a room than %s " ..
+                    "(a stock relay allows 16; its --max-peers raises that)", a, option)
+            end
+            ui.die(a, c)
+        end
+    end
+end
+
 -- Pre-flight: the relay (each listed one, or the proxy) answers, before a code is shown or asked.
 function M.check_relay(opts)
     if M.relay_checked then return end
@@ -60,14 +80,14 @@ function M.check_relay(opts)
     preflight.relay(opts, #list > 0 and list or { opts.relay })
 end
 
--- Prints the code and the command the other side runs (with the --relay given here, if it did
--- not come from TALLOW_RELAY or the default, since the other side needs the same relay).
+-- Prints the code and the command the other side runs (with --relay when it is not the default,
+-- from the option or TALLOW_RELAY: the other side needs the same relay and may not have that
+-- variable set).
 function M.show_code(opts, code, command, tail)
     ui.event("code", { code = code })
     if opts.code or os.getenv("TALLOW_CODE") then return end
     local relay = ""
-    local env = os.getenv("TALLOW_RELAY")
-    if opts.relay and opts.relay ~= relay_default() and opts.relay ~= env then
+    if opts.relay and opts.relay ~= relay_default() then
         relay = " --relay " .. opts.relay
     end
     ui.say("Code is: %s", code)

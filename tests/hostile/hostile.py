@@ -56,7 +56,8 @@ CASES = {
     "trailing_dot": ("peer", 1, REFUSED_PATH, {}),
     "symlink_dir": ("peer", 1, r"refused link/evil.txt: unsafe path refused", {}),
     "symlink_file": ("peer", 1, r"refused planted.txt: unsafe path refused", {}),
-    "no_overwrite": ("peer", 1, r"refused keep.txt: destination exists",
+    # refused before the question (issue 16), exit 3 (refused)
+    "no_overwrite": ("peer", 3, r"1 name already exists in .*\(keep.txt\).*--overwrite",
                      {"keep.txt": b"precious\n"}),
     "more_bytes": ("peer", 1, r"peer sent more bytes than declared for f.bin", {}),
     "fewer_then_complete": ("peer", 1, r"transfer ended in the middle of a file", {}),
@@ -101,7 +102,7 @@ CASES = {
                              r"the peer went away|the peer is gone|connection|Received 1 file",
                              {"data.bin": SOURCE}),
     "mitm_oversized_session": ("mitm", 1, r"frame larger than the session allows", {}),
-    "mitm_bad_confirm": ("mitm", 1, r"code mismatch, or someone tried to guess it", {}),
+    "mitm_bad_confirm": ("mitm", 4, r"code mismatch, or someone tried to guess it", {}),
     # a hostile relay (HostileRelay, in front of the receiver): fake reconnections, old frames
     # replayed, duplicated, reordered, the connection cut at each handshake step, a peer that
     # does not exist. Never a silent loss: the file arrives whole or there is a clear error.

@@ -1,6 +1,7 @@
 # tests/ux/lib.sh — shared by the ux tests: tests/e2e/lib.sh (temp dir, cleanup, relay, bounded
 # waits) plus a pseudo-terminal runner for what only shows on a terminal.
-. "$(dirname "$0")/../e2e/lib.sh"
+UX_DIR=$(cd "$(dirname "$0")" && pwd)
+. "$UX_DIR/../e2e/lib.sh"
 
 # in_tty COLS OUTFILE SECS COMMAND... : runs COMMAND on a pseudo-terminal COLS columns wide
 # (stdin, stdout and stderr all on it, like a user's terminal), records everything it printed
@@ -9,7 +10,7 @@
 in_tty() {
     local cols=$1 out=$2 secs=$3; shift 3
     TTY_RC=0
-    python3 "$(dirname "$0")/pty_run.py" "$cols" "$out" "$secs" "$@" || TTY_RC=$?
+    python3 "$UX_DIR/pty_run.py" "$cols" "$out" "$secs" "$@" || TTY_RC=$?
 }
 
 # as_nobody COMMAND... : runs COMMAND as an unprivileged user when we are root (root reads any

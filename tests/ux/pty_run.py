@@ -1,7 +1,7 @@
 """tests/ux/pty_run.py COLS OUTFILE SECS COMMAND... — runs COMMAND on a pseudo-terminal COLS
 columns wide (stdin, stdout and stderr on it, as in a user's terminal) and records every byte it
 prints into OUTFILE. Input from the environment: TTY_INPUT (written TTY_INPUT_AFTER seconds after
-the start, default 1; "\\n" and "\\t" escapes understood), TTY_INPUT2 (TTY_INPUT2_AFTER later).
+the start, default 1; Python escapes such as \\n, \\t, \\x03 understood), TTY_INPUT2 (TTY_INPUT2_AFTER later).
 Exits with the command's status (128+N for a signal), 124 when SECS ran out (it is killed)."""
 import fcntl
 import os
@@ -23,7 +23,7 @@ start = time.monotonic()
 inputs = []
 for name in ("TTY_INPUT", "TTY_INPUT2"):
     if name in os.environ:
-        data = os.environ[name].replace("\\n", "\n").replace("\\t", "\t").encode()
+        data = os.environ[name].encode().decode("unicode_escape").encode("latin-1")
         inputs.append((float(os.environ.get(name + "_AFTER", "1")), data))
 buf = b""
 status = None

@@ -37,3 +37,13 @@ check "--words must be a whole number, not 2.5" send --words 2.5 f.txt
 check "--to-many needs a number, not 'x'" send --to-many x f.txt
 check "give either --text or files" send --text hi f.txt
 ok "options out of range: exit 2 before any code"
+
+# a group larger than the relay allows (a stock relay: 16): said before the code is shown
+for args in "chat --capacity 100" "send --to-many 99 f.txt"; do
+    rc=0; timeout 20 "$T" $args </dev/null >out 2>err || rc=$?
+    [ "$rc" -eq 1 ] || { show err; fail "$args: exit $rc, not 1"; }
+    no_code err
+    grep -q "the relay allows fewer people in a room than .*a stock relay allows 16; its --max-peers raises that" err ||
+        { show err; fail "$args: unclear"; }
+done
+ok "a capacity the relay refuses: named before any code: $(cat err)"
