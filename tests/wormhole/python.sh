@@ -1,5 +1,5 @@
 # tallow <-> magic-wormhole 0.12.0 (Debian's Python `wormhole`), with a local mailbox server and
-# transit relay: text, a 0-byte file, a 100 MiB file (sha256), a folder with nested (and, from
+# transit relay: text (also from a Lua script on the plugin's Lua face), a 0-byte file, a 100 MiB file (sha256), a folder with nested (and, from
 # tallow, empty) subfolders; direct and relay-only (--no-listen / --no-p2p) both ways; a wrong code
 # refused on both sides.
 set -eu
@@ -25,6 +25,16 @@ expect_rc "text wormhole->tallow" 0 "$FG_RC"
 wait_pid 20 "$BG_PID"
 [ "$(cat r.out)" = "hello from python" ] || fail "tallow received '$(cat r.out)'"
 ok "text wormhole -> tallow"
+
+# -- a Lua script on the plugin's Lua face (examples/scripts/wormhole_note.lua)
+next_code
+bg s "$T" run "$TALLOW_SOURCE_DIR/examples/scripts/wormhole_note.lua" "from a script" "$C"
+fg r 30 $W receive "$C"
+expect_rc "script -> wormhole" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+expect_rc "script (sender)" 0 "$WAIT_RC"
+[ "$(cat r.out)" = "from a script" ] && grep -q "^sent 13 bytes, verifier " s.out || { show s.out; show r.out; fail "script"; }
+ok "a Lua script (tallow.plugins.module) -> wormhole"
 
 # -- files: 0 bytes and 100 MiB, direct and relay-only, both ways
 : >zero.bin
