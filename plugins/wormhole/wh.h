@@ -35,6 +35,8 @@ typedef struct wh_ws {
     size_t msglen;
 } wh_ws;
 
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + RFC 6455's GUID)). */
+void wh_ws_accept_value(const char *key, char out[40]);
 int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_t errlen);
 int wh_ws_send(wh_ws *ws, const char *text, size_t len, int64_t deadline);
 /* Next text (or binary) message; *out borrowed until the next call. 0, TALLOW_ETIMEOUT,

@@ -118,6 +118,15 @@ static void consume(wh_ws *ws, size_t n)
     ws->inlen -= n;
 }
 
+void wh_ws_accept_value(const char *key, char out[40])
+{
+    char cat[100];
+    snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
+    uint8_t sha[20]; /* SHA-1 is not in libsodium: GnuTLS has it */
+    gnutls_hash_fast(GNUTLS_DIG_SHA1, cat, strlen(cat), sha);
+    sodium_bin2base64(out, 40, sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
+}
+
 int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_t errlen)
 {
     memset(ws, 0, sizeof(*ws));
@@ -179,12 +188,8 @@ int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_
     char *hdr = strndup((char *)ws->in, hlen);
     consume(ws, hlen);
     if (!hdr) return TALLOW_ENOMEM;
-    /* the expected accept value: base64(SHA1(key + GUID)) */
-    char cat[80], want[40];
-    snprintf(cat, sizeof(cat), "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
-    uint8_t sha[20]; /* SHA-1 is not in libsodium: GnuTLS has it */
-    gnutls_hash_fast(GNUTLS_DIG_SHA1, cat, strlen(cat), sha);
-    sodium_bin2base64(want, sizeof(want), sha, sizeof(sha), sodium_base64_VARIANT_ORIGINAL);
+    char want[40];
+    wh_ws_accept_value(key, want);
     int ok101 = strncmp(hdr, "HTTP/1.1 101", 12) == 0;
     int okacc = 0;
     for (char *line = strstr(hdr, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
