@@ -224,7 +224,9 @@ int wh_send_path(wh_session *s, const char *path)
     const char *base = basename(trimmed);
     uint64_t size, numfiles = 1, numbytes = 0;
     if (S_ISDIR(st.st_mode)) {
-        char tmpl[] = "/tmp/tallow-wormhole-zip.XXXXXX";
+        const char *tmpdir = getenv("TMPDIR");
+        char tmpl[4200];
+        snprintf(tmpl, sizeof(tmpl), "%s/tallow-wormhole-zip.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
         fd = mkstemp(tmpl);
         if (fd < 0) {
             free(copy);
@@ -478,13 +480,12 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         close(sub);
         return rc;
     }
-    char tmpl[] = "/tmp/tallow-wormhole-unzip.XXXXXX";
-    int zfd = mkstemp(tmpl);
+    /* the zip lands as an unnamed file in the destination (its free space was checked) */
+    int zfd = openat(sub, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (zfd < 0) {
         close(sub);
-        return fail(s, -errno, "cannot make a temporary file for the zip");
+        return fail(s, -errno, "cannot make a temporary file for the zip in the destination");
     }
-    unlink(tmpl);
     rc = stream_in(s, zfd, zipsize, "receiving");
     uint64_t files = 0, bytes = 0;
     if (!rc) {
