@@ -82,6 +82,28 @@ for f in zero.bin big.bin mid.bin; do
 done
 rm -f big.bin mid.bin
 
+# --no-p2p alone (the Python side listening and sending its direct hints): tallow neither sends
+# hints nor dials the peer's, so the bytes can only go through the transit relay
+mkrand small.bin 100000
+rm -rf rx && mkdir rx
+next_code
+bg s "$T" send --wormhole --no-p2p --json --code "$C" small.bin
+fg r 60 $W receive --accept-file -o rx/small.bin "$C"
+wait_pid 30 "$BG_PID"
+expect_rc "no-p2p sender" 0 "$WAIT_RC"
+same small.bin rx/small.bin
+grep -q '"event":"sent".*"path":"relay"' s.out || { show s.out; fail "--no-p2p sender went direct"; }
+grep -q -- "->relay:" r.err || { show r.err; fail "wormhole did not receive through the relay"; }
+rm -rf rx && mkdir rx
+next_code
+bg s $W send --code "$C" small.bin
+fg r 60 "$T" receive --wormhole --no-p2p --json -o rx "$C"
+expect_rc "no-p2p receiver" 0 "$FG_RC"
+wait_pid 30 "$BG_PID"
+same small.bin rx/small.bin
+grep -q '"event":"received".*"path":"relay"' r.out || { show r.out; fail "--no-p2p receiver went direct"; }
+ok "--no-p2p: no direct hints sent or dialled, relay only, both ways"
+
 # an existing file is not replaced (tallow's receive rule), and the sender hears a refusal
 rm -rf rx && mkdir rx && echo keep >rx/zero.bin
 next_code

@@ -5,6 +5,7 @@
  *   wh_peer send-reorder MAILBOX TRANSIT CODE FILE     first record carries nonce 1, not 0
  *   wh_peer send-zip MAILBOX TRANSIT CODE ZIP NUMBYTES offer ZIP as a folder "hostile"
  *   wh_peer recv-badhash MAILBOX TRANSIT CODE          receive, then ack with a wrong sha256
+ *   wh_peer send-badphase MAILBOX TRANSIT CODE         phase 0 sealed under a wrong key
  * Always relay-only (no_p2p). Exits 0 when it did its part. */
 #include <fcntl.h>
 #include <sodium.h>
@@ -70,6 +71,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (wh_conn_pair(&c, wh_now_ms() + 30000)) return die("pair", c.err);
+    if (strcmp(mode, "send-badphase") == 0) {
+        c.key[0] ^= 1; /* the version phase passed; phase 0 will not decrypt */
+        wh_conn_send(&c, json_pack("{s:{s:s}}", "offer", "message", "forged"), wh_now_ms() + 5000);
+        sleep(3);
+        return 0;
+    }
     wh_transit t;
     json_t *peer_t = NULL;
     int sender = strncmp(mode, "send-", 5) == 0;
