@@ -138,10 +138,10 @@ int wh_accept(wh_session *s, const char *dest, int overwrite, char **text, size_
 int wh_reject(wh_session *s, const char *why);
 void wh_session_free(wh_session *s);
 
-/* Directory support (wh_zip.c): zip dir into zippath (unix modes kept, empty folders too); and unpack the
- * zip at zipfd into destfd with receive's path rules. Both fill err. */
-int wh_zip_dir(const char *dir, const char *zippath, uint64_t *numfiles, uint64_t *numbytes, char *err,
-               size_t errlen);
+/* Directory support (wh_zip.c): zip dir into zippath (unix modes kept, empty folders too); and
+ * unpack the zip at zipfd into destfd with receive's path rules. Both fill err. */
+int wh_zip_dir(const char *dir, const char *zippath, uint64_t *numfiles, uint64_t *numbytes,
+               char *err, size_t errlen);
 int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *notices,
              uint64_t *files, uint64_t *bytes, char *err, size_t errlen);
 

@@ -21,7 +21,7 @@
 
 #include "wh.h"
 
-#define PHASE_WAIT_MS (120 * 1000)           /* a paired peer says nothing: give up */
+#define PHASE_WAIT_MS (120 * 1000)          /* a paired peer says nothing: give up */
 #define ANSWER_WAIT_MS (24LL * 3600 * 1000) /* a person deciding to accept: no real limit */
 #define TRANSIT_WAIT_MS (60 * 1000)
 #define STALL_MS (120 * 1000)
@@ -121,8 +121,11 @@ static int wait_for(wh_session *s, const char *key, json_t **out, int64_t wait_m
 int wh_send_text(wh_session *s, const char *text, size_t len)
 {
     json_t *str = json_stringn(text, len);
-    if (!str) return fail(s, TALLOW_EINVAL, "the text is not valid UTF-8 (magic-wormhole sends text as JSON)");
-    int rc = wh_conn_send(&s->c, json_pack("{s:{s:o}}", "offer", "message", str), wh_now_ms() + 30000);
+    if (!str)
+        return fail(s, TALLOW_EINVAL,
+                    "the text is not valid UTF-8 (magic-wormhole sends text as JSON)");
+    int rc =
+        wh_conn_send(&s->c, json_pack("{s:{s:o}}", "offer", "message", str), wh_now_ms() + 30000);
     if (rc) return conn_fail(s, rc);
     json_t *ans = NULL;
     rc = wait_for(s, "answer", &ans, ANSWER_WAIT_MS);
@@ -175,7 +178,8 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
         ssize_t r = pread(fd, buf, want, (off_t)sent);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            rc = fail(s, r < 0 ? -errno : TALLOW_EPROTO, "the file shrank or could not be read while sending");
+            rc = fail(s, r < 0 ? -errno : TALLOW_EPROTO,
+                      "the file shrank or could not be read while sending");
             break;
         }
         gnutls_hash(h, buf, (size_t)r);
@@ -205,8 +209,9 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
     json_decref(ack);
     if (!ok) return fail(s, TALLOW_EPROTO, "the receiver did not acknowledge the transfer");
     if (!hash_ok)
-        return fail(s, TALLOW_EHASH, "integrity check failed: the receiver's SHA-256 of what "
-                                     "arrived differs from what was sent");
+        return fail(s, TALLOW_EHASH,
+                    "integrity check failed: the receiver's SHA-256 of what "
+                    "arrived differs from what was sent");
     prog_end(&g);
     s->bytes = size;
     return 0;
@@ -225,13 +230,15 @@ int wh_send_path(wh_session *s, const char *path)
     if (!copy) return TALLOW_ENOMEM;
     char *trimmed = copy;
     size_t cl = strlen(copy);
-    while (cl > 1 && copy[cl - 1] == '/') copy[--cl] = 0;
+    while (cl > 1 && copy[cl - 1] == '/')
+        copy[--cl] = 0;
     const char *base = basename(trimmed);
     uint64_t size, numfiles = 1, numbytes = 0;
     if (S_ISDIR(st.st_mode)) {
         const char *tmpdir = getenv("TMPDIR");
         char tmpl[4200];
-        snprintf(tmpl, sizeof(tmpl), "%s/tallow-wormhole-zip.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+        snprintf(tmpl, sizeof(tmpl), "%s/tallow-wormhole-zip.XXXXXX",
+                 tmpdir && *tmpdir ? tmpdir : "/tmp");
         fd = mkstemp(tmpl);
         if (fd < 0) {
             free(copy);
@@ -265,8 +272,10 @@ int wh_send_path(wh_session *s, const char *path)
     }
     free(copy);
     rc = start_transit(s, 1);
-    if (!rc) rc = wh_conn_send(&s->c, json_pack("{s:o}", "offer", offer), wh_now_ms() + 30000);
-    else json_decref(offer);
+    if (!rc)
+        rc = wh_conn_send(&s->c, json_pack("{s:o}", "offer", offer), wh_now_ms() + 30000);
+    else
+        json_decref(offer);
     if (rc && !s->err[0]) conn_fail(s, rc);
     json_t *ans = NULL;
     if (!rc) rc = wait_for(s, "answer", &ans, ANSWER_WAIT_MS);
@@ -336,7 +345,10 @@ static int stream_in(wh_session *s, int fd, uint64_t size, const char *verb)
             if (w < 0 && errno == EINTR) continue;
             if (w <= 0) {
                 int nospc = w < 0 && (errno == ENOSPC || errno == EDQUOT);
-                rc = fail(s, nospc ? TALLOW_ENOSPACE : w < 0 ? -errno : -EIO,
+                rc = fail(s,
+                          nospc   ? TALLOW_ENOSPACE
+                          : w < 0 ? -errno
+                                  : -EIO,
                           nospc ? tallow_strerror(TALLOW_ENOSPACE) : strerror(w < 0 ? errno : EIO));
                 break;
             }
@@ -354,7 +366,7 @@ static int stream_in(wh_session *s, int fd, uint64_t size, const char *verb)
     char *a = json_dumps(ack, JSON_COMPACT);
     json_decref(ack);
     rc = a ? wh_transit_send(&s->t, (const uint8_t *)a, strlen(a), wh_now_ms() + 10000)
-               : TALLOW_ENOMEM;
+           : TALLOW_ENOMEM;
     free(a);
     if (rc) return fail(s, rc, "could not send the acknowledgement");
     prog_end(&g);
@@ -377,8 +389,8 @@ static int check_space(wh_session *s, int dirfd, uint64_t need)
 {
     struct statvfs v;
     if (fstatvfs(dirfd, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < need) {
-        snprintf(s->err, sizeof(s->err), "%s (%llu bytes offered)", tallow_strerror(TALLOW_ENOSPACE),
-                 (unsigned long long)need);
+        snprintf(s->err, sizeof(s->err), "%s (%llu bytes offered)",
+                 tallow_strerror(TALLOW_ENOSPACE), (unsigned long long)need);
         return TALLOW_ENOSPACE;
     }
     return 0;
@@ -400,9 +412,11 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
         return TALLOW_EUNSAFEPATH;
     }
     struct stat st;
-    if (fstatat(destfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (!overwrite || !S_ISREG(st.st_mode))) {
+    if (fstatat(destfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!overwrite || !S_ISREG(st.st_mode))) {
         int rc = overwrite ? TALLOW_EUNSAFEPATH : TALLOW_EEXIST;
-        snprintf(s->err, sizeof(s->err), "%s: %s", tallow_printable(name, strlen(name), pr, sizeof(pr)),
+        snprintf(s->err, sizeof(s->err), "%s: %s",
+                 tallow_printable(name, strlen(name), pr, sizeof(pr)),
                  overwrite ? "exists and is not a regular file" : tallow_strerror(TALLOW_EEXIST));
         wh_reject(s, "the file exists on the receiving side");
         return rc;
@@ -414,7 +428,8 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
     }
     rc = start_transit(s, 0);
     if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"), wh_now_ms() + 30000);
+        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
+                          wh_now_ms() + 30000);
         if (rc) conn_fail(s, rc);
     }
     if (rc) return rc;
@@ -440,8 +455,10 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
             rc = fail(s, errno == EEXIST ? TALLOW_EEXIST : -errno,
                       errno == EEXIST ? tallow_strerror(TALLOW_EEXIST) : strerror(errno));
     }
-    if (rc) unlinkat(destfd, part, 0);
-    else s->files = 1;
+    if (rc)
+        unlinkat(destfd, part, 0);
+    else
+        s->files = 1;
     return rc;
 }
 
@@ -456,7 +473,8 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         return fail(s, TALLOW_EPROTO, "a directory offer this side does not understand");
     }
     char why[100], pr[200];
-    if (tallow_path_check(dirname, strlen(dirname), why, sizeof(why)) != 0 || strchr(dirname, '/')) {
+    if (tallow_path_check(dirname, strlen(dirname), why, sizeof(why)) != 0 ||
+        strchr(dirname, '/')) {
         snprintf(s->err, sizeof(s->err), "%s: %s (%s)", tallow_strerror(TALLOW_EUNSAFEPATH),
                  tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)),
                  strchr(dirname, '/') ? "a folder name with '/'" : why);
@@ -464,7 +482,8 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         return TALLOW_EUNSAFEPATH;
     }
     uint64_t zipsize = (uint64_t)json_integer_value(zs);
-    uint64_t numbytes = json_is_integer(nb) && json_integer_value(nb) > 0 ? (uint64_t)json_integer_value(nb) : 0;
+    uint64_t numbytes =
+        json_is_integer(nb) && json_integer_value(nb) > 0 ? (uint64_t)json_integer_value(nb) : 0;
     int rc = check_space(s, destfd, zipsize + numbytes);
     if (rc) {
         wh_reject(s, "not enough space on the receiving side");
@@ -472,14 +491,15 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
     }
     int sub = tallow_safe_open_dir(destfd, dirname, 1);
     if (sub < 0) {
-        snprintf(s->err, sizeof(s->err), "%s: %s", tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)),
-                 tallow_strerror(sub));
+        snprintf(s->err, sizeof(s->err), "%s: %s",
+                 tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)), tallow_strerror(sub));
         wh_reject(s, "cannot create the folder");
         return sub;
     }
     rc = start_transit(s, 0);
     if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"), wh_now_ms() + 30000);
+        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
+                          wh_now_ms() + 30000);
         if (rc) conn_fail(s, rc);
     }
     if (!rc && !s->peer_transit) {
@@ -542,8 +562,10 @@ int wh_accept(wh_session *s, const char *dest, int overwrite, char **text, size_
     }
     int rc;
     json_t *f = json_object_get(s->offer, "file"), *d = json_object_get(s->offer, "directory");
-    if (json_is_object(f)) rc = accept_file(s, destfd, overwrite, f);
-    else if (json_is_object(d)) rc = accept_dir(s, destfd, overwrite, d);
+    if (json_is_object(f))
+        rc = accept_file(s, destfd, overwrite, f);
+    else if (json_is_object(d))
+        rc = accept_dir(s, destfd, overwrite, d);
     else {
         wh_reject(s, "unknown offer");
         rc = fail(s, TALLOW_EPROTO, "an offer of a kind this side does not know");

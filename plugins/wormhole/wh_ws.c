@@ -132,8 +132,8 @@ int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_
     memset(ws, 0, sizeof(*ws));
     ws->fd = -1;
     if (strncmp(url, "ws://", 5) != 0) {
-        snprintf(err, errlen, "mailbox URL must start with ws:// (got '%s'; wss:// is not supported)",
-                 url);
+        snprintf(err, errlen,
+                 "mailbox URL must start with ws:// (got '%s'; wss:// is not supported)", url);
         return TALLOW_EINVAL;
     }
     char host[256], port[16] = "80", path[512] = "/";
@@ -177,11 +177,14 @@ int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_
     char *end = NULL;
     while (!rc) {
         if (ws->inlen && (end = memmem(ws->in, ws->inlen, "\r\n\r\n", 4))) break;
-        if (ws->inlen > 16384) rc = TALLOW_EPROTO;
-        else rc = fill(ws, deadline);
+        if (ws->inlen > 16384)
+            rc = TALLOW_EPROTO;
+        else
+            rc = fill(ws, deadline);
     }
     if (rc) {
-        snprintf(err, errlen, "mailbox server %s: no WebSocket upgrade (%s)", url, tallow_strerror(rc));
+        snprintf(err, errlen, "mailbox server %s: no WebSocket upgrade (%s)", url,
+                 tallow_strerror(rc));
         return rc;
     }
     size_t hlen = (size_t)(end - (char *)ws->in) + 4;
@@ -196,7 +199,8 @@ int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_
         const char *l = line + 2;
         if (strncasecmp(l, "Sec-WebSocket-Accept:", 21) == 0) {
             l += 21;
-            while (*l == ' ') l++;
+            while (*l == ' ')
+                l++;
             okacc = strncmp(l, want, strlen(want)) == 0;
         }
     }
@@ -224,7 +228,8 @@ static int send_frame(wh_ws *ws, int opcode, const void *data, size_t len, int64
         hdr[h++] = (uint8_t)len;
     } else {
         hdr[h++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--) hdr[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+        for (int i = 7; i >= 0; i--)
+            hdr[h++] = (uint8_t)((uint64_t)len >> (8 * i));
     }
     randombytes_buf(mask, 4);
     memcpy(hdr + h, mask, 4);
@@ -233,7 +238,8 @@ static int send_frame(wh_ws *ws, int opcode, const void *data, size_t len, int64
     if (!buf) return TALLOW_ENOMEM;
     memcpy(buf, hdr, h);
     const uint8_t *d = data;
-    for (size_t i = 0; i < len; i++) buf[h + i] = d[i] ^ mask[i & 3];
+    for (size_t i = 0; i < len; i++)
+        buf[h + i] = d[i] ^ mask[i & 3];
     int rc = wh_write_all(ws->fd, buf, h + len, deadline);
     free(buf);
     return rc;
@@ -265,7 +271,8 @@ int wh_ws_recv(wh_ws *ws, const char **out, size_t *outlen, int64_t deadline)
             } else if (len == 127) {
                 if (ws->inlen < 10) goto more;
                 len = 0;
-                for (int i = 0; i < 8; i++) len = (len << 8) | ws->in[2 + i];
+                for (int i = 0; i < 8; i++)
+                    len = (len << 8) | ws->in[2 + i];
                 h = 10;
             }
             int masked = b1 & 0x80;
@@ -274,7 +281,8 @@ int wh_ws_recv(wh_ws *ws, const char **out, size_t *outlen, int64_t deadline)
             if (ws->inlen < h + len) goto more;
             uint8_t *p = ws->in + h;
             if (masked)
-                for (uint64_t i = 0; i < len; i++) p[i] ^= ws->in[h - 4 + (i & 3)];
+                for (uint64_t i = 0; i < len; i++)
+                    p[i] ^= ws->in[h - 4 + (i & 3)];
             int op = b0 & 0x0f, fin = b0 & 0x80;
             if (op == 0x9) { /* ping */
                 uint8_t copy[125];

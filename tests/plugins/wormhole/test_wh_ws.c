@@ -52,7 +52,8 @@ static size_t frame(uint8_t *out, int fin, int op, const void *p, size_t len)
         out[h++] = (uint8_t)len;
     } else {
         out[h++] = 127;
-        for (int i = 7; i >= 0; i--) out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
     }
     memcpy(out + h, p, len);
     return h + len;
@@ -78,9 +79,9 @@ static void test_lengths_fragments_ping(void **st)
     static uint8_t buf[200000], big[70000];
     memset(big, 'x', sizeof(big));
     size_t n = frame(buf, 1, 1, "hi", 2);
-    n += frame(buf + n, 1, 9, "png", 3);                   /* a ping in between */
-    n += frame(buf + n, 0, 1, big, 300);                   /* 16-bit length, not final */
-    n += frame(buf + n, 1, 0, big, sizeof(big));           /* 64-bit continuation */
+    n += frame(buf + n, 1, 9, "png", 3);         /* a ping in between */
+    n += frame(buf + n, 0, 1, big, 300);         /* 16-bit length, not final */
+    n += frame(buf + n, 1, 0, big, sizeof(big)); /* 64-bit continuation */
     put(buf, n);
     const char *m;
     size_t len;
@@ -96,7 +97,8 @@ static void test_lengths_fragments_ping(void **st)
     assert_int_equal(r, 2 + 4 + 3);
     assert_int_equal(in[0], 0x8A);
     assert_int_equal(in[1], 0x80 | 3);
-    for (int i = 0; i < 3; i++) in[6 + i] ^= in[2 + i];
+    for (int i = 0; i < 3; i++)
+        in[6 + i] ^= in[2 + i];
     assert_memory_equal(in + 6, "png", 3);
     /* a text message out: masked, 16-bit length */
     char msg[200];
@@ -107,7 +109,8 @@ static void test_lengths_fragments_ping(void **st)
     assert_int_equal(buf[0], 0x81);
     assert_int_equal(buf[1], 0x80 | 126);
     assert_int_equal((buf[2] << 8) | buf[3], 200);
-    for (int i = 0; i < 200; i++) assert_int_equal(buf[8 + i] ^ buf[4 + (i & 3)], 'a');
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(buf[8 + i] ^ buf[4 + (i & 3)], 'a');
     /* nothing more: a timeout, then a close frame ends it */
     assert_int_equal(wh_ws_recv(&ws, &m, &len, wh_now_ms() + 50), TALLOW_ETIMEOUT);
     n = frame(buf, 1, 8, "\x03\xe8", 2);
