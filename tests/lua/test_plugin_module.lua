@@ -12,7 +12,7 @@ assert(wh.default_relay == "ws://relay.magic-wormhole.io:4000/v1", wh.default_re
 assert(wh.default_transit == "tcp:transit.magic-wormhole.io:4001", wh.default_transit)
 
 -- failures come back as nil, message, code name
-local w, err, ecode = wh.open { relay = "wss://mailbox.invalid/v1", code = "1-a-b" }
+local w, err, ecode = wh.open { relay = "http://mailbox.invalid/v1", code = "1-a-b" }
 assert(w == nil and ecode == "TALLOW_EINVAL" and err:find("ws://", 1, true), err)
 -- a mailbox nobody listens on (a port just closed on loopback)
 local probe = io.popen("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));print(s.getsockname()[1])'")

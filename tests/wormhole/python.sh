@@ -27,6 +27,25 @@ wait_pid 20 "$BG_PID"
 [ "$(cat r.out)" = "hello from python" ] || fail "tallow received '$(cat r.out)'"
 ok "text wormhole -> tallow"
 
+# -- a wss:// mailbox (a TLS front on the local one): certificate checked against the CA given
+TP=$(free_port)
+MBPORT=${MAILBOX_URL#ws://127.0.0.1:}
+MBPORT=${MBPORT%/v1}
+bg tls /usr/bin/python3 "$(dirname "$0")/tlsproxy.py" "$E2E_TMP" "$TP" "$MBPORT"
+wait_for 20 grep -q ready tls.out || { show tls.err; fail "TLS front did not start"; }
+next_code
+bg s env TALLOW_WORMHOLE_RELAY="wss://localhost:$TP/v1" TALLOW_WORMHOLE_CA="$E2E_TMP/cert.pem" \
+    "$T" send --wormhole --code "$C" --text "over wss"
+fg r 30 $W receive "$C"
+expect_rc "wss text" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+expect_rc "wss text (sender)" 0 "$WAIT_RC"
+[ "$(cat r.out)" = "over wss" ] || fail "wormhole received '$(cat r.out)' over wss"
+fg r 20 env TALLOW_WORMHOLE_RELAY="wss://localhost:$TP/v1" "$T" receive --wormhole --yes 1-no-ca
+expect_rc "wss without the CA" 1 "$FG_RC"
+grep -q "TLS with the mailbox server localhost" r.err || { show r.err; fail "no TLS refusal without the CA"; }
+ok "wss:// mailbox: works with the CA, refused without"
+
 # -- --verify shows the verifier `wormhole --verify` shows
 next_code
 bg s sh -c "echo yes | $W send --verify --code $C --text checked"
