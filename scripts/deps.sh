@@ -7,8 +7,8 @@ PKGS="$*"
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
 clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
 libjansson-dev libzip-dev magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay
-wormhole-william prometheus dnsmasq-base
-libnetfilter-queue-dev iperf3 iputils-ping systemd"
+wormhole-william prometheus dnsmasq-base libnetfilter-queue-dev iperf3 iputils-ping systemd
+python3-cryptography"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -29,12 +29,18 @@ int wh_write_all(int fd, const void *buf, size_t len, int64_t deadline);
 /* ---- WebSocket (wh_ws.c) */
 typedef struct wh_ws {
     int fd;
+    void *tls;   /* gnutls_session_t for wss://, else NULL */
+    void *cred;  /* its gnutls_certificate_credentials_t */
     uint8_t *in; /* received, not yet parsed */
     size_t inlen, incap;
     char *msg; /* the message being assembled / last returned */
     size_t msglen;
 } wh_ws;
 
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + RFC 6455's GUID)). */
+void wh_ws_accept_value(const char *key, char out[40]);
+/* ws://HOST[:PORT]/PATH, or wss:// (GnuTLS; the system's trust store, plus the PEM file named by
+ * TALLOW_WORMHOLE_CA when set). */
 int wh_ws_connect(wh_ws *ws, const char *url, int64_t deadline, char *err, size_t errlen);
 int wh_ws_send(wh_ws *ws, const char *text, size_t len, int64_t deadline);
 /* Next text (or binary) message; *out borrowed until the next call. 0, TALLOW_ETIMEOUT,
@@ -136,10 +142,10 @@ int wh_accept(wh_session *s, const char *dest, int overwrite, char **text, size_
 int wh_reject(wh_session *s, const char *why);
 void wh_session_free(wh_session *s);
 
-/* Directory support (wh_zip.c): zip dir into zippath (unix modes kept, empty folders too); and unpack the
- * zip at zipfd into destfd with receive's path rules. Both fill err. */
-int wh_zip_dir(const char *dir, const char *zippath, uint64_t *numfiles, uint64_t *numbytes, char *err,
-               size_t errlen);
+/* Directory support (wh_zip.c): zip dir into zippath (unix modes kept, empty folders too); and
+ * unpack the zip at zipfd into destfd with receive's path rules. Both fill err. */
+int wh_zip_dir(const char *dir, const char *zippath, uint64_t *numfiles, uint64_t *numbytes,
+               char *err, size_t errlen);
 int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *notices,
              uint64_t *files, uint64_t *bytes, char *err, size_t errlen);
 

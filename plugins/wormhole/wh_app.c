@@ -4,6 +4,7 @@
  * ack with the SHA-256 of what arrived (always there: wormhole-william needs it). */
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <libgen.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 
 #include "wh.h"
 
-#define PHASE_WAIT_MS (120 * 1000)           /* a paired peer says nothing: give up */
+#define PHASE_WAIT_MS (120 * 1000)          /* a paired peer says nothing: give up */
 #define ANSWER_WAIT_MS (24LL * 3600 * 1000) /* a person deciding to accept: no real limit */
 #define TRANSIT_WAIT_MS (60 * 1000)
 #define STALL_MS (120 * 1000)
@@ -120,8 +121,11 @@ static int wait_for(wh_session *s, const char *key, json_t **out, int64_t wait_m
 int wh_send_text(wh_session *s, const char *text, size_t len)
 {
     json_t *str = json_stringn(text, len);
-    if (!str) return fail(s, TALLOW_EINVAL, "the text is not valid UTF-8 (magic-wormhole sends text as JSON)");
-    int rc = wh_conn_send(&s->c, json_pack("{s:{s:o}}", "offer", "message", str), wh_now_ms() + 30000);
+    if (!str)
+        return fail(s, TALLOW_EINVAL,
+                    "the text is not valid UTF-8 (magic-wormhole sends text as JSON)");
+    int rc =
+        wh_conn_send(&s->c, json_pack("{s:{s:o}}", "offer", "message", str), wh_now_ms() + 30000);
     if (rc) return conn_fail(s, rc);
     json_t *ans = NULL;
     rc = wait_for(s, "answer", &ans, ANSWER_WAIT_MS);
@@ -159,8 +163,12 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
 {
     uint8_t *buf = malloc(CHUNK);
     if (!buf) return TALLOW_ENOMEM;
-    crypto_hash_sha256_state h;
-    crypto_hash_sha256_init(&h);
+    /* SHA-256 from GnuTLS: it uses the CPU's SHA extensions (libsodium's is plain C, 10x slower) */
+    gnutls_hash_hd_t h;
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) {
+        free(buf);
+        return TALLOW_ENOMEM;
+    }
     prog g;
     prog_start(&g, s, verb, size);
     uint64_t sent = 0;
@@ -170,10 +178,11 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
         ssize_t r = pread(fd, buf, want, (off_t)sent);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            rc = fail(s, r < 0 ? -errno : TALLOW_EPROTO, "the file shrank or could not be read while sending");
+            rc = fail(s, r < 0 ? -errno : TALLOW_EPROTO,
+                      "the file shrank or could not be read while sending");
             break;
         }
-        crypto_hash_sha256_update(&h, buf, (size_t)r);
+        gnutls_hash(h, buf, (size_t)r);
         rc = wh_transit_send(&s->t, buf, (size_t)r, wh_now_ms() + STALL_MS);
         if (rc) {
             fail(s, rc, s->t.err);
@@ -183,10 +192,10 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
         prog_add(&g, (uint64_t)r);
     }
     free(buf);
-    if (rc) return rc;
     uint8_t digest[32];
     char hex[65];
-    crypto_hash_sha256_final(&h, digest);
+    gnutls_hash_deinit(h, digest);
+    if (rc) return rc;
     wh_hex(hex, digest, 32);
     const uint8_t *rec;
     size_t rl;
@@ -200,8 +209,9 @@ static int stream_out(wh_session *s, int fd, uint64_t size, const char *verb)
     json_decref(ack);
     if (!ok) return fail(s, TALLOW_EPROTO, "the receiver did not acknowledge the transfer");
     if (!hash_ok)
-        return fail(s, TALLOW_EHASH, "integrity check failed: the receiver's SHA-256 of what "
-                                     "arrived differs from what was sent");
+        return fail(s, TALLOW_EHASH,
+                    "integrity check failed: the receiver's SHA-256 of what "
+                    "arrived differs from what was sent");
     prog_end(&g);
     s->bytes = size;
     return 0;
@@ -220,11 +230,15 @@ int wh_send_path(wh_session *s, const char *path)
     if (!copy) return TALLOW_ENOMEM;
     char *trimmed = copy;
     size_t cl = strlen(copy);
-    while (cl > 1 && copy[cl - 1] == '/') copy[--cl] = 0;
+    while (cl > 1 && copy[cl - 1] == '/')
+        copy[--cl] = 0;
     const char *base = basename(trimmed);
     uint64_t size, numfiles = 1, numbytes = 0;
     if (S_ISDIR(st.st_mode)) {
-        char tmpl[] = "/tmp/tallow-wormhole-zip.XXXXXX";
+        const char *tmpdir = getenv("TMPDIR");
+        char tmpl[4200];
+        snprintf(tmpl, sizeof(tmpl), "%s/tallow-wormhole-zip.XXXXXX",
+                 tmpdir && *tmpdir ? tmpdir : "/tmp");
         fd = mkstemp(tmpl);
         if (fd < 0) {
             free(copy);
@@ -258,8 +272,10 @@ int wh_send_path(wh_session *s, const char *path)
     }
     free(copy);
     rc = start_transit(s, 1);
-    if (!rc) rc = wh_conn_send(&s->c, json_pack("{s:o}", "offer", offer), wh_now_ms() + 30000);
-    else json_decref(offer);
+    if (!rc)
+        rc = wh_conn_send(&s->c, json_pack("{s:o}", "offer", offer), wh_now_ms() + 30000);
+    else
+        json_decref(offer);
     if (rc && !s->err[0]) conn_fail(s, rc);
     json_t *ans = NULL;
     if (!rc) rc = wait_for(s, "answer", &ans, ANSWER_WAIT_MS);
@@ -304,26 +320,38 @@ int wh_reject(wh_session *s, const char *why)
 /* Receives size bytes of records into fd, hashing them, then acks with the hash. */
 static int stream_in(wh_session *s, int fd, uint64_t size, const char *verb)
 {
-    crypto_hash_sha256_state h;
-    crypto_hash_sha256_init(&h);
+    gnutls_hash_hd_t h;
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0) return TALLOW_ENOMEM;
     prog g;
     prog_start(&g, s, verb, size);
     uint64_t got = 0;
-    while (got < size) {
+    int rc = 0;
+    while (!rc && got < size) {
         const uint8_t *rec;
         size_t rl;
-        int rc = wh_transit_recv(&s->t, &rec, &rl, wh_now_ms() + STALL_MS);
-        if (rc) return fail(s, rc, s->t.err);
-        if (rl > size - got) return fail(s, TALLOW_EPROTO, "the sender sent more bytes than it offered");
-        crypto_hash_sha256_update(&h, rec, rl);
+        rc = wh_transit_recv(&s->t, &rec, &rl, wh_now_ms() + STALL_MS);
+        if (rc) {
+            fail(s, rc, s->t.err);
+            break;
+        }
+        if (rl > size - got) {
+            rc = fail(s, TALLOW_EPROTO, "the sender sent more bytes than it offered");
+            break;
+        }
+        gnutls_hash(h, rec, rl);
         size_t off = 0;
-        while (off < rl) {
+        while (!rc && off < rl) {
             ssize_t w = pwrite(fd, rec + off, rl - off, (off_t)(got + off));
             if (w < 0 && errno == EINTR) continue;
-            if (w <= 0)
-                return fail(s, errno == ENOSPC || errno == EDQUOT ? TALLOW_ENOSPACE : -errno,
-                            errno == ENOSPC || errno == EDQUOT ? tallow_strerror(TALLOW_ENOSPACE)
-                                                              : strerror(errno));
+            if (w <= 0) {
+                int nospc = w < 0 && (errno == ENOSPC || errno == EDQUOT);
+                rc = fail(s,
+                          nospc   ? TALLOW_ENOSPACE
+                          : w < 0 ? -errno
+                                  : -EIO,
+                          nospc ? tallow_strerror(TALLOW_ENOSPACE) : strerror(w < 0 ? errno : EIO));
+                break;
+            }
             off += (size_t)w;
         }
         got += rl;
@@ -331,13 +359,14 @@ static int stream_in(wh_session *s, int fd, uint64_t size, const char *verb)
     }
     uint8_t digest[32];
     char hex[65];
-    crypto_hash_sha256_final(&h, digest);
+    gnutls_hash_deinit(h, digest);
+    if (rc) return rc;
     wh_hex(hex, digest, 32);
     json_t *ack = json_pack("{s:s,s:s}", "ack", "ok", "sha256", hex);
     char *a = json_dumps(ack, JSON_COMPACT);
     json_decref(ack);
-    int rc = a ? wh_transit_send(&s->t, (const uint8_t *)a, strlen(a), wh_now_ms() + 10000)
-               : TALLOW_ENOMEM;
+    rc = a ? wh_transit_send(&s->t, (const uint8_t *)a, strlen(a), wh_now_ms() + 10000)
+           : TALLOW_ENOMEM;
     free(a);
     if (rc) return fail(s, rc, "could not send the acknowledgement");
     prog_end(&g);
@@ -360,8 +389,8 @@ static int check_space(wh_session *s, int dirfd, uint64_t need)
 {
     struct statvfs v;
     if (fstatvfs(dirfd, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < need) {
-        snprintf(s->err, sizeof(s->err), "%s (%llu bytes offered)", tallow_strerror(TALLOW_ENOSPACE),
-                 (unsigned long long)need);
+        snprintf(s->err, sizeof(s->err), "%s (%llu bytes offered)",
+                 tallow_strerror(TALLOW_ENOSPACE), (unsigned long long)need);
         return TALLOW_ENOSPACE;
     }
     return 0;
@@ -383,9 +412,11 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
         return TALLOW_EUNSAFEPATH;
     }
     struct stat st;
-    if (fstatat(destfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (!overwrite || !S_ISREG(st.st_mode))) {
+    if (fstatat(destfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!overwrite || !S_ISREG(st.st_mode))) {
         int rc = overwrite ? TALLOW_EUNSAFEPATH : TALLOW_EEXIST;
-        snprintf(s->err, sizeof(s->err), "%s: %s", tallow_printable(name, strlen(name), pr, sizeof(pr)),
+        snprintf(s->err, sizeof(s->err), "%s: %s",
+                 tallow_printable(name, strlen(name), pr, sizeof(pr)),
                  overwrite ? "exists and is not a regular file" : tallow_strerror(TALLOW_EEXIST));
         wh_reject(s, "the file exists on the receiving side");
         return rc;
@@ -397,7 +428,8 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
     }
     rc = start_transit(s, 0);
     if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"), wh_now_ms() + 30000);
+        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
+                          wh_now_ms() + 30000);
         if (rc) conn_fail(s, rc);
     }
     if (rc) return rc;
@@ -423,8 +455,10 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
             rc = fail(s, errno == EEXIST ? TALLOW_EEXIST : -errno,
                       errno == EEXIST ? tallow_strerror(TALLOW_EEXIST) : strerror(errno));
     }
-    if (rc) unlinkat(destfd, part, 0);
-    else s->files = 1;
+    if (rc)
+        unlinkat(destfd, part, 0);
+    else
+        s->files = 1;
     return rc;
 }
 
@@ -439,7 +473,8 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         return fail(s, TALLOW_EPROTO, "a directory offer this side does not understand");
     }
     char why[100], pr[200];
-    if (tallow_path_check(dirname, strlen(dirname), why, sizeof(why)) != 0 || strchr(dirname, '/')) {
+    if (tallow_path_check(dirname, strlen(dirname), why, sizeof(why)) != 0 ||
+        strchr(dirname, '/')) {
         snprintf(s->err, sizeof(s->err), "%s: %s (%s)", tallow_strerror(TALLOW_EUNSAFEPATH),
                  tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)),
                  strchr(dirname, '/') ? "a folder name with '/'" : why);
@@ -447,7 +482,8 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         return TALLOW_EUNSAFEPATH;
     }
     uint64_t zipsize = (uint64_t)json_integer_value(zs);
-    uint64_t numbytes = json_is_integer(nb) && json_integer_value(nb) > 0 ? (uint64_t)json_integer_value(nb) : 0;
+    uint64_t numbytes =
+        json_is_integer(nb) && json_integer_value(nb) > 0 ? (uint64_t)json_integer_value(nb) : 0;
     int rc = check_space(s, destfd, zipsize + numbytes);
     if (rc) {
         wh_reject(s, "not enough space on the receiving side");
@@ -455,14 +491,15 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
     }
     int sub = tallow_safe_open_dir(destfd, dirname, 1);
     if (sub < 0) {
-        snprintf(s->err, sizeof(s->err), "%s: %s", tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)),
-                 tallow_strerror(sub));
+        snprintf(s->err, sizeof(s->err), "%s: %s",
+                 tallow_printable(dirname, strlen(dirname), pr, sizeof(pr)), tallow_strerror(sub));
         wh_reject(s, "cannot create the folder");
         return sub;
     }
     rc = start_transit(s, 0);
     if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"), wh_now_ms() + 30000);
+        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
+                          wh_now_ms() + 30000);
         if (rc) conn_fail(s, rc);
     }
     if (!rc && !s->peer_transit) {
@@ -478,13 +515,12 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         close(sub);
         return rc;
     }
-    char tmpl[] = "/tmp/tallow-wormhole-unzip.XXXXXX";
-    int zfd = mkstemp(tmpl);
+    /* the zip lands as an unnamed file in the destination (its free space was checked) */
+    int zfd = openat(sub, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (zfd < 0) {
         close(sub);
-        return fail(s, -errno, "cannot make a temporary file for the zip");
+        return fail(s, -errno, "cannot make a temporary file for the zip in the destination");
     }
-    unlink(tmpl);
     rc = stream_in(s, zfd, zipsize, "receiving");
     uint64_t files = 0, bytes = 0;
     if (!rc) {
@@ -526,8 +562,10 @@ int wh_accept(wh_session *s, const char *dest, int overwrite, char **text, size_
     }
     int rc;
     json_t *f = json_object_get(s->offer, "file"), *d = json_object_get(s->offer, "directory");
-    if (json_is_object(f)) rc = accept_file(s, destfd, overwrite, f);
-    else if (json_is_object(d)) rc = accept_dir(s, destfd, overwrite, d);
+    if (json_is_object(f))
+        rc = accept_file(s, destfd, overwrite, f);
+    else if (json_is_object(d))
+        rc = accept_dir(s, destfd, overwrite, d);
     else {
         wh_reject(s, "unknown offer");
         rc = fail(s, TALLOW_EPROTO, "an offer of a kind this side does not know");

@@ -44,7 +44,8 @@ typedef unsigned __int128 u128;
 static void mod_p(uint64_t r[4], const uint64_t *v, size_t n)
 {
     uint64_t lo[5] = {0};
-    for (size_t i = 0; i < 4 && i < n; i++) lo[i] = v[i];
+    for (size_t i = 0; i < 4 && i < n; i++)
+        lo[i] = v[i];
     /* hi = v >> 255 */
     uint64_t hi[3] = {0};
     for (size_t i = 0; i < 3; i++) {
@@ -93,7 +94,8 @@ int wh_arbitrary_element(uint8_t out[32], const uint8_t *seed, size_t len)
     uint8_t h[48];
     wh_hkdf(h, sizeof(h), seed, len, info, sizeof(info) - 1);
     uint64_t v[6] = {0};
-    for (size_t i = 0; i < 48; i++) v[i / 8] |= (uint64_t)h[47 - i] << (8 * (i % 8));
+    for (size_t i = 0; i < 48; i++)
+        v[i / 8] |= (uint64_t)h[47 - i] << (8 * (i % 8));
     uint64_t y[4];
     mod_p(y, v, 6);
     for (uint64_t plus = 0; plus < 1000; plus++) {
@@ -107,7 +109,8 @@ int wh_arbitrary_element(uint8_t out[32], const uint8_t *seed, size_t len)
         uint64_t yy[4];
         mod_p(yy, t, 5);
         uint8_t enc[32];
-        for (size_t i = 0; i < 32; i++) enc[i] = (uint8_t)(yy[i / 8] >> (8 * (i % 8)));
+        for (size_t i = 0; i < 32; i++)
+            enc[i] = (uint8_t)(yy[i / 8] >> (8 * (i % 8)));
         enc[31] &= 0x7f; /* the even x */
         uint8_t p2[32], p4[32], p8[32];
         if (crypto_core_ed25519_add(p2, enc, enc) != 0) continue; /* y not on the curve */
@@ -132,7 +135,8 @@ void wh_spake2_pw_scalar(uint8_t w[32], const uint8_t *pw, size_t len)
     static const char info[] = "SPAKE2 pw";
     uint8_t h[48], wide[64] = {0};
     wh_hkdf(h, sizeof(h), pw, len, info, sizeof(info) - 1);
-    for (size_t i = 0; i < 48; i++) wide[i] = h[47 - i];
+    for (size_t i = 0; i < 48; i++)
+        wide[i] = h[47 - i];
     crypto_core_ed25519_scalar_reduce(w, wide);
     sodium_memzero(h, sizeof(h));
     sodium_memzero(wide, sizeof(wide));
@@ -251,7 +255,8 @@ void wh_record_key(uint8_t out[32], const uint8_t tk[32], int sender_dir)
 void wh_record_nonce(uint8_t nonce[24], uint64_t counter)
 {
     memset(nonce, 0, 24);
-    for (int i = 0; i < 8; i++) nonce[23 - i] = (uint8_t)(counter >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        nonce[23 - i] = (uint8_t)(counter >> (8 * i));
 }
 
 void wh_hex(char *out, const uint8_t *in, size_t len)

@@ -80,7 +80,8 @@ static int l_open(lua_State *L)
     w->s.notices = json_array();
     int64_t deadline = wh_now_ms() + 30000;
     int rc = wh_conn_open(&w->s.c, relay ? relay : WH_DEFAULT_RELAY, deadline);
-    if (!rc) rc = code ? wh_conn_set_code(&w->s.c, code) : wh_conn_allocate(&w->s.c, words, deadline);
+    if (!rc)
+        rc = code ? wh_conn_set_code(&w->s.c, code) : wh_conn_allocate(&w->s.c, words, deadline);
     if (rc) {
         char msg[WH_ERRLEN];
         snprintf(msg, sizeof(msg), "%s", w->s.c.err);
@@ -114,7 +115,8 @@ static void push_notices(lua_State *L, wh_session *s)
     lua_createtable(L, (int)json_array_size(s->notices), 0);
     size_t i;
     json_t *n;
-    json_array_foreach(s->notices, i, n) {
+    json_array_foreach(s->notices, i, n)
+    {
         lua_pushstring(L, json_string_value(n));
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
@@ -245,8 +247,8 @@ static int l_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"code", l_code},   {"pair", l_pair},     {"send_text", l_send_text},
-    {"send", l_send},   {"offer", l_offer},   {"accept", l_accept},
+    {"code", l_code},     {"pair", l_pair},   {"send_text", l_send_text},
+    {"send", l_send},     {"offer", l_offer}, {"accept", l_accept},
     {"reject", l_reject}, {"close", l_close}, {NULL, NULL},
 };
 

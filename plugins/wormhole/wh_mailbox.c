@@ -60,14 +60,16 @@ static int pump(wh_conn *c, const char *want, json_t **got, const char *phase, i
         const char *type = j ? json_string_value(json_object_get(j, "type")) : NULL;
         if (!type) {
             json_decref(j);
-            return fail(c, TALLOW_EPROTO, "the mailbox server sent something that is not a message%s", NULL);
+            return fail(c, TALLOW_EPROTO,
+                        "the mailbox server sent something that is not a message%s", NULL);
         }
         if (strcmp(type, "error") == 0) {
             const char *e = json_string_value(json_object_get(j, "error"));
             if (e && strcmp(e, "crowded") == 0) {
                 json_decref(j);
                 return fail(c, TALLOW_EROOMFULL,
-                            "this code is already used by two others (the mailbox says crowded)%s", NULL);
+                            "this code is already used by two others (the mailbox says crowded)%s",
+                            NULL);
             }
             char buf[200];
             snprintf(buf, sizeof(buf), "%s", e ? e : "?");
@@ -217,7 +219,8 @@ int wh_conn_claim(wh_conn *c, int64_t deadline)
 {
     if (c->mailbox) return 0;
     json_t *j = NULL;
-    int rc = send_cmd(c, json_pack("{s:s,s:s}", "type", "claim", "nameplate", c->nameplate), deadline);
+    int rc =
+        send_cmd(c, json_pack("{s:s,s:s}", "type", "claim", "nameplate", c->nameplate), deadline);
     if (!rc) rc = pump(c, "claimed", &j, NULL, deadline);
     if (rc) return rc;
     const char *mb = json_string_value(json_object_get(j, "mailbox"));
@@ -252,7 +255,8 @@ int wh_conn_pair(wh_conn *c, int64_t deadline)
     uint8_t body[512], peer[64];
     size_t bl = 0, pl = 0;
     json_t *pj = NULL;
-    if (wh_unhex(body, sizeof(body) - 1, bhex, &bl) == 0) pj = json_loadb((char *)body, bl, 0, NULL);
+    if (wh_unhex(body, sizeof(body) - 1, bhex, &bl) == 0)
+        pj = json_loadb((char *)body, bl, 0, NULL);
     const char *phex = json_string_value(json_object_get(pj, "pake_v1"));
     int ok = phex && wh_unhex(peer, sizeof(peer), phex, &pl) == 0 &&
              wh_spake2_finish(&c->sp, peer, pl, c->key) == 0;
@@ -327,7 +331,8 @@ void wh_conn_close(wh_conn *c, const char *mood)
     int64_t deadline = wh_now_ms() + 3000;
     release(c, deadline);
     if (c->mailbox &&
-        send_cmd(c, json_pack("{s:s,s:s,s:s}", "type", "close", "mailbox", c->mailbox, "mood", mood),
+        send_cmd(c,
+                 json_pack("{s:s,s:s,s:s}", "type", "close", "mailbox", c->mailbox, "mood", mood),
                  deadline) == 0) {
         json_t *j = NULL;
         char keep[WH_ERRLEN];

@@ -76,8 +76,8 @@ int wh_transit_init(wh_transit *t, int sender, const char *relay, int no_p2p)
 
 static json_t *direct_hint(const char *host, int port)
 {
-    return json_pack("{s:s,s:f,s:s,s:i}", "type", "direct-tcp-v1", "priority", 0.0, "hostname", host,
-                     "port", port);
+    return json_pack("{s:s,s:f,s:s,s:i}", "type", "direct-tcp-v1", "priority", 0.0, "hostname",
+                     host, "port", port);
 }
 
 json_t *wh_transit_message(const wh_transit *t)
@@ -104,9 +104,8 @@ json_t *wh_transit_message(const wh_transit *t)
     }
     json_array_append_new(ab, json_pack("{s:s}", "type", "relay-v1"));
     if (t->relay_host)
-        json_array_append_new(hints,
-                              json_pack("{s:s,s:[o]}", "type", "relay-v1", "hints",
-                                        direct_hint(t->relay_host, atoi(t->relay_port))));
+        json_array_append_new(hints, json_pack("{s:s,s:[o]}", "type", "relay-v1", "hints",
+                                               direct_hint(t->relay_host, atoi(t->relay_port))));
     return json_pack("{s:{s:o,s:o}}", "transit", "abilities-v1", ab, "hints-v1", hints);
 }
 
@@ -145,8 +144,12 @@ static void add_cand(cand *cs, int *n, const char *host, const char *port, int r
             strcmp(cs[i].port, port) == 0)
             return;
     if (*n >= MAX_CANDS) return;
-    cs[*n] = (cand){.fd = -1, .relay = relay, .state = C_CONNECTING, .start_at = start_at,
-                    .host = strdup(host), .port = strdup(port)};
+    cs[*n] = (cand){.fd = -1,
+                    .relay = relay,
+                    .state = C_CONNECTING,
+                    .start_at = start_at,
+                    .host = strdup(host),
+                    .port = strdup(port)};
     (*n)++;
 }
 
@@ -197,7 +200,8 @@ int wh_transit_connect(wh_transit *t, const uint8_t key[32], json_t *peer, int64
     json_t *h;
     int directs = 0;
     if (!t->no_p2p) {
-        json_array_foreach(hints, i, h) {
+        json_array_foreach(hints, i, h)
+        {
             const char *type = json_string_value(json_object_get(h, "type"));
             const char *host = json_string_value(json_object_get(h, "hostname"));
             json_t *port = json_object_get(h, "port");
@@ -211,12 +215,14 @@ int wh_transit_connect(wh_transit *t, const uint8_t key[32], json_t *peer, int64
     }
     int64_t relay_at = now + (directs || t->listen_fd >= 0 ? RELAY_DELAY_MS : 0);
     if (t->relay_host) add_cand(cs, &n, t->relay_host, t->relay_port, 1, relay_at);
-    json_array_foreach(hints, i, h) {
+    json_array_foreach(hints, i, h)
+    {
         const char *type = json_string_value(json_object_get(h, "type"));
         if (!type || strcmp(type, "relay-v1") != 0) continue;
         size_t j;
         json_t *rh;
-        json_array_foreach(json_object_get(h, "hints"), j, rh) {
+        json_array_foreach(json_object_get(h, "hints"), j, rh)
+        {
             const char *host = json_string_value(json_object_get(rh, "hostname"));
             json_t *port = json_object_get(rh, "port");
             if (!host || !json_is_integer(port)) continue;
@@ -249,8 +255,8 @@ int wh_transit_connect(wh_transit *t, const uint8_t key[32], json_t *peer, int64
                 }
             }
             alive++;
-            pf[np] = (struct pollfd){.fd = c->fd,
-                                     .events = c->state == C_CONNECTING ? POLLOUT : POLLIN};
+            pf[np] =
+                (struct pollfd){.fd = c->fd, .events = c->state == C_CONNECTING ? POLLOUT : POLLIN};
             map[np++] = k;
         }
         if (t->listen_fd >= 0) {
@@ -346,7 +352,8 @@ int wh_transit_connect(wh_transit *t, const uint8_t key[32], json_t *peer, int64
     for (int k = 0; k < n; k++) {
         if (k == winner) continue;
         /* the sender tells the losers that completed their handshake */
-        kill_cand(&cs[k], t->sender && cs[k].state == C_PEER_HS && winner >= 0 ? "nevermind\n" : NULL);
+        kill_cand(&cs[k],
+                  t->sender && cs[k].state == C_PEER_HS && winner >= 0 ? "nevermind\n" : NULL);
     }
     if (winner >= 0) {
         t->fd = cs[winner].fd;
@@ -355,9 +362,10 @@ int wh_transit_connect(wh_transit *t, const uint8_t key[32], json_t *peer, int64
         setsockopt(t->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         rc = 0;
     } else {
-        set_err(t, rc == TALLOW_ETIMEOUT ? "no transit connection to the other side (direct or relay) "
-                                           "came up in time"
-                                         : "every transit connection to the other side failed");
+        set_err(t, rc == TALLOW_ETIMEOUT
+                       ? "no transit connection to the other side (direct or relay) "
+                         "came up in time"
+                       : "every transit connection to the other side failed");
     }
     for (int k = 0; k < n; k++) {
         free(cs[k].host);
@@ -417,7 +425,8 @@ int wh_transit_recv(wh_transit *t, const uint8_t **out, size_t *len, int64_t dea
                                          : "the transit connection closed early");
         return rc == TALLOW_ETIMEOUT ? rc : TALLOW_EPEERGONE;
     }
-    uint32_t blen = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    uint32_t blen =
+        (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
     if (blen < 24 + crypto_secretbox_MACBYTES || blen > MAX_RECORD) {
         set_err(t, "a transit record of impossible size");
         return TALLOW_EPROTO;
@@ -440,7 +449,8 @@ int wh_transit_recv(wh_transit *t, const uint8_t **out, size_t *len, int64_t dea
         return TALLOW_ECRYPTO;
     }
     if (crypto_secretbox_open_easy(t->rec + 24, t->rec + 24, blen - 24, t->rec, t->recv_key) != 0) {
-        set_err(t, "a transit record does not decrypt (forged or corrupted): dropped the connection");
+        set_err(t,
+                "a transit record does not decrypt (forged or corrupted): dropped the connection");
         return TALLOW_ECRYPTO;
     }
     t->recv_ctr++;

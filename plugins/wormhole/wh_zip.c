@@ -1,9 +1,9 @@
 /* plugins/wormhole/wh_zip.c — folders as magic-wormhole sends them: a zip (libzip) whose entries
  * carry Unix modes in the external attributes (the Python receiver chmods to exactly those bits,
- * so 0 would mean mode 000), with entries for empty folders only. Unpacking applies `tallow receive`'s
- * rules to every name (tallow_path_check: no absolute names, no "..", no controls...), never
- * writes through a symlink (tallow_safe_open_dir), refuses symlink entries and duplicates, keeps
- * existing files unless --overwrite, and stops a zip that unpacks to more than the sender
+ * so 0 would mean mode 000), with entries for empty folders only. Unpacking applies `tallow
+ * receive`'s rules to every name (tallow_path_check: no absolute names, no "..", no controls...),
+ * never writes through a symlink (tallow_safe_open_dir), refuses symlink entries and duplicates,
+ * keeps existing files unless --overwrite, and stops a zip that unpacks to more than the sender
  * announced (a bomb) with a message. */
 #include <dirent.h>
 #include <errno.h>
@@ -79,7 +79,8 @@ static int add_tree(zw *z, const char *abs, const char *rel, int depth)
                 zip_int64_t idx = zip_dir_add(z->za, dn, ZIP_FL_ENC_UTF_8);
                 if (idx >= 0)
                     zip_file_set_external_attributes(z->za, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
-                                                     (zip_uint32_t)(S_IFDIR | (st.st_mode & 07777)) << 16);
+                                                     (zip_uint32_t)(S_IFDIR | (st.st_mode & 07777))
+                                                         << 16);
                 free(dn);
             }
             rc = add_tree(z, a, r, depth + 1);
@@ -92,7 +93,8 @@ static int add_tree(zw *z, const char *abs, const char *rel, int depth)
                 rc = TALLOW_EINVAL;
             } else {
                 zip_file_set_external_attributes(z->za, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
-                                                 (zip_uint32_t)(S_IFREG | (st.st_mode & 0777)) << 16);
+                                                 (zip_uint32_t)(S_IFREG | (st.st_mode & 0777))
+                                                     << 16);
                 zip_set_file_compression(z->za, (zip_uint64_t)idx, ZIP_CM_DEFLATE, 1);
                 z->files++;
                 z->bytes += (uint64_t)st.st_size;
@@ -156,7 +158,8 @@ static int write_entry(zip_t *za, zip_uint64_t i, int dirfd, const char *base, m
     }
     zip_file_t *zf = zip_fopen_index(za, i, 0);
     int rc = zf ? 0 : TALLOW_EPROTO;
-    if (!zf) snprintf(err, errlen, "the zip entry for %s cannot be read: %s", base, zip_strerror(za));
+    if (!zf)
+        snprintf(err, errlen, "the zip entry for %s cannot be read: %s", base, zip_strerror(za));
     uint64_t got = 0;
     char buf[65536];
     while (!rc) {
@@ -171,8 +174,10 @@ static int write_entry(zip_t *za, zip_uint64_t i, int dirfd, const char *base, m
         got += (uint64_t)n;
         *total += (uint64_t)n;
         if (got > expect || *total > cap) {
-            snprintf(err, errlen, "refused the folder: its zip unpacks to more than the %llu bytes the "
-                     "sender announced (a zip bomb?)", (unsigned long long)cap);
+            snprintf(err, errlen,
+                     "refused the folder: its zip unpacks to more than the %llu bytes the "
+                     "sender announced (a zip bomb?)",
+                     (unsigned long long)cap);
             rc = TALLOW_ETOOBIG;
             break;
         }
@@ -222,9 +227,10 @@ int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *n
     }
     if (declared > max_bytes) {
         zip_discard(za);
-        snprintf(err, errlen, "refused the folder: its zip unpacks to %llu bytes, more than the %llu "
-                 "the sender announced (a zip bomb?)", (unsigned long long)declared,
-                 (unsigned long long)max_bytes);
+        snprintf(err, errlen,
+                 "refused the folder: its zip unpacks to %llu bytes, more than the %llu "
+                 "the sender announced (a zip bomb?)",
+                 (unsigned long long)declared, (unsigned long long)max_bytes);
         return TALLOW_ETOOBIG;
     }
     json_t *seen = json_object();
@@ -258,7 +264,8 @@ int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *n
             continue;
         }
         if (os == ZIP_OPSYS_UNIX && umode && !S_ISDIR(umode) && !S_ISREG(umode)) {
-            notice(notices, name, S_ISLNK(umode) ? "a symlink (not unpacked)" : "not a regular file");
+            notice(notices, name,
+                   S_ISLNK(umode) ? "a symlink (not unpacked)" : "not a regular file");
             continue;
         }
         if (json_object_get(seen, name)) {
@@ -268,8 +275,10 @@ int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *n
         json_object_set_new(seen, name, json_true());
         if (isdir) {
             int d = tallow_safe_open_dir(destfd, name, 1);
-            if (d < 0) notice(notices, name, tallow_strerror(d));
-            else close(d);
+            if (d < 0)
+                notice(notices, name, tallow_strerror(d));
+            else
+                close(d);
             continue;
         }
         char *slash = strrchr(name, '/');
@@ -282,14 +291,16 @@ int wh_unzip(int zipfd, int destfd, int overwrite, uint64_t max_bytes, json_t *n
             continue;
         }
         struct stat ex;
-        if (fstatat(dirfd, base, &ex, AT_SYMLINK_NOFOLLOW) == 0 && (!overwrite || !S_ISREG(ex.st_mode))) {
-            notice(notices, name, overwrite ? "exists and is not a regular file"
-                                            : tallow_strerror(TALLOW_EEXIST));
+        if (fstatat(dirfd, base, &ex, AT_SYMLINK_NOFOLLOW) == 0 &&
+            (!overwrite || !S_ISREG(ex.st_mode))) {
+            notice(notices, name,
+                   overwrite ? "exists and is not a regular file" : tallow_strerror(TALLOW_EEXIST));
             close(dirfd);
             continue;
         }
         mode_t mode = umode ? (umode & 0777) : 0644;
-        rc = write_entry(za, i, dirfd, base, mode, (uint64_t)st.size, &total, max_bytes, err, errlen);
+        rc = write_entry(za, i, dirfd, base, mode, (uint64_t)st.size, &total, max_bytes, err,
+                         errlen);
         close(dirfd);
         if (!rc) (*files)++;
     }

@@ -1,7 +1,7 @@
 # Hostile magic-wormhole peers against tallow (wh_peer: the plugin's own protocol code, lying on
 # purpose), through a local mailbox server and transit relay: a third client on a nameplate, a
-# corrupted transit record, a record out of order, a wrong hash in the receiver's ack, hostile
-# zips (zip-slip, absolute names, symlinks, duplicates, a bomb). Nothing may land outside the
+# forged mailbox phase, a corrupted transit record, a record out of order, a wrong hash in the
+# receiver's ack, hostile zips (zip-slip, absolute names, symlinks, duplicates, a bomb). Nothing may land outside the
 # destination, and each case ends with a clear message and a non-zero exit.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -26,6 +26,15 @@ expect_rc "third client" 1 "$FG_RC"
 grep -q "already used by two others (the mailbox says crowded)" r.err || { show r.err; fail "no crowded message"; }
 kill -9 "$HOLD" "$S2" 2>/dev/null || true
 ok "a third client on the nameplate: refused, 'crowded'"
+
+# -- a mailbox phase that does not decrypt (after a good version phase): stopped, mood scary
+next_code
+bg p "$P" send-badphase "$MAILBOX_URL" "$TRANSIT" "$C"
+fg r 30 "$T" receive --wormhole --yes -o rx "$C"
+expect_rc "bad phase" 1 "$FG_RC"
+grep -q "phase 0 from the other side does not decrypt" r.err || { show r.err; fail "no message for a forged phase"; }
+wait_pid 20 "$BG_PID"
+ok "a forged mailbox phase: refused"
 
 # -- a corrupted transit record, and one out of order: dropped, nothing kept
 mkrand payload.bin 50000

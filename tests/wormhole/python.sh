@@ -1,5 +1,6 @@
 # tallow <-> magic-wormhole 0.12.0 (Debian's Python `wormhole`), with a local mailbox server and
-# transit relay: text, a 0-byte file, a 100 MiB file (sha256), a folder with nested (and, from
+# transit relay: text (also from a Lua script on the plugin's Lua face), a 0-byte file, a 100 MiB file
+# direct and a 20 MiB one relay-only (sha256), a folder with nested (and, from
 # tallow, empty) subfolders; direct and relay-only (--no-listen / --no-p2p) both ways; a wrong code
 # refused on both sides.
 set -eu
@@ -26,11 +27,53 @@ wait_pid 20 "$BG_PID"
 [ "$(cat r.out)" = "hello from python" ] || fail "tallow received '$(cat r.out)'"
 ok "text wormhole -> tallow"
 
+# -- a wss:// mailbox (a TLS front on the local one): certificate checked against the CA given
+TP=$(free_port)
+MBPORT=${MAILBOX_URL#ws://127.0.0.1:}
+MBPORT=${MBPORT%/v1}
+bg tls /usr/bin/python3 "$(dirname "$0")/tlsproxy.py" "$E2E_TMP" "$TP" "$MBPORT"
+wait_for 20 grep -q ready tls.out || { show tls.err; fail "TLS front did not start"; }
+next_code
+bg s env TALLOW_WORMHOLE_RELAY="wss://localhost:$TP/v1" TALLOW_WORMHOLE_CA="$E2E_TMP/cert.pem" \
+    "$T" send --wormhole --code "$C" --text "over wss"
+fg r 30 $W receive "$C"
+expect_rc "wss text" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+expect_rc "wss text (sender)" 0 "$WAIT_RC"
+[ "$(cat r.out)" = "over wss" ] || fail "wormhole received '$(cat r.out)' over wss"
+fg r 20 env TALLOW_WORMHOLE_RELAY="wss://localhost:$TP/v1" "$T" receive --wormhole --yes 1-no-ca
+expect_rc "wss without the CA" 1 "$FG_RC"
+grep -q "TLS with the mailbox server localhost" r.err || { show r.err; fail "no TLS refusal without the CA"; }
+ok "wss:// mailbox: works with the CA, refused without"
+
+# -- --verify shows the verifier `wormhole --verify` shows
+next_code
+bg s sh -c "echo yes | $W send --verify --code $C --text checked"
+fg r 30 "$T" receive --wormhole --verify --yes "$C"
+expect_rc "verify" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+v=$(sed -n 's/^Verifier: \([0-9a-f]\{64\}\)$/\1/p' r.err)
+[ -n "$v" ] && grep -q "Verifier $v" s.out || { show r.err; show s.out; fail "verifiers differ"; }
+ok "--verify: the same verifier as wormhole --verify"
+
+# -- a Lua script on the plugin's Lua face (examples/scripts/wormhole_note.lua)
+next_code
+bg s "$T" run "$TALLOW_SOURCE_DIR/examples/scripts/wormhole_note.lua" "from a script" "$C"
+fg r 30 $W receive "$C"
+expect_rc "script -> wormhole" 0 "$FG_RC"
+wait_pid 20 "$BG_PID"
+expect_rc "script (sender)" 0 "$WAIT_RC"
+[ "$(cat r.out)" = "from a script" ] && grep -q "^sent 13 bytes, verifier " s.out || { show s.out; show r.out; fail "script"; }
+ok "a Lua script (tallow.plugins.module) -> wormhole"
+
 # -- files: 0 bytes and 100 MiB, direct and relay-only, both ways
 : >zero.bin
 mkrand big.bin $((100 * 1024 * 1024))
-for f in zero.bin big.bin; do
+mkrand mid.bin $((20 * 1024 * 1024))
+# 100 MiB direct, 20 MiB through the relay (the relay path is the same code; keeps the test short)
+for f in zero.bin big.bin mid.bin; do
     for mode in direct relay; do
+        case $f-$mode in big.bin-relay | mid.bin-direct) continue ;; esac
         if [ $mode = relay ]; then tflag=--no-p2p; pflag=--no-listen; else tflag=; pflag=; fi
         rm -rf rx && mkdir rx
         next_code
@@ -56,7 +99,29 @@ for f in zero.bin big.bin; do
         ok "$f wormhole -> tallow ($mode)"
     done
 done
-rm -f big.bin
+rm -f big.bin mid.bin
+
+# --no-p2p alone (the Python side listening and sending its direct hints): tallow neither sends
+# hints nor dials the peer's, so the bytes can only go through the transit relay
+mkrand small.bin 100000
+rm -rf rx && mkdir rx
+next_code
+bg s "$T" send --wormhole --no-p2p --json --code "$C" small.bin
+fg r 60 $W receive --accept-file -o rx/small.bin "$C"
+wait_pid 30 "$BG_PID"
+expect_rc "no-p2p sender" 0 "$WAIT_RC"
+same small.bin rx/small.bin
+grep -q '"event":"sent".*"path":"relay"' s.out || { show s.out; fail "--no-p2p sender went direct"; }
+grep -q -- "->relay:" r.err || { show r.err; fail "wormhole did not receive through the relay"; }
+rm -rf rx && mkdir rx
+next_code
+bg s $W send --code "$C" small.bin
+fg r 60 "$T" receive --wormhole --no-p2p --json -o rx "$C"
+expect_rc "no-p2p receiver" 0 "$FG_RC"
+wait_pid 30 "$BG_PID"
+same small.bin rx/small.bin
+grep -q '"event":"received".*"path":"relay"' r.out || { show r.out; fail "--no-p2p receiver went direct"; }
+ok "--no-p2p: no direct hints sent or dialled, relay only, both ways"
 
 # an existing file is not replaced (tallow's receive rule), and the sender hears a refusal
 rm -rf rx && mkdir rx && echo keep >rx/zero.bin

@@ -5,6 +5,7 @@
  *   wh_peer send-reorder MAILBOX TRANSIT CODE FILE     first record carries nonce 1, not 0
  *   wh_peer send-zip MAILBOX TRANSIT CODE ZIP NUMBYTES offer ZIP as a folder "hostile"
  *   wh_peer recv-badhash MAILBOX TRANSIT CODE          receive, then ack with a wrong sha256
+ *   wh_peer send-badphase MAILBOX TRANSIT CODE         phase 0 sealed under a wrong key
  * Always relay-only (no_p2p). Exits 0 when it did its part. */
 #include <fcntl.h>
 #include <sodium.h>
@@ -15,6 +16,13 @@
 #include <unistd.h>
 
 #include "wh.h"
+
+/* A one-shot liar that exits mid-protocol: under ASan its leftovers are not the subject. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "detect_leaks=0";
+}
 
 static int die(const char *what, const char *err)
 {
@@ -44,7 +52,8 @@ static int raw_record(wh_transit *t, const uint8_t *d, size_t len, uint64_t ctr,
 {
     size_t blen = 24 + len + 16;
     uint8_t *b = malloc(4 + blen);
-    b[0] = (uint8_t)(blen >> 24), b[1] = (uint8_t)(blen >> 16), b[2] = (uint8_t)(blen >> 8), b[3] = (uint8_t)blen;
+    b[0] = (uint8_t)(blen >> 24), b[1] = (uint8_t)(blen >> 16), b[2] = (uint8_t)(blen >> 8),
+    b[3] = (uint8_t)blen;
     wh_record_nonce(b + 4, ctr);
     crypto_secretbox_easy(b + 28, d, len, b + 4, t->send_key);
     if (flip) b[4 + blen - 1] ^= 0x01;
@@ -70,6 +79,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (wh_conn_pair(&c, wh_now_ms() + 30000)) return die("pair", c.err);
+    if (strcmp(mode, "send-badphase") == 0) {
+        c.key[0] ^= 1; /* the version phase passed; phase 0 will not decrypt */
+        wh_conn_send(&c, json_pack("{s:{s:s}}", "offer", "message", "forged"), wh_now_ms() + 5000);
+        sleep(3);
+        return 0;
+    }
     wh_transit t;
     json_t *peer_t = NULL;
     int sender = strncmp(mode, "send-", 5) == 0;
@@ -93,13 +108,17 @@ int main(int argc, char **argv)
         if (!ans) return die("answer", c.err);
         json_decref(ans);
         if (!peer_t) return die("answer", "no transit from the receiver");
-        if (wh_transit_connect(&t, c.key, peer_t, wh_now_ms() + 20000)) return die("connect", t.err);
+        if (wh_transit_connect(&t, c.key, peer_t, wh_now_ms() + 20000))
+            return die("connect", t.err);
         uint8_t *buf = malloc((size_t)st.st_size + 1);
         if (read(fd, buf, (size_t)st.st_size) != st.st_size) return die(path, "short read");
         int rc;
-        if (strcmp(mode, "send-corrupt") == 0) rc = raw_record(&t, buf, (size_t)st.st_size, 0, 1);
-        else if (strcmp(mode, "send-reorder") == 0) rc = raw_record(&t, buf, (size_t)st.st_size, 1, 0);
-        else rc = raw_record(&t, buf, (size_t)st.st_size, 0, 0);
+        if (strcmp(mode, "send-corrupt") == 0)
+            rc = raw_record(&t, buf, (size_t)st.st_size, 0, 1);
+        else if (strcmp(mode, "send-reorder") == 0)
+            rc = raw_record(&t, buf, (size_t)st.st_size, 1, 0);
+        else
+            rc = raw_record(&t, buf, (size_t)st.st_size, 0, 0);
         if (rc) return die("send", "transit write failed");
         const uint8_t *rec;
         size_t rl;
@@ -113,7 +132,8 @@ int main(int argc, char **argv)
     /* recv-badhash */
     json_t *offer = wait_key(&c, "offer", &peer_t);
     if (!offer) return die("offer", c.err);
-    json_int_t size = json_integer_value(json_object_get(json_object_get(offer, "file"), "filesize"));
+    json_int_t size =
+        json_integer_value(json_object_get(json_object_get(offer, "file"), "filesize"));
     wh_conn_send(&c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"), wh_now_ms() + 5000);
     if (!peer_t) {
         json_t *tr = wait_key(&c, "transit", &peer_t);
@@ -128,7 +148,8 @@ int main(int argc, char **argv)
         if (wh_transit_recv(&t, &rec, &rl, wh_now_ms() + 20000)) return die("recv", t.err);
         got += (json_int_t)rl;
     }
-    const char *ack = "{\"ack\": \"ok\", \"sha256\": \"00000000000000000000000000000000000000000000000000000000000000ff\"}";
+    const char *ack = "{\"ack\": \"ok\", \"sha256\": "
+                      "\"00000000000000000000000000000000000000000000000000000000000000ff\"}";
     wh_transit_send(&t, (const uint8_t *)ack, strlen(ack), wh_now_ms() + 5000);
     sleep(1);
     printf("acked with a wrong hash\n");

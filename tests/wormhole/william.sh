@@ -7,10 +7,14 @@ set -eu
 if [ -z "${WH_IN_NS:-}" ]; then
     [ "$(id -u)" = 0 ] || { echo "FAIL [william]: needs root (network + mount namespace)" >&2; exit 1; }
     command -v wormhole-william >/dev/null || { echo "FAIL [william]: wormhole-william is not installed (make deps)" >&2; exit 1; }
-    exec flock -w 150 /tmp/tallow-netns.lock unshare --net --mount env WH_IN_NS=1 bash "$0" "$@"
+    rc=0
+    flock -w 240 -E 99 /tmp/tallow-netns.lock unshare --net --mount env WH_IN_NS=1 bash "$0" "$@" || rc=$?
+    [ "$rc" != 99 ] || echo "FAIL [william]: /tmp/tallow-netns.lock stayed busy for 240 s" >&2
+    exit "$rc"
 fi
 ip link set lo up
 . "$(dirname "$0")/lib.sh"
+[ -f /etc/hosts ] || fail "no /etc/hosts to bind-mount a private copy over"
 { cat /etc/hosts; echo "127.0.0.1 transit.magic-wormhole.io"; } >"$E2E_TMP/hosts"
 mount --bind "$E2E_TMP/hosts" /etc/hosts
 start_wormhole_servers 4001
