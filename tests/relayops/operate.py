@@ -136,7 +136,11 @@ try:
     r = run("relay", "--check", "--config", conf, "--max-peers", "1")
     if r.returncode != 1:
         fails.append("check: --max-peers 1 on the command line did not override the file")
-    print("check: valid file accepted, 5 broken ones refused")
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "relay", "relay.conf")
+    r = run("relay", "--check", "--config", example)
+    if r.returncode != 0:
+        fails.append(f"check: examples/relay/relay.conf refused: {r.stderr.strip()}")
+    print("check: valid file (and examples/relay/relay.conf) accepted, 5 broken ones refused")
 
     # ---- config + json logs + reload
     log = os.path.join(work, "relay.log")
