@@ -63,6 +63,7 @@ struct tallow__session {
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
     int p2p, pair, peer_switched, direct_lost;
+    int relay_dead; /* the relay channel failed while the session ran direct */
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
 };
@@ -459,7 +460,15 @@ static void ch_writable(tallow_channel *ch, void *ud)
 static void ch_closed(tallow_channel *ch, int err, void *ud)
 {
     tallow__session *s = ud;
-    if (ch == s->direct && s->relay) {
+    if (ch == s->relay && s->direct && s->path == s->direct && s->state == ST_READY && err != 0 &&
+        err != TALLOW_EPEERGONE && !s->relay_dead) {
+        /* the relay died (not the peer) while frames go direct: go on; only a fallback needs it */
+        s->relay_dead = 1;
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "relay lost (%s); going on over the direct path",
+                       tallow_strerror(err));
+        return;
+    }
+    if (ch == s->direct && s->relay && !s->relay_dead) {
         /* the direct path died: fall back to the relay */
         if (s->path == s->direct || s->peer_switched) direct_lost(s, err);
         s->path = s->relay;

@@ -16,7 +16,7 @@
 #define RELAY_CL_CONNECT_MS 10000u /* one connection attempt (TCP) */
 #define RELAY_CL_PROXY_MS 60000u   /* one attempt through a proxy (Tor builds circuits) */
 #define RELAY_CL_RETRY_MS 500u     /* pause between resume attempts */
-#define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume */
+#define RELAY_RECONNECT_MS 20000u  /* how long a dropped channel tries to resume (TALLOW_RELAY_RECONNECT_MS: tests) */
 /* Keepalive: a Ping after this long without receiving anything; the connection counts as dead
  * (and is resumed) when neither a byte arrived nor a blocked write drained for twice as long.
  * TALLOW_RELAY_KEEPALIVE_MS overrides it (tests). */
@@ -79,6 +79,7 @@ typedef struct relay_cl {
     int fo_wait;     /* joining a failover relay, until the peer is there: data is held */
     int refused;     /* the last connection attempt was refused */
     uint64_t lost_at;
+    uint64_t reconnect_ms; /* RELAY_RECONNECT_MS unless the environment says otherwise */
     /* SOCKS5 */
     int socks_step;
     uint8_t socks_out[300];

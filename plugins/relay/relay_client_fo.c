@@ -62,7 +62,7 @@ int relay_cl_failover(relay_cl *cl, const char *why)
     cl->fo_wait = 1; /* data waits until the peer is in the new room: a relay refuses it before */
     cl->token_len = 0;
     cl->lost_at = now;
-    cl->resume_deadline = now + RELAY_RECONNECT_MS;
+    cl->resume_deadline = now + cl->reconnect_ms;
     relay_cl_reconnect_soon(cl);
     return 1;
 }

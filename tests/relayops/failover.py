@@ -204,7 +204,7 @@ try:
     procs.extend([snd, rcv])
 
     def arrived(name, data):
-        path = os.path.join(wdst, name)
+        path = os.path.join(wdst, name)  # the current section's mirror
         return os.path.exists(path) and open(path, "rb").read() == data
 
     def wait_arrived(name, data, limit=60):
@@ -233,6 +233,51 @@ try:
     if f"moving to {o[1]['addr']}" not in rlog:
         fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
     print("watch: the file in flight and a later change arrived through the next relay, same session")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- direct: a watch session on the direct path (QUIC on loopback) keeps going when its only
+    # relay dies; the relay channel gives up after TALLOW_RELAY_RECONNECT_MS and the session stays
+    relays = start_relays("direct")[:1]
+    code = "24-river-stone-apple"
+    wsrc, wdst = os.path.join(work, "dsrc"), os.path.join(work, "ddst")
+    os.mkdir(wsrc)
+    os.mkdir(wdst)
+    denv = dict(env, TALLOW_CODE=code, TALLOW_RELAY_RECONNECT_MS="1500", TALLOW_LOG="info")
+    logs = [os.path.join(work, "direct-send.log"), os.path.join(work, "direct-recv.log")]
+    snd = subprocess.Popen([T, "watch", "--relay", relays[0]["addr"], wsrc], stdout=subprocess.DEVNULL,
+                           stderr=open(logs[0], "w"), env=denv)
+    rcv = subprocess.Popen([T, "watch", "--receive", "--relay", relays[0]["addr"], wdst], stdout=subprocess.DEVNULL,
+                           stderr=open(logs[1], "w"), env=denv)
+    procs.extend([snd, rcv])
+    first = b"direct first\n"
+    open(os.path.join(wsrc, "a.txt"), "wb").write(first)
+    if not wait_arrived("a.txt", first):
+        fails.append("direct: the first file never arrived")
+
+    def both(text, limit=30):
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            if all(text in open(f).read() for f in logs):
+                return True
+            time.sleep(0.05)
+        return False
+
+    if not both("direct path up"):
+        fails.append("direct: the session did not go direct (cannot test the relay's death under it)")
+    else:
+        relays[0]["proc"].kill()
+        relays[0]["proc"].wait()
+        if not both("going on over the direct path"):
+            fails.append("direct: the relay channel's end was not survived")
+        after = os.urandom(4 * 1024 * 1024)
+        open(os.path.join(wsrc, "after.bin"), "wb").write(after)
+        if not wait_arrived("after.bin", after):
+            fails.append("direct: a change after the relay died never arrived")
+        if open(logs[1]).read().count("connected; mirroring") != 1:
+            fails.append("direct: the session was opened again")
+        print("direct: the relay died under a direct watch session; it went on and a later change arrived")
 except SystemExit:
     pass
 finally:
