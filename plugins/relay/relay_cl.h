@@ -78,6 +78,8 @@ typedef struct relay_cl {
     int fresh_join;  /* the next RoomJoin creates or joins the room anew (no resume token) */
     int fo_wait;     /* joining a failover relay, until the peer is there: data is held */
     int refused;     /* the last connection attempt was refused */
+    uint32_t fo_real; /* our index on the failover relay (peer_index keeps the first relay's, so
+                       * that a room-aware user sees the same two indexes); 0 before a failover */
     uint64_t lost_at;
     uint64_t reconnect_ms; /* RELAY_RECONNECT_MS unless the environment says otherwise */
     /* SOCKS5 */

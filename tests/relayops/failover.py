@@ -9,7 +9,8 @@ that relay is killed with SIGKILL and the receiver continued. Both peers must mo
 room's second relay, meet there (its log shows the room paired), re-key the session and resume:
 the file arrives identical and both exit 0; the third relay carries nothing. Then the same with
 `sync` (a folder of files; the mirror identical) and `watch` (a live session: the file in flight
-and a later change arrive through the next relay, in the same session).
+and a later change arrive through the next relay, in the same session), a pair `chat` (lines
+both ways after the kill, nobody joins twice), and a direct-path `watch` whose only relay dies.
 Prints how long after the kill the second relay paired the room (a figure, not asserted)."""
 import filecmp
 import os
@@ -233,6 +234,60 @@ try:
     if f"moving to {o[1]['addr']}" not in rlog:
         fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
     print("watch: the file in flight and a later change arrived through the next relay, same session")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- chat: a pair chat whose relay dies between two lines; the next lines go both ways
+    # through the room's next relay, in the same chat (nobody "joined" twice), /quit exits 0
+    relays = start_relays("chat")
+    code = "25-lamp-river-cloud"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    cenv = dict(env, TALLOW_LOG="info")
+    ca = subprocess.Popen([T, "chat", "--no-p2p", "--relay", listing, "--code", code], stdin=subprocess.PIPE,
+                          stdout=open(os.path.join(work, "chat-a.out"), "w"),
+                          stderr=open(os.path.join(work, "chat-a.err"), "w"), env=cenv)
+    cb = subprocess.Popen([T, "chat", "--no-p2p", "--relay", ",".join(r["addr"] for r in reversed(relays)), code],
+                          stdin=subprocess.PIPE, stdout=open(os.path.join(work, "chat-b.out"), "w"),
+                          stderr=open(os.path.join(work, "chat-b.err"), "w"), env=cenv)
+    procs.extend([ca, cb])
+
+    def chat_wait(name, text, limit=20):
+        path = os.path.join(work, name)
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            if text in open(path).read():
+                return True
+            time.sleep(0.05)
+        fails.append(f"chat: '{text}' never showed in {name}")
+        return False
+
+    def say(p, line):
+        p.stdin.write(line.encode() + b"\n")
+        p.stdin.flush()
+
+    if chat_wait("chat-a.err", "* peer joined") and chat_wait("chat-b.err", "* peer joined"):
+        say(ca, "before the failover")
+        chat_wait("chat-b.out", "peer: before the failover")
+        o[0]["proc"].kill()
+        o[0]["proc"].wait()
+        chat_wait("chat-a.err", f"moving to {o[1]['addr']}")
+        chat_wait("chat-b.err", f"moving to {o[1]['addr']}")
+        say(ca, "after the failover, from A")
+        say(cb, "after the failover, from B")
+        chat_wait("chat-b.out", "peer: after the failover, from A")
+        chat_wait("chat-a.out", "peer: after the failover, from B")
+        for name in ("chat-a.err", "chat-b.err"):
+            if open(os.path.join(work, name)).read().count("joined") != 1:
+                fails.append(f"chat: {name}: the peer joined again instead of failing over")
+        say(ca, "/quit")
+        try:
+            if ca.wait(20) != 0 or cb.wait(20) != 0:
+                fails.append(f"chat: exit statuses {ca.returncode}, {cb.returncode}")
+        except subprocess.TimeoutExpired:
+            fails.append("chat: did not end after /quit")
+        print("chat: lines went both ways through the next relay after the kill; /quit ended both")
     for r in relays:
         if r["proc"].poll() is None:
             r["proc"].send_signal(signal.SIGINT)
