@@ -33,7 +33,7 @@ if opts.to_many then
     local n = math.tointeger(opts.to_many)
     if not n or n < 1 then ui.die("--to-many needs a count of receivers (1 or more)") end
     local room, err, ecode = tallow.room.open {
-        code = code, relay = opts.relay, password = opts.relay_password,
+        code = code, relay = common.relays_for(opts, code)[1], password = opts.relay_password,
         transport = opts.transport, capacity = n + 1,
     }
     if not room then ui.die(err, ecode) end
