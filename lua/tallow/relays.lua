@@ -162,6 +162,10 @@ end
 -- as ECONNREFUSED, and a name that does not resolve as TALLOW_ENOTFOUND). Both peers see the same
 -- dead relay and so move on to the same next one. Never TALLOW_ETIMEOUT: that is "no peer came",
 -- and the peer may well be waiting on this relay.
+-- A relay that drains (SIGTERM) closes the rooms still waiting with this reason: the peer waiting
+-- there moves on like from an unreachable relay (the other finds the listener closed).
+M.shutting_down = "relay shutting down"
+
 M.unreachable = {
     ECONNREFUSED = true, EHOSTUNREACH = true, ENETUNREACH = true, EADDRNOTAVAIL = true,
     TALLOW_ENOTFOUND = true,
@@ -187,7 +191,8 @@ function M.try(list, open, on_next)
             params.relay = relay
             params.failover = M.failover(list, i)
             res = table.pack(open(params))
-            if res[1] or not M.unreachable[res[3]] or i == #list then break end
+            local draining = res[3] == "TALLOW_ERELAY" and tostring(res[2]):find(M.shutting_down, 1, true)
+            if res[1] or not (M.unreachable[res[3]] or draining) or i == #list then break end
             if on_next then on_next(list[i + 1], res[2]) end
         end
         return table.unpack(res, 1, res.n)
