@@ -38,7 +38,8 @@ end
 -- peers derive the same order without talking, and adding or removing a target moves only the
 -- rooms that hashed to it. Weight 0 targets come after the others of their priority. A name
 -- without SRV records (or an IP literal, or localhost) is a plain host on the default port.
--- Plain HOST:PORT entries in the same list count as priority 0, weight 1.
+-- Plain HOST:PORT entries in the same list count as priority 0, weight 1. Through a proxy no
+-- SRV lookup is made (the name would leak to the local resolver): names are plain hosts there.
 M.srv_prefix = "_tallow._tcp."
 M.resolver = function(name) return tallow.dns.srv(name) end
 
@@ -62,7 +63,8 @@ function M.targets(list)
         out[#out + 1] = { addr = addr, priority = prio, weight = weight }
     end
     for _, item in ipairs(M.parse(list)) do
-        if has_port(item) or is_literal(item) then
+        -- through a proxy (--proxy, --tor) no name is looked up here: that would leak it to DNS
+        if has_port(item) or is_literal(item) or tallow.policy.proxy() then
             add(item, 0, 1)
         else
             local name = item:gsub("%.$", "")
