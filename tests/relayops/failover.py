@@ -10,7 +10,9 @@ room's second relay, meet there (its log shows the room paired), re-key the sess
 the file arrives identical and both exit 0; the third relay carries nothing. Then the same with
 `sync` (a folder of files; the mirror identical) and `watch` (a live session: the file in flight
 and a later change arrive through the next relay, in the same session), a pair `chat` (lines
-both ways after the kill, nobody joins twice), and a direct-path `watch` whose only relay dies.
+both ways after the kill, nobody joins twice), a relay restarted on its port mid-transfer (it
+forgot the room: "unknown resume token" sends both to the next relay), and a direct-path `watch`
+whose only relay dies.
 Prints how long after the kill the second relay paired the room (a figure, not asserted)."""
 import filecmp
 import os
@@ -234,6 +236,52 @@ try:
     if f"moving to {o[1]['addr']}" not in rlog:
         fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
     print("watch: the file in flight and a later change arrived through the next relay, same session")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- restart: the carrying relay is restarted on the same port (its rooms are gone): both
+    # peers are told "unknown resume token" there and move on to the room's next relay
+    relays = start_relays("restart")
+    code = "26-cloud-maple-lamp"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    dst = os.path.join(work, "dst-restart")
+    os.mkdir(dst)
+    snd = subprocess.Popen([T, "send", "--no-p2p", "--relay", listing, "--code", code, src], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "restart-send.log"), "w"), env=env)
+    rcv = subprocess.Popen([T, "receive", "--no-p2p", "--yes", "--relay", listing, "-o", dst, code],
+                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "restart-recv.log"), "w"), env=env)
+    procs.extend([snd, rcv])
+    deadline = time.time() + 60
+    while time.time() < deadline and forwarded(o[0]["mport"]) < SIZE // 4 and rcv.poll() is None:
+        time.sleep(0.01)
+    snd.send_signal(signal.SIGSTOP)
+    rcv.send_signal(signal.SIGSTOP)
+    o[0]["proc"].kill()
+    o[0]["proc"].wait()
+    fresh = subprocess.Popen([T, "relay", "--listen", o[0]["addr"]], stderr=open(os.path.join(work, "restart-fresh.log"), "w"),
+                             env=dict(os.environ, TALLOW_LOG="info"))
+    procs.append(fresh)
+    deadline = time.time() + 10
+    while time.time() < deadline and "listening" not in open(os.path.join(work, "restart-fresh.log")).read():
+        time.sleep(0.02)
+    snd.send_signal(signal.SIGCONT)
+    rcv.send_signal(signal.SIGCONT)
+    try:
+        rr, rs = rcv.wait(90), snd.wait(90)
+    except subprocess.TimeoutExpired:
+        rr = rs = "hung"
+    if rr != 0 or rs != 0:
+        fails.append(f"restart: exit statuses receiver {rr}, sender {rs}")
+    elif not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
+        fails.append("restart: the received file differs")
+    for side in ("send", "recv"):
+        log = open(os.path.join(work, f"restart-{side}.log")).read()
+        if f"unknown resume token; moving to {o[1]['addr']}" not in log:
+            fails.append(f"restart: the {side} side did not move on after 'unknown resume token'")
+    print("restart: the restarted relay forgot the room; both moved to the next relay, file identical")
+    fresh.send_signal(signal.SIGINT)
     for r in relays:
         if r["proc"].poll() is None:
             r["proc"].send_signal(signal.SIGINT)
