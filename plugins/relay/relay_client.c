@@ -237,7 +237,8 @@ static void cl_connect_next(relay_cl *cl)
         return;
     }
     uint64_t now = tallow_loop_now(cl->loop);
-    if (cl->paired && (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
+    if (cl->paired &&
+        (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
         relay_cl_failover(cl, cl->refused ? "connection refused" : "unreachable"))
         return;
     if (cl->paired && now < cl->resume_deadline) {
@@ -377,8 +378,7 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
         if (err) {
             if (err == ECONNREFUSED) cl->refused = 1;
             cl_connect_next(cl);
-        }
-        else
+        } else
             cl_connected(cl);
     } else {
         if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS)

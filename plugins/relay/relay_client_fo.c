@@ -47,8 +47,8 @@ int relay_cl_failover(relay_cl *cl, const char *why)
             cl->ai = ai;
         }
         cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
-                               "relay %s: %s; moving to %s, the next relay of the room", cl->hostport,
-                               why, next);
+                               "relay %s: %s; moving to %s, the next relay of the room",
+                               cl->hostport, why, next);
         snprintf(cl->host, sizeof cl->host, "%s", host);
         snprintf(cl->port, sizeof cl->port, "%s", port);
         snprintf(cl->hostport, sizeof cl->hostport, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,

@@ -127,7 +127,8 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
         /* a relay that lost the room (restarted) or is going away: the next one, if any */
-        if (cl->paired && (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
+        if (cl->paired &&
+            (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
             relay_cl_failover(cl, reason))
             return;
         return relay_cl_fail(cl, refusal_code(cl, reason), reason);
