@@ -3,8 +3,8 @@
  * relay fleet from `--relay example.org`: `_tallow._tcp.example.org`. The lookup blocks (it runs
  * once, before a session is opened) and is bounded by the resolver's timeout and retries. */
 #include <arpa/nameser.h>
-#include <netinet/in.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <resolv.h>
 #include <string.h>
 
@@ -28,8 +28,7 @@ static int l_srv(lua_State *L)
     int herr = st.res_h_errno;
     res_nclose(&st);
     if (n < 0) {
-        if (herr == HOST_NOT_FOUND)
-            return tallow__lua_fail(L, TALLOW_ENOTFOUND, "no such name");
+        if (herr == HOST_NOT_FOUND) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "no such name");
         if (herr == NO_DATA) {
             lua_newtable(L);
             return 1;

@@ -138,6 +138,7 @@ static int l_open(lua_State *L)
     tallow__room_params p = {0};
     p.code = tallow__lua_opt_str(L, 1, "code");
     p.address = tallow__lua_opt_str(L, 1, "relay");
+    p.failover = tallow__lua_opt_str(L, 1, "failover");
     p.password = tallow__lua_opt_str(L, 1, "password");
     p.transport = tallow__lua_opt_str(L, 1, "transport");
     lua_getfield(L, 1, "capacity");

@@ -83,7 +83,8 @@ static int l_start(lua_State *L)
     int rc = ops->start(state, ctx, kv, n, &s->inst);
     if (rc < 0) {
         s->ops = NULL;
-        return tallow__lua_fail(L, rc, tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
+        return tallow__lua_fail(L, rc,
+                                tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
     }
     return 1;
 }
@@ -95,12 +96,15 @@ static int l_check(lua_State *L)
     void *state = NULL;
     const tallow_service_ops *ops = find(L, ctx, luaL_checkstring(L, 1), &state);
     if (!ops) return 3;
-    if (!ops->check) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot check options");
+    if (!ops->check)
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot check options");
     tallow_kv kv[64];
     size_t n = read_opts(L, 2, kv);
     tallow_ctx_set_error(ctx, "%s", "");
     int rc = ops->check(state, ctx, kv, n);
-    if (rc < 0) return tallow__lua_fail(L, rc, tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
+    if (rc < 0)
+        return tallow__lua_fail(L, rc,
+                                tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -118,7 +122,9 @@ static int l_reload(lua_State *L)
     size_t n = read_opts(L, 2, kv);
     tallow_ctx_set_error(ctx, "%s", "");
     int rc = s->ops->reload(s->inst, kv, n);
-    if (rc < 0) return tallow__lua_fail(L, rc, tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
+    if (rc < 0)
+        return tallow__lua_fail(L, rc,
+                                tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -255,7 +261,10 @@ static int l_options(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"start", l_start}, {"options", l_options}, {"check", l_check}, {NULL, NULL},
+    {"start", l_start},
+    {"options", l_options},
+    {"check", l_check},
+    {NULL, NULL},
 };
 
 int luaopen_tallow_service(lua_State *L)

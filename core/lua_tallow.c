@@ -58,7 +58,12 @@ static int l_lua_dir(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"log", l_log}, {"set_log_level", l_set_log_level}, {"set_log_format", l_set_log_format}, {"strerror", l_strerror}, {"lua_dir", l_lua_dir}, {NULL, NULL},
+    {"log", l_log},
+    {"set_log_level", l_set_log_level},
+    {"set_log_format", l_set_log_format},
+    {"strerror", l_strerror},
+    {"lua_dir", l_lua_dir},
+    {NULL, NULL},
 };
 
 int luaopen_tallow(lua_State *L)

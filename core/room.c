@@ -265,6 +265,7 @@ int tallow__room_open(tallow_ctx *ctx, const tallow__room_params *p, const tallo
         .initiator = p->capacity != 0,
         .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
         .flags = TALLOW_CHANNEL_ROOM,
+        .failover = p->failover,
     };
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &relay_events, r,
                              &r->relay);

@@ -119,6 +119,7 @@ struct tallow__session {
     /* the direct-path negotiator (negotiate.c), started once the keys are ready */
     tallow__neg *neg;
     int p2p, pair, peer_switched, direct_lost;
+    int relay_dead; /* the relay channel failed while the session ran direct */
     char *stun, *relay_addr;
     uint32_t p2p_timeout_ms;
     /* the relay ended (the peer left) while frames moved over the direct path: the peer's last
@@ -691,8 +692,16 @@ static void ch_closed(tallow_channel *ch, int err, void *ud)
         report_closed(s, s->relay_gone_err);
         return;
     }
+    if (ch == s->relay && s->direct && s->path == s->direct && s->state == ST_READY && err != 0 &&
+        err != TALLOW_EPEERGONE && !s->relay_dead) {
+        /* the relay died (not the peer) while frames go direct: go on; only a fallback needs it */
+        s->relay_dead = 1;
+        tallow_ctx_log(s->ctx, TALLOW_LOG_WARN, "relay lost (%s); going on over the direct path",
+                       tallow_strerror(err));
+        return;
+    }
     if (ch == s->relay && s->direct && s->path == s->direct && s->state == ST_READY &&
-        !s->relay_gone) {
+        !s->relay_gone && !s->relay_dead) {
         /* A peer that ends its session closes the direct path and then leaves the relay; the
          * two arrive on different sockets, so the relay's "left" can be read before the peer's
          * last frames on the direct path (its TransferComplete): wait for those. */
@@ -703,7 +712,7 @@ static void ch_closed(tallow_channel *ch, int err, void *ud)
         if (!s->relay_gone_timer) relay_gone_expired(NULL, s);
         return;
     }
-    if (ch == s->direct && s->relay) {
+    if (ch == s->direct && s->relay && !s->relay_dead) {
         /* the direct path died: fall back to the relay */
         if (s->path == s->direct || s->peer_switched) direct_lost(s, err);
         s->path = s->relay;

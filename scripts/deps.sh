@@ -20,9 +20,12 @@ if [ -n "$missing" ]; then
     fi
     echo "deps: installing$missing"
     apt-get update -qq || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-    # prometheus is here for its promtool (tests/relayops): its server is not wanted running
+    # prometheus is here for its promtool (tests/relayops): without its recommended node exporter,
+    # and its server is not wanted running
+    rest=$(echo "$missing" | tr ' ' '\n' | grep -vx prometheus | tr '\n' ' ')
+    [ -z "${rest# }" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $rest
     case " $missing " in *" prometheus "*)
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
         command -v systemctl >/dev/null 2>&1 && systemctl disable --now prometheus >/dev/null 2>&1 || true ;;
     esac
 fi

@@ -228,9 +228,12 @@ end
 -- A room, one session per other member (just one in a pair chat).
 do
     local err, ecode
+    -- the room's relays in order (a list, or a fleet in DNS); a pair fails over to the next ones
+    local list = common.relays_for(opts, code)
     room, err, ecode = tallow.room.open {
         code = code,
-        relay = opts.relay,
+        relay = list[1],
+        failover = require("tallow.relays").failover(list, 1),
         password = opts.relay_password,
         transport = opts.transport,
         capacity = making and opts.capacity or 0,
@@ -248,7 +251,7 @@ do
         common.show_code(opts, code, "tallow chat", opts.capacity > 2
             and string.format("   (on each of the %d other computers)", opts.capacity - 1) or "")
     end
-    ui.event("connecting", { relay = opts.relay })
+    ui.event("connecting", { relay = list[1] })
     local started = false
     while true do
         local s, aerr, acode

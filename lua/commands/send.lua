@@ -43,7 +43,7 @@ if opts.to_many then
     -- its own transfer, all running at once.
     local n = math.tointeger(opts.to_many)
     local room, err, ecode = tallow.room.open {
-        code = code, relay = opts.relay, password = opts.relay_password,
+        code = code, relay = common.relays_for(opts, code)[1], password = opts.relay_password,
         transport = opts.transport, capacity = n + 1,
     }
     if not room then ui.die(err, ecode) end

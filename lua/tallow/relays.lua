@@ -38,7 +38,8 @@ end
 -- peers derive the same order without talking, and adding or removing a target moves only the
 -- rooms that hashed to it. Weight 0 targets come after the others of their priority. A name
 -- without SRV records (or an IP literal, or localhost) is a plain host on the default port.
--- Plain HOST:PORT entries in the same list count as priority 0, weight 1.
+-- Plain HOST:PORT entries in the same list count as priority 0, weight 1. Through a proxy no
+-- SRV lookup is made (the name would leak to the local resolver): names are plain hosts there.
 M.srv_prefix = "_tallow._tcp."
 M.resolver = function(name) return tallow.dns.srv(name) end
 
@@ -62,7 +63,8 @@ function M.targets(list)
         out[#out + 1] = { addr = addr, priority = prio, weight = weight }
     end
     for _, item in ipairs(M.parse(list)) do
-        if has_port(item) or is_literal(item) then
+        -- through a proxy (--proxy, --tor) no name is looked up here: that would leak it to DNS
+        if has_port(item) or is_literal(item) or tallow.policy.proxy() then
             add(item, 0, 1)
         else
             local name = item:gsub("%.$", "")
@@ -162,6 +164,10 @@ end
 -- as ECONNREFUSED, and a name that does not resolve as TALLOW_ENOTFOUND). Both peers see the same
 -- dead relay and so move on to the same next one. Never TALLOW_ETIMEOUT: that is "no peer came",
 -- and the peer may well be waiting on this relay.
+-- A relay that drains (SIGTERM) closes the rooms still waiting with this reason: the peer waiting
+-- there moves on like from an unreachable relay (the other finds the listener closed).
+M.shutting_down = "relay shutting down"
+
 M.unreachable = {
     ECONNREFUSED = true, EHOSTUNREACH = true, ENETUNREACH = true, EADDRNOTAVAIL = true,
     TALLOW_ENOTFOUND = true,
@@ -187,7 +193,8 @@ function M.try(list, open, on_next)
             params.relay = relay
             params.failover = M.failover(list, i)
             res = table.pack(open(params))
-            if res[1] or not M.unreachable[res[3]] or i == #list then break end
+            local draining = res[3] == "TALLOW_ERELAY" and tostring(res[2]):find(M.shutting_down, 1, true)
+            if res[1] or not (M.unreachable[res[3]] or draining) or i == #list then break end
             if on_next then on_next(list[i + 1], res[2]) end
         end
         return table.unpack(res, 1, res.n)

@@ -263,7 +263,8 @@ static void cl_connect_next(relay_cl *cl)
         return;
     }
     uint64_t now = tallow_loop_now(cl->loop);
-    if (cl->paired && (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
+    if (cl->paired &&
+        (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
         relay_cl_failover(cl, cl->refused ? "connection refused" : "unreachable"))
         return;
     if (cl->paired && now < cl->resume_deadline) {
@@ -292,7 +293,7 @@ void relay_cl_lost(relay_cl *cl, int err)
         return relay_cl_fail(cl, err ? err : TALLOW_ECLOSED, "connection lost");
     }
     if (cl->state == CL_READY) {
-        cl->resume_deadline = tallow_loop_now(cl->loop) + RELAY_RECONNECT_MS;
+        cl->resume_deadline = tallow_loop_now(cl->loop) + cl->reconnect_ms;
         cl->lost_at = tallow_loop_now(cl->loop);
         size_t lost = cl->out.bytes;
         relay_outq_clear(&cl->out); /* documented: frames in flight may be lost */
@@ -403,8 +404,7 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
         if (err) {
             if (err == ECONNREFUSED) cl->refused = 1;
             cl_connect_next(cl);
-        }
-        else
+        } else
             cl_connected(cl);
     } else {
         if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS)
@@ -514,6 +514,8 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     if (p->timeout_ms) cl->open_deadline = now + p->timeout_ms;
     const char *ka = getenv("TALLOW_RELAY_KEEPALIVE_MS");
     cl->keepalive_ms = ka && atoi(ka) > 0 ? (uint64_t)atoi(ka) : RELAY_KEEPALIVE_MS;
+    const char *rc_ms = getenv("TALLOW_RELAY_RECONNECT_MS");
+    cl->reconnect_ms = rc_ms && atoi(rc_ms) > 0 ? (uint64_t)atoi(rc_ms) : RELAY_RECONNECT_MS;
     cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);
     if (!cl->tick) {
         cl_free(cl);

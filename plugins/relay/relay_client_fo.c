@@ -47,8 +47,8 @@ int relay_cl_failover(relay_cl *cl, const char *why)
             cl->ai = ai;
         }
         cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
-                               "relay %s: %s; moving to %s, the next relay of the room", cl->hostport,
-                               why, next);
+                               "relay %s: %s; moving to %s, the next relay of the room",
+                               cl->hostport, why, next);
         snprintf(cl->host, sizeof cl->host, "%s", host);
         snprintf(cl->port, sizeof cl->port, "%s", port);
         snprintf(cl->hostport, sizeof cl->hostport, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
@@ -62,7 +62,7 @@ int relay_cl_failover(relay_cl *cl, const char *why)
     cl->fo_wait = 1; /* data waits until the peer is in the new room: a relay refuses it before */
     cl->token_len = 0;
     cl->lost_at = now;
-    cl->resume_deadline = now + RELAY_RECONNECT_MS;
+    cl->resume_deadline = now + cl->reconnect_ms;
     relay_cl_reconnect_soon(cl);
     return 1;
 }

@@ -22,6 +22,14 @@ static void str_of(const tallow_bytes *b, char *out, size_t cap)
     out[n] = 0;
 }
 
+/* After a failover the relay numbers the pair anew; the user keeps the first relay's numbers:
+ * ours is cl->peer_index, the other's the other of 1 and 2. */
+static uint32_t user_index(const relay_cl *cl, uint32_t relay_index)
+{
+    if (!cl->fo_real || cl->capacity > 2) return relay_index;
+    return relay_index == cl->fo_real ? cl->peer_index : (cl->peer_index == 1 ? 2 : 1);
+}
+
 static int refusal_code(relay_cl *cl, const char *reason)
 {
     if (strcmp(reason, RELAY_R_FULL) == 0) return TALLOW_EROOMFULL;
@@ -42,7 +50,11 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomJoined: {
         if (cl->state != CL_JOINING)
             return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
-        cl->peer_index = m.RoomJoined.peer_index;
+        if (cl->paired && (cl->fresh_join || cl->fo_real))
+            cl->fo_real = m.RoomJoined.peer_index; /* a failover relay: keep peer_index */
+        else
+            cl->peer_index = m.RoomJoined.peer_index;
+        m.RoomJoined.peer_index = user_index(cl, m.RoomJoined.peer_index);
         cl->peers = m.RoomJoined.peers;
         if (m.RoomJoined.capacity >= 2) cl->capacity = m.RoomJoined.capacity;
         if (m.RoomJoined.resume_token.len == RELAY_TOKEN_LEN) {
@@ -70,6 +82,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     }
     case TALLOW_MSG_PeerArrived:
         cl->peers = m.PeerArrived.peers;
+        m.PeerArrived.peer_index = user_index(cl, m.PeerArrived.peer_index);
         if (!cl->paired) return relay_cl_became_ready(cl);
         if (cl->fo_wait) { /* the peer found us on the failover relay */
             cl->fo_wait = 0;
@@ -101,6 +114,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
+        m.PeerDeparted.peer_index = user_index(cl, m.PeerDeparted.peer_index);
         str_of(&m.PeerDeparted.reason, reason, sizeof reason);
         if (relay_cl_pair_in_multi(cl) && m.PeerDeparted.peer_index != RELAY_CREATOR &&
             m.PeerDeparted.peer_index != cl->peer_index)
@@ -113,7 +127,8 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
         /* a relay that lost the room (restarted) or is going away: the next one, if any */
-        if (cl->paired && (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
+        if (cl->paired &&
+            (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
             relay_cl_failover(cl, reason))
             return;
         return relay_cl_fail(cl, refusal_code(cl, reason), reason);

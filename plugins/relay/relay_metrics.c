@@ -210,9 +210,11 @@ char *relay_metrics_text(relay_srv *s, size_t *len)
         peers += r->live;
         held += r->used - r->live;
     }
-    family(&b, "tallow_relay_up", "gauge", "1 while the relay accepts connections, 0 while it drains");
+    family(&b, "tallow_relay_up", "gauge",
+           "1 while the relay accepts connections, 0 while it drains");
     sb_printf(&b, "tallow_relay_up %d\n", s->draining ? 0 : 1);
-    metric(&b, "tallow_relay_connections", "gauge", "TCP connections open (joined or not)", s->nconns);
+    metric(&b, "tallow_relay_connections", "gauge", "TCP connections open (joined or not)",
+           s->nconns);
     metric(&b, "tallow_relay_connections_total", "counter", "TCP connections accepted",
            s->conns_total);
     family(&b, "tallow_relay_rooms", "gauge", "rooms by state: waiting for a peer or paired");
@@ -224,8 +226,8 @@ char *relay_metrics_text(relay_srv *s, size_t *len)
     metric(&b, "tallow_relay_peers", "gauge", "peers connected in rooms", peers);
     metric(&b, "tallow_relay_peers_held", "gauge",
            "slots of dropped peers held for a resume (grace)", held);
-    metric(&b, "tallow_relay_forwarded_bytes_total", "counter", "peer bytes forwarded (frames included)",
-           s->bytes_forwarded);
+    metric(&b, "tallow_relay_forwarded_bytes_total", "counter",
+           "peer bytes forwarded (frames included)", s->bytes_forwarded);
     metric(&b, "tallow_relay_dropped_bytes_total", "counter",
            "peer bytes dropped (sent to a peer that was not there)", s->dropped);
     metric(&b, "tallow_relay_queued_bytes", "gauge", "bytes queued in user space for slow readers",
@@ -270,7 +272,8 @@ char *relay_metrics_text(relay_srv *s, size_t *len)
               ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
     family(&b, "process_cpu_seconds_total", "counter", "user and system CPU time spent in seconds");
     sb_printf(&b, "process_cpu_seconds_total %.6f\n", cpu);
-    metric(&b, "process_resident_memory_bytes", "gauge", "resident memory size in bytes", proc_rss());
+    metric(&b, "process_resident_memory_bytes", "gauge", "resident memory size in bytes",
+           proc_rss());
     metric(&b, "process_open_fds", "gauge", "number of open file descriptors", proc_fds());
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
@@ -447,8 +450,8 @@ int relay_metrics_start(relay_srv *s, const char *where)
         return TALLOW_ENOMEM;
     }
     s->metrics = m;
-    RELAY_LOG(s, TALLOW_LOG_INFO, "metrics on http://%s%s%s:%u/metrics", strchr(host, ':') ? "[" : "",
-              host, strchr(host, ':') ? "]" : "", m->port);
+    RELAY_LOG(s, TALLOW_LOG_INFO, "metrics on http://%s%s%s:%u/metrics",
+              strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", m->port);
     return 0;
 }
 

@@ -108,7 +108,11 @@ int relay_ops_reload(void *inst, const tallow_kv *opts, size_t nopts)
                   tallow_ctx_last_error(s->ctx));
         return rc;
     }
-    if (s->opc.listen && strcmp(listen, s->opc.listen) != 0)
+    char oh[256], op[16];
+    int any_port = s->opc.listen &&
+                   relay_split_hostport(s->opc.listen, oh, sizeof oh, op, sizeof op) == 0 &&
+                   strcmp(op, "0") == 0; /* started on port 0: whatever was picked stays */
+    if (s->opc.listen && !any_port && strcmp(listen, s->opc.listen) != 0)
         RELAY_LOG(s, TALLOW_LOG_WARN, "reload: the listen address stays %s until a restart",
                   s->opc.listen);
     /* the metrics endpoint moves first: if the new address cannot be had, nothing changes */

@@ -22,8 +22,8 @@ enum relay_refusal {
     RR_VERSION,
     RR_CAPACITY,
     RR_RESUME,
-    RR_IPCONNS,   /* refused at accept(): too many connections from the address */
-    RR_DRAINING,  /* refused while the relay drains (SIGTERM) */
+    RR_IPCONNS,  /* refused at accept(): too many connections from the address */
+    RR_DRAINING, /* refused while the relay drains (SIGTERM) */
     RR_OTHER,
     RR_COUNT
 };
@@ -53,9 +53,9 @@ typedef struct relay_counters {
 
 /* Operating settings that are not limits (relay_ops.c). */
 typedef struct relay_opsconf {
-    char *metrics;              /* "ADDR:PORT" of the metrics endpoint, or NULL */
-    uint64_t drain_timeout_ms;  /* SIGTERM: how long paired rooms may finish (default 30 s) */
-    char *listen;               /* as started: a reload cannot move it */
+    char *metrics;             /* "ADDR:PORT" of the metrics endpoint, or NULL */
+    uint64_t drain_timeout_ms; /* SIGTERM: how long paired rooms may finish (default 30 s) */
+    char *listen;              /* as started: a reload cannot move it */
 } relay_opsconf;
 
 /* An option relay_service.c does not know: 1 if it was one of ours (stored), 0 if not ours, or

@@ -9,7 +9,10 @@ that relay is killed with SIGKILL and the receiver continued. Both peers must mo
 room's second relay, meet there (its log shows the room paired), re-key the session and resume:
 the file arrives identical and both exit 0; the third relay carries nothing. Then the same with
 `sync` (a folder of files; the mirror identical) and `watch` (a live session: the file in flight
-and a later change arrive through the next relay, in the same session).
+and a later change arrive through the next relay, in the same session), a pair `chat` (lines
+both ways after the kill, nobody joins twice), a relay restarted on its port mid-transfer (it
+forgot the room: "unknown resume token" sends both to the next relay), and a direct-path `watch`
+whose only relay dies.
 Prints how long after the kill the second relay paired the room (a figure, not asserted)."""
 import filecmp
 import os
@@ -204,7 +207,7 @@ try:
     procs.extend([snd, rcv])
 
     def arrived(name, data):
-        path = os.path.join(wdst, name)
+        path = os.path.join(wdst, name)  # the current section's mirror
         return os.path.exists(path) and open(path, "rb").read() == data
 
     def wait_arrived(name, data, limit=60):
@@ -233,6 +236,151 @@ try:
     if f"moving to {o[1]['addr']}" not in rlog:
         fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
     print("watch: the file in flight and a later change arrived through the next relay, same session")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- restart: the carrying relay is restarted on the same port (its rooms are gone): both
+    # peers are told "unknown resume token" there and move on to the room's next relay
+    relays = start_relays("restart")
+    code = "26-cloud-maple-lamp"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    dst = os.path.join(work, "dst-restart")
+    os.mkdir(dst)
+    snd = subprocess.Popen([T, "send", "--no-p2p", "--relay", listing, "--code", code, src], stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(work, "restart-send.log"), "w"), env=env)
+    rcv = subprocess.Popen([T, "receive", "--no-p2p", "--yes", "--relay", listing, "-o", dst, code],
+                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "restart-recv.log"), "w"), env=env)
+    procs.extend([snd, rcv])
+    deadline = time.time() + 60
+    while time.time() < deadline and forwarded(o[0]["mport"]) < SIZE // 4 and rcv.poll() is None:
+        time.sleep(0.01)
+    snd.send_signal(signal.SIGSTOP)
+    rcv.send_signal(signal.SIGSTOP)
+    o[0]["proc"].kill()
+    o[0]["proc"].wait()
+    fresh = subprocess.Popen([T, "relay", "--listen", o[0]["addr"]], stderr=open(os.path.join(work, "restart-fresh.log"), "w"),
+                             env=dict(os.environ, TALLOW_LOG="info"))
+    procs.append(fresh)
+    deadline = time.time() + 10
+    while time.time() < deadline and "listening" not in open(os.path.join(work, "restart-fresh.log")).read():
+        time.sleep(0.02)
+    snd.send_signal(signal.SIGCONT)
+    rcv.send_signal(signal.SIGCONT)
+    try:
+        rr, rs = rcv.wait(90), snd.wait(90)
+    except subprocess.TimeoutExpired:
+        rr = rs = "hung"
+    if rr != 0 or rs != 0:
+        fails.append(f"restart: exit statuses receiver {rr}, sender {rs}")
+    elif not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
+        fails.append("restart: the received file differs")
+    for side in ("send", "recv"):
+        log = open(os.path.join(work, f"restart-{side}.log")).read()
+        if f"unknown resume token; moving to {o[1]['addr']}" not in log:
+            fails.append(f"restart: the {side} side did not move on after 'unknown resume token'")
+    print("restart: the restarted relay forgot the room; both moved to the next relay, file identical")
+    fresh.send_signal(signal.SIGINT)
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- chat: a pair chat whose relay dies between two lines; the next lines go both ways
+    # through the room's next relay, in the same chat (nobody "joined" twice), /quit exits 0
+    relays = start_relays("chat")
+    code = "25-lamp-river-cloud"
+    o = order(relays, code)
+    listing = ",".join(r["addr"] for r in relays)
+    cenv = dict(env, TALLOW_LOG="info")
+    ca = subprocess.Popen([T, "chat", "--no-p2p", "--relay", listing, "--code", code], stdin=subprocess.PIPE,
+                          stdout=open(os.path.join(work, "chat-a.out"), "w"),
+                          stderr=open(os.path.join(work, "chat-a.err"), "w"), env=cenv)
+    cb = subprocess.Popen([T, "chat", "--no-p2p", "--relay", ",".join(r["addr"] for r in reversed(relays)), code],
+                          stdin=subprocess.PIPE, stdout=open(os.path.join(work, "chat-b.out"), "w"),
+                          stderr=open(os.path.join(work, "chat-b.err"), "w"), env=cenv)
+    procs.extend([ca, cb])
+
+    def chat_wait(name, text, limit=20):
+        path = os.path.join(work, name)
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            if text in open(path).read():
+                return True
+            time.sleep(0.05)
+        fails.append(f"chat: '{text}' never showed in {name}")
+        return False
+
+    def say(p, line):
+        p.stdin.write(line.encode() + b"\n")
+        p.stdin.flush()
+
+    if chat_wait("chat-a.err", "* peer joined") and chat_wait("chat-b.err", "* peer joined"):
+        say(ca, "before the failover")
+        chat_wait("chat-b.out", "peer: before the failover")
+        o[0]["proc"].kill()
+        o[0]["proc"].wait()
+        chat_wait("chat-a.err", f"moving to {o[1]['addr']}")
+        chat_wait("chat-b.err", f"moving to {o[1]['addr']}")
+        say(ca, "after the failover, from A")
+        say(cb, "after the failover, from B")
+        chat_wait("chat-b.out", "peer: after the failover, from A")
+        chat_wait("chat-a.out", "peer: after the failover, from B")
+        for name in ("chat-a.err", "chat-b.err"):
+            if open(os.path.join(work, name)).read().count("joined") != 1:
+                fails.append(f"chat: {name}: the peer joined again instead of failing over")
+        say(ca, "/quit")
+        try:
+            if ca.wait(20) != 0 or cb.wait(20) != 0:
+                fails.append(f"chat: exit statuses {ca.returncode}, {cb.returncode}")
+        except subprocess.TimeoutExpired:
+            fails.append("chat: did not end after /quit")
+        print("chat: lines went both ways through the next relay after the kill; /quit ended both")
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+    # ---- direct: a watch session on the direct path (QUIC on loopback) keeps going when its only
+    # relay dies; the relay channel gives up after TALLOW_RELAY_RECONNECT_MS and the session stays
+    relays = start_relays("direct")[:1]
+    code = "24-river-stone-apple"
+    wsrc, wdst = os.path.join(work, "dsrc"), os.path.join(work, "ddst")
+    os.mkdir(wsrc)
+    os.mkdir(wdst)
+    denv = dict(env, TALLOW_CODE=code, TALLOW_RELAY_RECONNECT_MS="1500", TALLOW_LOG="info")
+    logs = [os.path.join(work, "direct-send.log"), os.path.join(work, "direct-recv.log")]
+    snd = subprocess.Popen([T, "watch", "--relay", relays[0]["addr"], wsrc], stdout=subprocess.DEVNULL,
+                           stderr=open(logs[0], "w"), env=denv)
+    rcv = subprocess.Popen([T, "watch", "--receive", "--relay", relays[0]["addr"], wdst], stdout=subprocess.DEVNULL,
+                           stderr=open(logs[1], "w"), env=denv)
+    procs.extend([snd, rcv])
+    first = b"direct first\n"
+    open(os.path.join(wsrc, "a.txt"), "wb").write(first)
+    if not wait_arrived("a.txt", first):
+        fails.append("direct: the first file never arrived")
+
+    def both(text, limit=30):
+        deadline = time.time() + limit
+        while time.time() < deadline:
+            if all(text in open(f).read() for f in logs):
+                return True
+            time.sleep(0.05)
+        return False
+
+    if not both("direct path up"):
+        fails.append("direct: the session did not go direct (cannot test the relay's death under it)")
+    else:
+        relays[0]["proc"].kill()
+        relays[0]["proc"].wait()
+        if not both("going on over the direct path"):
+            fails.append("direct: the relay channel's end was not survived")
+        after = os.urandom(4 * 1024 * 1024)
+        open(os.path.join(wsrc, "after.bin"), "wb").write(after)
+        if not wait_arrived("after.bin", after):
+            fails.append("direct: a change after the relay died never arrived")
+        if open(logs[1]).read().count("connected; mirroring") != 1:
+            fails.append("direct: the session was opened again")
+        print("direct: the relay died under a direct watch session; it went on and a later change arrived")
 except SystemExit:
     pass
 finally:

@@ -10,8 +10,9 @@
           question): limits change (max_rooms 50 -> 40), reloads_total 1, the room is still
           paired and its transfer then completes; a broken file on SIGHUP changes nothing
           (reload_failures_total 1) and the relay keeps serving
-  drain   SIGTERM while one room is paired (at the question) and one waits for its peer: the
-          waiting sender is told at once ("relay shutting down"), new connections are refused,
+  drain   SIGTERM while one room is paired (at the question) and two wait for their peer: the
+          waiting sender with only this relay is told at once ("relay shutting down"), the one
+          with a second relay moves there and meets its late receiver; new connections are refused,
           the paired transfer then completes (file identical, both exit 0) and the relay exits
           0 by itself when the room is done
   deadline  SIGTERM with a paired room that never finishes and --drain-timeout 1: the relay
@@ -136,7 +137,11 @@ try:
     r = run("relay", "--check", "--config", conf, "--max-peers", "1")
     if r.returncode != 1:
         fails.append("check: --max-peers 1 on the command line did not override the file")
-    print("check: valid file accepted, 5 broken ones refused")
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "relay", "relay.conf")
+    r = run("relay", "--check", "--config", example)
+    if r.returncode != 0:
+        fails.append(f"check: examples/relay/relay.conf refused: {r.stderr.strip()}")
+    print("check: valid file (and examples/relay/relay.conf) accepted, 5 broken ones refused")
 
     # ---- config + json logs + reload
     log = os.path.join(work, "relay.log")
@@ -197,7 +202,20 @@ try:
     lone = subprocess.Popen([T, "send", "--no-p2p", "--relay", f"127.0.0.1:{port}", "--code", "13-maple-cloud-river",
                              "--text", "nobody comes"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     procs.append(lone)
-    wait_for("the waiting room", lambda: value(scrape(mport), "tallow_relay_rooms", 'state="open"') == 1)
+    # a pair whose room's first relay is this one and its second another relay: the one waiting
+    # when the drain starts moves on, the late one finds the listener closed, they meet there
+    port2 = free_port()
+    other = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port2}"], stderr=subprocess.DEVNULL)
+    procs.append(other)
+    both = f"127.0.0.1:{port},127.0.0.1:{port2}"
+    olua = os.path.join(work, "order.lua")
+    open(olua, "w").write('for n = 30, 99 do local c = n .. "-apple-cloud-stone"\n'
+                          '  if require("tallow.relays").pick(arg[1], c) == arg[2] then print(c) return end end\n')
+    mcode = run("run", olua, both, f"127.0.0.1:{port}").stdout.strip()
+    mover = subprocess.Popen([T, "send", "--no-p2p", "--relay", both, "--code", mcode, "--text", "moved on"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    procs.append(mover)
+    wait_for("the waiting rooms", lambda: value(scrape(mport), "tallow_relay_rooms", 'state="open"') == 2)
     relay.send_signal(signal.SIGTERM)
     try:
         _, lerr = lone.communicate(timeout=20)
@@ -206,6 +224,14 @@ try:
     except subprocess.TimeoutExpired:
         fails.append("drain: the waiting sender was left waiting")
     wait_for("the listener to close", lambda: value(scrape(mport), "tallow_relay_up") == 0)
+    late = run("receive", "--no-p2p", "--yes", "--relay", both, mcode)
+    try:
+        mover.wait(20)
+    except subprocess.TimeoutExpired:
+        pass
+    if late.returncode != 0 or "moved on" not in late.stdout or mover.returncode != 0:
+        fails.append(f"drain: the waiting pair did not meet on the next relay (sender {mover.returncode}, "
+                     f"receiver {late.returncode}: {late.stderr.strip()[-200:]})")
     c = socket.socket()
     try:
         c.connect(("127.0.0.1", port))
@@ -223,9 +249,10 @@ try:
     except subprocess.TimeoutExpired:
         fails.append("drain: the relay did not exit after its last room closed")
     text = open(log).read()
-    if "draining: no new connections, 1 waiting rooms closed, 1 paired rooms" not in text:
+    if "draining: no new connections, 2 waiting rooms closed, 1 paired rooms" not in text:
         fails.append("drain: no drain line in the log")
-    print("drain: waiting sender told, new connections refused, the paired transfer finished, relay exited 0")
+    print("drain: waiting sender told, a waiting pair met on the next relay, new connections refused, "
+          "the paired transfer finished, relay exited 0")
 
     # ---- deadline
     port, mport = free_port(), free_port()

@@ -2,6 +2,7 @@
 -- RFC 2782 priority and weight, then weighted rendezvous hashing of the room), with the
 -- resolver replaced by a table so that no network is needed. The real lookup, through dnsmasq
 -- in a network namespace, is tests/relayops/dns_fleet.sh.
+local tallow = require "tallow"
 local relays = require "tallow.relays"
 
 local function check(cond, ...)
@@ -85,4 +86,14 @@ check(mixed[1] == "10.0.0.1:4433" and #mixed == 5, "mixed: %s", table.concat(mix
 relays.resolver = function() return nil, "no answer", "TALLOW_ETIMEOUT" end
 o, err = relays.order("example.org", "5-apple-river")
 check(o == nil and err:find("SRV lookup"), "timeout not reported")
+-- through a proxy (policy: tighten only, so last), names are never looked up: they would leak
+-- to the local resolver
+lookups = 0
+relays.resolver = function(name)
+    lookups = lookups + 1
+    return zone[name]
+end
+tallow.policy.set_proxy("socks5://127.0.0.1:9050")
+local proxied = relays.order("example.org", "5-apple-river")
+check(lookups == 0 and #proxied == 1 and proxied[1] == "example.org", "SRV lookup through a proxy")
 print("srv_order ok")

@@ -169,6 +169,7 @@ int rt_peer_open(rt_env *e, rt_peer *p, const char *room, uint32_t capacity, con
         .capacity = capacity,
         .proxy = proxy,
         .timeout_ms = e->timeout_ms,
+        .failover = e->failover,
     };
     return tallow_channel_open(e->ctx, "relay", &prm, &rt_events, p, &p->ch);
 }

@@ -15,6 +15,7 @@ typedef struct rt_env {
     uint16_t port;
     char addr[64];       /* "127.0.0.1:PORT": where rt_peer_open connects */
     uint32_t timeout_ms; /* rt_peer_open's open timeout (0: the transport's default) */
+    const char *failover; /* rt_peer_open's failover list (NULL: none) */
 } rt_env;
 
 /* Loads build/plugins/relay.so into a fresh context and starts the service on 127.0.0.1:0 with
