@@ -383,6 +383,13 @@ int relay_sock_setup(int fd, int tcp)
     if (tcp) {
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        /* Congestion control by name rather than the machine's default (Debian's is CUBIC,
+         * which collapses on a long path with random loss): BBR where the kernel has it and
+         * allows it to us, else the default stays. TALLOW_TCP_CC names another; empty keeps
+         * the system's. */
+        const char *cc = getenv("TALLOW_TCP_CC");
+        if (!cc) cc = "bbr";
+        if (*cc) (void)setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc));
     }
     return 0;
 }

@@ -15,7 +15,8 @@
 #
 # Knobs: WAN_CELLS (default the whole matrix: RTT {10,40,100,250} x loss {0,0.1,1,3} x rate
 # {50mbit,500mbit,unlimited}) as "RTT/LOSS/RATE ...", e.g. WAN_CELLS="100/1/unlimited 40/0/50mbit";
-# WAN_CASES (default "bbr cubic direct relay wormhole small"); WAN_SECS; WAN_TIMEOUT; WAN_OUT
+# WAN_CASES (default "bbr cubic direct relay wormhole small"); WAN_SECS; WAN_TIMEOUT; WAN_SIZE_MB
+# (fixed file size instead); WAN_LOGS (logs of failed tallow runs, /tmp/tallow-wan-logs); WAN_OUT
 # (markdown table appended there too, default /tmp/tallow-wan.md). Needs root; takes
 # /tmp/tallow-netns.lock for the whole run (call it under `flock /tmp/tallow-bench.lock`).
 set -eu
@@ -28,6 +29,7 @@ LINK=$HERE/link.sh
 SECS=${WAN_SECS:-8}
 TMO=${WAN_TIMEOUT:-60}
 OUT=${WAN_OUT:-/tmp/tallow-wan.md}
+LOGS=${WAN_LOGS:-/tmp/tallow-wan-logs} # logs of the tallow runs that failed or timed out
 CASES=${WAN_CASES:-bbr cubic direct relay wormhole small}
 if [ -z "${WAN_CELLS:-}" ]; then
     WAN_CELLS=""
@@ -80,10 +82,10 @@ tallow_run() {
     rm -rf "$W/dst"
     mkdir -p "$W/dst"
     t0=$(now)
-    ( ip netns exec $HA timeout "$TMO" "$T" send --relay "$RELAY" $opt --json --code "$code" "$src" \
+    ( TALLOW_LOG=info ip netns exec $HA timeout "$TMO" "$T" send --relay "$RELAY" $opt --json --code "$code" "$src" \
         2> "$W/s.log" | stamp > "$W/s.json" ) &
     sp=$!
-    ip netns exec $HB timeout "$TMO" "$T" receive --relay "$RELAY" $opt --yes --json -o "$W/dst" "$code" \
+    TALLOW_LOG=info ip netns exec $HB timeout "$TMO" "$T" receive --relay "$RELAY" $opt --yes --json -o "$W/dst" "$code" \
         2> "$W/r.log" | stamp > "$W/r.json" || true
     wait $sp || true
     WALL=$(echo "$(now) - $t0" | bc)
@@ -102,7 +104,13 @@ print("%.1f%s %s" % (g, "" if ev["event"] == "received" else "*", ev.get("path",
     tp=$(grep -a '"event":"paired"' "$W/s.json" | cut -d' ' -f1)
     td=$(grep -a '"event":"path"' "$W/s.json" | cut -d' ' -f1)
     UP=-
-    [ -n "$tp" ] && [ -n "$td" ] && UP=$(echo "($td - $tp) * 1000" | bc | awk '{ printf "%.0f", $1 }')
+    case $G in *\* | fail*)
+        mkdir -p "$LOGS/$code"
+        cp "$W/s.log" "$W/r.log" "$W/s.json" "$W/r.json" "$LOGS/$code/" 2>/dev/null || true ;;
+    esac
+    if [ -n "$tp" ] && [ -n "$td" ]; then
+        UP=$(echo "($td - $tp) * 1000" | bc | awk '{ printf "%.0f", $1 }')
+    fi
 }
 
 # wormhole SIZE N: Mbit/s over the whole run (pairing included), through the transit relay
@@ -111,11 +119,11 @@ wormhole_run() {
     rm -rf "$W/dst"
     mkdir -p "$W/dst"
     t0=$(now)
-    ip netns exec $HA timeout "$TMO" $WH send --hide-progress --no-listen --code "$2-wan-apple" "$src" \
+    ip netns exec $HA timeout "$TMO" $WH send --hide-progress --no-listen --code "$2-wormhole-wan-apple" "$src" \
         > "$W/ws.txt" 2>&1 &
     sp=$!
     ip netns exec $HB timeout "$TMO" $WH receive --hide-progress --no-listen --accept-file \
-        -o "$W/dst/f.bin" "$2-wan-apple" > "$W/wr.txt" 2>&1 || true
+        -o "$W/dst/f.bin" "$2-wormhole-wan-apple" > "$W/wr.txt" 2>&1 || true
     wait $sp || true
     t1=$(now)
     if cmp -s "$src" "$W/dst/f.bin"; then
@@ -148,21 +156,22 @@ for cell in $WAN_CELLS; do
     ref=$(echo "$bbr" | awk '{ print ($1 + 0 > 0) ? $1 : 100 }')
     size=$(awk -v m="$ref" -v s="$SECS" 'BEGIN { x = m * 1e6 / 8 * s; if (x < 8388608) x = 8388608;
         if (x > 268435456) x = 268435456; printf "%d", x }')
+    [ -n "${WAN_SIZE_MB:-}" ] && size=$((WAN_SIZE_MB * 1048576))
     if has direct; then
-        tallow_run direct "$size" "$n-wan-direct-river"
+        tallow_run direct "$size" "$n-direct-wan-river"
         gd=$G
         [ "$P" = direct ] || gd="$G ($P)"
         up=$UP
     fi
-    has relay && { tallow_run relay "$size" "$n-wan-relay-river"; gr=$G; }
+    has relay && { tallow_run relay "$size" "$n-relay-wan-river"; gr=$G; }
     has wormhole && gw=$(wormhole_run "$size" "$n")
     if has small; then
-        tallow_run relay 1024 "$n-wan-small-relay"
+        tallow_run relay 1024 "$n-smallrelay-wan-river"
         a=$WALL
-        tallow_run direct 1024 "$n-wan-small-direct"
+        tallow_run direct 1024 "$n-smalldirect-wan-river"
         small=$(printf "%.2f / %.2f" "$a" "$WALL")
         [ "$P" = direct ] || small="$small ($P)"
-        [ "$up" = - ] && up=$UP
+        if [ "$up" = - ]; then up=$UP; fi
     fi
     echo "| $rtt | $loss | $rate | $bbr | $cub | $gd | $gr | $gw | $small | $up |" | tee -a "$OUT"
 done

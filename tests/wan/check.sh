@@ -20,13 +20,13 @@ cell() { # RTT LOSS RATE CODE-PREFIX
     [ -n "$min" ] || fail "no ping through the emulated link"
     awk -v m="$min" -v r="$1" 'BEGIN { exit !(m + 0 >= r * 0.98) }' ||
         fail "ping min $min ms through a ${1} ms link: the delay line is not in the path"
-    transfer $SIZE "$4-wan-direct-river"
+    transfer $SIZE "$4-direct-wan-river"
     [ "$(final_path "$W/recv.json" received)" = direct ] || fail "$1 ms/$2 %: not direct"
     ROOM=$((ROOM + 2))
     fwd=$(relay_forwarded $((ROOM - 1)))
     [ -n "$fwd" ] || fail "no forwarded count in the relay log"
     [ $((fwd * 10)) -lt $SIZE ] || fail "$1 ms/$2 %: relay forwarded $fwd of $SIZE bytes direct"
-    transfer $SIZE "$4-wan-relay-river" --no-p2p
+    transfer $SIZE "$4-relay-wan-river" --no-p2p
     [ "$(final_path "$W/recv.json" received)" = relay ] || fail "$1 ms/$2 %: --no-p2p not on the relay"
     echo "cell $1 ms, $2 %, $3: ping min $min ms; direct and relay transfers intact"
 }
