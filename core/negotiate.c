@@ -101,11 +101,17 @@ static void stop_timer(tallow_timer **t)
 
 /* ---- settling ----------------------------------------------------------------------------- */
 
+static void release_one(const tallow_gatherer_ops *ops, void *state, void *ud)
+{
+    if (ops->release) ops->release(state, ud);
+}
+
 static void release_udp(tallow__neg *n)
 {
     if (!n->udp || n->pending_gathers > 0) return; /* STUN transactions still hold it */
     if (n->quic && !n->quic_handed) return;
     if (n->quic_handed) return; /* the session's QUIC channel runs on it: freed with us */
+    tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     tallow_udp_close(n->udp);
     n->udp = NULL;
 }
@@ -458,14 +464,17 @@ static void on_deadline(tallow_timer *t, void *ud)
 
 static const char *kind_name(uint32_t k)
 {
-    return k == TALLOW_CAND_HOST    ? "host"
-           : k == TALLOW_CAND_SRFLX ? "srflx"
-           : k == TALLOW_CAND_PRFLX ? "prflx"
-                                    : "relayed";
+    return k == TALLOW_CAND_HOST     ? "host"
+           : k == TALLOW_CAND_SRFLX  ? "srflx"
+           : k == TALLOW_CAND_PRFLX  ? "prflx"
+           : k == TALLOW_CAND_MAPPED ? "mapped"
+                                     : "relayed";
 }
 
 static void finish_free(tallow__neg *n)
 {
+    /* gatherers undo what they set up for the endpoint (port mappings) */
+    if (n->udp) tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     if (n->udp) tallow_udp_close(n->udp);
     sodium_memzero(n->check_key, sizeof(n->check_key));
     sodium_memzero(n->psk, sizeof(n->psk));
@@ -653,7 +662,7 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         if (n->state != TALLOW__NEG_PENDING) return 1;
         if (tallow_sockaddr_decode(o->addr.ptr, o->addr.len, &a, &alen) != 0) return 1;
         alen = tallow_sockaddr_unmap(&a, alen); /* an IPv4 peer is paired as IPv4 */
-        uint32_t kind = o->kind <= TALLOW_CAND_RELAYED ? o->kind : TALLOW_CAND_RELAYED;
+        uint32_t kind = o->kind <= TALLOW_CAND_MAPPED ? o->kind : TALLOW_CAND_RELAYED;
         neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority);
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),

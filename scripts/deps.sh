@@ -5,7 +5,8 @@ set -e
 PKGS="$*"
 [ -n "$PKGS" ] || PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
-clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time"
+clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
+libminiupnpc-dev libnatpmp-dev miniupnpd miniupnpd-iptables miniupnpc natpmpc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -17,5 +18,9 @@ if [ -n "$missing" ]; then
     fi
     echo "deps: installing$missing"
     apt-get update -qq || true
+    # miniupnpd (a test gateway for gather-portmap) asks debconf whether to start a system
+    # daemon: it must not (the tests run their own in namespaces); naming miniupnpd-iptables picks
+    # the legacy-iptables build the tests set up chains for
+    echo "miniupnpd miniupnpd/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
 fi
