@@ -36,6 +36,7 @@ typedef struct neg_pair {
     int state, tries, nominate;
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID];
+    tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
 } neg_pair;
 
 struct tallow__neg {
@@ -57,13 +58,17 @@ struct tallow__neg {
     int nominated; /* index, or -1 */
     tallow_timer *tick, *deadline, *settle;
     tallow_channel *quic;
-    int quic_handed; /* the session owns the channel now */
+    tallow_udp *quic_udp; /* the birthday socket QUIC runs on, when not udp */
+    int quic_handed;      /* the session owns the channel now */
     uint64_t start_ns;
     struct sockaddr_storage stun[NEG_MAX_STUN];
     size_t nstun;
+    tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
 };
 
 static void neg_fail(tallow__neg *n, const char *why);
+static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                     const uint8_t *data, size_t len, void *ud);
 
 static uint64_t now_ms(void)
 {
@@ -120,6 +125,7 @@ static void settle(tallow__neg *n, int state)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     n->state = state;
+    tallow__bday_stop(&n->bday, n->quic_udp);
     stop_timer(&n->tick);
     stop_timer(&n->deadline);
     stop_timer(&n->settle);
@@ -165,6 +171,7 @@ static void q_ready(tallow_channel *ch, void *ud)
                    addr_str(&p->addr, s, sizeof(s)), (double)(tallow_now_ns() - n->start_ns) / 1e6,
                    n->controlling ? "controlling" : "controlled");
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
+    if (n->quic_udp) tallow_udp_on(n->quic_udp, TALLOW_UDP_CHECK, NULL, NULL);
     settle(n, TALLOW__NEG_DIRECT);
 }
 
@@ -195,13 +202,15 @@ static void open_quic(tallow__neg *n, int idx)
     stop_timer(&n->tick);
     stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
     neg_pair *p = &n->pairs[idx];
+    n->quic_udp = p->via != n->udp ? p->via : NULL; /* a birthday socket: kept, ours to close */
     char s[64];
-    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s; opening QUIC as %s",
-                   addr_str(&p->addr, s, sizeof(s)), n->controlling ? "client" : "server");
+    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s; opening QUIC as %s",
+                   addr_str(&p->addr, s, sizeof(s)), n->quic_udp ? " (birthday socket)" : "",
+                   n->controlling ? "client" : "server");
     tallow_channel_params cp = {
         .struct_size = sizeof(cp),
         .initiator = n->controlling,
-        .udp = n->udp,
+        .udp = p->via,
         .peer = (struct sockaddr *)&p->addr,
         .peer_len = p->len,
         .psk = n->psk,
@@ -232,7 +241,7 @@ static void send_check(tallow__neg *n, neg_pair *p)
     uint8_t buf[TALLOW__CHECK_LEN];
     if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
     p->sent_ns = tallow_now_ns();
-    tallow_udp_send(n->udp, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
+    tallow_udp_send(p->via, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
 }
 
 static int all_failed(const tallow__neg *n)
@@ -269,7 +278,9 @@ static void on_tick(tallow_timer *t, void *ud)
         pick->next_due = now + NEG_RTO_MS;
         send_check(n, pick);
     }
-    if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0) {
+    tallow__bday_tick(&n->bday);
+    if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0 &&
+        !tallow__bday_running(&n->bday)) {
         /* the controlled side keeps waiting if the peer reached us: it may still nominate */
         if (n->controlling || !n->heard_peer) neg_fail(n, "no candidate pair answered");
     }
@@ -306,10 +317,11 @@ static int best_possible(const tallow__neg *n, const neg_pair *p)
     return 1;
 }
 
-static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len)
+static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len, tallow_udp *via)
 {
     for (size_t i = 0; i < n->npairs; i++)
-        if (same_addr(&n->pairs[i].addr, n->pairs[i].len, a, len)) return &n->pairs[i];
+        if (n->pairs[i].via == via && same_addr(&n->pairs[i].addr, n->pairs[i].len, a, len))
+            return &n->pairs[i];
     return NULL;
 }
 
@@ -328,11 +340,11 @@ static uint32_t local_prio_for(const tallow__neg *n, int family)
 }
 
 static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t len, uint32_t kind,
-                          uint32_t prio)
+                          uint32_t prio, tallow_udp *via)
 {
     if (!carries(n, a->sa_family)) return NULL; /* not a family our socket carries */
     if (tallow_validate_candidate_addr(a, len, n->allow_loopback) != 0) return NULL;
-    neg_pair *p = pair_find(n, a, len);
+    neg_pair *p = pair_find(n, a, len, via);
     if (p) {
         if (kind != TALLOW_CAND_PRFLX && p->kind == TALLOW_CAND_PRFLX) {
             p->kind = kind; /* the peer's offer names what we learned from its check */
@@ -349,6 +361,7 @@ static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t le
     p->remote_prio = prio;
     p->local_prio = local_prio_for(n, a->sa_family);
     p->state = P_WAITING;
+    p->via = via;
     return p;
 }
 
@@ -359,13 +372,25 @@ static int any_nominating(const tallow__neg *n)
     return 0;
 }
 
-static void on_response(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
-                        socklen_t fromlen)
+static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
+                        const struct sockaddr *from, socklen_t fromlen)
 {
     neg_pair *p = NULL;
     for (size_t i = 0; i < n->npairs; i++)
         if (memcmp(n->pairs[i].txid, c->txid, TALLOW__CHECK_TXID) == 0) p = &n->pairs[i];
-    if (!p || !same_addr(&p->addr, p->len, from, fromlen)) return; /* stale or not symmetric */
+    if (!p && tallow__bday_is_probe(&n->bday, c->txid)) {
+        /* a birthday probe hit: the address that answered is the pair (authenticated by the
+         * MAC; it is the peer's IP, the only one probed) */
+        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, prflx_prio(), u);
+        if (!p) return;
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
+                       "p2p: birthday probe answered by %s after %u probes",
+                       addr_str(&p->addr, s, sizeof(s)), tallow__bday_sent(&n->bday));
+        p->sent_ns = tallow_now_ns();
+    } else if (!p || p->via != u || !same_addr(&p->addr, p->len, from, fromlen)) {
+        return; /* stale or not symmetric */
+    }
     memset(p->txid, 0, sizeof(p->txid));
     n->heard_peer = 1;
     p->rtt_us = (tallow_now_ns() - p->sent_ns) / 1000u;
@@ -397,8 +422,8 @@ static void on_response(tallow__neg *n, const tallow__check *c, const struct soc
     }
 }
 
-static void respond(tallow__neg *n, const tallow__check *req, const struct sockaddr *from,
-                    socklen_t fromlen)
+static void respond(tallow__neg *n, tallow_udp *u, const tallow__check *req,
+                    const struct sockaddr *from, socklen_t fromlen)
 {
     tallow__check c = {.type = TALLOW__CHECK_RESP};
     c.flags = (uint8_t)((n->controlling ? TALLOW__CHECK_CONTROLLING : 0) |
@@ -408,23 +433,23 @@ static void respond(tallow__neg *n, const tallow__check *req, const struct socka
     c.mapped_len = fromlen;
     uint8_t buf[TALLOW__CHECK_LEN];
     if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
-    tallow_udp_send(n->udp, from, fromlen, buf, sizeof(buf));
+    tallow_udp_send(u, from, fromlen, buf, sizeof(buf));
 }
 
-static void on_request(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
-                       socklen_t fromlen)
+static void on_request(tallow__neg *n, tallow_udp *u, const tallow__check *c,
+                       const struct sockaddr *from, socklen_t fromlen)
 {
-    neg_pair *p = pair_find(n, from, fromlen);
+    neg_pair *p = pair_find(n, from, fromlen, u);
     if (!p) {
         /* an address the peer never offered: its NAT's mapping towards us (peer-reflexive) */
-        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, c->priority);
+        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, c->priority, u);
         if (!p) return;
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer-reflexive candidate %s",
                        addr_str(&p->addr, s, sizeof(s)));
     }
     n->heard_peer = 1;
-    respond(n, c, from, fromlen);
+    respond(n, u, c, from, fromlen);
     if (n->quic) return; /* nominated already: only answer (the nominating check repeats) */
     if (!n->controlling && (c->flags & TALLOW__CHECK_NOMINATE)) {
         open_quic(n, (int)(p - n->pairs));
@@ -448,9 +473,9 @@ static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t froml
     /* our own packet reflected back carries our role: refuse it */
     if (!!(c.flags & TALLOW__CHECK_CONTROLLING) == !!n->controlling) return;
     if (c.type == TALLOW__CHECK_REQ)
-        on_request(n, &c, from, fromlen);
+        on_request(n, u, &c, from, fromlen);
     else
-        on_response(n, &c, from, fromlen);
+        on_response(n, u, &c, from, fromlen);
 }
 
 static void on_deadline(tallow_timer *t, void *ud)
@@ -474,6 +499,8 @@ static const char *kind_name(uint32_t k)
 static void finish_free(tallow__neg *n)
 {
     /* gatherers undo what they set up for the endpoint (port mappings) */
+    tallow__bday_stop(&n->bday, n->quic_udp);
+    if (n->quic_udp) tallow_udp_close(n->quic_udp);
     if (n->udp) tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     if (n->udp) tallow_udp_close(n->udp);
     sodium_memzero(n->check_key, sizeof(n->check_key));
@@ -498,6 +525,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         if (n->pending_gathers == 0) finish_free(n);
         return;
     }
+    if (status == 0) tallow__bday_local(&n->bday, c, count, n->nstun);
     for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
         if (!carries(n, c[i].addr.ss_family)) continue;
         if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
@@ -514,7 +542,8 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         int alen = tallow_sockaddr_encode((const struct sockaddr *)&c[i].addr, c[i].addr_len, a,
                                           sizeof(a));
         if (alen < 0) continue;
-        const char *f = kind_name(c[i].kind);
+        const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__bday_foundation(&n->bday)
+                                                       : kind_name(c[i].kind);
         tallow_msg_CandidateOffer o = {.kind = c[i].kind,
                                        .priority = c[i].priority,
                                        .addr = {a, (size_t)alen},
@@ -529,7 +558,10 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         if (n->pairs[i].state != P_SUCCEEDED)
             n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
     send_done_if_ready(n);
-    if (n->state != TALLOW__NEG_PENDING) release_udp(n);
+    if (n->state != TALLOW__NEG_PENDING)
+        release_udp(n);
+    else
+        tallow__bday_maybe_start(&n->bday);
 }
 
 struct gather_ctx {
@@ -623,6 +655,7 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     }
     neg_families(n);
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
+    tallow__bday_init(&n->bday, ctx, n->udp, n->check_key, n->controlling, on_check, n);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
     n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, on_tick, n);
@@ -663,13 +696,17 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         if (tallow_sockaddr_decode(o->addr.ptr, o->addr.len, &a, &alen) != 0) return 1;
         alen = tallow_sockaddr_unmap(&a, alen); /* an IPv4 peer is paired as IPv4 */
         uint32_t kind = o->kind <= TALLOW_CAND_MAPPED ? o->kind : TALLOW_CAND_RELAYED;
-        neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority);
+        neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority, n->udp);
+        if (kind == TALLOW_CAND_SRFLX)
+            tallow__bday_remote(&n->bday, (struct sockaddr *)&a, alen, o->foundation.ptr,
+                                o->foundation.len);
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),
                        addr_str(&a, s, sizeof(s)), p ? "" : " (refused)");
         /* a new pair is checked at once when the pacing allows, not at the next tick */
         if (p && p->state == P_WAITING && n->tick && now_ms() - n->last_check >= NEG_PACE_MS)
             on_tick(n->tick, n);
+        if (n->state == TALLOW__NEG_PENDING) tallow__bday_maybe_start(&n->bday);
         return 1;
     }
     case TALLOW_MSG_CandidatesDone:

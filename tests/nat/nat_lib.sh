@@ -114,7 +114,7 @@ EOC
 # The UDP port forwards miniupnpd holds in NS (legacy nat table, chain MINIUPNPD).
 mapped_rules() { ip netns exec "$1" iptables-legacy -t nat -S MINIUPNPD | grep -c -- "-p udp" || true; }
 
-# build_nat MODE: the two-NAT internet, relay started in it
+# build_nat MODE [MODE_B]: the two-NAT internet (NAT B as MODE_B when given), relay started in it
 build_nat() {
     need_root
     for ns in $I $NA $NB $HA $HB; do mkns $ns; done
@@ -131,7 +131,7 @@ build_nat() {
     ip -n $HA route add default via 10.1.0.1
     ip -n $HB route add default via 10.2.0.1
     nat $NA "$1"
-    nat $NB "$1"
+    nat $NB "${2-$1}"
     RELAY=198.51.100.1:$RELAY_PORT
     start_relay $I 0.0.0.0
 }
@@ -160,6 +160,18 @@ start_relay() {
         sleep 0.1
     done
     fail "relay did not start"
+}
+
+# A second relay on port 3479 of the internet namespace: a second STUN server, so each peer can
+# compare the mappings two destinations see (its NAT's mapping behaviour). Sets STUN2 to the
+# --stun options naming both.
+start_stun2() {
+    TALLOW_LOG=info ip netns exec $I "$T" relay --listen 0.0.0.0:3479 2> "$W/relay2.log" &
+    for i in $(seq 50); do
+        ip netns exec $I ss -ltn | grep -q ":3479 " && break
+        sleep 0.1
+    done
+    STUN2="--stun $RELAY --stun ${RELAY%:*}:3479"
 }
 
 # Prefixes each line with a timestamp (seconds since the epoch, with nanoseconds).
