@@ -37,6 +37,7 @@ typedef struct neg_pair {
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID];
     tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
+    uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
 } neg_pair;
 
 struct tallow__neg {
@@ -64,6 +65,8 @@ struct tallow__neg {
     struct sockaddr_storage stun[NEG_MAX_STUN];
     size_t nstun;
     tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
+    char why[128];     /* why the direct path failed */
+    double direct_ms;  /* from start until QUIC was up */
 };
 
 static void neg_fail(tallow__neg *n, const char *why);
@@ -136,6 +139,7 @@ static void neg_fail(tallow__neg *n, const char *why)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     double ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
+    snprintf(n->why, sizeof(n->why), "%s", why);
     tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
                    "direct path failed after %.0f ms (%s); staying on the relay", ms, why);
     tallow_msg_DirectFailed m = {.reason = {(const uint8_t *)why, strlen(why)}};
@@ -157,6 +161,7 @@ static void q_ready(tallow_channel *ch, void *ud)
     tallow__neg *n = ud;
     if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
     n->quic_handed = 1;
+    n->direct_ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
     tallow__session_use_channel(n->s, ch); /* the session takes the channel's events from here */
     neg_pair *p = &n->pairs[n->nominated];
     uint8_t a[32];
@@ -362,6 +367,7 @@ static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t le
     p->local_prio = local_prio_for(n, a->sa_family);
     p->state = P_WAITING;
     p->via = via;
+    p->local_kind = TALLOW_CAND_PRFLX;
     return p;
 }
 
@@ -395,10 +401,13 @@ static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
     n->heard_peer = 1;
     p->rtt_us = (tallow_now_ns() - p->sent_ns) / 1000u;
     p->local_prio = prflx_prio();
+    p->local_kind = TALLOW_CAND_PRFLX;
     for (size_t i = 0; i < n->nlocal; i++)
         if (c->mapped_len && same_addr(&n->local[i].addr, n->local[i].addr_len,
-                                       (struct sockaddr *)&c->mapped, c->mapped_len))
+                                       (struct sockaddr *)&c->mapped, c->mapped_len)) {
             p->local_prio = n->local[i].priority;
+            p->local_kind = n->local[i].kind;
+        }
     if (p->state != P_SUCCEEDED) {
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: check to %s answered in %llu us",
@@ -732,6 +741,21 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
 int tallow__neg_state(const tallow__neg *n)
 {
     return n ? n->state : TALLOW__NEG_OFF;
+}
+
+const char *tallow__neg_why(const tallow__neg *n)
+{
+    return n && n->state == TALLOW__NEG_FAILED ? n->why : "";
+}
+
+int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms)
+{
+    if (!n || n->state != TALLOW__NEG_DIRECT || n->nominated < 0) return -1;
+    const neg_pair *p = &n->pairs[n->nominated];
+    *local = kind_name(p->local_kind);
+    *remote = kind_name(p->kind);
+    *ms = n->direct_ms;
+    return 0;
 }
 
 void tallow__neg_free(tallow__neg *n)

@@ -153,6 +153,12 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
  * here and to nobody else (it notes DirectConnected itself, for the switch). */
 int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg);
 int tallow__neg_state(const tallow__neg *n);
+/* Why the attempt failed ("" unless it did). */
+const char *tallow__neg_why(const tallow__neg *n);
+/* On a direct path: the kinds of the winning pair's candidates ("host", "srflx", "prflx",
+ * "mapped"; ours as the peer's answers showed it, prflx when it matched none) and the time from
+ * the start until QUIC was up. 0, or -1 when not direct. */
+int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms);
 /* Stops everything and frees (the UDP endpoint stays until pending gatherers answered). Call
  * after the session closed the QUIC channel. NULL is fine. */
 void tallow__neg_free(tallow__neg *n);
