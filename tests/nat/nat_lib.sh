@@ -86,7 +86,7 @@ start_miniupnpd() {
     $x -t nat -A POSTROUTING -o wan -j MINIUPNPD-POSTROUTING
     $x -t filter -N MINIUPNPD
     $x -t filter -A FORWARD -i wan ! -o wan -j MINIUPNPD
-    cat > "$W/miniupnpd.conf" <<EOC
+    cat > "$W/miniupnpd-$1.conf" <<EOC
 ext_ifname=wan
 listening_ip=lan
 port=0
@@ -101,10 +101,10 @@ uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
 allow 1024-65535 $2 1024-65535
 deny 0-65535 0.0.0.0/0 0-65535
 EOC
-    ip netns exec "$1" /usr/sbin/miniupnpd -d -f "$W/miniupnpd.conf" -P "$W/miniupnpd.pid" \
-        > "$W/miniupnpd.log" 2>&1 &
+    ip netns exec "$1" /usr/sbin/miniupnpd -d -f "$W/miniupnpd-$1.conf" -P "$W/miniupnpd-$1.pid" \
+        > "$W/miniupnpd-$1.log" 2>&1 &
     for i in $(seq 50); do
-        grep -q -E "Listening for NAT-PMP|HTTP listening on port" "$W/miniupnpd.log" && \
+        grep -q -E "Listening for NAT-PMP|HTTP listening on port" "$W/miniupnpd-$1.log" && \
             { sleep 0.2; return 0; }
         sleep 0.1
     done
