@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PREFIX ?= /usr/local
 
-.PHONY: all deps configure build test test-asan demo install bench bench-relay bench-wan fuzz clean
+.PHONY: all deps configure build test test-asan test-nat-matrix demo install bench bench-relay bench-wan fuzz clean
 
 all: build
 
@@ -23,6 +23,11 @@ test-asan: deps
 	@cmake -S . -B build-asan -DTALLOW_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	@cd build-asan && ctest --output-on-failure -j $(JOBS) -LE noasan
+
+# Every pair of NAT behaviours in network namespaces (root; about 5 minutes): direct or relay,
+# winning candidate kinds, time to direct.
+test-nat-matrix: build
+	@TALLOW_BIN=$(abspath $(BUILD))/bin/tallow TALLOW_LUA_DIR=$(CURDIR)/lua sh tests/nat/nat_matrix.sh
 
 # Fuzz targets (clang, libFuzzer + ASan/UBSan) in build-fuzz, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60

@@ -16,6 +16,8 @@ static uint32_t type_pref(uint32_t kind)
         return 126;
     case TALLOW_CAND_PRFLX:
         return 110;
+    case TALLOW_CAND_MAPPED: /* a mapping the gateway granted: opens the NAT for anyone */
+        return 105;
     case TALLOW_CAND_SRFLX:
         return 100;
     default: /* relayed and anything unknown rank last */

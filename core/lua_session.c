@@ -9,6 +9,7 @@
 
 #include "lua_rt.h"
 #include "lua_session.h"
+#include "negotiate.h"
 #include "transfer.h"
 
 typedef struct qmsg {
@@ -417,7 +418,9 @@ static int l_direct(lua_State *L)
     return tallow__lua_wait(L, &ls->path_w, NULL, 0);
 }
 
-/* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=} */
+/* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=,
+ *              direct_failed= (why the direct path failed) | candidates= ("ours-theirs" kinds of
+ *              the direct pair), direct_ms= (its negotiation time)} */
 static int l_info(lua_State *L)
 {
     tallow__lsession *ls = check(L);
@@ -436,6 +439,18 @@ static int l_info(lua_State *L)
     lua_setfield(L, -2, "bytes_recv");
     lua_pushinteger(L, info.peers);
     lua_setfield(L, -2, "peers");
+    const tallow__neg *neg = tallow__session_neg(ls->s);
+    const char *lk, *rk;
+    double ms;
+    if (tallow__neg_why(neg)[0]) {
+        lua_pushstring(L, tallow__neg_why(neg));
+        lua_setfield(L, -2, "direct_failed");
+    } else if (tallow__neg_winner(neg, &lk, &rk, &ms) == 0) {
+        lua_pushfstring(L, "%s-%s", lk, rk);
+        lua_setfield(L, -2, "candidates");
+        lua_pushinteger(L, (lua_Integer)ms);
+        lua_setfield(L, -2, "direct_ms");
+    }
     const tallow__keys *k = tallow__session_keys(ls->s);
     if (k) {
         lua_pushstring(L, k->verify);

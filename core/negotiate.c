@@ -36,6 +36,8 @@ typedef struct neg_pair {
     int state, tries, nominate;
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID];
+    tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
+    uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
 } neg_pair;
 
 struct tallow__neg {
@@ -57,13 +59,19 @@ struct tallow__neg {
     int nominated; /* index, or -1 */
     tallow_timer *tick, *deadline, *settle;
     tallow_channel *quic;
-    int quic_handed; /* the session owns the channel now */
+    tallow_udp *quic_udp; /* the birthday socket QUIC runs on, when not udp */
+    int quic_handed;      /* the session owns the channel now */
     uint64_t start_ns;
     struct sockaddr_storage stun[NEG_MAX_STUN];
     size_t nstun;
+    tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
+    char why[128];     /* why the direct path failed */
+    double direct_ms;  /* from start until QUIC was up */
 };
 
 static void neg_fail(tallow__neg *n, const char *why);
+static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
+                     const uint8_t *data, size_t len, void *ud);
 
 static uint64_t now_ms(void)
 {
@@ -101,11 +109,17 @@ static void stop_timer(tallow_timer **t)
 
 /* ---- settling ----------------------------------------------------------------------------- */
 
+static void release_one(const tallow_gatherer_ops *ops, void *state, void *ud)
+{
+    if (ops->release) ops->release(state, ud);
+}
+
 static void release_udp(tallow__neg *n)
 {
     if (!n->udp || n->pending_gathers > 0) return; /* STUN transactions still hold it */
     if (n->quic && !n->quic_handed) return;
     if (n->quic_handed) return; /* the session's QUIC channel runs on it: freed with us */
+    tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     tallow_udp_close(n->udp);
     n->udp = NULL;
 }
@@ -114,6 +128,7 @@ static void settle(tallow__neg *n, int state)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     n->state = state;
+    tallow__bday_stop(&n->bday, n->quic_udp);
     stop_timer(&n->tick);
     stop_timer(&n->deadline);
     stop_timer(&n->settle);
@@ -124,6 +139,7 @@ static void neg_fail(tallow__neg *n, const char *why)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     double ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
+    snprintf(n->why, sizeof(n->why), "%s", why);
     tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
                    "direct path failed after %.0f ms (%s); staying on the relay", ms, why);
     tallow_msg_DirectFailed m = {.reason = {(const uint8_t *)why, strlen(why)}};
@@ -145,6 +161,7 @@ static void q_ready(tallow_channel *ch, void *ud)
     tallow__neg *n = ud;
     if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
     n->quic_handed = 1;
+    n->direct_ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
     tallow__session_use_channel(n->s, ch); /* the session takes the channel's events from here */
     neg_pair *p = &n->pairs[n->nominated];
     uint8_t a[32];
@@ -159,6 +176,7 @@ static void q_ready(tallow_channel *ch, void *ud)
                    addr_str(&p->addr, s, sizeof(s)), (double)(tallow_now_ns() - n->start_ns) / 1e6,
                    n->controlling ? "controlling" : "controlled");
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
+    if (n->quic_udp) tallow_udp_on(n->quic_udp, TALLOW_UDP_CHECK, NULL, NULL);
     settle(n, TALLOW__NEG_DIRECT);
 }
 
@@ -189,13 +207,15 @@ static void open_quic(tallow__neg *n, int idx)
     stop_timer(&n->tick);
     stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
     neg_pair *p = &n->pairs[idx];
+    n->quic_udp = p->via != n->udp ? p->via : NULL; /* a birthday socket: kept, ours to close */
     char s[64];
-    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s; opening QUIC as %s",
-                   addr_str(&p->addr, s, sizeof(s)), n->controlling ? "client" : "server");
+    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s; opening QUIC as %s",
+                   addr_str(&p->addr, s, sizeof(s)), n->quic_udp ? " (birthday socket)" : "",
+                   n->controlling ? "client" : "server");
     tallow_channel_params cp = {
         .struct_size = sizeof(cp),
         .initiator = n->controlling,
-        .udp = n->udp,
+        .udp = p->via,
         .peer = (struct sockaddr *)&p->addr,
         .peer_len = p->len,
         .psk = n->psk,
@@ -226,7 +246,7 @@ static void send_check(tallow__neg *n, neg_pair *p)
     uint8_t buf[TALLOW__CHECK_LEN];
     if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
     p->sent_ns = tallow_now_ns();
-    tallow_udp_send(n->udp, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
+    tallow_udp_send(p->via, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
 }
 
 static int all_failed(const tallow__neg *n)
@@ -263,7 +283,9 @@ static void on_tick(tallow_timer *t, void *ud)
         pick->next_due = now + NEG_RTO_MS;
         send_check(n, pick);
     }
-    if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0) {
+    tallow__bday_tick(&n->bday);
+    if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0 &&
+        !tallow__bday_running(&n->bday)) {
         /* the controlled side keeps waiting if the peer reached us: it may still nominate */
         if (n->controlling || !n->heard_peer) neg_fail(n, "no candidate pair answered");
     }
@@ -300,10 +322,11 @@ static int best_possible(const tallow__neg *n, const neg_pair *p)
     return 1;
 }
 
-static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len)
+static neg_pair *pair_find(tallow__neg *n, const struct sockaddr *a, socklen_t len, tallow_udp *via)
 {
     for (size_t i = 0; i < n->npairs; i++)
-        if (same_addr(&n->pairs[i].addr, n->pairs[i].len, a, len)) return &n->pairs[i];
+        if (n->pairs[i].via == via && same_addr(&n->pairs[i].addr, n->pairs[i].len, a, len))
+            return &n->pairs[i];
     return NULL;
 }
 
@@ -322,11 +345,11 @@ static uint32_t local_prio_for(const tallow__neg *n, int family)
 }
 
 static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t len, uint32_t kind,
-                          uint32_t prio)
+                          uint32_t prio, tallow_udp *via)
 {
     if (!carries(n, a->sa_family)) return NULL; /* not a family our socket carries */
     if (tallow_validate_candidate_addr(a, len, n->allow_loopback) != 0) return NULL;
-    neg_pair *p = pair_find(n, a, len);
+    neg_pair *p = pair_find(n, a, len, via);
     if (p) {
         if (kind != TALLOW_CAND_PRFLX && p->kind == TALLOW_CAND_PRFLX) {
             p->kind = kind; /* the peer's offer names what we learned from its check */
@@ -343,6 +366,8 @@ static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t le
     p->remote_prio = prio;
     p->local_prio = local_prio_for(n, a->sa_family);
     p->state = P_WAITING;
+    p->via = via;
+    p->local_kind = TALLOW_CAND_PRFLX;
     return p;
 }
 
@@ -353,21 +378,36 @@ static int any_nominating(const tallow__neg *n)
     return 0;
 }
 
-static void on_response(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
-                        socklen_t fromlen)
+static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
+                        const struct sockaddr *from, socklen_t fromlen)
 {
     neg_pair *p = NULL;
     for (size_t i = 0; i < n->npairs; i++)
         if (memcmp(n->pairs[i].txid, c->txid, TALLOW__CHECK_TXID) == 0) p = &n->pairs[i];
-    if (!p || !same_addr(&p->addr, p->len, from, fromlen)) return; /* stale or not symmetric */
+    if (!p && tallow__bday_is_probe(&n->bday, c->txid)) {
+        /* a birthday probe hit: the address that answered is the pair (authenticated by the
+         * MAC; it is the peer's IP, the only one probed) */
+        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, prflx_prio(), u);
+        if (!p) return;
+        char s[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
+                       "p2p: birthday probe answered by %s after %u probes",
+                       addr_str(&p->addr, s, sizeof(s)), tallow__bday_sent(&n->bday));
+        p->sent_ns = tallow_now_ns();
+    } else if (!p || p->via != u || !same_addr(&p->addr, p->len, from, fromlen)) {
+        return; /* stale or not symmetric */
+    }
     memset(p->txid, 0, sizeof(p->txid));
     n->heard_peer = 1;
     p->rtt_us = (tallow_now_ns() - p->sent_ns) / 1000u;
     p->local_prio = prflx_prio();
+    p->local_kind = TALLOW_CAND_PRFLX;
     for (size_t i = 0; i < n->nlocal; i++)
         if (c->mapped_len && same_addr(&n->local[i].addr, n->local[i].addr_len,
-                                       (struct sockaddr *)&c->mapped, c->mapped_len))
+                                       (struct sockaddr *)&c->mapped, c->mapped_len)) {
             p->local_prio = n->local[i].priority;
+            p->local_kind = n->local[i].kind;
+        }
     if (p->state != P_SUCCEEDED) {
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: check to %s answered in %llu us",
@@ -391,8 +431,8 @@ static void on_response(tallow__neg *n, const tallow__check *c, const struct soc
     }
 }
 
-static void respond(tallow__neg *n, const tallow__check *req, const struct sockaddr *from,
-                    socklen_t fromlen)
+static void respond(tallow__neg *n, tallow_udp *u, const tallow__check *req,
+                    const struct sockaddr *from, socklen_t fromlen)
 {
     tallow__check c = {.type = TALLOW__CHECK_RESP};
     c.flags = (uint8_t)((n->controlling ? TALLOW__CHECK_CONTROLLING : 0) |
@@ -402,23 +442,23 @@ static void respond(tallow__neg *n, const tallow__check *req, const struct socka
     c.mapped_len = fromlen;
     uint8_t buf[TALLOW__CHECK_LEN];
     if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
-    tallow_udp_send(n->udp, from, fromlen, buf, sizeof(buf));
+    tallow_udp_send(u, from, fromlen, buf, sizeof(buf));
 }
 
-static void on_request(tallow__neg *n, const tallow__check *c, const struct sockaddr *from,
-                       socklen_t fromlen)
+static void on_request(tallow__neg *n, tallow_udp *u, const tallow__check *c,
+                       const struct sockaddr *from, socklen_t fromlen)
 {
-    neg_pair *p = pair_find(n, from, fromlen);
+    neg_pair *p = pair_find(n, from, fromlen, u);
     if (!p) {
         /* an address the peer never offered: its NAT's mapping towards us (peer-reflexive) */
-        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, c->priority);
+        p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, c->priority, u);
         if (!p) return;
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer-reflexive candidate %s",
                        addr_str(&p->addr, s, sizeof(s)));
     }
     n->heard_peer = 1;
-    respond(n, c, from, fromlen);
+    respond(n, u, c, from, fromlen);
     if (n->quic) return; /* nominated already: only answer (the nominating check repeats) */
     if (!n->controlling && (c->flags & TALLOW__CHECK_NOMINATE)) {
         open_quic(n, (int)(p - n->pairs));
@@ -442,9 +482,9 @@ static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t froml
     /* our own packet reflected back carries our role: refuse it */
     if (!!(c.flags & TALLOW__CHECK_CONTROLLING) == !!n->controlling) return;
     if (c.type == TALLOW__CHECK_REQ)
-        on_request(n, &c, from, fromlen);
+        on_request(n, u, &c, from, fromlen);
     else
-        on_response(n, &c, from, fromlen);
+        on_response(n, u, &c, from, fromlen);
 }
 
 static void on_deadline(tallow_timer *t, void *ud)
@@ -458,14 +498,19 @@ static void on_deadline(tallow_timer *t, void *ud)
 
 static const char *kind_name(uint32_t k)
 {
-    return k == TALLOW_CAND_HOST    ? "host"
-           : k == TALLOW_CAND_SRFLX ? "srflx"
-           : k == TALLOW_CAND_PRFLX ? "prflx"
-                                    : "relayed";
+    return k == TALLOW_CAND_HOST     ? "host"
+           : k == TALLOW_CAND_SRFLX  ? "srflx"
+           : k == TALLOW_CAND_PRFLX  ? "prflx"
+           : k == TALLOW_CAND_MAPPED ? "mapped"
+                                     : "relayed";
 }
 
 static void finish_free(tallow__neg *n)
 {
+    /* gatherers undo what they set up for the endpoint (port mappings) */
+    tallow__bday_stop(&n->bday, n->quic_udp);
+    if (n->quic_udp) tallow_udp_close(n->quic_udp);
+    if (n->udp) tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     if (n->udp) tallow_udp_close(n->udp);
     sodium_memzero(n->check_key, sizeof(n->check_key));
     sodium_memzero(n->psk, sizeof(n->psk));
@@ -489,6 +534,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         if (n->pending_gathers == 0) finish_free(n);
         return;
     }
+    if (status == 0) tallow__bday_local(&n->bday, c, count, n->nstun);
     for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
         if (!carries(n, c[i].addr.ss_family)) continue;
         if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
@@ -505,7 +551,8 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         int alen = tallow_sockaddr_encode((const struct sockaddr *)&c[i].addr, c[i].addr_len, a,
                                           sizeof(a));
         if (alen < 0) continue;
-        const char *f = kind_name(c[i].kind);
+        const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__bday_foundation(&n->bday)
+                                                       : kind_name(c[i].kind);
         tallow_msg_CandidateOffer o = {.kind = c[i].kind,
                                        .priority = c[i].priority,
                                        .addr = {a, (size_t)alen},
@@ -520,7 +567,10 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         if (n->pairs[i].state != P_SUCCEEDED)
             n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
     send_done_if_ready(n);
-    if (n->state != TALLOW__NEG_PENDING) release_udp(n);
+    if (n->state != TALLOW__NEG_PENDING)
+        release_udp(n);
+    else
+        tallow__bday_maybe_start(&n->bday);
 }
 
 struct gather_ctx {
@@ -614,6 +664,7 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     }
     neg_families(n);
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
+    tallow__bday_init(&n->bday, ctx, n->udp, n->check_key, n->controlling, on_check, n);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
     n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, on_tick, n);
@@ -653,14 +704,18 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         if (n->state != TALLOW__NEG_PENDING) return 1;
         if (tallow_sockaddr_decode(o->addr.ptr, o->addr.len, &a, &alen) != 0) return 1;
         alen = tallow_sockaddr_unmap(&a, alen); /* an IPv4 peer is paired as IPv4 */
-        uint32_t kind = o->kind <= TALLOW_CAND_RELAYED ? o->kind : TALLOW_CAND_RELAYED;
-        neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority);
+        uint32_t kind = o->kind <= TALLOW_CAND_MAPPED ? o->kind : TALLOW_CAND_RELAYED;
+        neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority, n->udp);
+        if (kind == TALLOW_CAND_SRFLX)
+            tallow__bday_remote(&n->bday, (struct sockaddr *)&a, alen, o->foundation.ptr,
+                                o->foundation.len);
         char s[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),
                        addr_str(&a, s, sizeof(s)), p ? "" : " (refused)");
         /* a new pair is checked at once when the pacing allows, not at the next tick */
         if (p && p->state == P_WAITING && n->tick && now_ms() - n->last_check >= NEG_PACE_MS)
             on_tick(n->tick, n);
+        if (n->state == TALLOW__NEG_PENDING) tallow__bday_maybe_start(&n->bday);
         return 1;
     }
     case TALLOW_MSG_CandidatesDone:
@@ -686,6 +741,21 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
 int tallow__neg_state(const tallow__neg *n)
 {
     return n ? n->state : TALLOW__NEG_OFF;
+}
+
+const char *tallow__neg_why(const tallow__neg *n)
+{
+    return n && n->state == TALLOW__NEG_FAILED ? n->why : "";
+}
+
+int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms)
+{
+    if (!n || n->state != TALLOW__NEG_DIRECT || n->nominated < 0) return -1;
+    const neg_pair *p = &n->pairs[n->nominated];
+    *local = kind_name(p->local_kind);
+    *remote = kind_name(p->kind);
+    *ms = n->direct_ms;
+    return 0;
 }
 
 void tallow__neg_free(tallow__neg *n)

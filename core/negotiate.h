@@ -64,6 +64,71 @@ typedef struct tallow__neg_rank {
 /* Index of the valid pair with the highest pair priority (ties: the lowest index), or -1. */
 int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
 
+/* ---- hard-NAT punching (negotiate_bday.c) -------------------------------------------------
+ * Each side learns its own NAT's mapping behaviour from the server-reflexive candidates of one
+ * socket seen by two or more STUN servers (one mapping: endpoint-independent, "eim"; several
+ * ports for one address: endpoint-dependent, "edm") and tells the peer in the foundation of its
+ * srflx offers ("srflx/eim", "srflx/edm"; plain "srflx" when unknown). When our NAT maps per
+ * destination and the peer's does not, we are the hard side: we open TALLOW__BDAY_SOCKS sockets
+ * and send one check from each to the peer's srflx address, so our NAT holds that many mappings
+ * towards it. The easy side sends checks to ports of the hard side's srflx address (the ports
+ * after the ones it saw first when they look sequential, then random ones), paced, at most
+ * TALLOW__BDAY_MAX_PACKETS and TALLOW__BDAY_MAX_MS; a probe that lands on one of those mappings
+ * reaches the hard side, whose answer (MAC'd with the check key) makes the pair. Every probe is
+ * an ordinary authenticated check request, aimed only at the address the peer offered through
+ * the sealed session. */
+
+#define TALLOW__BDAY_SOCKS 256
+#define TALLOW__BDAY_MAX_PACKETS 2000
+#define TALLOW__BDAY_MAX_MS 5000
+#define TALLOW__BDAY_PER_TICK 8 /* probes (easy side) per 10 ms tick: 800 per second */
+
+enum { TALLOW__NAT_UNKNOWN = 0, TALLOW__NAT_EIM = 1, TALLOW__NAT_EDM = 2 };
+
+typedef struct tallow__bday {
+    tallow_ctx *ctx;
+    tallow_udp *base; /* the session's endpoint: the easy side probes from it */
+    const uint8_t *check_key;
+    int controlling;
+    tallow_udp_recv_cb on_check;
+    void *ud;
+    int mine, peer; /* TALLOW__NAT_* */
+    int role;       /* 0 none, 1 hard (sockets), 2 easy (probes) */
+    int done;
+    struct sockaddr_storage target; /* hard: the peer's srflx; easy: its address (any port) */
+    socklen_t target_len;
+    uint16_t peer_lo, peer_hi; /* the hard peer's srflx ports seen */
+    uint32_t seq_next;         /* the next predicted port (sequential allocation), 0 none */
+    tallow_udp *sock[TALLOW__BDAY_SOCKS];
+    size_t nsock;
+    uint32_t sent;
+    uint64_t start_ms;
+    uint8_t txid[TALLOW__CHECK_TXID];
+} tallow__bday;
+
+void tallow__bday_init(tallow__bday *b, tallow_ctx *ctx, tallow_udp *base, const uint8_t *check_key,
+                       int controlling, tallow_udp_recv_cb on_check, void *ud);
+/* Our gathered candidates (one gatherer's answer); nstun: how many STUN servers were asked. */
+void tallow__bday_local(tallow__bday *b, const tallow_candidate *c, size_t n, size_t nstun);
+/* The foundation our srflx offers carry. */
+const char *tallow__bday_foundation(const tallow__bday *b);
+/* A srflx offer of the peer. */
+void tallow__bday_remote(tallow__bday *b, const struct sockaddr *a, socklen_t len,
+                         const uint8_t *foundation, size_t flen);
+/* Starts when both behaviours are known and call for it. */
+void tallow__bday_maybe_start(tallow__bday *b);
+/* Every negotiator tick: opens sockets (hard side) or sends probes (easy side). */
+void tallow__bday_tick(tallow__bday *b);
+int tallow__bday_running(const tallow__bday *b);
+int tallow__bday_is_probe(const tallow__bday *b, const uint8_t txid[TALLOW__CHECK_TXID]);
+uint32_t tallow__bday_sent(const tallow__bday *b);
+/* Ends it: closes every socket but keep (the one QUIC runs on; NULL for all). */
+void tallow__bday_stop(tallow__bday *b, tallow_udp *keep);
+/* Pure helpers (unit tested): the behaviour from one socket's srflx candidates (IPv4), and the
+ * easy side's next port to probe. */
+int tallow__bday_classify(const tallow_candidate *c, size_t n, size_t nstun);
+uint16_t tallow__bday_next_port(tallow__bday *b);
+
 /* ---- the negotiator (negotiate.c) --------------------------------------------------------- */
 
 enum tallow__neg_state {
@@ -88,6 +153,12 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
  * here and to nobody else (it notes DirectConnected itself, for the switch). */
 int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg);
 int tallow__neg_state(const tallow__neg *n);
+/* Why the attempt failed ("" unless it did). */
+const char *tallow__neg_why(const tallow__neg *n);
+/* On a direct path: the kinds of the winning pair's candidates ("host", "srflx", "prflx",
+ * "mapped"; ours as the peer's answers showed it, prflx when it matched none) and the time from
+ * the start until QUIC was up. 0, or -1 when not direct. */
+int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms);
 /* Stops everything and frees (the UDP endpoint stays until pending gatherers answered). Call
  * after the session closed the QUIC channel. NULL is fine. */
 void tallow__neg_free(tallow__neg *n);

@@ -1114,6 +1114,11 @@ int tallow__session_p2p_state(tallow__session *s)
     return tallow__neg_state(s->neg);
 }
 
+const struct tallow__neg *tallow__session_neg(const tallow__session *s)
+{
+    return s->neg;
+}
+
 void tallow__session_close(tallow__session *s)
 {
     if (!s) return;

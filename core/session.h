@@ -97,5 +97,7 @@ void tallow__session_close(tallow__session *s);
 void tallow__session_use_channel(tallow__session *s, tallow_channel *direct);
 /* The direct-path attempt: TALLOW__NEG_OFF (-1, none), _PENDING (0), _DIRECT (1), _FAILED (2). */
 int tallow__session_p2p_state(tallow__session *s);
+/* The negotiator (NULL without one), for its outcome (tallow__neg_why, tallow__neg_winner). */
+const struct tallow__neg *tallow__session_neg(const tallow__session *s);
 
 #endif

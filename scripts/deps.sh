@@ -6,9 +6,10 @@ PKGS="$*"
 [ -n "$PKGS" ] || PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
 clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
-libjansson-dev libzip-dev magic-wormhole python3-magic-wormhole-mailbox-server magic-wormhole-transit-relay
-wormhole-william prometheus dnsmasq-base libnetfilter-queue-dev iperf3 iputils-ping systemd
-python3-cryptography"
+libjansson-dev libzip-dev magic-wormhole python3-magic-wormhole-mailbox-server
+magic-wormhole-transit-relay wormhole-william prometheus dnsmasq-base libnetfilter-queue-dev
+iperf3 iputils-ping systemd python3-cryptography libminiupnpc-dev libnatpmp-dev miniupnpd
+miniupnpd-iptables miniupnpc natpmpc"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -20,12 +21,12 @@ if [ -n "$missing" ]; then
     fi
     echo "deps: installing$missing"
     apt-get update -qq || true
-    # prometheus is here for its promtool (tests/relayops): without its recommended node exporter,
-    # and its server is not wanted running
-    rest=$(echo "$missing" | tr ' ' '\n' | grep -vx prometheus | tr '\n' ' ')
-    [ -z "${rest# }" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $rest
-    case " $missing " in *" prometheus "*)
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
-        command -v systemctl >/dev/null 2>&1 && systemctl disable --now prometheus >/dev/null 2>&1 || true ;;
-    esac
+# prometheus is here for its promtool (tests/relayops): without recommended node exporter, and
+server not wanted running rest=$(echo $missing | tr ' '\n' grep -vx ') [ -z ${rest# } ] ||
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $rest case in * *)
+--no-install-recommends command -v systemctl >/dev/null 2>&1 && disable --now true ;; esac
+miniupnpd (a test gateway gather-portmap) asks debconf whether to start a system daemon: it
+must (the tests run their own namespaces); naming miniupnpd-iptables picks the legacy-iptables
+build set up chains echo miniupnpd/start_daemon boolean false debconf-set-selections
+2>/dev/null"
 fi

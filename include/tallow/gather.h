@@ -13,6 +13,7 @@ enum tallow_cand_kind {
     TALLOW_CAND_SRFLX = 1,
     TALLOW_CAND_PRFLX = 2,
     TALLOW_CAND_RELAYED = 3,
+    TALLOW_CAND_MAPPED = 4, /* a port the gateway maps to us on request (PCP, NAT-PMP, UPnP) */
 };
 
 typedef struct tallow_candidate {
@@ -64,9 +65,14 @@ typedef struct tallow_gatherer_ops {
     const char *name; /* "gather-host", "gather-srflx", ... */
     /* Starts gathering; cb follows, never from inside this call. 0 or a negative error. */
     int (*gather)(void *plugin_state, const tallow_gather_params *p, tallow_gather_cb cb, void *ud);
+    /* Optional (NULL, or absent in an older plugin's smaller struct): the endpoint's user is done
+     * with udp (after every gathering on it answered); undo what gathering set up for it (a port
+     * mapping on the gateway). The endpoint is still open during the call. */
+    void (*release)(void *plugin_state, tallow_udp *udp);
 } tallow_gatherer_ops;
 
-/* Calls fn for every registered gatherer. */
+/* Calls fn for every registered gatherer (its ops, as large as this header's, the slots an older
+ * plugin lacks zeroed). */
 TALLOW_API void tallow_gatherer_foreach(tallow_ctx *ctx,
                                         void (*fn)(const tallow_gatherer_ops *ops, void *state,
                                                    void *ud),

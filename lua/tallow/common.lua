@@ -141,7 +141,9 @@ function M.open(opts, code, initiator, capacity)
     -- instead of pushing its first megabytes through the relay. Sends would move by themselves
     -- mid-way otherwise.
     local path = s:direct()
-    ui.event("path", { path = path })
+    local pi = s:info()
+    ui.event("path", { path = path, direct_failed = pi.direct_failed, candidates = pi.candidates,
+                       direct_ms = pi.direct_ms })
     return s
 end
 

@@ -64,10 +64,57 @@ nat() {
     ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
     ip netns exec "$1" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE $2
     ip netns exec "$1" iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP
-    ip netns exec "$1" iptables -A FORWARD -i wan -m conntrack --ctstate NEW -j DROP
+    # a port forwarded on request (DNAT by miniupnpd) passes, as on a home router
+    ip netns exec "$1" iptables -A FORWARD -i wan -m conntrack --ctstate NEW \
+        -m conntrack ! --ctstate DNAT -j DROP
 }
 
-# build_nat MODE: the two-NAT internet, relay started in it
+# start_miniupnpd NS LAN_CIDR UPNP(yes|no) NATPMP(yes|no): the Debian daemon (legacy iptables
+# backend) as the NAT's port-mapping service; it learns its external address by STUN from the
+# relay (it refuses to be told a documentation address). NAT-PMP and PCP share its switch.
+start_miniupnpd() {
+    command -v miniupnpd >/dev/null || fail "miniupnpd is missing (make deps)"
+    command -v iptables-legacy >/dev/null || fail "iptables-legacy is missing"
+    # the router's own traffic (miniupnpd's STUN) leaves unNATed, as on a real router; else it
+    # sees its own random ports and calls itself "behind a symmetric NAT"
+    wanip=$(ip -n "$1" -4 -o addr show dev wan | sed 's/.* inet \([0-9.]*\).*/\1/')
+    ip netns exec "$1" iptables -t nat -I POSTROUTING -o wan -s "$wanip" -j ACCEPT
+    x="ip netns exec $1 iptables-legacy"
+    $x -t nat -N MINIUPNPD
+    $x -t nat -A PREROUTING -i wan -j MINIUPNPD
+    $x -t nat -N MINIUPNPD-POSTROUTING
+    $x -t nat -A POSTROUTING -o wan -j MINIUPNPD-POSTROUTING
+    $x -t filter -N MINIUPNPD
+    $x -t filter -A FORWARD -i wan ! -o wan -j MINIUPNPD
+    cat > "$W/miniupnpd-$1.conf" <<EOC
+ext_ifname=wan
+listening_ip=lan
+port=0
+enable_upnp=$3
+enable_natpmp=$4
+ext_perform_stun=yes
+ext_stun_host=${RELAY%:*}
+ext_stun_port=${RELAY#*:}
+secure_mode=yes
+system_uptime=yes
+uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b
+allow 1024-65535 $2 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOC
+    ip netns exec "$1" /usr/sbin/miniupnpd -d -f "$W/miniupnpd-$1.conf" -P "$W/miniupnpd-$1.pid" \
+        > "$W/miniupnpd-$1.log" 2>&1 &
+    for i in $(seq 50); do
+        grep -q -E "Listening for NAT-PMP|HTTP listening on port" "$W/miniupnpd-$1.log" && \
+            { sleep 0.2; return 0; }
+        sleep 0.1
+    done
+    fail "miniupnpd did not start"
+}
+
+# The UDP port forwards miniupnpd holds in NS (legacy nat table, chain MINIUPNPD).
+mapped_rules() { ip netns exec "$1" iptables-legacy -t nat -S MINIUPNPD | grep -c -- "-p udp" || true; }
+
+# build_nat MODE [MODE_B]: the two-NAT internet (NAT B as MODE_B when given), relay started in it
 build_nat() {
     need_root
     for ns in $I $NA $NB $HA $HB; do mkns $ns; done
@@ -84,7 +131,7 @@ build_nat() {
     ip -n $HA route add default via 10.1.0.1
     ip -n $HB route add default via 10.2.0.1
     nat $NA "$1"
-    nat $NB "$1"
+    nat $NB "${2-$1}"
     RELAY=198.51.100.1:$RELAY_PORT
     start_relay $I 0.0.0.0
 }
@@ -113,6 +160,18 @@ start_relay() {
         sleep 0.1
     done
     fail "relay did not start"
+}
+
+# A second relay on port 3479 of the internet namespace: a second STUN server, so each peer can
+# compare the mappings two destinations see (its NAT's mapping behaviour). Sets STUN2 to the
+# --stun options naming both.
+start_stun2() {
+    TALLOW_LOG=info ip netns exec $I "$T" relay --listen 0.0.0.0:3479 2> "$W/relay2.log" &
+    for i in $(seq 50); do
+        ip netns exec $I ss -ltn | grep -q ":3479 " && break
+        sleep 0.1
+    done
+    STUN2="--stun $RELAY --stun ${RELAY%:*}:3479"
 }
 
 # Prefixes each line with a timestamp (seconds since the epoch, with nanoseconds).

@@ -9,6 +9,9 @@ transfer $SIZE 42-nat-symmetric-river
 [ "$(final_path "$W/send.json" sent)" = relay ] || fail "sender did not report relay"
 [ "$(final_path "$W/recv.json" received)" = relay ] || fail "receiver did not report relay"
 grep -q "direct path failed" "$W/send.log" || fail "the sender never gave up on the direct path"
+for f in send recv; do
+    grep '"event":"path"' "$W/$f.json" | grep -q '"direct_failed":"[^"]' || fail "$f: no direct_failed reason in --json"
+done
 fwd=$(relay_forwarded)
 [ "$fwd" -ge $SIZE ] || fail "relay forwarded only $fwd of $SIZE bytes"
 t0=$(grep '"event":"paired"' "$W/send.json" | cut -d' ' -f1)

@@ -1,0 +1,25 @@
+#!/bin/sh
+# nat_hard.sh [hard|easy] — host A behind a symmetric NAT (MASQUERADE --random-fully: a new
+# random port per destination), host B behind a port-preserving one; both ask two STUN servers
+# (the relay on 3478 and 3479), so each learns its own NAT's mapping behaviour. A (the hard
+# side) opens 256 sockets towards B's mapping, B probes random ports of A's address; the
+# transfer must go direct through the pair a probe found. The argument says which side sends
+# (controls the negotiation): "hard" (A sends, default) or "easy" (B sends).
+. "$(dirname "$0")/nat_lib.sh"
+WHO=${1:-hard}
+if [ "$WHO" = hard ]; then build_nat --random-fully ""; else build_nat "" --random-fully; fi
+start_stun2
+SIZE=20000000
+transfer $SIZE 44-hard-nat-river $STUN2
+[ "$(final_path "$W/send.json" sent)" = direct ] || fail "sender did not go direct"
+[ "$(final_path "$W/recv.json" received)" = direct ] || fail "receiver did not go direct"
+fwd=$(relay_forwarded)
+[ "$fwd" -lt $SIZE ] || fail "relay forwarded $fwd bytes of $SIZE"
+if [ "$WHO" = hard ]; then HARDLOG=$W/send.log EASYLOG=$W/recv.log; else HARDLOG=$W/recv.log EASYLOG=$W/send.log; fi
+grep -q "birthday punching, hard side" "$HARDLOG" || fail "A did not find itself the hard side"
+grep -q "birthday punching, easy side" "$EASYLOG" || fail "B did not find itself the easy side"
+grep -q "(birthday socket)" "$HARDLOG" || fail "QUIC did not run on a birthday socket"
+sent=$(grep -h "birthday probe answered" "$EASYLOG" | sed 's/.*after \([0-9]*\) probes.*/\1/' | head -n 1)
+[ -z "$sent" ] || [ "$sent" -le 2000 ] || fail "$sent probes"
+echo "hard NAT ($WHO sends): $(grep -h 'direct path up' "$W/send.log" | sed 's/^tallow: [a-z]*: //');" \
+    "probes before the hit: ${sent:-none (the hard side's check got through first)}"
