@@ -21,12 +21,16 @@ if [ -n "$missing" ]; then
     fi
     echo "deps: installing$missing"
     apt-get update -qq || true
-# prometheus is here for its promtool (tests/relayops): without recommended node exporter, and
-server not wanted running rest=$(echo $missing | tr ' '\n' grep -vx ') [ -z ${rest# } ] ||
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $rest case in * *)
---no-install-recommends command -v systemctl >/dev/null 2>&1 && disable --now true ;; esac
-miniupnpd (a test gateway gather-portmap) asks debconf whether to start a system daemon: it
-must (the tests run their own namespaces); naming miniupnpd-iptables picks the legacy-iptables
-build set up chains echo miniupnpd/start_daemon boolean false debconf-set-selections
-2>/dev/null"
+    # miniupnpd (a test gateway for gather-portmap) asks debconf whether to start a system
+    # daemon: it must not (the tests run their own in namespaces); naming miniupnpd-iptables picks
+    # the legacy-iptables build the tests set up chains for
+    echo "miniupnpd miniupnpd/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
+    # prometheus is here for its promtool (tests/relayops): without its recommended node exporter,
+    # and its server is not wanted running
+    rest=$(echo "$missing" | tr ' ' '\n' | grep -vx prometheus | tr '\n' ' ')
+    [ -z "${rest# }" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $rest
+    case " $missing " in *" prometheus "*)
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+        command -v systemctl >/dev/null 2>&1 && systemctl disable --now prometheus >/dev/null 2>&1 || true ;;
+    esac
 fi
