@@ -123,12 +123,12 @@ same small.bin rx/small.bin
 grep -q '"event":"received".*"path":"relay"' r.out || { show r.out; fail "--no-p2p receiver went direct"; }
 ok "--no-p2p: no direct hints sent or dialled, relay only, both ways"
 
-# an existing file is not replaced (tallow's receive rule), and the sender hears a refusal
+# an existing file is not replaced (tallow's receive rule: refused, exit 3), and the sender hears a refusal
 rm -rf rx && mkdir rx && echo keep >rx/zero.bin
 next_code
 bg s $W send --code "$C" zero.bin
 fg r 30 "$T" receive --wormhole --yes -o rx "$C"
-expect_rc "existing file" 1 "$FG_RC"
+expect_rc "existing file" 3 "$FG_RC"
 grep -q "destination exists" r.err || { show r.err; fail "no 'destination exists' message"; }
 [ "$(cat rx/zero.bin)" = keep ] || fail "existing file replaced"
 wait_pid 30 "$BG_PID"
@@ -166,7 +166,7 @@ ok "folder wormhole -> tallow (nested, modes)"
 next_code
 bg s $W send --code "$C" --text secret
 fg r 30 "$T" receive --wormhole --yes "${C%-*}-wrong"
-expect_rc "wrong code (tallow receiver)" 1 "$FG_RC"
+expect_rc "wrong code (tallow receiver)" 4 "$FG_RC"
 grep -q "code mismatch" r.err || { show r.err; fail "no code-mismatch message"; }
 wait_pid 30 "$BG_PID"
 grep -qi "key confirmation failed\|WrongPassword" s.err || { show s.err; fail "wormhole did not refuse"; }
@@ -177,6 +177,6 @@ bg s "$T" send --wormhole --code "$C" --text secret
 fg r 30 $W receive "${C%-*}-wrong"
 [ "$FG_RC" != 0 ] || fail "wormhole accepted a wrong code"
 wait_pid 30 "$BG_PID"
-expect_rc "wrong code (tallow sender)" 1 "$WAIT_RC"
+expect_rc "wrong code (tallow sender)" 4 "$WAIT_RC"
 grep -q "code mismatch" s.err || { show s.err; fail "no code-mismatch message"; }
 ok "wrong code: tallow sender and wormhole receiver both refuse"
