@@ -4,7 +4,7 @@ commonly holds a whole /64, so per-address limits were no limit). In a network n
 own (unshare -n, root), lo gets 2001:db8:64::1, 2001:db8:64::2 (one /64) and 2001:db8:65::1; a
 relay with --max-conns-per-ip 2 takes two connections from 2001:db8:64::1, refuses the third
 from 2001:db8:64::2 (same /64), and takes one from 2001:db8:65::1 (another /64).
-Run as: unshare -n python3 ipv6_prefix.py (under flock /tmp/tallow-netns.lock)."""
+Run as: unshare -n python3 ipv6_prefix.py (root)."""
 import os
 import socket
 import subprocess
