@@ -64,27 +64,28 @@ static void usage(FILE *out)
         free(names[i]);
     }
     if (n == 0) fprintf(out, "  (no command scripts found in %s)\n", dir);
-    fprintf(out,
-            "\nfirst steps:\n"
-            "  tallow relay                       on a machine both sides can reach (or use one)\n"
-            "  tallow send FILE --relay HOST:4433   prints a code such as 7-crossword-rhythm-velvet\n"
-            "  tallow receive CODE --relay HOST:4433   on the other machine\n"
-            "\nenvironment:\n"
-            "  TALLOW_RELAY=HOST:PORT     relay to meet at (default 127.0.0.1:4433), like --relay\n"
-            "  TALLOW_RELAYS=A,B,...      several relays side by side\n"
-            "  TALLOW_RELAY_PASSWORD      password of a private relay, like --relay-password\n"
-            "  TALLOW_CODE                the code phrase (so it need not appear in ps)\n"
-            "  TALLOW_NO_P2P=1            never go direct, like --no-p2p\n"
-            "  TALLOW_PROXY=socks5://H:P  reach the relay through a SOCKS5 proxy, like --proxy\n"
-            "  TALLOW_ALLOW_LOOPBACK=1    allow loopback candidates, like --allow-loopback\n"
-            "  TALLOW_P2P_TIMEOUT=S       seconds the direct-path attempt may take (default 5)\n"
-            "  TALLOW_OFFER_TIMEOUT=S     receiver's wait for the paired sender's offer (default 120)\n"
-            "  TALLOW_STALL_TIMEOUT=S     wait for a silent peer mid-transfer (default 120)\n"
-            "  TALLOW_LOG=warn|info|debug what the core logs on stderr\n"
-            "  TALLOW_PLUGIN_PATH, TALLOW_LUA_DIR   where plugins and Lua scripts are found\n"
-            "\nexit status: 0 done, 1 error, 2 usage, 3 refused or declined, 4 code mismatch,\n"
-            "             128+N after signal N (Ctrl-C: 130)\n"
-            "\nman pages: tallow(1), tallow-relay(8)\n");
+    fprintf(
+        out,
+        "\nfirst steps:\n"
+        "  tallow relay                       on a machine both sides can reach (or use one)\n"
+        "  tallow send FILE --relay HOST:4433   prints a code such as 7-crossword-rhythm-velvet\n"
+        "  tallow receive CODE --relay HOST:4433   on the other machine\n"
+        "\nenvironment:\n"
+        "  TALLOW_RELAY=HOST:PORT     relay to meet at (default 127.0.0.1:4433), like --relay\n"
+        "  TALLOW_RELAYS=A,B,...      several relays side by side\n"
+        "  TALLOW_RELAY_PASSWORD      password of a private relay, like --relay-password\n"
+        "  TALLOW_CODE                the code phrase (so it need not appear in ps)\n"
+        "  TALLOW_NO_P2P=1            never go direct, like --no-p2p\n"
+        "  TALLOW_PROXY=socks5://H:P  reach the relay through a SOCKS5 proxy, like --proxy\n"
+        "  TALLOW_ALLOW_LOOPBACK=1    allow loopback candidates, like --allow-loopback\n"
+        "  TALLOW_P2P_TIMEOUT=S       seconds the direct-path attempt may take (default 5)\n"
+        "  TALLOW_OFFER_TIMEOUT=S     receiver's wait for the paired sender's offer (default 120)\n"
+        "  TALLOW_STALL_TIMEOUT=S     wait for a silent peer mid-transfer (default 120)\n"
+        "  TALLOW_LOG=warn|info|debug what the core logs on stderr\n"
+        "  TALLOW_PLUGIN_PATH, TALLOW_LUA_DIR   where plugins and Lua scripts are found\n"
+        "\nexit status: 0 done, 1 error, 2 usage, 3 refused or declined, 4 code mismatch,\n"
+        "             128+N after signal N (Ctrl-C: 130)\n"
+        "\nman pages: tallow(1), tallow-relay(8)\n");
 }
 
 static int env_true(const char *name)
@@ -145,15 +146,16 @@ int main(int argc, char **argv)
     int first_arg;
     if (!strcmp(argv[1], "run")) {
         if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
-            fprintf(argc < 3 ? stderr : stdout,
-                    "usage: tallow run SCRIPT.lua [args]\n\n"
-                    "Runs a Lua 5.4 script with the tallow API (require \"tallow\"; docs/lua-api.md).\n"
-                    "The script gets its arguments in `arg`; /dev/stdin reads the script from stdin.\n"
-                    "The stock commands are such scripts: %s/commands/*.lua.\n\n"
-                    "examples:\n"
-                    "  tallow run examples/scripts/hello.lua\n"
-                    "  echo 'print(require(\"tallow\").code.generate(3))' | tallow run /dev/stdin\n",
-                    tallow_lua_dir());
+            fprintf(
+                argc < 3 ? stderr : stdout,
+                "usage: tallow run SCRIPT.lua [args]\n\n"
+                "Runs a Lua 5.4 script with the tallow API (require \"tallow\"; docs/lua-api.md).\n"
+                "The script gets its arguments in `arg`; /dev/stdin reads the script from stdin.\n"
+                "The stock commands are such scripts: %s/commands/*.lua.\n\n"
+                "examples:\n"
+                "  tallow run examples/scripts/hello.lua\n"
+                "  echo 'print(require(\"tallow\").code.generate(3))' | tallow run /dev/stdin\n",
+                tallow_lua_dir());
             return argc < 3 ? 2 : 0;
         }
         snprintf(script, sizeof(script), "%s", argv[2]);
