@@ -126,8 +126,9 @@ static size_t complete_word(char *line, size_t len, size_t cap, int list)
 
 /* tallow.code.prompt(prompt) -> the line typed | nil at end of input. Reads a code phrase from
  * the terminal on stdin with Tab completing the words (a second Tab lists the candidates);
- * Backspace, Ctrl-U, Enter, Ctrl-D; Ctrl-C returns nil, "cancelled", "TALLOW_ECANCELED". Blocks: it is asked before anything
- * else runs. Falls back to a plain line read when stdin is not a terminal. */
+ * Backspace, Ctrl-U, Enter, Ctrl-D; Ctrl-C returns nil, "cancelled", "TALLOW_ECANCELED". Blocks: it
+ * is asked before anything else runs. Falls back to a plain line read when stdin is not a terminal.
+ */
 static int l_prompt(lua_State *L)
 {
     const char *prompt = luaL_optstring(L, 1, "Enter the code phrase: ");
@@ -190,9 +191,8 @@ static int l_prompt(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"generate", l_generate}, {"normalize", l_normalize}, {"room_id", l_room_id},
-    {"hash", l_hash},         {"words", l_words},         {"prompt", l_prompt},
-    {NULL, NULL},
+    {"generate", l_generate}, {"normalize", l_normalize}, {"room_id", l_room_id}, {"hash", l_hash},
+    {"words", l_words},       {"prompt", l_prompt},       {NULL, NULL},
 };
 
 int luaopen_tallow_code(lua_State *L)

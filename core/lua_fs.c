@@ -1,6 +1,7 @@
 /* core/lua_fs.c — `tallow.fs`: what folder workflows (sync, watch) need from the file system:
  * scan a folder into manifest entries, encode/decode those for the wire, remove a path strictly
  * inside a folder (never through a symlink), and watch a folder tree with inotify. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,7 +11,6 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "lua_fs.h"
 #include "lua_rt.h"
@@ -734,8 +734,8 @@ static void check_warn(void *ud, const char *path, const char *why)
 
 /* tallow.fs.check(paths) -> {files=, dirs=, bytes=, count=, problems={{path=, why=, fatal=}...}}
  * | nil, message, code. Walks what `send` would send exactly as the manifest builder does, and
- * checks that every file can be opened for reading, so that what cannot be sent is named before a code is
- * shown. A top-level path that cannot be sent at all is an error naming it. */
+ * checks that every file can be opened for reading, so that what cannot be sent is named before a
+ * code is shown. A top-level path that cannot be sent at all is an error naming it. */
 static int l_check(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -834,9 +834,12 @@ static const luaL_Reg funcs[] = {
     {"mkdirs", l_mkdirs},
     {"writable", l_writable},
     {"check", l_check},
-    {"scan", l_scan},     {"encode", l_encode},
-    {"decode", l_decode}, {"remove_under", l_remove_under},
-    {"watch", l_watch},   {"stat", l_stat},
+    {"scan", l_scan},
+    {"encode", l_encode},
+    {"decode", l_decode},
+    {"remove_under", l_remove_under},
+    {"watch", l_watch},
+    {"stat", l_stat},
     {NULL, NULL},
 };
 

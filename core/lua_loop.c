@@ -4,13 +4,13 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <stdio.h>
 #include <signal.h>
-#include <sys/ioctl.h>
-#include <termios.h>
-#include <sys/socket.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "lua_rt.h"
@@ -286,7 +286,8 @@ static int l_probe(lua_State *L)
     }
     int err = ETIMEDOUT;
     for (a = ai; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
@@ -362,7 +363,8 @@ static int l_on_signal(lua_State *L)
     tallow__lrt *rt = tallow__lrt_get(L);
     if (sig.fds[0] < 0) {
         if (pipe2(sig.fds, O_NONBLOCK | O_CLOEXEC) < 0) return tallow__lua_fail(L, -errno, NULL);
-        sig.io = tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fds[0], TALLOW_IO_READ, sig_ready, NULL);
+        sig.io =
+            tallow_io_start(tallow_ctx_loop(rt->ctx), sig.fds[0], TALLOW_IO_READ, sig_ready, NULL);
         /* also when the shell started us with SIGINT ignored (a background job) */
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -400,11 +402,9 @@ static int l_columns(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"fresh_line", l_fresh_line}, {"columns", l_columns}, {"on_signal", l_on_signal},
-    {"tty_raw", l_tty_raw},
-    {"sleep", l_sleep}, {"now", l_now},       {"spawn", l_spawn},
-    {"every", l_every}, {"reader", l_reader}, {"isatty", l_isatty},
-    {"probe", l_probe},
-    {NULL, NULL},
+    {"tty_raw", l_tty_raw},       {"sleep", l_sleep},     {"now", l_now},
+    {"spawn", l_spawn},           {"every", l_every},     {"reader", l_reader},
+    {"isatty", l_isatty},         {"probe", l_probe},     {NULL, NULL},
 };
 
 int luaopen_tallow_loop(lua_State *L)

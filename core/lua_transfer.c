@@ -65,11 +65,11 @@ static int mode_of(lua_State *L, int opts)
     if (!lua_istable(L, opts)) return TALLOW__PROGRESS_NONE;
     lua_getfield(L, opts, "progress");
     const char *m = lua_tostring(L, -1);
-    int r = !m ? TALLOW__PROGRESS_NONE
-               : !strcmp(m, "json") ? TALLOW__PROGRESS_JSON
-               : !strcmp(m, "bar")  ? TALLOW__PROGRESS_BAR
-               : !strcmp(m, "lines") ? TALLOW__PROGRESS_LINES
-                                    : TALLOW__PROGRESS_NONE;
+    int r = !m                    ? TALLOW__PROGRESS_NONE
+            : !strcmp(m, "json")  ? TALLOW__PROGRESS_JSON
+            : !strcmp(m, "bar")   ? TALLOW__PROGRESS_BAR
+            : !strcmp(m, "lines") ? TALLOW__PROGRESS_LINES
+                                  : TALLOW__PROGRESS_NONE;
     lua_pop(L, 1);
     return r;
 }

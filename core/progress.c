@@ -56,9 +56,11 @@ void tallow__progress_show(int mode, const char *verb, const tallow__xfer_stats 
     }
     char verb_t[32];
     snprintf(verb_t, sizeof verb_t, "%s", verb);
-    for (size_t n = strlen(verb_t); n > 0 && verb_t[n - 1] == ' '; n--) verb_t[n - 1] = 0;
+    for (size_t n = strlen(verb_t); n > 0 && verb_t[n - 1] == ' '; n--)
+        verb_t[n - 1] = 0;
     if (mode == TALLOW__PROGRESS_LINES) {
-        fprintf(stderr, "%s %.0f%%: %s of %s, %s/s%s (%s)\n", verb_t, pct, done, total, r, eta, path);
+        fprintf(stderr, "%s %.0f%%: %s of %s, %s/s%s (%s)\n", verb_t, pct, done, total, r, eta,
+                path);
         return;
     }
     /* the widest form that fits the terminal (a line longer than it wraps, and every redraw
@@ -68,7 +70,8 @@ void tallow__progress_show(int mode, const char *verb, const tallow__xfer_stats 
     char bar[41], line[256];
     int width = cols >= 100 ? 40 : 20;
     int fill = (int)(pct * width / 100);
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[width] = 0;
     for (int form = 0; form < 5; form++) {
         switch (form) {

@@ -158,7 +158,8 @@ static void abort_with(tallow__xfer *x, int err, const char *fmt, ...)
 void tallow__xfer_cancel(tallow__xfer *x)
 {
     if (!x || x->state == X_DONE) return;
-    abort_with(x, TALLOW_ECANCELED, "%s", x->sender ? "the sender cancelled" : "the receiver cancelled");
+    abort_with(x, TALLOW_ECANCELED, "%s",
+               x->sender ? "the sender cancelled" : "the receiver cancelled");
 }
 
 static void notice(tallow__xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -646,9 +647,10 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
         return 1;
     case TALLOW_MSG_TransferError: {
         const tallow_msg_TransferError *te = msg;
-        tallow_ctx_set_error(x->ctx, te->code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
-                             tallow__printable((const char *)te->message.ptr, te->message.len,
-                                               reason, sizeof(reason)));
+        tallow_ctx_set_error(
+            x->ctx, te->code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
+            tallow__printable((const char *)te->message.ptr, te->message.len, reason,
+                              sizeof(reason)));
         int code = te->code < 0 && te->code > -2000 ? (int)te->code : TALLOW_EPROTO;
         finish(x, code);
         return 1;

@@ -197,15 +197,16 @@ int main(int argc, char **argv)
     int first_arg;
     if (!strcmp(argv[1], "run")) {
         if (argc < 3 || !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) {
-            fprintf(argc < 3 ? stderr : stdout,
-                    "usage: tallow run SCRIPT.lua [args]\n\n"
-                    "Runs a Lua 5.4 script with the tallow API (require \"tallow\"; docs/lua-api.md).\n"
-                    "The script gets its arguments in `arg`; /dev/stdin reads the script from stdin.\n"
-                    "The stock commands are such scripts: %s/commands/*.lua.\n\n"
-                    "examples:\n"
-                    "  tallow run examples/scripts/hello.lua\n"
-                    "  echo 'print(require(\"tallow\").code.generate(3))' | tallow run /dev/stdin\n",
-                    tallow_lua_dir());
+            fprintf(
+                argc < 3 ? stderr : stdout,
+                "usage: tallow run SCRIPT.lua [args]\n\n"
+                "Runs a Lua 5.4 script with the tallow API (require \"tallow\"; docs/lua-api.md).\n"
+                "The script gets its arguments in `arg`; /dev/stdin reads the script from stdin.\n"
+                "The stock commands are such scripts: %s/commands/*.lua.\n\n"
+                "examples:\n"
+                "  tallow run examples/scripts/hello.lua\n"
+                "  echo 'print(require(\"tallow\").code.generate(3))' | tallow run /dev/stdin\n",
+                tallow_lua_dir());
             return argc < 3 ? 2 : 0;
         }
         snprintf(script, sizeof(script), "%s", argv[2]);

@@ -65,6 +65,7 @@ local function send()
     local dir = args[1]
     local mine = folder.scan(dir)
     if not mine then ui.die("cannot read " .. dir .. ": not a folder") end
+    require("tallow.preflight").sources({ dir }) -- what cannot be read is named before the code
     local code = common.new_code(opts)
     common.show_code(opts, code, "tallow sync --receive", " DIR")
     local s <close> = common.open(opts, code, true)

@@ -158,6 +158,9 @@ end
 local function send()
     if #args ~= 1 then cli.usage_exit(spec) end
     local dir = args[1]
+    local st = fs.stat(dir)
+    if not st or st.type ~= "dir" then ui.die("cannot watch " .. ui.printable(dir) .. ": not a folder") end
+    require("tallow.preflight").sources({ dir }) -- what cannot be read is named before the code
     local w, err = fs.watch(dir) -- before the first sync, so that no change falls in between
     if not w then ui.die(err) end
     local code = common.new_code(opts)

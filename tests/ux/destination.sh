@@ -10,13 +10,20 @@ cd "$E2E_TMP"
 mkdir -p src/photos
 echo one >src/photos/1.jpg; echo two >src/photos/2.jpg; echo report >src/report.txt
 
-# -o a file: refused before connecting, so the same code still works for the next try
+# -o a file, or a folder this user cannot write into: refused before connecting, so the same
+# code still works for the next try
 echo not-a-folder >afile
 start_send first src/report.txt
 run_recv bad 10 --yes -o "$E2E_TMP/afile" "$CODE"
 [ "$RECV_RC" -eq 1 ] || { show "$E2E_TMP/bad.recv.err"; fail "-o FILE: exit $RECV_RC, not 1"; }
 grep -q "cannot receive into .*afile: it exists and is not a folder" "$E2E_TMP/bad.recv.err" || { show "$E2E_TMP/bad.recv.err"; fail "-o FILE: unclear"; }
 kill -0 "$SEND_PID" || fail "the sender gave up: the code was used by a receiver that could not receive"
+# -o a folder this user cannot write into: refused before connecting, with what to do
+mkdir ro; chmod 555 ro
+rc=0; as_nobody env TALLOW_LUA_DIR="$TALLOW_LUA_DIR" TALLOW_RELAY="$RELAY" "$T" receive --yes -o "$E2E_TMP/ro" "$CODE" </dev/null >ro.out 2>ro.err || rc=$?
+[ "$rc" -eq 1 ] || { show ro.err; fail "-o unwritable: exit $rc, not 1"; }
+grep -q "cannot write into .*ro: permission denied. Choose another folder with -o DIR." ro.err || { show ro.err; fail "-o unwritable: unclear"; }
+kill -0 "$SEND_PID" || fail "the sender gave up after a receiver that could not write"
 # -o a folder that does not exist yet: created (with parents)
 run_recv first 30 --yes -o "$E2E_TMP/new/deeper" "$CODE"
 finish_send first 30

@@ -22,6 +22,13 @@ grep -q "cannot send tree/sub/secret.txt: cannot be read" err || { show err; fai
 grep -q "2 items cannot be read, so nothing was sent and no code was made" err || { show err; fail "no summary"; }
 grep -q "note: tree/link: symlink skipped (not followed)" err || { show err; fail "symlink inside not named"; }
 ok "unreadable folder and file named before the code: $(tail -n 1 err)"
+for cmd in sync watch; do
+    rc=0; as_nobody env TALLOW_LUA_DIR="$TALLOW_LUA_DIR" "$T" $cmd tree >out 2>err || rc=$?
+    [ "$rc" -eq 1 ] || { show err; fail "$cmd of a tree with unreadable parts: exit $rc, not 1"; }
+    no_code err
+    grep -q "cannot send tree/private: folder cannot be read" err || { show err; fail "$cmd: unreadable folder not named"; }
+done
+ok "sync and watch: the same check before the code"
 
 # readable, with a link inside: the note comes before the code, the rest is sent
 chmod 755 tree/private; chmod 644 tree/sub/secret.txt
