@@ -374,8 +374,27 @@ static int stream_in(wh_session *s, int fd, uint64_t size, const char *verb)
     return 0;
 }
 
+/* The receiver's yes: our transit hints, then the answer (magic-wormhole's order), the sender's
+ * hints if they have not come yet, the mailbox left, the transit connection made. */
+static int accept_and_connect(wh_session *s)
+{
+    int rc = start_transit(s, 0);
+    if (rc) return rc;
+    rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
+                      wh_now_ms() + 30000);
+    if (rc) return conn_fail(s, rc);
+    if (!s->peer_transit) {
+        json_t *tr = NULL;
+        rc = wait_for(s, "transit", &tr, PHASE_WAIT_MS);
+        json_decref(tr);
+        if (rc) return rc;
+    }
+    wh_conn_close(&s->c, "happy");
+    return connect_transit(s);
+}
+
 /* A temporary name beside the final one; created exclusively, never through a symlink. */
-static int open_part(int dirfd, const char *name, char *part, size_t cap)
+int wh_open_part(int dirfd, const char *name, char *part, size_t cap)
 {
     for (int i = 0; i < 100; i++) {
         snprintf(part, cap, ".%s.%d.wormhole-part", name, i);
@@ -426,24 +445,10 @@ static int accept_file(wh_session *s, int destfd, int overwrite, json_t *f)
         wh_reject(s, "not enough space on the receiving side");
         return rc;
     }
-    rc = start_transit(s, 0);
-    if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
-                          wh_now_ms() + 30000);
-        if (rc) conn_fail(s, rc);
-    }
-    if (rc) return rc;
-    if (!s->peer_transit) {
-        json_t *tr = NULL;
-        rc = wait_for(s, "transit", &tr, PHASE_WAIT_MS);
-        json_decref(tr);
-        if (rc) return rc;
-    }
-    wh_conn_close(&s->c, "happy");
-    rc = connect_transit(s);
+    rc = accept_and_connect(s);
     if (rc) return rc;
     char part[300];
-    int fd = open_part(destfd, name, part, sizeof(part));
+    int fd = wh_open_part(destfd, name, part, sizeof(part));
     if (fd < 0) return fail(s, fd, "cannot create the file in the destination");
     rc = stream_in(s, fd, size, "receiving");
     if (!rc && fsync(fd) != 0) rc = fail(s, -errno, "cannot write the file to disk");
@@ -496,21 +501,7 @@ static int accept_dir(wh_session *s, int destfd, int overwrite, json_t *d)
         wh_reject(s, "cannot create the folder");
         return sub;
     }
-    rc = start_transit(s, 0);
-    if (!rc) {
-        rc = wh_conn_send(&s->c, json_pack("{s:{s:s}}", "answer", "file_ack", "ok"),
-                          wh_now_ms() + 30000);
-        if (rc) conn_fail(s, rc);
-    }
-    if (!rc && !s->peer_transit) {
-        json_t *tr = NULL;
-        rc = wait_for(s, "transit", &tr, PHASE_WAIT_MS);
-        json_decref(tr);
-    }
-    if (!rc) {
-        wh_conn_close(&s->c, "happy");
-        rc = connect_transit(s);
-    }
+    rc = accept_and_connect(s);
     if (rc) {
         close(sub);
         return rc;

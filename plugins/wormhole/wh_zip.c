@@ -146,15 +146,10 @@ static int write_entry(zip_t *za, zip_uint64_t i, int dirfd, const char *base, m
                        uint64_t expect, uint64_t *total, uint64_t cap, char *err, size_t errlen)
 {
     char part[300];
-    int fd = -1;
-    for (int k = 0; k < 100 && fd < 0; k++) {
-        snprintf(part, sizeof(part), ".%s.%d.wormhole-part", base, k);
-        fd = openat(dirfd, part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST) break;
-    }
+    int fd = wh_open_part(dirfd, base, part, sizeof(part));
     if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", base, strerror(errno));
-        return -errno;
+        snprintf(err, errlen, "cannot create %s: %s", base, strerror(-fd));
+        return fd;
     }
     zip_file_t *zf = zip_fopen_index(za, i, 0);
     int rc = zf ? 0 : TALLOW_EPROTO;

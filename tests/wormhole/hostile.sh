@@ -24,7 +24,8 @@ mkdir -p rx
 fg r 20 "$T" receive --wormhole --yes -o rx "$C"
 expect_rc "third client" 1 "$FG_RC"
 grep -q "already used by two others (the mailbox says crowded)" r.err || { show r.err; fail "no crowded message"; }
-kill -9 "$HOLD" "$S2" 2>/dev/null || true
+kill -9 -- "-$HOLD" "-$S2" 2>/dev/null || true
+wait "$HOLD" "$S2" 2>/dev/null || true
 ok "a third client on the nameplate: refused, 'crowded'"
 
 # -- a mailbox phase that does not decrypt (after a good version phase): stopped, mood scary

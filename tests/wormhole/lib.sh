@@ -31,13 +31,25 @@ start_wormhole_servers() {
 WH_N=100
 next_code() { WH_N=$((WH_N + 1)); C="$WH_N-purple-sausages"; }
 
-# bg TAG CMD... : runs CMD in the background (stdin from /dev/null), output in $E2E_TMP/TAG.out/.err
+# bg TAG CMD... : runs CMD in the background (stdin from /dev/null), output in $E2E_TMP/TAG.out/.err.
+# In a process group of its own, killed whole at exit: `timeout` or `sh -c` wrappers must not
+# leave their child behind.
+WH_GROUPS=""
 bg() {
     local tag=$1; shift
-    "$@" </dev/null >"$E2E_TMP/$tag.out" 2>"$E2E_TMP/$tag.err" &
+    setsid "$@" </dev/null >"$E2E_TMP/$tag.out" 2>"$E2E_TMP/$tag.err" &
     BG_PID=$!
     track "$BG_PID"
+    WH_GROUPS="$WH_GROUPS $BG_PID"
 }
+wh_cleanup() {
+    local rc=$? g
+    set +e
+    for g in $WH_GROUPS; do kill -9 -- "-$g" 2>/dev/null; done
+    (exit "$rc")
+    e2e_cleanup
+}
+trap wh_cleanup EXIT
 
 # fg TAG SECS CMD... : runs CMD bounded by SECS; sets FG_RC
 fg() {
