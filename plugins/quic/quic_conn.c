@@ -830,6 +830,7 @@ void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
         ngtcp2_conn_stat st;
         ngtcp2_conn_get_conn_stat(c->conn, &st);
         out->rtt_ns = st.first_rtt_sample_ts != UINT64_MAX ? st.smoothed_rtt : 0;
+        out->in_flight = st.bytes_in_flight;
     }
     uint64_t pre = c->is_server ? 0 : sizeof(quic_preamble);
     out->bytes_sent = c->sent > pre ? c->sent - pre : 0;

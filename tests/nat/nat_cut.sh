@@ -1,7 +1,8 @@
 #!/bin/sh
-# nat_cut.sh — the direct path dies mid-transfer (NAT A starts dropping all UDP): once QUIC
-# gives up (its idle timeout, ~30 s) the session goes back to the relay under fresh keys, the
-# transfer resynchronises from the receiver's position and the file arrives intact.
+# nat_cut.sh — the direct path dies mid-transfer (NAT A starts dropping all UDP): once the
+# sender's QUIC link hears nothing for 3 RTTs + 0.8 s with data in flight (the quic plugin's
+# watchdog; QUIC's own idle timeout is 30 s) the session goes back to the relay under fresh keys,
+# the transfer resynchronises from the receiver's position and the file arrives intact.
 . "$(dirname "$0")/nat_lib.sh"
 build_nat ""
 SIZE=300000000
