@@ -36,7 +36,7 @@ typedef struct neg_pair {
     int state, tries, nominate;
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID]; /* outstanding check, all zero once answered */
-    uint8_t txid_flags;                /* the flags it was sent with */
+    uint8_t txid_flags;               /* the flags it was sent with */
 } neg_pair;
 
 struct tallow__neg {

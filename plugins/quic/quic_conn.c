@@ -42,7 +42,8 @@
 #define QUIC_BIG_BLACKHOLE_PTOS 2 /* PTOs before unacknowledged large datagrams count as lost */
 /* With large datagrams: ngtcp2's unit for congestion control (see quic_settings). */
 #define QUIC_BIG_CC_UNIT ((size_t)512 << 10)
-#define QUIC_PACE_CREDIT (2 * NGTCP2_MILLISECONDS) /* lateness of a paced send made up, at most */
+/* Lateness of a paced send made up, at most (quic_write_burst). */
+#define QUIC_PACE_CREDIT (2 * NGTCP2_MILLISECONDS)
 #define QUIC_FLUSH_BURSTS 16 /* send quanta (64 KiB each with CUBIC) per flush, at most */
 #define QUIC_CIDLEN 16
 /* Flow control we grant: at least the bandwidth-delay product of a 250 ms, 500 Mbit/s path
@@ -105,7 +106,8 @@ struct quic_conn {
     uint64_t rx_window; /* flow-control window we give the peer */
     int hs_confirmed, big_proven;
     uint64_t big_probe_end;
-    uint64_t pace_due; /* when the next paced quantum was due (0: not pacing-limited) */
+    /* When the next paced quantum was due (0: not pacing-limited). */
+    uint64_t pace_due;
 
     uint8_t *txbuf; /* QUIC_BATCH_BYTES, at least one packet */
     uint8_t close_pkt[QUIC_MIN_PKT];

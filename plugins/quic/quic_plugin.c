@@ -60,10 +60,11 @@ struct quic_link {
     tallow_timer *open_timer; /* gives up opening */
     tallow_timer *watch;      /* dead-path watchdog, once connected (internet paths) */
     int internet;             /* the peer is neither local nor on-link */
-    uint64_t heard_ns;        /* last datagram from the peer, or last moment nothing was in flight */
     int defer_pending;        /* a link_on_defer is queued: the link must stay allocated */
     int depth;                /* our entry points on the stack */
     int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
+    /* The last datagram from the peer, or the last moment nothing was in flight. */
+    uint64_t heard_ns;
     int ready, failed, dead, quic_closed, proto_err, want_writable;
     size_t rx_unflushed; /* bytes read since our last flush (it carries our ACK) */
     unsigned rx_dgrams;  /* datagrams read since then */
