@@ -419,9 +419,10 @@ static void quic_callbacks(ngtcp2_callbacks *cb, int is_server)
 
 /* Congestion control per path. Local and on-link paths (large datagrams) keep CUBIC with the
  * window floor below: no loss, microsecond RTTs. Internet paths get BBR: CUBIC reads every random
- * loss as congestion and collapses on a long lossy path (emulated 100 ms, 1 %: ~2 Mbit/s, where
- * BBR moved 67 and BBR2 54 on the same busy machine; tests/bench/RESULTS.md), while BBR paces at
- * the measured bottleneck rate. TALLOW_QUIC_CC=cubic|reno|bbr|bbr2 overrides (measurements). */
+ * loss as congestion and collapses on a long lossy path (emulated 100 ms, 1 %: ~2 Mbit/s against
+ * 70-180 with BBR). BBR2 did better there (195-250) but halved behind a rate limit with 0.1 %
+ * loss (40 ms, 500 Mbit/s: ~110 against ~260); tests/bench/RESULTS.md, Run W.
+ * TALLOW_QUIC_CC=cubic|reno|bbr|bbr2 overrides (measurements). */
 static ngtcp2_cc_algo quic_cc_algo(const quic_conn *c)
 {
     const char *e = getenv("TALLOW_QUIC_CC");
