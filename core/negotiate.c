@@ -35,7 +35,8 @@ typedef struct neg_pair {
     uint32_t kind, remote_prio, local_prio;
     int state, tries, nominate;
     uint64_t next_due, sent_ns, rtt_us;
-    uint8_t txid[TALLOW__CHECK_TXID];
+    uint8_t txid[TALLOW__CHECK_TXID]; /* outstanding check, all zero once answered */
+    uint8_t txid_flags;               /* the flags it was sent with */
     tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
     uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
 } neg_pair;
@@ -241,11 +242,18 @@ static void send_check(tallow__neg *n, neg_pair *p)
     tallow__check c = {.type = TALLOW__CHECK_REQ, .priority = prflx_prio()};
     c.flags = (uint8_t)((n->controlling ? TALLOW__CHECK_CONTROLLING : 0) |
                         (p->nominate ? TALLOW__CHECK_NOMINATE : 0));
-    randombytes_buf(p->txid, sizeof(p->txid));
+    /* A retry repeats the unanswered transaction (as STUN retransmissions do): with a new id each
+     * time, no answer could match once the round trip exceeds NEG_RTO_MS, so a 250 ms path never
+     * went direct. The RTT counts from the first try. */
+    static const uint8_t zero[TALLOW__CHECK_TXID];
+    if (!memcmp(p->txid, zero, sizeof(zero)) || p->txid_flags != c.flags) {
+        randombytes_buf(p->txid, sizeof(p->txid));
+        p->txid_flags = c.flags;
+        p->sent_ns = tallow_now_ns();
+    }
     memcpy(c.txid, p->txid, sizeof(c.txid));
     uint8_t buf[TALLOW__CHECK_LEN];
     if (tallow__check_encode(n->check_key, &c, buf) < 0) return;
-    p->sent_ns = tallow_now_ns();
     tallow_udp_send(p->via, (struct sockaddr *)&p->addr, p->len, buf, sizeof(buf));
 }
 

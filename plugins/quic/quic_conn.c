@@ -42,6 +42,8 @@
 #define QUIC_BIG_BLACKHOLE_PTOS 2 /* PTOs before unacknowledged large datagrams count as lost */
 /* With large datagrams: ngtcp2's unit for congestion control (see quic_settings). */
 #define QUIC_BIG_CC_UNIT ((size_t)512 << 10)
+/* Lateness of a paced send made up, at most (quic_write_burst). */
+#define QUIC_PACE_CREDIT (2 * NGTCP2_MILLISECONDS)
 #define QUIC_FLUSH_BURSTS 16 /* send quanta (64 KiB each with CUBIC) per flush, at most */
 #define QUIC_CIDLEN 16
 /* Flow control we grant: at least the bandwidth-delay product of a 250 ms, 500 Mbit/s path
@@ -105,6 +107,8 @@ struct quic_conn {
     uint64_t rx_window; /* flow-control window we give the peer */
     int hs_confirmed, big_proven;
     uint64_t big_probe_end;
+    /* When the next paced quantum was due (0: not pacing-limited). */
+    uint64_t pace_due;
 
     uint8_t *txbuf; /* QUIC_BATCH_BYTES, at least one packet */
     uint8_t close_pkt[QUIC_MIN_PKT];
@@ -416,9 +420,10 @@ static void quic_callbacks(ngtcp2_callbacks *cb, int is_server)
 
 /* Congestion control per path. Local and on-link paths (large datagrams) keep CUBIC with the
  * window floor below: no loss, microsecond RTTs. Internet paths get BBR: CUBIC reads every random
- * loss as congestion and collapses on a long lossy path (emulated 100 ms, 1 %: ~2 Mbit/s, where
- * BBR moved 67 and BBR2 54 on the same busy machine; tests/bench/RESULTS.md), while BBR paces at
- * the measured bottleneck rate. TALLOW_QUIC_CC=cubic|reno|bbr|bbr2 overrides (measurements). */
+ * loss as congestion and collapses on a long lossy path (emulated 100 ms, 1 %: ~2 Mbit/s against
+ * 70-180 with BBR). BBR2 did better there (195-250) but halved behind a rate limit with 0.1 %
+ * loss (40 ms, 500 Mbit/s: ~110 against ~260); tests/bench/RESULTS.md, Run W.
+ * TALLOW_QUIC_CC=cubic|reno|bbr|bbr2 overrides (measurements). */
 static ngtcp2_cc_algo quic_cc_algo(const quic_conn *c)
 {
     const char *e = getenv("TALLOW_QUIC_CC");
@@ -775,7 +780,15 @@ static int quic_write_burst(quic_conn *c, uint64_t now)
         }
     }
     if (total) quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
-    ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+    /* ngtcp2 0.12 schedules the next quantum one pacing interval after the time given here, so
+     * every wakeup that comes late (millisecond timers, a busy machine) is rate lost for good:
+     * at 500 Mbit/s a 64 KiB quantum is due every ~1 ms and half the rate went. On internet
+     * paths credit the lateness, at most QUIC_PACE_CREDIT, as ngtcp2 1.x does. */
+    uint64_t txts = now;
+    if (!c->big && c->pace_due && now > c->pace_due)
+        txts = now - (now - c->pace_due < QUIC_PACE_CREDIT ? now - c->pace_due : QUIC_PACE_CREDIT);
+    ngtcp2_conn_update_pkt_tx_time(c->conn, txts);
+    c->pace_due = quantum ? ngtcp2_conn_get_expiry(c->conn) : 0;
     return quantum;
 }
 
@@ -831,6 +844,7 @@ void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
         ngtcp2_conn_stat st;
         ngtcp2_conn_get_conn_stat(c->conn, &st);
         out->rtt_ns = st.first_rtt_sample_ts != UINT64_MAX ? st.smoothed_rtt : 0;
+        out->in_flight = st.bytes_in_flight;
     }
     uint64_t pre = c->is_server ? 0 : sizeof(quic_preamble);
     out->bytes_sent = c->sent > pre ? c->sent - pre : 0;

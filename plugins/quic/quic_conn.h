@@ -45,6 +45,7 @@ typedef struct quic_conn_stat {
     uint64_t queued;     /* stream bytes accepted by quic_conn_write and not yet acknowledged */
     uint64_t unsent;     /* of those, bytes not yet handed to the network */
     uint32_t max_dgram;  /* the largest datagram we would send now */
+    uint64_t in_flight;  /* bytes in packets sent and neither acknowledged nor declared lost */
 } quic_conn_stat;
 
 /* Creates a connection. is_server: 0 = QUIC client (starts the handshake at the first flush),

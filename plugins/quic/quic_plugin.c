@@ -23,6 +23,15 @@
 /* Read between our flushes (which carry acknowledgements): this many datagrams or bytes. */
 #define QUIC_ACK_DGRAMS 32
 #define QUIC_ACK_BYTES (256u << 10)
+/* A direct path that dies mid-transfer: once packets are in flight and nothing at all has come
+ * back for 3 smoothed RTTs plus QUIC_DEAD_SLACK_MS (a live path acknowledges within about one
+ * RTT plus the peer's ACK delay, even at a few % loss), the channel closes with TALLOW_ETIMEOUT
+ * and the session goes on over the relay — instead of QUIC's 30 s idle timeout. Checked every
+ * QUIC_WATCH_MS, on internet paths only: towards a peer on loopback or on-link, silence is the
+ * peer's process being busy (a loaded machine kept one quiet for 0.9 s while it drained a relay
+ * backlog), and the idle timeout still applies there. */
+#define QUIC_DEAD_SLACK_MS 800
+#define QUIC_WATCH_MS 100
 
 typedef struct quic_plugin {
     const tallow_host *host;
@@ -49,9 +58,13 @@ struct quic_link {
     tallow_timer *timer; /* the connection's next expiry */
     uint64_t timer_due_ms;
     tallow_timer *open_timer; /* gives up opening */
+    tallow_timer *watch;      /* dead-path watchdog, once connected (internet paths) */
+    int internet;             /* the peer is neither local nor on-link */
     int defer_pending;        /* a link_on_defer is queued: the link must stay allocated */
     int depth;                /* our entry points on the stack */
     int in_quic;              /* inside a quic_conn call: no quic_conn_close now */
+    /* The last datagram from the peer, or the last moment nothing was in flight. */
+    uint64_t heard_ns;
     int ready, failed, dead, quic_closed, proto_err, want_writable;
     size_t rx_unflushed; /* bytes read since our last flush (it carries our ACK) */
     unsigned rx_dgrams;  /* datagrams read since then */
@@ -88,7 +101,8 @@ static void link_maybe_destroy(quic_link *l)
         link_quic_close(l);
         if (l->timer) tallow_timer_stop(l->timer);
         if (l->open_timer) tallow_timer_stop(l->open_timer);
-        l->timer = l->open_timer = NULL;
+        if (l->watch) tallow_timer_stop(l->watch);
+        l->timer = l->open_timer = l->watch = NULL;
         quic_conn_free(l->qc);
         l->qc = NULL;
         free(l->pend);
@@ -149,6 +163,8 @@ static int link_send(void *ud, const struct sockaddr *to, socklen_t tolen, const
     return 0;
 }
 
+static void link_on_watch(tallow_timer *t, void *ud);
+
 static void link_on_connected(void *ud)
 {
     quic_link *l = ud;
@@ -157,6 +173,9 @@ static void link_on_connected(void *ud)
         tallow_timer_stop(l->open_timer);
         l->open_timer = NULL;
     }
+    l->heard_ns = tallow_now_ns();
+    if (l->internet && !l->watch)
+        l->watch = tallow_timer_start(l->loop, QUIC_WATCH_MS, QUIC_WATCH_MS, link_on_watch, l);
     if (l->ch && !l->failed && l->ch->ev->on_ready) l->ch->ev->on_ready(l->ch, l->ch->ev_ud);
 }
 
@@ -325,6 +344,7 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
     link_enter(l);
     l->in_quic = 1;
     uint64_t now = tallow_now_ns();
+    l->heard_ns = now;
     quic_conn_recv(l->qc, from, fromlen, data, len, now);
     /* The window ngtcp2 allows is ~3x bandwidth x the idle RTT, less than one wakeup's worth of
      * datagrams (up to 256): acknowledging only at the end of the batch left the sender idle. */
@@ -337,6 +357,32 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
     }
     link_quic_done(l);
     link_request_flush(l); /* acknowledgements and whatever the data unblocked */
+    link_leave(l);
+}
+
+/* The dead-path watchdog (see QUIC_DEAD_SLACK_MS). Silence only counts while something is in
+ * flight: an idle path, or a receiver that only acknowledges, is never declared dead here. */
+static void link_on_watch(tallow_timer *t, void *ud)
+{
+    quic_link *l = ud;
+    (void)t;
+    if (l->dead || l->failed || l->quic_closed || l->in_quic || !l->qc) return;
+    quic_conn_stat st;
+    quic_conn_get_stat(l->qc, &st);
+    uint64_t now = tallow_now_ns();
+    if (!st.in_flight) {
+        l->heard_ns = now;
+        return;
+    }
+    uint64_t limit = 3 * st.rtt_ns + (uint64_t)QUIC_DEAD_SLACK_MS * 1000000u;
+    if (now - l->heard_ns <= limit) return;
+    l->host->log(l->host->ctx, TALLOW_LOG_WARN,
+                 "%s: nothing heard for %llu ms with %llu bytes in flight (RTT %llu ms): path dead",
+                 l->path, (unsigned long long)((now - l->heard_ns) / 1000000u),
+                 (unsigned long long)st.in_flight, (unsigned long long)(st.rtt_ns / 1000000u));
+    link_enter(l);
+    link_quic_close(l);
+    link_fail(l, TALLOW_ETIMEOUT);
     link_leave(l);
 }
 
@@ -377,6 +423,7 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     int mtu = tallow_udp_path_mtu(p->udp, p->peer, p->peer_len);
     size_t hdrs = p->peer->sa_family == AF_INET6 ? 48 : 28;
     size_t max_udp = mtu > 0 && (size_t)mtu > hdrs + 1200 ? (size_t)mtu - hdrs : 0;
+    l->internet = mtu == 0;
     int rcvbuf = 0;
     socklen_t rl = sizeof(rcvbuf);
     if (getsockopt(tallow_udp_fd(p->udp), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rl) != 0) rcvbuf = 0;

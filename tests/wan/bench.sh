@@ -82,10 +82,10 @@ tallow_run() {
     rm -rf "$W/dst"
     mkdir -p "$W/dst"
     t0=$(now)
-    ( TALLOW_LOG=info ip netns exec $HA timeout "$TMO" "$T" send --relay "$RELAY" $opt --json --code "$code" "$src" \
+    ( TALLOW_LOG=${WAN_LOG:-info} ip netns exec $HA $ISO timeout "$TMO" "$T" send --relay "$RELAY" $opt --json --code "$code" "$src" \
         2> "$W/s.log" | stamp > "$W/s.json" ) &
     sp=$!
-    TALLOW_LOG=info ip netns exec $HB timeout "$TMO" "$T" receive --relay "$RELAY" $opt --yes --json -o "$W/dst" "$code" \
+    TALLOW_LOG=${WAN_LOG:-info} ip netns exec $HB $ISO timeout "$TMO" "$T" receive --relay "$RELAY" $opt --yes --json -o "$W/dst" "$code" \
         2> "$W/r.log" | stamp > "$W/r.json" || true
     wait $sp || true
     WALL=$(echo "$(now) - $t0" | bc)
@@ -104,7 +104,7 @@ print("%.1f%s %s" % (g, "" if ev["event"] == "received" else "*", ev.get("path",
     tp=$(grep -a '"event":"paired"' "$W/s.json" | cut -d' ' -f1)
     td=$(grep -a '"event":"path"' "$W/s.json" | cut -d' ' -f1)
     UP=-
-    case $G in *\* | fail*)
+    case ${WAN_KEEP:+keep}$G in keep* | *\* | fail*)
         mkdir -p "$LOGS/$code"
         cp "$W/s.log" "$W/r.log" "$W/s.json" "$W/r.json" "$LOGS/$code/" 2>/dev/null || true ;;
     esac
@@ -133,6 +133,16 @@ wormhole_run() {
     fi
 }
 
+# Only this tree's plugins: tallow also loads the install prefix's, and a `make install` of another
+# version there would be measured too (WAN_ISOLATE=0 keeps them).
+ISO=""
+PD=/usr/local/lib/tallow/plugins
+if [ "${WAN_ISOLATE:-1}" = 1 ] && [ -d "$PD" ]; then
+    mkdir -p "$W/noplugins"
+    printf '#!/bin/sh\nmount --bind %s %s && exec "$@"\n' "$W/noplugins" "$PD" > "$W/iso.sh"
+    chmod +x "$W/iso.sh"
+    ISO="unshare -m $W/iso.sh"
+fi
 cc=$(ip netns exec $HA sysctl -n net.ipv4.tcp_congestion_control)
 {
     echo

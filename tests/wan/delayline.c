@@ -76,7 +76,8 @@ static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_d
         n_dropped++;
         return nfq_set_verdict(qh, id, NF_DROP, 0, NULL);
     }
-    if (ring_len == ring_cap) { /* cannot happen with MAXLEN <= ring size; accept rather than lose */
+    /* Cannot happen with MAXLEN <= the ring's size; accept rather than lose. */
+    if (ring_len == ring_cap) {
         n_overflow++;
         return nfq_set_verdict(qh, id, NF_ACCEPT, 0, NULL);
     }
