@@ -583,7 +583,13 @@ static void *upnp_thread(void *arg)
     snprintf(lease, sizeof(lease), "%u", j->lease);
     if (!j->renew) {
         int err = 0;
-        struct UPNPDev *devs = upnpDiscover(PM_UPNP_DISCOVER_MS, NULL, NULL, 0, 0, 2, &err);
+        /* both IGD versions in one round (upnpDiscover tries four types one after another,
+         * four times the delay when nobody answers) */
+        static const char *const types[] = {"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+                                            "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+                                            NULL};
+        struct UPNPDev *devs =
+            upnpDiscoverDevices(types, PM_UPNP_DISCOVER_MS, NULL, NULL, 0, 0, 2, &err, 1);
         if (!devs) {
             snprintf(j->why, sizeof(j->why), "upnp: no IGD answered discovery");
             goto done;
