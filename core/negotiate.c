@@ -36,7 +36,7 @@ typedef struct neg_pair {
     int state, tries, nominate;
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID];
-    tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
+    tallow_udp *via;     /* our socket for this pair: the endpoint, or a birthday socket */
     uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
 } neg_pair;
 
@@ -51,7 +51,7 @@ struct tallow__neg {
     tallow_udp *udp;
     int v4, v6; /* the families our socket carries */
     int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
-    int releasing; /* tallow__neg_free is asking gatherers to stop */
+    int releasing;       /* tallow__neg_free is asking gatherers to stop */
     uint64_t last_check; /* ms: when on_tick last sent a check */
     tallow_candidate local[NEG_MAX_LOCAL];
     size_t nlocal;
