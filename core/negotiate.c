@@ -52,6 +52,7 @@ struct tallow__neg {
     tallow_udp *udp;
     int v4, v6; /* the families our socket carries */
     int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
+    int releasing;       /* tallow__neg_free is asking gatherers to stop */
     uint64_t last_check; /* ms: when on_tick last sent a check */
     tallow_candidate local[NEG_MAX_LOCAL];
     size_t nlocal;
@@ -539,7 +540,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
     tallow__neg *n = ud;
     n->pending_gathers--;
     if (n->dead) {
-        if (n->pending_gathers == 0) finish_free(n);
+        if (n->pending_gathers == 0 && !n->releasing) finish_free(n);
         return;
     }
     if (status == 0) tallow__bday_local(&n->bday, c, count, n->nstun);
@@ -777,5 +778,11 @@ void tallow__neg_free(tallow__neg *n)
     n->quic = NULL;
     if (n->udp) tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
     n->dead = 1;
+    /* gatherers that can stop early (port mapping) answer now instead of at their bound */
+    if (n->pending_gathers > 0 && n->udp) {
+        n->releasing = 1;
+        tallow_gatherer_foreach(n->ctx, release_one, n->udp);
+        n->releasing = 0;
+    }
     if (n->pending_gathers == 0) finish_free(n);
 }

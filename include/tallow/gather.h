@@ -66,8 +66,9 @@ typedef struct tallow_gatherer_ops {
     /* Starts gathering; cb follows, never from inside this call. 0 or a negative error. */
     int (*gather)(void *plugin_state, const tallow_gather_params *p, tallow_gather_cb cb, void *ud);
     /* Optional (NULL, or absent in an older plugin's smaller struct): the endpoint's user is done
-     * with udp (after every gathering on it answered); undo what gathering set up for it (a port
-     * mapping on the gateway). The endpoint is still open during the call. */
+     * with udp; undo what gathering set up for it (a port mapping on the gateway). A gathering
+     * still running on udp may answer (TALLOW_ECANCELED) from inside this call. The endpoint is
+     * still open during the call. */
     void (*release)(void *plugin_state, tallow_udp *udp);
 } tallow_gatherer_ops;
 

@@ -583,7 +583,13 @@ static void *upnp_thread(void *arg)
     snprintf(lease, sizeof(lease), "%u", j->lease);
     if (!j->renew) {
         int err = 0;
-        struct UPNPDev *devs = upnpDiscover(PM_UPNP_DISCOVER_MS, NULL, NULL, 0, 0, 2, &err);
+        /* both IGD versions in one round (upnpDiscover tries four types one after another,
+         * four times the delay when nobody answers) */
+        static const char *const types[] = {"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+                                            "urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+                                            NULL};
+        struct UPNPDev *devs =
+            upnpDiscoverDevices(types, PM_UPNP_DISCOVER_MS, NULL, NULL, 0, 0, 2, &err, 1);
         if (!devs) {
             snprintf(j->why, sizeof(j->why), "upnp: no IGD answered discovery");
             goto done;
@@ -708,8 +714,10 @@ static void job_reap(pm_job *j)
     m->upnp_done = 1;
     if (good && !m->proto) {
         snprintf(m->upnp_why, sizeof(m->upnp_why), "granted");
+        uint16_t port = j->ext_port;
+        uint32_t granted = j->granted;
         job_free(j);
-        pm_won(m, PM_UPNP, ext, j->ext_port, j->granted);
+        pm_won(m, PM_UPNP, ext, port, granted);
         return;
     }
     if (!m->upnp_why[0]) snprintf(m->upnp_why, sizeof(m->upnp_why), "%s", j->why);
@@ -946,14 +954,23 @@ static int pm_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
     return 0;
 }
 
-/* The negotiator is done with the endpoint (its gathering answered long ago): delete the
- * mapping made for it. */
+/* The negotiator is done with the endpoint: delete the mapping made for it; a gathering still
+ * running on it answers TALLOW_ECANCELED first (from inside this call). */
 static void pm_release(void *plugin_state, tallow_udp *udp)
 {
     pm_state *st = plugin_state;
     for (pm_map *m = st->maps, *next; m; m = next) {
         next = m->next;
-        if (m->udp == udp) pm_map_free(m);
+        if (m->udp != udp) continue;
+        pm_unlink(m); /* the callback may release again: we are gone from the list by then */
+        if (!m->delivered) {
+            m->delivered = 1;
+            m->cb(TALLOW_ECANCELED, NULL, 0, m->ud);
+        }
+        m->next = st->maps; /* pm_map_free unlinks */
+        st->maps = m;
+        pm_map_free(m);
+        next = st->maps; /* the list may have changed during the callback: start over */
     }
 }
 

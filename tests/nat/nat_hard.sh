@@ -9,6 +9,11 @@
 WHO=${1:-hard}
 if [ "$WHO" = hard ]; then build_nat --random-fully ""; else build_nat "" --random-fully; fi
 start_stun2
+# count the check datagrams (56 bytes of UDP payload: IP length 84) each NAT lets out
+for ns in $NA $NB; do
+    ip netns exec $ns iptables -I FORWARD 1 -i lan -o wan -p udp -m length --length 84
+done
+checks_out() { ip netns exec "$1" iptables -L FORWARD -v -x -n | awk '/length 84/ { print $1; exit }'; }
 SIZE=20000000
 transfer $SIZE 44-hard-nat-river $STUN2
 [ "$(final_path "$W/send.json" sent)" = direct ] || fail "sender did not go direct"
@@ -21,5 +26,13 @@ grep -q "birthday punching, easy side" "$EASYLOG" || fail "B did not find itself
 grep -q "(birthday socket)" "$HARDLOG" || fail "QUIC did not run on a birthday socket"
 sent=$(grep -h "birthday probe answered" "$EASYLOG" | sed 's/.*after \([0-9]*\) probes.*/\1/' | head -n 1)
 [ -z "$sent" ] || [ "$sent" -le 2000 ] || fail "$sent probes"
+if [ "$WHO" = hard ]; then HARDNS=$NA EASYNS=$NB; else HARDNS=$NB EASYNS=$NA; fi
+nh=$(checks_out $HARDNS) ne=$(checks_out $EASYNS)
+# the hard side: one check from each of 256 sockets, plus ordinary checks; the easy side at most
+# 2,000 probes plus ordinary checks (a few dozen)
+[ "$nh" -ge 256 ] || fail "the hard side's NAT let out only $nh checks (256 sockets?)"
+[ "$nh" -le 400 ] || fail "the hard side's NAT let out $nh checks"
+[ "$ne" -le 2100 ] || fail "the easy side's NAT let out $ne checks (bound 2,000 probes)"
+echo "hard NAT ($WHO sends): checks out of the hard NAT $nh, of the easy NAT $ne;"
 echo "hard NAT ($WHO sends): $(grep -h 'direct path up' "$W/send.log" | sed 's/^tallow: [a-z]*: //');" \
     "probes before the hit: ${sent:-none (the hard side's check got through first)}"
