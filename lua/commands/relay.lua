@@ -30,6 +30,8 @@ local spec = {
         { "--queue-high", arg = "BYTES", help = "per-connection queue before the sender is held back", shown_default = 65536 },
         { "--stun", arg = "on|off", help = "answer STUN Binding requests on the same UDP port", shown_default = "on" },
         { "--splice", arg = "on|off", help = "forward long frames socket to socket with splice()", shown_default = "on" },
+        { "--cert", arg = "FILE", help = "serve TLS with this PEM certificate (chain); the listener is then TLS-only: clients use --relay tls://HOST:PORT" },
+        { "--key", arg = "FILE", help = "the PEM private key of --cert (SIGHUP re-reads both for new connections)" },
         { "--metrics", arg = "ADDR:PORT", help = "serve Prometheus metrics over HTTP at /metrics" },
         { "--drain-timeout", arg = "SECONDS", help = "on SIGTERM, time paired rooms get to finish", shown_default = 30 },
         { "--log-format", arg = "text|json", help = "log lines as text or one JSON object per line", shown_default = "text" },
@@ -40,6 +42,7 @@ local spec = {
         "tallow relay                                   # 0.0.0.0:4433, TCP and STUN on UDP",
         "tallow relay --listen 127.0.0.1:4433 --quiet   # this machine only",
         "tallow relay --listen [::]:443 --password s3cret --max-peers 64",
+        "tallow relay --listen [::]:443 --cert fullchain.pem --key privkey.pem   # TLS only",
         "On a server, run it under systemd: examples/tallow-relay.service (tallow-relay(8)).",
     },
 }

@@ -37,6 +37,7 @@ static const char *const relay_options_help[] = {
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
     "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
     "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",
+    "--cert FILE, --key FILE   serve TLS only (PEM chain and key; clients use tls://HOST:PORT)",
     NULL,
 };
 
@@ -452,6 +453,17 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         relay_sock_setup(cfd, 1);
+        int tls = 0;
+        if (s->tls) { /* TLS-only listener: the relay serves the bridge's socket */
+            int rfd;
+            if (relay_tls_accept(s, cfd, &rfd) < 0) {
+                close(cfd);
+                relay_ip_put(s, ip);
+                continue;
+            }
+            tls = 1;
+            cfd = rfd;
+        }
         /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
         int on = 1, idle = 60, intvl = 15, cnt = 4;
         setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
@@ -465,6 +477,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         c->srv = s;
+        c->tls = tls;
         c->fd = cfd;
         c->pfd[0] = c->pfd[1] = -1;
         c->ip = ip;
@@ -698,6 +711,12 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
             s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
             continue;
         }
+        if (strcmp(k, "cert") == 0 || strcmp(k, "key") == 0) {
+            char **dst = k[0] == 'c' ? &s->cert : &s->key;
+            free(*dst);
+            *dst = *v ? strdup(v) : NULL;
+            continue;
+        }
         int ours = relay_ops_option(s, k, v);
         if (ours < 0) return ours;
         if (ours) continue;
@@ -721,6 +740,17 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         return TALLOW_EINVAL;
     }
     l->low_water = l->high_water / 4;
+    if (!s->cert != !s->key) {
+        tallow_ctx_set_error(s->ctx, "relay: TLS needs both --cert FILE and --key FILE");
+        return TALLOW_EINVAL;
+    }
+    if (s->cert) { /* loaded here, so that --check and a reload see a bad file at once */
+        relay_tlscred *fresh;
+        int rc = relay_tlscred_load(s, s->cert, s->key, &fresh);
+        if (rc < 0) return rc;
+        relay_tlscred_put(s->tls);
+        s->tls = fresh;
+    }
     return 0;
 }
 
@@ -854,8 +884,8 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         srv_stop(s);
         return rc;
     }
-    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s)", listen, s->port,
-              s->ufd >= 0 ? ", STUN on UDP" : "");
+    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s%s)", listen, s->port,
+              s->tls ? ", TLS only" : "", s->ufd >= 0 ? ", STUN on UDP" : "");
     *inst = s;
     return 0;
 }
@@ -869,6 +899,7 @@ static void srv_stop(void *inst)
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     relay_srv_settle(s);
+    relay_tls_stop(s);
     relay_ops_stop(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
@@ -884,6 +915,8 @@ static void srv_stop(void *inst)
     free(s->rooms_by_id.b);
     free(s->ips.b);
     free(s->password);
+    free(s->cert);
+    free(s->key);
     free(s);
 }
 

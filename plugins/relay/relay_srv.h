@@ -13,6 +13,8 @@
 typedef struct relay_srv relay_srv;
 typedef struct relay_room relay_room;
 typedef struct relay_ip relay_ip;
+typedef struct relay_tlscred relay_tlscred;
+typedef struct relay_tlsb relay_tlsb;
 
 /* Intrusive chained hash table; callers compare keys themselves. */
 typedef struct relay_hnode {
@@ -38,6 +40,7 @@ typedef struct relay_conn {
     int kicked; /* on the kick list */
     int shut;   /* SHUT_WR done (closing) */
     int wdead;  /* writing failed: output dropped, waiting for the read side to end */
+    int tls;    /* behind a TLS bridge (relay_tls_srv.c): never spliced */
     int bigmode; /* the last data frame was streamed: read the next header alone */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
@@ -143,6 +146,10 @@ struct relay_srv {
     relay_metrics *metrics;
     relay_opsconf opc;
     int draining;
+    /* TLS (relay_tls_srv.c): with a certificate the listener is TLS-only */
+    char *cert, *key;
+    relay_tlscred *tls; /* for new connections; NULL: plain */
+    relay_tlsb *tlsb;   /* live bridges */
 };
 
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
@@ -185,6 +192,16 @@ void relay_srv_defaults(relay_srv *s);
 /* Parses service options into s (limits, password, splice, relay_ops_option's); *listen and
  * *stun are set when given. 0 or TALLOW_EINVAL (message set). */
 int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
+
+/* relay_tls_srv.c */
+/* Loads a certificate chain and key (PEM) into new credentials (one reference). */
+int relay_tlscred_load(relay_srv *s, const char *cert, const char *key, relay_tlscred **out);
+void relay_tlscred_put(relay_tlscred *c);
+/* Takes the accepted TCP socket tfd into a TLS bridge; *relay_fd is the socket the relay
+ * serves instead. 0, or an error (tfd is then still the caller's). */
+int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd);
+/* Closes every bridge and drops the credentials. */
+void relay_tls_stop(relay_srv *s);
 
 /* relay_room.c */
 /* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
