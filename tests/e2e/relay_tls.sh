@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e relay over TLS: a relay serving TLS only (`--cert/--key`, a self-signed certificate made
 # here with openssl) and clients on `--relay tls://`. A transfer with --relay-pin (base64 of the
-# SHA-256 of the key's SubjectPublicKeyInfo) arrives intact; a wrong pin, no pin (the
+# SHA-256 of the key's SubjectPublicKeyInfo) arrives intact, directly and through a SOCKS5 proxy; a wrong pin, no pin (the
 # certificate is not trusted by the system), a plain client on the TLS relay and a tls:// client
 # on a plain relay each fail with their own message. tcpdump on lo: the relay password (sent in
 # the RoomJoin, in clear on a plain link — checked on a plain relay as the control) must not
@@ -44,11 +44,25 @@ cmp f.bin dest/f.bin || fail "file differs"
 cat pin.send.out pin.send.err | grep -q "over the relay" || { show pin.send.err; fail "not sent over the relay"; }
 ok "transfer over tls:// with --relay-pin (base64 and hex)"
 
+# 1b. the same through a SOCKS5 proxy (microsocks): TLS runs inside the proxied connection
+command -v microsocks >/dev/null || fail "microsocks is not installed (scripts/deps.sh)"
+SOCKS_PORT=$(free_port)
+microsocks -i 127.0.0.1 -p "$SOCKS_PORT" >socks.log 2>&1 &
+track $!
+wait_for 10 sh -c "ss -Htln 'sport = :$SOCKS_PORT' | grep -q LISTEN" || fail "microsocks did not start"
+mkdir dest2
+start_send proxy --proxy "socks5://127.0.0.1:$SOCKS_PORT" --relay-pin "$PIN" f.bin
+run_recv proxy 30 --proxy "socks5://127.0.0.1:$SOCKS_PORT" --relay-pin "$PIN" --yes -o dest2 "$CODE"
+finish_send proxy 30
+both_ok proxy
+cmp f.bin dest2/f.bin || fail "file differs (proxy)"
+ok "transfer over tls:// through a SOCKS5 proxy"
+
 sleep 0.3
 kill -INT "$TD"
 wait_pid 10 "$TD"
 grep -aqF "$secret" "$pcap" && fail "the relay password is visible on the TLS link"
-[ "$(stat -c %s "$pcap")" -ge 3000000 ] || fail "the capture is smaller than the file: capture broken"
+[ "$(stat -c %s "$pcap")" -ge 6000000 ] || fail "the capture is smaller than the file: capture broken"
 ok "capture of the TLS link: the RoomJoin's password is not in it"
 
 # each refusal: sender alone, must exit non-zero quickly with the message
