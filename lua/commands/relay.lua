@@ -24,6 +24,7 @@ local spec = {
         { "--max-conns-per-ip", arg = "N", help = "connections from one address (an IPv6 /64 counts as one)", shown_default = 64 },
         { "--max-conns", arg = "N", help = "connections at once" },
         { "--max-rooms-per-ip", arg = "N", help = "rooms created from one address", shown_default = 32 },
+        { "--join-rate", arg = "N", help = "room joins per second from one address (an IPv6 /64), bursts of 4N; loopback exempt; 0: no limit", shown_default = 16 },
         { "--join-timeout", arg = "SECONDS", help = "time a connection has to join a room", shown_default = 10 },
         { "--unpaired-timeout", arg = "SECONDS", help = "close a room nobody joined after this long", shown_default = 600 },
         { "--grace", arg = "SECONDS", help = "how long a dropped peer may come back and resume", shown_default = 30 },

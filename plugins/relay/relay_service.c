@@ -28,6 +28,7 @@ static const char *const relay_options_help[] = {
     "--max-conns-per-ip N      connections per client address, IPv6 /64 (default 64)",
     "--max-conns N             connections at once, all addresses (default 20000)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
+    "--join-rate N             room joins per second per address, IPv6 /64, bursts of 4N; loopback exempt; 0 off (default 16)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
     "--join-timeout SECONDS    time to send a valid RoomJoin (default 10)",
@@ -571,6 +572,41 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
 /* A token for one STUN answer to this source (IPv4 address or IPv6 /64), or 0: a spoofed
  * source flooding the relay with requests gets RELAY_STUN_BURST answers, then RELAY_STUN_RATE a
  * second, so the relay reflects little at anyone. Sources share a bucket when they collide. */
+static int bucket_take(struct relay_stun_rl *tab, uint64_t h, uint64_t now, uint32_t burst,
+                       uint32_t rate)
+{
+    struct relay_stun_rl *b = &tab[h % RELAY_STUN_SOURCES];
+    if (b->key != h || b->at_ms == 0) {
+        *b = (struct relay_stun_rl){h, now ? now : 1, burst};
+    } else {
+        uint64_t add = (now - b->at_ms) * rate / 1000u;
+        if (add) {
+            b->tokens = (uint32_t)(b->tokens + add > burst ? burst : b->tokens + add);
+            b->at_ms = now;
+        }
+    }
+    if (!b->tokens) return 0;
+    b->tokens--;
+    return 1;
+}
+
+/* Joins per address (the relay_ip key: an IPv4 address as v4-mapped, an IPv6 /64), a token
+ * bucket in a table like the STUN one: a source cycling through rooms (guessing codes, filling
+ * the room table) or resuming in a loop gets 4 x join_rate joins at once, then join_rate a
+ * second. Loopback (127/8, ::1's /64) is exempt: a local front end or test harness. */
+int relay_join_allow(relay_srv *s, const relay_ip *ip)
+{
+    static const uint8_t zero[8] = {0};
+    uint64_t rate = s->lim.join_rate;
+    if (!rate || !ip) return 1;
+    if (ip->addr[10] == 0xff && ip->addr[11] == 0xff && ip->addr[12] == 127) return 1;
+    if (memcmp(ip->addr, zero, 8) == 0 && !(ip->addr[10] == 0xff && ip->addr[11] == 0xff))
+        return 1;
+    uint32_t r = rate > 1000000u ? 1000000u : (uint32_t)rate;
+    return bucket_take(s->join_rl, relay_hash(s, ip->addr, 16) ^ 0x6a6f696eu,
+                       tallow_loop_now(s->loop), 4u * r, r);
+}
+
 static int stun_allow(relay_srv *s, const struct sockaddr_storage *from)
 {
     uint8_t a[16] = {0};
@@ -687,6 +723,7 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         {"unpaired-timeout", offsetof(relay_limits, unpaired_timeout_ms), 1},
         {"join-timeout", offsetof(relay_limits, join_timeout_ms), 1},
         {"grace", offsetof(relay_limits, grace_ms), 1},
+        {"join-rate", offsetof(relay_limits, join_rate), 0},
     };
     for (size_t i = 0; i < n; i++) {
         char k[64];
@@ -837,6 +874,7 @@ void relay_srv_defaults(relay_srv *s)
         .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
         .max_conns = 20000,
+        .join_rate = 16,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
         .unpaired_timeout_ms = 600 * 1000,

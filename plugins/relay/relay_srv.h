@@ -108,6 +108,7 @@ typedef struct relay_limits {
     uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip, max_conns;
     uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
     uint64_t high_water, low_water;
+    uint64_t join_rate; /* RoomJoins per second per address (IPv6 /64), bursts of 4x; 0: off */
 } relay_limits;
 
 struct relay_srv {
@@ -125,7 +126,7 @@ struct relay_srv {
     struct relay_stun_rl {
         uint64_t key, at_ms;
         uint32_t tokens;
-    } stun_rl[RELAY_STUN_SOURCES];
+    } stun_rl[RELAY_STUN_SOURCES], join_rl[RELAY_STUN_SOURCES]; /* join_rl: the same for joins */
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     relay_htab rooms_by_id, ips;
     relay_conn *conns;
@@ -180,6 +181,8 @@ void relay_conn_kick(relay_conn *c);
 /* Resumes kicked connections and frees the graveyard; the end of every loop callback (and of
  * each input of the relay fuzz target, tests/fuzz/fuzz_relay_frame.c). */
 void relay_srv_settle(relay_srv *s);
+/* A token for one RoomJoin from ip (join-rate; loopback is exempt), or 0: refuse it. */
+int relay_join_allow(relay_srv *s, const relay_ip *ip);
 /* Frees an address entry nothing counts any more. */
 void relay_ip_put(relay_srv *s, relay_ip *ip);
 uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
