@@ -3,7 +3,7 @@
 # here with openssl) and clients on `--relay tls://`. A transfer with --relay-pin (base64 of the
 # SHA-256 of the key's SubjectPublicKeyInfo) arrives intact, directly and through a SOCKS5 proxy; a wrong pin, no pin (the
 # certificate is not trusted by the system), a plain client on the TLS relay and a tls:// client
-# on a plain relay each fail with their own message. tcpdump on lo: the relay password (sent in
+# on a plain relay each fail with their own message; a SIGHUP puts a new key in place. tcpdump on lo: the relay password (sent in
 # the RoomJoin, in clear on a plain link — checked on a plain relay as the control) must not
 # appear in the TLS capture.
 set -eu
@@ -84,7 +84,18 @@ refused plain "serves TLS only: use --relay tls://" --relay "127.0.0.1:$TLS_PORT
 # 5. a malformed pin
 refused badpin "not the base64 or hex of a SHA-256" --relay-pin nothex
 
-# 6. a tls:// client on a plain relay (also the capture's control: the password in clear)
+# 6. SIGHUP re-reads the certificate and key: a new key, and the old pin now names the new one
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key2.pem \
+    -out cert2.pem -days 2 -subj /CN=localhost >>openssl.log 2>&1 || { show openssl.log; fail "openssl req (2)"; }
+PIN2=$(openssl x509 -in cert2.pem -pubkey -noout | openssl pkey -pubin -outform DER |
+    openssl dgst -sha256 -binary | base64)
+cp cert2.pem cert.pem
+cp key2.pem key.pem
+kill -HUP "$RELAY_PID"
+wait_for 10 grep -q "configuration reloaded" "$RELAY_LOG" || { show "$RELAY_LOG"; fail "no reload"; }
+refused reload "does not match --relay-pin (its key is sha256 $PIN2)" --relay-pin "$PIN"
+
+# 7. a tls:// client on a plain relay (also the capture's control: the password in clear)
 kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null || true
 start_relay --password "$secret"
 tcpdump -i lo -U -n -s 0 --immediate-mode -B 131072 -w plain.pcap "tcp port $RELAY_PORT" 2>tcpdump2.err &
