@@ -374,7 +374,10 @@ static void cl_tick(tallow_timer *t, void *ud)
 
 static void cl_read(relay_cl *cl)
 {
-    for (int round = 0; (round < 8 || relay_cl_pending(cl)) && cl->fd >= 0 && cl->ch; round++) {
+    /* TLS hands out one record (16 KiB) per call: more rounds, and a short read says nothing */
+    int rounds = cl->tls_s ? 128 : 8;
+    for (int round = 0; (round < rounds || relay_cl_pending(cl)) && cl->fd >= 0 && cl->ch;
+         round++) {
         relay_inbuf *b = &cl->in;
         size_t want = 256 * 1024, live = b->end - b->start;
         if (live >= 4) {
@@ -393,9 +396,10 @@ static void cl_read(relay_cl *cl)
         if (cl->state == CL_SOCKS) {
             if (relay_socks_input(cl) < 0) return;
             if (cl->state == CL_SOCKS) continue;
+            if (cl->state == CL_TLS) return; /* the handshake reads from now on */
         }
         relay_cl_frames(cl);
-        if ((size_t)n < space && !relay_cl_pending(cl)) return;
+        if ((size_t)n < space && !cl->tls_s) return;
     }
 }
 
