@@ -95,6 +95,7 @@ static void tlsb_events(relay_tlsb *b)
 {
     unsigned tev = 0, uev = 0;
     if (!b->hs_done) {
+        uev = TALLOW_IO_READ; /* the relay's end closing (join timeout) ends the bridge */
         tev = TALLOW_IO_READ |
               (b->plain_checked && gnutls_record_get_direction(b->s) ? TALLOW_IO_WRITE : 0);
     } else {
@@ -123,6 +124,13 @@ static void refuse_plain(relay_tlsb *b)
 /* Moves bytes both ways as far as the sockets allow. 1 if the bridge is gone. */
 static int tlsb_pump(relay_tlsb *b)
 {
+    if (!b->hs_done) {
+        /* the relay writes to a connection before its RoomJoin only to close it (join timeout,
+         * draining): a client stalling the handshake goes with it */
+        uint8_t x;
+        ssize_t r = recv(b->ufd, &x, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r >= 0 || (errno != EAGAIN && errno != EINTR)) return tlsb_free(b), 1;
+    }
     if (!b->plain_checked) {
         uint8_t x;
         ssize_t r = recv(b->tfd, &x, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -236,9 +244,9 @@ int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd)
     gnutls_certificate_server_set_request(b->s, GNUTLS_CERT_IGNORE);
     gnutls_transport_set_int(b->s, tfd);
     b->tio = tallow_io_start(s->loop, tfd, TALLOW_IO_READ, tlsb_io, b);
-    b->uio = tallow_io_start(s->loop, sp[1], 0, tlsb_io, b);
+    b->uio = tallow_io_start(s->loop, sp[1], TALLOW_IO_READ, tlsb_io, b);
     if (!b->tio || !b->uio) goto fail;
-    b->tev = TALLOW_IO_READ;
+    b->tev = b->uev = TALLOW_IO_READ;
     b->next = s->tlsb;
     if (s->tlsb) s->tlsb->prev = b;
     s->tlsb = b;

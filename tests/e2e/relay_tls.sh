@@ -21,7 +21,7 @@ HEXPIN=$(openssl x509 -in cert.pem -pubkey -noout | openssl pkey -pubin -outform
     openssl dgst -sha256 -hex | awk '{print $NF}')
 secret="tls-e2e-password-$RANDOM$RANDOM"
 
-start_relay --cert cert.pem --key key.pem --password "$secret"
+start_relay --cert cert.pem --key key.pem --password "$secret" --join-timeout 1
 grep -q "TLS only" "$RELAY_LOG" || { show "$RELAY_LOG"; fail "the relay does not say it serves TLS only"; }
 TLS_PORT=$RELAY_PORT
 export TALLOW_RELAY_PASSWORD=$secret
@@ -64,6 +64,22 @@ wait_pid 10 "$TD"
 grep -aqF "$secret" "$pcap" && fail "the relay password is visible on the TLS link"
 [ "$(stat -c %s "$pcap")" -ge 6000000 ] || fail "the capture is smaller than the file: capture broken"
 ok "capture of the TLS link: the RoomJoin's password is not in it"
+
+# 1c. a client that stalls (nothing sent; half a ClientHello) is closed at the join timeout (1 s)
+python3 - "$TLS_PORT" <<'PY' || fail "a stalled TLS handshake was not closed"
+import socket, sys
+for first in (b"", b"\x16\x03\x01\x00"):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s.sendall(first)
+    try:
+        if s.recv(4096) != b"":
+            sys.exit(1)
+    except socket.timeout:
+        sys.exit(1)
+    except ConnectionResetError:
+        pass
+PY
+ok "stalled TLS handshakes closed at the join timeout"
 
 # each refusal: sender alone, must exit non-zero quickly with the message
 refused() { # TAG PATTERN ARGS...
