@@ -454,6 +454,12 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         relay_sock_setup(cfd, 1);
+        /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
+        int on = 1, idle = 60, intvl = 15, cnt = 4;
+        setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
         int tls = 0;
         if (s->tls) { /* TLS-only listener: the relay serves the bridge's socket */
             int rfd;
@@ -465,12 +471,6 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             tls = 1;
             cfd = rfd;
         }
-        /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
-        int on = 1, idle = 60, intvl = 15, cnt = 4;
-        setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        setsockopt(cfd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
         relay_conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(cfd);
@@ -517,6 +517,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
+    relay_tls_sweep(s, now);
     relay_metrics_sweep(s, now);
     relay_srv_settle(s);
 }

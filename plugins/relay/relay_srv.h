@@ -203,6 +203,8 @@ void relay_tlscred_put(relay_tlscred *c);
 /* Takes the accepted TCP socket tfd into a TLS bridge; *relay_fd is the socket the relay
  * serves instead. 0, or an error (tfd is then still the caller's). */
 int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd);
+/* Ends bridges whose relay side closed and whose TLS peer has not taken the rest in time. */
+void relay_tls_sweep(relay_srv *s, uint64_t now);
 /* Closes every bridge and drops the credentials. */
 void relay_tls_stop(relay_srv *s);
 

@@ -42,6 +42,7 @@ struct relay_tlsb {
     uint8_t out[TLSB_BUF];
     size_t out_len;
     int u_eof; /* the relay closed its end: finish what is queued, then close_notify */
+    uint64_t eof_deadline; /* ... within the relay's drain time (relay_tls_sweep) */
 };
 
 int relay_tlscred_load(relay_srv *s, const char *cert, const char *key, relay_tlscred **out)
@@ -186,6 +187,7 @@ static int tlsb_pump(relay_tlsb *b)
                 moved = 1;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 b->u_eof = 1;
+                b->eof_deadline = tallow_loop_now(b->srv->loop) + b->srv->lim.drain_ms;
             }
         }
         if (b->out_len) {
@@ -262,6 +264,15 @@ fail:
     relay_tlscred_put(b->cred);
     free(b);
     return TALLOW_ENOMEM;
+}
+
+void relay_tls_sweep(relay_srv *s, uint64_t now)
+{
+    relay_tlsb *next;
+    for (relay_tlsb *b = s->tlsb; b; b = next) {
+        next = b->next;
+        if (b->u_eof && now >= b->eof_deadline) tlsb_free(b); /* a peer that stopped reading */
+    }
 }
 
 void relay_tls_stop(relay_srv *s)
