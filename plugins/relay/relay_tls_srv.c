@@ -41,7 +41,7 @@ struct relay_tlsb {
     /* from the relay, waiting to go out as TLS (resent as it is after GNUTLS_E_AGAIN) */
     uint8_t out[TLSB_BUF];
     size_t out_len;
-    int u_eof; /* the relay closed its end: finish what is queued, then close_notify */
+    int u_eof;             /* the relay closed its end: finish what is queued, then close_notify */
     uint64_t eof_deadline; /* ... within the relay's drain time (relay_tls_sweep) */
 };
 
