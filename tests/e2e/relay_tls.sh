@@ -3,7 +3,8 @@
 # here with openssl) and clients on `--relay tls://`. A transfer with --relay-pin (base64 of the
 # SHA-256 of the key's SubjectPublicKeyInfo) arrives intact, directly and through a SOCKS5 proxy; a wrong pin, no pin (the
 # certificate is not trusted by the system), a plain client on the TLS relay and a tls:// client
-# on a plain relay each fail with their own message; a SIGHUP puts a new key in place. tcpdump on lo: the relay password (sent in
+# on a plain relay each fail with their own message; a SIGHUP puts a new key in place (a broken
+# one is refused, as by --check); a client stalling the handshake is closed at the join timeout. tcpdump on lo: the relay password (sent in
 # the RoomJoin, in clear on a plain link — checked on a plain relay as the control) must not
 # appear in the TLS capture.
 set -eu
@@ -110,6 +111,18 @@ cp key2.pem key.pem
 kill -HUP "$RELAY_PID"
 wait_for 10 grep -q "configuration reloaded" "$RELAY_LOG" || { show "$RELAY_LOG"; fail "no reload"; }
 refused reload "does not match --relay-pin (its key is sha256 $PIN2)" --relay-pin "$PIN"
+
+# a broken file on reload: refused, the running key stays
+echo "not a certificate" >cert.pem
+kill -HUP "$RELAY_PID"
+wait_for 10 grep -q "reload refused" "$RELAY_LOG" || { show "$RELAY_LOG"; fail "a broken certificate was not refused on reload"; }
+refused reload2 "does not match --relay-pin (its key is sha256 $PIN2)" --relay-pin "$PIN"
+# --check: a missing file, a certificate without its key
+rc=0; "$T" relay --check --cert missing.pem --key key2.pem >check1.err 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && grep -q "cannot load the TLS certificate" check1.err || { show check1.err; fail "--check took a missing certificate"; }
+rc=0; "$T" relay --check --cert cert2.pem >check2.err 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && grep -q "needs both --cert FILE and --key FILE" check2.err || { show check2.err; fail "--check took --cert without --key"; }
+ok "bad certificates refused by --check and on reload"
 
 # 7. a tls:// client on a plain relay (also the capture's control: the password in clear)
 kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null || true
