@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # e2e relay over TLS: a relay serving TLS only (`--cert/--key`, a self-signed certificate made
 # here with openssl) and clients on `--relay tls://`. A transfer with --relay-pin (base64 of the
-# SHA-256 of the key's SubjectPublicKeyInfo) arrives intact, directly and through a SOCKS5 proxy; a wrong pin, no pin (the
-# certificate is not trusted by the system), a plain client on the TLS relay and a tls:// client
-# on a plain relay each fail with their own message; a SIGHUP puts a new key in place (a broken
-# one is refused, as by --check); a client stalling the handshake is closed at the join timeout. tcpdump on lo: the relay password (sent in
-# the RoomJoin, in clear on a plain link — checked on a plain relay as the control) must not
-# appear in the TLS capture.
+# SHA-256 of the key's SubjectPublicKeyInfo) arrives intact, directly and through a SOCKS5
+# proxy; a wrong pin, no pin (the certificate is not trusted by the system), a plain client on
+# the TLS relay and a tls:// client on a plain relay each fail with their own message; a SIGHUP
+# puts a new key in place (a broken one is refused, as by --check); a client stalling the
+# handshake is closed at the join timeout. tcpdump on lo: the relay password (sent in the
+# RoomJoin, in clear on a plain link — checked on a plain relay as the control) must not appear
+# in the TLS capture.
 set -eu
 . "$(dirname "$0")/lib.sh"
 command -v openssl >/dev/null || fail "openssl is not installed (scripts/deps.sh)"
