@@ -608,6 +608,7 @@ static void parse_stun(tallow__neg *n, const char *list)
     char *save = NULL;
     for (char *tok = strtok_r(buf, ", ", &save); tok && n->nstun < NEG_MAX_STUN;
          tok = strtok_r(NULL, ", ", &save)) {
+        if (!strncmp(tok, "tls://", 6) || !strncmp(tok, "tcp://", 6)) tok += 6; /* a relay's */
         char *colon = strrchr(tok, ':');
         if (!colon) continue;
         *colon = 0;

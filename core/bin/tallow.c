@@ -77,6 +77,7 @@ static void usage(FILE *out)
             "  TALLOW_CODE                the code phrase (so it need not appear in ps)\n"
             "  TALLOW_NO_P2P=1            never go direct, like --no-p2p\n"
             "  TALLOW_PROXY=socks5://H:P  reach the relay through a SOCKS5 proxy, like --proxy\n"
+            "  TALLOW_RELAY_PIN=SHA256    trust a tls:// relay by its key, like --relay-pin\n"
             "  TALLOW_ALLOW_LOOPBACK=1    allow loopback candidates, like --allow-loopback\n"
             "  TALLOW_P2P_TIMEOUT=S       seconds the direct-path attempt may take (default 5)\n"
             "  TALLOW_OFFER_TIMEOUT=S     receiver's wait for the paired sender's offer (default 120)\n"
@@ -242,6 +243,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--tor")) tallow_policy_set_proxy(pol, "socks5://127.0.0.1:9050");
         if (!strcmp(argv[i], "--proxy") && i + 1 < argc) tallow_policy_set_proxy(pol, argv[i + 1]);
         if (!strncmp(argv[i], "--proxy=", 8)) tallow_policy_set_proxy(pol, argv[i] + 8);
+        /* read by the relay transport (plugins/relay/relay_client_tls.c) */
+        if (!strcmp(argv[i], "--relay-pin") && i + 1 < argc)
+            setenv("TALLOW_RELAY_PIN", argv[i + 1], 1);
+        if (!strncmp(argv[i], "--relay-pin=", 12)) setenv("TALLOW_RELAY_PIN", argv[i] + 12, 1);
     }
     const char *proxy_env = getenv("TALLOW_PROXY");
     if (proxy_env && *proxy_env) tallow_policy_set_proxy(pol, proxy_env);

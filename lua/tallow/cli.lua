@@ -164,7 +164,8 @@ M.relay_environment = {
 }
 
 M.relay_options = {
-    { "--relay", arg = "HOST:PORT", help = "relay to meet at", env = "TALLOW_RELAY", default = "127.0.0.1:4433" },
+    { "--relay", arg = "HOST:PORT", help = "relay to meet at (tls://HOST:PORT: over TLS)", env = "TALLOW_RELAY", default = "127.0.0.1:4433" },
+    { "--relay-pin", arg = "SHA256", help = "trust a tls:// relay by its key (base64 or hex SHA-256 of its SubjectPublicKeyInfo) instead of the system's CAs", env = "TALLOW_RELAY_PIN" },
     { "--relay-password", arg = "PASS", help = "password of a private relay", env = "TALLOW_RELAY_PASSWORD" },
     { "--no-p2p", help = "never go direct: every byte through the relay", env = "TALLOW_NO_P2P" },
     { "--proxy", arg = "socks5://HOST:PORT", help = "reach the relay through a SOCKS5 proxy (implies --no-p2p)", env = "TALLOW_PROXY" },

@@ -61,8 +61,12 @@ function M.relay(opts, list)
     end
     local reasons = {}
     for _, t in ipairs(targets) do
-        local host, port = t[1]:match("^%[(.*)%]:(%d+)$")
-        if not host then host, port = t[1]:match("^(.*):(%d+)$") end
+        local hp = t[1]:gsub("^tls://", ""):gsub("^tcp://", "") -- the TCP connection under TLS
+        local host, port = hp:match("^%[(.*)%]:(%d+)$")
+        if not host then host, port = hp:match("^(.*):(%d+)$") end
+        if not host and hp:match("^[%w.-]+%.?$") and hp:find("%a") then
+            return -- a DNS fleet name (SRV lookup later, with its own errors): not probed here
+        end
         if not host then
             ui.usage_error(string.format("%s is not HOST:PORT (for example relay.example.org:4433)", ui.printable(t[1])))
         end

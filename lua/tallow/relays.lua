@@ -38,7 +38,8 @@ end
 -- peers derive the same order without talking, and adding or removing a target moves only the
 -- rooms that hashed to it. Weight 0 targets come after the others of their priority. A name
 -- without SRV records (or an IP literal, or localhost) is a plain host on the default port.
--- Plain HOST:PORT entries in the same list count as priority 0, weight 1. Through a proxy no
+-- Plain HOST:PORT entries in the same list count as priority 0, weight 1. `tls://NAME` looks up
+-- the same records and reaches every target over TLS (tls://target:port). Through a proxy no
 -- SRV lookup is made (the name would leak to the local resolver): names are plain hosts there.
 M.srv_prefix = "_tallow._tcp."
 M.resolver = function(name) return tallow.dns.srv(name) end
@@ -62,10 +63,14 @@ function M.targets(list)
         seen[addr] = true
         out[#out + 1] = { addr = addr, priority = prio, weight = weight }
     end
-    for _, item in ipairs(M.parse(list)) do
+    for _, entry in ipairs(M.parse(list)) do
+        -- a scheme (tls://NAME) applies to every target the name stands for
+        local scheme, item = entry:match("^(%a+://)(.*)$")
+        if not scheme then scheme, item = "", entry end
+        local function add_s(addr, prio, weight) add(scheme .. addr, prio, weight) end
         -- through a proxy (--proxy, --tor) no name is looked up here: that would leak it to DNS
         if has_port(item) or is_literal(item) or tallow.policy.proxy() then
-            add(item, 0, 1)
+            add_s(item, 0, 1)
         else
             local name = item:gsub("%.$", "")
             local recs, err, ecode = M.resolver(M.srv_prefix .. name)
@@ -73,7 +78,7 @@ function M.targets(list)
                 return nil, "relay " .. item .. ": SRV lookup of " .. M.srv_prefix .. name .. ": " .. tostring(err), ecode
             end
             if not recs or #recs == 0 then
-                add(item, 0, 1) -- no fleet published: the host itself, on the default port
+                add_s(item, 0, 1) -- no fleet published: the host itself, on the default port
             elseif #recs == 1 and recs[1].target == "." then
                 return nil, "relay " .. item .. ": DNS says no tallow relay is offered there", "TALLOW_ENOTFOUND"
             else
@@ -81,7 +86,7 @@ function M.targets(list)
                     if r.target ~= "." then
                         local host = r.target:gsub("%.$", "")
                         if host:find(":", 1, true) then host = "[" .. host .. "]" end
-                        add(host .. ":" .. r.port, r.priority, r.weight)
+                        add_s(host .. ":" .. r.port, r.priority, r.weight)
                     end
                 end
             end
@@ -115,7 +120,8 @@ end
 
 -- 1 if the list names something to look up in DNS (a name with no port).
 function M.needs_dns(list)
-    for _, item in ipairs(M.parse(list)) do
+    for _, entry in ipairs(M.parse(list)) do
+        local item = entry:gsub("^%a+://", "")
         if not has_port(item) and not is_literal(item) then return true end
     end
     return false

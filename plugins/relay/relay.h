@@ -48,6 +48,7 @@
 #define RELAY_R_GONE "gone"
 #define RELAY_R_RECONNECTING "reconnecting"
 #define RELAY_R_SHUTDOWN "relay shutting down"
+#define RELAY_R_JOINRATE "too many joins from this address: try again in a moment"
 #define RELAY_R_TAKEN "the code's number is in use by another sender on this relay: start again with a new code"
 
 /* ---- framing (relay_proto.c) */
@@ -86,6 +87,10 @@ int relay_outq_push(relay_outq *q, const void *data, size_t len);
 int relay_outq_pushv(relay_outq *q, const struct iovec *iov, int iovcnt);
 /* Writes as much as the socket takes. Returns bytes written (>= 0), or -errno (not -EAGAIN). */
 ssize_t relay_outq_flush(relay_outq *q, int fd);
+/* Same through a writer (a TLS session): wr returns bytes taken, or -1 with errno (EAGAIN:
+ * full; it is called again with the same bytes). */
+ssize_t relay_outq_flush_fn(relay_outq *q, ssize_t (*wr)(void *ud, const void *p, size_t len),
+                            void *ud);
 /* Writes iov to fd directly if the queue is empty, queues what the socket did not take (or all
  * of it if the queue is not empty). 0, -ENOMEM, or -errno from the socket. */
 int relay_outq_send(relay_outq *q, int fd, const struct iovec *iov, int iovcnt);

@@ -31,6 +31,7 @@ enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
     CL_CONNECTING, /* nonblocking connect in progress */
     CL_SOCKS,      /* SOCKS5 negotiation with the proxy */
+    CL_TLS,        /* TLS handshake (tls://), then the RoomJoin */
     CL_JOINING,    /* RoomJoin sent, waiting for RoomJoined */
     CL_WAITING,    /* in the room, waiting for a peer */
     CL_READY,      /* paired: frames flow */
@@ -90,6 +91,11 @@ typedef struct relay_cl {
     int socks_step;
     uint8_t socks_out[300];
     size_t socks_out_len, socks_out_off;
+    /* TLS (relay_client_tls.c) */
+    int tls;          /* the current relay is tls:// */
+    char *pins;       /* TALLOW_RELAY_PIN: replaces CA trust */
+    struct gnutls_session_int *tls_s;
+    struct gnutls_certificate_credentials_st *tls_cred;
 } relay_cl;
 
 typedef struct relay_chan {
@@ -128,5 +134,20 @@ void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg);
 int relay_socks_start(relay_cl *cl);
 int relay_socks_input(relay_cl *cl);
 void relay_socks_output(relay_cl *cl);
+
+/* relay_client_tls.c */
+/* The address after an optional scheme (tls:// sets *tls, tcp:// is plain). */
+const char *relay_cl_strip_scheme(const char *addr, int *tls);
+int relay_cl_pins_check(const char *pins); /* 0 if every pin is base64 or hex of 32 bytes */
+int relay_cl_tls_start(relay_cl *cl);     /* on the connected socket: state CL_TLS */
+void relay_cl_tls_step(relay_cl *cl);     /* drives the handshake; sends the RoomJoin after */
+void relay_cl_tls_free(relay_cl *cl);     /* the session (the socket's) */
+void relay_cl_tls_cred_free(relay_cl *cl);
+void relay_cl_tls_bye(relay_cl *cl);
+/* I/O on the connection, TLS or not (read/send semantics, errno set). */
+ssize_t relay_cl_recv(relay_cl *cl, void *buf, size_t len);
+ssize_t relay_cl_write(relay_cl *cl, const void *p, size_t len);
+ssize_t relay_cl_flush_out(relay_cl *cl); /* relay_outq_flush of cl->out */
+int relay_cl_pending(relay_cl *cl);       /* decrypted bytes waiting in the TLS session */
 
 #endif

@@ -36,10 +36,13 @@ static void cl_connect_next(relay_cl *cl);
 static void cl_free(relay_cl *cl)
 {
     if (cl->io) tallow_io_stop(cl->io);
+    relay_cl_tls_free(cl);
     if (cl->fd >= 0) close(cl->fd);
     if (cl->tick) tallow_timer_stop(cl->tick);
     if (cl->kick) tallow_timer_stop(cl->kick);
     if (cl->ai) freeaddrinfo(cl->ai);
+    relay_cl_tls_cred_free(cl);
+    free(cl->pins);
     free(cl->failover);
     relay_outq_clear(&cl->out);
     relay_inbuf_free(&cl->in);
@@ -64,6 +67,7 @@ static void cl_sock_release(relay_cl *cl)
 {
     if (cl->io) tallow_io_stop(cl->io);
     cl->io = NULL;
+    relay_cl_tls_free(cl);
     if (cl->fd >= 0) close(cl->fd);
     cl->fd = -1;
     cl->events = 0;
@@ -93,6 +97,7 @@ void relay_cl_update(relay_cl *cl)
     if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes))
         ev |= TALLOW_IO_WRITE;
     if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_TLS) return; /* relay_cl_tls_step sets them */
     if (ev != cl->events) {
         cl->events = ev;
         tallow_io_set(cl->io, ev);
@@ -106,7 +111,7 @@ static void cl_flush(relay_cl *cl)
 {
     if (cl->fd < 0 || cl->state < CL_JOINING || cl->werr || cl->fo_wait) return;
     size_t before = cl->out.bytes;
-    ssize_t w = relay_outq_flush(&cl->out, cl->fd);
+    ssize_t w = relay_cl_flush_out(cl);
     if (w < 0)
         cl->werr = (int)w;
     else
@@ -210,7 +215,7 @@ int relay_cl_send_join(relay_cl *cl)
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
-    ssize_t w = send(cl->fd, buf, (size_t)n, MSG_NOSIGNAL);
+    ssize_t w = relay_cl_write(cl, buf, (size_t)n);
     if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
     cl->state = CL_JOINING;
     cl->last_rx = cl->last_drain = tallow_loop_now(cl->loop);
@@ -223,7 +228,9 @@ int relay_cl_send_join(relay_cl *cl)
 
 static void cl_connected(relay_cl *cl)
 {
-    int rc = cl->proxy ? relay_socks_start(cl) : relay_cl_send_join(cl);
+    int rc = cl->proxy ? relay_socks_start(cl)
+             : cl->tls ? relay_cl_tls_start(cl)
+                       : relay_cl_send_join(cl);
     if (rc < 0) {
         cl_sock_release(cl);
         cl_connect_next(cl);
@@ -351,7 +358,7 @@ static void cl_tick(tallow_timer *t, void *ud)
             relay_cl_fail(cl, TALLOW_ECLOSED, "could not resume the connection");
     } else if (cl->state == CL_BACKOFF && now >= cl->retry_at) {
         cl_restart(cl);
-    } else if ((cl->state == CL_CONNECTING || cl->state == CL_SOCKS) &&
+    } else if ((cl->state == CL_CONNECTING || cl->state == CL_SOCKS || cl->state == CL_TLS) &&
                now >= cl->attempt_deadline) {
         cl_connect_next(cl);
     } else if (!cl->paired && cl->open_deadline && now >= cl->open_deadline) {
@@ -367,7 +374,10 @@ static void cl_tick(tallow_timer *t, void *ud)
 
 static void cl_read(relay_cl *cl)
 {
-    for (int round = 0; round < 8 && cl->fd >= 0 && cl->ch; round++) {
+    /* TLS hands out one record (16 KiB) per call: more rounds, and a short read says nothing */
+    int rounds = cl->tls_s ? 128 : 8;
+    for (int round = 0; (round < rounds || relay_cl_pending(cl)) && cl->fd >= 0 && cl->ch;
+         round++) {
         relay_inbuf *b = &cl->in;
         size_t want = 256 * 1024, live = b->end - b->start;
         if (live >= 4) {
@@ -377,7 +387,7 @@ static void cl_read(relay_cl *cl)
         }
         if (relay_inbuf_reserve(b, want) < 0) return relay_cl_fail(cl, TALLOW_ENOMEM, NULL);
         size_t space = b->cap - b->end;
-        ssize_t n = read(cl->fd, b->buf + b->end, space);
+        ssize_t n = relay_cl_recv(cl, b->buf + b->end, space);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (n <= 0) return relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
@@ -386,9 +396,10 @@ static void cl_read(relay_cl *cl)
         if (cl->state == CL_SOCKS) {
             if (relay_socks_input(cl) < 0) return;
             if (cl->state == CL_SOCKS) continue;
+            if (cl->state == CL_TLS) return; /* the handshake reads from now on */
         }
         relay_cl_frames(cl);
-        if ((size_t)n < space) return;
+        if ((size_t)n < space && !cl->tls_s) return;
     }
 }
 
@@ -406,6 +417,8 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
             cl_connect_next(cl);
         } else
             cl_connected(cl);
+    } else if (cl->state == CL_TLS) {
+        relay_cl_tls_step(cl);
     } else {
         if ((events & TALLOW_IO_WRITE) && cl->state == CL_SOCKS)
             relay_socks_output(cl);
@@ -476,7 +489,21 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     cl->initiator = p->initiator != 0;
     randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
     cl->chain_next = 1;
-    int rc = relay_split_hostport(p->address, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
+    const char *pin = getenv("TALLOW_RELAY_PIN");
+    if (pin && *pin) {
+        if (relay_cl_pins_check(pin) < 0) {
+            tallow_ctx_set_error(
+                cl->ctx, "relay: --relay-pin '%s' is not the base64 or hex of a SHA-256", pin);
+            cl_free(cl);
+            return TALLOW_EINVAL;
+        }
+        if (!(cl->pins = strdup(pin))) {
+            cl_free(cl);
+            return TALLOW_ENOMEM;
+        }
+    }
+    const char *addr = relay_cl_strip_scheme(p->address, &cl->tls);
+    int rc = relay_split_hostport(addr, cl->host, sizeof cl->host, cl->port, sizeof cl->port);
     if (rc == 0 && p->password && !(cl->password = strdup(p->password))) rc = TALLOW_ENOMEM;
     char rhost[256], rport[16];
     /* the user's proxy applies even when a caller forgets to pass it on */
@@ -508,7 +535,7 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         cl_free(cl);
         return rc;
     }
-    snprintf(cl->path, sizeof cl->path, "relay %s%s", cl->hostport,
+    snprintf(cl->path, sizeof cl->path, "relay %s%s%s", cl->tls ? "tls://" : "", cl->hostport,
              cl->proxy ? " via socks5 proxy" : "");
     uint64_t now = tallow_loop_now(cl->loop);
     if (p->timeout_ms) cl->open_deadline = now + p->timeout_ms;
@@ -581,7 +608,7 @@ static void cl_close(tallow_channel *ch)
          * does not reach the relay leaves the peer waiting out the relay's grace period */
         uint64_t until = tallow_now_ns() + RELAY_CL_CLOSE_FLUSH_MS * 1000000ull;
         if (cl_ctrl(cl, &tallow_msgtype_RoomLeave, &m) == 0) {
-            while (relay_outq_flush(&cl->out, cl->fd) >= 0 && cl->out.bytes > 0) {
+            while (relay_cl_flush_out(cl) >= 0 && cl->out.bytes > 0) {
                 uint64_t now = tallow_now_ns();
                 struct pollfd pw = {.fd = cl->fd, .events = POLLOUT};
                 if (now >= until || poll(&pw, 1, (int)((until - now) / 1000000u) + 1) <= 0) break;
@@ -589,8 +616,9 @@ static void cl_close(tallow_channel *ch)
         }
         /* read what is pending so that closing does not reset the connection */
         uint8_t sink[4096];
-        while (read(cl->fd, sink, sizeof sink) > 0) {
+        while (relay_cl_recv(cl, sink, sizeof sink) > 0) {
         }
+        relay_cl_tls_bye(cl);
         shutdown(cl->fd, SHUT_WR);
     }
     cl_sock_release(cl);

@@ -33,7 +33,9 @@ int relay_cl_failover(relay_cl *cl, const char *why)
     char next[300], host[256], port[16];
     for (;;) {
         if (pop_next(cl, next, sizeof next) < 0) return 0;
-        if (relay_split_hostport(next, host, sizeof host, port, sizeof port) < 0) continue;
+        int tls = 0;
+        const char *addr = relay_cl_strip_scheme(next, &tls);
+        if (relay_split_hostport(addr, host, sizeof host, port, sizeof port) < 0) continue;
         struct addrinfo *ai = NULL;
         if (!cl->proxy) { /* through a proxy the proxy resolves the name */
             struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
@@ -49,11 +51,12 @@ int relay_cl_failover(relay_cl *cl, const char *why)
         cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
                                "relay %s: %s; moving to %s, the next relay of the room",
                                cl->hostport, why, next);
+        cl->tls = tls;
         snprintf(cl->host, sizeof cl->host, "%s", host);
         snprintf(cl->port, sizeof cl->port, "%s", port);
         snprintf(cl->hostport, sizeof cl->hostport, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host,
                  port);
-        snprintf(cl->path, sizeof cl->path, "relay %s%s", cl->hostport,
+        snprintf(cl->path, sizeof cl->path, "relay %s%s%s", tls ? "tls://" : "", cl->hostport,
                  cl->proxy ? " via socks5 proxy" : "");
         break;
     }

@@ -62,6 +62,9 @@ static const struct {
     [RR_RESUME] = {RELAY_R_RESUME, "unknown_resume_token", -1},
     [RR_IPCONNS] = {NULL, "conns_per_ip", RL_MAX_CONNS_PER_IP}, /* closed at accept() */
     [RR_DRAINING] = {RELAY_R_SHUTDOWN, "draining", -1},
+    [RR_PLAIN_ON_TLS] = {NULL, "plain_on_tls", -1},
+    [RR_TLS_HANDSHAKE] = {NULL, "tls_handshake", -1},
+    [RR_JOINRATE] = {RELAY_R_JOINRATE, "join_rate", -1},
     [RR_OTHER] = {NULL, "other", -1},
 };
 

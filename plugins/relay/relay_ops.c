@@ -81,6 +81,9 @@ static int parse_scratch(relay_srv *tmp, tallow_ctx *ctx, const tallow_host *hos
 
 static void free_scratch(relay_srv *tmp)
 {
+    relay_tlscred_put(tmp->tls);
+    free(tmp->cert);
+    free(tmp->key);
     free(tmp->password);
     free(tmp->opc.metrics);
 }
@@ -144,6 +147,16 @@ int relay_ops_reload(void *inst, const tallow_kv *opts, size_t nopts)
     free(s->password);
     s->password = tmp.password;
     tmp.password = NULL;
+    /* TLS: new credentials for new connections (running sessions keep theirs); a listener
+     * started plain stays plain and a TLS one stays TLS until a restart */
+    if (s->tls && tmp.tls) {
+        relay_tlscred_put(s->tls);
+        s->tls = tmp.tls;
+        tmp.tls = NULL;
+    } else if (!s->tls != !tmp.tls) {
+        RELAY_LOG(s, TALLOW_LOG_WARN, "reload: the listener stays %s until a restart",
+                  s->tls ? "TLS" : "plain");
+    }
     free_scratch(&tmp);
     s->ctr.reloads++;
     RELAY_LOG(s, TALLOW_LOG_INFO,

@@ -393,3 +393,23 @@ int relay_sock_setup(int fd, int tcp)
     }
     return 0;
 }
+
+ssize_t relay_outq_flush_fn(relay_outq *q, ssize_t (*wr)(void *ud, const void *p, size_t len),
+                            void *ud)
+{
+    size_t total = 0;
+    while (q->bytes > 0) {
+        relay_chunk *c = q->head;
+        size_t want = c->len - q->head_off;
+        ssize_t w = wr(ud, c->data + q->head_off, want);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -errno;
+        }
+        if (w == 0) break;
+        outq_consume(q, (size_t)w);
+        total += (size_t)w;
+    }
+    return (ssize_t)total;
+}

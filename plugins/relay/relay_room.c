@@ -270,6 +270,7 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
 {
     relay_srv *s = c->srv;
     if (c->state != RC_PENDING) return refuse(c, RELAY_R_PROTO);
+    if (!relay_join_allow(s, c->ip)) return refuse(c, RELAY_R_JOINRATE);
     if (j->version != RELAY_PROTO_VERSION) {
         relay_count_refused(s, RR_VERSION);
         char why[120];

@@ -28,6 +28,7 @@ static const char *const relay_options_help[] = {
     "--max-conns-per-ip N      connections per client address, IPv6 /64 (default 64)",
     "--max-conns N             connections at once, all addresses (default 20000)",
     "--max-rooms-per-ip N      open rooms created per client address (default 32)",
+    "--join-rate N             room joins per second per address, IPv6 /64, bursts of 4N; loopback exempt; 0 off (default 16)",
     "--room-timeout SECONDS    idle paired room lifetime (default 3600)",
     "--unpaired-timeout SECONDS  lifetime of a room nobody joined (default 600)",
     "--join-timeout SECONDS    time to send a valid RoomJoin (default 10)",
@@ -37,6 +38,7 @@ static const char *const relay_options_help[] = {
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
     "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
     "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",
+    "--cert FILE, --key FILE   serve TLS only (PEM chain and key; clients use tls://HOST:PORT)",
     NULL,
 };
 
@@ -458,6 +460,17 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
         setsockopt(cfd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
         setsockopt(cfd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
         setsockopt(cfd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+        int tls = 0;
+        if (s->tls) { /* TLS-only listener: the relay serves the bridge's socket */
+            int rfd;
+            if (relay_tls_accept(s, cfd, &rfd) < 0) {
+                close(cfd);
+                relay_ip_put(s, ip);
+                continue;
+            }
+            tls = 1;
+            cfd = rfd;
+        }
         relay_conn *c = calloc(1, sizeof *c);
         if (!c) {
             close(cfd);
@@ -465,6 +478,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             continue;
         }
         c->srv = s;
+        c->tls = tls;
         c->fd = cfd;
         c->pfd[0] = c->pfd[1] = -1;
         c->ip = ip;
@@ -503,6 +517,7 @@ static void on_sweep(tallow_timer *t, void *ud)
         }
     }
     relay_room_sweep(s, now);
+    relay_tls_sweep(s, now);
     relay_metrics_sweep(s, now);
     relay_srv_settle(s);
 }
@@ -558,6 +573,41 @@ static size_t udp_reply_source(struct msghdr *rx, void *out, size_t cap)
 /* A token for one STUN answer to this source (IPv4 address or IPv6 /64), or 0: a spoofed
  * source flooding the relay with requests gets RELAY_STUN_BURST answers, then RELAY_STUN_RATE a
  * second, so the relay reflects little at anyone. Sources share a bucket when they collide. */
+static int bucket_take(struct relay_stun_rl *tab, uint64_t h, uint64_t now, uint32_t burst,
+                       uint32_t rate)
+{
+    struct relay_stun_rl *b = &tab[h % RELAY_STUN_SOURCES];
+    if (b->key != h || b->at_ms == 0) {
+        *b = (struct relay_stun_rl){h, now ? now : 1, burst};
+    } else {
+        uint64_t add = (now - b->at_ms) * rate / 1000u;
+        if (add) {
+            b->tokens = (uint32_t)(b->tokens + add > burst ? burst : b->tokens + add);
+            b->at_ms = now;
+        }
+    }
+    if (!b->tokens) return 0;
+    b->tokens--;
+    return 1;
+}
+
+/* Joins per address (the relay_ip key: an IPv4 address as v4-mapped, an IPv6 /64), a token
+ * bucket in a table like the STUN one: a source cycling through rooms (guessing codes, filling
+ * the room table) or resuming in a loop gets 4 x join_rate joins at once, then join_rate a
+ * second. Loopback (127/8, ::1's /64) is exempt: a local front end or test harness. */
+int relay_join_allow(relay_srv *s, const relay_ip *ip)
+{
+    static const uint8_t zero[8] = {0};
+    uint64_t rate = s->lim.join_rate;
+    if (!rate || !ip) return 1;
+    if (ip->addr[10] == 0xff && ip->addr[11] == 0xff && ip->addr[12] == 127) return 1;
+    if (memcmp(ip->addr, zero, 8) == 0 && !(ip->addr[10] == 0xff && ip->addr[11] == 0xff))
+        return 1;
+    uint32_t r = rate > 1000000u ? 1000000u : (uint32_t)rate;
+    return bucket_take(s->join_rl, relay_hash(s, ip->addr, 16) ^ 0x6a6f696eu,
+                       tallow_loop_now(s->loop), 4u * r, r);
+}
+
 static int stun_allow(relay_srv *s, const struct sockaddr_storage *from)
 {
     uint8_t a[16] = {0};
@@ -674,6 +724,7 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         {"unpaired-timeout", offsetof(relay_limits, unpaired_timeout_ms), 1},
         {"join-timeout", offsetof(relay_limits, join_timeout_ms), 1},
         {"grace", offsetof(relay_limits, grace_ms), 1},
+        {"join-rate", offsetof(relay_limits, join_rate), 0},
     };
     for (size_t i = 0; i < n; i++) {
         char k[64];
@@ -696,6 +747,12 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         }
         if (strcmp(k, "splice") == 0) {
             s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
+            continue;
+        }
+        if (strcmp(k, "cert") == 0 || strcmp(k, "key") == 0) {
+            char **dst = k[0] == 'c' ? &s->cert : &s->key;
+            free(*dst);
+            *dst = *v ? strdup(v) : NULL;
             continue;
         }
         int ours = relay_ops_option(s, k, v);
@@ -721,6 +778,17 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
         return TALLOW_EINVAL;
     }
     l->low_water = l->high_water / 4;
+    if (!s->cert != !s->key) {
+        tallow_ctx_set_error(s->ctx, "relay: TLS needs both --cert FILE and --key FILE");
+        return TALLOW_EINVAL;
+    }
+    if (s->cert) { /* loaded here, so that --check and a reload see a bad file at once */
+        relay_tlscred *fresh;
+        int rc = relay_tlscred_load(s, s->cert, s->key, &fresh);
+        if (rc < 0) return rc;
+        relay_tlscred_put(s->tls);
+        s->tls = fresh;
+    }
     return 0;
 }
 
@@ -807,6 +875,7 @@ void relay_srv_defaults(relay_srv *s)
         .max_frame = 2 * 1024 * 1024 + 64, /* the session sends frames up to 2 MiB */
         .max_conns_per_ip = 64,
         .max_conns = 20000,
+        .join_rate = 16,
         .max_rooms_per_ip = 32,
         .room_timeout_ms = 3600 * 1000,
         .unpaired_timeout_ms = 600 * 1000,
@@ -854,8 +923,8 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         srv_stop(s);
         return rc;
     }
-    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s)", listen, s->port,
-              s->ufd >= 0 ? ", STUN on UDP" : "");
+    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s%s)", listen, s->port,
+              s->tls ? ", TLS only" : "", s->ufd >= 0 ? ", STUN on UDP" : "");
     *inst = s;
     return 0;
 }
@@ -869,6 +938,7 @@ static void srv_stop(void *inst)
     while (s->conns)
         relay_conn_kill(s->conns, RELAY_R_SHUTDOWN, 0);
     relay_srv_settle(s);
+    relay_tls_stop(s);
     relay_ops_stop(s);
     if (s->lio) tallow_io_stop(s->lio);
     if (s->uio) tallow_io_stop(s->uio);
@@ -884,6 +954,8 @@ static void srv_stop(void *inst)
     free(s->rooms_by_id.b);
     free(s->ips.b);
     free(s->password);
+    free(s->cert);
+    free(s->key);
     free(s);
 }
 

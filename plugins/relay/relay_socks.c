@@ -113,7 +113,7 @@ int relay_socks_input(relay_cl *cl)
     }
     if (live < need) return 0;
     b->start += need;
-    if (relay_cl_send_join(cl) < 0) {
+    if ((cl->tls ? relay_cl_tls_start(cl) : relay_cl_send_join(cl)) < 0) {
         socks_failed(cl, TALLOW_ECLOSED, "cannot send RoomJoin");
         return -1;
     }

@@ -13,6 +13,8 @@
 typedef struct relay_srv relay_srv;
 typedef struct relay_room relay_room;
 typedef struct relay_ip relay_ip;
+typedef struct relay_tlscred relay_tlscred;
+typedef struct relay_tlsb relay_tlsb;
 
 /* Intrusive chained hash table; callers compare keys themselves. */
 typedef struct relay_hnode {
@@ -38,6 +40,7 @@ typedef struct relay_conn {
     int kicked; /* on the kick list */
     int shut;   /* SHUT_WR done (closing) */
     int wdead;  /* writing failed: output dropped, waiting for the read side to end */
+    int tls;    /* behind a TLS bridge (relay_tls_srv.c): never spliced */
     int bigmode; /* the last data frame was streamed: read the next header alone */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
@@ -105,6 +108,7 @@ typedef struct relay_limits {
     uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip, max_conns;
     uint64_t room_timeout_ms, unpaired_timeout_ms, join_timeout_ms, grace_ms, drain_ms;
     uint64_t high_water, low_water;
+    uint64_t join_rate; /* RoomJoins per second per address (IPv6 /64), bursts of 4x; 0: off */
 } relay_limits;
 
 struct relay_srv {
@@ -122,7 +126,7 @@ struct relay_srv {
     struct relay_stun_rl {
         uint64_t key, at_ms;
         uint32_t tokens;
-    } stun_rl[RELAY_STUN_SOURCES];
+    } stun_rl[RELAY_STUN_SOURCES], join_rl[RELAY_STUN_SOURCES]; /* join_rl: the same for joins */
     uint8_t hkey[crypto_shorthash_KEYBYTES];
     relay_htab rooms_by_id, ips;
     relay_conn *conns;
@@ -143,6 +147,10 @@ struct relay_srv {
     relay_metrics *metrics;
     relay_opsconf opc;
     int draining;
+    /* TLS (relay_tls_srv.c): with a certificate the listener is TLS-only */
+    char *cert, *key;
+    relay_tlscred *tls; /* for new connections; NULL: plain */
+    relay_tlsb *tlsb;   /* live bridges */
 };
 
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
@@ -173,6 +181,8 @@ void relay_conn_kick(relay_conn *c);
 /* Resumes kicked connections and frees the graveyard; the end of every loop callback (and of
  * each input of the relay fuzz target, tests/fuzz/fuzz_relay_frame.c). */
 void relay_srv_settle(relay_srv *s);
+/* A token for one RoomJoin from ip (join-rate; loopback is exempt), or 0: refuse it. */
+int relay_join_allow(relay_srv *s, const relay_ip *ip);
 /* Frees an address entry nothing counts any more. */
 void relay_ip_put(relay_srv *s, relay_ip *ip);
 uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
@@ -185,6 +195,18 @@ void relay_srv_defaults(relay_srv *s);
 /* Parses service options into s (limits, password, splice, relay_ops_option's); *listen and
  * *stun are set when given. 0 or TALLOW_EINVAL (message set). */
 int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
+
+/* relay_tls_srv.c */
+/* Loads a certificate chain and key (PEM) into new credentials (one reference). */
+int relay_tlscred_load(relay_srv *s, const char *cert, const char *key, relay_tlscred **out);
+void relay_tlscred_put(relay_tlscred *c);
+/* Takes the accepted TCP socket tfd into a TLS bridge; *relay_fd is the socket the relay
+ * serves instead. 0, or an error (tfd is then still the caller's). */
+int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd);
+/* Ends bridges whose relay side closed and whose TLS peer has not taken the rest in time. */
+void relay_tls_sweep(relay_srv *s, uint64_t now);
+/* Closes every bridge and drops the credentials. */
+void relay_tls_stop(relay_srv *s);
 
 /* relay_room.c */
 /* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */

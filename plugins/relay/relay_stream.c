@@ -85,15 +85,17 @@ void relay_stream_start(relay_conn *c, const uint8_t *p, size_t len, uint32_t to
     relay_room *r = c->room;
     relay_conn *one = NULL;
     size_t n = 0;
+    int tls = c->tls; /* a TLS bridge copies anyway: no splice() to or from one */
     for (uint32_t i = 0; i < r->capacity; i++) {
         relay_conn *d = r->slots[i].conn;
         if (!is_dest(c, d, to, i) || d->wdead) continue;
         one = d;
+        tls |= d->tls;
         n++;
     }
     /* a header alone (PIPE_BUF at most: written whole into an empty pipe) goes into the pipe,
      * so that it leaves with the payload rather than as a segment of its own */
-    if (n == 1 && len <= 4096 && relay_pipe_get(c->srv, c) == 0) {
+    if (n == 1 && len <= 4096 && !tls && relay_pipe_get(c->srv, c) == 0) {
         if (write(c->pfd[1], p, len) == (ssize_t)len) {
             c->piped = len;
             one->owner = c;
@@ -102,7 +104,7 @@ void relay_stream_start(relay_conn *c, const uint8_t *p, size_t len, uint32_t to
         }
         relay_pipe_put(c->srv, c); /* nothing was written */
     }
-    if (relay_forward(c, p, len, to, 1) == 1) relay_pipe_get(c->srv, c);
+    if (relay_forward(c, p, len, to, 1) == 1 && !tls) relay_pipe_get(c->srv, c);
 }
 
 /* The connections c's frame is streaming into (at most max). */

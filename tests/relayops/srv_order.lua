@@ -82,6 +82,16 @@ check(#plain == 3 and lookups == 0, "plain list asked DNS (%d lookups)", lookups
 -- mixed: plain entries are priority 0, so they come before priority 10
 local mixed = relays.order("example.org,10.0.0.1:4433", "5-apple-river")
 check(mixed[1] == "10.0.0.1:4433" and #mixed == 5, "mixed: %s", table.concat(mixed, ","))
+-- tls://NAME: the same fleet, every target over TLS; a list may mix schemes
+local tls = relays.order("tls://example.org", "5-apple-river")
+local plainf = relays.order("example.org", "5-apple-river")
+check(#tls == #plainf and #tls >= 4, "tls fleet: %d targets: %s", #tls, table.concat(tls, ","))
+for i = 1, #tls do
+    check(tls[i] == "tls://" .. plainf[i], "tls fleet target %d: %s (plain %s)", i, tls[i], plainf[i])
+end
+local mix = relays.order("tls://127.0.0.1:1,127.0.0.1:2", "5-apple-river")
+check(#mix == 2, "mixed schemes: %s", table.concat(mix, ","))
+check((mix[1] == "tls://127.0.0.1:1") ~= (mix[2] == "tls://127.0.0.1:1"), "mixed: %s", table.concat(mix, ","))
 -- a resolver failure other than "no such name" is an error, not a silent fallback
 relays.resolver = function() return nil, "no answer", "TALLOW_ETIMEOUT" end
 o, err = relays.order("example.org", "5-apple-river")
