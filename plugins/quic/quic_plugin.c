@@ -29,8 +29,11 @@
  * and the session goes on over the relay — instead of QUIC's 30 s idle timeout. Checked every
  * QUIC_WATCH_MS, on internet paths only: towards a peer on loopback or on-link, silence is the
  * peer's process being busy (a loaded machine kept one quiet for 0.9 s while it drained a relay
- * backlog), and the idle timeout still applies there. */
-#define QUIC_DEAD_SLACK_MS 800
+ * backlog), and the idle timeout still applies there. The slack is 3 s, not less: a receiver
+ * whose loop waited on the disk (the fsync before a 30 MB file's rename, on a loaded machine)
+ * was silent for 1.8 s across two NATs, and a path declared dead while the peer's last frames are
+ * on it costs more than a dead path found 2 s later. */
+#define QUIC_DEAD_SLACK_MS 3000
 #define QUIC_WATCH_MS 100
 
 typedef struct quic_plugin {
