@@ -43,17 +43,24 @@ def forwarded(mport):
 
 
 def start_relays(tag):
+    """Three relays, each answering on its metrics port. A port picked free can be taken by
+    another test before the relay binds it: such a relay exits at once and gets new ports."""
     relays = []
     for i in range(3):
-        port, mport = free_port(), free_port()
         log = os.path.join(work, f"{tag}-relay{i}.log")
-        p = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{mport}"],
-                             stderr=open(log, "w"), env=dict(os.environ, TALLOW_LOG="info"))
+        for attempt in range(5):
+            port, mport = free_port(), free_port()
+            while mport == port:
+                mport = free_port()
+            p = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{mport}"],
+                                 stderr=open(log, "w"), env=dict(os.environ, TALLOW_LOG="info"))
+            deadline = time.time() + 10
+            while time.time() < deadline and p.poll() is None and forwarded(mport) < 0:
+                time.sleep(0.05)
+            if p.poll() is None:
+                break
         procs.append(p)
         relays.append({"addr": f"127.0.0.1:{port}", "mport": mport, "proc": p, "log": log})
-    deadline = time.time() + 10
-    while time.time() < deadline and any(forwarded(r["mport"]) < 0 for r in relays):
-        time.sleep(0.05)
     return relays
 
 
