@@ -13,12 +13,13 @@ in_tty() {
     python3 "$UX_DIR/pty_run.py" "$cols" "$out" "$secs" "$@" || TTY_RC=$?
 }
 
-# as_nobody COMMAND... : runs COMMAND as an unprivileged user when we are root (root reads any
-# file, so unreadable files need someone else to be unreadable to); as ourselves otherwise.
+# as_nobody COMMAND... : runs COMMAND without the power to ignore file modes when we are root
+# (root reads any file, so unreadable files need a process that cannot): root without
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, whose own files' modes then apply to it. (Another
+# user would not do: in a freshly debootstrapped root, / itself is 0700.) As ourselves otherwise.
 as_nobody() {
     if [ "$(id -u)" = 0 ]; then
-        chmod 755 "$E2E_TMP"
-        setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+        setpriv --bounding-set=-dac_override,-dac_read_search "$@"
     else
         "$@"
     fi
