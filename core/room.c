@@ -3,6 +3,7 @@
  * relay's frames are handed to the virtual channel of the peer that sent them; the relay's room
  * events become the per-pair events a session expects (PeerDeparted "reconnecting", PeerArrived,
  * RoomJoined after our own resume, on_closed when the peer leaves). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +57,8 @@ static void v_unlink(vchan *v)
 static int v_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len)
 {
     vchan *v = (vchan *)ch;
-    (void)to; /* a virtual channel has one peer; a "leave" request is the room's business */
+    (void)to; /* a virtual channel has one peer */
     if (!v->room || !v->room->relay || v->gone) return TALLOW_ECLOSED;
-    if (to == UINT32_MAX - 1) return 0;
     return tallow_channel_send(v->room->relay, v->peer, frame, len);
 }
 
@@ -85,6 +85,15 @@ static size_t v_queued(tallow_channel *ch)
     return v->room->relay->ops->queued(v->room->relay);
 }
 
+/* Leaving is the room's business (tallow__room_close), not one peer's session's. */
+static int v_control(tallow_channel *ch, int op, void *arg)
+{
+    (void)ch;
+    (void)op;
+    (void)arg;
+    return -ENOTSUP;
+}
+
 static const tallow_transport_ops vchan_ops = {
     .version = TALLOW_TRANSPORT_OPS_VERSION,
     .struct_size = sizeof(tallow_transport_ops),
@@ -94,6 +103,7 @@ static const tallow_transport_ops vchan_ops = {
     .close = v_close,
     .get_info = v_get_info,
     .queued = v_queued,
+    .control = v_control,
 };
 
 /* ---- relay channel events */

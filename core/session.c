@@ -185,9 +185,11 @@ static void handshake_failed(tallow__session *s, int err)
     const char *why = tallow_strerror(err);
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
-    /* the relay closes the room on this, so each attempt gives a guesser one try at most */
-    if (s->relay && strcmp(s->relay->ops->name, "relay") == 0)
-        tallow_channel_send(s->relay, UINT32_MAX - 1, (const uint8_t *)"handshake-failed", 16);
+    /* a relay closes the room on this, so each attempt gives a guesser one try at most; a
+     * transport without rooms ignores it (TALLOW_ENOTSUP). The NULL test goes once every
+     * registered transport gets the host's default slot. */
+    if (s->relay && s->relay->ops->control)
+        s->relay->ops->control(s->relay, TALLOW_CTL_LEAVE, (void *)"handshake-failed");
     if (err == TALLOW_EVERSION)
         tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
     else

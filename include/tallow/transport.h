@@ -104,7 +104,21 @@ typedef struct tallow_transport_ops {
     void (*get_info)(tallow_channel *ch, tallow_channel_info *info);
     /* Bytes queued and not yet handed to the kernel. Optional. */
     size_t (*queued)(tallow_channel *ch);
+    /* Transport-specific operations the core may ask for without naming the transport
+     * (TALLOW_CTL_*); arg is op-specific. Returns 0, or TALLOW_ENOTSUP for an op the transport
+     * does not implement. Optional: the default returns TALLOW_ENOTSUP. */
+    int (*control)(tallow_channel *ch, int op, void *arg);
 } tallow_transport_ops;
+
+/* Operations of tallow_transport_ops.control. A transport implements those that mean something
+ * for it and returns TALLOW_ENOTSUP for the others. */
+enum {
+    /* Leave the room in order, after what is queued, telling the service why. arg: const char *,
+     * the reason (NUL-terminated, at most 200 bytes). A session whose handshake failed sends
+     * "handshake-failed": a relay then closes the room for everyone, so each attempt gives a
+     * guesser one try at most. */
+    TALLOW_CTL_LEAVE = 1,
+};
 
 /* Looks up a registered transport by name; borrowed, or NULL. */
 TALLOW_API const tallow_transport_ops *tallow_transport_find(tallow_ctx *ctx, const char *name);

@@ -596,6 +596,17 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
     return 0;
 }
 
+/* control(TALLOW_CTL_LEAVE, reason): the same RoomLeave as send(RELAY_TO_LEAVE), for the core,
+ * which does not know the relay's private peer ids. */
+static int cl_control(tallow_channel *ch, int op, void *arg)
+{
+    relay_cl *cl = cl_of(ch);
+    if (op != TALLOW_CTL_LEAVE) return -ENOTSUP;
+    if (!cl || cl->state == CL_CLOSED) return TALLOW_ECLOSED;
+    const char *why = arg;
+    return cl_leave(cl, (const uint8_t *)why, strlen(why));
+}
+
 static void cl_close(tallow_channel *ch)
 {
     relay_cl *cl = cl_of(ch);
@@ -661,4 +672,5 @@ const tallow_transport_ops relay_transport_ops = {
     .close = cl_close,
     .get_info = cl_get_info,
     .queued = cl_queued,
+    .control = cl_control,
 };
