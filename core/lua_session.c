@@ -192,7 +192,7 @@ static void s_closed(tallow__session *s, int err, void *ud)
 
 static const char *path_name(tallow__lsession *ls)
 {
-    int st = ls->s ? tallow__session_p2p_state(ls->s) : -1;
+    int st = ls->s ? tallow__neg_state(tallow__neg_of(ls->s)) : -1;
     return st == 0 ? "pending" : st == 1 ? "direct" : "relay";
 }
 
@@ -234,7 +234,7 @@ static const tallow__session_cbs cbs = {
 static int l_open(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
-    tallow__session_params p = {0};
+    tallow__session_params p = {.path_owner = &tallow__neg_owner};
     p.code = tallow__lua_opt_str(L, 1, "code");
     p.address = tallow__lua_opt_str(L, 1, "relay");
     p.password = tallow__lua_opt_str(L, 1, "password");
@@ -305,7 +305,9 @@ int tallow__lsession_new_on(lua_State *L, tallow_channel *ch, const tallow__sess
     memset(ls, 0, sizeof(*ls));
     luaL_setmetatable(L, "tallow.session");
     ls->rt = tallow__lrt_get(L);
-    int rc = tallow__session_open_on(ls->rt->ctx, ch, p, &cbs, ls, &ls->s);
+    tallow__session_params q = *p;
+    q.path_owner = &tallow__neg_owner; /* a room's session claims the direct-path messages too */
+    int rc = tallow__session_open_on(ls->rt->ctx, ch, &q, &cbs, ls, &ls->s);
     if (rc < 0) {
         lua_pop(L, 1);
         return rc;
@@ -407,7 +409,7 @@ static void path_timeout(tallow_timer *t, void *ud)
 static int l_direct(lua_State *L)
 {
     tallow__lsession *ls = check(L);
-    if (tallow__session_p2p_state(ls->s) != 0 || ls->closed) return push_path(L, ls);
+    if (tallow__neg_state(tallow__neg_of(ls->s)) != 0 || ls->closed) return push_path(L, ls);
     if (ls->path_waiting) return luaL_error(L, "another coroutine is already waiting");
     if (!lua_isnoneornil(L, 2)) {
         double secs = luaL_checknumber(L, 2);
@@ -439,7 +441,7 @@ static int l_info(lua_State *L)
     lua_setfield(L, -2, "bytes_recv");
     lua_pushinteger(L, info.peers);
     lua_setfield(L, -2, "peers");
-    const tallow__neg *neg = tallow__session_neg(ls->s);
+    const tallow__neg *neg = tallow__neg_of(ls->s);
     const char *lk, *rk;
     double ms;
     if (tallow__neg_why(neg)[0]) {
@@ -489,10 +491,6 @@ static const luaL_Reg methods[] = {
     {"send", l_send},     {"send_tx", l_send_tx}, {"recv", l_recv}, {"info", l_info},
     {"direct", l_direct}, {"close", l_close},     {NULL, NULL},
 };
-
-int tallow__lua_manifest(lua_State *L);
-int tallow__lua_offer_conflicts(lua_State *L);
-int tallow__lua_cancel_all(lua_State *L);
 
 static const luaL_Reg funcs[] = {
     {"open", l_open},

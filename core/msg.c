@@ -5,6 +5,8 @@
 #include <tallow/error.h>
 #include <tallow/msg.h>
 
+#include "msg_int.h"
+
 #define WIRE_VARINT 0
 #define WIRE_LEN 2
 

@@ -1,4 +1,5 @@
-/* core/negotiate.c — the direct-path negotiator (see negotiate.h). Both sides gather and offer
+/* core/negotiate.c — the negotiator's candidates, checks and nomination (see negotiate.h; the
+ * switch to the nominated pair is negotiate_path.c's). Both sides gather and offer
  * candidates over the sealed session and check every remote candidate at once, paced; the
  * controlling side (the session initiator) nominates the best working pair with a flagged check
  * and becomes the QUIC client, the other side the QUIC server on the pair it was told to use.
@@ -13,65 +14,8 @@
 
 #include <sodium.h>
 
-#include "negotiate.h"
-#include "session.h"
+#include "negotiate_int.h"
 
-#define NEG_DEFAULT_TIMEOUT_MS 5000
-#define NEG_PACE_MS 10   /* one check every tick, across all pairs */
-#define NEG_RTO_MS 200   /* a pair's next try after an unanswered one */
-#define NEG_MAX_TRIES 8  /* then the pair failed (a check from the peer re-arms it) */
-#define NEG_SETTLE_MS 60 /* after the first success, wait this long for better pairs */
-#define NEG_QUIC_TIMEOUT_MS 4000
-#define NEG_GRACE_MS 1000 /* the controlled side waits this much longer for a nomination */
-#define NEG_MAX_LOCAL 32
-#define NEG_MAX_PAIRS 48
-#define NEG_MAX_STUN 8
-
-enum { P_WAITING, P_INPROGRESS, P_SUCCEEDED, P_FAILED };
-
-typedef struct neg_pair {
-    struct sockaddr_storage addr;
-    socklen_t len;
-    uint32_t kind, remote_prio, local_prio;
-    int state, tries, nominate;
-    uint64_t next_due, sent_ns, rtt_us;
-    uint8_t txid[TALLOW__CHECK_TXID]; /* outstanding check, all zero once answered */
-    uint8_t txid_flags;               /* the flags it was sent with */
-    tallow_udp *via; /* our socket for this pair: the endpoint, or a birthday socket */
-    uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
-} neg_pair;
-
-struct tallow__neg {
-    tallow__session *s;
-    tallow_ctx *ctx;
-    tallow_loop *loop;
-    void (*on_settled)(tallow__session *s, int state);
-    int controlling, allow_loopback, state, dead;
-    uint32_t timeout_ms;
-    uint8_t check_key[32], psk[32];
-    tallow_udp *udp;
-    int v4, v6; /* the families our socket carries */
-    int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
-    int releasing;       /* tallow__neg_free is asking gatherers to stop */
-    uint64_t last_check; /* ms: when on_tick last sent a check */
-    tallow_candidate local[NEG_MAX_LOCAL];
-    size_t nlocal;
-    neg_pair pairs[NEG_MAX_PAIRS];
-    size_t npairs;
-    int nominated; /* index, or -1 */
-    tallow_timer *tick, *deadline, *settle;
-    tallow_channel *quic;
-    tallow_udp *quic_udp; /* the birthday socket QUIC runs on, when not udp */
-    int quic_handed;      /* the session owns the channel now */
-    uint64_t start_ns;
-    struct sockaddr_storage stun[NEG_MAX_STUN];
-    size_t nstun;
-    tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
-    char why[128];     /* why the direct path failed */
-    double direct_ms;  /* from start until QUIC was up */
-};
-
-static void neg_fail(tallow__neg *n, const char *why);
 static void on_check(tallow_udp *u, const struct sockaddr *from, socklen_t fromlen,
                      const uint8_t *data, size_t len, void *ud);
 
@@ -103,12 +47,6 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const str
     return 0;
 }
 
-static void stop_timer(tallow_timer **t)
-{
-    if (*t) tallow_timer_stop(*t);
-    *t = NULL;
-}
-
 /* ---- settling ----------------------------------------------------------------------------- */
 
 static void release_one(const tallow_gatherer_ops *ops, void *state, void *ud)
@@ -116,7 +54,7 @@ static void release_one(const tallow_gatherer_ops *ops, void *state, void *ud)
     if (ops->release) ops->release(state, ud);
 }
 
-static void release_udp(tallow__neg *n)
+void tallow__neg_release_udp(tallow__neg *n)
 {
     if (!n->udp || n->pending_gathers > 0) return; /* STUN transactions still hold it */
     if (n->quic && !n->quic_handed) return;
@@ -124,111 +62,6 @@ static void release_udp(tallow__neg *n)
     tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     tallow_udp_close(n->udp);
     n->udp = NULL;
-}
-
-static void settle(tallow__neg *n, int state)
-{
-    if (n->state != TALLOW__NEG_PENDING) return;
-    n->state = state;
-    tallow__bday_stop(&n->bday, n->quic_udp);
-    stop_timer(&n->tick);
-    stop_timer(&n->deadline);
-    stop_timer(&n->settle);
-    if (n->on_settled) n->on_settled(n->s, state);
-}
-
-static void neg_fail(tallow__neg *n, const char *why)
-{
-    if (n->state != TALLOW__NEG_PENDING) return;
-    double ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
-    snprintf(n->why, sizeof(n->why), "%s", why);
-    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
-                   "direct path failed after %.0f ms (%s); staying on the relay", ms, why);
-    tallow_msg_DirectFailed m = {.reason = {(const uint8_t *)why, strlen(why)}};
-    tallow__session_send(n->s, &tallow_msgtype_DirectFailed, &m);
-    if (n->quic && !n->quic_handed) {
-        tallow_channel *q = n->quic;
-        n->quic = NULL;
-        tallow_channel_close(q);
-    }
-    if (n->udp) tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
-    settle(n, TALLOW__NEG_FAILED);
-    release_udp(n);
-}
-
-/* ---- QUIC on the nominated pair ---------------------------------------------------------- */
-
-static void q_ready(tallow_channel *ch, void *ud)
-{
-    tallow__neg *n = ud;
-    if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
-    n->quic_handed = 1;
-    n->direct_ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
-    tallow__session_use_channel(n->s, ch); /* the session takes the channel's events from here */
-    neg_pair *p = &n->pairs[n->nominated];
-    uint8_t a[32];
-    int alen = tallow_sockaddr_encode((struct sockaddr *)&p->addr, p->len, a, sizeof(a));
-    tallow_channel_info info = {0};
-    tallow_channel_get_info(ch, &info);
-    tallow_msg_DirectConnected m = {.addr = {a, alen > 0 ? (size_t)alen : 0},
-                                    .rtt_us = info.rtt_us ? info.rtt_us : p->rtt_us};
-    tallow__session_send(n->s, &tallow_msgtype_DirectConnected, &m);
-    char s[64];
-    tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path up to %s after %.0f ms (%s)",
-                   addr_str(&p->addr, s, sizeof(s)), (double)(tallow_now_ns() - n->start_ns) / 1e6,
-                   n->controlling ? "controlling" : "controlled");
-    tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
-    if (n->quic_udp) tallow_udp_on(n->quic_udp, TALLOW_UDP_CHECK, NULL, NULL);
-    settle(n, TALLOW__NEG_DIRECT);
-}
-
-static void q_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size_t len, void *ud)
-{
-    /* data before our ready event: hand the channel over and pass the frame on */
-    q_ready(ch, ud);
-    if (((tallow__neg *)ud)->quic_handed) ch->ev->on_frame(ch, from, data, len, ch->ev_ud);
-}
-
-static void q_closed(tallow_channel *ch, int err, void *ud)
-{
-    tallow__neg *n = ud;
-    if (ch != n->quic || n->quic_handed) return;
-    neg_fail(n, err == TALLOW_ETIMEOUT ? "QUIC handshake timed out" : "QUIC handshake failed");
-}
-
-static const tallow_channel_events q_events = {
-    .on_ready = q_ready,
-    .on_frame = q_frame,
-    .on_closed = q_closed,
-};
-
-static void open_quic(tallow__neg *n, int idx)
-{
-    if (n->quic || n->state != TALLOW__NEG_PENDING) return;
-    n->nominated = idx;
-    stop_timer(&n->tick);
-    stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
-    neg_pair *p = &n->pairs[idx];
-    n->quic_udp = p->via != n->udp ? p->via : NULL; /* a birthday socket: kept, ours to close */
-    char s[64];
-    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s; opening QUIC as %s",
-                   addr_str(&p->addr, s, sizeof(s)), n->quic_udp ? " (birthday socket)" : "",
-                   n->controlling ? "client" : "server");
-    tallow_channel_params cp = {
-        .struct_size = sizeof(cp),
-        .initiator = n->controlling,
-        .udp = p->via,
-        .peer = (struct sockaddr *)&p->addr,
-        .peer_len = p->len,
-        .psk = n->psk,
-        /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
-        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS,
-    };
-    int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
-    if (rc < 0) {
-        n->quic = NULL;
-        neg_fail(n, rc == TALLOW_ENOTFOUND ? "no quic transport loaded" : "QUIC could not start");
-    }
 }
 
 /* ---- checks ------------------------------------------------------------------------------ */
@@ -265,7 +98,7 @@ static int all_failed(const tallow__neg *n)
     return 1;
 }
 
-static void on_tick(tallow_timer *t, void *ud)
+void tallow__neg_tick(tallow_timer *t, void *ud)
 {
     tallow__neg *n = ud;
     uint64_t now = now_ms();
@@ -296,7 +129,7 @@ static void on_tick(tallow_timer *t, void *ud)
     if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0 &&
         !tallow__bday_running(&n->bday)) {
         /* the controlled side keeps waiting if the peer reached us: it may still nominate */
-        if (n->controlling || !n->heard_peer) neg_fail(n, "no candidate pair answered");
+        if (n->controlling || !n->heard_peer) tallow__neg_fail(n, "no candidate pair answered");
     }
 }
 
@@ -314,7 +147,7 @@ static void on_settle(tallow_timer *t, void *ud)
     p->nominate = 1;
     p->tries = 0;
     p->next_due = 0; /* sent now, then by the ticks until answered */
-    on_tick(n->tick, n);
+    tallow__neg_tick(n->tick, n);
 }
 
 /* Nothing better can still turn up: every candidate of the peer is known and no pair that would
@@ -425,7 +258,7 @@ static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
     p->state = P_SUCCEEDED;
     if (n->controlling) {
         if (p->nominate && (c->flags & TALLOW__CHECK_NOMINATE)) {
-            open_quic(n, (int)(p - n->pairs));
+            tallow__neg_open_quic(n, (int)(p - n->pairs));
             return;
         }
         if (!any_nominating(n)) {
@@ -470,7 +303,7 @@ static void on_request(tallow__neg *n, tallow_udp *u, const tallow__check *c,
     respond(n, u, c, from, fromlen);
     if (n->quic) return; /* nominated already: only answer (the nominating check repeats) */
     if (!n->controlling && (c->flags & TALLOW__CHECK_NOMINATE)) {
-        open_quic(n, (int)(p - n->pairs));
+        tallow__neg_open_quic(n, (int)(p - n->pairs));
         return;
     }
     /* triggered check: the peer's packet just opened our NAT towards it, try at once */
@@ -500,12 +333,12 @@ static void on_deadline(tallow_timer *t, void *ud)
 {
     tallow__neg *n = ud;
     n->deadline = NULL;
-    neg_fail(n, "timed out");
+    tallow__neg_fail(n, "timed out");
 }
 
 /* ---- gathering and offers ---------------------------------------------------------------- */
 
-static const char *kind_name(uint32_t k)
+const char *tallow__neg_kind_name(uint32_t k)
 {
     return k == TALLOW_CAND_HOST     ? "host"
            : k == TALLOW_CAND_SRFLX  ? "srflx"
@@ -561,7 +394,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
                                           sizeof(a));
         if (alen < 0) continue;
         const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__bday_foundation(&n->bday)
-                                                       : kind_name(c[i].kind);
+                                                       : tallow__neg_kind_name(c[i].kind);
         tallow_msg_CandidateOffer o = {.kind = c[i].kind,
                                        .priority = c[i].priority,
                                        .addr = {a, (size_t)alen},
@@ -577,7 +410,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
             n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
     send_done_if_ready(n);
     if (n->state != TALLOW__NEG_PENDING)
-        release_udp(n);
+        tallow__neg_release_udp(n);
     else
         tallow__bday_maybe_start(&n->bday);
 }
@@ -645,22 +478,13 @@ static void neg_families(tallow__neg *n)
         n->v4 = !v6only;
 }
 
-int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
-                      void (*on_settled)(tallow__session *s, int state), tallow__neg **out)
+int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
 {
-    *out = NULL;
-    tallow_ctx *ctx = tallow__session_ctx(s);
+    tallow_ctx *ctx = n->ctx;
     const tallow_policy *pol = tallow_ctx_policy(ctx);
     if (tallow_policy_no_p2p(pol)) return TALLOW_EPOLICY; /* nothing at all: not one packet */
-    const tallow__keys *k = tallow__session_keys(s);
+    const tallow__keys *k = tallow__session_keys(n->s);
     if (!k) return TALLOW_EINVAL;
-    tallow__neg *n = calloc(1, sizeof(*n));
-    if (!n) return TALLOW_ENOMEM;
-    n->s = s;
-    n->ctx = ctx;
-    n->loop = tallow_ctx_loop(ctx);
-    n->on_settled = on_settled;
-    n->controlling = tallow__session_is_initiator(s);
     n->allow_loopback = tallow_policy_allow_loopback(pol);
     n->timeout_ms = o && o->timeout_ms ? o->timeout_ms : NEG_DEFAULT_TIMEOUT_MS;
     n->nominated = -1;
@@ -669,7 +493,7 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     memcpy(n->psk, k->quic_psk, 32);
     int rc = tallow_udp_open(ctx, NULL, 0, &n->udp);
     if (rc < 0) {
-        free(n);
+        n->udp = NULL;
         return rc;
     }
     neg_families(n);
@@ -677,14 +501,14 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     tallow__bday_init(&n->bday, ctx, n->udp, n->check_key, n->controlling, on_check, n);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
-    n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, on_tick, n);
+    n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, tallow__neg_tick, n);
     n->deadline = tallow_timer_start(n->loop, n->timeout_ms + (n->controlling ? 0 : NEG_GRACE_MS),
                                      0, on_deadline, n);
     if (!n->tick || !n->deadline) {
-        stop_timer(&n->tick);
-        stop_timer(&n->deadline);
+        tallow__neg_stop_timer(&n->tick);
+        tallow__neg_stop_timer(&n->deadline);
         tallow_udp_close(n->udp);
-        free(n);
+        n->udp = NULL;
         return TALLOW_ENOMEM;
     }
     n->state = TALLOW__NEG_PENDING;
@@ -699,13 +523,14 @@ int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
     tallow_gatherer_foreach(ctx, start_one, &g);
     n->pending_gathers--;
     send_done_if_ready(n);
-    *out = n;
     return 0;
 }
 
-int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg)
+int tallow__neg_on_candidates(tallow__session *s, const tallow_msg_type *t, const void *msg,
+                              void *ud)
 {
-    if (!n) return 0;
+    tallow__neg *n = ud;
+    (void)s;
     switch (t->id) {
     case TALLOW_MSG_CandidateOffer: {
         const tallow_msg_CandidateOffer *o = msg;
@@ -719,30 +544,19 @@ int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void 
         if (kind == TALLOW_CAND_SRFLX)
             tallow__bday_remote(&n->bday, (struct sockaddr *)&a, alen, o->foundation.ptr,
                                 o->foundation.len);
-        char s[64];
-        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s", kind_name(kind),
-                       addr_str(&a, s, sizeof(s)), p ? "" : " (refused)");
+        char as[64];
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s",
+                       tallow__neg_kind_name(kind), addr_str(&a, as, sizeof(as)),
+                       p ? "" : " (refused)");
         /* a new pair is checked at once when the pacing allows, not at the next tick */
         if (p && p->state == P_WAITING && n->tick && now_ms() - n->last_check >= NEG_PACE_MS)
-            on_tick(n->tick, n);
+            tallow__neg_tick(n->tick, n);
         if (n->state == TALLOW__NEG_PENDING) tallow__bday_maybe_start(&n->bday);
         return 1;
     }
     case TALLOW_MSG_CandidatesDone:
         n->remote_done = 1;
         return 1;
-    case TALLOW_MSG_DirectFailed:
-        if (n->state == TALLOW__NEG_PENDING) {
-            n->remote_done = 1;
-            const tallow_msg_DirectFailed *f = msg;
-            char why[128];
-            snprintf(why, sizeof(why), "the peer gave up: %.*s",
-                     (int)(f->reason.len < 100 ? f->reason.len : 100), (const char *)f->reason.ptr);
-            neg_fail(n, why);
-        }
-        return 1;
-    case TALLOW_MSG_DirectConnected:
-        return 1; /* the session already noted the peer's switch */
     default:
         return 0;
     }
@@ -762,19 +576,18 @@ int tallow__neg_winner(const tallow__neg *n, const char **local, const char **re
 {
     if (!n || n->state != TALLOW__NEG_DIRECT || n->nominated < 0) return -1;
     const neg_pair *p = &n->pairs[n->nominated];
-    *local = kind_name(p->local_kind);
-    *remote = kind_name(p->kind);
+    *local = tallow__neg_kind_name(p->local_kind);
+    *remote = tallow__neg_kind_name(p->kind);
     *ms = n->direct_ms;
     return 0;
 }
 
-void tallow__neg_free(tallow__neg *n)
+void tallow__neg_end(tallow__neg *n)
 {
-    if (!n) return;
     n->state = n->state == TALLOW__NEG_PENDING ? TALLOW__NEG_FAILED : n->state;
-    stop_timer(&n->tick);
-    stop_timer(&n->deadline);
-    stop_timer(&n->settle);
+    tallow__neg_stop_timer(&n->tick);
+    tallow__neg_stop_timer(&n->deadline);
+    tallow__neg_stop_timer(&n->settle);
     if (n->quic && !n->quic_handed) tallow_channel_close(n->quic);
     n->quic = NULL;
     if (n->udp) tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);

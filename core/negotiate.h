@@ -138,20 +138,23 @@ enum tallow__neg_state {
     TALLOW__NEG_FAILED = 2,  /* gave up; the session stays on the relay */
 };
 
+/* What tallow__neg_begin needs from the session's params. */
 typedef struct tallow__neg_opts {
     const char *stun;    /* "host:port[,host:port...]"; NULL or "": the relay address */
     const char *relay;   /* the relay "host:port" (default STUN server); may be NULL */
     uint32_t timeout_ms; /* give up after this long (0: 5000) */
 } tallow__neg_opts;
 
-/* Starts the negotiator on a session whose keys are ready. With policy no_p2p it does nothing
- * at all and returns TALLOW_EPOLICY (*out NULL). Strings are copied. Returns 0 or an error. */
-int tallow__neg_start(tallow__session *s, const tallow__neg_opts *o,
-                      void (*on_settled)(tallow__session *s, int state), tallow__neg **out);
-/* Hands over a decrypted session message; returns 1 if it was one of the negotiator's
- * (CandidateOffer, CandidatesDone, DirectConnected, DirectFailed). The session passes these
- * here and to nobody else (it notes DirectConnected itself, for the switch). */
-int tallow__neg_on_message(tallow__neg *n, const tallow_msg_type *t, const void *msg);
+/* The negotiator as the owner of the session's second path (session_path.h): give it as
+ * tallow__session_params.path_owner. It claims CandidateOffer, CandidatesDone, DirectConnected and
+ * DirectFailed on every session (so they never reach the session's user); on a pair with p2p set
+ * it starts once the keys are ready (with policy no_p2p it sends nothing at all, but tells the
+ * peer it will not try), takes the session's sends to the QUIC channel when it comes up, and back
+ * to the relay if that path is lost. */
+extern const struct tallow__path_owner tallow__neg_owner;
+/* The session's negotiator (NULL when it has none). */
+tallow__neg *tallow__neg_of(const tallow__session *s);
+/* TALLOW__NEG_*; NULL is TALLOW__NEG_OFF. */
 int tallow__neg_state(const tallow__neg *n);
 /* Why the attempt failed ("" unless it did). */
 const char *tallow__neg_why(const tallow__neg *n);
@@ -159,8 +162,5 @@ const char *tallow__neg_why(const tallow__neg *n);
  * "mapped"; ours as the peer's answers showed it, prflx when it matched none) and the time from
  * the start until QUIC was up. 0, or -1 when not direct. */
 int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms);
-/* Stops everything and frees (the UDP endpoint stays until pending gatherers answered). Call
- * after the session closed the QUIC channel. NULL is fine. */
-void tallow__neg_free(tallow__neg *n);
 
 #endif

@@ -42,9 +42,12 @@ typedef struct tallow__session_params {
     const char *stun;
     uint32_t p2p_timeout_ms;
     const char *failover; /* relays to move to if this one dies after pairing (room order) */
+    /* The owner of a second path (core/session_path.h; the negotiator: tallow__neg_owner), or
+     * NULL. Messages it claims never reach on_message, with or without an attempt. */
+    const struct tallow__path_owner *path_owner;
 } tallow__session_params;
 
-/* A filter sees each message first; it returns 1 if it consumed it. */
+/* A handler sees a message before the session's user; it returns 1 if it consumed it. */
 typedef int (*tallow__session_filter)(tallow__session *s, const tallow_msg_type *t,
                                       const void *msg, void *ud);
 
@@ -73,6 +76,13 @@ uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_
 /* Seals m[0..len) as it is (any bytes, not necessarily a valid message) under the key of transfer
  * `tid`: for test peers that must send what the engine never would. Same returns. */
 int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t *m, size_t len);
+/* The handler table, keyed by message id: each decrypted message goes to the handler of its id,
+ * else to the catch-all entry (TALLOW__SESSION_ANY), and when neither consumed it, to on_message.
+ * One handler per id: a second replaces the first; f NULL removes the entry. 0 or
+ * TALLOW_ENOMEM. */
+#define TALLOW__SESSION_ANY UINT32_MAX
+int tallow__session_on(tallow__session *s, uint32_t id, tallow__session_filter f, void *ud);
+/* The catch-all entry (a running transfer's filter): tallow__session_on(s, ANY, f, ud). */
 void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, void *ud);
 /* Called after the relay path came back from a reconnection (frames in flight may be lost):
  * the transfer resynchronises from the receiver's position. */
@@ -90,14 +100,5 @@ int tallow__session_is_initiator(tallow__session *s);
 tallow_ctx *tallow__session_ctx(tallow__session *s);
 /* Closes the channel(s) and frees the session; no callback afterwards. */
 void tallow__session_close(tallow__session *s);
-
-/* Hook for the direct-path negotiator: a second, direct channel joins the session, which takes
- * over its events. Sends move to it once this side's DirectConnected went out on the relay;
- * frames arriving on it wait until the peer's DirectConnected has been processed. */
-void tallow__session_use_channel(tallow__session *s, tallow_channel *direct);
-/* The direct-path attempt: TALLOW__NEG_OFF (-1, none), _PENDING (0), _DIRECT (1), _FAILED (2). */
-int tallow__session_p2p_state(tallow__session *s);
-/* The negotiator (NULL without one), for its outcome (tallow__neg_why, tallow__neg_winner). */
-const struct tallow__neg *tallow__session_neg(const tallow__session *s);
 
 #endif

@@ -6,6 +6,7 @@
  * session.c is compiled into this file for its internals (as the fuzz target does). */
 #define tallow__aead_seal rec_seal
 #include "../../core/session.c"
+#include "../../core/session_record.c"
 #undef tallow__aead_seal
 
 #include <setjmp.h>

@@ -8,6 +8,7 @@
  * initiator, which has sent its HandshakeInit), so that plaintext handshake messages reach the
  * CPace checks. */
 #include "../../core/session.c"
+#include "../../core/session_record.c"
 
 #include <stdio.h>
 
@@ -147,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(tallow__aead_seal(peer, frame + 2, frame, 2, pl, len) == 0);
             flen = 2 + (size_t)len + TALLOW__AEAD_TAG;
         }
-        process_frame(s, frame, flen);
+        tallow__sess_process(s, frame, flen);
     }
     CHECK(closed <= 1);
     free(frame);
