@@ -61,13 +61,13 @@ struct tallow__neg {
     char why[128];     /* why the direct path failed */
     double direct_ms;  /* from start until QUIC was up */
     /* the session's side of the path (negotiate_path.c) */
-    int p2p, pair;               /* attempt it (params and pairs only); the session is a pair */
-    char *stun_opt, *relay_addr; /* the options, copied at attach */
-    int started;                 /* keys_ready ran tallow__neg_begin (or decided not to) */
-    int peer_switched;           /* the peer's DirectConnected was processed */
-    int direct_rx_open;          /* frames on QUIC may be processed (peer switched, ours up) */
-    int lost;                    /* the direct path was given up after a switch */
-    int relay_dead;              /* the relay channel failed while the session ran direct */
+    int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
+    char *stun_opt;     /* the option, copied at attach */
+    int started;        /* keys_ready ran tallow__neg_begin (or decided not to) */
+    int peer_switched;  /* the peer's DirectConnected was processed */
+    int direct_rx_open; /* frames on QUIC may be processed (peer switched, ours up) */
+    int lost;           /* the direct path was given up after a switch */
+    int relay_dead;     /* the relay channel failed while the session ran direct */
     /* the relay ended (the peer left) while frames moved over the direct path: the peer's last
      * frames may still be waiting in the UDP socket, so the end is reported when the direct path
      * closes too, or after NEG_RELAY_GONE_MS */

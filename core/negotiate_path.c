@@ -271,9 +271,6 @@ static int owner_attach(tallow__session *s, const tallow__session_params *p, voi
     n->p2p = p->p2p && n->pair;
     n->timeout_ms = p->p2p_timeout_ms;
     n->stun_opt = p->stun ? strdup(p->stun) : NULL;
-    /* the relay's address is the default STUN server (the relay answers STUN on it) */
-    int relay = p->address && (!p->transport || !strcmp(p->transport, "relay"));
-    n->relay_addr = relay ? strdup(p->address) : NULL;
     /* direct-path signalling is the negotiator's alone; without an attempt (policy, a room) it
      * is dropped, never acted upon */
     int rc = 0;
@@ -281,9 +278,8 @@ static int owner_attach(tallow__session *s, const tallow__session_params *p, voi
     rc |= tallow__session_on(s, TALLOW_MSG_CandidatesDone, tallow__neg_on_candidates, n);
     rc |= tallow__session_on(s, TALLOW_MSG_DirectConnected, on_switch, n);
     rc |= tallow__session_on(s, TALLOW_MSG_DirectFailed, on_switch, n);
-    if (rc < 0 || (p->stun && !n->stun_opt) || (relay && !n->relay_addr)) {
+    if (rc < 0 || (p->stun && !n->stun_opt)) {
         free(n->stun_opt);
-        free(n->relay_addr);
         free(n);
         return TALLOW_ENOMEM;
     }
@@ -296,8 +292,12 @@ static void owner_keys_ready(void *st)
     tallow__neg *n = st;
     int rc = TALLOW_ECANCELED; /* the script turned the direct path off */
     if (n->p2p) {
+        /* the default STUN server: the one the first channel's service runs, if any (a relay
+         * answers STUN on its own port) */
+        tallow_ctl_addr relay = {{0}};
+        int has = tallow__session_control(n->s, TALLOW_CTL_STUN_SERVER, &relay) == 0;
         tallow__neg_opts o = {
-            .stun = n->stun_opt, .relay = n->relay_addr, .timeout_ms = n->timeout_ms};
+            .stun = n->stun_opt, .relay = has ? relay.addr : NULL, .timeout_ms = n->timeout_ms};
         rc = tallow__neg_begin(n, &o);
         if (rc < 0 && rc != TALLOW_EPOLICY)
             tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path not attempted: %s",
@@ -346,8 +346,7 @@ static void owner_detach(void *st)
     if (n->quic_handed) n->quic = NULL;
     free_held(n);
     free(n->stun_opt);
-    free(n->relay_addr);
-    n->stun_opt = n->relay_addr = NULL;
+    n->stun_opt = NULL;
     tallow__neg_end(n); /* frees n, now or once its gatherers answered */
 }
 

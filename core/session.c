@@ -73,10 +73,8 @@ static void handshake_failed(tallow__session *s, int err)
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
     /* a relay closes the room on this, so each attempt gives a guesser one try at most; a
-     * transport without rooms ignores it (TALLOW_ENOTSUP). The NULL test goes once every
-     * registered transport gets the host's default slot. */
-    if (s->relay && s->relay->ops->control)
-        s->relay->ops->control(s->relay, TALLOW_CTL_LEAVE, (void *)"handshake-failed");
+     * transport without rooms ignores it (TALLOW_ENOTSUP) */
+    tallow__session_control(s, TALLOW_CTL_LEAVE, (void *)"handshake-failed");
     if (err == TALLOW_EVERSION)
         tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
     else
@@ -487,6 +485,13 @@ void tallow__session_resync(tallow__session *s)
 void tallow__session_report_path(tallow__session *s, int direct)
 {
     if (s->cbs->on_path) s->cbs->on_path(s, direct, s->ud);
+}
+
+int tallow__session_control(tallow__session *s, int op, void *arg)
+{
+    /* the NULL test goes once every transport gets the host's default slot */
+    if (!s->relay || !s->relay->ops->control) return -ENOTSUP;
+    return s->relay->ops->control(s->relay, op, arg);
 }
 
 int tallow__session_is_ready(const tallow__session *s)

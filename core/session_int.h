@@ -4,6 +4,7 @@
 #ifndef TALLOW_SESSION_INT_H
 #define TALLOW_SESSION_INT_H
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 

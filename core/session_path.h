@@ -52,6 +52,8 @@ void tallow__session_resync(tallow__session *s);
 void tallow__session_report_path(tallow__session *s, int direct);
 /* The session is over (every path closed): on_closed(err) unless it ended already. */
 void tallow__session_end(tallow__session *s, int err);
+/* A TALLOW_CTL_* operation of the session's first channel (TALLOW_ENOTSUP when it has none). */
+int tallow__session_control(tallow__session *s, int op, void *arg);
 /* 1 while READY (keys ready, not failed). */
 int tallow__session_is_ready(const tallow__session *s);
 

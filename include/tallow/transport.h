@@ -118,7 +118,16 @@ enum {
      * "handshake-failed": a relay then closes the room for everyone, so each attempt gives a
      * guesser one try at most. */
     TALLOW_CTL_LEAVE = 1,
+    /* A STUN responder the transport's service runs for its users, for the direct path's
+     * candidates when the user named none (a relay answers STUN on its own port). arg:
+     * tallow_ctl_addr *, filled with "host:port" (IPv6 in brackets). */
+    TALLOW_CTL_STUN_SERVER = 2,
 };
+
+/* The arg of TALLOW_CTL_STUN_SERVER. */
+typedef struct tallow_ctl_addr {
+    char addr[280];
+} tallow_ctl_addr;
 
 /* Looks up a registered transport by name; borrowed, or NULL. */
 TALLOW_API const tallow_transport_ops *tallow_transport_find(tallow_ctx *ctx, const char *name);

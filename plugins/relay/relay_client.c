@@ -597,12 +597,18 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
 }
 
 /* control(TALLOW_CTL_LEAVE, reason): the same RoomLeave as send(RELAY_TO_LEAVE), for the core,
- * which does not know the relay's private peer ids. */
+ * which does not know the relay's private peer ids. control(TALLOW_CTL_STUN_SERVER): the relay's
+ * own address (its STUN responder shares the port). */
 static int cl_control(tallow_channel *ch, int op, void *arg)
 {
     relay_cl *cl = cl_of(ch);
-    if (op != TALLOW_CTL_LEAVE) return -ENOTSUP;
+    if (op != TALLOW_CTL_LEAVE && op != TALLOW_CTL_STUN_SERVER) return -ENOTSUP;
     if (!cl || cl->state == CL_CLOSED) return TALLOW_ECLOSED;
+    if (op == TALLOW_CTL_STUN_SERVER) {
+        tallow_ctl_addr *a = arg;
+        snprintf(a->addr, sizeof a->addr, "%s", cl->hostport);
+        return 0;
+    }
     const char *why = arg;
     return cl_leave(cl, (const uint8_t *)why, strlen(why));
 }
