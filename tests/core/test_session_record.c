@@ -1,0 +1,390 @@
+/* tests/core/test_session_record.c — the session's record layer (core/session_record.c) between
+ * two READY sessions (keys from a real handshake) joined by an in-memory fake transport: sealed
+ * records open on the other side under the right key; a replayed, reordered, truncated or
+ * re-addressed record is refused and ends the session; a new epoch (the service a path owner
+ * uses after losing its path) is followed by the peer, frames of the old one are dropped, and the
+ * session messages lost with the path are sent again; the handler table hands each message to
+ * the handler of its id, then to the catch-all entry, then to the user.
+ * The session's two files are compiled into this one for their internals. */
+#include "../../core/session.c"
+#include "../../core/session_record.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+typedef struct frame {
+    uint8_t *p;
+    size_t len;
+} frame;
+typedef struct side {
+    tallow__session *s;
+    tallow_channel ch;
+    frame q[64]; /* frames on their way to this side */
+    size_t nq;
+    uint64_t pings[64]; /* seq of each Ping delivered to on_message, in order */
+    uint64_t tids[64];  /* the key each came under */
+    size_t got;
+    int closed, closed_err;
+} side;
+static side A, B;
+static tallow_ctx *ctx;
+
+static int fake_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+{
+    (void)to;
+    side *p = ch == &A.ch ? &B : &A;
+    assert_true(p->nq < 64);
+    p->q[p->nq].p = malloc(len);
+    assert_non_null(p->q[p->nq].p);
+    memcpy(p->q[p->nq].p, f, len);
+    p->q[p->nq++].len = len;
+    return 0;
+}
+static const tallow_transport_ops fake_ops = {.name = "fake", .send = fake_send};
+
+static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    side *me = ud;
+    assert_int_equal(t->id, TALLOW_MSG_Ping);
+    assert_true(me->got < 64);
+    me->tids[me->got] = tallow__session_rx_key(s);
+    me->pings[me->got++] = ((const tallow_msg_Ping *)msg)->seq;
+}
+static void on_closed(tallow__session *s, int err, void *ud)
+{
+    side *me = ud;
+    (void)s;
+    me->closed = 1;
+    me->closed_err = err;
+}
+static const tallow__session_cbs cbs = {.on_message = on_message, .on_closed = on_closed};
+
+static void make_side(side *me, int initiator, const tallow__keys *k)
+{
+    memset(me, 0, sizeof *me);
+    tallow__session *s = session_alloc();
+    assert_non_null(s);
+    s->ctx = ctx;
+    s->cbs = &cbs;
+    s->ud = me;
+    s->buf = malloc(SESSION_MAX_FRAME + 64);
+    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
+    s->rx_key_tid = TALLOW__SESSION_KEY;
+    s->rekey_records = REKEY_RECORDS;
+    s->rekey_bytes = REKEY_BYTES;
+    s->initiator = initiator;
+    s->keys = *k;
+    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
+    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
+    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
+    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
+    s->state = ST_READY;
+    s->ready_reported = 1;
+    me->ch.ops = &fake_ops;
+    me->ch.ctx = ctx;
+    me->ch.ev = &ch_events;
+    me->ch.ev_ud = s;
+    s->relay = s->path = &me->ch;
+    me->s = s;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ctx = tallow_ctx_new();
+    tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
+    uint8_t room[32] = {7};
+    tallow__hs ha, hb;
+    tallow_msg_HandshakeInit init;
+    tallow_msg_HandshakeResponse resp;
+    tallow_msg_HandshakeComplete done;
+    assert_int_equal(tallow__hs_init(&ha, 1, "9-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_init(&hb, 0, "9-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_make_init(&ha, &init), 0);
+    assert_int_equal(tallow__hs_on_init(&hb, &init, &resp), 0);
+    assert_int_equal(tallow__hs_on_response(&ha, &resp, &done), 0);
+    assert_int_equal(tallow__hs_on_complete(&hb, &done), 0);
+    tallow__keys ka, kb;
+    assert_int_equal(tallow__hs_keys(&ha, &ka), 0);
+    assert_int_equal(tallow__hs_keys(&hb, &kb), 0);
+    make_side(&A, 1, &ka);
+    make_side(&B, 0, &kb);
+    tallow__hs_wipe(&ha);
+    tallow__hs_wipe(&hb);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (side *me = &A; me; me = me == &A ? &B : NULL) {
+        for (size_t i = 0; i < me->nq; i++)
+            free(me->q[i].p);
+        me->s->relay = me->s->path = NULL;
+        tallow__session_close(me->s);
+    }
+    tallow_ctx_free(ctx);
+    return 0;
+}
+
+/* Hands frame i of those queued for me to its session (the queue is kept). */
+static void feed(side *me, size_t i)
+{
+    assert_true(i < me->nq);
+    ch_frame(&me->ch, 0, me->q[i].p, me->q[i].len, me->s);
+}
+
+static void drop_all(side *me)
+{
+    for (size_t i = 0; i < me->nq; i++)
+        free(me->q[i].p);
+    me->nq = 0;
+}
+
+static void deliver_all(side *me)
+{
+    size_t n = me->nq;
+    for (size_t i = 0; i < n; i++)
+        feed(me, i);
+    for (size_t i = 0; i < n; i++)
+        free(me->q[i].p);
+    memmove(me->q, me->q + n, (me->nq - n) * sizeof(frame));
+    me->nq -= n;
+}
+
+static void ping(side *me, uint64_t tid, uint64_t seq)
+{
+    tallow_msg_Ping p = {seq, 0};
+    if (tid == TALLOW__SESSION_KEY)
+        assert_true(tallow__session_send(me->s, &tallow_msgtype_Ping, &p) >= 0);
+    else
+        assert_true(tallow__session_send_tx(me->s, tid, &tallow_msgtype_Ping, &p) >= 0);
+}
+
+/* Sealed under the session key and two transfer keys, each opens under its own key. */
+static void test_seal_open(void **state)
+{
+    (void)state;
+    ping(&A, TALLOW__SESSION_KEY, 1);
+    ping(&A, 5, 2);
+    ping(&A, 300, 3);
+    ping(&A, 5, 4);
+    assert_int_equal(B.nq, 4);
+    assert_int_equal(B.q[0].p[0], KIND_SEALED);
+    assert_int_equal(B.q[1].p[0], KIND_TRANSFER);
+    /* the plaintext is not on the wire */
+    tallow_msg_Ping p = {1, 0};
+    uint8_t enc[32];
+    int n = tallow_msg_encode(&tallow_msgtype_Ping, &p, enc, sizeof enc);
+    assert_true(n > 0);
+    for (size_t i = 0; i + (size_t)n <= B.q[0].len; i++)
+        assert_false(memcmp(B.q[0].p + i, enc, (size_t)n) == 0);
+    deliver_all(&B);
+    assert_false(B.closed);
+    assert_int_equal(B.got, 4);
+    uint64_t want_seq[] = {1, 2, 3, 4}, want_tid[] = {TALLOW__SESSION_KEY, 5, 300, 5};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(B.pings[i], want_seq[i]);
+        assert_int_equal(B.tids[i], want_tid[i]);
+    }
+    /* and the other way */
+    ping(&B, TALLOW__SESSION_KEY, 9);
+    deliver_all(&A);
+    assert_int_equal(A.got, 1);
+    assert_int_equal(A.pings[0], 9);
+}
+
+/* The same record twice: the second fails to open (its number is used) and ends the session. */
+static void test_replay_refused(void **state)
+{
+    (void)state;
+    ping(&A, TALLOW__SESSION_KEY, 1);
+    feed(&B, 0);
+    assert_int_equal(B.got, 1);
+    feed(&B, 0);
+    assert_int_equal(B.got, 1);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+}
+
+/* Two records of one key in the wrong order: the first to arrive does not open. */
+static void test_reorder_refused(void **state)
+{
+    (void)state;
+    ping(&A, 42, 1);
+    ping(&A, 42, 2);
+    feed(&B, 1);
+    assert_int_equal(B.got, 0);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+}
+
+/* A transfer's record presented as another transfer's (its id rewritten in the clear header)
+ * or cut short does not open. */
+static void test_readdressed_and_truncated_refused(void **state)
+{
+    (void)state;
+    ping(&A, 5, 1);
+    assert_int_equal(B.q[0].p[0], KIND_TRANSFER);
+    B.q[0].p[2] = 6; /* kind, epoch 0, id 5 -> 6 */
+    feed(&B, 0);
+    assert_int_equal(B.got, 0);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+
+    teardown(NULL);
+    setup(NULL);
+    ping(&A, TALLOW__SESSION_KEY, 1);
+    B.q[0].len -= 1;
+    feed(&B, 0);
+    assert_int_equal(B.got, 0);
+    assert_true(B.closed);
+}
+
+/* A new epoch after a lost path: the peer follows on the first frame that opens under it, frames
+ * of the old epoch still on their way are dropped (not an error), and the session messages lost
+ * with the path (never acknowledged) arrive again, once each, in order. */
+static void test_new_epoch_resends_lost(void **state)
+{
+    (void)state;
+    ping(&A, TALLOW__SESSION_KEY, 1);
+    deliver_all(&B);
+    ping(&A, TALLOW__SESSION_KEY, 2);
+    ping(&A, TALLOW__SESSION_KEY, 3);
+    frame late = {malloc(B.q[0].len), B.q[0].len}; /* #2 arrives after all, but late */
+    memcpy(late.p, B.q[0].p, late.len);
+    drop_all(&B); /* lost with the path */
+    uint64_t e = A.s->tx_epoch;
+    tallow__session_new_epoch(A.s);
+    assert_int_equal(A.s->tx_epoch, e + 1);
+    ping(&A, TALLOW__SESSION_KEY, 4);
+    deliver_all(&B);
+    assert_false(B.closed);
+    assert_int_equal(B.s->rx_epoch, e + 1);
+    ch_frame(&B.ch, 0, late.p, late.len, B.s); /* old epoch: dropped */
+    free(late.p);
+    assert_false(B.closed);
+    assert_int_equal(B.got, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(B.pings[i], (uint64_t)i + 1);
+}
+
+/* Messages B had delivered already are sent again too (the ack had not come back): the receiver
+ * drops those it had and delivers each message once. */
+static void test_new_epoch_no_duplicates(void **state)
+{
+    (void)state;
+    for (uint64_t i = 1; i <= 5; i++)
+        ping(&A, TALLOW__SESSION_KEY, i);
+    deliver_all(&B); /* delivered, but fewer than ACK_EVERY: A still keeps them */
+    assert_true(A.s->retx_n >= 5);
+    tallow__session_new_epoch(A.s);
+    ping(&A, TALLOW__SESSION_KEY, 6);
+    deliver_all(&B);
+    assert_false(B.closed);
+    assert_int_equal(B.got, 6);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(B.pings[i], (uint64_t)i + 1);
+}
+
+static int h_calls, any_calls;
+static uint32_t h_last;
+static int h_consume(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    (void)s;
+    (void)msg;
+    assert_ptr_equal(ud, &h_calls);
+    h_calls++;
+    h_last = t->id;
+    return 1;
+}
+static int h_pass(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    (void)s;
+    (void)t;
+    (void)msg;
+    (void)ud;
+    any_calls++;
+    return 0; /* not consumed: on to the user */
+}
+
+/* The handler of a message's id first, then the catch-all entry, then on_message. */
+static void test_handler_table(void **state)
+{
+    (void)state;
+    h_calls = any_calls = 0;
+    assert_int_equal(tallow__session_on(B.s, TALLOW_MSG_Ping, h_consume, &h_calls), 0);
+    tallow__session_set_filter(B.s, h_pass, NULL);
+    ping(&A, TALLOW__SESSION_KEY, 1);
+    deliver_all(&B);
+    assert_int_equal(h_calls, 1);
+    assert_int_equal(h_last, TALLOW_MSG_Ping);
+    assert_int_equal(any_calls, 0); /* consumed by its id's handler */
+    assert_int_equal(B.got, 0);
+    /* without the id's entry: the catch-all sees it, passes it on, the user gets it */
+    assert_int_equal(tallow__session_on(B.s, TALLOW_MSG_Ping, NULL, NULL), 0);
+    ping(&A, TALLOW__SESSION_KEY, 2);
+    deliver_all(&B);
+    assert_int_equal(h_calls, 1);
+    assert_int_equal(any_calls, 1);
+    assert_int_equal(B.got, 1);
+    /* a second entry for one id replaces the first; removing the catch-all leaves the user */
+    assert_int_equal(tallow__session_on(B.s, TALLOW_MSG_Ping, h_pass, NULL), 0);
+    assert_int_equal(tallow__session_on(B.s, TALLOW_MSG_Ping, h_consume, &h_calls), 0);
+    assert_int_equal(B.s->nhandlers, 2);
+    tallow__session_set_filter(B.s, NULL, NULL);
+    assert_int_equal(B.s->nhandlers, 1);
+    ping(&A, TALLOW__SESSION_KEY, 3);
+    deliver_all(&B);
+    assert_int_equal(h_calls, 2);
+    assert_int_equal(any_calls, 1);
+    assert_int_equal(B.got, 1);
+}
+
+/* Sends go where the path owner says, and back to the first channel on NULL. */
+static int other_sent;
+static int other_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+{
+    (void)ch;
+    (void)to;
+    (void)f;
+    (void)len;
+    other_sent++;
+    return 0;
+}
+static const tallow_transport_ops other_ops = {.name = "other", .send = other_send};
+
+static void test_use_channel(void **state)
+{
+    (void)state;
+    tallow_channel other = {.ops = &other_ops};
+    other_sent = 0;
+    tallow__session_use_channel(B.s, &other);
+    assert_false(tallow__session_on_first(B.s));
+    ping(&B, TALLOW__SESSION_KEY, 1);
+    assert_int_equal(other_sent, 1);
+    assert_int_equal(A.nq, 0);
+    tallow__session_use_channel(B.s, NULL);
+    assert_true(tallow__session_on_first(B.s));
+    ping(&B, TALLOW__SESSION_KEY, 2);
+    assert_int_equal(other_sent, 1);
+    assert_int_equal(A.nq, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_seal_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reorder_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readdressed_and_truncated_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_epoch_resends_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_epoch_no_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handler_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_use_channel, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
