@@ -12,6 +12,7 @@
 #include "ctx_internal.h"
 
 struct tallow__plugin {
+    tallow_host host; /* this plugin's own: its name on its log lines */
     lt_dlhandle handle;
     const tallow_plugin_desc *desc;
     void *state;
@@ -58,6 +59,8 @@ static int already_loaded(tallow_ctx *ctx, const char *name)
         if (strcmp(p->desc->name, name) == 0) return 1;
     return 0;
 }
+
+static void tallow__plugins_unload_all(tallow_ctx *ctx);
 
 /* Records the message (it names the file) and returns err. */
 #define fail(ctx, err, ...) (tallow_ctx_set_error((ctx), __VA_ARGS__), (err))
@@ -123,9 +126,11 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         rc = TALLOW_ENOMEM;
         goto out_close;
     }
-    ctx->log_tag = d->name;
-    rc = d->init(&ctx->host, &p->state);
-    ctx->log_tag = NULL;
+    tallow__host_make(&p->host, ctx, d->name);
+    ctx->loading = d->name;
+    tallow_ctx_set_error(ctx, "%s", "");
+    rc = d->init(&p->host, &p->state);
+    ctx->loading = NULL;
     if (rc < 0) {
         tallow__iface_list_truncate(&ctx->transports, nt);
         tallow__iface_list_truncate(&ctx->discoveries, nd);
@@ -136,13 +141,16 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     }
     free(msgs);
     if (rc < 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s (%s)", tallow_strerror(rc), d->name);
+        char why[640]; /* with what a registrar refused, if it did */
+        const char *reason = tallow_ctx_last_error(ctx);
+        snprintf(why, sizeof(why), "%s (%s)%s%s", tallow_strerror(rc), d->name,
+                 reason[0] ? ": " : "", reason);
         free(p->path);
         free(p);
         rc = fail(ctx, TALLOW_EPLUGINIT, "plugin %s: init failed: %s", path, why);
         goto out_close;
     }
+    ctx->unload_plugins = tallow__plugins_unload_all;
     /* append: unload runs in reverse */
     tallow__plugin **tail = &ctx->plugins;
     while (*tail) tail = &(*tail)->next;
@@ -166,7 +174,8 @@ static void unload(tallow_ctx *ctx, tallow__plugin *p)
     free(p);
 }
 
-void tallow__plugins_unload_all(tallow_ctx *ctx)
+/* Reached from tallow_ctx_free through ctx->unload_plugins. */
+static void tallow__plugins_unload_all(tallow_ctx *ctx)
 {
     unload(ctx, ctx->plugins);
     ctx->plugins = NULL;

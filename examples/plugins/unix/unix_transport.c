@@ -48,7 +48,7 @@ typedef struct unix_chan {
 static void ulog(unix_chan *c, int level, const char *what)
 {
     const unix_plugin *pl = c->base.plugin_state;
-    pl->host->log(c->base.ctx, level, "unix %s: %s", c->path, what);
+    pl->host->log(pl->host, level, "unix %s: %s", c->path, what);
 }
 
 /* ---- teardown and events */
