@@ -84,7 +84,12 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         return rc;
     }
     int rc;
-    tallow_plugin_entry_fn entry = (tallow_plugin_entry_fn)lt_dlsym(h, TALLOW_PLUGIN_ENTRY_SYMBOL);
+    /* ISO C has no conversion from an object pointer to a function pointer; POSIX guarantees
+     * the representation is the same, so the bytes are copied (as dlsym(3) advises). */
+    void *sym = lt_dlsym(h, TALLOW_PLUGIN_ENTRY_SYMBOL);
+    tallow_plugin_entry_fn entry = NULL;
+    _Static_assert(sizeof(entry) == sizeof(sym), "function and object pointers differ in size");
+    if (sym) memcpy(&entry, &sym, sizeof(entry));
     const tallow_plugin_desc *d = entry ? entry() : NULL;
     if (!entry || !d) {
         rc = fail(ctx, TALLOW_EPLUGNOENTRY, "plugin %s: no entry point '%s'", path,
