@@ -1,5 +1,6 @@
 /* core/ctx.c — the context: owns the loop, the registry, the policy, the interface tables and
- * the loaded plugins; logging and the last-error message. */
+ * the loaded plugins; logging and the last-error message. Calls nothing of the loader's by name:
+ * plugins are unloaded through the hook the loader sets (see ctx_internal.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,14 +30,13 @@ TALLOW_API tallow_ctx *tallow_ctx_new(void)
         return NULL;
     }
     ctx->log_level = level_from_env();
-    tallow__host_init(ctx);
     return ctx;
 }
 
 TALLOW_API void tallow_ctx_free(tallow_ctx *ctx)
 {
     if (!ctx) return;
-    tallow__plugins_unload_all(ctx);
+    if (ctx->unload_plugins) ctx->unload_plugins(ctx);
     tallow__iface_list_free(&ctx->transports);
     tallow__iface_list_free(&ctx->discoveries);
     tallow__iface_list_free(&ctx->gatherers);
@@ -99,7 +99,7 @@ static void json_str(FILE *f, const char *s)
     }
 }
 
-static void vlog_json(tallow_ctx *ctx, const char *level, const char *line)
+static void vlog_json(const char *source, const char *level, const char *line)
 {
     struct timespec ts;
     struct tm tm;
@@ -110,8 +110,7 @@ static void vlog_json(tallow_ctx *ctx, const char *level, const char *line)
     flockfile(stderr);
     fprintf(stderr, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"source\":\"", when,
             ts.tv_nsec / 1000000, level);
-    const char *src = ctx->log_tag ? ctx->log_tag : "tallow";
-    const char *colon = ctx->log_tag ? NULL : strstr(line, ": ");
+    const char *colon = source ? NULL : strstr(line, ": ");
     /* "relay: room ..." from a plugin: the source is the part before the first ": " */
     if (colon && colon - line < 24 && !memchr(line, ' ', (size_t)(colon - line))) {
         char part[24];
@@ -120,7 +119,7 @@ static void vlog_json(tallow_ctx *ctx, const char *level, const char *line)
         json_str(stderr, part);
         line = colon + 2;
     } else {
-        json_str(stderr, src);
+        json_str(stderr, source ? source : "tallow");
     }
     fputs("\",\"msg\":\"", stderr);
     json_str(stderr, line);
@@ -128,61 +127,30 @@ static void vlog_json(tallow_ctx *ctx, const char *level, const char *line)
     funlockfile(stderr);
 }
 
-static void vlog(tallow_ctx *ctx, int level, const char *fmt, va_list ap)
+/* source: a plugin's name (its lines read "tallow: LEVEL: NAME: message", in JSON "source"),
+ * NULL for the core. A plugin's message that already starts with "NAME: " keeps it once. */
+void tallow__ctx_vlog(tallow_ctx *ctx, const char *source, int level, const char *fmt, va_list ap)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
     if (level > ctx->log_level) return;
-    char line[1024];
-    vsnprintf(line, sizeof(line), fmt, ap);
-    if (ctx->log_json) return vlog_json(ctx, names[level < 0 ? 0 : level > 3 ? 3 : level], line);
-    fprintf(stderr, "tallow: %s%s%s: %s\n", ctx->log_tag ? ctx->log_tag : "",
-            ctx->log_tag ? ": " : "", names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    const char *line = buf;
+    size_t sl = source ? strlen(source) : 0;
+    if (source && strncmp(line, source, sl) == 0 && line[sl] == ':' && line[sl + 1] == ' ')
+        line += sl + 2;
+    const char *lv = names[level < 0 ? 0 : level > 3 ? 3 : level];
+    if (ctx->log_json) {
+        vlog_json(source, lv, line);
+        return;
+    }
+    fprintf(stderr, "tallow: %s: %s%s%s\n", lv, source ? source : "", source ? ": " : "", line);
 }
 
 TALLOW_API void tallow_ctx_log(tallow_ctx *ctx, int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(ctx, level, fmt, ap);
+    tallow__ctx_vlog(ctx, NULL, level, fmt, ap);
     va_end(ap);
-}
-
-/* ---- interface tables */
-
-int tallow__iface_add(tallow__iface_list *l, const char *name, const void *ops, uint32_t ops_size,
-                      uint32_t host_size, void *state)
-{
-    if (!name || !name[0]) return TALLOW_EINVAL;
-    if (tallow__iface_find(l, name)) return TALLOW_EPLUGDUP;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        tallow__iface *v = realloc(l->v, cap * sizeof(*v));
-        if (!v) return TALLOW_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    void *copy = calloc(1, host_size);
-    if (!copy) return TALLOW_ENOMEM;
-    memcpy(copy, ops, ops_size < host_size ? ops_size : host_size);
-    l->v[l->n++] = (tallow__iface){.name = name, .ops = copy, .plugin_state = state};
-    return 0;
-}
-
-const tallow__iface *tallow__iface_find(const tallow__iface_list *l, const char *name)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->v[i].name, name) == 0) return &l->v[i];
-    return NULL;
-}
-
-void tallow__iface_list_truncate(tallow__iface_list *l, size_t n)
-{
-    while (l->n > n) free((void *)l->v[--l->n].ops);
-}
-
-void tallow__iface_list_free(tallow__iface_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) free((void *)l->v[i].ops);
-    free(l->v);
-    memset(l, 0, sizeof(*l));
 }

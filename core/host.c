@@ -1,5 +1,6 @@
-/* core/host.c — the services handed to plugins (tallow_host) and the lookups of what they
- * registered: transports, NAT discovery, gatherers, services. */
+/* core/host.c — the services handed to plugins (each plugin its own tallow_host, its name on its
+ * log lines), the registrars, the lookups of what they registered (transports, NAT discovery,
+ * gatherers, services, Lua modules) and the host-side channel wrappers. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +10,15 @@
 
 #include "ctx_internal.h"
 
-static void host_log(tallow_ctx *ctx, int level, const char *fmt, ...)
+/* A plugin's log line: tagged with its name, during init and after. */
+static void host_log(const tallow_host *host, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void host_log(tallow_ctx *ctx, int level, const char *fmt, ...)
+static void host_log(const tallow_host *host, int level, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    tallow__ctx_vlog(host->ctx, host->name, level, fmt, ap);
     va_end(ap);
-    tallow_ctx_log(ctx, level, "%s", line);
 }
 
 static void *host_alloc(size_t n)
@@ -26,41 +26,41 @@ static void *host_alloc(size_t n)
     return calloc(1, n);
 }
 
+/* The one registration path: every interface is checked and completed by core/iface.c; a refusal
+ * says which interface and why; it is kept as the context's last error, which the loader adds to
+ * its "init failed" message naming the plugin's file and name. */
+static int reg(tallow_ctx *ctx, tallow__iface_list *l, const tallow__iface_kind *k,
+               const void *ops, void *st)
+{
+    char why[256];
+    int rc = tallow__iface_register(l, k, ops, st, why, sizeof(why));
+    if (rc < 0 && why[0]) tallow_ctx_set_error(ctx, "%s", why);
+    return rc;
+}
+
 static int reg_transport(tallow_ctx *ctx, const struct tallow_transport_ops *ops, void *st)
 {
-    if (!ops || ops->version < 1 || ops->struct_size < offsetof(tallow_transport_ops, close) ||
-        !ops->open || !ops->send || ops->instance_size < sizeof(tallow_channel))
-        return TALLOW_EINVAL;
-    return tallow__iface_add(&ctx->transports, ops->name, ops, ops->struct_size,
-                             sizeof(tallow_transport_ops), st);
+    return reg(ctx, &ctx->transports, &tallow__iface_transport, ops, st);
 }
 
 static int reg_discovery(tallow_ctx *ctx, const struct tallow_discovery_ops *ops, void *st)
 {
-    if (!ops || ops->version < 1 || !ops->discover) return TALLOW_EINVAL;
-    return tallow__iface_add(&ctx->discoveries, ops->name, ops, ops->struct_size,
-                             sizeof(tallow_discovery_ops), st);
+    return reg(ctx, &ctx->discoveries, &tallow__iface_discovery, ops, st);
 }
 
 static int reg_gatherer(tallow_ctx *ctx, const struct tallow_gatherer_ops *ops, void *st)
 {
-    if (!ops || ops->version < 1 || !ops->gather) return TALLOW_EINVAL;
-    return tallow__iface_add(&ctx->gatherers, ops->name, ops, ops->struct_size,
-                             sizeof(tallow_gatherer_ops), st);
+    return reg(ctx, &ctx->gatherers, &tallow__iface_gatherer, ops, st);
 }
 
 static int reg_service(tallow_ctx *ctx, const struct tallow_service_ops *ops, void *st)
 {
-    if (!ops || ops->version < 1 || !ops->start || !ops->stop) return TALLOW_EINVAL;
-    return tallow__iface_add(&ctx->services, ops->name, ops, ops->struct_size,
-                             sizeof(tallow_service_ops), st);
+    return reg(ctx, &ctx->services, &tallow__iface_service, ops, st);
 }
 
 static int reg_lua_module(tallow_ctx *ctx, const struct tallow_lua_module_ops *ops, void *st)
 {
-    if (!ops || ops->version < 1 || !ops->open) return TALLOW_EINVAL;
-    return tallow__iface_add(&ctx->lua_modules, ops->name, ops, ops->struct_size,
-                             sizeof(tallow_lua_module_ops), st);
+    return reg(ctx, &ctx->lua_modules, &tallow__iface_lua_module, ops, st);
 }
 
 static int reg_msg(tallow_ctx *ctx, const tallow_msg_type *t)
@@ -68,9 +68,9 @@ static int reg_msg(tallow_ctx *ctx, const tallow_msg_type *t)
     return tallow_registry_add(ctx->registry, t);
 }
 
-void tallow__host_init(tallow_ctx *ctx)
+void tallow__host_make(tallow_host *h, tallow_ctx *ctx, const char *plugin_name)
 {
-    ctx->host = (tallow_host){
+    *h = (tallow_host){
         .struct_size = sizeof(tallow_host),
         .abi = TALLOW_PLUGIN_ABI,
         .ctx = ctx,
@@ -86,6 +86,7 @@ void tallow__host_init(tallow_ctx *ctx)
         .register_service = reg_service,
         .register_msg = reg_msg,
         .register_lua_module = reg_lua_module,
+        .name = plugin_name,
     };
 }
 
@@ -139,6 +140,11 @@ TALLOW_API int tallow_channel_open(tallow_ctx *ctx, const char *transport,
         tallow_ctx_set_error(ctx, "no transport named '%s' is loaded", transport);
         return TALLOW_ENOTFOUND;
     }
+    if (!p || p->struct_size < offsetof(tallow_channel_params, flags)) {
+        tallow_ctx_set_error(ctx, "transport %s: channel parameters without a struct_size "
+                                  "(use TALLOW_CHANNEL_PARAMS_INIT)", transport);
+        return TALLOW_EINVAL;
+    }
     const tallow_transport_ops *ops = i->ops;
     tallow_channel *ch = calloc(1, ops->instance_size);
     if (!ch) return TALLOW_ENOMEM;
@@ -166,13 +172,23 @@ TALLOW_API int tallow_channel_send(tallow_channel *ch, uint32_t to, const uint8_
 TALLOW_API void tallow_channel_get_info(tallow_channel *ch, tallow_channel_info *info)
 {
     memset(info, 0, sizeof(*info));
-    if (ch->ops->get_info) ch->ops->get_info(ch, info);
+    ch->ops->get_info(ch, info);
     if (!info->path) info->path = ch->ops->name;
 }
 
 TALLOW_API void tallow_channel_close(tallow_channel *ch)
 {
     if (!ch) return;
-    if (ch->ops->close) ch->ops->close(ch);
+    ch->ops->close(ch);
     free(ch);
+}
+
+TALLOW_API size_t tallow_channel_queued(tallow_channel *ch)
+{
+    return ch->ops->queued(ch);
+}
+
+TALLOW_API int tallow_channel_control(tallow_channel *ch, int op, void *arg)
+{
+    return ch->ops->control(ch, op, arg);
 }

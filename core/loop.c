@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <tallow/error.h>
 #include <tallow/loop.h>
 
 struct tallow_io {
@@ -152,7 +153,7 @@ static int heap_push(tallow_loop *l, tallow_timer *t)
     if (l->nheap == l->capheap) {
         size_t cap = l->capheap ? l->capheap * 2 : 16;
         tallow_timer **h = realloc(l->heap, cap * sizeof(*h));
-        if (!h) return -ENOMEM;
+        if (!h) return TALLOW_ENOMEM;
         l->heap = h;
         l->capheap = cap;
     }
@@ -227,7 +228,7 @@ static void run_timers(tallow_loop *l)
 TALLOW_API int tallow_defer(tallow_loop *l, tallow_defer_cb cb, void *ud)
 {
     defer_item *d = malloc(sizeof(*d));
-    if (!d) return -ENOMEM;
+    if (!d) return TALLOW_ENOMEM;
     d->cb = cb;
     d->ud = ud;
     d->next = NULL;

@@ -96,12 +96,12 @@ static int l_check(lua_State *L)
     void *state = NULL;
     const tallow_service_ops *ops = find(L, ctx, luaL_checkstring(L, 1), &state);
     if (!ops) return 3;
-    if (!ops->check)
-        return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot check options");
     tallow_kv kv[64];
     size_t n = read_opts(L, 2, kv);
     tallow_ctx_set_error(ctx, "%s", "");
-    int rc = ops->check(state, ctx, kv, n);
+    int rc = ops->check(state, ctx, kv, n); /* the host's default: TALLOW_ENOTSUP */
+    if (rc == TALLOW_ENOTSUP)
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot check options");
     if (rc < 0)
         return tallow__lua_fail(L, rc,
                                 tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
@@ -117,11 +117,12 @@ static int l_reload(lua_State *L)
     lservice *s = check(L);
     tallow_ctx *ctx = tallow__lrt_get(L)->ctx;
     if (!s->ops || !s->inst) return tallow__lua_fail(L, TALLOW_ECLOSED, "service stopped");
-    if (!s->ops->reload) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot reload");
     tallow_kv kv[64];
     size_t n = read_opts(L, 2, kv);
     tallow_ctx_set_error(ctx, "%s", "");
     int rc = s->ops->reload(s->inst, kv, n);
+    if (rc == TALLOW_ENOTSUP)
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot reload");
     if (rc < 0)
         return tallow__lua_fail(L, rc,
                                 tallow_ctx_last_error(ctx)[0] ? tallow_ctx_last_error(ctx) : NULL);
@@ -134,8 +135,9 @@ static int l_drain(lua_State *L)
 {
     lservice *s = check(L);
     if (!s->ops || !s->inst) return tallow__lua_fail(L, TALLOW_ECLOSED, "service stopped");
-    if (!s->ops->drain) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot drain");
-    lua_pushinteger(L, s->ops->drain(s->inst));
+    int n = s->ops->drain(s->inst);
+    if (n == TALLOW_ENOTSUP) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot drain");
+    lua_pushinteger(L, n);
     return 1;
 }
 
@@ -174,7 +176,7 @@ static int l_stats(lua_State *L)
 {
     lservice *s = check(L);
     lua_newtable(L);
-    if (s->ops && s->ops->stats) s->ops->stats(s->inst, push_kv, L);
+    if (s->ops) s->ops->stats(s->inst, push_kv, L);
     return 1;
 }
 
@@ -252,7 +254,7 @@ static int l_options(lua_State *L)
     tallow_ctx *ctx = tallow__lrt_get(L)->ctx;
     const tallow_service_ops *ops = tallow_service_find(ctx, luaL_checkstring(L, 1), NULL);
     lua_newtable(L);
-    if (ops && ops->options_help)
+    if (ops)
         for (int i = 0; ops->options_help[i]; i++) {
             lua_pushstring(L, ops->options_help[i]);
             lua_rawseti(L, -2, i + 1);

@@ -12,6 +12,7 @@
 #include "ctx_internal.h"
 
 struct tallow__plugin {
+    tallow_host host; /* this plugin's own: its name on its log lines */
     lt_dlhandle handle;
     const tallow_plugin_desc *desc;
     void *state;
@@ -59,6 +60,8 @@ static int already_loaded(tallow_ctx *ctx, const char *name)
     return 0;
 }
 
+static void tallow__plugins_unload_all(tallow_ctx *ctx);
+
 /* Records the message (it names the file) and returns err. */
 #define fail(ctx, err, ...) (tallow_ctx_set_error((ctx), __VA_ARGS__), (err))
 
@@ -81,7 +84,12 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         return rc;
     }
     int rc;
-    tallow_plugin_entry_fn entry = (tallow_plugin_entry_fn)lt_dlsym(h, TALLOW_PLUGIN_ENTRY_SYMBOL);
+    /* ISO C has no conversion from an object pointer to a function pointer; POSIX guarantees
+     * the representation is the same, so the bytes are copied (as dlsym(3) advises). */
+    void *sym = lt_dlsym(h, TALLOW_PLUGIN_ENTRY_SYMBOL);
+    tallow_plugin_entry_fn entry = NULL;
+    _Static_assert(sizeof(entry) == sizeof(sym), "function and object pointers differ in size");
+    if (sym) memcpy(&entry, &sym, sizeof(entry));
     const tallow_plugin_desc *d = entry ? entry() : NULL;
     if (!entry || !d) {
         rc = fail(ctx, TALLOW_EPLUGNOENTRY, "plugin %s: no entry point '%s'", path,
@@ -123,9 +131,11 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         rc = TALLOW_ENOMEM;
         goto out_close;
     }
-    ctx->log_tag = d->name;
-    rc = d->init(&ctx->host, &p->state);
-    ctx->log_tag = NULL;
+    tallow__host_make(&p->host, ctx, d->name);
+    ctx->loading = d->name;
+    tallow_ctx_set_error(ctx, "%s", "");
+    rc = d->init(&p->host, &p->state);
+    ctx->loading = NULL;
     if (rc < 0) {
         tallow__iface_list_truncate(&ctx->transports, nt);
         tallow__iface_list_truncate(&ctx->discoveries, nd);
@@ -136,13 +146,16 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     }
     free(msgs);
     if (rc < 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "%s (%s)", tallow_strerror(rc), d->name);
+        char why[640]; /* with what a registrar refused, if it did */
+        const char *reason = tallow_ctx_last_error(ctx);
+        snprintf(why, sizeof(why), "%s (%s)%s%s", tallow_strerror(rc), d->name,
+                 reason[0] ? ": " : "", reason);
         free(p->path);
         free(p);
         rc = fail(ctx, TALLOW_EPLUGINIT, "plugin %s: init failed: %s", path, why);
         goto out_close;
     }
+    ctx->unload_plugins = tallow__plugins_unload_all;
     /* append: unload runs in reverse */
     tallow__plugin **tail = &ctx->plugins;
     while (*tail) tail = &(*tail)->next;
@@ -166,7 +179,8 @@ static void unload(tallow_ctx *ctx, tallow__plugin *p)
     free(p);
 }
 
-void tallow__plugins_unload_all(tallow_ctx *ctx)
+/* Reached from tallow_ctx_free through ctx->unload_plugins. */
+static void tallow__plugins_unload_all(tallow_ctx *ctx)
 {
     unload(ctx, ctx->plugins);
     ctx->plugins = NULL;

@@ -54,6 +54,11 @@ typedef struct tallow_gather_params {
     uint32_t timeout_ms;
 } tallow_gather_params;
 
+/* tallow_gather_params p = TALLOW_GATHER_PARAMS_INIT(.udp = u, .timeout_ms = 2000); every member
+ * not named is zero. New members are appended; a gatherer reads one only when struct_size covers
+ * it. */
+#define TALLOW_GATHER_PARAMS_INIT(...) {.struct_size = sizeof(tallow_gather_params), __VA_ARGS__}
+
 /* Called once with every candidate found (borrowed), or status < 0 and none. */
 typedef void (*tallow_gather_cb)(int status, const tallow_candidate *c, size_t n, void *ud);
 
@@ -65,15 +70,14 @@ typedef struct tallow_gatherer_ops {
     const char *name; /* "gather-host", "gather-srflx", ... */
     /* Starts gathering; cb follows, never from inside this call. 0 or a negative error. */
     int (*gather)(void *plugin_state, const tallow_gather_params *p, tallow_gather_cb cb, void *ud);
-    /* Optional (NULL, or absent in an older plugin's smaller struct): the endpoint's user is done
-     * with udp; undo what gathering set up for it (a port mapping on the gateway). A gathering
-     * still running on udp may answer (TALLOW_ECANCELED) from inside this call. The endpoint is
-     * still open during the call. */
+    /* Optional (default: nothing): the endpoint's user is done with udp; undo what gathering
+     * set up for it (a port mapping on the gateway). A gathering still running on udp may answer
+     * (TALLOW_ECANCELED) from inside this call. The endpoint is still open during the call. */
     void (*release)(void *plugin_state, tallow_udp *udp);
 } tallow_gatherer_ops;
 
-/* Calls fn for every registered gatherer (its ops, as large as this header's, the slots an older
- * plugin lacks zeroed). */
+/* Calls fn for every registered gatherer (its ops, as large as this header's, every optional slot
+ * filled with the host's default where the plugin left it NULL or lacks it). */
 TALLOW_API void tallow_gatherer_foreach(tallow_ctx *ctx,
                                         void (*fn)(const tallow_gatherer_ops *ops, void *state,
                                                    void *ud),

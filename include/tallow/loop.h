@@ -48,7 +48,7 @@ TALLOW_API tallow_timer *tallow_timer_start(tallow_loop *loop, uint64_t delay_ms
 /* Cancels and frees a pending timer. Must not be called on a one-shot timer that already ran. */
 TALLOW_API void tallow_timer_stop(tallow_timer *t);
 
-/* Calls cb(ud) at the start of the next round, never from inside this call. 0 or -ENOMEM. */
+/* Calls cb(ud) at the start of the next round, never from inside this call. 0 or TALLOW_ENOMEM. */
 TALLOW_API int tallow_defer(tallow_loop *loop, tallow_defer_cb cb, void *ud);
 
 #endif

@@ -1,15 +1,30 @@
 /* tallow/plugin.h — the plugin ABI. A plugin is a shared object exporting one fixed entry symbol,
  * tallow_plugin_entry, that returns a descriptor. The host checks the ABI number and the struct
  * size before calling init; init only registers things through the host's registrars and may
- * keep state of its own (no globals). Whoever allocates frees: nothing crosses the boundary to be
- * freed on the other side. */
+ * keep state of its own (no globals).
+ *
+ * The rules every interface follows (transport, discovery, gatherer, service, Lua module), in the
+ * manner of SQLite's VFS:
+ * - Every ops struct starts with version, struct_size and name. The host refuses (TALLOW_EINVAL,
+ *   and an "init failed" message naming the plugin, the interface and the sizes) a version it
+ *   does not know or a struct_size smaller than the oldest version's required part.
+ * - The host keeps its own copy, as large as its own header's struct: slots an older plugin's
+ *   smaller struct lacks are zero, then every optional slot left NULL gets the host's default
+ *   (documented at the slot). Callers never test a slot for NULL.
+ * - Structs grow at the end only; a slot never moves, changes type or changes meaning.
+ *
+ * Memory: one rule for every plugin. A plugin allocates its own memory with the C allocator
+ * (malloc, calloc, realloc, free) and frees it itself; the host does the same with its own.
+ * Whoever allocates frees: nothing crosses the boundary to be freed on the other side. (alloc and
+ * free below are calloc and free, kept so that older plugins still build.) */
 #ifndef TALLOW_PLUGIN_H
 #define TALLOW_PLUGIN_H
 
 #include "common.h"
 #include "msg.h"
 
-#define TALLOW_PLUGIN_ABI 1
+/* 2: tallow_host.log takes the host (a plugin's own, which knows its name), and host.name. */
+#define TALLOW_PLUGIN_ABI 2
 #define TALLOW_PLUGIN_ENTRY_SYMBOL "tallow_plugin_entry"
 
 struct tallow_transport_ops;
@@ -18,8 +33,9 @@ struct tallow_gatherer_ops;
 struct tallow_service_ops;
 struct tallow_lua_module_ops;
 
-/* What the host gives every plugin: services and registrars. Borrowed for the plugin's
- * lifetime. Appended to only; struct_size tells which slots exist. */
+/* What the host gives a plugin: services and registrars. Each plugin has its own (borrowed from
+ * init until after fini), so that what it logs carries its name. Appended to only; struct_size
+ * tells which slots exist. */
 struct tallow_host {
     uint32_t struct_size;
     uint32_t abi;
@@ -27,13 +43,15 @@ struct tallow_host {
     tallow_loop *loop;
     tallow_registry *registry;
     const tallow_policy *policy;
-    /* printf-style logging tagged with the plugin's name. */
-    void (*log)(tallow_ctx *ctx, int level, const char *fmt, ...)
+    /* printf-style logging, every line tagged with this plugin's name (during init and after):
+     * host->log(host, TALLOW_LOG_INFO, "...") */
+    void (*log)(const tallow_host *host, int level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-    void *(*alloc)(size_t size); /* zeroed; NULL on failure */
-    void (*free)(void *p);
+    void *(*alloc)(size_t size); /* calloc(1, size): the C allocator (see Memory above) */
+    void (*free)(void *p);       /* free */
     /* Registrars: the ops are borrowed until fini; plugin_state is passed back in calls.
-     * Each returns 0, TALLOW_EPLUGDUP (name taken) or TALLOW_EINVAL (bad vtable). */
+     * Each returns 0, TALLOW_EPLUGDUP (name taken), TALLOW_EINVAL (unknown version, struct_size
+     * too small, a required slot NULL: the context's last error says which) or TALLOW_ENOMEM. */
     int (*register_transport)(tallow_ctx *ctx, const struct tallow_transport_ops *ops,
                               void *plugin_state);
     int (*register_discovery)(tallow_ctx *ctx, const struct tallow_discovery_ops *ops,
@@ -47,6 +65,8 @@ struct tallow_host {
      * Present when struct_size covers it. */
     int (*register_lua_module)(tallow_ctx *ctx, const struct tallow_lua_module_ops *ops,
                                void *plugin_state);
+    /* The plugin's name (its descriptor's), as its log lines carry it. ABI 2. */
+    const char *name;
 };
 
 typedef struct tallow_plugin_desc {

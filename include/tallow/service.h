@@ -18,7 +18,7 @@ typedef struct tallow_service_ops {
     const char *name;
     const char *summary;
     /* Option help lines ("--listen ADDR:PORT  where to listen (default 0.0.0.0:4433)"), NULL
-     * terminated; borrowed. Optional. */
+     * terminated; borrowed. Optional (default: an empty list). */
     const char *const *options_help;
     /* Starts the service with borrowed options; *inst is the plugin's. 0 or a negative error
      * (message logged). */
@@ -26,9 +26,10 @@ typedef struct tallow_service_ops {
                  void **inst);
     /* Stops and frees the instance. */
     void (*stop)(void *inst);
-    /* Reports counters as key/value pairs through fn. Optional. */
+    /* Reports counters as key/value pairs through fn. Optional (default: none). */
     void (*stats)(void *inst, void (*fn)(const char *key, uint64_t value, void *ud), void *ud);
-    /* The rest is optional and NULL for plugins built before it (struct_size tells). */
+    /* The rest is optional (absent from plugins built before it: struct_size tells); each
+     * default returns TALLOW_ENOTSUP. */
     /* Validates options as start would, without starting anything: 0 or a negative error
      * (message set on ctx). */
     int (*check)(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts);

@@ -32,7 +32,9 @@ typedef struct tallow_channel_events {
     void (*on_closed)(tallow_channel *ch, int err, void *ud);
 } tallow_channel_events;
 
-/* Where and how to open a channel. Every pointer is borrowed for the open call only. */
+/* Where and how to open a channel. Every pointer is borrowed for the open call only. Start from
+ * TALLOW_CHANNEL_PARAMS_INIT (it sets struct_size); new members are appended, and a transport
+ * reads one only when struct_size covers it. */
 typedef struct tallow_channel_params {
     uint32_t struct_size;
     const char *address;  /* transport-specific: "host:port" (relay, tcp), a path (unix) */
@@ -56,6 +58,10 @@ typedef struct tallow_channel_params {
     const char *failover;
 } tallow_channel_params;
 
+/* tallow_channel_params p = TALLOW_CHANNEL_PARAMS_INIT(.address = a, .room = r, .room_len = 32);
+ * every member not named is zero. */
+#define TALLOW_CHANNEL_PARAMS_INIT(...) {.struct_size = sizeof(tallow_channel_params), __VA_ARGS__}
+
 /* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
  * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
  * and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
@@ -75,7 +81,14 @@ typedef struct tallow_channel_info {
     uint32_t capacity;     /* the room's capacity (2: a pair), if known */
 } tallow_channel_info;
 
-/* The base every channel instance starts with. Filled by the host before open. */
+/* The base every channel instance starts with. Filled by the host before open.
+ *
+ * Frozen: plugins embed it first in their own instance struct (instance_size covers both), so its
+ * size and layout are part of TALLOW_PLUGIN_ABI. Its members never move, change type or go away,
+ * and none is ever added: a member added here would shift every plugin's own fields. Whatever a
+ * channel needs from the host later comes through a new tallow_transport_ops slot, a
+ * tallow_host slot or a host function taking the channel, never through this struct. Changing it
+ * anyway means a new TALLOW_PLUGIN_ABI. */
 struct tallow_channel {
     const struct tallow_transport_ops *ops;
     void *plugin_state;
@@ -97,12 +110,14 @@ typedef struct tallow_transport_ops {
      * when the queue is now above its high-water mark (the caller waits for on_writable), or a
      * negative error (frame not taken). */
     int (*send)(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len);
-    /* Flushes what it can and releases everything; no event afterwards. Optional slots left
-     * NULL get host defaults. */
+    /* Everything below is optional: a slot left NULL (or absent from an older plugin's smaller
+     * struct) gets the host's default, and the core calls every slot without testing it. */
+    /* Flushes what it can and releases everything; no event afterwards. Default: nothing. */
     void (*close)(tallow_channel *ch);
-    /* Fills info; strings borrowed until the next call. Optional. */
+    /* Fills info (zeroed by the host); strings borrowed until the next call. Default: nothing
+     * (the host then names the path by the transport's name). */
     void (*get_info)(tallow_channel *ch, tallow_channel_info *info);
-    /* Bytes queued and not yet handed to the kernel. Optional. */
+    /* Bytes queued and not yet handed to the kernel. Default: 0. */
     size_t (*queued)(tallow_channel *ch);
     /* Transport-specific operations the core may ask for without naming the transport
      * (TALLOW_CTL_*); arg is op-specific. Returns 0, or TALLOW_ENOTSUP for an op the transport
@@ -131,8 +146,9 @@ typedef struct tallow_ctl_addr {
 
 /* Looks up a registered transport by name; borrowed, or NULL. */
 TALLOW_API const tallow_transport_ops *tallow_transport_find(tallow_ctx *ctx, const char *name);
-/* Allocates and opens a channel of the named transport. On success *out is owned by the caller
- * and released with tallow_channel_close (which also frees it). */
+/* Allocates and opens a channel of the named transport. p must come from
+ * TALLOW_CHANNEL_PARAMS_INIT (TALLOW_EINVAL without a struct_size). On success *out is owned by
+ * the caller and released with tallow_channel_close (which also frees it). */
 TALLOW_API int tallow_channel_open(tallow_ctx *ctx, const char *transport,
                                    const tallow_channel_params *p, const tallow_channel_events *ev,
                                    void *ud, tallow_channel **out);
@@ -140,5 +156,9 @@ TALLOW_API int tallow_channel_send(tallow_channel *ch, uint32_t to, const uint8_
                                    size_t len);
 TALLOW_API void tallow_channel_get_info(tallow_channel *ch, tallow_channel_info *info);
 TALLOW_API void tallow_channel_close(tallow_channel *ch);
+/* Bytes the channel holds not yet handed to the kernel (ops->queued). */
+TALLOW_API size_t tallow_channel_queued(tallow_channel *ch);
+/* A transport-specific operation (ops->control): 0, or TALLOW_ENOTSUP, or an op's error. */
+TALLOW_API int tallow_channel_control(tallow_channel *ch, int op, void *arg);
 
 #endif

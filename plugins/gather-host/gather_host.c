@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tallow/tallow.h>
 
@@ -142,7 +143,7 @@ static void gh_deliver(void *arg)
     gh_req *r = arg;
     gh_unlink(r);
     r->cb(r->status, r->status == 0 ? r->c : NULL, r->status == 0 ? r->n : 0, r->ud);
-    r->st->host->free(r);
+    free(r);
 }
 
 static int gh_gather(void *plugin_state, const tallow_gather_params *p, tallow_gather_cb cb,
@@ -152,14 +153,14 @@ static int gh_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
     if (!st || !p || !p->udp || !cb || p->struct_size < offsetof(tallow_gather_params, timeout_ms))
         return TALLOW_EINVAL;
     if (tallow_policy_no_p2p(st->host->policy)) return TALLOW_EPOLICY;
-    gh_req *r = st->host->alloc(sizeof(*r));
+    gh_req *r = calloc(1, sizeof(*r));
     if (!r) return TALLOW_ENOMEM;
     r->st = st;
     r->cb = cb;
     r->ud = ud;
     r->status = gh_collect(r, p);
     if (tallow_defer(st->host->loop, gh_deliver, r) < 0) {
-        st->host->free(r);
+        free(r);
         return TALLOW_ENOMEM;
     }
     r->next = st->reqs;
@@ -176,12 +177,12 @@ static const tallow_gatherer_ops gh_ops = {
 
 static int gh_init(const tallow_host *host, void **state_out)
 {
-    gh_state *st = host->alloc(sizeof(*st));
+    gh_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->host = host;
     int rc = host->register_gatherer(host->ctx, &gh_ops, st);
     if (rc < 0) {
-        host->free(st);
+        free(st);
         return rc;
     }
     *state_out = st;
@@ -196,9 +197,9 @@ static void gh_fini(void *state)
     while (st->reqs) {
         gh_req *r = st->reqs;
         st->reqs = r->next;
-        st->host->free(r);
+        free(r);
     }
-    st->host->free(st);
+    free(st);
 }
 
 static const tallow_plugin_desc gh_desc = {

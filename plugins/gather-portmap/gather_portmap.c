@@ -145,7 +145,7 @@ static void pm_log(pm_state *st, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    st->host->log(st->host->ctx, level, "gather-portmap: %s", buf);
+    st->host->log(st->host, level, "gather-portmap: %s", buf);
 }
 
 static uint32_t env_u32(const char *name, uint32_t def)
@@ -667,7 +667,7 @@ static void job_free(pm_job *j)
     close(j->pipe[0]);
     close(j->pipe[1]);
     pthread_mutex_destroy(&j->mu);
-    j->st->host->free(j);
+    free(j);
 }
 
 /* The job's thread finished: join it and take its result (on the loop). */
@@ -735,7 +735,7 @@ static void job_read(tallow_io *io, int fd, unsigned ev, void *ud)
 static pm_job *job_start(pm_map *m, int renew)
 {
     pm_state *st = m->st;
-    pm_job *j = st->host->alloc(sizeof(*j));
+    pm_job *j = calloc(1, sizeof(*j));
     if (!j) return NULL;
     j->st = st;
     j->m = m;
@@ -749,7 +749,7 @@ static pm_job *job_start(pm_map *m, int renew)
         snprintf(j->lanaddr, sizeof(j->lanaddr), "%s", m->lanaddr);
     }
     if (pipe2(j->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        st->host->free(j);
+        free(j);
         return NULL;
     }
     pthread_mutex_init(&j->mu, NULL);
@@ -841,7 +841,7 @@ static void pm_map_free(pm_map *m)
     }
     if (m->have_urls) FreeUPNPUrls(&m->urls);
     pm_close_chain(m);
-    st->host->free(m);
+    free(m);
 }
 
 static void pm_delete_all(pm_state *st)
@@ -877,7 +877,7 @@ static int pm_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
     if (!st || !p || !cb || p->struct_size < sizeof(tallow_gather_params) || !p->udp)
         return TALLOW_EINVAL;
     if (tallow_policy_no_p2p(st->host->policy)) return TALLOW_EPOLICY;
-    pm_map *m = st->host->alloc(sizeof(*m));
+    pm_map *m = calloc(1, sizeof(*m));
     if (!m) return TALLOW_ENOMEM;
     m->st = st;
     m->udp = p->udp;
@@ -918,7 +918,7 @@ static int pm_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
         m->chain_done = m->upnp_done = 1;
         if (tallow_defer(st->host->loop, pm_deliver_empty, m) == 0) return 0;
         pm_unlink(m);
-        st->host->free(m);
+        free(m);
         return TALLOW_ENOMEM;
     }
     uint32_t bound = p->timeout_ms && p->timeout_ms < PM_GATHER_MS ? p->timeout_ms : PM_GATHER_MS;
@@ -984,14 +984,14 @@ static const tallow_gatherer_ops pm_ops = {
 
 static int pm_init(const tallow_host *host, void **state_out)
 {
-    pm_state *st = host->alloc(sizeof(*st));
+    pm_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->host = host;
     st->sig_pipe[0] = st->sig_pipe[1] = -1;
     st->sig_slot = -1;
     int rc = host->register_gatherer(host->ctx, &pm_ops, st);
     if (rc < 0) {
-        host->free(st);
+        free(st);
         return rc;
     }
     *state_out = st;
@@ -1019,7 +1019,7 @@ static void pm_fini(void *state)
     if (st->sig_io) tallow_io_stop(st->sig_io);
     if (st->sig_pipe[0] >= 0) close(st->sig_pipe[0]);
     if (st->sig_pipe[1] >= 0) close(st->sig_pipe[1]);
-    st->host->free(st);
+    free(st);
 }
 
 static const tallow_plugin_desc pm_desc = {

@@ -3,6 +3,7 @@
  * once, and reports the distinct valid mappings when the last server has answered or timed out. */
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tallow/tallow.h>
 
@@ -43,7 +44,7 @@ static void gs_add(gs_req *r, const struct sockaddr *sa, socklen_t len)
 {
     char s[64];
     if (tallow_validate_candidate_addr(sa, len, r->allow_loopback) != 0) {
-        r->st->host->log(r->st->host->ctx, TALLOW_LOG_DEBUG, "gather-srflx: mapping %s refused",
+        r->st->host->log(r->st->host, TALLOW_LOG_DEBUG, "gather-srflx: mapping %s refused",
                          tallow_sockaddr_str(sa, s, sizeof(s)));
         return;
     }
@@ -73,7 +74,7 @@ static void gs_on_mapped(int status, const struct sockaddr *mapped, socklen_t le
     gs_unlink(r);
     int st = r->answered ? 0 : r->last_err;
     r->cb(st, st == 0 ? r->c : NULL, st == 0 ? r->n : 0, r->ud);
-    r->st->host->free(r);
+    free(r);
 }
 
 static void gs_deliver_empty(void *arg)
@@ -81,7 +82,7 @@ static void gs_deliver_empty(void *arg)
     gs_req *r = arg;
     gs_unlink(r);
     r->cb(0, r->c, 0, r->ud);
-    r->st->host->free(r);
+    free(r);
 }
 
 static socklen_t gs_addr_len(const struct sockaddr_storage *ss)
@@ -105,7 +106,7 @@ static int gs_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
         tallow_ctx_set_error(st->host->ctx, "gather-srflx: the stun plugin is not loaded");
         return TALLOW_ENOTFOUND;
     }
-    gs_req *r = st->host->alloc(sizeof(*r));
+    gs_req *r = calloc(1, sizeof(*r));
     if (!r) return TALLOW_ENOMEM;
     r->st = st;
     r->cb = cb;
@@ -117,7 +118,7 @@ static int gs_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
     if (p->nstun == 0) {
         if (tallow_defer(st->host->loop, gs_deliver_empty, r) == 0) return 0;
         gs_unlink(r);
-        st->host->free(r);
+        free(r);
         return TALLOW_ENOMEM;
     }
     uint32_t timeout = p->timeout_ms ? p->timeout_ms : GS_DEFAULT_TIMEOUT_MS;
@@ -136,7 +137,7 @@ static int gs_gather(void *plugin_state, const tallow_gather_params *p, tallow_g
     }
     if (r->pending == 0) {
         gs_unlink(r);
-        st->host->free(r);
+        free(r);
         return err;
     }
     return 0;
@@ -151,12 +152,12 @@ static const tallow_gatherer_ops gs_ops = {
 
 static int gs_init(const tallow_host *host, void **state_out)
 {
-    gs_state *st = host->alloc(sizeof(*st));
+    gs_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->host = host;
     int rc = host->register_gatherer(host->ctx, &gs_ops, st);
     if (rc < 0) {
-        host->free(st);
+        free(st);
         return rc;
     }
     *state_out = st;
@@ -171,9 +172,9 @@ static void gs_fini(void *state)
     while (st->reqs) {
         gs_req *r = st->reqs;
         st->reqs = r->next;
-        st->host->free(r);
+        free(r);
     }
-    st->host->free(st);
+    free(st);
 }
 
 static const tallow_plugin_desc gs_desc = {

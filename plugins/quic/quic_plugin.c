@@ -275,10 +275,10 @@ static void link_note_dgram(quic_link *l)
     quic_conn_get_stat(l->qc, &st);
     if (st.max_dgram == l->max_dgram || !l->host) return;
     if (st.max_dgram > QUIC_STD_DGRAM && l->max_dgram <= QUIC_STD_DGRAM)
-        l->host->log(l->host->ctx, TALLOW_LOG_INFO, "%s: datagrams of %u bytes", l->path,
+        l->host->log(l->host, TALLOW_LOG_INFO, "%s: datagrams of %u bytes", l->path,
                      (unsigned)st.max_dgram);
     else if (st.max_dgram < l->max_dgram && l->max_dgram > QUIC_STD_DGRAM)
-        l->host->log(l->host->ctx, TALLOW_LOG_WARN,
+        l->host->log(l->host, TALLOW_LOG_WARN,
                      "%s: datagrams of %u bytes went unacknowledged; back to %u", l->path,
                      (unsigned)l->max_dgram, (unsigned)st.max_dgram);
     l->max_dgram = st.max_dgram;
@@ -379,7 +379,7 @@ static void link_on_watch(tallow_timer *t, void *ud)
     }
     uint64_t limit = 3 * st.rtt_ns + (uint64_t)QUIC_DEAD_SLACK_MS * 1000000u;
     if (now - l->heard_ns <= limit) return;
-    l->host->log(l->host->ctx, TALLOW_LOG_WARN,
+    l->host->log(l->host, TALLOW_LOG_WARN,
                  "%s: nothing heard for %llu ms with %llu bytes in flight (RTT %llu ms): path dead",
                  l->path, (unsigned long long)((now - l->heard_ns) / 1000000u),
                  (unsigned long long)st.in_flight, (unsigned long long)(st.rtt_ns / 1000000u));
@@ -593,12 +593,12 @@ static const tallow_transport_ops quic_ops = {
 
 static int quic_init(const tallow_host *host, void **state_out)
 {
-    quic_plugin *p = host->alloc(sizeof(*p));
+    quic_plugin *p = calloc(1, sizeof(*p));
     if (!p) return TALLOW_ENOMEM;
     p->host = host;
     int rv = host->register_transport(host->ctx, &quic_ops, p);
     if (rv < 0) {
-        host->free(p);
+        free(p);
         return rv;
     }
     *state_out = p;
@@ -608,7 +608,7 @@ static int quic_init(const tallow_host *host, void **state_out)
 static void quic_fini(void *state)
 {
     quic_plugin *p = state;
-    if (p) p->host->free(p);
+    if (p) free(p);
 }
 
 static const tallow_plugin_desc quic_desc = {

@@ -304,7 +304,7 @@ void relay_cl_lost(relay_cl *cl, int err)
         cl->lost_at = tallow_loop_now(cl->loop);
         size_t lost = cl->out.bytes;
         relay_outq_clear(&cl->out); /* documented: frames in flight may be lost */
-        cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
+        cl->host_pl->host->log(cl->host_pl->host, TALLOW_LOG_INFO,
                                "relay %s: connection lost (%s), resuming (%zu queued bytes lost)",
                                cl->hostport, tallow_strerror(err), lost);
         if (!cl->tick) cl->tick = tallow_timer_start(cl->loop, 250, 250, cl_tick, cl);

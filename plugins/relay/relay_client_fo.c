@@ -40,7 +40,7 @@ int relay_cl_failover(relay_cl *cl, const char *why)
         if (!cl->proxy) { /* through a proxy the proxy resolves the name */
             struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
             if (getaddrinfo(host, port, &hints, &ai) != 0) {
-                cl->host_pl->host->log(cl->ctx, TALLOW_LOG_WARN,
+                cl->host_pl->host->log(cl->host_pl->host, TALLOW_LOG_WARN,
                                        "relay %s: cannot resolve failover relay %s", cl->hostport,
                                        next);
                 continue;
@@ -48,7 +48,7 @@ int relay_cl_failover(relay_cl *cl, const char *why)
             if (cl->ai) freeaddrinfo(cl->ai);
             cl->ai = ai;
         }
-        cl->host_pl->host->log(cl->ctx, TALLOW_LOG_INFO,
+        cl->host_pl->host->log(cl->host_pl->host, TALLOW_LOG_INFO,
                                "relay %s: %s; moving to %s, the next relay of the room",
                                cl->hostport, why, next);
         cl->tls = tls;

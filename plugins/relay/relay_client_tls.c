@@ -96,7 +96,7 @@ int relay_cl_tls_start(relay_cl *cl)
     if (!cl->tls_cred) {
         if (gnutls_certificate_allocate_credentials(&cl->tls_cred) < 0) return TALLOW_ENOMEM;
         if (!cl->pins && gnutls_certificate_set_x509_system_trust(cl->tls_cred) < 0)
-            cl->host_pl->host->log(cl->ctx, TALLOW_LOG_WARN,
+            cl->host_pl->host->log(cl->host_pl->host, TALLOW_LOG_WARN,
                                    "relay %s: cannot load the system's trusted certificates",
                                    cl->hostport);
     }

@@ -154,7 +154,7 @@ struct relay_srv {
 };
 
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
-    (srv)->host->log((srv)->ctx, (lvl), "relay: " fmt, ##__VA_ARGS__)
+    (srv)->host->log((srv)->host, (lvl), "relay: " fmt, ##__VA_ARGS__)
 
 /* relay_service.c */
 /* Recomputes the events a connection waits for (read unless paused, write if data queued). */

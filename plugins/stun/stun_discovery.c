@@ -5,6 +5,7 @@
  * handler, and the endpoint must stay open until the callback has run (no cancel slot yet). */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <tallow/stun.h>
@@ -92,11 +93,10 @@ static void txn_unlink(stun_txn *x)
 static void stun_deliver(void *arg)
 {
     stun_txn *x = arg;
-    stun_state *st = x->st;
     txn_unlink(x);
     x->cb(x->status, x->status == 0 ? (const struct sockaddr *)&x->mapped : NULL,
           x->status == 0 ? x->mapped_len : 0, x->ud);
-    st->host->free(x);
+    free(x);
 }
 
 /* Records the result, releases the timer and (if unused now) the endpoint's STUN handler, and
@@ -120,7 +120,7 @@ static void stun_on_timer(tallow_timer *t, void *ud)
     x->timer = NULL; /* one-shot: the loop frees it after this returns */
     uint64_t now = now_ms();
     if (now >= x->deadline_ms) {
-        x->st->host->log(x->st->host->ctx, TALLOW_LOG_DEBUG, "stun: no answer, giving up");
+        x->st->host->log(x->st->host, TALLOW_LOG_DEBUG, "stun: no answer, giving up");
         txn_finish(x, TALLOW_ETIMEOUT);
         return;
     }
@@ -158,13 +158,13 @@ static void stun_on_datagram(tallow_udp *u, const struct sockaddr *from, socklen
         int code = 0;
         if (tallow_stun_attr_find(&m, TALLOW_STUN_ATTR_ERROR_CODE, &v) == 0 && v.len >= 4)
             code = (v.ptr[2] & 0x7) * 100 + v.ptr[3];
-        st->host->log(st->host->ctx, TALLOW_LOG_WARN, "stun: server answered error %d", code);
+        st->host->log(st->host, TALLOW_LOG_WARN, "stun: server answered error %d", code);
         txn_finish(x, TALLOW_EPROTO);
         return;
     }
     int rc = tallow_stun_mapped_address(&m, &x->mapped, &x->mapped_len);
     if (rc < 0) {
-        st->host->log(st->host->ctx, TALLOW_LOG_WARN,
+        st->host->log(st->host, TALLOW_LOG_WARN,
                       "stun: success response without a usable mapped address");
         txn_finish(x, TALLOW_EPROTO);
         return;
@@ -184,7 +184,7 @@ static int stun_discover(void *plugin_state, tallow_udp *u, const struct sockadd
         return TALLOW_EINVAL;
     if (tallow_policy_no_p2p(st->host->policy)) return TALLOW_EPOLICY;
 
-    stun_txn *x = st->host->alloc(sizeof(*x));
+    stun_txn *x = calloc(1, sizeof(*x));
     if (!x) return TALLOW_ENOMEM;
     x->st = st;
     x->u = u;
@@ -193,12 +193,12 @@ static int stun_discover(void *plugin_state, tallow_udp *u, const struct sockadd
     x->ud = ud;
     if (getrandom(x->txid, sizeof(x->txid), 0) != (ssize_t)sizeof(x->txid)) {
         int err = -errno;
-        st->host->free(x);
+        free(x);
         return err < 0 ? err : TALLOW_ENOMEM;
     }
     int n = tallow_stun_binding_request(x->req, sizeof(x->req), x->txid);
     if (n < 0) {
-        st->host->free(x);
+        free(x);
         return n;
     }
     x->req_len = (size_t)n;
@@ -208,13 +208,13 @@ static int stun_discover(void *plugin_state, tallow_udp *u, const struct sockadd
 
     int rc = tallow_udp_send(u, (struct sockaddr *)&x->server, x->server_len, x->req, x->req_len);
     if (rc < 0 && rc != -EAGAIN && rc != -ENOBUFS) {
-        st->host->free(x);
+        free(x);
         return rc;
     }
     x->timer = tallow_timer_start(st->host->loop, timeout_ms < x->rto_ms ? timeout_ms : x->rto_ms,
                                   0, stun_on_timer, x);
     if (!x->timer) {
-        st->host->free(x);
+        free(x);
         return TALLOW_ENOMEM;
     }
     x->next = st->txns;
@@ -232,12 +232,12 @@ static const tallow_discovery_ops stun_ops = {
 
 static int stun_init(const tallow_host *host, void **state_out)
 {
-    stun_state *st = host->alloc(sizeof(*st));
+    stun_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->host = host;
     int rc = host->register_discovery(host->ctx, &stun_ops, st);
     if (rc < 0) {
-        host->free(st);
+        free(st);
         return rc;
     }
     *state_out = st;
@@ -254,9 +254,9 @@ static void stun_fini(void *state)
         stun_txn *x = st->txns;
         st->txns = x->next;
         if (x->timer) tallow_timer_stop(x->timer);
-        st->host->free(x);
+        free(x);
     }
-    st->host->free(st);
+    free(st);
 }
 
 static const tallow_plugin_desc stun_desc = {

@@ -25,11 +25,13 @@
 #define UNIX_HIGH_WATER (4u << 20)          /* send() returns 1 above this many queued bytes */
 #define UNIX_LOW_WATER (1u << 20)           /* on_writable once the queue drains below this */
 
+/* The plugin's state, from the C allocator (the rule for every plugin: include/tallow/plugin.h). */
 typedef struct unix_plugin {
-    const tallow_host *host;
+    const tallow_host *host; /* ours alone: lines logged through it carry the name "unix" */
 } unix_plugin;
 
-/* One channel. The host allocates instance_size zeroed bytes; tallow_channel comes first. */
+/* One channel. The host allocates instance_size zeroed bytes; tallow_channel (frozen: it never
+ * grows) comes first. */
 typedef struct unix_chan {
     tallow_channel base;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -48,7 +50,7 @@ typedef struct unix_chan {
 static void ulog(unix_chan *c, int level, const char *what)
 {
     const unix_plugin *pl = c->base.plugin_state;
-    pl->host->log(c->base.ctx, level, "unix %s: %s", c->path, what);
+    pl->host->log(pl->host, level, "%s: %s", c->path, what); /* "tallow: LEVEL: unix: PATH: ..." */
 }
 
 /* ---- teardown and events */
@@ -125,7 +127,10 @@ static void on_io(tallow_io *io, int fd, unsigned events, void *ud)
     unix_chan *c = ud;
     if (events & TALLOW_IO_WRITE) {
         int rc = flush(c);
-        if (rc < 0) return die(c, rc);
+        if (rc < 0) {
+            die(c, rc);
+            return;
+        }
         size_t queued = c->out_len - c->out_off;
         if (!queued) tallow_io_set(c->io, TALLOW_IO_READ);
         if (c->blocked && queued < UNIX_LOW_WATER) {
@@ -139,14 +144,20 @@ static void on_io(tallow_io *io, int fd, unsigned events, void *ud)
         if (c->in_cap - c->in_len < 64 * 1024) {
             size_t cap = c->in_cap ? c->in_cap * 2 : 256 * 1024;
             uint8_t *b = realloc(c->in, cap);
-            if (!b) return die(c, TALLOW_ENOMEM);
+            if (!b) {
+                die(c, TALLOW_ENOMEM);
+                return;
+            }
             c->in = b;
             c->in_cap = cap;
         }
         ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n <= 0) return die(c, n == 0 ? 0 : -errno); /* 0: the peer closed in order */
+        if (n <= 0) {
+            die(c, n == 0 ? 0 : -errno); /* 0: the peer closed in order */
+            return;
+        }
         c->in_len += (size_t)n;
         deliver(c);
         if (c->dead) return;
@@ -334,6 +345,9 @@ static size_t unix_queued(tallow_channel *ch)
     return c->out_len - c->out_off;
 }
 
+/* open and send are required; the rest is optional, and control (transport-specific operations,
+ * TALLOW_CTL_*) is left NULL on purpose: the host fills it with its default, which answers
+ * TALLOW_ENOTSUP to every op. A struct_size smaller than the required part is refused. */
 static const tallow_transport_ops unix_ops = {
     .version = TALLOW_TRANSPORT_OPS_VERSION,
     .struct_size = sizeof(tallow_transport_ops),

@@ -1,9 +1,16 @@
 /* tests/core/loader/fake_good.c — a well-behaved plugin: registers a transport and a message
- * type 0x8001, keeps state, and reports init and fini (with whether its state came back). */
+ * type 0x8001, keeps state, and reports init and fini (with whether its state came back). Its
+ * other interfaces leave every optional slot NULL (the host must fill defaults): a gatherer, a
+ * service, and "fake-old", a transport built against an older header whose struct ends before
+ * get_info (the slots it has past its struct_size must not be read). It logs from open, after
+ * init, through its host (the line must carry its name). */
+#include <stdlib.h>
 #include <string.h>
 
 #include <tallow/error.h>
+#include <tallow/gather.h>
 #include <tallow/plugin.h>
+#include <tallow/service.h>
 #include <tallow/transport.h>
 
 #include "fake_log.h"
@@ -19,7 +26,10 @@ typedef struct good_state {
 static int good_open(tallow_channel *ch, const tallow_channel_params *p)
 {
     const good_state *st = ch->plugin_state;
-    return st && st->magic == GOOD_MAGIC ? 0 : TALLOW_EINVAL;
+    if (!st || st->magic != GOOD_MAGIC) return TALLOW_EINVAL;
+    st->host->log(st->host, TALLOW_LOG_WARN, "channel opened to %s",
+                  p->address ? p->address : "nowhere");
+    return 0;
 }
 
 static int good_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t len)
@@ -34,6 +44,53 @@ static const tallow_transport_ops good_transport = {
     .instance_size = sizeof(tallow_channel),
     .open = good_open,
     .send = good_send,
+};
+
+/* Past fake-old's struct_size: a host that read it would report 4242 queued bytes. */
+static size_t old_queued(tallow_channel *ch)
+{
+    return 4242;
+}
+
+static const tallow_transport_ops old_transport = {
+    .version = TALLOW_TRANSPORT_OPS_VERSION,
+    .struct_size = offsetof(tallow_transport_ops, get_info),
+    .name = "fake-old",
+    .instance_size = sizeof(tallow_channel),
+    .open = good_open,
+    .send = good_send,
+    .queued = old_queued,
+};
+
+static int good_gather(void *plugin_state, const tallow_gather_params *p, tallow_gather_cb cb,
+                       void *ud)
+{
+    return TALLOW_ENOTFOUND;
+}
+
+static const tallow_gatherer_ops good_gatherer = {
+    .version = TALLOW_GATHERER_OPS_VERSION,
+    .struct_size = sizeof(tallow_gatherer_ops),
+    .name = "fake-gather",
+    .gather = good_gather,
+};
+
+static int good_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
+                      void **inst)
+{
+    return TALLOW_ENOTFOUND;
+}
+
+static void good_stop(void *inst)
+{
+}
+
+static const tallow_service_ops good_service = {
+    .version = TALLOW_SERVICE_OPS_VERSION,
+    .struct_size = sizeof(tallow_service_ops),
+    .name = "fake-service",
+    .start = good_start,
+    .stop = good_stop,
 };
 
 typedef struct good_msg {
@@ -56,14 +113,17 @@ static int good_init(const tallow_host *host, void **state_out)
 {
     if (host->abi != TALLOW_PLUGIN_ABI || host->struct_size < sizeof(tallow_host))
         return TALLOW_EINVAL;
-    good_state *st = host->alloc(sizeof(*st));
+    good_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->magic = GOOD_MAGIC;
     st->host = host;
     int rc = host->register_transport(host->ctx, &good_transport, st);
+    if (rc == 0) rc = host->register_transport(host->ctx, &old_transport, st);
+    if (rc == 0) rc = host->register_gatherer(host->ctx, &good_gatherer, st);
+    if (rc == 0) rc = host->register_service(host->ctx, &good_service, st);
     if (rc == 0) rc = host->register_msg(host->ctx, &good_type);
     if (rc < 0) {
-        host->free(st);
+        free(st);
         return rc;
     }
     *state_out = st;
@@ -76,7 +136,7 @@ static void good_fini(void *state)
     good_state *st = state;
     fake_log(st && st->magic == GOOD_MAGIC ? "fini fake_good state-ok"
                                            : "fini fake_good state-bad");
-    if (st) st->host->free(st);
+    free(st);
 }
 
 static const tallow_plugin_desc good_desc = {

@@ -1,7 +1,10 @@
 /* tests/core/loader/test_plugin_loader.c — the plugin loader against purpose-built fakes: each
  * failure gives its own code and a message naming the file; a failed init leaves nothing behind;
  * the good plugin still loads afterwards, its registrations are usable, and fini runs with its
- * state; load_all loads the good one and skips the rest. */
+ * state; load_all loads the good one and skips the rest. The registration path: ops with a
+ * too-small struct_size are refused with a message naming the plugin and the interface; NULL or
+ * missing optional slots get the host's defaults; a plugin's log lines carry its name. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -142,7 +145,9 @@ static void test_loader_abi_mismatch(void **state)
 {
     fixture *f = *state;
     assert_load_fails(f, FAKE("fake_abi"), TALLOW_EPLUGABI);
-    assert_contains(tallow_ctx_last_error(f->ctx), "plugin ABI 999, tallow ABI 1");
+    char nums[64];
+    snprintf(nums, sizeof(nums), "plugin ABI 999, tallow ABI %d", TALLOW_PLUGIN_ABI);
+    assert_contains(tallow_ctx_last_error(f->ctx), nums);
     assert_string_equal(fake_log(f), ""); /* init never ran */
     assert_int_equal(nplugins(f->ctx), 0);
 }
@@ -186,6 +191,144 @@ static void test_loader_duplicate_name(void **state)
     assert_int_equal(nplugins(f->ctx), 1);
 }
 
+/* ---- the registration path */
+
+static void test_loader_too_small_ops_refused(void **state)
+{
+    fixture *f = *state;
+    assert_load_fails(f, FAKE("fake_smallops"), TALLOW_EPLUGINIT);
+    const char *msg = tallow_ctx_last_error(f->ctx);
+    assert_contains(msg, "(fake_smallops)"); /* the plugin */
+    assert_contains(msg, "transport ops");   /* the interface */
+    assert_contains(msg, "struct_size 24");  /* and why */
+    assert_int_equal(count_lines(fake_log(f), "init fake_smallops refused"), 1);
+    assert_null(tallow_transport_find(f->ctx, "fake-smallops"));
+    assert_int_equal(nplugins(f->ctx), 0);
+}
+
+static void find_gatherer(const tallow_gatherer_ops *ops, void *st, void *ud)
+{
+    if (strcmp(ops->name, "fake-gather") == 0) *(const tallow_gatherer_ops **)ud = ops;
+}
+
+static void no_stat(const char *key, uint64_t value, void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void test_loader_defaults_fill_optional_slots(void **state)
+{
+    fixture *f = *state;
+    tallow_ctx *ctx = f->ctx;
+    assert_int_equal(tallow_plugin_load(ctx, FAKE("fake_good")), 0);
+
+    /* a transport with open and send only: every other slot is the host's */
+    const tallow_transport_ops *ops = tallow_transport_find(ctx, "fake-good");
+    assert_non_null(ops);
+    assert_non_null(ops->close);
+    assert_non_null(ops->get_info);
+    assert_non_null(ops->queued);
+    assert_non_null(ops->control);
+    tallow_channel_params params = TALLOW_CHANNEL_PARAMS_INIT(.address = "here");
+    tallow_channel_events ev = {0};
+    tallow_channel *ch = NULL;
+    assert_int_equal(tallow_channel_open(ctx, "fake-good", &params, &ev, NULL, &ch), 0);
+    assert_int_equal(tallow_channel_queued(ch), 0);
+    assert_int_equal(tallow_channel_control(ch, 1, NULL), TALLOW_ENOTSUP);
+    tallow_channel_close(ch);
+
+    /* an older plugin's smaller struct: what lies past its struct_size is not the plugin's */
+    const tallow_transport_ops *old = tallow_transport_find(ctx, "fake-old");
+    assert_non_null(old);
+    ch = NULL;
+    assert_int_equal(tallow_channel_open(ctx, "fake-old", &params, &ev, NULL, &ch), 0);
+    assert_int_equal(tallow_channel_queued(ch), 0); /* not the 4242 beyond its struct */
+    assert_int_equal(tallow_channel_control(ch, 7, NULL), TALLOW_ENOTSUP);
+    tallow_channel_info info;
+    tallow_channel_get_info(ch, &info);
+    assert_string_equal(info.path, "fake-old");
+    tallow_channel_close(ch);
+
+    /* parameters without a struct_size are refused, not read */
+    tallow_channel_params bare = {0};
+    ch = NULL;
+    assert_int_equal(tallow_channel_open(ctx, "fake-good", &bare, &ev, NULL, &ch), TALLOW_EINVAL);
+    assert_null(ch);
+
+    /* a gatherer without release */
+    const tallow_gatherer_ops *g = NULL;
+    tallow_gatherer_foreach(ctx, find_gatherer, &g);
+    assert_non_null(g);
+    assert_non_null(g->release);
+    g->release(NULL, NULL); /* does nothing, and says nothing */
+
+    /* a service with start and stop only */
+    void *st = NULL;
+    const tallow_service_ops *svc = tallow_service_find(ctx, "fake-service", &st);
+    assert_non_null(svc);
+    assert_non_null(svc->options_help);
+    assert_null(svc->options_help[0]);
+    int nstats = 0;
+    svc->stats(NULL, no_stat, &nstats);
+    assert_int_equal(nstats, 0);
+    assert_int_equal(svc->check(st, ctx, NULL, 0), TALLOW_ENOTSUP);
+    assert_int_equal(svc->reload(NULL, NULL, 0), TALLOW_ENOTSUP);
+    assert_int_equal(svc->drain(NULL), TALLOW_ENOTSUP);
+}
+
+/* Runs fn with stderr going to path. */
+static void capture_stderr(const char *path, void (*fn)(fixture *f), fixture *f)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    fn(f);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+static void open_and_close(fixture *f)
+{
+    tallow_channel_params params = TALLOW_CHANNEL_PARAMS_INIT(.address = "somewhere");
+    tallow_channel_events ev = {0};
+    tallow_channel *ch = NULL;
+    if (tallow_channel_open(f->ctx, "fake-good", &params, &ev, NULL, &ch) == 0)
+        tallow_channel_close(ch);
+}
+
+static const char *read_file(const char *path)
+{
+    static char buf[4096];
+    buf[0] = 0;
+    FILE *fp = fopen(path, "r");
+    if (!fp) return buf;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    buf[n] = 0;
+    fclose(fp);
+    return buf;
+}
+
+static void test_loader_plugin_log_lines_carry_name(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/stderr.txt", f->dir);
+    assert_int_equal(tallow_plugin_load(f->ctx, FAKE("fake_good")), 0);
+    tallow_ctx_set_log_level(f->ctx, TALLOW_LOG_WARN);
+    /* after init, from a call into the plugin */
+    capture_stderr(path, open_and_close, f);
+    assert_contains(read_file(path), "tallow: warning: fake_good: channel opened to somewhere\n");
+    tallow_ctx_set_log_format(f->ctx, 1);
+    capture_stderr(path, open_and_close, f);
+    assert_contains(read_file(path), "\"source\":\"fake_good\"");
+    assert_contains(read_file(path), "\"msg\":\"channel opened to somewhere\"");
+    unlink(path);
+}
+
 /* ---- the good plugin, after every kind of failure */
 
 typedef struct found {
@@ -211,6 +354,7 @@ static void test_loader_good_loads_after_failures(void **state)
     assert_load_fails(f, FAKE("fake_abi"), TALLOW_EPLUGABI);
     assert_load_fails(f, FAKE("fake_small"), TALLOW_EPLUGABI);
     assert_load_fails(f, FAKE("fake_initfail"), TALLOW_EPLUGINIT);
+    assert_load_fails(f, FAKE("fake_smallops"), TALLOW_EPLUGINIT);
 
     assert_int_equal(tallow_plugin_load(ctx, FAKE("fake_good")), 0);
     found fo = {0};
@@ -224,7 +368,7 @@ static void test_loader_good_loads_after_failures(void **state)
     assert_non_null(ops);
     assert_string_equal(ops->name, "fake-good");
     assert_null(tallow_transport_find(ctx, "fake-initfail"));
-    tallow_channel_params params = {.struct_size = sizeof(params)};
+    tallow_channel_params params = TALLOW_CHANNEL_PARAMS_INIT();
     tallow_channel_events ev = {0};
     tallow_channel *ch = NULL;
     assert_int_equal(tallow_channel_open(ctx, "fake-good", &params, &ev, NULL, &ch), 0);
@@ -317,6 +461,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loader_descriptor_too_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_init_failure_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_duplicate_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loader_too_small_ops_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loader_defaults_fill_optional_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loader_plugin_log_lines_carry_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_good_loads_after_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_by_name_on_plugin_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loader_load_all_skips_bad, setup, teardown),
