@@ -490,10 +490,6 @@ static const luaL_Reg methods[] = {
     {"direct", l_direct}, {"close", l_close},     {NULL, NULL},
 };
 
-int tallow__lua_manifest(lua_State *L);
-int tallow__lua_offer_conflicts(lua_State *L);
-int tallow__lua_cancel_all(lua_State *L);
-
 static const luaL_Reg funcs[] = {
     {"open", l_open},
     {"manifest", tallow__lua_manifest},

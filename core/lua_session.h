@@ -34,7 +34,11 @@ struct tallow__lsession {
 int tallow__lsession_new_on(lua_State *L, tallow_channel *ch, const tallow__session_params *p,
                             tallow__lsession **out);
 int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx);
-/* Adds the transfer methods (send_files, receive_files) to the methods table on top. */
+/* Adds the transfer methods (send_files, receive_files, reject) to the methods table on top. */
 void tallow__lsession_add_methods(lua_State *L);
+/* tallow.session.manifest, .conflicts and .cancel_all (core/lua_transfer.c). */
+int tallow__lua_manifest(lua_State *L);
+int tallow__lua_offer_conflicts(lua_State *L);
+int tallow__lua_cancel_all(lua_State *L);
 
 #endif
