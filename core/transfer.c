@@ -130,6 +130,7 @@ int tallow__xfer_claim(tallow__xfer *x, tallow__session *s, const tallow_msg_typ
         tallow__xfer_abort(x, TALLOW_EPROTO, "%s for this transfer came under another key", t->name);
         return 1;
     }
+    x->last_heard_ns = tallow_now_ns(); /* the stall watch counts from the peer's last word */
     if (t->id == TALLOW_MSG_TransferError) { /* either role, any state */
         const tallow_msg_TransferError *te = msg;
         char reason[300];

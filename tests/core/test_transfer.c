@@ -17,9 +17,10 @@
 
 #include "fstest.h"
 #include "transfer.h"
+#include "transfer_internal.h" /* the stall clock, for the stall test */
 
 #define KiB 1024u
-#define CHUNK (256u * KiB) /* the engine's chunk size (transfer_internal.h) */
+/* CHUNK: the engine's chunk size, from transfer_internal.h */
 
 /* ---- the fake session */
 
@@ -500,6 +501,38 @@ static void test_transfer_send_refuses_bad_frames(void **state)
     fx_free(f);
 }
 
+/* Runs the loop (progress ticks every 100 ms) until the transfer ended or about `ms` passed. */
+static void run_loop(int ms)
+{
+    for (int i = 0; i < ms / 50 && !res.done; i++)
+        tallow_loop_run_once(tallow_ctx_loop(fake.ctx), 50);
+}
+
+static void test_transfer_send_stall_counts_from_last_message(void **state)
+{
+    setenv("TALLOW_STALL_TIMEOUT", "1", 1);
+    fx *f = fx_new(300 * KiB);
+    uint64_t tid;
+    tallow__xfer *x = start_sender(f, &tid);
+    uint64_t zero = 0;
+    assert_int_equal(accept_with(tid, &zero, 1), 1);
+    /* the transfer has run for longer than the stall limit, but the peer just spoke */
+    x->last_heard_ns -= 5000000000ull;
+    tallow_msg_Ack ack = {.transfer_id = tid, .bytes = CHUNK};
+    assert_int_equal(deliver(tid, &tallow_msgtype_Ack, &ack), 1);
+    run_loop(300);
+    assert_int_equal(res.done, 0);
+    /* and a peer silent for longer than the limit is given up on */
+    x->last_heard_ns -= 5000000000ull;
+    run_loop(2000);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.status, TALLOW_ETIMEOUT);
+    assert_non_null(last_sent(TALLOW_MSG_TransferError));
+    tallow__xfer_free(x);
+    fx_free(f);
+    unsetenv("TALLOW_STALL_TIMEOUT");
+}
+
 /* ================================================================ receiver */
 
 /* An offer of f's file, as a sender would make it (manifest from the source). */
@@ -758,6 +791,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_send_resume_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_already_there, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_refuses_bad_frames, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_send_stall_counts_from_last_message, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_in_order_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_from_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_bad_hash, setup, teardown),
