@@ -1,7 +1,10 @@
 /* core/lua_fs.h — folder manifests relative to a base directory, shared by `tallow.fs`
- * (core/lua_fs.c) and s:send_files{base=, only=} (core/lua_transfer.c). */
+ * (core/lua_fs.c) and s:send_files{base=, only=} (core/lua_transfer.c), and the folder watcher
+ * of `tallow.fs` (core/lua_watch.c). */
 #ifndef TALLOW_LUA_FS_H
 #define TALLOW_LUA_FS_H
+
+#include <lua.h>
 
 #include "fsutil.h"
 
@@ -14,5 +17,11 @@
  * directory, or is a symlink), TALLOW_ENOMEM. */
 int tallow__fs_manifest(const char *base, const char *const *only, size_t nonly,
                         tallow__manifest_warn_fn warn, void *ud, tallow__manifest *out);
+
+/* tallow.fs.watch(dir) -> watcher | nil, message, code (core/lua_watch.c). */
+int tallow__lua_fs_watch(lua_State *L);
+/* Registers the watcher's metatable "tallow.fswatch" (next, close, __gc, __close, __tostring);
+ * called by luaopen_tallow_fs. */
+void tallow__lua_watch_meta(lua_State *L);
 
 #endif

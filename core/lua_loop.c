@@ -50,11 +50,97 @@ static int l_now(lua_State *L)
     return 1;
 }
 
+/* ---- coroutines: tallow.spawn(fn, ...) -> task; task:join([timeout]) */
+
+typedef struct ltask {
+    int done;
+    int waiting; /* a coroutine is in join() */
+    tallow__waiter w;
+    tallow_timer *timer;
+} ltask;
+
+static int push_joined(lua_State *co, void *ud)
+{
+    lua_pushboolean(co, ((ltask *)ud)->done);
+    return 1;
+}
+
+static void task_wake(ltask *t)
+{
+    if (t->timer) tallow_timer_stop(t->timer);
+    t->timer = NULL;
+    if (!t->waiting) return;
+    t->waiting = 0;
+    tallow__lua_wake(&t->w, push_joined, t);
+}
+
+static void join_timeout(tallow_timer *tm, void *ud)
+{
+    ltask *t = ud;
+    t->timer = NULL;
+    task_wake(t);
+}
+
+/* The task's function returned (stack: task, its results): the joiner resumes after it ends. */
+static int task_finish(lua_State *L, int status, lua_KContext kctx)
+{
+    ltask *t = lua_touserdata(L, 1);
+    t->done = 1;
+    task_wake(t);
+    return lua_gettop(L) - 1;
+}
+
+/* The coroutine's body: task_body(task, fn, ...) calls fn(...), then marks the task done. */
+static int task_body(lua_State *L)
+{
+    lua_callk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, task_finish);
+    return task_finish(L, LUA_OK, 0);
+}
+
+/* tallow.spawn(fn, ...) -> task: runs fn(...) as a new coroutine now (until it first waits). */
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TFUNCTION);
-    tallow__lua_spawn(tallow__lrt_get(L), L, lua_gettop(L) - 1);
-    return 0;
+    int nargs = lua_gettop(L) - 1;
+    ltask *t = lua_newuserdatauv(L, sizeof(*t), 0);
+    memset(t, 0, sizeof(*t));
+    luaL_setmetatable(L, "tallow.task");
+    lua_insert(L, 1);
+    lua_pushcfunction(L, task_body);
+    lua_insert(L, 2);
+    lua_pushvalue(L, 1);
+    lua_insert(L, 3); /* task, task_body, task, fn, args...: the coroutine takes all but the first */
+    tallow__lua_spawn(tallow__lrt_get(L), L, nargs + 2);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* task:join([timeout_seconds]) -> true once the task's function has returned (at once if it
+ * has), false when the timeout passed first. Waits (yields) meanwhile. */
+static int task_join(lua_State *L)
+{
+    ltask *t = luaL_checkudata(L, 1, "tallow.task");
+    if (t->done) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (t->waiting) return luaL_error(L, "another coroutine is already joining this task");
+    if (!lua_isnoneornil(L, 2)) {
+        double secs = luaL_checknumber(L, 2);
+        luaL_argcheck(L, secs >= 0, 2, "negative duration");
+        t->timer = tallow_timer_start(tallow_ctx_loop(tallow__lrt_get(L)->ctx),
+                                      (uint64_t)(secs * 1000.0), 0, join_timeout, t);
+        if (!t->timer) return luaL_error(L, "cannot arm timer");
+    }
+    t->waiting = 1;
+    return tallow__lua_wait(L, &t->w, NULL, 0);
+}
+
+static int task_tostring(lua_State *L)
+{
+    ltask *t = luaL_checkudata(L, 1, "tallow.task");
+    lua_pushstring(L, t->done ? "tallow.task (done)" : "tallow.task (running)");
+    return 1;
 }
 
 /* ---- repeating timers: tallow.loop.every(secs, fn) -> handle with :stop() */
@@ -409,6 +495,15 @@ static const luaL_Reg funcs[] = {
 
 int luaopen_tallow_loop(lua_State *L)
 {
+    if (luaL_newmetatable(L, "tallow.task")) {
+        lua_pushcfunction(L, task_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_newtable(L);
+        lua_pushcfunction(L, task_join);
+        lua_setfield(L, -2, "join");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     if (luaL_newmetatable(L, "tallow.timer")) {
         lua_pushcfunction(L, every_stop);
         lua_setfield(L, -2, "__gc");

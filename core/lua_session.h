@@ -34,7 +34,7 @@ struct tallow__lsession {
 int tallow__lsession_new_on(lua_State *L, tallow_channel *ch, const tallow__session_params *p,
                             tallow__lsession **out);
 int tallow__lsession_open_k(lua_State *L, int status, lua_KContext kctx);
-/* Adds the transfer methods (send_files, receive_files) to the methods table on top. */
+/* Adds the transfer methods (send_files, receive_files, reject) to the methods table on top. */
 void tallow__lsession_add_methods(lua_State *L);
 /* lua_transfer.c's functions of the tallow.session module table: tallow.session.manifest,
  * .offer_conflicts and .cancel_all. */

@@ -330,14 +330,76 @@ static int l_receive_files(lua_State *L)
 }
 
 /* s:reject(offer, reason) */
+/* A refusal waiting for the peer to hang up (s:reject with a wait). */
+typedef struct rejwait {
+    tallow__waiter w;
+    tallow_timer *timer;
+    tallow__lsession *ls;
+    int heard; /* the session closed: the peer had the refusal and left */
+} rejwait;
+
+static int push_heard(lua_State *co, void *ud)
+{
+    rejwait *rw = ud;
+    lua_pushboolean(co, rw->heard);
+    free(rw);
+    return 1;
+}
+
+static void rejwait_end(rejwait *rw)
+{
+    if (rw->timer) tallow_timer_stop(rw->timer);
+    rw->timer = NULL;
+    if (rw->ls->event_ud == rw) rw->ls->on_event = NULL;
+    tallow__lua_wake(&rw->w, push_heard, rw);
+}
+
+static void rejwait_event(tallow__lsession *ls, void *ud)
+{
+    rejwait *rw = ud;
+    if (!ls->closed) return;
+    rw->heard = 1;
+    rejwait_end(rw);
+}
+
+static void rejwait_timeout(tallow_timer *t, void *ud)
+{
+    rejwait *rw = ud;
+    rw->timer = NULL;
+    rejwait_end(rw);
+}
+
+/* s:reject(offer [, reason [, wait_seconds]]): refuses the offer (FileReject with the reason).
+ * With wait_seconds, waits (yields) until the peer, told, hangs up -> true, or until the time
+ * passed -> false: a receiver about to exit knows its refusal arrived instead of guessing. */
 static int l_reject(lua_State *L)
 {
     tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_getfield(L, 2, "transfer_id");
     uint64_t tid = (uint64_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    double secs = luaL_optnumber(L, 4, -1);
     if (ls->s) tallow__xfer_reject(ls->s, tid, luaL_optstring(L, 3, "declined"));
-    return 0;
+    if (lua_isnoneornil(L, 4)) return 0;
+    luaL_argcheck(L, secs >= 0, 4, "negative duration");
+    if (!ls->s || ls->closed) {
+        lua_pushboolean(L, ls->closed);
+        return 1;
+    }
+    if (ls->on_event) return luaL_error(L, "a transfer is running on this session");
+    rejwait *rw = calloc(1, sizeof(*rw));
+    if (!rw) return luaL_error(L, "out of memory");
+    rw->ls = ls;
+    rw->timer = tallow_timer_start(tallow_ctx_loop(ls->rt->ctx), (uint64_t)(secs * 1000.0), 0,
+                                   rejwait_timeout, rw);
+    if (!rw->timer) {
+        free(rw);
+        return luaL_error(L, "cannot arm timer");
+    }
+    ls->on_event = rejwait_event;
+    ls->event_ud = rw;
+    return tallow__lua_wait(L, &rw->w, NULL, 0);
 }
 
 void tallow__lsession_add_methods(lua_State *L)

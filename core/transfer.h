@@ -2,7 +2,8 @@
  * session. The sender starts at once and hashes while sending; the receiver writes each file to
  * a temporary name, verifies its BLAKE2b hash, then renames it. A sliding window of bytes in
  * flight (acknowledged by the receiver) keeps the pipe full without unbounded buffering; resume
- * offsets from the receiver skip what it already holds verified. */
+ * offsets from the receiver skip what it already holds verified. The sender is transfer_send.c, the
+ * receiver transfer_recv.c, what both share transfer.c (state in transfer_internal.h). */
 #ifndef TALLOW_TRANSFER_H
 #define TALLOW_TRANSFER_H
 
@@ -38,11 +39,11 @@ int tallow__xfer_send(tallow__session *s, tallow__manifest *m, const char *text,
  * transfer's life. */
 int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int destfd,
                       int overwrite, const tallow__xfer_cbs *cbs, void *ud, tallow__xfer **out);
-/* Rejects an offer (sends FileReject with reason). */
 /* Stops a running transfer because the user cancelled it (Ctrl-C, SIGTERM): the peer is told
  * ("the sender cancelled" / "the receiver cancelled", TALLOW_ECANCELED) and on_done follows with
  * TALLOW_ECANCELED. Nothing when the transfer already ended. */
 void tallow__xfer_cancel(tallow__xfer *x);
+/* Rejects an offer (sends FileReject with reason). */
 int tallow__xfer_reject(tallow__session *s, uint64_t transfer_id, const char *reason);
 void tallow__xfer_get_stats(const tallow__xfer *x, tallow__xfer_stats *st);
 /* Received text (TEXT kind), borrowed until free. */

@@ -47,9 +47,9 @@ if opts.codes then
 end
 
 -- step 2: one coroutine per receiver: open, send, report
-local results, pending = {}, opts.count
+local results, tasks = {}, {}
 for i, code in ipairs(codes) do
-    tallow.spawn(function()
+    tasks[i] = tallow.spawn(function()
         local s, err = tallow.session.open {
             code = code, relay = opts.relay, password = opts.relay_password,
             transport = opts.transport, initiator = true,
@@ -67,12 +67,11 @@ for i, code in ipairs(codes) do
             ui.say("receiver %d: failed: %s", i, tostring(err))
         end
         ui.event("done", { receiver = i, ok = res ~= nil, files = res and res.files or 0 })
-        pending = pending - 1
     end)
 end
 
 -- step 3: wait for all of them
-while pending > 0 do tallow.sleep(0.05) end
+for _, task in ipairs(tasks) do task:join() end
 local failed = 0
 for i = 1, opts.count do
     if results[i].error then failed = failed + 1 end

@@ -34,6 +34,9 @@ if opts.wormhole then wormhole.receive(opts, args[1]) end -- from a magic-wormho
 local code = common.code_from(args[1], opts)
 
 local s <close> = common.open(opts, code, false)
+-- A refusal must reach the sender before this process exits: s:reject waits until the sender,
+-- which hangs up when refused, is gone (at most this many seconds).
+local REFUSAL_WAIT = 2
 -- a paired sender that never offers anything must not hold us until the relay closes the room
 local wait = common.offer_timeout()
 local name, offer, ecode = s:recv(wait)
@@ -52,8 +55,7 @@ if offer.kind == 1 then
 else
     local m, err = tallow.session.manifest(offer.manifest, 200) -- enough to name the top level
     if not m then
-        s:reject(offer, err)
-        tallow.sleep(0.2) -- let the refusal reach the sender before exiting
+        s:reject(offer, err, REFUSAL_WAIT) -- returns once the sender, told, has hung up
         ui.die("refused the offer: " .. err) -- a malformed or unsafe offer: an error (1), not a "no"
     end
     -- what the sender named: top-level entries, folders marked as such
@@ -76,8 +78,7 @@ else
         local names = table.concat(c.existing, ", ") .. (c.existing_count > #c.existing and ", ..." or "")
         if not opts.overwrite then
             s:reject(offer, string.format("%s already exist%s there, and the receiver did not pass --overwrite: %s",
-                plural(c.existing_count, "name"), c.existing_count == 1 and "s" or "", names))
-            tallow.sleep(0.2)
+                plural(c.existing_count, "name"), c.existing_count == 1 and "s" or "", names), REFUSAL_WAIT)
             ui.die(string.format("refused the offer before accepting anything: %s already exist%s in %s (%s). " ..
                 "Receive into another folder with -o DIR, or pass --overwrite to replace them.",
                 plural(c.existing_count, "name"), c.existing_count == 1 and "s" or "", opts.output, names), "DECLINED")
@@ -105,15 +106,13 @@ if not opts.yes then
     local answer = ui.ask("Accept " .. what .. "? [y/N] ")
     asking = false
     if not answer and not tallow.loop.isatty(0) then
-        s:reject(offer, "the receiver could not be asked (no terminal) and did not pass --yes")
-        tallow.sleep(0.2)
+        s:reject(offer, "the receiver could not be asked (no terminal) and did not pass --yes", REFUSAL_WAIT)
         io.stderr:write("\n")
         ui.die("nobody could answer (stdin is not a terminal and ended), so nothing was accepted; " ..
             "pass --yes to accept without being asked", "DECLINED")
     end
     if not answer or not answer:lower():match("^y") then
-        s:reject(offer, "declined by the receiver")
-        tallow.sleep(0.2)
+        s:reject(offer, "declined by the receiver", REFUSAL_WAIT)
         ui.die("declined: nothing was received", "DECLINED")
     end
 else

@@ -49,7 +49,7 @@ if opts.to_many then
     if not room then ui.die(err, ecode) end
     local early, early_peer = common.room_taken(room, n + 1, "--to-many " .. n .. " + this sender")
     common.show_code(opts, code, "tallow receive", n > 1 and string.format("   (on each of the %d computers)", n) or "")
-    local done, failed = 0, 0
+    local failed, tasks = 0, {}
     for i = 1, n do
         local s, peer, acode
         if early then s, peer, early = early, early_peer, nil else s, peer, acode = room:accept() end
@@ -57,7 +57,7 @@ if opts.to_many then
         ui.say("Receiver %d of %d connected (peer %d).", i, n, peer)
         ui.event("paired", { peer = peer, path = s:info().path, verify = s:info().verify })
         if opts.verify then ui.say("Verification with peer %d: %s", peer, s:info().verify) end
-        tallow.spawn(function()
+        tasks[i] = tallow.spawn(function()
             local res, terr, tcode = s:send_files(paths, { text = text, progress = opts.json and "json" or "none" })
             if res then
                 ui.say("Sent %d file%s, %s to peer %d in %.2f s.", res.files, res.files == 1 and "" or "s",
@@ -68,11 +68,10 @@ if opts.to_many then
                 io.stderr:write(string.format("tallow: peer %d: %s\n", peer, tostring(terr)))
                 ui.event("error", { peer = peer, message = terr, code = tcode or "" })
             end
-            done = done + 1
             s:close()
         end)
     end
-    while done < n do tallow.sleep(0.05) end
+    for _, task in ipairs(tasks) do task:join() end
     room:close()
     if failed > 0 then ui.die(string.format("%d of %d receivers did not get everything", failed, n)) end
     os.exit(0, true)

@@ -140,9 +140,11 @@ int wh_get_offer(wh_session *s, int64_t deadline);
 /* Accepts s->offer into dest; the text is returned in *text (malloc'd) for a text offer. */
 int wh_accept(wh_session *s, const char *dest, int overwrite, char **text, size_t *textlen);
 int wh_reject(wh_session *s, const char *why);
-/* Creates ".NAME.N.wormhole-part" in dirfd exclusively, never through a symlink: fd or -errno. */
-int wh_open_part(int dirfd, const char *name, char *part, size_t cap);
 void wh_session_free(wh_session *s);
+
+/* The receiver's temporary files (wh_part.c, used by wh_app.c and wh_zip.c): creates
+ * ".NAME.N.wormhole-part" in dirfd exclusively, never through a symlink: fd or -errno. */
+int wh_open_part(int dirfd, const char *name, char *part, size_t cap);
 
 /* Directory support (wh_zip.c): zip dir into zippath (unix modes kept, empty folders too); and
  * unpack the zip at zipfd into destfd with receive's path rules. Both fill err. */

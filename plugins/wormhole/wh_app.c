@@ -393,17 +393,6 @@ static int accept_and_connect(wh_session *s)
     return connect_transit(s);
 }
 
-/* A temporary name beside the final one; created exclusively, never through a symlink. */
-int wh_open_part(int dirfd, const char *name, char *part, size_t cap)
-{
-    for (int i = 0; i < 100; i++) {
-        snprintf(part, cap, ".%s.%d.wormhole-part", name, i);
-        int fd = openat(dirfd, part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST) return fd < 0 ? -errno : fd;
-    }
-    return -EEXIST;
-}
-
 static int check_space(wh_session *s, int dirfd, uint64_t need)
 {
     struct statvfs v;

@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_resume.c — libFuzzer target for the resume data.
  * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
- * parsed by on_accept in core/transfer.c), in one message or, when (byte 0 / 17) is odd, in two
- * parts cut in the middle (more = 1 on the first). transfer.c is compiled into this file to reach its
+ * parsed by on_accept in core/transfer_send.c), in one message or, when (byte 0 / 17) is odd, in two
+ * parts cut in the middle (more = 1 on the first). transfer_send.c is compiled into this file to reach its
  * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
  * (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a size), then, when
  * byte 0 has bit 6, a length byte and that many bytes of refusal list (FileAccept.refused), then
@@ -11,8 +11,9 @@
  * holds files, a directory, a symlink, a FIFO and partial files (tallow__sink_probe, which
  * decides what a receiver resumes): offsets stay within the entry and aligned, and the
  * destination is never changed. */
-#include "../../core/transfer.c"
+#include "../../core/transfer_send.c"
 
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -166,10 +167,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++) {
             const tallow__entry *e = &x->m.e[i];
             CHECK(x->resume[i] <= e->size + 1);
-            CHECK(x->kept[i] == (is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
+            CHECK(x->kept[i] == (tallow__xfer_is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
             if (e->type == TALLOW__ENT_DIR) CHECK(x->resume[i] == 0);
-            else if (seen[i]) CHECK(is_skip(x, i)); /* not sent, not "already there" */
-            else if (is_skip(x, i)) skipped++, resumed += e->size;
+            else if (seen[i]) CHECK(tallow__xfer_is_skip(x, i)); /* not sent, not "already there" */
+            else if (tallow__xfer_is_skip(x, i)) skipped++, resumed += e->size;
             else resumed += x->resume[i];
         }
         CHECK(x->st.bytes_resumed == resumed && x->st.files_skipped == skipped);

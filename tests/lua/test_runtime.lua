@@ -13,6 +13,23 @@ tallow.spawn(function() order[#order + 1] = "a" end)
 tallow.sleep(0.06)
 assert(table.concat(order) == "ab", "spawn order: " .. table.concat(order))
 
+-- task:join waits for the task's function to return, however many times it waited inside;
+-- a task already done joins at once; a join with a timeout that passes first says false
+local steps = {}
+local slow = tallow.spawn(function(a, b)
+    for i = 1, 3 do tallow.sleep(0.01); steps[#steps + 1] = a + b + i end
+end, 10, 20)
+local quick = tallow.spawn(function() steps.quick = true end)
+assert(tostring(quick) == "tallow.task (done)" and steps.quick, "a task that never waits is done at once")
+assert(quick:join() == true)
+assert(#steps == 0, "join must not be needed for the task to start, nor run it early")
+assert(slow:join() == true)
+assert(table.concat(steps, ",") == "31,32,33", "joined before the task finished: " .. table.concat(steps, ","))
+assert(slow:join() == true, "joining twice")
+local never = tallow.spawn(function() tallow.sleep(5) end)
+assert(never:join(0.01) == false, "a join with a timeout returns false while the task runs")
+assert(tostring(never) == "tallow.task (running)")
+
 -- repeating timer runs its function until stopped
 local ticks = 0
 local timer = tallow.every(0.01, function() ticks = ticks + 1 end)
