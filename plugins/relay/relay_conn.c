@@ -1,6 +1,8 @@
 /* plugins/relay/relay_conn.c — the relay's connections: reading, writing, queued control
  * messages, closing, killing, the sweep of join and drain deadlines, and settling (kicked
- * connections resume, the dead are freed) at the end of every loop callback. */
+ * connections resume, the dead are freed) at the end of every loop callback. What happens to
+ * the bytes is the business of the layers above (rooms, the data path): this file reaches them
+ * only through the callbacks of relay_conn_up (relay_srv.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -100,9 +102,9 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
 {
     relay_srv *s = c->srv;
     if (c->state == RC_DEAD) return;
-    relay_room_detach(c, why, grace);
+    c->srv->up->detach(c, why, grace);
     c->state = RC_DEAD;
-    relay_stream_abort(c);
+    c->srv->up->abort(c);
     conn_release(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -129,7 +131,7 @@ void relay_conn_wfail(relay_conn *c)
     c->wdead = 1;
     conn_disown(c);
     if (c->paused) relay_conn_kick(c); /* read on, to learn how it ended */
-    if (c->room) relay_room_unblock(c->room);
+    if (c->room) c->srv->up->unblock(c->room);
     relay_conn_update(c);
 }
 
@@ -161,10 +163,10 @@ void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void 
 {
     relay_srv *s = c->srv;
     if (c->state == RC_DEAD || c->state == RC_CLOSING) return;
-    relay_room_detach(c, RELAY_R_LEFT, 0);
+    c->srv->up->detach(c, RELAY_R_LEFT, 0);
     /* owned: its stream ends in a cut frame, so no last message can follow */
     if (c->wdead || c->owner) return relay_conn_kill(c, RELAY_R_GONE, 0);
-    relay_stream_abort(c);
+    c->srv->up->abort(c);
     if (t && relay_conn_ctrl(c, t, msg) < 0) return relay_conn_kill(c, RELAY_R_GONE, 0);
     c->state = RC_CLOSING;
     c->paused = 0;
@@ -214,7 +216,7 @@ static int conn_read(relay_conn *c)
     for (int round = 0; round < 8 && !c->paused && c->state != RC_DEAD; round++) {
         if (c->state == RC_CLOSING) return conn_discard(c);
         if (RELAY_STREAMING(c)) {
-            if (relay_stream_pump(c)) return 1;
+            if (s->up->pump(c)) return 1;
             if (RELAY_STREAMING(c)) break; /* waits for the socket or a destination */
             continue;
         }
@@ -240,7 +242,7 @@ static int conn_read(relay_conn *c)
             return 1;
         }
         b->end += (size_t)n;
-        relay_conn_process(c);
+        s->up->input(c);
         if ((size_t)n < want && !RELAY_STREAMING(c)) break;
     }
     /* an idle connection (most of them: waiting for a peer) keeps no input buffer */
@@ -256,7 +258,7 @@ static void conn_write(relay_conn *c)
     relay_conn_acct(c, before + c->defer.bytes);
     if (w < 0) return relay_conn_wfail(c);
     if (c->out.bytes == 0 && c->owner && c->owner->piped) {
-        relay_stream_pump(c->owner); /* the owner's pipe goes next */
+        s->up->pump(c->owner); /* the owner's pipe goes next */
         if (c->state == RC_DEAD) return;
     }
     if (c->state == RC_CLOSING && c->out.bytes == 0 && !c->shut) {
@@ -264,7 +266,7 @@ static void conn_write(relay_conn *c)
         c->shut = 1;
     }
     if (before >= s->lim.low_water && c->out.bytes < s->lim.low_water) {
-        if (c->room) relay_room_unblock(c->room);
+        if (c->room) c->srv->up->unblock(c->room);
         if (c->paused) relay_conn_kick(c); /* it was held for its own unread answers */
     }
     relay_conn_update(c);
@@ -284,9 +286,9 @@ void relay_srv_settle(relay_srv *s)
         if (!c->paused) continue;
         c->paused = 0;
         if (RELAY_STREAMING(c))
-            relay_stream_pump(c);
+            s->up->pump(c);
         else
-            relay_conn_process(c);
+            s->up->input(c);
         relay_conn_update(c);
     }
     while (s->grave_conns) {

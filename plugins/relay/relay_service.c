@@ -141,12 +141,26 @@ static void raise_fd_limit(void)
 }
 
 
+static const relay_conn_up srv_up = {
+    .input = relay_conn_process,
+    .pump = relay_stream_pump,
+    .abort = relay_stream_abort,
+    .detach = relay_room_detach,
+    .unblock = relay_stream_unblock,
+};
+
+void relay_srv_wire(relay_srv *s)
+{
+    s->up = &srv_up;
+}
+
 static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts, size_t nopts,
                      void **inst)
 {
     relay_plugin *pl = plugin_state;
     relay_srv *s = calloc(1, sizeof *s);
     if (!s) return TALLOW_ENOMEM;
+    relay_srv_wire(s);
     s->ctx = ctx;
     s->host = pl->host;
     s->loop = tallow_ctx_loop(ctx);

@@ -112,7 +112,22 @@ typedef struct relay_limits {
     uint64_t join_rate; /* RoomJoins per second per address (IPv6 /64), bursts of 4x; 0: off */
 } relay_limits;
 
+/* What the connection layer (relay_conn.c) tells the layers above it, which it does not call by
+ * name: the arrows between the service's files point one way (down), and these callbacks are
+ * the way back up. relay_srv_wire (relay_service.c) sets them to the room and data-path
+ * functions. */
+typedef struct relay_conn_up {
+    void (*input)(relay_conn *c); /* bytes arrived in c->in: relay_conn_process (relay_room.c) */
+    int (*pump)(relay_conn *c);   /* c's streamed frame can move on: relay_stream_pump; 1 if gone */
+    void (*abort)(relay_conn *c); /* c stops mid-frame: relay_stream_abort */
+    /* c leaves its room (closing or killed); grace: hold its slot for a resume */
+    void (*detach)(relay_conn *c, const char *why, int grace);
+    /* a queue of r fell below low water: its paused senders may read (relay_stream_unblock) */
+    void (*unblock)(relay_room *r);
+} relay_conn_up;
+
 struct relay_srv {
+    const relay_conn_up *up; /* relay_srv_wire */
     tallow_ctx *ctx;
     tallow_loop *loop;
     const tallow_host *host;
@@ -257,6 +272,9 @@ int relay_stream_pump(relay_conn *c);
  * (with grace) and the rest of the frame is forgotten. */
 void relay_stream_abort(relay_conn *c);
 
+/* Lets the paused senders of r read again (its queues have room, or a stream into it ended). */
+void relay_stream_unblock(relay_room *r);
+
 /* relay_room.c: rooms, joins, what a connection sends */
 /* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
 void relay_conn_process(relay_conn *c);
@@ -266,9 +284,8 @@ void relay_room_detach(relay_conn *c, const char *why, int grace);
 void relay_room_close(relay_room *r, const char *why, int leave);
 /* Timeouts and grace expiries; called by the sweep timer. */
 void relay_room_sweep(relay_srv *s, uint64_t now);
-/* A connection's queue fell below low water: let its room's paused senders read again. */
-void relay_room_unblock(relay_room *r);
-
 /* relay_ops.c (relay_ops.h) and relay_service.c (the vtable) are the top. */
+/* relay_service.c: connects the connection layer to the rooms and the data path (s->up). */
+void relay_srv_wire(relay_srv *s);
 
 #endif

@@ -72,6 +72,7 @@ static void fuzz_service(const uint8_t *data, size_t size)
 {
     relay_srv *s = calloc(1, sizeof *s);
     CHECK(s);
+    relay_srv_wire(s);
     s->ctx = ctx;
     s->host = &ctx->host;
     s->loop = tallow_ctx_loop(ctx);
