@@ -166,6 +166,7 @@ static void fuzz_client(const uint8_t *data, size_t size)
     ch.ev = &cl_events;
     relay_cl *cl = calloc(1, sizeof *cl);
     CHECK(cl);
+    relay_cl_wire(cl);
     cl->ch = &ch;
     cl->ctx = ctx;
     cl->loop = ch.loop;
