@@ -26,6 +26,7 @@ const char *const relay_options_help[] = {
     "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
     "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
+    "--stun-port2 PORT|off     answer STUN on a second UDP port too, so one relay shows clients how their NAT maps (default: the listen port + 1)",
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
     "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
     "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",
@@ -116,6 +117,20 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
             *stun = strcmp(v, "off") != 0 && strcmp(v, "0") != 0;
             continue;
         }
+        if (strcmp(k, "stun-port2") == 0) {
+            uint64_t p = 0;
+            if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0) {
+                s->stun2 = 0;
+            } else if (strcmp(v, "auto") == 0 || !*v) {
+                s->stun2 = -1;
+            } else if (opt_u64(v, &p) == 0 && p >= 1 && p <= 65535) {
+                s->stun2 = (int)p;
+            } else {
+                tallow_ctx_set_error(s->ctx, "relay: bad value for %s: '%s' (a port or off)", k, v);
+                return TALLOW_EINVAL;
+            }
+            continue;
+        }
         if (strcmp(k, "splice") == 0) {
             s->nosplice = strcmp(v, "off") == 0 || strcmp(v, "0") == 0;
             continue;
@@ -181,4 +196,5 @@ void relay_srv_defaults(relay_srv *s)
         .high_water = 64 * 1024, /* user space only: the kernel's socket buffers come first */
     };
     s->opc.drain_timeout_ms = 30 * 1000;
+    s->stun2 = -1; /* the listen port + 1 */
 }

@@ -105,8 +105,22 @@ static int srv_bind(relay_srv *s, const char *where, int stun)
                 RELAY_LOG(s, TALLOW_LOG_WARN, "no UDP on port %u: STUN disabled", s->port);
             }
         }
+        int ufd2 = -1;
+        if (ufd >= 0 && s->stun2 != 0) { /* the second STUN port: port + 1 unless given */
+            int taken = 0;
+            ufd2 = relay_stun_socket2(s, (struct sockaddr *)&bound, bl, &taken);
+            if (taken && s->stun2 < 0 && strcmp(port, "0") == 0 && attempt < 15) {
+                close(ufd); /* port 0: look for a port whose next one is free too */
+                close(fd);
+                continue;
+            }
+            if (taken)
+                RELAY_LOG(s, TALLOW_LOG_WARN, "no UDP on port %d: second STUN port disabled",
+                          s->stun2 > 0 ? s->stun2 : s->port + 1);
+        }
         s->lfd = fd;
         s->ufd = ufd;
+        s->ufd2 = ufd2;
         err = 0;
         break;
     }
@@ -165,7 +179,7 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
     s->host = pl->host;
     s->loop = tallow_ctx_loop(ctx);
     s->reg = tallow_ctx_registry(ctx);
-    s->lfd = s->ufd = -1;
+    s->lfd = s->ufd = s->ufd2 = -1;
     randombytes_buf(s->hkey, sizeof s->hkey);
     relay_srv_defaults(s);
     s->in_cap = RELAY_IN_CAP;
@@ -190,8 +204,10 @@ static int srv_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts,
         srv_stop(s);
         return rc;
     }
-    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s%s)", listen, s->port,
-              s->tls ? ", TLS only" : "", s->ufd >= 0 ? ", STUN on UDP" : "");
+    char stun2[40] = "";
+    if (s->ufd2 >= 0) snprintf(stun2, sizeof stun2, " and UDP port %u", s->stun_port2);
+    RELAY_LOG(s, TALLOW_LOG_INFO, "listening on %s (port %u%s%s%s)", listen, s->port,
+              s->tls ? ", TLS only" : "", s->ufd >= 0 ? ", STUN on UDP" : "", stun2);
     *inst = s;
     return 0;
 }
@@ -238,13 +254,14 @@ static void srv_stats(void *inst, void (*fn)(const char *key, uint64_t value, vo
     fn("queued_bytes", s->queued, ud);
     fn("queued_peak", s->queued_peak, ud);
     fn("metrics_port", relay_metrics_port(s), ud);
+    fn("stun_port2", s->stun_port2, ud);
 }
 
 const tallow_service_ops relay_service_ops = {
     .version = TALLOW_SERVICE_OPS_VERSION,
     .struct_size = sizeof(tallow_service_ops),
     .name = "relay",
-    .summary = "blind relay for tallow rooms, with a STUN responder on the same port",
+    .summary = "blind relay for tallow rooms, with a STUN responder on the same port (and the next)",
     .options_help = relay_options_help,
     .start = srv_start,
     .stop = srv_stop,

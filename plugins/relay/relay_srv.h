@@ -136,6 +136,11 @@ struct relay_srv {
     char *password;
     int lfd, ufd;
     tallow_io *lio, *uio;
+    /* A second STUN port (relay_stun.c): a client that asks both sees whether its NAT maps each
+     * destination to a port of its own. stun2: -1 the listen port + 1, 0 none, or the port. */
+    int stun2, ufd2;
+    tallow_io *uio2;
+    uint16_t stun_port2; /* bound, or 0 */
     tallow_timer *sweep;
     uint16_t port;
     /* STUN answers per source (IPv4 address, IPv6 /64), a token bucket each: no reflector */
@@ -201,9 +206,12 @@ int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **li
 /* A nonblocking UDP socket bound to a (asking for each request's destination address), or -1:
  * *taken is set when the bind failed (the port is in use). */
 int relay_stun_socket(int family, const struct sockaddr *a, socklen_t al, int *taken);
-/* Answers on s->ufd (if open) from now on. 0 or TALLOW_ENOMEM. */
+/* The second STUN socket, beside the first (bound to a, on s->port): on s->stun2's port, or
+ * s->port + 1. Its fd (s->stun_port2 set), or -1 (*taken: the port is in use or there is none). */
+int relay_stun_socket2(relay_srv *s, const struct sockaddr *a, socklen_t al, int *taken);
+/* Answers on s->ufd and s->ufd2 (those open) from now on. 0 or TALLOW_ENOMEM. */
 int relay_stun_start(relay_srv *s);
-/* Stops answering and closes the socket. */
+/* Stops answering and closes the sockets. */
 void relay_stun_stop(relay_srv *s);
 
 /* relay_tls_srv.c */

@@ -1,6 +1,9 @@
 /* plugins/relay/relay_stun.c — the relay's STUN responder: Binding requests on UDP, answered
  * with the core codec from the address each was sent to, rate-limited per source
- * (relay_stun_allow, relay_limits.c). */
+ * (relay_stun_allow, relay_limits.c). It answers on the listen port and, unless told otherwise,
+ * on the next one too (`stun-port2`): a client behind a NAT compares the mapped addresses the
+ * two ports report, and one relay is enough to tell a NAT that maps every destination to a port
+ * of its own (endpoint-dependent mapping) from one that keeps the mapping. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -134,9 +137,28 @@ int relay_stun_socket(int family, const struct sockaddr *a, socklen_t al, int *t
     return ufd;
 }
 
+int relay_stun_socket2(relay_srv *s, const struct sockaddr *a, socklen_t al, int *taken)
+{
+    unsigned port = s->stun2 > 0 ? (unsigned)s->stun2 : s->port + 1u;
+    struct sockaddr_storage b;
+    *taken = 1;
+    if (port > 65535 || port == s->port || al > sizeof b) return -1;
+    memcpy(&b, a, al);
+    if (b.ss_family == AF_INET)
+        ((struct sockaddr_in *)&b)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&b)->sin6_port = htons((uint16_t)port);
+    int fd = relay_stun_socket(b.ss_family, (struct sockaddr *)&b, al, taken);
+    if (fd >= 0) s->stun_port2 = (uint16_t)port;
+    return fd;
+}
+
 int relay_stun_start(relay_srv *s)
 {
     if (s->ufd >= 0 && !(s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s)))
+        return TALLOW_ENOMEM;
+    if (s->ufd2 >= 0 &&
+        !(s->uio2 = tallow_io_start(s->loop, s->ufd2, TALLOW_IO_READ, on_udp, s)))
         return TALLOW_ENOMEM;
     return 0;
 }
@@ -144,7 +166,10 @@ int relay_stun_start(relay_srv *s)
 void relay_stun_stop(relay_srv *s)
 {
     if (s->uio) tallow_io_stop(s->uio);
-    s->uio = NULL;
+    if (s->uio2) tallow_io_stop(s->uio2);
+    s->uio = s->uio2 = NULL;
     if (s->ufd >= 0) close(s->ufd);
-    s->ufd = -1;
+    if (s->ufd2 >= 0) close(s->ufd2);
+    s->ufd = s->ufd2 = -1;
+    s->stun_port2 = 0;
 }

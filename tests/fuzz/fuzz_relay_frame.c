@@ -77,7 +77,7 @@ static void fuzz_service(const uint8_t *data, size_t size)
     s->host = &ctx->host;
     s->loop = tallow_ctx_loop(ctx);
     s->reg = tallow_ctx_registry(ctx);
-    s->lfd = s->ufd = -1;
+    s->lfd = s->ufd = s->ufd2 = -1;
     s->lim = (relay_limits){
         .max_rooms = 4, .max_peers = 4, .max_frame = 4096, .max_conns_per_ip = 64,
         .max_rooms_per_ip = 3, .room_timeout_ms = 3600000, .unpaired_timeout_ms = 600000,
