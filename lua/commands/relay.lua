@@ -30,6 +30,7 @@ local spec = {
         { "--grace", arg = "SECONDS", help = "how long a dropped peer may come back and resume", shown_default = 30 },
         { "--queue-high", arg = "BYTES", help = "per-connection queue before the sender is held back", shown_default = 65536 },
         { "--stun", arg = "on|off", help = "answer STUN Binding requests on the same UDP port", shown_default = "on" },
+        { "--stun-port2", arg = "PORT|off", help = "answer STUN on a second UDP port too, so one relay shows a client whether its NAT maps each destination apart (default: the listen port + 1)" },
         { "--splice", arg = "on|off", help = "forward long frames socket to socket with splice()", shown_default = "on" },
         { "--cert", arg = "FILE", help = "serve TLS with this PEM certificate (chain); the listener is then TLS-only: clients use --relay tls://HOST:PORT" },
         { "--key", arg = "FILE", help = "the PEM private key of --cert (SIGHUP re-reads both for new connections)" },

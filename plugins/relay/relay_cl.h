@@ -1,6 +1,9 @@
-/* plugins/relay/relay_cl.h — the relay client transport's internals, shared by relay_client.c
- * (connection, sending, lifetime), relay_client_rx.c (received frames and room events) and
- * relay_socks.c (the SOCKS5 CONNECT state machine). */
+/* plugins/relay/relay_cl.h — the relay client transport's internals, shared by its files, bottom
+ * layer first: relay_client_tls.c (TLS and the connection's I/O), relay_socks.c (SOCKS5),
+ * relay_client_fo.c (the failover list), relay_client_rx.c (the room protocol: RoomJoin out,
+ * frames and room events in), and on top relay_client.c (the state machine: connecting, losing,
+ * resuming, the transport vtable). A file calls only the ones below it; the lower ones report
+ * up through the callbacks of relay_cl_up. */
 #ifndef TALLOW_PLUGIN_RELAY_CL_H
 #define TALLOW_PLUGIN_RELAY_CL_H
 
@@ -42,8 +45,24 @@ enum relay_cl_state {
  * (relay_chan) because the user may close the channel from inside one of its callbacks: close
  * detaches it (ch = NULL) and it is freed once no callback holds it (timers are cancelled; no
  * tallow_defer is used, since a deferred call cannot be cancelled). */
-typedef struct relay_cl {
-    tallow_channel *ch; /* NULL once closed by the user */
+typedef struct relay_cl relay_cl;
+
+/* What the lower layers (TLS, SOCKS5, the room protocol) report to the state machine above them
+ * (relay_client.c), which they do not call by name; relay_cl_wire sets it. */
+typedef struct relay_cl_up {
+    void (*fail)(relay_cl *cl, int err, const char *reason); /* closes; reports on_closed */
+    void (*lost)(relay_cl *cl, int err); /* the connection dropped: resume or fail */
+    int (*join)(relay_cl *cl);           /* TLS is up: send the RoomJoin; 0 or an error */
+    int (*proxied)(relay_cl *cl);        /* SOCKS5 is through: TLS or the RoomJoin; 0 or error */
+    void (*ready)(relay_cl *cl);         /* paired: state READY, flushes what was queued */
+    /* a paired channel whose relay lost the room or shuts down: to the next relay of the room;
+     * 1 if it moved, 0 if there is nowhere to go */
+    int (*failover)(relay_cl *cl, const char *why);
+} relay_cl_up;
+
+struct relay_cl {
+    const relay_cl_up *up; /* relay_cl_wire */
+    tallow_channel *ch;    /* NULL once closed by the user */
     relay_plugin *host_pl;
     tallow_ctx *ctx;
     tallow_loop *loop;
@@ -96,26 +115,12 @@ typedef struct relay_cl {
     char *pins;       /* TALLOW_RELAY_PIN: replaces CA trust */
     struct gnutls_session_int *tls_s;
     struct gnutls_certificate_credentials_st *tls_cred;
-} relay_cl;
+};
 
 typedef struct relay_chan {
     tallow_channel base;
     relay_cl *cl;
 } relay_chan;
-
-/* relay_client.c */
-void relay_cl_fail(relay_cl *cl, int err, const char *reason); /* reports on_closed */
-void relay_cl_lost(relay_cl *cl, int err);          /* connection dropped: resume or fail */
-int relay_cl_send_join(relay_cl *cl);               /* on a connected socket; 0 or an error */
-void relay_cl_became_ready(relay_cl *cl);           /* state READY, flushes what was queued */
-void relay_cl_update(relay_cl *cl);                 /* recomputes the events waited for */
-void relay_cl_pong(relay_cl *cl, uint64_t sent_us); /* a Pong for our Ping of sent_us */
-/* Drops the socket and connects again from the first address at the next loop round. */
-void relay_cl_reconnect_soon(relay_cl *cl);
-/* relay_client_fo.c: moves a paired channel to the next failover relay (its room joined anew,
- * the session above re-keys and resynchronises as after a reconnection). 1 if it moved, 0 if
- * there is nowhere to go. */
-int relay_cl_failover(relay_cl *cl, const char *why);
 
 /* A channel that asked for a pair (a plain `tallow receive`) and landed in a multi room talks to
  * the room's creator only. */
@@ -125,22 +130,12 @@ static inline int relay_cl_pair_in_multi(const relay_cl *cl)
     return cl->capacity > 2 && cl->pair_only;
 }
 
-/* relay_client_rx.c */
-void relay_cl_frames(relay_cl *cl); /* dispatches the complete frames in cl->in */
-void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg);
-
-/* relay_socks.c: 0, or a negative error after which the attempt is abandoned (the caller moves
- * on). input returns < 0 also when it has failed the channel itself. */
-int relay_socks_start(relay_cl *cl);
-int relay_socks_input(relay_cl *cl);
-void relay_socks_output(relay_cl *cl);
-
-/* relay_client_tls.c */
+/* relay_client_tls.c: TLS, and the connection's I/O */
 /* The address after an optional scheme (tls:// sets *tls, tcp:// is plain). */
 const char *relay_cl_strip_scheme(const char *addr, int *tls);
 int relay_cl_pins_check(const char *pins); /* 0 if every pin is base64 or hex of 32 bytes */
 int relay_cl_tls_start(relay_cl *cl);     /* on the connected socket: state CL_TLS */
-void relay_cl_tls_step(relay_cl *cl);     /* drives the handshake; sends the RoomJoin after */
+void relay_cl_tls_step(relay_cl *cl);     /* drives the handshake; up->join after */
 void relay_cl_tls_free(relay_cl *cl);     /* the session (the socket's) */
 void relay_cl_tls_cred_free(relay_cl *cl);
 void relay_cl_tls_bye(relay_cl *cl);
@@ -149,5 +144,28 @@ ssize_t relay_cl_recv(relay_cl *cl, void *buf, size_t len);
 ssize_t relay_cl_write(relay_cl *cl, const void *p, size_t len);
 ssize_t relay_cl_flush_out(relay_cl *cl); /* relay_outq_flush of cl->out */
 int relay_cl_pending(relay_cl *cl);       /* decrypted bytes waiting in the TLS session */
+void relay_cl_update(relay_cl *cl);       /* recomputes the events waited for */
+
+/* relay_socks.c: 0, or a negative error after which the attempt is abandoned (the caller moves
+ * on). input returns < 0 also when it has failed the channel itself. */
+int relay_socks_start(relay_cl *cl);
+int relay_socks_input(relay_cl *cl);
+void relay_socks_output(relay_cl *cl);
+/* Parses a socks5://HOST:PORT proxy address. 0 or TALLOW_EINVAL (message set when unsupported). */
+int relay_socks_parse_url(relay_cl *cl, const char *url, char *host, size_t hc, char *port,
+                          size_t pc);
+
+/* relay_client_fo.c: takes the next failover relay of the list as the channel's relay (address,
+ * a new join, data held until the peer is there). 1 if there is one (the caller connects), 0 if
+ * there is nowhere to go. */
+int relay_cl_fo_next(relay_cl *cl, const char *why);
+
+/* relay_client_rx.c: the room protocol */
+int relay_cl_send_join(relay_cl *cl); /* on a connected socket; 0 or an error */
+void relay_cl_frames(relay_cl *cl);   /* dispatches the complete frames in cl->in */
+void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg);
+
+/* relay_client.c: sets cl->up (also for the relay fuzz target, which builds a channel itself). */
+void relay_cl_wire(relay_cl *cl);
 
 #endif

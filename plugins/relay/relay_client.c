@@ -1,6 +1,7 @@
 /* plugins/relay/relay_client.c — the relay client transport ("relay"): a nonblocking TCP
  * connection to a relay (directly or through a SOCKS5 proxy, relay_socks.c), RoomJoin, framed
- * peer data both ways with a bounded output queue, and resume after a dropped connection.
+ * peer data both ways with a bounded output queue, and resume after a dropped connection. The
+ * state machine on top of the client's files: they report to it through relay_cl_up.
  *
  * What a channel guarantees: frames arrive whole and in order while the TCP connection lives.
  * If it drops after pairing (an error, an EOF, or a path that stays silent past the keepalive:
@@ -30,6 +31,7 @@
 static void cl_tick(tallow_timer *t, void *ud);
 static void cl_io(tallow_io *io, int fd, unsigned events, void *ud);
 static void cl_connect_next(relay_cl *cl);
+static void relay_cl_lost(relay_cl *cl, int err); /* connection dropped: resume or fail */
 
 /* ---- lifetime: the state outlives the host's instance until no callback holds it */
 
@@ -73,7 +75,7 @@ static void cl_sock_release(relay_cl *cl)
     cl->events = 0;
 }
 
-void relay_cl_fail(relay_cl *cl, int err, const char *reason)
+static void relay_cl_fail(relay_cl *cl, int err, const char *reason)
 {
     if (cl->state == CL_CLOSED) return;
     cl_sock_release(cl);
@@ -87,20 +89,6 @@ void relay_cl_fail(relay_cl *cl, int err, const char *reason)
         cl->depth++;
         if (ch->ev->on_closed) ch->ev->on_closed(ch, err, ch->ev_ud);
         cl->depth--;
-    }
-}
-
-void relay_cl_update(relay_cl *cl)
-{
-    if (!cl->io) return;
-    unsigned ev = TALLOW_IO_READ;
-    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes))
-        ev |= TALLOW_IO_WRITE;
-    if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
-    if (cl->state == CL_TLS) return; /* relay_cl_tls_step sets them */
-    if (ev != cl->events) {
-        cl->events = ev;
-        tallow_io_set(cl->io, ev);
     }
 }
 
@@ -123,7 +111,8 @@ static void cl_restart(relay_cl *cl);
 
 static void cl_deferred(tallow_timer *t, void *ud);
 
-void relay_cl_reconnect_soon(relay_cl *cl)
+/* Drops the socket and connects again from the first address at the next loop round. */
+static void relay_cl_reconnect_soon(relay_cl *cl)
 {
     cl_sock_release(cl);
     relay_inbuf_free(&cl->in);
@@ -155,6 +144,16 @@ static void cl_deferred(tallow_timer *t, void *ud)
     cl_settle(cl);
 }
 
+/* Moves a paired channel to the next failover relay (picked by relay_client_fo.c: its room
+ * joined anew, the session above re-keys and resynchronises as after a reconnection) and
+ * connects there at the next round. 1 if it moved, 0 if there is nowhere to go. */
+static int cl_failover(relay_cl *cl, const char *why)
+{
+    if (!relay_cl_fo_next(cl, why)) return 0;
+    relay_cl_reconnect_soon(cl);
+    return 1;
+}
+
 static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
 {
     uint8_t buf[RELAY_CTRL_MAX];
@@ -163,7 +162,7 @@ static int cl_ctrl(relay_cl *cl, const tallow_msg_type *t, const void *msg)
     return relay_outq_push(&cl->out, buf, (size_t)n);
 }
 
-void relay_cl_became_ready(relay_cl *cl)
+static void relay_cl_became_ready(relay_cl *cl)
 {
     int first = !cl->paired;
     cl->paired = 1;
@@ -178,50 +177,6 @@ void relay_cl_became_ready(relay_cl *cl)
         if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) cl->ping_at = tallow_loop_now(cl->loop);
     }
     if (cl->state == CL_READY) cl_flush(cl);
-}
-
-/* Element i of this channel's hash chain: H^(RELAY_CHAIN_LEN - i)(seed); i = 0 is the anchor. */
-static void chain_elem(const relay_cl *cl, uint32_t i, uint8_t out[32])
-{
-    memcpy(out, cl->chain_seed, 32);
-    for (uint32_t k = i; k < RELAY_CHAIN_LEN; k++)
-        crypto_generichash(out, 32, out, 32, NULL, 0);
-}
-
-/* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
-int relay_cl_send_join(relay_cl *cl)
-{
-    uint8_t buf[RELAY_CTRL_MAX], anchor[32], proof[32];
-    int resuming = cl->paired && !cl->fresh_join;
-    if (!resuming) {
-        if (cl->paired) { /* a failover relay: a new chain; nothing shown to the old relay counts here */
-            randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
-            cl->chain_next = 1;
-        }
-        chain_elem(cl, 0, anchor);
-    } else {
-        if (cl->chain_next >= RELAY_CHAIN_LEN) return TALLOW_ECLOSED; /* resumed too often */
-        chain_elem(cl, cl->chain_next++, proof); /* each attempt spends one: never shown twice */
-    }
-    tallow_msg_RoomJoin j = {
-        .room = {cl->room, cl->room_len},
-        .password = {(const uint8_t *)cl->password, cl->password ? strlen(cl->password) : 0},
-        .version = RELAY_PROTO_VERSION,
-        .capacity = cl->capacity,
-        .resume_token = {cl->token, resuming ? cl->token_len : 0},
-        .creator = cl->initiator ? 1u : 0u,
-        .resume_anchor = {anchor, resuming ? 0 : 32},
-        .resume_proof = {proof, resuming ? 32 : 0},
-    };
-    int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
-    if (n < 0) return n;
-    ssize_t w = relay_cl_write(cl, buf, (size_t)n);
-    if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
-    cl->state = CL_JOINING;
-    cl->last_rx = cl->last_drain = tallow_loop_now(cl->loop);
-    cl->ping_at = 0;
-    relay_cl_update(cl);
-    return 0;
 }
 
 /* ---- connecting */
@@ -272,7 +227,7 @@ static void cl_connect_next(relay_cl *cl)
     uint64_t now = tallow_loop_now(cl->loop);
     if (cl->paired &&
         (cl->refused || now >= cl->lost_at + RELAY_FAILOVER_MS || now >= cl->resume_deadline) &&
-        relay_cl_failover(cl, cl->refused ? "connection refused" : "unreachable"))
+        cl_failover(cl, cl->refused ? "connection refused" : "unreachable"))
         return;
     if (cl->paired && now < cl->resume_deadline) {
         cl->state = CL_BACKOFF; /* the tick retries */
@@ -291,7 +246,7 @@ static void cl_restart(relay_cl *cl)
     cl_connect_next(cl);
 }
 
-void relay_cl_lost(relay_cl *cl, int err)
+static void relay_cl_lost(relay_cl *cl, int err)
 {
     if (cl->state == CL_CLOSED) return;
     if (!cl->paired || cl->state < CL_JOINING) {
@@ -325,13 +280,6 @@ void relay_cl_lost(relay_cl *cl, int err)
     cl->retry_at = tallow_loop_now(cl->loop) + RELAY_CL_RETRY_MS;
 }
 
-void relay_cl_pong(relay_cl *cl, uint64_t sent_us)
-{
-    uint64_t now_us = tallow_now_ns() / 1000u;
-    if (sent_us && sent_us <= now_us) cl->rtt_us = now_us - sent_us;
-    cl->ping_at = 0;
-}
-
 /* Pings an idle connection; a connection that stays silent is treated as dropped. */
 static void keepalive(relay_cl *cl, uint64_t now)
 {
@@ -354,7 +302,7 @@ static void cl_tick(tallow_timer *t, void *ud)
     uint64_t now = tallow_loop_now(cl->loop);
     cl->depth++;
     if (cl->paired && cl->state != CL_READY && now >= cl->resume_deadline) {
-        if (!relay_cl_failover(cl, "could not resume the connection"))
+        if (!cl_failover(cl, "could not resume the connection"))
             relay_cl_fail(cl, TALLOW_ECLOSED, "could not resume the connection");
     } else if (cl->state == CL_BACKOFF && now >= cl->retry_at) {
         cl_restart(cl);
@@ -437,29 +385,33 @@ static void cl_io(tallow_io *io, int fd, unsigned events, void *ud)
     cl_settle(cl);
 }
 
+/* ---- what the layers below report (relay_cl_up) */
+
+/* The proxy connected us to the relay: TLS next, or straight the RoomJoin. */
+static int cl_proxied(relay_cl *cl)
+{
+    return cl->tls ? relay_cl_tls_start(cl) : relay_cl_send_join(cl);
+}
+
+static const relay_cl_up cl_up = {
+    .fail = relay_cl_fail,
+    .lost = relay_cl_lost,
+    .join = relay_cl_send_join,
+    .proxied = cl_proxied,
+    .ready = relay_cl_became_ready,
+    .failover = cl_failover,
+};
+
+void relay_cl_wire(relay_cl *cl)
+{
+    cl->up = &cl_up;
+}
+
 /* ---- vtable */
 
 static relay_cl *cl_of(tallow_channel *ch)
 {
     return ((relay_chan *)ch)->cl;
-}
-
-static int parse_proxy(relay_cl *cl, const char *url, char *host, size_t hc, char *port, size_t pc)
-{
-    static const char pfx[] = "socks5://";
-    if (strncmp(url, pfx, sizeof pfx - 1) != 0) {
-        tallow_ctx_set_error(cl->ctx, "relay: unsupported proxy '%s' (want socks5://host:port)",
-                             url);
-        return TALLOW_EINVAL;
-    }
-    url += sizeof pfx - 1;
-    size_t l = strcspn(url, "/");
-    char tmp[300];
-    if (l >= sizeof tmp) return TALLOW_EINVAL;
-    memcpy(tmp, url, l);
-    tmp[l] = 0;
-    if (!strchr(tmp, ':') || tmp[strlen(tmp) - 1] == ']') return TALLOW_EINVAL; /* port needed */
-    return relay_split_hostport(tmp, host, hc, port, pc);
 }
 
 static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
@@ -470,6 +422,7 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
     relay_cl *cl = calloc(1, sizeof *cl);
     if (!cl) return TALLOW_ENOMEM;
     cl->ch = ch;
+    relay_cl_wire(cl);
     cl->ctx = ch->ctx;
     cl->loop = ch->loop;
     cl->host_pl = ch->plugin_state;
@@ -511,7 +464,7 @@ static int cl_open(tallow_channel *ch, const tallow_channel_params *p)
         p->proxy && *p->proxy ? p->proxy : tallow_policy_proxy(tallow_ctx_policy(ch->ctx));
     if (rc == 0 && proxy && *proxy) {
         cl->proxy = 1;
-        rc = parse_proxy(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);
+        rc = relay_socks_parse_url(cl, proxy, rhost, sizeof rhost, rport, sizeof rport);
     } else if (rc == 0) {
         strcpy(rhost, cl->host);
         strcpy(rport, cl->port);

@@ -27,7 +27,7 @@ static int pop_next(relay_cl *cl, char *out, size_t cap)
     return 0;
 }
 
-int relay_cl_failover(relay_cl *cl, const char *why)
+int relay_cl_fo_next(relay_cl *cl, const char *why)
 {
     if (!cl->failover || !cl->paired || cl->capacity > 2 || cl->state == CL_CLOSED) return 0;
     char next[300], host[256], port[16];
@@ -66,6 +66,5 @@ int relay_cl_failover(relay_cl *cl, const char *why)
     cl->token_len = 0;
     cl->lost_at = now;
     cl->resume_deadline = now + cl->reconnect_ms;
-    relay_cl_reconnect_soon(cl);
     return 1;
 }

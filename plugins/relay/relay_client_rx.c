@@ -1,10 +1,56 @@
-/* plugins/relay/relay_client_rx.c — what the relay client does with received frames: peer data
- * goes to on_frame (borrowed from the input buffer, no copy), control messages move the channel's
- * state (ready, room events, refusals mapped to error codes). */
+/* plugins/relay/relay_client_rx.c — the relay client's room protocol: the RoomJoin it sends
+ * (with its resume proof), and what it does with received frames: peer data goes to on_frame
+ * (borrowed from the input buffer, no copy), control messages move the channel's state (ready,
+ * room events, refusals mapped to error codes) through relay_cl_up. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "relay_cl.h"
+
+/* Element i of this channel's hash chain: H^(RELAY_CHAIN_LEN - i)(seed); i = 0 is the anchor. */
+static void chain_elem(const relay_cl *cl, uint32_t i, uint8_t out[32])
+{
+    memcpy(out, cl->chain_seed, 32);
+    for (uint32_t k = i; k < RELAY_CHAIN_LEN; k++)
+        crypto_generichash(out, 32, out, 32, NULL, 0);
+}
+
+/* Writes the RoomJoin straight to the fresh socket, ahead of any queued data. */
+int relay_cl_send_join(relay_cl *cl)
+{
+    uint8_t buf[RELAY_CTRL_MAX], anchor[32], proof[32];
+    int resuming = cl->paired && !cl->fresh_join;
+    if (!resuming) {
+        if (cl->paired) { /* a failover relay: a new chain; nothing shown to the old relay counts here */
+            randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
+            cl->chain_next = 1;
+        }
+        chain_elem(cl, 0, anchor);
+    } else {
+        if (cl->chain_next >= RELAY_CHAIN_LEN) return TALLOW_ECLOSED; /* resumed too often */
+        chain_elem(cl, cl->chain_next++, proof); /* each attempt spends one: never shown twice */
+    }
+    tallow_msg_RoomJoin j = {
+        .room = {cl->room, cl->room_len},
+        .password = {(const uint8_t *)cl->password, cl->password ? strlen(cl->password) : 0},
+        .version = RELAY_PROTO_VERSION,
+        .capacity = cl->capacity,
+        .resume_token = {cl->token, resuming ? cl->token_len : 0},
+        .creator = cl->initiator ? 1u : 0u,
+        .resume_anchor = {anchor, resuming ? 0 : 32},
+        .resume_proof = {proof, resuming ? 32 : 0},
+    };
+    int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
+    if (n < 0) return n;
+    ssize_t w = relay_cl_write(cl, buf, (size_t)n);
+    if (w != n) return w < 0 ? -errno : TALLOW_ECLOSED; /* a fresh socket takes 100 bytes */
+    cl->state = CL_JOINING;
+    cl->last_rx = cl->last_drain = tallow_loop_now(cl->loop);
+    cl->ping_at = 0;
+    relay_cl_update(cl);
+    return 0;
+}
 
 void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg)
 {
@@ -38,6 +84,14 @@ static int refusal_code(relay_cl *cl, const char *reason)
     return TALLOW_ERELAY;
 }
 
+/* A Pong for our Ping of sent_us: an RTT sample. */
+static void pong(relay_cl *cl, uint64_t sent_us)
+{
+    uint64_t now_us = tallow_now_ns() / 1000u;
+    if (sent_us && sent_us <= now_us) cl->rtt_us = now_us - sent_us;
+    cl->ping_at = 0;
+}
+
 static void control(relay_cl *cl, const uint8_t *p, size_t len)
 {
     tallow_msg_any m;
@@ -45,11 +99,11 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     char reason[160];
     memset(&m, 0, sizeof m);
     if (tallow_msg_decode(tallow_ctx_registry(cl->ctx), p, len, &t, &m, sizeof m) < 0)
-        return relay_cl_fail(cl, TALLOW_EPROTO, "malformed control message");
+        return cl->up->fail(cl, TALLOW_EPROTO, "malformed control message");
     switch (t->id) {
     case TALLOW_MSG_RoomJoined: {
         if (cl->state != CL_JOINING)
-            return relay_cl_fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+            return cl->up->fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
         if (cl->paired && (cl->fresh_join || cl->fo_real))
             cl->fo_real = m.RoomJoined.peer_index; /* a failover relay: keep peer_index */
         else
@@ -68,13 +122,13 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
                 return;
             }
             cl->fo_wait = 0;
-            relay_cl_became_ready(cl);
+            cl->up->ready(cl);
             relay_cl_room_event(cl, TALLOW_MSG_RoomJoined, &m.RoomJoined);
         } else if (cl->paired) { /* resumed */
-            relay_cl_became_ready(cl);
+            cl->up->ready(cl);
             relay_cl_room_event(cl, TALLOW_MSG_RoomJoined, &m.RoomJoined);
         } else if (cl->peers >= 2) {
-            relay_cl_became_ready(cl);
+            cl->up->ready(cl);
         } else {
             cl->state = CL_WAITING;
         }
@@ -83,10 +137,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_PeerArrived:
         cl->peers = m.PeerArrived.peers;
         m.PeerArrived.peer_index = user_index(cl, m.PeerArrived.peer_index);
-        if (!cl->paired) return relay_cl_became_ready(cl);
+        if (!cl->paired) return cl->up->ready(cl);
         if (cl->fo_wait) { /* the peer found us on the failover relay */
             cl->fo_wait = 0;
-            relay_cl_became_ready(cl);
+            cl->up->ready(cl);
         }
         return relay_cl_room_event(cl, t->id, &m.PeerArrived);
     case TALLOW_MSG_PeerJoinedRoom:
@@ -94,17 +148,17 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         if (relay_cl_pair_in_multi(cl)) {
             /* only the creator matters; its return after a drop is a PeerArrived */
             if (m.PeerJoinedRoom.peer_index != RELAY_CREATOR) return;
-            if (!cl->paired && cl->state == CL_WAITING) return relay_cl_became_ready(cl);
+            if (!cl->paired && cl->state == CL_WAITING) return cl->up->ready(cl);
             tallow_msg_PeerArrived a = {RELAY_CREATOR, cl->peers};
             return relay_cl_room_event(cl, TALLOW_MSG_PeerArrived, &a);
         }
-        if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) relay_cl_became_ready(cl);
+        if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) cl->up->ready(cl);
         return relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
     case TALLOW_MSG_PeerLeftRoom:
         cl->peers = m.PeerLeftRoom.peers;
         if (relay_cl_pair_in_multi(cl)) {
             if (m.PeerLeftRoom.peer_index != RELAY_CREATOR) return;
-            return relay_cl_fail(cl, 0, "the peer left");
+            return cl->up->fail(cl, 0, "the peer left");
         }
         return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
     case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
@@ -121,7 +175,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
             return; /* another member of the room: none of this channel's business */
         if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
             return relay_cl_room_event(cl, t->id, &m.PeerDeparted);
-        return relay_cl_fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
+        return cl->up->fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
                              strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left"
                                                                : "the peer is gone");
     case TALLOW_MSG_RoomLeave:
@@ -129,19 +183,19 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         /* a relay that lost the room (restarted) or is going away: the next one, if any */
         if (cl->paired &&
             (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
-            relay_cl_failover(cl, reason))
+            cl->up->failover(cl, reason))
             return;
-        return relay_cl_fail(cl, refusal_code(cl, reason), reason);
+        return cl->up->fail(cl, refusal_code(cl, reason), reason);
     case TALLOW_MSG_VersionReject: {
         char why[320];
         str_of(&m.VersionReject.reason, reason, sizeof reason);
         snprintf(why, sizeof why,
                  "incompatible versions: the relay speaks protocol %u, this tallow %u (%s)",
                  m.VersionReject.version, RELAY_PROTO_VERSION, reason);
-        return relay_cl_fail(cl, TALLOW_EVERSION, why);
+        return cl->up->fail(cl, TALLOW_EVERSION, why);
     }
     case TALLOW_MSG_Pong:
-        return relay_cl_pong(cl, m.Pong.time);
+        return pong(cl, m.Pong.time);
     default: /* types a newer relay may add */
         return;
     }
@@ -156,7 +210,7 @@ void relay_cl_frames(relay_cl *cl)
         const uint8_t *f = b->buf + b->start;
         uint32_t L = relay_get32(f);
         if (L == 0 || L > RELAY_CL_MAX_FRAME)
-            return relay_cl_fail(cl, TALLOW_EPROTO, "bad frame length from the relay");
+            return cl->up->fail(cl, TALLOW_EPROTO, "bad frame length from the relay");
         if (live < 4 + (size_t)L) break;
         b->start += 4 + (size_t)L; /* the buffer stays put until the next read */
         cl->recv += 4 + (size_t)L;
@@ -168,7 +222,7 @@ void relay_cl_frames(relay_cl *cl)
             control(cl, p, plen);
             continue;
         case RELAY_CH_TARGET:
-            if (plen < 4) return relay_cl_fail(cl, TALLOW_EPROTO, "short targeted frame");
+            if (plen < 4) return cl->up->fail(cl, TALLOW_EPROTO, "short targeted frame");
             from = relay_get32(p);
             p += 4;
             plen -= 4;
@@ -185,7 +239,7 @@ void relay_cl_frames(relay_cl *cl)
             cl->depth--;
             continue;
         default:
-            return relay_cl_fail(cl, TALLOW_EPROTO, "unknown channel from the relay");
+            return cl->up->fail(cl, TALLOW_EPROTO, "unknown channel from the relay");
         }
     }
     if (b->start == b->end) b->start = b->end = 0;

@@ -1,9 +1,10 @@
-/* plugins/relay/relay_client_tls.c — `--relay tls://HOST:PORT`: GnuTLS over the relay client's
- * nonblocking TCP connection (after the SOCKS5 CONNECT when there is a proxy). The handshake is
- * driven by the event loop (state CL_TLS); the RoomJoin leaves only once the relay is verified:
- * by the system trust store and the host name, or — when TALLOW_RELAY_PIN (--relay-pin) is
- * set — by the SHA-256 of the certificate's SubjectPublicKeyInfo matching one of the pins
- * (base64 or hex, comma-separated), which then replaces CA trust. */
+/* plugins/relay/relay_client_tls.c — the relay client's connection I/O and `--relay
+ * tls://HOST:PORT`: GnuTLS over its nonblocking TCP connection (after the SOCKS5 CONNECT when
+ * there is a proxy). The handshake is driven by the event loop (state CL_TLS); the RoomJoin
+ * leaves only once the relay is verified: by the system trust store and the host name, or —
+ * when TALLOW_RELAY_PIN (--relay-pin) is set — by the SHA-256 of the certificate's
+ * SubjectPublicKeyInfo matching one of the pins (base64 or hex, comma-separated), which then
+ * replaces CA trust. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,20 +176,20 @@ void relay_cl_tls_step(relay_cl *cl)
                  "the name %s",
                  out.data ? (const char *)out.data : "verification failed", cl->host);
         gnutls_free(out.data);
-        return relay_cl_fail(cl, TALLOW_ERELAY, why);
+        return cl->up->fail(cl, TALLOW_ERELAY, why);
     }
     if (r < 0) {
-        if (cl->paired) return relay_cl_lost(cl, TALLOW_ECLOSED); /* resume goes on */
+        if (cl->paired) return cl->up->lost(cl, TALLOW_ECLOSED); /* resume goes on */
         snprintf(why, sizeof why,
                  "TLS handshake failed: %s (does this relay serve TLS? a plain relay is "
                  "HOST:PORT without tls://)",
                  gnutls_strerror(r));
-        return relay_cl_fail(cl, TALLOW_ERELAY, why);
+        return cl->up->fail(cl, TALLOW_ERELAY, why);
     }
     if (cl->pins && check_pin(cl, why, sizeof why) < 0)
-        return relay_cl_fail(cl, TALLOW_ERELAY, why);
+        return cl->up->fail(cl, TALLOW_ERELAY, why);
     cl->last_rx = tallow_loop_now(cl->loop);
-    if (relay_cl_send_join(cl) < 0) relay_cl_lost(cl, TALLOW_ECLOSED);
+    if (cl->up->join(cl) < 0) cl->up->lost(cl, TALLOW_ECLOSED);
 }
 
 ssize_t relay_cl_recv(relay_cl *cl, void *buf, size_t len)
@@ -236,6 +237,20 @@ ssize_t relay_cl_write(relay_cl *cl, const void *p, size_t len)
         n = tls_wr(cl, p, len);
     } while (n < 0 && errno == EINTR);
     return n;
+}
+
+void relay_cl_update(relay_cl *cl)
+{
+    if (!cl->io) return;
+    unsigned ev = TALLOW_IO_READ;
+    if (cl->state == CL_CONNECTING || (cl->state >= CL_JOINING && cl->out.bytes))
+        ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_SOCKS && cl->socks_out_len) ev |= TALLOW_IO_WRITE;
+    if (cl->state == CL_TLS) return; /* relay_cl_tls_step sets them */
+    if (ev != cl->events) {
+        cl->events = ev;
+        tallow_io_set(cl->io, ev);
+    }
 }
 
 void relay_cl_tls_bye(relay_cl *cl)

@@ -61,9 +61,6 @@ typedef struct relay_opsconf {
     char *listen;              /* as started: a reload cannot move it */
 } relay_opsconf;
 
-/* An option relay_service.c does not know: 1 if it was one of ours (stored), 0 if not ours, or
- * a negative error (message set). */
-int relay_ops_option(relay_srv *s, const char *key, const char *value);
 /* After the listener is up: starts the metrics endpoint if asked for. 0 or an error. */
 int relay_ops_start(relay_srv *s, const char *listen);
 /* Before the service is freed. */

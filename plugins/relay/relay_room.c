@@ -82,14 +82,6 @@ void relay_room_close(relay_room *r, const char *why, int leave)
     room_free_later(s, r);
 }
 
-void relay_room_unblock(relay_room *r)
-{
-    for (uint32_t i = 0; i < r->capacity; i++) {
-        relay_conn *o = r->slots[i].conn;
-        if (o && o->paused) relay_conn_kick(o);
-    }
-}
-
 void relay_room_detach(relay_conn *c, const char *why, int grace)
 {
     relay_room *r = c->room;
@@ -111,7 +103,7 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
             r->live};
         room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m);
         send_count(r);
-        relay_room_unblock(r);
+        relay_stream_unblock(r);
         return;
     }
     sl->used = 0;
@@ -130,7 +122,7 @@ void relay_room_detach(relay_conn *c, const char *why, int grace)
     if (r->used == 0)
         relay_room_close(r, why, 0);
     else
-        relay_room_unblock(r);
+        relay_stream_unblock(r);
 }
 
 void relay_room_sweep(relay_srv *s, uint64_t now)

@@ -11,10 +11,29 @@
 
 #include "relay_cl.h"
 
+int relay_socks_parse_url(relay_cl *cl, const char *url, char *host, size_t hc, char *port,
+                          size_t pc)
+{
+    static const char pfx[] = "socks5://";
+    if (strncmp(url, pfx, sizeof pfx - 1) != 0) {
+        tallow_ctx_set_error(cl->ctx, "relay: unsupported proxy '%s' (want socks5://host:port)",
+                             url);
+        return TALLOW_EINVAL;
+    }
+    url += sizeof pfx - 1;
+    size_t l = strcspn(url, "/");
+    char tmp[300];
+    if (l >= sizeof tmp) return TALLOW_EINVAL;
+    memcpy(tmp, url, l);
+    tmp[l] = 0;
+    if (!strchr(tmp, ':') || tmp[strlen(tmp) - 1] == ']') return TALLOW_EINVAL; /* port needed */
+    return relay_split_hostport(tmp, host, hc, port, pc);
+}
+
 static void socks_failed(relay_cl *cl, int err, const char *reason)
 {
-    if (cl->paired) return relay_cl_lost(cl, err); /* resuming: try again */
-    relay_cl_fail(cl, err, reason);
+    if (cl->paired) return cl->up->lost(cl, err); /* resuming: try again */
+    cl->up->fail(cl, err, reason);
 }
 
 void relay_socks_output(relay_cl *cl)
@@ -113,7 +132,7 @@ int relay_socks_input(relay_cl *cl)
     }
     if (live < need) return 0;
     b->start += need;
-    if ((cl->tls ? relay_cl_tls_start(cl) : relay_cl_send_join(cl)) < 0) {
+    if (cl->up->proxied(cl) < 0) {
         socks_failed(cl, TALLOW_ECLOSED, "cannot send RoomJoin");
         return -1;
     }

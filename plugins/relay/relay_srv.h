@@ -1,5 +1,6 @@
-/* plugins/relay/relay_srv.h — the relay service's internals, shared by relay_service.c (sockets,
- * options, timers, stats) and relay_room.c (rooms, joins, forwarding). Everything hangs off one
+/* plugins/relay/relay_srv.h — the relay service's internals, shared by its files (listed at the
+ * prototypes, bottom layer first: limits, options, STUN, connections, data path, rooms, then the
+ * operating entry points and the service itself). Everything hangs off one
  * relay_srv; nothing is freed while a callback may still hold it: dead connections and rooms go
  * to a graveyard that relay_srv_settle() empties at the end of every loop callback. */
 #ifndef TALLOW_PLUGIN_RELAY_SRV_H
@@ -111,7 +112,22 @@ typedef struct relay_limits {
     uint64_t join_rate; /* RoomJoins per second per address (IPv6 /64), bursts of 4x; 0: off */
 } relay_limits;
 
+/* What the connection layer (relay_conn.c) tells the layers above it, which it does not call by
+ * name: the arrows between the service's files point one way (down), and these callbacks are
+ * the way back up. relay_srv_wire (relay_service.c) sets them to the room and data-path
+ * functions. */
+typedef struct relay_conn_up {
+    void (*input)(relay_conn *c); /* bytes arrived in c->in: relay_conn_process (relay_room.c) */
+    int (*pump)(relay_conn *c);   /* c's streamed frame can move on: relay_stream_pump; 1 if gone */
+    void (*abort)(relay_conn *c); /* c stops mid-frame: relay_stream_abort */
+    /* c leaves its room (closing or killed); grace: hold its slot for a resume */
+    void (*detach)(relay_conn *c, const char *why, int grace);
+    /* a queue of r fell below low water: its paused senders may read (relay_stream_unblock) */
+    void (*unblock)(relay_room *r);
+} relay_conn_up;
+
 struct relay_srv {
+    const relay_conn_up *up; /* relay_srv_wire */
     tallow_ctx *ctx;
     tallow_loop *loop;
     const tallow_host *host;
@@ -120,6 +136,11 @@ struct relay_srv {
     char *password;
     int lfd, ufd;
     tallow_io *lio, *uio;
+    /* A second STUN port (relay_stun.c): a client that asks both sees whether its NAT maps each
+     * destination to a port of its own. stun2: -1 the listen port + 1, 0 none, or the port. */
+    int stun2, ufd2;
+    tallow_io *uio2;
+    uint16_t stun_port2; /* bound, or 0 */
     tallow_timer *sweep;
     uint16_t port;
     /* STUN answers per source (IPv4 address, IPv6 /64), a token bucket each: no reflector */
@@ -156,7 +177,59 @@ struct relay_srv {
 #define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
     (srv)->host->log((srv)->host, (lvl), "relay: " fmt, ##__VA_ARGS__)
 
-/* relay_service.c */
+/* ---- the service's files, bottom to top; each calls only the ones above it in this list
+ * (relay_proto.c, relay_metrics.c and relay_tls_srv.c are leaves beside them). */
+
+/* relay_limits.c: keyed hash tables, per-address accounting, token buckets */
+uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
+relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
+int relay_htab_add(relay_htab *t, relay_hnode *n);
+void relay_htab_del(relay_htab *t, relay_hnode *n);
+/* The entry of a client's address (an IPv4 address, an IPv6 /64), made if new; NULL: no memory. */
+relay_ip *relay_ip_get(relay_srv *s, const struct sockaddr_storage *ss);
+/* Frees an address entry nothing counts any more. */
+void relay_ip_put(relay_srv *s, relay_ip *ip);
+/* A token for one RoomJoin from ip (join-rate; loopback is exempt), or 0: refuse it. */
+int relay_join_allow(relay_srv *s, const relay_ip *ip);
+/* A token for one STUN answer to this source, or 0: drop the request. */
+int relay_stun_allow(relay_srv *s, const struct sockaddr_storage *from);
+
+/* relay_options.c */
+extern const char *const relay_options_help[];
+/* The defaults of every limit and setting. */
+void relay_srv_defaults(relay_srv *s);
+/* Parses service options into s (limits, password, splice, TLS files, the operating options of
+ * relay_ops.h); *listen and *stun are set when given. 0 or TALLOW_EINVAL (message set). */
+int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
+
+/* relay_stun.c: the STUN responder */
+/* A nonblocking UDP socket bound to a (asking for each request's destination address), or -1:
+ * *taken is set when the bind failed (the port is in use). */
+int relay_stun_socket(int family, const struct sockaddr *a, socklen_t al, int *taken);
+/* The second STUN socket, beside the first (bound to a, on s->port): on s->stun2's port, or
+ * s->port + 1. Its fd (s->stun_port2 set), or -1 (*taken: the port is in use or there is none). */
+int relay_stun_socket2(relay_srv *s, const struct sockaddr *a, socklen_t al, int *taken);
+/* Answers on s->ufd and s->ufd2 (those open) from now on. 0 or TALLOW_ENOMEM. */
+int relay_stun_start(relay_srv *s);
+/* Stops answering and closes the sockets. */
+void relay_stun_stop(relay_srv *s);
+
+/* relay_tls_srv.c */
+/* Loads a certificate chain and key (PEM) into new credentials (one reference). */
+int relay_tlscred_load(relay_srv *s, const char *cert, const char *key, relay_tlscred **out);
+void relay_tlscred_put(relay_tlscred *c);
+/* Takes the accepted TCP socket tfd into a TLS bridge; *relay_fd is the socket the relay
+ * serves instead. 0, or an error (tfd is then still the caller's). */
+int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd);
+/* Ends bridges whose relay side closed and whose TLS peer has not taken the rest in time. */
+void relay_tls_sweep(relay_srv *s, uint64_t now);
+/* Closes every bridge and drops the credentials. */
+void relay_tls_stop(relay_srv *s);
+
+/* relay_conn.c: the connection API */
+/* A new connection on the accepted socket cfd from ip (counted there), served in the loop.
+ * 0, or TALLOW_ENOMEM (cfd and ip are then still the caller's). */
+int relay_conn_new(relay_srv *s, int cfd, relay_ip *ip, int tls);
 /* Recomputes the events a connection waits for (read unless paused, write if data queued). */
 void relay_conn_update(relay_conn *c);
 /* Closes now: fd and watcher released, detached from its room (grace: hold the slot for
@@ -178,40 +251,17 @@ static inline size_t relay_conn_queued(const relay_conn *c)
 void relay_conn_acct(relay_conn *c, size_t before);
 /* Marks a paused connection to resume reading at settle time. */
 void relay_conn_kick(relay_conn *c);
+/* Gives c a pipe (from the pool or new). 0, or -1 (no pipe: copy instead). */
+int relay_pipe_get(relay_srv *s, relay_conn *c);
+/* Returns c's pipe to the pool (when empty) or closes it. */
+void relay_pipe_put(relay_srv *s, relay_conn *c);
+/* Join deadlines (refused) and drain deadlines (killed) that have passed; the sweep timer. */
+void relay_conn_sweep(relay_srv *s, uint64_t now);
 /* Resumes kicked connections and frees the graveyard; the end of every loop callback (and of
  * each input of the relay fuzz target, tests/fuzz/fuzz_relay_frame.c). */
 void relay_srv_settle(relay_srv *s);
-/* A token for one RoomJoin from ip (join-rate; loopback is exempt), or 0: refuse it. */
-int relay_join_allow(relay_srv *s, const relay_ip *ip);
-/* Frees an address entry nothing counts any more. */
-void relay_ip_put(relay_srv *s, relay_ip *ip);
-uint64_t relay_hash(relay_srv *s, const void *key, size_t len);
-relay_hnode *relay_htab_first(relay_htab *t, uint64_t hash);
-int relay_htab_add(relay_htab *t, relay_hnode *n);
-void relay_htab_del(relay_htab *t, relay_hnode *n);
 
-/* The defaults of every limit and setting. */
-void relay_srv_defaults(relay_srv *s);
-/* Parses service options into s (limits, password, splice, relay_ops_option's); *listen and
- * *stun are set when given. 0 or TALLOW_EINVAL (message set). */
-int relay_parse_opts(relay_srv *s, const tallow_kv *o, size_t n, const char **listen, int *stun);
-
-/* relay_tls_srv.c */
-/* Loads a certificate chain and key (PEM) into new credentials (one reference). */
-int relay_tlscred_load(relay_srv *s, const char *cert, const char *key, relay_tlscred **out);
-void relay_tlscred_put(relay_tlscred *c);
-/* Takes the accepted TCP socket tfd into a TLS bridge; *relay_fd is the socket the relay
- * serves instead. 0, or an error (tfd is then still the caller's). */
-int relay_tls_accept(relay_srv *s, int tfd, int *relay_fd);
-/* Ends bridges whose relay side closed and whose TLS peer has not taken the rest in time. */
-void relay_tls_sweep(relay_srv *s, uint64_t now);
-/* Closes every bridge and drops the credentials. */
-void relay_tls_stop(relay_srv *s);
-
-/* relay_room.c */
-/* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
-void relay_conn_process(relay_conn *c);
-/* relay_stream.c */
+/* relay_stream.c: the data path */
 /* Writes a run of c's frames (in place: len bytes at p) to its destinations, every other live
  * peer (to == 0) or one; with own, they then belong to c until its streamed frame ends.
  * Returns how many destinations took it. */
@@ -229,17 +279,21 @@ int relay_stream_pump(relay_conn *c);
 /* c stops mid-frame (gone or closing): its destinations, which have a cut frame, are killed
  * (with grace) and the rest of the frame is forgotten. */
 void relay_stream_abort(relay_conn *c);
-/* relay_service.c: gives c a pipe (from the pool or new). 0, or -1 (no pipe: copy instead). */
-int relay_pipe_get(relay_srv *s, relay_conn *c);
-/* Returns c's pipe to the pool (when empty) or closes it. */
-void relay_pipe_put(relay_srv *s, relay_conn *c);
+
+/* Lets the paused senders of r read again (its queues have room, or a stream into it ended). */
+void relay_stream_unblock(relay_room *r);
+
+/* relay_room.c: rooms, joins, what a connection sends */
+/* Parses and acts on the frames in c->in (until paused, closed, or a frame is streamed). */
+void relay_conn_process(relay_conn *c);
 /* Takes c out of its room; grace: hold its slot for a resume. */
 void relay_room_detach(relay_conn *c, const char *why, int grace);
 /* Closes a room: every peer gets RoomLeave{why} (if leave) and is disconnected. */
 void relay_room_close(relay_room *r, const char *why, int leave);
 /* Timeouts and grace expiries; called by the sweep timer. */
 void relay_room_sweep(relay_srv *s, uint64_t now);
-/* A connection's queue fell below low water: let its room's paused senders read again. */
-void relay_room_unblock(relay_room *r);
+/* relay_ops.c (relay_ops.h) and relay_service.c (the vtable) are the top. */
+/* relay_service.c: connects the connection layer to the rooms and the data path (s->up). */
+void relay_srv_wire(relay_srv *s);
 
 #endif

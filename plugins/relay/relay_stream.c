@@ -107,6 +107,14 @@ void relay_stream_start(relay_conn *c, const uint8_t *p, size_t len, uint32_t to
     if (relay_forward(c, p, len, to, 1) == 1 && !tls) relay_pipe_get(c->srv, c);
 }
 
+void relay_stream_unblock(relay_room *r)
+{
+    for (uint32_t i = 0; i < r->capacity; i++) {
+        relay_conn *o = r->slots[i].conn;
+        if (o && o->paused) relay_conn_kick(o);
+    }
+}
+
 /* The connections c's frame is streaming into (at most max). */
 static size_t dests(relay_conn *c, relay_conn **dv, size_t max)
 {
@@ -135,7 +143,7 @@ static void finish(relay_conn *c)
         relay_outq_move(&d->out, &d->defer);
         relay_conn_update(d);
     }
-    if (c->room) relay_room_unblock(c->room);
+    if (c->room) relay_stream_unblock(c->room);
 }
 
 /* Forgets the pipe and what it holds (its destination went away). */

@@ -72,13 +72,14 @@ static void fuzz_service(const uint8_t *data, size_t size)
 {
     relay_srv *s = calloc(1, sizeof *s);
     CHECK(s);
+    relay_srv_wire(s);
     s->ctx = ctx;
     static tallow_host host; /* the relay plugin's own, as the loader would make it */
     tallow__host_make(&host, ctx, "relay");
     s->host = &host;
     s->loop = tallow_ctx_loop(ctx);
     s->reg = tallow_ctx_registry(ctx);
-    s->lfd = s->ufd = -1;
+    s->lfd = s->ufd = s->ufd2 = -1;
     s->lim = (relay_limits){
         .max_rooms = 4, .max_peers = 4, .max_frame = 4096, .max_conns_per_ip = 64,
         .max_rooms_per_ip = 3, .room_timeout_ms = 3600000, .unpaired_timeout_ms = 600000,
@@ -167,6 +168,7 @@ static void fuzz_client(const uint8_t *data, size_t size)
     ch.ev = &cl_events;
     relay_cl *cl = calloc(1, sizeof *cl);
     CHECK(cl);
+    relay_cl_wire(cl);
     cl->ch = &ch;
     cl->ctx = ctx;
     cl->loop = ch.loop;

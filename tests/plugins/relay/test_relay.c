@@ -338,6 +338,66 @@ static void test_relay_stun_wildcard_dual(void **state)
     stun_from_wildcard("[::]:0");
 }
 
+/* One Binding request from fd to 127.0.0.1:port, answered within 3 s: the mapped address. */
+static void stun_ask(rt_env *e, int fd, uint16_t port, struct sockaddr_in *mapped)
+{
+    struct sockaddr_in relay = {.sin_family = AF_INET, .sin_port = htons(port)};
+    relay.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    uint8_t req[64], txid[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, (uint8_t)port}, resp[256];
+    int rl = tallow_stun_binding_request(req, sizeof req, txid);
+    assert_true(rl > 0);
+    ssize_t n = -1;
+    for (int i = 0; i < 300 && n < 0; i++) {
+        if (i % 100 == 0)
+            assert_int_equal(sendto(fd, req, (size_t)rl, 0, (struct sockaddr *)&relay, sizeof relay),
+                             rl);
+        tallow_loop_run_once(e->loop, 10);
+        n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
+    }
+    if (n < 0) fail_msg("no STUN reply from UDP port %u", port);
+    tallow_stun_msg m;
+    assert_int_equal(tallow_stun_parse(resp, (size_t)n, &m), 0);
+    assert_memory_equal(resp + 8, txid, 12); /* the answer to this request */
+    struct sockaddr_storage a;
+    socklen_t al = sizeof a;
+    assert_int_equal(tallow_stun_mapped_address(&m, &a, &al), 0);
+    assert_int_equal(a.ss_family, AF_INET);
+    memcpy(mapped, &a, sizeof *mapped);
+}
+
+/* The relay answers STUN on a second UDP port (the listen port + 1 by default), so that a client
+ * with one relay can compare two mappings: from loopback (no NAT) both report the same address. */
+static void test_relay_stun_two_ports(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    uint16_t p2 = (uint16_t)rt_stat(&e, "stun_port2");
+    assert_int_equal(p2, e.port + 1);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET}, m1, m2;
+    me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    socklen_t ml = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &ml);
+    stun_ask(&e, fd, e.port, &m1);
+    stun_ask(&e, fd, p2, &m2);
+    assert_int_equal(m1.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+    assert_int_equal(m1.sin_port, me.sin_port);
+    assert_int_equal(m2.sin_addr.s_addr, m1.sin_addr.s_addr);
+    assert_int_equal(m2.sin_port, m1.sin_port);
+    close(fd);
+    rt_env_stop(&e);
+    /* stun-port2 = off: one port only */
+    tallow_kv off[] = {{"stun-port2", "off"}};
+    assert_int_equal(rt_env_start(&e, off, 1), 0);
+    assert_int_equal(rt_stat(&e, "stun_port2"), 0);
+    rt_env_stop(&e);
+    /* a bad value is refused */
+    tallow_kv bad[] = {{"stun-port2", "70000"}};
+    assert_true(rt_env_start(&e, bad, 1) < 0);
+    rt_env_stop(&e);
+}
+
 static void test_relay_ping(void **state)
 {
     rt_env e;
@@ -416,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_relay_stun_rate_limited),
         cmocka_unit_test(test_relay_stun_wildcard_v4),
         cmocka_unit_test(test_relay_stun_wildcard_dual),
+        cmocka_unit_test(test_relay_stun_two_ports),
         cmocka_unit_test(test_relay_ping),
         cmocka_unit_test(test_relay_ipv6),
     };

@@ -1,0 +1,156 @@
+/* plugins/gather-portmap/portmap.h — what the gather-portmap plugin's files share: a mapping
+ * request (pm_map) and its protocols' state, the UPnP jobs, the plugin state, and the functions
+ * each file offers the others. The files: gather_portmap.c (the gatherer: starting a request,
+ * delivering its candidate, the plugin's entry points), pm_pcp.c (PCP, and the PCP -> NAT-PMP
+ * chain's retransmissions), pm_natpmp.c (NAT-PMP through libnatpmp), pm_upnp.c (UPnP IGD through
+ * libminiupnpc, in a thread per job), pm_lease.c (renewal, deletion, the signal path). */
+#ifndef TALLOW_PLUGIN_PORTMAP_H
+#define TALLOW_PLUGIN_PORTMAP_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include <miniupnpc/miniupnpc.h>
+#include <miniupnpc/upnpcommands.h>
+#include <natpmp.h>
+#include <tallow/tallow.h>
+
+#include "pcp.h"
+
+#define PM_GATHER_MS 1500 /* the gathering answers by then at the latest */
+#define PM_UPNP_DISCOVER_MS 900
+#define PM_RETRY_MS 250 /* PCP and NAT-PMP: first retransmission, doubling */
+#define PM_DEFAULT_LEASE 3600
+#define PM_MAX_SIG_STATES 8
+
+enum { PM_PCP = 1, PM_NATPMP = 2, PM_UPNP = 4 };
+
+typedef struct pm_state pm_state;
+typedef struct pm_map pm_map;
+
+/* A UPnP job in its thread. The loop learns it finished through the pipe. */
+typedef struct pm_job {
+    pm_state *st;
+    pm_map *m; /* NULL once the mapping it served went away */
+    struct pm_job *next;
+    pthread_t thread;
+    int pipe[2];
+    tallow_io *io;
+    pthread_mutex_t mu;
+    int cancel; /* under mu: do not add a mapping */
+    /* in */
+    int renew; /* 1: AddPortMapping again with the urls below (no discovery) */
+    uint16_t port, ext_port;
+    uint32_t lease;
+    /* out */
+    int ok, added;
+    char why[96];
+    struct UPNPUrls urls;
+    struct IGDdatas data;
+    char lanaddr[64], extip[40];
+    uint32_t granted;
+} pm_job;
+
+struct pm_map {
+    pm_state *st;
+    pm_map *next;
+    tallow_udp *udp;
+    uint16_t port; /* the endpoint's port */
+    struct in_addr gw, local;
+    int protos; /* still allowed */
+    uint64_t t0;
+    /* the gathering */
+    tallow_gather_cb cb;
+    void *ud;
+    int delivered, allow_loopback;
+    tallow_timer *deadline;
+    /* PCP and NAT-PMP on the gateway's port 5351 */
+    int pcp_fd;
+    tallow_io *pcp_io;
+    pcp_map pcp;
+    int pcp_tries;
+    natpmp_t natpmp;
+    int natpmp_open, natpmp_phase; /* 1 public address, 2 mapping, 3 renewing */
+    tallow_io *natpmp_io;
+    tallow_timer *retry;
+    int chain_done; /* PCP/NAT-PMP gave up or won */
+    char chain_why[96];
+    /* UPnP */
+    pm_job *job;
+    int upnp_done;
+    char upnp_why[96];
+    struct UPNPUrls urls;
+    struct IGDdatas data;
+    int have_urls;
+    char lanaddr[64];
+    /* the mapping */
+    int proto; /* PM_*, 0 none */
+    struct in_addr ext;
+    uint16_t ext_port;
+    uint32_t lifetime;
+    tallow_timer *renew;
+};
+
+struct pm_state {
+    const tallow_host *host;
+    pm_map *maps;
+    pm_job *jobs; /* threads still running or not yet reaped */
+    int sig_pipe[2];
+    tallow_io *sig_io;
+    int sig_slot; /* index in pm_sig_fds, or -1 */
+};
+
+/* gather_portmap.c */
+void pm_log(pm_state *st, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A positive number from the environment (at most 86400000), or def. */
+uint32_t pm_env_u32(const char *name, uint32_t def);
+/* Takes m off its state's list. */
+void pm_unlink(pm_map *m);
+/* A protocol granted a mapping: the others stop, renewal is scheduled, the candidate goes out. */
+void pm_won(pm_map *m, int proto, struct in_addr ext, uint16_t ext_port, uint32_t life);
+/* Delivers "no mapping" once every protocol has given up. */
+void pm_check_all_failed(pm_map *m);
+
+/* pm_pcp.c: PCP on the gateway's port 5351, then NAT-PMP there (the chain) */
+/* Opens the socket toward the gateway and prepares the MAP request. 0 or -1. */
+int pm_pcp_start(pm_map *m);
+/* Sends the MAP request with this lifetime (0: delete). */
+void pm_pcp_send(pm_map *m, uint32_t lifetime);
+void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud);
+/* The chain gave up (why): stops it, and delivers if UPnP gave up too. */
+void pm_chain_failed(pm_map *m, const char *why);
+/* Stops the chain's watchers and timer; closing also closes its sockets. */
+void pm_stop_chain(pm_map *m);
+void pm_close_chain(pm_map *m);
+/* Retransmissions while the chain (or a PCP/NAT-PMP renewal) waits for its answer. */
+void pm_retry(tallow_timer *t, void *ud);
+
+/* pm_natpmp.c */
+void pm_natpmp_start(pm_map *m);
+/* Takes libnatpmp's answer (or lets it resend). */
+void pm_natpmp_poll(pm_map *m);
+void pm_natpmp_read(tallow_io *io, int fd, unsigned ev, void *ud);
+
+/* pm_upnp.c */
+/* A UPnP job for m in its own thread: discovery and AddPortMapping, or (renew) AddPortMapping
+ * again with m's urls. NULL if it could not start. */
+pm_job *pm_job_start(pm_map *m, int renew);
+void pm_job_free(pm_job *j);
+/* Deletes a UPnP mapping (blocking: one request). */
+void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, uint16_t ext_port);
+
+/* pm_lease.c */
+/* The lifetime asked for (TALLOW_PORTMAP_LEASE, default PM_DEFAULT_LEASE seconds). */
+uint32_t pm_lease(void);
+/* Renewal at half the granted lifetime (or TALLOW_PORTMAP_RENEW_MS). */
+void pm_schedule_renew(pm_map *m);
+/* Deletes the mapping (if any) and frees everything of m. Blocks for UPnP's one request. */
+void pm_map_free(pm_map *m);
+/* Deletes every mapping of the state (on a signal). */
+void pm_delete_all(pm_state *st);
+/* SIGINT/SIGTERM delete the mappings first: installed while the state holds a mapping. */
+void pm_sig_install(pm_state *st);
+void pm_sig_uninstall(pm_state *st);
+
+#endif
