@@ -420,7 +420,7 @@ static int l_direct(lua_State *L)
     return tallow__lua_wait(L, &ls->path_w, NULL, 0);
 }
 
-/* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=,
+/* s:info() -> {path=, direct=, verify=, rtt_ms=, bytes_sent=, bytes_recv=, peers=, stats=,
  *              direct_failed= (why the direct path failed) | candidates= ("ours-theirs" kinds of
  *              the direct pair), direct_ms= (its negotiation time)} */
 static int l_info(lua_State *L)
@@ -441,6 +441,10 @@ static int l_info(lua_State *L)
     lua_setfield(L, -2, "bytes_recv");
     lua_pushinteger(L, info.peers);
     lua_setfield(L, -2, "peers");
+    if (info.stats) {
+        lua_pushstring(L, info.stats);
+        lua_setfield(L, -2, "stats");
+    }
     const tallow__neg *neg = tallow__neg_of(ls->s);
     const char *lk, *rk;
     double ms;

@@ -79,6 +79,9 @@ typedef struct tallow_channel_info {
     uint32_t peer_index;   /* this peer's index in a room */
     uint32_t peers;        /* peers in the room, if known */
     uint32_t capacity;     /* the room's capacity (2: a pair), if known */
+    /* What the channel cost so far, "name=value ..." (datagrams, batches, losses); NULL if the
+     * transport keeps no counters; borrowed until the channel's next call. */
+    const char *stats;
 } tallow_channel_info;
 
 /* The base every channel instance starts with. Filled by the host before open.

@@ -84,4 +84,4 @@ if not res then ui.die(err, ecode) end
 ui.say("Sent %d file%s, %s in %.2f s, over the %s%s.", res.files, res.files == 1 and "" or "s",
     ui.size(res.total), res.seconds, res.path == "direct" and "direct path" or res.path,
     res.resumed > 0 and string.format("; %s %s already there", ui.size(res.resumed), res.resumed == 1 and "was" or "were") or "")
-ui.event("sent", { files = res.files, bytes = res.total, wire_bytes = res.wire_bytes, resumed = res.resumed, seconds = res.seconds, path = res.path })
+ui.event("sent", { files = res.files, bytes = res.total, wire_bytes = res.wire_bytes, resumed = res.resumed, seconds = res.seconds, path = res.path, transport = s:info().stats })

@@ -40,6 +40,10 @@
 #define QUIC_BATCH 64            /* datagrams per cbs->send, at most */
 #define QUIC_BATCH_BYTES 65000   /* bytes per cbs->send, at most: one UDP_SEGMENT send */
 #define QUIC_BIG_BLACKHOLE_PTOS 2 /* PTOs before unacknowledged large datagrams count as lost */
+/* ... and at least this long since the first of them went out. PTOs alone are tens of ms on a
+ * local path: a peer process kept off the CPU that long (a loaded machine) looked like a black
+ * hole, and the rest of the transfer went in 11x as many datagrams for twice the CPU. */
+#define QUIC_BIG_BLACKHOLE_NS (1000 * NGTCP2_MILLISECONDS)
 /* With large datagrams: ngtcp2's unit for congestion control (see quic_settings). */
 #define QUIC_BIG_CC_UNIT ((size_t)512 << 10)
 /* Lateness of a paced send made up, at most (quic_write_burst). */
@@ -107,9 +111,12 @@ struct quic_conn {
     uint64_t rx_window; /* flow-control window we give the peer */
     int hs_confirmed, big_proven;
     uint64_t big_probe_end;
+    uint64_t big_probe_ts; /* when the first large datagram went out */
     /* When the next paced quantum was due (0: not pacing-limited). */
     uint64_t pace_due;
 
+    quic_conn_stat cnt;        /* the counters of quic_conn_get_stat */
+    uint64_t last_recovery_ts; /* congestion_recovery_start_ts last seen */
     uint8_t *txbuf; /* QUIC_BATCH_BYTES, at least one packet */
     uint8_t close_pkt[QUIC_MIN_PKT];
     size_t close_len;
@@ -186,7 +193,15 @@ static void quic_send(quic_conn *c, const ngtcp2_addr *to, const uint8_t *data, 
     const struct sockaddr *sa = to && to->addrlen ? to->addr : (const struct sockaddr *)&c->remote;
     socklen_t salen = to && to->addrlen ? to->addrlen : c->rlen;
     /* A failed send is a lost packet: QUIC recovers. */
-    (void)c->cbs.send(c->ud, sa, salen, data, len, segsz);
+    uint64_t count = segsz ? (len + segsz - 1) / segsz : 1;
+    int n = c->cbs.send(c->ud, sa, salen, data, len, segsz);
+    c->cnt.tx_calls++;
+    c->cnt.tx_dgrams += count;
+    c->cnt.tx_bytes += len;
+    if (n >= 0 && (uint64_t)n < count)
+        c->cnt.tx_failed += count - (uint64_t)n;
+    else if (n < 0)
+        c->cnt.tx_failed += count;
 }
 
 /* Error the peer's CONNECTION_CLOSE means for us. */
@@ -661,6 +676,8 @@ int quic_conn_recv(quic_conn *c, const struct sockaddr *from, socklen_t fromlen,
         }
         return quic_dispatch(c);
     }
+    c->cnt.rx_dgrams++;
+    c->cnt.rx_bytes += len;
     if (!c->conn && (!c->is_server || quic_server_accept(c, from, fromlen, pkt, len, now_ns) != 0))
         return 0;
     ngtcp2_path path = {
@@ -687,14 +704,17 @@ size_t quic_conn_write(quic_conn *c, const uint8_t *data, size_t len)
     uint64_t room = quic_ring_free(c);
     size_t n = len < room ? len : (size_t)room;
     quic_ring_put(c, data, n);
-    if (n < len) c->want_writable = 1;
+    if (n < len) {
+        c->want_writable = 1;
+        c->cnt.ring_full++;
+    }
     return n;
 }
 
 /* Large datagrams that no acknowledgement has vouched for yet while timeouts pile up: the path
  * drops them (a middlebox with a smaller MTU). Back to QUIC_MAX_PKT for good; ngtcp2 resends
  * their frames in the smaller packets. */
-static void quic_check_blackhole(quic_conn *c)
+static void quic_check_blackhole(quic_conn *c, uint64_t now)
 {
     if (!c->big || c->big_proven || !c->big_probe_end) return;
     if (c->acked >= c->big_probe_end) {
@@ -703,7 +723,8 @@ static void quic_check_blackhole(quic_conn *c)
     }
     ngtcp2_conn_stat st;
     ngtcp2_conn_get_conn_stat(c->conn, &st);
-    if (st.pto_count >= QUIC_BIG_BLACKHOLE_PTOS) c->big = 0;
+    if (st.pto_count >= QUIC_BIG_BLACKHOLE_PTOS && now - c->big_probe_ts >= QUIC_BIG_BLACKHOLE_NS)
+        c->big = 0;
 }
 
 /* Room offered for one packet. With shaping (the default), ngtcp2 sizes ordinary packets to the
@@ -715,6 +736,25 @@ static size_t quic_pkt_room(const quic_conn *c)
     return c->hs_confirmed ? c->big : QUIC_MIN_PKT;
 }
 
+/* Why a burst ended with nothing more written (the counters), and congestion events. */
+static void quic_count_stop(quic_conn *c, int blocked, size_t pmax)
+{
+    ngtcp2_conn_stat st;
+    ngtcp2_conn_get_conn_stat(c->conn, &st);
+    if (st.congestion_recovery_start_ts != c->last_recovery_ts &&
+        st.congestion_recovery_start_ts != UINT64_MAX && st.congestion_recovery_start_ts != 0) {
+        c->last_recovery_ts = st.congestion_recovery_start_ts;
+        c->cnt.recoveries++;
+    }
+    if (!c->hs_done || c->stream_id < 0 || c->sent >= c->end) return; /* nothing to send */
+    if (blocked)
+        c->cnt.fc_stops++;
+    else if (st.bytes_in_flight + pmax > st.cwnd)
+        c->cnt.cwnd_stops++;
+    else
+        c->cnt.pace_stops++;
+}
+
 /* One burst: packets of up to the path MTU written back to back, handed to cbs->send in runs of
  * equal size. Stops when ngtcp2 has nothing more to send now (congestion, pacing, flow control)
  * or after one send quantum; returns 1 in that last case. */
@@ -722,7 +762,7 @@ static int quic_write_burst(quic_conn *c, uint64_t now)
 {
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    quic_check_blackhole(c);
+    quic_check_blackhole(c, now);
     size_t pmax = quic_pkt_room(c);
     size_t unit = c->path_udp > QUIC_ETH_PKT ? pmax /* sizes are ours */
                                              : ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
@@ -730,7 +770,7 @@ static int quic_write_burst(quic_conn *c, uint64_t now)
     if (maxpkts < 1) maxpkts = 1;
     if (maxpkts > QUIC_BATCH) maxpkts = QUIC_BATCH;
     size_t total = 0, segsz = 0, npkts = 0, sent_pkts = 0;
-    int blocked = 0, quantum = 0;
+    int blocked = 0, quantum = 0, pkt_data = 0;
     ngtcp2_path_storage_zero(&ps);
     for (;;) {
         ngtcp2_vec v[2];
@@ -745,8 +785,12 @@ static int quic_write_burst(quic_conn *c, uint64_t now)
             ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, c->txbuf + total, pmax, &nd,
                                       NGTCP2_WRITE_STREAM_FLAG_MORE, sid, nv ? v : NULL, nv, now);
         if (nd > 0) {
+            pkt_data = 1;
             c->sent += (uint64_t)nd;
-            if (n > QUIC_MAX_PKT && !c->big_probe_end) c->big_probe_end = c->sent;
+            if (n > QUIC_MAX_PKT && !c->big_probe_end) {
+                c->big_probe_end = c->sent;
+                c->big_probe_ts = now;
+            }
         }
         if (n == NGTCP2_ERR_WRITE_MORE) continue;
         if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
@@ -759,7 +803,12 @@ static int quic_write_burst(quic_conn *c, uint64_t now)
             quic_close(c, (int)n, quic_map_liberr(c, (int)n), now);
             return 0;
         }
-        if (n == 0) break;
+        if (n == 0) {
+            quic_count_stop(c, blocked, pmax);
+            break;
+        }
+        if (!pkt_data) c->cnt.tx_nodata++;
+        pkt_data = 0;
         if (npkts && (size_t)n > segsz) { /* larger than the run (a PMTUD probe): new run */
             quic_send(c, &ps.path.remote, c->txbuf, total, segsz);
             memmove(c->txbuf, c->txbuf + total, (size_t)n);
@@ -817,6 +866,9 @@ uint64_t quic_conn_expiry(quic_conn *c)
 int quic_conn_on_expiry(quic_conn *c, uint64_t now_ns)
 {
     if (!c->closed && c->conn) {
+        ngtcp2_conn_stat st;
+        ngtcp2_conn_get_conn_stat(c->conn, &st);
+        if (st.loss_detection_timer <= now_ns) c->cnt.loss_timer++;
         int rv = ngtcp2_conn_handle_expiry(c->conn, now_ns);
         if (rv != 0) quic_close(c, rv, quic_map_liberr(c, rv), now_ns);
     }
@@ -839,12 +891,13 @@ void quic_conn_close(quic_conn *c, uint64_t now_ns)
 
 void quic_conn_get_stat(quic_conn *c, quic_conn_stat *out)
 {
-    memset(out, 0, sizeof(*out));
+    *out = c->cnt;
     if (c->conn) {
         ngtcp2_conn_stat st;
         ngtcp2_conn_get_conn_stat(c->conn, &st);
         out->rtt_ns = st.first_rtt_sample_ts != UINT64_MAX ? st.smoothed_rtt : 0;
         out->in_flight = st.bytes_in_flight;
+        out->cwnd = st.cwnd;
     }
     uint64_t pre = c->is_server ? 0 : sizeof(quic_preamble);
     out->bytes_sent = c->sent > pre ? c->sent - pre : 0;

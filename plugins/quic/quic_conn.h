@@ -22,7 +22,8 @@ typedef struct quic_conn quic_conn;
  * Pointers are borrowed for the call. */
 typedef struct quic_conn_cbs {
     /* Send `len` bytes = datagrams of size segsz (the last may be shorter) to `to`, e.g. with
-     * UDP_SEGMENT or sendmmsg. Returns 0 or -errno; a failure counts as packet loss. */
+     * UDP_SEGMENT or sendmmsg. Returns the datagrams sent (from the start; fewer than given when
+     * the socket was full) or -errno; a datagram not sent counts as packet loss. */
     int (*send)(void *ud, const struct sockaddr *to, socklen_t tolen, const uint8_t *data,
                 size_t len, size_t segsz);
     /* Handshake done (peer proved the same PSK, ALPN "h3") and the stream is open. */
@@ -46,6 +47,19 @@ typedef struct quic_conn_stat {
     uint64_t unsent;     /* of those, bytes not yet handed to the network */
     uint32_t max_dgram;  /* the largest datagram we would send now */
     uint64_t in_flight;  /* bytes in packets sent and neither acknowledged nor declared lost */
+    /* Counters since the start (what a transfer cost: --json's final event, the debug log). */
+    uint64_t tx_dgrams, tx_bytes; /* datagrams written (handed to cbs->send) and their bytes */
+    uint64_t tx_calls;            /* cbs->send calls (one UDP_SEGMENT batch each, at best) */
+    uint64_t tx_failed;           /* datagrams cbs->send refused (socket full: lost) */
+    uint64_t tx_nodata;           /* packets with no new stream data: ACKs, resends, control */
+    uint64_t rx_dgrams, rx_bytes; /* datagrams fed to quic_conn_recv */
+    uint64_t recoveries;          /* congestion events (loss detected) */
+    uint64_t loss_timer;          /* loss-detection timer expiries (PTO or time-threshold) */
+    uint64_t cwnd_stops;          /* bursts ended by the congestion window */
+    uint64_t pace_stops;          /* bursts ended by pacing with window left */
+    uint64_t fc_stops;            /* bursts ended by the peer's flow control */
+    uint64_t ring_full;           /* writes cut short by the full send buffer */
+    uint64_t cwnd;                /* congestion window now */
 } quic_conn_stat;
 
 /* Creates a connection. is_server: 0 = QUIC client (starts the handshake at the first flush),
@@ -56,8 +70,8 @@ typedef struct quic_conn_stat {
  * max_udp_payload_size (at most QUIC_CONN_BIG_PKT). Up to 1472 (a 1500-byte link) datagrams are
  * as on any path: 1200, grown to 1452 by PMTUD. Above, once the handshake is confirmed they are
  * min(max_udp, QUIC_CONN_BIG_PKT, the peer's max_udp_payload_size), and 1452 for good if the
- * first of them is still unacknowledged after two PTOs (a black hole); congestion control then
- * also starts at, and never falls below, 1 MiB. rcvbuf: our socket's receive buffer as the
+ * first of them is still unacknowledged after two PTOs and 1 s (a black hole); congestion control
+ * then also starts at, and never falls below, 1 MiB. rcvbuf: our socket's receive buffer as the
  * kernel reports it (SO_RCVBUF), 0 if unknown; with large datagrams the flow-control window we
  * give the peer is half of it, so what it may have in flight fits. cbs is copied; ud is passed
  * back. now_ns: any monotonic clock in ns, used consistently afterwards. Returns NULL on failure

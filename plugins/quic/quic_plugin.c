@@ -3,10 +3,12 @@
  * and the frame bytes. Timers and flushes run on the context's loop. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <tallow/error.h>
 #include <tallow/loop.h>
@@ -81,9 +83,62 @@ struct quic_link {
     uint8_t *rx;
     size_t rx_len, rx_got, rx_cap;
     char path[80];
+    char stats[400];    /* quic_get_info's stats, and the debug line at close */
+    uint32_t rx_drops0; /* the socket's drop count when we opened (SO_MEMINFO) */
+    uint32_t rx_drops;  /* datagrams the kernel dropped at our socket since (buffer full) */
+    uint64_t defers;    /* flushes run at the start of a loop round */
+    uint64_t timers;    /* flushes run by the connection's timer */
+    int stats_logged;
 };
 
 static void link_schedule(quic_link *l);
+
+/* Datagrams the kernel dropped at the socket (its buffer was full), from SO_MEMINFO. */
+static uint32_t link_sock_drops(tallow_udp *u)
+{
+#ifdef SO_MEMINFO
+    uint32_t mi[SK_MEMINFO_VARS] = {0};
+    socklen_t ml = sizeof(mi);
+    if (u && getsockopt(tallow_udp_fd(u), SOL_SOCKET, SO_MEMINFO, mi, &ml) == 0 &&
+        ml > SK_MEMINFO_DROPS * sizeof(uint32_t))
+        return mi[SK_MEMINFO_DROPS];
+#else
+    (void)u;
+#endif
+    return 0;
+}
+
+/* The counters as "name=value ..." into l->stats. */
+static const char *link_stats(quic_link *l)
+{
+    quic_conn_stat st;
+    if (!l->qc) return l->stats;
+    quic_conn_get_stat(l->qc, &st);
+    if (l->udp) l->rx_drops = link_sock_drops(l->udp) - l->rx_drops0;
+    snprintf(l->stats, sizeof(l->stats),
+             "tx_dgrams=%llu tx_bytes=%llu tx_calls=%llu tx_failed=%llu tx_nodata=%llu "
+             "rx_dgrams=%llu rx_bytes=%llu rx_drops=%u recoveries=%llu loss_timer=%llu "
+             "cwnd_stops=%llu pace_stops=%llu fc_stops=%llu ring_full=%llu flushes=%llu "
+             "timers=%llu max_dgram=%u cwnd=%llu rtt_us=%llu",
+             (unsigned long long)st.tx_dgrams, (unsigned long long)st.tx_bytes,
+             (unsigned long long)st.tx_calls, (unsigned long long)st.tx_failed,
+             (unsigned long long)st.tx_nodata, (unsigned long long)st.rx_dgrams,
+             (unsigned long long)st.rx_bytes, (unsigned)l->rx_drops,
+             (unsigned long long)st.recoveries, (unsigned long long)st.loss_timer,
+             (unsigned long long)st.cwnd_stops, (unsigned long long)st.pace_stops,
+             (unsigned long long)st.fc_stops, (unsigned long long)st.ring_full,
+             (unsigned long long)l->defers, (unsigned long long)l->timers, (unsigned)st.max_dgram,
+             (unsigned long long)st.cwnd, (unsigned long long)(st.rtt_ns / 1000u));
+    return l->stats;
+}
+
+/* One debug line per connection, when it closes. */
+static void link_log_stats(quic_link *l)
+{
+    if (l->stats_logged || !l->qc || !l->host) return;
+    l->stats_logged = 1;
+    l->host->log(l->host->ctx, TALLOW_LOG_DEBUG, "%s: closed: %s", l->path, link_stats(l));
+}
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
 
@@ -92,6 +147,7 @@ static void link_quic_close(quic_link *l)
     if (l->quic_closed) return;
     l->quic_closed = 1;
     if (l->udp && l->qc) quic_conn_close(l->qc, tallow_now_ns());
+    link_log_stats(l);
     l->udp = NULL;
 }
 
@@ -102,6 +158,7 @@ static void link_maybe_destroy(quic_link *l)
     if (!l->dead || l->depth > 0) return;
     if (l->qc) {
         link_quic_close(l);
+        link_log_stats(l);
         if (l->timer) tallow_timer_stop(l->timer);
         if (l->open_timer) tallow_timer_stop(l->open_timer);
         if (l->watch) tallow_timer_stop(l->watch);
@@ -156,14 +213,18 @@ static int link_send(void *ud, const struct sockaddr *to, socklen_t tolen, const
     quic_link *l = ud;
     if (!l->udp) return -EPIPE;
     size_t chunk = segsz && segsz < QUIC_GSO_BYTES ? (QUIC_GSO_BYTES / segsz) * segsz : len;
+    int total = 0;
     while (len) {
         size_t k = len < chunk ? len : chunk;
+        size_t want = segsz ? (k + segsz - 1) / segsz : 1;
         int rv = tallow_udp_send_batch(l->udp, to, tolen, data, k, segsz ? segsz : k);
-        if (rv < 0) return rv;
+        if (rv < 0) return total ? total : rv;
+        total += rv;
+        if ((size_t)rv < want) break; /* the socket is full: the rest is lost */
         data += k;
         len -= k;
     }
-    return 0;
+    return total;
 }
 
 static void link_on_watch(tallow_timer *t, void *ud);
@@ -260,6 +321,7 @@ static void link_on_closed(void *ud, int err)
 {
     quic_link *l = ud;
     l->quic_closed = 1; /* nothing more to send */
+    link_log_stats(l);
     link_fail(l, err);
 }
 
@@ -291,6 +353,7 @@ static void link_on_defer(void *ud)
     link_enter(l);
     if (!l->dead && !l->quic_closed) {
         uint64_t now = tallow_now_ns();
+        l->defers++;
         l->rx_unflushed = 0;
         l->rx_dgrams = 0;
         l->in_quic = 1;
@@ -317,6 +380,7 @@ static void link_on_timer(tallow_timer *t, void *ud)
     quic_link *l = ud;
     (void)t;
     l->timer = NULL; /* one-shot: freed by the loop */
+    l->timers++;
     link_request_flush(l);
 }
 
@@ -459,6 +523,7 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     } else {
         snprintf(l->path, sizeof(l->path), "direct");
     }
+    l->rx_drops0 = link_sock_drops(p->udp);
     tallow_udp_on(p->udp, TALLOW_UDP_QUIC, link_on_dgram, l);
     qch->link = l;
     return 0;
@@ -559,6 +624,7 @@ static void quic_get_info(tallow_channel *ch, tallow_channel_info *info)
     info->bytes_recv = st.bytes_recv;
     info->peer_index = l->initiator ? 0 : 1;
     info->peers = 2;
+    info->stats = link_stats(l);
 }
 
 static size_t quic_queued(tallow_channel *ch)
