@@ -39,7 +39,10 @@ fuzz: deps
 demo: build
 	@./scripts/demo.sh $(BUILD)
 
-# Benchmarks against magic-wormhole and cp on loopback (tests/bench; not part of `make test`).
+# Benchmarks against magic-wormhole, scp, rsync -e ssh (a throwaway sshd on 127.0.0.1, root) and
+# cp on loopback (tests/bench; not part of `make test`): CPU s per GiB for every row, min/median/max
+# over BENCH_TALLOW_RUNS (5) runs of the tallow rows. One benchmark at a time:
+# flock /tmp/tallow-bench.lock make bench
 bench: build
 	@./tests/bench/run.sh $(BUILD)
 

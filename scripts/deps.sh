@@ -9,7 +9,8 @@ clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip 
 libjansson-dev libzip-dev magic-wormhole python3-magic-wormhole-mailbox-server
 magic-wormhole-transit-relay wormhole-william prometheus dnsmasq-base libnetfilter-queue-dev
 iperf3 iputils-ping systemd python3-cryptography libminiupnpc-dev libnatpmp-dev miniupnpd
-miniupnpd-iptables miniupnpc natpmpc openssl"
+miniupnpd-iptables miniupnpc natpmpc openssl
+openssh-server openssh-client rsync"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

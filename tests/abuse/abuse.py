@@ -17,7 +17,6 @@ import filecmp
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,8 @@ import tempfile
 import threading
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish, free_port  # noqa: E402
+from tallowtest import finish, free_port, wait_listening  # noqa: E402
+from relaywire import ctrl_frame, room_join  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 MEM_BOUND_KB = 16 * 1024
@@ -50,28 +50,6 @@ def connect(src, port):
     s.settimeout(2)
     s.connect(("127.0.0.1", port))
     return s
-
-
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def room_join(room):
-    """RoomJoin{room = 1, version = 3 (2)} as the registry codec writes it (msg.h): type 3, body of
-    tagged fields (tag << 3 | wire), bytes fields length-prefixed."""
-    body = bytes([1 << 3 | 2]) + varint(len(room)) + room + bytes([3 << 3 | 0, 2])
-    return varint(3) + varint(len(body)) + body
-
-
-def ctrl_frame(msg):
-    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
 
 
 class Flood:
@@ -171,12 +149,7 @@ def main():
     relay = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", "--join-timeout", "2"],
                              stdout=subprocess.DEVNULL, stderr=open(rlog, "wb"),
                              env=dict(os.environ, TALLOW_LOG="info"))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening("127.0.0.1", port)
     fails = []
     env = dict(os.environ, TALLOW_RELAY=f"127.0.0.1:{port}", TALLOW_NO_P2P="1")
     env.pop("TALLOW_LOG", None)

@@ -10,12 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from tallowtest import finish, lo_with, wait_listening  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
-
-
-def sh(*a):
-    subprocess.run(a, check=True)
 
 
 def conn(src, port):
@@ -38,23 +36,13 @@ def refused(s):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("FAIL: needs root (a network namespace)")
-        sys.exit(1)
-    sh("ip", "link", "set", "lo", "up")
-    for a in ("2001:db8:64::1/64", "2001:db8:64::2/64", "2001:db8:65::1/64"):
-        sh("ip", "-6", "addr", "add", a, "dev", "lo", "nodad")
+    lo_with("2001:db8:64::1/64", "2001:db8:64::2/64", "2001:db8:65::1/64")
     port = 4433
     relay = subprocess.Popen([T, "relay", "--listen", f"[2001:db8:64::1]:{port}",
                               "--max-conns-per-ip", "2"], stderr=subprocess.DEVNULL)
     fails = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("2001:db8:64::1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening("2001:db8:64::1", port)
         time.sleep(0.2)  # the probe connection is gone from the relay's count
         a = [conn("2001:db8:64::1", port), conn("2001:db8:64::1", port)]
         if any(refused(s) for s in a):
@@ -68,10 +56,7 @@ def main():
     finally:
         relay.terminate()
         relay.wait(5)
-    for f in fails:
-        print("FAIL:", f)
-    print("ipv6_prefix:", "limits count per /64" if not fails else "FAILED")
-    sys.exit(1 if fails else 0)
+    finish("ipv6_prefix", fails, None, "limits count per /64")
 
 
 if __name__ == "__main__":

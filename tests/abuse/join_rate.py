@@ -13,29 +13,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from relaywire import join_frame  # noqa: E402
+from tallowtest import finish, lo_with, wait_listening  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 PORT, MPORT = 4433, 9100
-
-
-def sh(*a):
-    subprocess.run(a, check=True)
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def join_frame(room):
-    """RoomJoin{room = 1, version = 3 (2)} in the registry codec (type 3), as a control frame."""
-    body = bytes([1 << 3 | 2]) + varint(len(room)) + room + bytes([3 << 3 | 0, 2])
-    msg = varint(3) + varint(len(body)) + body
-    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
 
 
 def join(src, n):
@@ -53,22 +36,12 @@ def join(src, n):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("FAIL: needs root (a network namespace)")
-        sys.exit(1)
-    sh("ip", "link", "set", "lo", "up")
-    for a in ("2001:db8:64::1/64", "2001:db8:64::2/64", "2001:db8:65::1/64"):
-        sh("ip", "-6", "addr", "add", a, "dev", "lo", "nodad")
+    lo_with("2001:db8:64::1/64", "2001:db8:64::2/64", "2001:db8:65::1/64")
     relay = subprocess.Popen([T, "relay", "--listen", f"[2001:db8:64::1]:{PORT}", "--join-rate", "2",
                               "--metrics", f"[2001:db8:64::1]:{MPORT}"], stderr=subprocess.DEVNULL)
     fails, held = [], []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("2001:db8:64::1", PORT), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening("2001:db8:64::1", PORT)
         refusal = b"too many joins"
         for i in range(8):
             s, d = join("2001:db8:64::1", i)
@@ -97,10 +70,7 @@ def main():
             s.close()
         relay.terminate()
         relay.wait(5)
-    for f in fails:
-        print("FAIL:", f)
-    print("join_rate:", "joins limited per /64, counted in the metrics" if not fails else "FAILED")
-    sys.exit(1 if fails else 0)
+    finish("join_rate", fails, None, "joins limited per /64, counted in the metrics")
 
 
 if __name__ == "__main__":

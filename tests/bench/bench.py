@@ -3,7 +3,10 @@
 
 Sections (BENCH_ONLY=big,small,concurrent,sync,watch,interop selects some):
   big         one 1 GiB file: tallow via its relay, tallow direct (QUIC), magic-wormhole direct and
-              through its transit relay, cp (and cp + fsync: tallow's receiver fsyncs)
+              through its transit relay, scp (AES-128-GCM and the default cipher) and rsync -e ssh
+              to a throwaway sshd on loopback (root only), cp (and cp + fsync: tallow's receiver
+              fsyncs); CPU seconds per GiB for every row, min/median/max over BENCH_TALLOW_RUNS
+              (5) runs for the tallow rows
   small       one 1 KiB file end to end (pairing, handshake, transfer)
   concurrent  BENCH_CONCURRENT (1000) transfers of 1 MiB through one relay, all in flight at once
   sync        tallow sync of BENCH_SYNC_FILES (10,000) small files (if `tallow sync` exists)
@@ -13,11 +16,13 @@ Sections (BENCH_ONLY=big,small,concurrent,sync,watch,interop selects some):
 
 Every peer runs under /usr/bin/time (wall, user+sys CPU, peak RSS); servers are sampled from
 /proc (VmHWM, reset between runs through clear_refs; CPU from /proc/PID/stat). Each case runs
-BENCH_RUNS times (default 3) and the median of each figure is reported. No thresholds: only
+BENCH_RUNS times (default 3; the tallow rows of the 1 GiB table max(BENCH_RUNS, BENCH_TALLOW_RUNS)
+times) and the median of each figure is reported. No thresholds: only
 "everything arrived intact" is checked.
 """
 import json
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -25,11 +30,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TALLOW = os.environ.get("TALLOW_BIN", os.path.join(ROOT, "build", "bin", "tallow"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+TRUNS = max(RUNS, int(os.environ.get("BENCH_TALLOW_RUNS", "5")))  # tallow rows: min/median/max
 SIZE_MB = int(os.environ.get("BENCH_SIZE_MB", "1024"))  # MiB
 WORK = os.environ.get("BENCH_DIR", "/tmp/tallow-bench")
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "big,small,concurrent,sync,watch,interop").split(",")))
@@ -39,6 +46,9 @@ NSYNC = int(os.environ.get("BENCH_SYNC_FILES", "10000"))
 WORMHOLE = "/usr/bin/wormhole"
 TWIST = "/usr/bin/twist3"
 TIME = "/usr/bin/time"
+SSHD = "/usr/sbin/sshd"
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"
+GIB = float(1 << 30)
 CLK = os.sysconf("SC_CLK_TCK")
 MB = 1e6  # throughput in MB/s (10^6 bytes), sizes in MiB
 OUT_LINES = []
@@ -78,8 +88,9 @@ def wait_port(port, proc, timeout=20):
 class Server:
     """A long-running process on loopback whose CPU and peak memory we sample from /proc."""
 
-    def __init__(self, name, argv, port, env=None, log=None):
+    def __init__(self, name, argv, port, env=None, log=None, children=False):
         self.name = name
+        self.children = children  # count the CPU of the children it has reaped (sshd's sessions)
         self.log = open(log or os.path.join(WORK, name + ".log"), "w")
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                   cwd=WORK)
@@ -88,7 +99,23 @@ class Server:
     def cpu(self):
         with open("/proc/%d/stat" % self.p.pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK  # utime, stime
+        own = int(fields[11]) + int(fields[12])  # utime, stime
+        if self.children:
+            own += int(fields[13]) + int(fields[14])  # cutime, cstime
+        return own / CLK
+
+    def live_children(self):
+        """Pids whose parent is this server (a session sshd has not reaped yet)."""
+        kids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.p.pid:
+                            kids.append(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
+        return kids
 
     def status(self, key):
         with open("/proc/%d/status" % self.p.pid) as f:
@@ -106,6 +133,10 @@ class Server:
         self.cpu0 = self.cpu()
 
     def sample(self):
+        if self.children:  # a child's CPU reaches cutime when it is reaped: wait for that (10 s)
+            end = time.monotonic() + 10
+            while self.live_children() and time.monotonic() < end:
+                time.sleep(0.01)
         return {"cpu": self.cpu() - self.cpu0, "rss": self.status("VmHWM")}
 
     def stop(self):
@@ -316,6 +347,84 @@ class Interop(Wormhole):
         return None
 
 
+class Ssh:
+    """What a user with SSH access would pick instead: scp and rsync -e ssh to a throwaway sshd on
+    127.0.0.1. Its host key, the user key, authorized_keys, known_hosts and its config live in a
+    temporary folder; the system's sshd config is not read or changed. sshd runs as root in the
+    foreground (-D -e) and stops with the benchmark."""
+
+    CASES = [("scp -c aes128-gcm@openssh.com", "scp-gcm"), ("scp (default cipher)", "scp"),
+             ("rsync -e ssh", "rsync")]
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tallow-bench-ssh-")
+        d = self.dir
+        for name in ("host_ed25519", "user_ed25519"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "tallow-bench",
+                            "-f", os.path.join(d, name)], check=True)
+        shutil.copy(os.path.join(d, "user_ed25519.pub"), os.path.join(d, "authorized_keys"))
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.port = free_port()
+        cfg = os.path.join(d, "sshd_config")
+        with open(cfg, "w") as f:
+            f.write("\n".join([
+                "ListenAddress 127.0.0.1:%d" % self.port,
+                "HostKey %s/host_ed25519" % d,
+                "PidFile %s/sshd.pid" % d,
+                "AuthorizedKeysFile %s/authorized_keys" % d,
+                "AllowUsers %s" % self.user,
+                "PermitRootLogin prohibit-password",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",  # the keys are in a folder under /tmp
+                "PrintMotd no",
+                "Subsystem sftp %s" % SFTP_SERVER]) + "\n")
+        # sshd's privilege separation folder is compiled in; the packaged service creates it
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.sshd = Server("sshd", [SSHD, "-D", "-e", "-f", cfg], self.port, children=True)
+        self.opts = ["-F", "none", "-i", os.path.join(d, "user_ed25519"), "-o", "IdentitiesOnly=yes",
+                     "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                     "-o", "UserKnownHostsFile=%s/known_hosts" % d, "-o", "LogLevel=ERROR"]
+
+    def argv(self, how, src, dst_dir):
+        target = "%s@127.0.0.1:%s/" % (self.user, dst_dir)
+        if how == "rsync":
+            return ["rsync", "-e", " ".join(["ssh", "-p", str(self.port)] + self.opts), src, target]
+        cipher = ["-c", "aes128-gcm@openssh.com"] if how == "scp-gcm" else []
+        return ["scp", "-q", "-P", str(self.port)] + self.opts + cipher + [src, target]
+
+    def stop(self):
+        self.sshd.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_ssh(ssh, how, src, tag):
+    """One copy to the local sshd. Sender = the client (scp or rsync and its ssh); receiver = the
+    sshd side (listener, session processes and sftp-server or rsync --server, summed once the
+    listener has reaped them; no peak RSS)."""
+    dst = os.path.join(WORK, "dst")
+    clean(dst)
+    os.makedirs(dst)
+    subprocess.call(["sync"])
+    ssh.sshd.reset_peak()
+    t0 = time.monotonic()
+    p, tf, of = timed(ssh.argv(how, src, dst), tag)
+    rc = wait(p)
+    wall = time.monotonic() - t0
+    server = ssh.sshd.sample()
+    out = os.path.join(dst, os.path.basename(src))
+    if rc or not same(src, out):
+        note("%s: copy failed (rc %s)\n%s%s" % (tag, rc, tail(tf.replace(".time", ".err")),
+                                               tail(os.path.join(WORK, "sshd.log"))))
+        return None
+    t = read_time(tf, p)
+    clean(dst)
+    return {"wall": wall, "s_cpu": t["cpu"], "r_cpu": server["cpu"], "s_rss": t["rss"], "r_rss": None,
+            "relay_cpu": None, "relay_rss": [], "path": "ssh"}
+
+
 def bench_interop():
     """tallow <-> magic-wormhole through the wormhole plugin, against wormhole <-> wormhole."""
     size = SIZE_MB << 20
@@ -340,7 +449,7 @@ def bench_interop():
         for how in ("direct", "relay"):
             base["tallow → magic-wormhole %s" % how] = "magic-wormhole → magic-wormhole %s" % how
             base["magic-wormhole → tallow %s" % how] = "magic-wormhole → magic-wormhole %s" % how
-        table("one %d MiB file, tallow --wormhole with magic-wormhole" % SIZE_MB, size, rows, base)
+        table("one %d MiB file, tallow --wormhole with magic-wormhole" % SIZE_MB, size, rows, list(base.items()))
         say("")
         say("(%d runs each, median; both peers started → both exited; magic-wormhole's mailbox server "
             "and transit relay; relay = --no-listen on the Python side, --no-p2p on tallow's)" % RUNS)
@@ -404,6 +513,9 @@ def summarize(runs):
         return None
     keys = ["wall", "s_cpu", "r_cpu", "s_rss", "r_rss", "relay_cpu"]
     m = {k: med([r[k] for r in runs]) for k in keys}
+    for k in ("wall", "s_cpu", "r_cpu", "relay_cpu"):  # the spread, for the tallow rows
+        xs = [r[k] for r in runs if r[k] is not None]
+        m["min_" + k], m["max_" + k] = (min(xs), max(xs)) if xs else (None, None)
     n = max(len(r["relay_rss"]) for r in runs)
     m["relay_rss"] = [med([r["relay_rss"][i] for r in runs if len(r["relay_rss"]) > i]) for i in range(n)]
     m["n"] = len(runs)
@@ -419,7 +531,7 @@ def mib(x):
 
 
 def table(title, size, rows, base_of):
-    """rows: [(label, summary or str)], base_of: label -> wormhole label it is compared with."""
+    """rows: [(label, summary or str)], base_of: [(tallow label, label it is compared with)]."""
     say("")
     say("### " + title)
     say("")
@@ -435,23 +547,55 @@ def table(title, size, rows, base_of):
             fmt(m["s_cpu"], "%.3f"), fmt(m["r_cpu"], "%.3f"), fmt(m["relay_cpu"]), mib(m["s_rss"]), mib(m["r_rss"]), rr))
     byl = dict(rows)
     ratios = []
-    for label, base in base_of.items():
+    for label, base in base_of:
         a, b = byl.get(label), byl.get(base)
         if isinstance(a, dict) and isinstance(b, dict):
             ca = a["s_cpu"] + a["r_cpu"] + (a["relay_cpu"] or 0)
             cb = b["s_cpu"] + b["r_cpu"] + (b["relay_cpu"] or 0)
-            ra = max(a["s_rss"], a["r_rss"])
-            rb = max(b["s_rss"], b["r_rss"])
+            ra = max(x for x in (a["s_rss"], a["r_rss"]) if x is not None)
+            rb = max(x for x in (b["s_rss"], b["r_rss"]) if x is not None)
             ratios.append("| %s vs %s | %.2f× | %s | %.2f× |" % (label, base, b["wall"] / a["wall"],
                                                                  "%.2f×" % (cb / ca) if ca > 0 else "-", rb / ra))
         else:
             ratios.append("| %s vs %s | n/a | n/a | n/a |" % (label, base))
     if ratios:
         say("")
-        say("| ratio (magic-wormhole ÷ tallow, >1 = tallow better) | speed | total CPU | peer peak RSS |")
+        say("| ratio (other ÷ tallow, >1 = tallow better) | speed | total CPU | peer peak RSS |")
         say("|---|---:|---:|---:|")
         for r in ratios:
             say(r)
+
+
+def span(m, k, scale=1.0, f="%.2f"):
+    if m.get("min_" + k) is None:
+        return "-"
+    return " / ".join(f % (m[x] * scale) for x in ("min_" + k, k, "max_" + k))
+
+
+def per_gib(size, rows):
+    """CPU seconds per GiB moved, every row; then min / median / max of the rows run often enough."""
+    g = GIB / size
+    say("")
+    say("| CPU s per GiB (median) | sender | receiver | relay / server | total |")
+    say("|---|---:|---:|---:|---:|")
+    for label, m in rows:
+        if not isinstance(m, dict):
+            continue
+        parts = [m["s_cpu"], m["r_cpu"], m["relay_cpu"]]
+        total = sum(x for x in parts if x is not None)
+        say("| %s | %s | %s | %s | %.2f |" % (label, fmt(g * parts[0] if parts[0] is not None else None),
+                                             fmt(g * parts[1] if parts[1] is not None else None),
+                                             fmt(g * parts[2] if parts[2] is not None else None), g * total))
+    spread = [(label, m) for label, m in rows if isinstance(m, dict) and m["n"] >= 5]
+    if not spread:
+        return
+    say("")
+    say("| spread, min / median / max | runs | wall s | max ÷ min wall | CPU s/GiB sender | CPU s/GiB receiver | CPU s/GiB relay |")
+    say("|---|---:|---:|---:|---:|---:|---:|")
+    for label, m in spread:
+        say("| %s | %d | %s | %.2f | %s | %s | %s |" % (
+            label, m["n"], span(m, "wall", 1, "%.3f"), m["max_wall"] / m["min_wall"],
+            span(m, "s_cpu", g), span(m, "r_cpu", g), span(m, "relay_cpu", g)))
 
 
 # ---------------------------------------------------------------------------- sections
@@ -462,49 +606,79 @@ def direct_landed(t):
     return r is not None and r.get("path") == "direct"
 
 
-def bench_transfer(title, size, runs, with_cp):
+def ssh_missing():
+    if os.getuid() != 0:
+        return "n/a (sshd needs root: run `make bench` as root)"
+    for path in (SSHD, SFTP_SERVER, "/usr/bin/scp", "/usr/bin/rsync"):
+        if not os.path.exists(path):
+            return "n/a (%s missing: openssh-server, openssh-client, rsync)" % path
+    return None
+
+
+def bench_transfer(title, size, runs, big, truns=None):
+    """One file, every tool; big adds cp, cp + fsync, scp and rsync. The tallow rows run truns
+    times (default: runs), the others runs times, interleaved."""
+    truns = truns or runs
     src = os.path.join(WORK, "bench-%d.bin" % size)
     make_file(src, size)
     subprocess.call(["cat", src], stdout=subprocess.DEVNULL)  # warm the page cache
-    t, w = Tallow(), Wormhole()
+    t, w, ssh = Tallow(), Wormhole(), None
+    no_ssh = ssh_missing() if big else None
     try:
         landed = direct_landed(t)
-        cases = [("tallow relay (--no-p2p)", lambda i: run_pair(t, src, False, "t-relay-%d" % i, "relay"))]
+        cases = [("tallow relay (--no-p2p)", truns, lambda i: run_pair(t, src, False, "t-relay-%d" % i, "relay"))]
         if landed:
-            cases.append(("tallow direct QUIC", lambda i: run_pair(t, src, True, "t-direct-%d" % i, "direct")))
-        cases += [("magic-wormhole direct", lambda i: run_pair(w, src, True, "w-direct-%d" % i, "direct")),
-                  ("magic-wormhole relay (--no-listen)", lambda i: run_pair(w, src, False, "w-relay-%d" % i, "relay"))]
-        if with_cp:
-            cases += [("cp", lambda i: run_cp(src, False, "cp-%d" % i)),
-                      ("cp + fsync", lambda i: run_cp(src, True, "cpsync-%d" % i))]
+            cases.append(("tallow direct QUIC", truns, lambda i: run_pair(t, src, True, "t-direct-%d" % i, "direct")))
+        cases += [("magic-wormhole direct", runs, lambda i: run_pair(w, src, True, "w-direct-%d" % i, "direct")),
+                  ("magic-wormhole relay (--no-listen)", runs,
+                   lambda i: run_pair(w, src, False, "w-relay-%d" % i, "relay"))]
+        if big and not no_ssh:
+            ssh = Ssh()
+            for label, how in Ssh.CASES:
+                cases.append((label, runs, lambda i, how=how: run_ssh(ssh, how, src, "%s-%d" % (how, i))))
+        if big:
+            cases += [("cp", runs, lambda i: run_cp(src, False, "cp-%d" % i)),
+                      ("cp + fsync", runs, lambda i: run_cp(src, True, "cpsync-%d" % i))]
         if CASES:  # BENCH_CASES=relay,direct keeps the cases whose label contains one of the words
             cases = [c for c in cases if any(w in c[0] for w in CASES)]
-        res = {label: [] for label, _ in cases}
-        for i in range(runs):  # interleaved, so drift hits every case alike
-            for label, fn in cases:
-                note("%s run %d/%d: %s" % (title, i + 1, runs, label))
-                res[label].append(fn(i))
+        res = {label: [] for label, _, _ in cases}
+        for i in range(max(n for _, n, _ in cases)):  # interleaved, so drift hits every case alike
+            for label, n, fn in cases:
+                if i < n:
+                    note("%s run %d/%d: %s" % (title, i + 1, n, label))
+                    res[label].append(fn(i))
         rows = []
-        for label, _ in cases:
+        for label, n, _ in cases:
             m = summarize(res[label])
             bad = [r for r in res[label] if r and "wall" not in r]
             if m is None:
                 m = "failed" if not bad else "went %s, not the expected path" % bad[0]["path"]
-            elif len([r for r in res[label] if r and "wall" in r]) < runs:
-                note("%s: only %d of %d runs completed" % (label, m["n"], runs))
+            elif len([r for r in res[label] if r and "wall" in r]) < n:
+                note("%s: only %d of %d runs completed" % (label, m["n"], n))
             rows.append((label, m))
             if label == "tallow relay (--no-p2p)" and not landed:
                 rows.append(("tallow direct QUIC", "n/a (direct path not landed)"))
-        table(title, size, rows, {"tallow relay (--no-p2p)": "magic-wormhole relay (--no-listen)",
-                                  "tallow direct QUIC": "magic-wormhole direct"})
+            if label == "magic-wormhole relay (--no-listen)" and no_ssh:
+                rows += [(x, no_ssh) for x, _ in Ssh.CASES]
+        gcm = Ssh.CASES[0][0]
+        table(title, size, rows, [("tallow relay (--no-p2p)", "magic-wormhole relay (--no-listen)"),
+                                  ("tallow direct QUIC", "magic-wormhole direct")] +
+              ([("tallow relay (--no-p2p)", gcm), ("tallow direct QUIC", gcm)] if big else []))
+        if size >= 1 << 20:
+            per_gib(size, rows)
         say("")
-        say("(%d runs each, median; wall = both peers started → both exited, pairing included; "
-            "RSS = peak resident set per process; tallow's receiver fsyncs before its rename, "
-            "magic-wormhole's and cp's do not — hence the cp + fsync row. wormhole relay figures are "
-            "transit relay + mailbox server (CPU summed, peaks transit/mailbox).)" % runs)
+        say("(runs: %d of each row, %d of the tallow rows; median; wall = both peers started → both exited, pairing "
+            "included; RSS = peak resident set per process; tallow's receiver fsyncs before its rename, "
+            "magic-wormhole's, scp's, rsync's and cp's do not — hence the cp + fsync row. wormhole relay "
+            "figures are transit relay + mailbox server (CPU summed, peaks transit/mailbox). scp and rsync "
+            "copy to a throwaway sshd on 127.0.0.1: sender = the client with its ssh, receiver = sshd with "
+            "its session processes and sftp-server / rsync --server (CPU of the whole connection, no "
+            "RSS).)" % (runs, truns))
     finally:
         t.stop()
         w.stop()
+        if ssh:
+            ssh.stop()
 
 
 def conc_code(i):
@@ -676,8 +850,8 @@ def bench_sync():
         if not sync:
             out.insert(1, ("tallow sync", "n/a (`tallow sync` is not in this build)"))
         table(title + " (%.1f MiB in all, 100 folders)" % (total / 1048576), total, out,
-              {"tallow send DIR (relay)": "magic-wormhole send DIR (relay)",
-               "tallow sync, fresh copy": "magic-wormhole send DIR (relay)"})
+              [("tallow send DIR (relay)", "magic-wormhole send DIR (relay)"),
+               ("tallow sync, fresh copy", "magic-wormhole send DIR (relay)")])
         say("")
         say("(%d runs, median. files/s: %s. tallow's receiver fsyncs every file and its folder; "
             "wormhole receives one zip and unpacks it without fsync.)" % (RUNS, ", ".join(
@@ -778,7 +952,7 @@ def main():
     say("load average at start: %s (other work on the machine skews every figure: compare rows of one run)" %
         open("/proc/loadavg").read().split()[0])
     if "big" in ONLY:
-        bench_transfer("one %d MiB file" % SIZE_MB, SIZE_MB << 20, RUNS, True)
+        bench_transfer("one %d MiB file" % SIZE_MB, SIZE_MB << 20, RUNS, True, TRUNS)
     if "small" in ONLY:
         bench_transfer("one 1 KiB file, end to end", 1024, max(RUNS, 5), False)
     if "concurrent" in ONLY:

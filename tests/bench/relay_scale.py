@@ -25,6 +25,8 @@ import statistics
 import subprocess
 import sys
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from relaywire import data_frame_header, join_frame, leave_frame  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 IDLE = int(os.environ.get("BENCH_IDLE_ROOMS", "10000"))
@@ -36,33 +38,6 @@ CHURN_PAR = int(os.environ.get("BENCH_CHURN_PAR", "64"))
 FRAME = 256 * 1024
 SOURCES = [f"127.0.0.{i}" for i in range(2, 102)]
 failures = []
-
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def join_frame(room):
-    """A control frame with RoomJoin{room, version = 1} (the registry codec: type 3, tagged fields)."""
-    body = bytes([1 << 3 | 2]) + varint(len(room)) + room + bytes([3 << 3 | 0, 1])
-    msg = varint(3) + varint(len(body)) + body
-    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
-
-
-def leave_frame():
-    """A control frame with RoomLeave{reason = "bye"} (type 5), as a client closing in order sends."""
-    body = bytes([1 << 3 | 2]) + varint(3) + b"bye"
-    msg = varint(5) + varint(len(body)) + body
-    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
-
-
-def data_frame_header(n):
-    return (n + 1).to_bytes(4, "big") + b"\x01"
 
 
 # ---- the relay's figures from /proc

@@ -17,14 +17,12 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import free_port  # noqa: E402
+from relaywire import Proxy, ctrl, data, f_b, f_u, frames, message, pipe, spawn  # noqa: E402
+from tallowtest import free_port, wait_listening  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -125,13 +123,9 @@ def start_relay(logpath, extra=()):
     log = open(logpath, "wb")
     p = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", *extra], stderr=log,
                          stdout=subprocess.DEVNULL, env=dict(os.environ, TALLOW_LOG="info"))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return p, port
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("relay did not start")
+    if not wait_listening("127.0.0.1", port):
+        raise RuntimeError("relay did not start")
+    return p, port
 
 
 def snapshot(top):
@@ -153,84 +147,34 @@ def snapshot(top):
 
 # ---------------------------------------------------------------- man in the middle
 
-class Mitm:
+class Mitm(Proxy):
     """Relay proxy for the sender's connection; mutates the sender -> relay direction."""
 
     def __init__(self, relay_port, mode):
-        self.mode, self.relay_port = mode, relay_port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.port = self.ls.getsockname()[1]
-        self.done = False
+        self.mode = mode
         self.applied = False
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(relay_port)
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.relay_port))
-            threading.Thread(target=self.pipe, args=(u, c), daemon=True).start()
-            threading.Thread(target=self.frames, args=(c, u), daemon=True).start()
+    def accepted(self, c):
+        u = self.upstream()
+        sealed = [0]  # sealed frames seen on this connection
+        spawn(pipe, u, c)
+        spawn(frames, c, u, lambda fr, out: self.each(fr, out, sealed))
 
-    @staticmethod
-    def pipe(src, dst):
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                dst.sendall(b)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def frames(self, src, dst):
-        buf = b""
-        sealed = 0
-        held = None
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                buf += b
-                out = []
-                while len(buf) >= 4:
-                    L = int.from_bytes(buf[:4], "big")
-                    if len(buf) < 4 + L:
-                        break
-                    fr, buf = buf[:4 + L], buf[4 + L:]
-                    ch, payload = fr[4], fr[5:]
-                    if ch != 1 or self.applied:
-                        out.append(fr)
-                        continue
-                    if payload[:2] == b"\x00\x16" and self.mode == "mitm_bad_confirm":
-                        fr = fr[:-1] + bytes([fr[-1] ^ 0x01])  # last byte of the confirm MAC
-                        self.applied = True
-                    if payload[:1] == b"\x02":
-                        sealed += 1
-                    if sealed >= 3 and payload[:1] == b"\x02" and self.mode != "mitm_bad_confirm":
-                        fr = self.mutate(fr, out)
-                    if fr is not None:
-                        out.append(fr)
-                if out:
-                    dst.sendall(b"".join(out))
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def each(self, fr, out, sealed):
+        ch, payload = fr[4], fr[5:]
+        if ch != 1 or self.applied:
+            out.append(fr)
+            return
+        if payload[:2] == b"\x00\x16" and self.mode == "mitm_bad_confirm":
+            fr = fr[:-1] + bytes([fr[-1] ^ 0x01])  # last byte of the confirm MAC
+            self.applied = True
+        if payload[:1] == b"\x02":
+            sealed[0] += 1
+        if sealed[0] >= 3 and payload[:1] == b"\x02" and self.mode != "mitm_bad_confirm":
+            fr = self.mutate(fr, out)
+        if fr is not None:
+            out.append(fr)
 
     @staticmethod
     def sealed_header(fr):
@@ -269,38 +213,8 @@ class Mitm:
             return self.held
         return fr
 
-    def close(self):
-        self.ls.close()
-
 
 # ---------------------------------------------------------------- hostile relay
-
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def f_u(tag, v):
-    return varint(tag << 3 | 0) + varint(v)
-
-
-def f_b(tag, b):
-    return varint(tag << 3 | 2) + varint(len(b)) + b
-
-
-def ctrl(type_id, body):
-    """A relay control frame: u32be length | channel 0 | registry message (type, length, body)."""
-    msg = varint(type_id) + varint(len(body)) + body
-    return (len(msg) + 1).to_bytes(4, "big") + b"\x00" + msg
-
-
-def data(payload):
-    return (len(payload) + 1).to_bytes(4, "big") + b"\x01" + payload
-
 
 # what the relay says when the other peer's connection drops and when it is back (ids 7 and 6)
 DEPARTED = ctrl(7, f_u(1, 1) + f_b(2, b"reconnecting") + f_u(3, 1))
@@ -315,20 +229,18 @@ class HostileRelay(Mitm):
     sealed frames, or cut both connections at the Nth handshake frame (either direction).
     relay_phantom_peer talks to no relay at all: it answers the join as if a sender were there."""
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            if self.mode == "relay_phantom_peer":
-                threading.Thread(target=self.phantom, args=(c,), daemon=True).start()
-                continue
-            u = socket.create_connection(("127.0.0.1", self.relay_port))
-            self.hs = 0
-            self.socks = (c, u)
-            threading.Thread(target=self.frames, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self.frames, args=(u, c, True), daemon=True).start()
+    def __init__(self, relay_port, mode):
+        self.sealed, self.kept, self.held, self.hs = 0, [], None, 0
+        super().__init__(relay_port, mode)
+
+    def accepted(self, c):
+        if self.mode == "relay_phantom_peer":
+            spawn(self.phantom, c)
+            return
+        u = self.upstream()
+        self.hs, self.held = 0, None
+        spawn(frames, c, u, lambda fr, out: self.each(fr, out, False))
+        spawn(frames, u, c, lambda fr, out: self.each(fr, out, True))
 
     def phantom(self, c):
         try:
@@ -336,53 +248,21 @@ class HostileRelay(Mitm):
             c.recv(4096)  # the RoomJoin, for a room nobody else is in
             joined = ctrl(4, f_u(1, 2) + f_u(2, 2) + f_b(3, bytes(16)) + f_u(4, 2))
             body = f_u(1, 2) + f_b(2, os.urandom(32)) + f_b(3, BASEPOINT) + f_u(4, 0)
-            c.sendall(joined + data(b"\x00" + varint(19) + varint(len(body)) + body))
+            c.sendall(joined + data(b"\x00" + message(19, body)))
             while c.recv(65536):
                 pass
         except OSError:
             pass
 
-    def cut(self):
-        for s in self.socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def frames(self, src, dst, to_receiver):
-        buf = b""
-        self.sealed, self.kept, self.held = getattr(self, "sealed", 0), getattr(self, "kept", []), None
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                buf += b
-                out = []
-                while len(buf) >= 4:
-                    L = int.from_bytes(buf[:4], "big")
-                    if len(buf) < 4 + L:
-                        break
-                    fr, buf = buf[:4 + L], buf[4 + L:]
-                    if fr[4] == 1 and fr[5:6] == b"\x00" and self.mode.startswith("relay_drop_hs_"):
-                        self.hs += 1
-                        if self.hs == int(self.mode[-1]):
-                            if out:
-                                dst.sendall(b"".join(out))
-                            return self.cut()
-                    if to_receiver and fr[4] == 1 and fr[5:6] in (b"\x01", b"\x02"):
-                        self.lie(fr, out)
-                    else:
-                        out.append(fr)
-                if out:
-                    dst.sendall(b"".join(out))
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def each(self, fr, out, to_receiver):
+        if fr[4] == 1 and fr[5:6] == b"\x00" and self.mode.startswith("relay_drop_hs_"):
+            self.hs += 1
+            if self.hs == int(self.mode[-1]):
+                return False  # what came before goes on; then both connections are cut
+        if to_receiver and fr[4] == 1 and fr[5:6] in (b"\x01", b"\x02"):
+            self.lie(fr, out)
+        else:
+            out.append(fr)
 
     def lie(self, fr, out):
         m, n = self.mode, self.sealed
@@ -414,7 +294,7 @@ class HostileRelay(Mitm):
             out.append(fr)
             why = b"code mismatch"
             body = f_b(1, why) + f_u(2, 2 * 1015 - 1)  # HandshakeFailed{code TALLOW_ECODE, zigzag}
-            out.append(data(b"\x00" + varint(24) + varint(len(body)) + body))
+            out.append(data(b"\x00" + message(24, body)))
         else:
             out.append(fr)
 

@@ -6,68 +6,40 @@ again at record 0 and the old batch authenticated: the mirror rolled the file ba
 replay is refused (a decryption error, then the watch reconnects), the mirror keeps the newest
 content, and a change made after the replay still arrives. Real relay, sender and receiver."""
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish, free_port  # noqa: E402
+from relaywire import Proxy, frames, pipe, spawn  # noqa: E402
+from tallowtest import finish, free_port, wait_listening  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 
 
-class Recorder:
+class Recorder(Proxy):
     """Proxy for the mirror's relay connection: keeps every sealed frame sent to the mirror."""
 
     def __init__(self, relay_port):
-        self.relay_port = relay_port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.port = self.ls.getsockname()[1]
         self.frames, self.lock, self.down = [], threading.Lock(), None
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__(relay_port)
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.relay_port))
-            self.down = c
-            threading.Thread(target=self.pipe, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self.pipe, args=(u, c, True), daemon=True).start()
+    def accepted(self, c):
+        u = self.upstream()
+        self.down = c
+        spawn(pipe, c, u)
+        spawn(frames, u, c, self.record, lambda b: self.send_locked(c, b))
 
-    def pipe(self, src, dst, record):
-        buf = b""
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    break
-                if not record:
-                    dst.sendall(b)
-                    continue
-                buf += b
-                while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
-                    n = 4 + int.from_bytes(buf[:4], "big")
-                    fr, buf = buf[:n], buf[n:]
-                    with self.lock:
-                        if fr[4] == 1 and fr[5] == 2:  # a sealed transfer frame
-                            self.frames.append(fr)
-                        dst.sendall(fr)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def record(self, fr, out):
+        if fr[4] == 1 and fr[5] == 2:  # a sealed transfer frame
+            with self.lock:
+                self.frames.append(fr)
+        out.append(fr)
+
+    def send_locked(self, c, b):  # not in the middle of a replay
+        with self.lock:
+            c.sendall(b)
 
     def replay(self, count):
         with self.lock:
@@ -110,7 +82,7 @@ def main():
         except OSError:
             return False
     try:
-        wait_for("relay", lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 5)
+        wait_listening("127.0.0.1", port)
         rec = Recorder(port)
         code = "44-replay-walnut-sparrow"
         put("version 1\n")

@@ -1,9 +1,13 @@
 """tests/pylib/tallowtest.py — small helpers the Python end-to-end tests share (abuse, secrets,
-faults, hostile). Imported after `sys.path.insert(0, <this folder>)`."""
+faults, hostile; the relay's wire protocol is in relaywire.py). Imported after
+`sys.path.insert(0, <this folder>)`."""
 import hashlib
+import os
 import shutil
 import socket
+import subprocess
 import sys
+import time
 
 ROOM_SALT = b"tallow-nameplate-v2"  # core/codephrase.c, public by design
 
@@ -17,6 +21,29 @@ def free_port():
     return p
 
 
+def wait_listening(host, port, secs=5.0):
+    """True once a TCP connection to host:port succeeds (tried every 50 ms for secs)."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def lo_with(*addrs):
+    """In a network namespace of the test's own (unshare -n, root): lo up, with these IPv6
+    addresses (prefix included, no DAD). Without root: FAIL, exit 1."""
+    if os.geteuid() != 0:
+        print("FAIL: needs root (a network namespace)")
+        sys.exit(1)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for a in addrs:
+        subprocess.run(["ip", "-6", "addr", "add", a, "dev", "lo", "nodad"], check=True)
+
+
 def room_id(code):
     """The room id (32 bytes) the relay sees for a code: keyed BLAKE2b of the number alone."""
     n_word = str(int(code.split("-")[0]))
@@ -25,10 +52,12 @@ def room_id(code):
 
 
 def finish(name, fails, work, ok_text, bad_text="failures"):
-    """Prints each failure and the verdict, removes the work folder on success, exits 1 or 0."""
+    """Prints each failure and the verdict, removes the work folder (if any) on success, exits 1
+    or 0."""
     for f in fails:
         print("FAIL:", f)
-    print(f"{name}:", ok_text if not fails else f"{len(fails)} {bad_text} (logs in {work})")
-    if not fails:
+    logs = f" (logs in {work})" if work else ""
+    print(f"{name}:", ok_text if not fails else f"{len(fails)} {bad_text}{logs}")
+    if not fails and work:
         shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if fails else 0)

@@ -96,25 +96,65 @@ def kill_midway(first, victim_peer, total, what):
     return killed
 
 
-def paired_after(relay, since, limit=30):
+def wait_until(cond, limit, step=0.05):
+    """Polls cond() every step seconds for at most limit seconds; its last answer."""
     deadline = time.time() + limit
     while time.time() < deadline:
-        if re.search(r"room \w+ paired", open(relay["log"]).read()):
-            return time.time() - since
-        time.sleep(0.02)
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def paired_after(relay, since, limit=30):
+    if wait_until(lambda: re.search(r"room \w+ paired", open(relay["log"]).read()), limit, 0.02):
+        return time.time() - since
     return None
+
+
+def section(tag, code):
+    """The relays of one section, their order for code, and the listing in start order."""
+    relays = start_relays(tag)
+    return relays, order(relays, code), ",".join(r["addr"] for r in relays)
+
+
+def reversed_listing(relays):
+    return ",".join(r["addr"] for r in reversed(relays))
+
+
+def stop(relays):
+    for r in relays:
+        if r["proc"].poll() is None:
+            r["proc"].send_signal(signal.SIGINT)
+
+
+def peer(argv, log, env, out=None, **kw):
+    """A tallow process, its stderr in work/log (stdout to work/out, or nowhere)."""
+    p = subprocess.Popen([T] + argv, stdout=open(os.path.join(work, out), "w") if out else subprocess.DEVNULL,
+                         stderr=open(os.path.join(work, log), "w"), env=env, **kw)
+    procs.append(p)
+    return p
+
+
+def ended(what, rcv, snd):
+    """Waits (90 s each) for both peers; True if both exited 0, else a failure is noted."""
+    try:
+        rr, rs = rcv.wait(90), snd.wait(90)
+    except subprocess.TimeoutExpired:
+        rr = rs = "hung"
+    if rr != 0 or rs != 0:
+        fails.append(f"{what}: exit statuses receiver {rr}, sender {rs}")
+        return False
+    return True
 
 
 try:
     # ---- send / receive
-    relays = start_relays("send")
     code = "21-apple-river-stone"
-    o = order(relays, code)
+    relays, o, listing = section("send", code)
     if len(o) != 3:
         fails.append(f"no relay order: {o}")
         raise SystemExit
-    listing = ",".join(r["addr"] for r in relays)
-    rev = ",".join(r["addr"] for r in reversed(relays))
     src = os.path.join(work, "big.bin")
     with open(src, "wb") as f:
         block = os.urandom(1024 * 1024)
@@ -124,13 +164,9 @@ try:
     os.mkdir(dst)
     env = dict(os.environ, TALLOW_LOG="info")
     env.pop("TALLOW_RELAY", None)
-    snd = subprocess.Popen([T, "send", "--no-p2p", "--json", "--relay", listing, "--code", code, src],
-                           stdout=open(os.path.join(work, "send.json"), "w"),
-                           stderr=open(os.path.join(work, "send.log"), "w"), env=env)
-    rcv = subprocess.Popen([T, "receive", "--no-p2p", "--json", "--yes", "-o", dst, code],
-                           stdout=open(os.path.join(work, "recv.json"), "w"),
-                           stderr=open(os.path.join(work, "recv.log"), "w"), env=dict(env, TALLOW_RELAYS=rev))
-    procs.extend([snd, rcv])
+    snd = peer(["send", "--no-p2p", "--json", "--relay", listing, "--code", code, src], "send.log", env, "send.json")
+    rcv = peer(["receive", "--no-p2p", "--json", "--yes", "-o", dst, code], "recv.log",
+               dict(env, TALLOW_RELAYS=reversed_listing(relays)), "recv.json")
     killed = kill_midway(o[0], rcv, SIZE, "send")
     if killed:
         took = paired_after(o[1], killed)
@@ -138,13 +174,7 @@ try:
               + (f"{took:.2f} s after the kill" if took is not None else "NEVER"))
         if took is None:
             fails.append("send: the room never paired on the next relay")
-    try:
-        rr, rs = rcv.wait(90), snd.wait(90)
-    except subprocess.TimeoutExpired:
-        rr = rs = "hung"
-    if rr != 0 or rs != 0:
-        fails.append(f"send: exit statuses receiver {rr}, sender {rs}")
-    elif not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
+    if ended("send", rcv, snd) and not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
         fails.append("send: the received file differs")
     if re.search(r"room \w+ created", open(o[2]["log"]).read()):
         fails.append("send: the third relay got a room")
@@ -154,15 +184,11 @@ try:
             fails.append(f"send: the {side} side did not say it moved to {o[1]['addr']}")
     later = forwarded(o[1]["mport"])
     print(f"send: the next relay forwarded {later} bytes; file identical: {not fails}")
-    for r in relays:
-        if r["proc"].poll() is None:
-            r["proc"].send_signal(signal.SIGINT)
+    stop(relays)
 
     # ---- sync
-    relays = start_relays("sync")
     code = "22-maple-cloud-river"
-    o = order(relays, code)
-    listing = ",".join(r["addr"] for r in relays)
+    relays, o, listing = section("sync", code)
     tree = os.path.join(work, "tree")
     os.makedirs(os.path.join(tree, "sub"))
     total = 0
@@ -172,56 +198,37 @@ try:
         open(os.path.join(tree, "sub" if i % 2 else "", f"f{i}.bin"), "wb").write(data)
     mirror = os.path.join(work, "mirror")
     os.mkdir(mirror)
-    snd = subprocess.Popen([T, "sync", "--no-p2p", "--relay", listing, "--code", code, tree],
-                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "sync-send.log"), "w"), env=env)
-    rcv = subprocess.Popen([T, "sync", "--receive", "--no-p2p", "--relay", ",".join(r["addr"] for r in reversed(relays)),
-                            code, mirror], stdout=subprocess.DEVNULL,
-                           stderr=open(os.path.join(work, "sync-recv.log"), "w"), env=env)
-    procs.extend([snd, rcv])
+    snd = peer(["sync", "--no-p2p", "--relay", listing, "--code", code, tree], "sync-send.log", env)
+    rcv = peer(["sync", "--receive", "--no-p2p", "--relay", reversed_listing(relays), code, mirror], "sync-recv.log", env)
     killed = kill_midway(o[0], rcv, total, "sync")
     if killed:
         took = paired_after(o[1], killed)
         print(f"sync: the room paired on the next relay " + (f"{took:.2f} s after the kill" if took is not None else "NEVER"))
-    try:
-        rr, rs = rcv.wait(90), snd.wait(90)
-    except subprocess.TimeoutExpired:
-        rr = rs = "hung"
-    if rr != 0 or rs != 0:
-        fails.append(f"sync: exit statuses receiver {rr}, sender {rs}")
-    else:
+    ok = ended("sync", rcv, snd)
+    if ok:
         d = subprocess.run(["diff", "-r", tree, mirror], capture_output=True, text=True)
         if d.returncode != 0:
             fails.append(f"sync: the mirror differs: {d.stdout[:300]}")
-    print("sync: mirror identical" if rr == 0 and rs == 0 else "sync: failed")
-    for r in relays:
-        if r["proc"].poll() is None:
-            r["proc"].send_signal(signal.SIGINT)
+    print("sync: mirror identical" if ok else "sync: failed")
+    stop(relays)
 
     # ---- watch: a live session; its relay killed while a 64 MiB file goes through; the file and a
     # later change arrive through the next relay within the same session (no "connected" again)
-    relays = start_relays("watch")
     code = "23-stone-apple-maple"
-    o = order(relays, code)
-    listing = ",".join(r["addr"] for r in relays)
+    relays, o, listing = section("watch", code)
     wsrc, wdst = os.path.join(work, "wsrc"), os.path.join(work, "wdst")
     os.mkdir(wsrc)
     os.mkdir(wdst)
     wenv = dict(env, TALLOW_CODE=code)
-    snd = subprocess.Popen([T, "watch", "--no-p2p", "--relay", listing, wsrc], stdout=subprocess.DEVNULL,
-                           stderr=open(os.path.join(work, "watch-send.log"), "w"), env=wenv)
-    rcv = subprocess.Popen([T, "watch", "--receive", "--no-p2p", "--relay", listing, wdst], stdout=subprocess.DEVNULL,
-                           stderr=open(os.path.join(work, "watch-recv.log"), "w"), env=wenv)
-    procs.extend([snd, rcv])
+    snd = peer(["watch", "--no-p2p", "--relay", listing, wsrc], "watch-send.log", wenv)
+    rcv = peer(["watch", "--receive", "--no-p2p", "--relay", listing, wdst], "watch-recv.log", wenv)
 
     def arrived(name, data):
         path = os.path.join(wdst, name)  # the current section's mirror
         return os.path.exists(path) and open(path, "rb").read() == data
 
     def wait_arrived(name, data, limit=60):
-        deadline = time.time() + limit
-        while time.time() < deadline and not arrived(name, data):
-            time.sleep(0.05)
-        return arrived(name, data)
+        return wait_until(lambda: arrived(name, data), limit)
 
     first = b"first\n"
     open(os.path.join(wsrc, "a.txt"), "wb").write(first)
@@ -243,45 +250,26 @@ try:
     if f"moving to {o[1]['addr']}" not in rlog:
         fails.append(f"watch: the receiver did not move to {o[1]['addr']}")
     print("watch: the file in flight and a later change arrived through the next relay, same session")
-    for r in relays:
-        if r["proc"].poll() is None:
-            r["proc"].send_signal(signal.SIGINT)
+    stop(relays)
 
     # ---- restart: the carrying relay is restarted on the same port (its rooms are gone): both
     # peers are told "unknown resume token" there and move on to the room's next relay
-    relays = start_relays("restart")
     code = "26-cloud-maple-lamp"
-    o = order(relays, code)
-    listing = ",".join(r["addr"] for r in relays)
+    relays, o, listing = section("restart", code)
     dst = os.path.join(work, "dst-restart")
     os.mkdir(dst)
-    snd = subprocess.Popen([T, "send", "--no-p2p", "--relay", listing, "--code", code, src], stdout=subprocess.DEVNULL,
-                           stderr=open(os.path.join(work, "restart-send.log"), "w"), env=env)
-    rcv = subprocess.Popen([T, "receive", "--no-p2p", "--yes", "--relay", listing, "-o", dst, code],
-                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "restart-recv.log"), "w"), env=env)
-    procs.extend([snd, rcv])
-    deadline = time.time() + 60
-    while time.time() < deadline and forwarded(o[0]["mport"]) < SIZE // 4 and rcv.poll() is None:
-        time.sleep(0.01)
+    snd = peer(["send", "--no-p2p", "--relay", listing, "--code", code, src], "restart-send.log", env)
+    rcv = peer(["receive", "--no-p2p", "--yes", "--relay", listing, "-o", dst, code], "restart-recv.log", env)
+    wait_until(lambda: forwarded(o[0]["mport"]) >= SIZE // 4 or rcv.poll() is not None, 60, 0.01)
     snd.send_signal(signal.SIGSTOP)
     rcv.send_signal(signal.SIGSTOP)
     o[0]["proc"].kill()
     o[0]["proc"].wait()
-    fresh = subprocess.Popen([T, "relay", "--listen", o[0]["addr"]], stderr=open(os.path.join(work, "restart-fresh.log"), "w"),
-                             env=dict(os.environ, TALLOW_LOG="info"))
-    procs.append(fresh)
-    deadline = time.time() + 10
-    while time.time() < deadline and "listening" not in open(os.path.join(work, "restart-fresh.log")).read():
-        time.sleep(0.02)
+    fresh = peer(["relay", "--listen", o[0]["addr"]], "restart-fresh.log", dict(os.environ, TALLOW_LOG="info"))
+    wait_until(lambda: "listening" in open(os.path.join(work, "restart-fresh.log")).read(), 10, 0.02)
     snd.send_signal(signal.SIGCONT)
     rcv.send_signal(signal.SIGCONT)
-    try:
-        rr, rs = rcv.wait(90), snd.wait(90)
-    except subprocess.TimeoutExpired:
-        rr = rs = "hung"
-    if rr != 0 or rs != 0:
-        fails.append(f"restart: exit statuses receiver {rr}, sender {rs}")
-    elif not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
+    if ended("restart", rcv, snd) and not filecmp.cmp(src, os.path.join(dst, "big.bin"), shallow=False):
         fails.append("restart: the received file differs")
     for side in ("send", "recv"):
         log = open(os.path.join(work, f"restart-{side}.log")).read()
@@ -289,32 +277,21 @@ try:
             fails.append(f"restart: the {side} side did not move on after 'unknown resume token'")
     print("restart: the restarted relay forgot the room; both moved to the next relay, file identical")
     fresh.send_signal(signal.SIGINT)
-    for r in relays:
-        if r["proc"].poll() is None:
-            r["proc"].send_signal(signal.SIGINT)
+    stop(relays)
 
     # ---- chat: a pair chat whose relay dies between two lines; the next lines go both ways
     # through the room's next relay, in the same chat (nobody "joined" twice), /quit exits 0
-    relays = start_relays("chat")
     code = "25-lamp-river-cloud"
-    o = order(relays, code)
-    listing = ",".join(r["addr"] for r in relays)
+    relays, o, listing = section("chat", code)
     cenv = dict(env, TALLOW_LOG="info")
-    ca = subprocess.Popen([T, "chat", "--no-p2p", "--relay", listing, "--code", code], stdin=subprocess.PIPE,
-                          stdout=open(os.path.join(work, "chat-a.out"), "w"),
-                          stderr=open(os.path.join(work, "chat-a.err"), "w"), env=cenv)
-    cb = subprocess.Popen([T, "chat", "--no-p2p", "--relay", ",".join(r["addr"] for r in reversed(relays)), code],
-                          stdin=subprocess.PIPE, stdout=open(os.path.join(work, "chat-b.out"), "w"),
-                          stderr=open(os.path.join(work, "chat-b.err"), "w"), env=cenv)
-    procs.extend([ca, cb])
+    ca = peer(["chat", "--no-p2p", "--relay", listing, "--code", code], "chat-a.err", cenv, "chat-a.out",
+              stdin=subprocess.PIPE)
+    cb = peer(["chat", "--no-p2p", "--relay", reversed_listing(relays), code], "chat-b.err", cenv, "chat-b.out",
+              stdin=subprocess.PIPE)
 
     def chat_wait(name, text, limit=20):
-        path = os.path.join(work, name)
-        deadline = time.time() + limit
-        while time.time() < deadline:
-            if text in open(path).read():
-                return True
-            time.sleep(0.05)
+        if wait_until(lambda: text in open(os.path.join(work, name)).read(), limit):
+            return True
         fails.append(f"chat: '{text}' never showed in {name}")
         return False
 
@@ -343,9 +320,7 @@ try:
         except subprocess.TimeoutExpired:
             fails.append("chat: did not end after /quit")
         print("chat: lines went both ways through the next relay after the kill; /quit ended both")
-    for r in relays:
-        if r["proc"].poll() is None:
-            r["proc"].send_signal(signal.SIGINT)
+    stop(relays)
 
     # ---- direct: a watch session on the direct path (QUIC on loopback) keeps going when its only
     # relay dies; the relay channel gives up after TALLOW_RELAY_RECONNECT_MS and the session stays
@@ -356,23 +331,15 @@ try:
     os.mkdir(wdst)
     denv = dict(env, TALLOW_CODE=code, TALLOW_RELAY_RECONNECT_MS="1500", TALLOW_LOG="info")
     logs = [os.path.join(work, "direct-send.log"), os.path.join(work, "direct-recv.log")]
-    snd = subprocess.Popen([T, "watch", "--relay", relays[0]["addr"], wsrc], stdout=subprocess.DEVNULL,
-                           stderr=open(logs[0], "w"), env=denv)
-    rcv = subprocess.Popen([T, "watch", "--receive", "--relay", relays[0]["addr"], wdst], stdout=subprocess.DEVNULL,
-                           stderr=open(logs[1], "w"), env=denv)
-    procs.extend([snd, rcv])
+    snd = peer(["watch", "--relay", relays[0]["addr"], wsrc], logs[0], denv)
+    rcv = peer(["watch", "--receive", "--relay", relays[0]["addr"], wdst], logs[1], denv)
     first = b"direct first\n"
     open(os.path.join(wsrc, "a.txt"), "wb").write(first)
     if not wait_arrived("a.txt", first):
         fails.append("direct: the first file never arrived")
 
     def both(text, limit=30):
-        deadline = time.time() + limit
-        while time.time() < deadline:
-            if all(text in open(f).read() for f in logs):
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(lambda: all(text in open(f).read() for f in logs), limit)
 
     if not both("direct path up"):
         fails.append("direct: the session did not go direct (cannot test the relay's death under it)")

@@ -63,6 +63,31 @@ static int read_refusal(rt_env *e, int fd, uint32_t *type, char *out, size_t cap
     return -1;
 }
 
+/* Reads the refusal on fd and checks its reason is exactly why; closes fd. */
+static void expect_refusal(rt_env *e, int fd, const char *why)
+{
+    uint32_t type;
+    char got[128];
+    assert_true(fd >= 0);
+    assert_int_equal(read_refusal(e, fd, &type, got, sizeof got), 0);
+    assert_string_equal(got, why);
+    close(fd);
+}
+
+/* Two peers in room, paired (both ready). */
+static void open_pair(rt_env *e, rt_peer p[2], const char *room, const char *password)
+{
+    assert_int_equal(rt_peer_open(e, &p[0], room, 2, password, NULL), 0);
+    assert_int_equal(rt_peer_open(e, &p[1], room, 2, password, NULL), 0);
+    assert_true(rt_run_until(e, both_ready, p, 5000));
+}
+
+static void close_pair(rt_peer p[2])
+{
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+}
+
 static int raw_join(rt_env *e, const char *room, uint32_t capacity, uint32_t version)
 {
     int fd = rt_raw_connect(e);
@@ -86,11 +111,8 @@ static void test_relay_refuse_wrong_password(void **state)
     assert_false(p[0].ready);
     /* the right password pairs */
     rt_peer_close(&p[0]);
-    assert_int_equal(rt_peer_open(&e, &p[0], "pw-room", 2, "s3cret", NULL), 0);
-    assert_int_equal(rt_peer_open(&e, &p[1], "pw-room", 2, "s3cret", NULL), 0);
-    assert_true(rt_run_until(&e, both_ready, p, 5000));
-    rt_peer_close(&p[0]);
-    rt_peer_close(&p[1]);
+    open_pair(&e, p, "pw-room", "s3cret");
+    close_pair(p);
     rt_env_stop(&e);
 }
 
@@ -99,9 +121,7 @@ static void test_relay_refuse_room_full(void **state)
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
     rt_peer p[3];
-    assert_int_equal(rt_peer_open(&e, &p[0], "full", 2, NULL, NULL), 0);
-    assert_int_equal(rt_peer_open(&e, &p[1], "full", 2, NULL, NULL), 0);
-    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    open_pair(&e, p, "full", NULL);
     p[2].close_on_closed = 1;
     assert_int_equal(rt_peer_open(&e, &p[2], "full", 2, NULL, NULL), 0);
     p[2].close_on_closed = 1; /* closes itself from inside on_closed */
@@ -113,8 +133,7 @@ static void test_relay_refuse_room_full(void **state)
     rt_run_for(&e, 100);
     assert_false(p[0].closed || p[1].closed);
     assert_int_equal(tallow_channel_send(p[0].ch, 0, (const uint8_t *)"x", 1), 0);
-    rt_peer_close(&p[0]);
-    rt_peer_close(&p[1]);
+    close_pair(p);
     rt_env_stop(&e);
 }
 
@@ -125,10 +144,7 @@ static void test_relay_refuse_rooms_per_ip(void **state)
     assert_int_equal(rt_env_start(&e, o, 1), 0);
     int a = raw_join(&e, "r1", 2, 2), b = raw_join(&e, "r2", 2, 2), c = raw_join(&e, "r3", 2, 2);
     assert_true(a >= 0 && b >= 0 && c >= 0);
-    uint32_t type;
-    char why[128];
-    assert_int_equal(read_refusal(&e, c, &type, why, sizeof why), 0);
-    assert_string_equal(why, "too many rooms from your address");
+    expect_refusal(&e, dup(c), "too many rooms from your address");
     assert_int_equal(rt_stat(&e, "rooms"), 2);
     close(a);
     close(b);
@@ -147,10 +163,7 @@ static void test_relay_refuse_join_timeout(void **state)
     assert_true(fd >= 0);
     rt_run_for(&e, 50);
     assert_int_equal(rt_stat(&e, "conns"), 1);
-    uint32_t type;
-    char why[128];
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_string_equal(why, "join timeout");
+    expect_refusal(&e, dup(fd), "join timeout");
     assert_true(rt_raw_wait_eof(&e, fd, 5000));
     close(fd);
     assert_true(rt_run_until(&e, no_conns, &e, 5000));
@@ -166,10 +179,7 @@ static void test_relay_refuse_oversized_frame(void **state)
     assert_true(fd >= 0);
     uint8_t hdr[5] = {0, 0, 0x13, 0x88, 1}; /* 5000 bytes announced */
     assert_int_equal(write(fd, hdr, 5), 5);
-    uint32_t type;
-    char why[128];
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_string_equal(why, "frame too large");
+    expect_refusal(&e, dup(fd), "frame too large");
     assert_true(rt_raw_wait_eof(&e, fd, 5000));
     close(fd);
     assert_true(rt_run_until(&e, no_conns, &e, 5000));
@@ -183,11 +193,7 @@ static void test_relay_refuse_data_before_peer(void **state)
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
     int fd = raw_join(&e, "lonely", 2, 2);
     assert_int_equal(rt_raw_send(fd, 1, (const uint8_t *)"early", 5), 0);
-    uint32_t type;
-    char why[128];
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_string_equal(why, "data before a peer joined");
-    close(fd);
+    expect_refusal(&e, fd, "data before a peer joined");
     rt_env_stop(&e);
 }
 
@@ -195,22 +201,23 @@ static void test_relay_refuse_version(void **state)
 {
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
-    int fd = raw_join(&e, "future", 2, 99);
-    uint32_t type;
-    char why[128];
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_int_equal(type, TALLOW_MSG_VersionReject);
-    assert_non_null(strstr(why, "version 99 (this relay speaks 2)"));
-    close(fd);
-    fd = raw_join(&e, "past", 2, 1); /* the release before: refused too, never half-spoken */
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_int_equal(type, TALLOW_MSG_VersionReject);
-    assert_non_null(strstr(why, "version 1 (this relay speaks 2)"));
-    close(fd);
-    fd = raw_join(&e, "huge", 500, 2);
-    assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
-    assert_string_equal(why, "capacity above the relay's limit");
-    close(fd);
+    /* a newer version, and the release before: refused too, never half-spoken */
+    const struct {
+        const char *room;
+        uint32_t version;
+        const char *why;
+    } v[] = {{"future", 99, "version 99 (this relay speaks 2)"},
+             {"past", 1, "version 1 (this relay speaks 2)"}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        int fd = raw_join(&e, v[i].room, 2, v[i].version);
+        uint32_t type;
+        char why[128];
+        assert_int_equal(read_refusal(&e, fd, &type, why, sizeof why), 0);
+        assert_int_equal(type, TALLOW_MSG_VersionReject);
+        assert_non_null(strstr(why, v[i].why));
+        close(fd);
+    }
+    expect_refusal(&e, raw_join(&e, "huge", 500, 2), "capacity above the relay's limit");
     rt_env_stop(&e);
 }
 
@@ -219,9 +226,7 @@ static void test_relay_refuse_handshake_failed_closes_room(void **state)
     rt_env e;
     assert_int_equal(rt_env_start(&e, NULL, 0), 0);
     rt_peer p[2];
-    assert_int_equal(rt_peer_open(&e, &p[0], "pake", 2, NULL, NULL), 0);
-    assert_int_equal(rt_peer_open(&e, &p[1], "pake", 2, NULL, NULL), 0);
-    assert_true(rt_run_until(&e, both_ready, p, 5000));
+    open_pair(&e, p, "pake", NULL);
     const char *why = "handshake-failed";
     assert_int_equal(
         tallow_channel_send(p[0].ch, RELAY_TO_LEAVE, (const uint8_t *)why, strlen(why)), 0);
@@ -229,8 +234,7 @@ static void test_relay_refuse_handshake_failed_closes_room(void **state)
     assert_int_equal(p[0].err, TALLOW_ECODE);
     assert_int_equal(p[1].err, TALLOW_ECODE);
     assert_int_equal(rt_stat(&e, "rooms"), 0);
-    rt_peer_close(&p[0]);
-    rt_peer_close(&p[1]);
+    close_pair(p);
     /* the room id is free again: a new attempt starts from scratch */
     assert_int_equal(rt_peer_open(&e, &p[0], "pake", 2, NULL, NULL), 0);
     rt_run_for(&e, 100);
@@ -269,14 +273,15 @@ static void test_relay_refuse_unpaired_timeout(void **state)
     rt_env_stop(&e);
 }
 
-static void test_relay_refuse_conns_per_ip(void **state)
+/* A relay whose option limit is 2 connections: a third is closed at once, the two stay. */
+static void third_conn_closed(const char *limit)
 {
     rt_env e;
-    tallow_kv o[] = {{"max-conns-per-ip", "2"}};
+    tallow_kv o[] = {{limit, "2"}};
     assert_int_equal(rt_env_start(&e, o, 1), 0);
     int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
     assert_true(a >= 0 && b >= 0 && c >= 0);
-    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the third is closed at once */
+    assert_true(rt_raw_wait_eof(&e, c, 5000));
     assert_int_equal(rt_stat(&e, "conns"), 2);
     assert_false(rt_raw_wait_eof(&e, a, 100));
     close(a);
@@ -286,21 +291,14 @@ static void test_relay_refuse_conns_per_ip(void **state)
     rt_env_stop(&e);
 }
 
+static void test_relay_refuse_conns_per_ip(void **state)
+{
+    third_conn_closed("max-conns-per-ip");
+}
+
 static void test_relay_refuse_conns_total(void **state)
 {
-    rt_env e;
-    tallow_kv o[] = {{"max-conns", "2"}};
-    assert_int_equal(rt_env_start(&e, o, 1), 0);
-    int a = rt_raw_connect(&e), b = rt_raw_connect(&e), c = rt_raw_connect(&e);
-    assert_true(a >= 0 && b >= 0 && c >= 0);
-    assert_true(rt_raw_wait_eof(&e, c, 5000)); /* the relay is full: the third goes at once */
-    assert_int_equal(rt_stat(&e, "conns"), 2);
-    assert_false(rt_raw_wait_eof(&e, a, 100));
-    close(a);
-    close(b);
-    close(c);
-    assert_true(rt_run_until(&e, no_conns, &e, 5000));
-    rt_env_stop(&e);
+    third_conn_closed("max-conns"); /* the relay is full */
 }
 
 /* Reads frames until RoomJoined; copies its resume token. 0 or -1. */
@@ -357,24 +355,16 @@ static void test_relay_refuse_observed_resume(void **state)
     uint8_t tb[16];
     assert_int_equal(read_token(&e, b, tb), 0); /* paired */
     close(a); /* A's slot waits for its resume */
-    uint32_t type;
-    char why[128];
-    int x = raw_resume(&e, token, NULL); /* the token alone */
-    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
-    assert_string_equal(why, "unknown resume token");
-    close(x);
-    x = raw_resume(&e, token, chain[3]); /* the anchor, seen on the first join */
-    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
-    assert_string_equal(why, "unknown resume token");
-    close(x);
-    x = raw_resume(&e, token, chain[2]); /* the owner: the next element back */
+    const char *unknown = "unknown resume token";
+    /* the token alone; with the anchor, seen on the first join */
+    expect_refusal(&e, raw_resume(&e, token, NULL), unknown);
+    expect_refusal(&e, raw_resume(&e, token, chain[3]), unknown);
+    int x = raw_resume(&e, token, chain[2]); /* the owner: the next element back */
     uint8_t t2[16];
     assert_int_equal(read_token(&e, x, t2), 0);
     close(x);
-    x = raw_resume(&e, token, chain[2]); /* that proof, replayed by whoever saw it */
-    assert_int_equal(read_refusal(&e, x, &type, why, sizeof why), 0);
-    assert_string_equal(why, "unknown resume token");
-    close(x);
+    /* that proof, replayed by whoever saw it */
+    expect_refusal(&e, raw_resume(&e, token, chain[2]), unknown);
     x = raw_resume(&e, token, chain[0]); /* the owner again, having skipped one attempt */
     assert_int_equal(read_token(&e, x, t2), 0);
     close(x);
@@ -468,11 +458,8 @@ static void test_relay_refuse_garbage(void **state)
     assert_true(rt_run_until(&e, no_conns, &e, 5000));
     /* rooms where two garbage peers paired are held for resume; the relay still works */
     rt_peer p[2];
-    assert_int_equal(rt_peer_open(&e, &p[0], "after", 2, NULL, NULL), 0);
-    assert_int_equal(rt_peer_open(&e, &p[1], "after", 2, NULL, NULL), 0);
-    assert_true(rt_run_until(&e, both_ready, p, 5000));
-    rt_peer_close(&p[0]);
-    rt_peer_close(&p[1]);
+    open_pair(&e, p, "after", NULL);
+    close_pair(p);
     rt_env_stop(&e);
 }
 
