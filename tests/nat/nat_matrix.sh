@@ -31,7 +31,8 @@ bad=0
 for c in $CELLS; do
     a=${c%:*} b=${c#*:}
     t0=$(date +%s.%N)
-    r=$(sh "$D/nat_cell.sh" $a $b 2>&1)
+    # NAT_LOCK=FILE: each cell takes that lock (flock) for itself, so a long run shares namespaces
+    r=$(${NAT_LOCK:+flock "$NAT_LOCK"} sh "$D/nat_cell.sh" $a $b 2>&1)
     rc=$?
     res=$(echo "$r" | grep '^RESULT' | head -n 1 | cut -d' ' -f2-)
     secs=$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-4)

@@ -2,6 +2,7 @@
 # nat_repeat.sh TYPE_A TYPE_B RUNS — runs one cell of the NAT matrix (nat_cell.sh) RUNS times
 # (at most 100) and prints how many went direct, how many of those had the direct path up within
 # 3 s, and the times to direct (ms, sorted). A figure, not a test: no assertion on time.
+# NAT_LOCK=FILE: each run takes that lock (flock) for itself.
 set -u
 D=$(dirname "$0")
 A=${1:?type A} B=${2:?type B} N=${3:-20}
@@ -10,7 +11,7 @@ direct=0 fast=0 failed=0 times=""
 i=0
 while [ $i -lt "$N" ]; do
     i=$((i + 1))
-    res=$(sh "$D/nat_cell.sh" "$A" "$B" 2>&1 | grep '^RESULT' | head -n 1)
+    res=$(${NAT_LOCK:+flock "$NAT_LOCK"} sh "$D/nat_cell.sh" "$A" "$B" 2>&1 | grep '^RESULT' | head -n 1)
     echo "run $i: ${res:-FAILED}"
     set -- $res
     case "${2:-}" in
