@@ -72,7 +72,7 @@ int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
  * destination and the peer's does not, we are the hard side: we open TALLOW__BDAY_SOCKS sockets
  * and send one check from each to the peer's srflx address, so our NAT holds that many mappings
  * towards it. The easy side sends checks to ports of the hard side's srflx address (the ports
- * after the ones it saw first when they look sequential, then random ones), paced, at most
+ * after the ones it saw first, swept twice, when they look sequential; then random ones), at most
  * TALLOW__BDAY_MAX_PACKETS and TALLOW__BDAY_MAX_MS; a probe that lands on one of those mappings
  * reaches the hard side, whose answer (MAC'd with the check key) makes the pair. Every probe is
  * an ordinary authenticated check request, aimed only at the address the peer offered through
@@ -82,6 +82,7 @@ int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
 #define TALLOW__BDAY_MAX_PACKETS 2000
 #define TALLOW__BDAY_MAX_MS 5000
 #define TALLOW__BDAY_PER_TICK 8 /* probes (easy side) per 10 ms tick: 800 per second */
+#define TALLOW__BDAY_SEQ_PASSES 2 /* sweeps of the predicted ports (sequential allocation) */
 
 enum { TALLOW__NAT_UNKNOWN = 0, TALLOW__NAT_EIM = 1, TALLOW__NAT_EDM = 2 };
 
@@ -98,7 +99,7 @@ typedef struct tallow__bday {
     struct sockaddr_storage target; /* hard: the peer's srflx; easy: its address (any port) */
     socklen_t target_len;
     uint16_t peer_lo, peer_hi; /* the hard peer's srflx ports seen */
-    uint32_t seq_next;         /* the next predicted port (sequential allocation), 0 none */
+    uint32_t seq_next;         /* peer_hi + predicted ports probed (sequential), 0 none */
     tallow_udp *sock[TALLOW__BDAY_SOCKS];
     size_t nsock;
     uint32_t sent;

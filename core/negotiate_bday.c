@@ -97,7 +97,8 @@ void tallow__bday_maybe_start(tallow__bday *b)
     } else if (b->mine == TALLOW__NAT_EIM && b->peer == TALLOW__NAT_EDM) {
         b->role = 2;
         /* ports handed out in sequence: the hard side's new sockets follow the ones seen */
-        if (b->peer_hi - b->peer_lo > 0 && b->peer_hi - b->peer_lo <= 16) b->seq_next = b->peer_hi;
+        if (b->peer_hi - b->peer_lo > 0 && b->peer_hi - b->peer_lo <= 16 && b->peer_hi < 65535)
+            b->seq_next = b->peer_hi;
         tallow_ctx_log(b->ctx, TALLOW_LOG_INFO,
                        "p2p: birthday punching, easy side: probing ports of %s%s", s,
                        b->seq_next ? " (sequential ports first)" : "");
@@ -110,8 +111,16 @@ void tallow__bday_maybe_start(tallow__bday *b)
 uint16_t tallow__bday_next_port(tallow__bday *b)
 {
     if (b->seq_next) {
-        uint32_t p = ++b->seq_next;
-        if (p <= 65535 && p <= (uint32_t)b->peer_hi + TALLOW__BDAY_SOCKS + 64) return (uint16_t)p;
+        /* the predicted window: the ports after the highest one seen, as many as the hard side
+         * opens sockets and some more for its other new mappings; swept TALLOW__BDAY_SEQ_PASSES
+         * times (a probe that arrives before the hard side's socket sent is lost: the second
+         * sweep finds it open), then random ports */
+        uint32_t w = TALLOW__BDAY_SOCKS + 64, i = b->seq_next - b->peer_hi;
+        if (w > 65535u - b->peer_hi) w = 65535u - b->peer_hi;
+        if (w && i < w * TALLOW__BDAY_SEQ_PASSES) {
+            b->seq_next++;
+            return (uint16_t)(b->peer_hi + 1 + i % w);
+        }
         b->seq_next = 0;
     }
     return (uint16_t)(1024 + randombytes_uniform(65536 - 1024));

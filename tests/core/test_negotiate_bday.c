@@ -124,8 +124,10 @@ static void test_ports(void **st)
     offer(&b, "198.51.100.2", 30002, "srflx/edm");
     tallow__bday_maybe_start(&b);
     assert_int_equal(b.role, 2);
-    for (uint32_t i = 1; i <= TALLOW__BDAY_SOCKS + 64; i++)
-        assert_int_equal(tallow__bday_next_port(&b), 30002 + i);
+    /* the predicted window (the next 320 ports), swept TALLOW__BDAY_SEQ_PASSES times */
+    for (int pass = 0; pass < TALLOW__BDAY_SEQ_PASSES; pass++)
+        for (uint32_t i = 1; i <= TALLOW__BDAY_SOCKS + 64; i++)
+            assert_int_equal(tallow__bday_next_port(&b), 30002 + i);
     /* then random ones, never below 1024 */
     int differ = 0;
     uint16_t prev = 0;
@@ -136,15 +138,43 @@ static void test_ports(void **st)
         prev = p;
     }
     assert_true(differ > 4900);
+    assert_int_equal(b.seq_next, 0); /* the prediction is over */
     /* the prediction stops at 65535 */
     tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
     tallow__bday_local(&b, one, 1, 2);
     offer(&b, "198.51.100.2", 65530, "srflx/edm");
     offer(&b, "198.51.100.2", 65533, "srflx/edm");
     tallow__bday_maybe_start(&b);
-    assert_int_equal(tallow__bday_next_port(&b), 65534);
-    assert_int_equal(tallow__bday_next_port(&b), 65535);
+    for (int pass = 0; pass < TALLOW__BDAY_SEQ_PASSES; pass++) {
+        assert_int_equal(tallow__bday_next_port(&b), 65534);
+        assert_int_equal(tallow__bday_next_port(&b), 65535);
+    }
     assert_true(tallow__bday_next_port(&b) >= 1024);
+    assert_int_equal(b.seq_next, 0);
+    /* the highest port seen is 65535: nothing above it to predict */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 65530, "srflx/edm");
+    offer(&b, "198.51.100.2", 65535, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_true(tallow__bday_next_port(&b) >= 1024);
+    assert_int_equal(b.seq_next, 0);
+    /* ports 17 apart: too far for a sequential allocator, random probing from the start */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40000, "srflx/edm");
+    offer(&b, "198.51.100.2", 40017, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(b.role, 2);
+    assert_int_equal(b.seq_next, 0);
+    /* offered high port first: the window still starts after the highest */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm");
+    offer(&b, "198.51.100.2", 40000, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(tallow__bday_next_port(&b), 40002);
+    assert_int_equal(tallow__bday_next_port(&b), 40003);
 }
 
 int main(void)

@@ -26,6 +26,8 @@ nat_cleanup() {
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
         ip netns del "$ns" 2>/dev/null
     done
+    # NAT_KEEP=DIR keeps the logs of the last run there (debugging)
+    [ -z "${NAT_KEEP:-}" ] || { rm -rf "$NAT_KEEP"; cp -r "$W" "$NAT_KEEP"; }
     rm -rf "$W"
 }
 trap nat_cleanup EXIT INT TERM
@@ -59,9 +61,34 @@ link() {
     ip -n "$4" link set "$5" up
 }
 
-# nat NS MODE: MODE "" (port-preserving) or "--random-fully" (symmetric)
+# seq_rules NS N BASE ADDR: sequential port allocation for UDP. Linux itself has none: SNAT to a
+# port range without --random keeps the source port when it is in the range, else picks one
+# port per source socket (hashed) and keeps it for every destination, i.e. endpoint-independent
+# (tried on 6.18: 8 destinations from one socket all got the same port, 3 sockets got 3 random
+# ports). So the NAT is built from N rules of the nth statistic: rule k sees the new UDP flows
+# rules 0..k-1 did not take and takes every (N-k)-th of them, so new flow i gets BASE + i mod N
+# whatever its destination (the nat table sees only a flow's first packet): a new port per
+# destination, handed out in sequence (RFC 4787 endpoint-dependent mapping, sequential).
+seq_rules() {
+    {
+        echo "*nat"
+        k=0
+        while [ $k -lt "$2" ]; do
+            echo "-A POSTROUTING -o wan -p udp -m statistic --mode nth --every $(($2 - k))" \
+                "--packet 0 -j SNAT --to-source $4:$(($3 + k))"
+            k=$((k + 1))
+        done
+        echo COMMIT
+    } | ip netns exec "$1" iptables-restore --noflush
+}
+
+# nat NS MODE: MODE "" (port-preserving), "--random-fully" (symmetric, random ports) or
+# "seq:ADDR" (symmetric, ports in sequence from ADDR:40000, see seq_rules)
 nat() {
     ip netns exec "$1" sysctl -qw net.ipv4.ip_forward=1
+    case $2 in
+    seq:*) seq_rules "$1" 1000 40000 "${2#seq:}"; set -- "$1" "" ;;
+    esac
     ip netns exec "$1" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE $2
     ip netns exec "$1" iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP
     # a port forwarded on request (DNAT by miniupnpd) passes, as on a home router
@@ -166,7 +193,7 @@ start_relay() {
 # compare the mappings two destinations see (its NAT's mapping behaviour). Sets STUN2 to the
 # --stun options naming both.
 start_stun2() {
-    TALLOW_LOG=info ip netns exec $I "$T" relay --listen 0.0.0.0:3479 2> "$W/relay2.log" &
+    TALLOW_LOG=info ip netns exec $I "$T" relay --listen "${1:-0.0.0.0}:3479" 2> "$W/relay2.log" &
     for i in $(seq 50); do
         ip netns exec $I ss -ltn | grep -q ":3479 " && break
         sleep 0.1
@@ -177,17 +204,18 @@ start_stun2() {
 # Prefixes each line with a timestamp (seconds since the epoch, with nanoseconds).
 stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done; }
 
-# transfer SIZE CODE [options...]: sender in host A, receiver in host B; waits for both.
+# transfer SIZE CODE [options...]: sender in host A, receiver in host B; waits for both. RELAY_A /
+# RELAY_B (default RELAY) and OPTS_A / OPTS_B (more options) may differ per side.
 transfer() {
     size=$1 code=$2; shift 2
     rm -rf "$W/src" "$W/dst" "$W/send.rc" "$W/recv.rc"
     mkdir -p "$W/src" "$W/dst"
     head -c "$size" /dev/urandom > "$W/src/f.bin"
-    ( rc=0; TALLOW_LOG=debug ip netns exec $HA timeout 60 "$T" send --relay "$RELAY" "$@" --json \
+    ( rc=0; TALLOW_LOG=debug ip netns exec $HA timeout 60 "$T" send --relay "${RELAY_A:-$RELAY}" ${OPTS_A:-} "$@" --json \
         --code "$code" "$W/src/f.bin" 2> "$W/send.log" || rc=$?; echo $rc > "$W/send.rc" ) \
         | stamp > "$W/send.json" &
     sp=$!
-    ( rc=0; TALLOW_LOG=debug ip netns exec $HB timeout 60 "$T" receive --relay "$RELAY" "$@" --yes \
+    ( rc=0; TALLOW_LOG=debug ip netns exec $HB timeout 60 "$T" receive --relay "${RELAY_B:-$RELAY}" ${OPTS_B:-} "$@" --yes \
         --json -o "$W/dst" "$code" 2> "$W/recv.log" || rc=$?; echo $rc > "$W/recv.rc" ) \
         | stamp > "$W/recv.json"
     wait $sp || true

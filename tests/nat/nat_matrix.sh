@@ -1,15 +1,18 @@
 #!/bin/sh
 # nat_matrix.sh [small] — the NAT matrix: every ordered pair of the NAT types of nat_cell.sh
 # (A sends and controls, B receives; both orders run), or with "small" a representative few.
-# Prints a table of direct/relay, the winning candidate kinds (ours-theirs, A's view) and the
-# time until the direct path was up, then checks each cell against what is possible in
-# principle: direct whenever one side maps endpoint-independently or a gateway grants a mapping;
-# relay when both map per destination or UDP is blocked. Every transfer must complete intact.
+# Prints a table of direct/relay, the winning candidate kinds (ours-theirs, A's view), the
+# time until the direct path was up (and how many birthday probes found it), or for the relay
+# the time from pairing until it was chosen; then checks each cell against what is possible in
+# principle: direct whenever one side maps endpoint-independently or a gateway grants a mapping,
+# and for two hosts behind one NAT (hairpin, or one LAN); relay when both map per destination,
+# UDP is blocked, or one side has only IPv6 and the other only IPv4. A relay cell must also carry
+# its reason ("direct_failed" in --json). Every transfer must complete intact.
 set -u
 D=$(dirname "$0")
-TYPES="eif adf apdf edm upnp cgnat blocked"
+TYPES="eif adf apdf edm seq upnp cgnat hairpin nohairpin v6fw blocked"
 if [ "${1:-}" = small ]; then
-    CELLS="adf:edm cgnat:edm blocked:eif"
+    CELLS="adf:edm apdf:seq hairpin:hairpin v6fw:v6fw blocked:eif"
 else
     CELLS=""
     for a in $TYPES; do for b in $TYPES; do CELLS="$CELLS $a:$b"; done; done
@@ -17,7 +20,9 @@ fi
 expect() {
     case "$1 $2" in
     blocked* | *blocked) echo relay ;;
-    "edm edm") echo relay ;;
+    "v6fw v6fw") echo direct ;;
+    v6fw* | *v6fw) echo relay ;;
+    "edm edm" | "edm seq" | "seq edm" | "seq seq") echo relay ;;
     *) echo direct ;;
     esac
 }
@@ -26,7 +31,8 @@ bad=0
 for c in $CELLS; do
     a=${c%:*} b=${c#*:}
     t0=$(date +%s.%N)
-    r=$(sh "$D/nat_cell.sh" $a $b 2>&1)
+    # NAT_LOCK=FILE: each cell takes that lock (flock) for itself, so a long run shares namespaces
+    r=$(${NAT_LOCK:+flock "$NAT_LOCK"} sh "$D/nat_cell.sh" $a $b 2>&1)
     rc=$?
     res=$(echo "$r" | grep '^RESULT' | head -n 1 | cut -d' ' -f2-)
     secs=$(echo "$(date +%s.%N) - $t0" | bc | cut -c1-4)
@@ -36,6 +42,11 @@ for c in $CELLS; do
         echo "$a -> $b: FAILED (transfer)"; echo "$r" | tail -n 30; bad=$((bad + 1)); got=failed
     elif [ "$got" != "$want" ]; then
         echo "$a -> $b: $res (expected $want)"; bad=$((bad + 1))
+    elif [ "$a $b" = "hairpin hairpin" ] && echo "$res" | grep -q host; then
+        # the two LAN segments are isolated: a host pair means the test is broken
+        echo "$a -> $b: $res (expected the hairpin, not a host pair)"; bad=$((bad + 1))
+    elif [ "$got" = relay ] && [ -z "$(echo "$res" | cut -d' ' -f3-)" ]; then
+        echo "$a -> $b: $res (no direct_failed reason)"; bad=$((bad + 1))
     else
         echo "$a -> $b: $res (${secs} s for the cell)"
     fi
@@ -52,12 +63,18 @@ for a in $TYPES; do
         l=$(grep "^$a $b " "$OUT" | head -n 1)
         case "$l" in
         "") printf '  |' ;;
-        *" direct direct "*) set -- $l; printf ' direct %s %s ms |' "$5" "$6" ;;
-        *" relay relay"*) printf ' relay |' ;;
+        *" direct direct "*)
+            set -- $l
+            if [ "$7" = - ]; then printf ' direct %s %s ms |' "$5" "$6"
+            else printf ' direct %s %s ms (%s probes) |' "$5" "$6" "$7"; fi
+            ;;
+        *" relay relay "*) set -- $l; printf ' relay %s ms |' "$5" ;;
         *) printf ' FAILED |' ;;
         esac
     done
     echo
 done
+echo
+echo "Why the direct path failed (relay cells): $(grep ' relay relay ' "$OUT" | cut -d' ' -f6- | sort | uniq -c | sed 's/^ *//' | paste -sd';' -)"
 rm -f "$OUT"
 [ $bad = 0 ] || { echo "FAIL: $bad cell(s) not as expected"; exit 1; }
