@@ -137,7 +137,7 @@ static void link_log_stats(quic_link *l)
 {
     if (l->stats_logged || !l->qc || !l->host) return;
     l->stats_logged = 1;
-    l->host->log(l->host->ctx, TALLOW_LOG_DEBUG, "%s: closed: %s", l->path, link_stats(l));
+    l->host->log(l->host, TALLOW_LOG_DEBUG, "%s: closed: %s", l->path, link_stats(l));
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
