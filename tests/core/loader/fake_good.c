@@ -81,9 +81,7 @@ static int good_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts
     return TALLOW_ENOTFOUND;
 }
 
-static void good_stop(void *inst)
-{
-}
+static void good_stop(void *inst) {}
 
 static const tallow_service_ops good_service = {
     .version = TALLOW_SERVICE_OPS_VERSION,
