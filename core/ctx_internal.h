@@ -69,8 +69,6 @@ const tallow__iface *tallow__iface_find(const tallow__iface_list *l, const char 
 void tallow__iface_list_free(tallow__iface_list *l);
 /* Drops the entries after the first n (a failed plugin init's registrations). */
 void tallow__iface_list_truncate(tallow__iface_list *l, size_t n);
-const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
-void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
 
 /* A log line from a source (a plugin's name; NULL: the core). */
 void tallow__ctx_vlog(tallow_ctx *ctx, const char *source, int level, const char *fmt, va_list ap);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctx_internal.h"
+#include "registry.h"
 
 struct tallow__plugin {
     tallow_host host; /* this plugin's own: its name on its log lines */
