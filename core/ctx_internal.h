@@ -15,7 +15,7 @@
 
 typedef struct tallow__iface {
     const char *name;
-    const void *ops;    /* host-owned copy of the host's size, every optional slot filled */
+    const void *ops; /* host-owned copy of the host's size, every optional slot filled */
     void *plugin_state;
 } tallow__iface;
 
@@ -26,10 +26,10 @@ typedef struct tallow__iface_list {
 
 /* One kind of interface (core/iface.c): how its ops are checked and completed. */
 typedef struct tallow__iface_kind {
-    const char *what;  /* "transport", ... for messages */
-    uint32_t version;  /* the newest ops version this host knows */
-    size_t min_size;   /* the smallest struct_size accepted: through the last required slot */
-    size_t host_size;  /* sizeof the ops struct as this host was built */
+    const char *what; /* "transport", ... for messages */
+    uint32_t version; /* the newest ops version this host knows */
+    size_t min_size;  /* the smallest struct_size accepted: through the last required slot */
+    size_t host_size; /* sizeof the ops struct as this host was built */
     const char *(*check)(const void *ops); /* NULL, or what is wrong with the required slots */
     void (*fill)(void *ops);               /* sets every NULL optional slot to its default */
 } tallow__iface_kind;
@@ -55,7 +55,7 @@ struct tallow_ctx {
     char last_error[512];
     tallow__iface_list transports, discoveries, gatherers, services, lua_modules;
     tallow__plugin *plugins; /* load order; unloaded in reverse */
-    const char *loading; /* name of the plugin whose init runs (registrations are its) */
+    const char *loading;     /* name of the plugin whose init runs (registrations are its) */
     /* Set by the loader once it has loaded something; tallow_ctx_free calls it first. */
     void (*unload_plugins)(tallow_ctx *ctx);
 };
@@ -69,12 +69,9 @@ const tallow__iface *tallow__iface_find(const tallow__iface_list *l, const char 
 void tallow__iface_list_free(tallow__iface_list *l);
 /* Drops the entries after the first n (a failed plugin init's registrations). */
 void tallow__iface_list_truncate(tallow__iface_list *l, size_t n);
-const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
-void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
 
 /* A log line from a source (a plugin's name; NULL: the core). */
-void tallow__ctx_vlog(tallow_ctx *ctx, const char *source, int level, const char *fmt,
-                      va_list ap);
+void tallow__ctx_vlog(tallow_ctx *ctx, const char *source, int level, const char *fmt, va_list ap);
 
 /* host.c: fills a plugin's own tallow_host (name borrowed from its descriptor). */
 void tallow__host_make(tallow_host *h, tallow_ctx *ctx, const char *plugin_name);

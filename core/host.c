@@ -29,8 +29,8 @@ static void *host_alloc(size_t n)
 /* The one registration path: every interface is checked and completed by core/iface.c; a refusal
  * says which interface and why; it is kept as the context's last error, which the loader adds to
  * its "init failed" message naming the plugin's file and name. */
-static int reg(tallow_ctx *ctx, tallow__iface_list *l, const tallow__iface_kind *k,
-               const void *ops, void *st)
+static int reg(tallow_ctx *ctx, tallow__iface_list *l, const tallow__iface_kind *k, const void *ops,
+               void *st)
 {
     char why[256];
     int rc = tallow__iface_register(l, k, ops, st, why, sizeof(why));
@@ -141,8 +141,10 @@ TALLOW_API int tallow_channel_open(tallow_ctx *ctx, const char *transport,
         return TALLOW_ENOTFOUND;
     }
     if (!p || p->struct_size < offsetof(tallow_channel_params, flags)) {
-        tallow_ctx_set_error(ctx, "transport %s: channel parameters without a struct_size "
-                                  "(use TALLOW_CHANNEL_PARAMS_INIT)", transport);
+        tallow_ctx_set_error(ctx,
+                             "transport %s: channel parameters without a struct_size "
+                             "(use TALLOW_CHANNEL_PARAMS_INIT)",
+                             transport);
         return TALLOW_EINVAL;
     }
     const tallow_transport_ops *ops = i->ops;

@@ -136,7 +136,8 @@ static int l_drain(lua_State *L)
     lservice *s = check(L);
     if (!s->ops || !s->inst) return tallow__lua_fail(L, TALLOW_ECLOSED, "service stopped");
     int n = s->ops->drain(s->inst);
-    if (n == TALLOW_ENOTSUP) return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot drain");
+    if (n == TALLOW_ENOTSUP)
+        return tallow__lua_fail(L, TALLOW_ENOTFOUND, "this service cannot drain");
     lua_pushinteger(L, n);
     return 1;
 }

@@ -6,6 +6,7 @@
 #include <tallow/msg.h>
 
 #include "msg_int.h"
+#include "registry.h"
 
 #define WIRE_VARINT 0
 #define WIRE_LEN 2
@@ -274,7 +275,6 @@ static int decode_body(const tallow_msg_type *t, const uint8_t *p, size_t len, v
 }
 
 /* Registry lookups live in registry.c. */
-const tallow_msg_type *tallow__registry_lookup(const tallow_registry *reg, uint32_t id);
 
 TALLOW_API int tallow_msg_decode(const tallow_registry *reg, const uint8_t *buf, size_t len,
                                  const tallow_msg_type **type_out, void *out, size_t out_size)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctx_internal.h"
+#include "registry.h"
 
 struct tallow__plugin {
     tallow_host host; /* this plugin's own: its name on its log lines */
@@ -60,7 +61,7 @@ static int already_loaded(tallow_ctx *ctx, const char *name)
     return 0;
 }
 
-static void tallow__plugins_unload_all(tallow_ctx *ctx);
+static void unload_all(tallow_ctx *ctx);
 
 /* Records the message (it names the file) and returns err. */
 #define fail(ctx, err, ...) (tallow_ctx_set_error((ctx), __VA_ARGS__), (err))
@@ -155,7 +156,7 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         rc = fail(ctx, TALLOW_EPLUGINIT, "plugin %s: init failed: %s", path, why);
         goto out_close;
     }
-    ctx->unload_plugins = tallow__plugins_unload_all;
+    ctx->unload_plugins = unload_all;
     /* append: unload runs in reverse */
     tallow__plugin **tail = &ctx->plugins;
     while (*tail) tail = &(*tail)->next;
@@ -180,7 +181,7 @@ static void unload(tallow_ctx *ctx, tallow__plugin *p)
 }
 
 /* Reached from tallow_ctx_free through ctx->unload_plugins. */
-static void tallow__plugins_unload_all(tallow_ctx *ctx)
+static void unload_all(tallow_ctx *ctx)
 {
     unload(ctx, ctx->plugins);
     ctx->plugins = NULL;

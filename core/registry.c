@@ -6,6 +6,8 @@
 #include <tallow/error.h>
 #include <tallow/messages.h>
 
+#include "registry.h"
+
 /* ---- core descriptors, generated from the X-macro tables */
 #define TALLOW__FIELD(S, tag_, name_, kind_)                                                       \
     {.tag = tag_, .name = #name_, .kind = TALLOW_F_##kind_, .offset = offsetof(S, name_)},
@@ -50,7 +52,6 @@ TALLOW_API void tallow_registry_free(tallow_registry *r)
     free(r);
 }
 
-const tallow_msg_type *tallow__registry_lookup(const tallow_registry *r, uint32_t id);
 const tallow_msg_type *tallow__registry_lookup(const tallow_registry *r, uint32_t id)
 {
     if (id < TALLOW_MSG_CORE_COUNT) return r->core[id];
@@ -123,7 +124,6 @@ TALLOW_API int tallow_registry_add(tallow_registry *r, const tallow_msg_type *t)
 
 /* The loader undoes what a failing plugin init registered: it saves the plugin types before init
  * and restores them after (registration only ever adds, so the saved array fits). */
-const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n);
 const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *n)
 {
     const tallow_msg_type **v = malloc((r->nextra + 1) * sizeof(*v));
@@ -133,7 +133,6 @@ const tallow_msg_type **tallow__registry_save(const tallow_registry *r, size_t *
     return v;
 }
 
-void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n);
 void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved, size_t n)
 {
     if (n) memcpy(r->extra, saved, n * sizeof(*saved));

@@ -57,7 +57,10 @@ typedef struct tallow_gather_params {
 /* tallow_gather_params p = TALLOW_GATHER_PARAMS_INIT(.udp = u, .timeout_ms = 2000); every member
  * not named is zero. New members are appended; a gatherer reads one only when struct_size covers
  * it. */
-#define TALLOW_GATHER_PARAMS_INIT(...) {.struct_size = sizeof(tallow_gather_params), __VA_ARGS__}
+#define TALLOW_GATHER_PARAMS_INIT(...)                                                             \
+    {                                                                                              \
+        .struct_size = sizeof(tallow_gather_params), __VA_ARGS__                                   \
+    }
 
 /* Called once with every candidate found (borrowed), or status < 0 and none. */
 typedef void (*tallow_gather_cb)(int status, const tallow_candidate *c, size_t n, void *ud);

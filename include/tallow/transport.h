@@ -60,7 +60,10 @@ typedef struct tallow_channel_params {
 
 /* tallow_channel_params p = TALLOW_CHANNEL_PARAMS_INIT(.address = a, .room = r, .room_len = 32);
  * every member not named is zero. */
-#define TALLOW_CHANNEL_PARAMS_INIT(...) {.struct_size = sizeof(tallow_channel_params), __VA_ARGS__}
+#define TALLOW_CHANNEL_PARAMS_INIT(...)                                                            \
+    {                                                                                              \
+        .struct_size = sizeof(tallow_channel_params), __VA_ARGS__                                  \
+    }
 
 /* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
  * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),

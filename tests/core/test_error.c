@@ -58,7 +58,7 @@ static void test_error_wire_keeps_legacy_numbers(void **state)
     assert_int_equal(tallow_err_from_wire(-5000), TALLOW_EPROTO);
     /* and every legacy number round-trips */
 #define ROUND(name, num)                                                                           \
-    assert_int_equal(tallow_err_from_wire(tallow_err_to_wire(TALLOW_##name)), TALLOW_##name);     \
+    assert_int_equal(tallow_err_from_wire(tallow_err_to_wire(TALLOW_##name)), TALLOW_##name);      \
     assert_string_equal(tallow_err_name(num), "TALLOW_" #name);
     TALLOW_ERRNO_LEGACY(ROUND)
 #undef ROUND

@@ -2,8 +2,9 @@
  * type 0x8001, keeps state, and reports init and fini (with whether its state came back). Its
  * other interfaces leave every optional slot NULL (the host must fill defaults): a gatherer, a
  * service, and "fake-old", a transport built against an older header whose struct ends before
- * get_info (the slots it has past its struct_size must not be read). It logs from open, after
- * init, through its host (the line must carry its name). */
+ * get_info (the slots it has past its struct_size must not be read). It logs through its host
+ * during init (a line already starting with its name) and from open, after init (the lines must
+ * carry its name, once). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,9 +82,7 @@ static int good_start(void *plugin_state, tallow_ctx *ctx, const tallow_kv *opts
     return TALLOW_ENOTFOUND;
 }
 
-static void good_stop(void *inst)
-{
-}
+static void good_stop(void *inst) {}
 
 static const tallow_service_ops good_service = {
     .version = TALLOW_SERVICE_OPS_VERSION,
@@ -127,6 +126,8 @@ static int good_init(const tallow_host *host, void **state_out)
         return rc;
     }
     *state_out = st;
+    /* during init, with its own name already in front: the host must not double it */
+    host->log(host, TALLOW_LOG_WARN, "fake_good: registered");
     fake_log("init fake_good");
     return 0;
 }
