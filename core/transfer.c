@@ -2,7 +2,8 @@
  * watch and progress, finish, abort, cancel, free) and the first step of each role's message
  * filter. The roles: transfer_send.c, transfer_recv.c (see transfer.h).
  * The engine as a whole: offer/accept with resume offsets, windowed streaming of chunks under the
- * transfer's own key, a check of each resumed prefix, and the closing handshake. Everything the peer says is checked against the manifest it sent.
+ * transfer's own key, a check of each resumed prefix, and the closing handshake. Everything the
+ * peer says is checked against the manifest it sent.
  * Integrity: every byte sent in this session is authenticated by the transfer's AEAD records
  * (own key, implicit record numbers, so nothing is dropped, replayed or reordered unnoticed) and
  * placed by offset and size checks against the manifest; the one thing the AEAD cannot vouch for
