@@ -1,7 +1,9 @@
-/* core/transfer.c — the transfer engine's shared part (see transfer.h); the roles are in
- * transfer_send.c and transfer_recv.c. The engine as a whole: offer/accept with resume offsets,
- * windowed streaming of chunks under the transfer's own key, a check of each resumed prefix, and
- * the closing handshake. Everything the peer says is checked against the manifest it sent.
+/* core/transfer.c — what the transfer engine's two roles share: a transfer's life (start, stall
+ * watch and progress, finish, abort, cancel, free) and the first step of each role's message
+ * filter. The roles: transfer_send.c, transfer_recv.c (see transfer.h).
+ * The engine as a whole: offer/accept with resume offsets, windowed streaming of chunks under the
+ * transfer's own key, a check of each resumed prefix, and the closing handshake. Everything the
+ * peer says is checked against the manifest it sent.
  * Integrity: every byte sent in this session is authenticated by the transfer's AEAD records
  * (own key, implicit record numbers, so nothing is dropped, replayed or reordered unnoticed) and
  * placed by offset and size checks against the manifest; the one thing the AEAD cannot vouch for

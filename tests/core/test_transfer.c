@@ -510,20 +510,20 @@ static void run_loop(int ms)
 
 static void test_transfer_send_stall_counts_from_last_message(void **state)
 {
-    setenv("TALLOW_STALL_TIMEOUT", "1", 1);
+    setenv("TALLOW_STALL_TIMEOUT", "5", 1); /* seconds */
     fx *f = fx_new(300 * KiB);
     uint64_t tid;
     tallow__xfer *x = start_sender(f, &tid);
     uint64_t zero = 0;
     assert_int_equal(accept_with(tid, &zero, 1), 1);
     /* the transfer has run for longer than the stall limit, but the peer just spoke */
-    x->last_heard_ns -= 5000000000ull;
+    x->last_heard_ns -= 20000000000ull;
     tallow_msg_Ack ack = {.transfer_id = tid, .bytes = CHUNK};
     assert_int_equal(deliver(tid, &tallow_msgtype_Ack, &ack), 1);
     run_loop(300);
     assert_int_equal(res.done, 0);
     /* and a peer silent for longer than the limit is given up on */
-    x->last_heard_ns -= 5000000000ull;
+    x->last_heard_ns -= 20000000000ull;
     run_loop(2000);
     assert_int_equal(res.done, 1);
     assert_int_equal(res.status, TALLOW_ETIMEOUT);

@@ -26,9 +26,10 @@ assert(#steps == 0, "join must not be needed for the task to start, nor run it e
 assert(slow:join() == true)
 assert(table.concat(steps, ",") == "31,32,33", "joined before the task finished: " .. table.concat(steps, ","))
 assert(slow:join() == true, "joining twice")
-local never = tallow.spawn(function() tallow.sleep(5) end)
-assert(never:join(0.01) == false, "a join with a timeout returns false while the task runs")
-assert(tostring(never) == "tallow.task (running)")
+local later = tallow.spawn(function() tallow.sleep(0.2) end)
+assert(later:join(0.01) == false, "a join with a timeout returns false while the task runs")
+assert(tostring(later) == "tallow.task (running)")
+assert(later:join() == true, "joining again after a join timed out")
 
 -- repeating timer runs its function until stopped
 local ticks = 0
