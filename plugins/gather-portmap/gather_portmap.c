@@ -40,25 +40,6 @@ static const char *proto_name(int p)
     return p == PM_PCP ? "pcp" : p == PM_NATPMP ? "natpmp" : p == PM_UPNP ? "upnp" : "none";
 }
 
-void pm_log(pm_state *st, int level, const char *fmt, ...)
-{
-    char buf[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    st->host->log(st->host, level, "gather-portmap: %s", buf);
-}
-
-uint32_t pm_env_u32(const char *name, uint32_t def)
-{
-    const char *v = getenv(name);
-    if (!v || !*v) return def;
-    char *end;
-    unsigned long x = strtoul(v, &end, 10);
-    return *end || x == 0 || x > 86400000ul ? def : (uint32_t)x;
-}
-
 static int env_protos(void)
 {
     const char *v = getenv("TALLOW_PORTMAP");
@@ -99,15 +80,6 @@ static int default_gateway(struct in_addr *gw)
 }
 
 /* ---- results ------------------------------------------------------------------------------ */
-
-void pm_unlink(pm_map *m)
-{
-    for (pm_map **pp = &m->st->maps; *pp; pp = &(*pp)->next)
-        if (*pp == m) {
-            *pp = m->next;
-            return;
-        }
-}
 
 static void pm_deliver(pm_map *m)
 {
@@ -159,13 +131,13 @@ static void pm_deadline(tallow_timer *t, void *ud)
     pm_deliver(m);
 }
 
-void pm_check_all_failed(pm_map *m)
+static void pm_check_all_failed(pm_map *m)
 {
     if (!m->proto && m->chain_done && m->upnp_done) pm_deliver(m);
 }
 
 /* A protocol granted a mapping. */
-void pm_won(pm_map *m, int proto, struct in_addr ext, uint16_t ext_port, uint32_t life)
+static void pm_won(pm_map *m, int proto, struct in_addr ext, uint16_t ext_port, uint32_t life)
 {
     m->proto = proto;
     m->ext = ext;
@@ -307,11 +279,19 @@ static const tallow_gatherer_ops pm_ops = {
     .release = pm_release,
 };
 
+/* What the protocol clients report (portmap.h). */
+static const pm_up pm_results = {
+    .won = pm_won,
+    .gave_up = pm_check_all_failed,
+    .renewed = pm_schedule_renew,
+};
+
 static int pm_init(const tallow_host *host, void **state_out)
 {
     pm_state *st = calloc(1, sizeof(*st));
     if (!st) return TALLOW_ENOMEM;
     st->host = host;
+    st->up = &pm_results;
     st->sig_pipe[0] = st->sig_pipe[1] = -1;
     st->sig_slot = -1;
     int rc = host->register_gatherer(host->ctx, &pm_ops, st);

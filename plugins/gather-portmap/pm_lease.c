@@ -89,11 +89,6 @@ void pm_sig_install(pm_state *st)
     }
 }
 
-uint32_t pm_lease(void)
-{
-    return pm_env_u32("TALLOW_PORTMAP_LEASE", PM_DEFAULT_LEASE);
-}
-
 static void pm_renew(tallow_timer *t, void *ud)
 {
     pm_map *m = ud;
@@ -129,6 +124,15 @@ void pm_schedule_renew(pm_map *m)
     if (!ms) return; /* a permanent UPnP lease */
     if (ms < 1000 && !force) ms = 1000;
     m->renew = tallow_timer_start(m->st->host->loop, ms, 0, pm_renew, m);
+}
+
+void pm_unlink(pm_map *m)
+{
+    for (pm_map **pp = &m->st->maps; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            return;
+        }
 }
 
 /* Deletes the mapping (if any) and frees everything of m. Blocks for UPnP's one request. */

@@ -135,7 +135,7 @@ static void job_reap(pm_job *j)
             pm_log(st, TALLOW_LOG_WARN, "renewal failed (%s)", j->why);
         }
         pm_job_free(j);
-        pm_schedule_renew(m);
+        st->up->renewed(m);
         return;
     }
     if (j->ok) {
@@ -159,12 +159,12 @@ static void job_reap(pm_job *j)
         uint16_t port = j->ext_port;
         uint32_t granted = j->granted;
         pm_job_free(j);
-        pm_won(m, PM_UPNP, ext, port, granted);
+        st->up->won(m, PM_UPNP, ext, port, granted);
         return;
     }
     if (!m->upnp_why[0]) snprintf(m->upnp_why, sizeof(m->upnp_why), "%s", j->why);
     pm_job_free(j);
-    pm_check_all_failed(m);
+    st->up->gave_up(m);
 }
 
 static void job_read(tallow_io *io, int fd, unsigned ev, void *ud)

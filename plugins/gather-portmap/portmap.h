@@ -1,9 +1,10 @@
 /* plugins/gather-portmap/portmap.h — what the gather-portmap plugin's files share: a mapping
  * request (pm_map) and its protocols' state, the UPnP jobs, the plugin state, and the functions
- * each file offers the others. The files: gather_portmap.c (the gatherer: starting a request,
- * delivering its candidate, the plugin's entry points), pm_pcp.c (PCP, and the PCP -> NAT-PMP
- * chain's retransmissions), pm_natpmp.c (NAT-PMP through libnatpmp), pm_upnp.c (UPnP IGD through
- * libminiupnpc, in a thread per job), pm_lease.c (renewal, deletion, the signal path). */
+ * each file offers the others. The files, bottom first (each calls only the ones before it):
+ * pm_util.c (log lines, environment settings); pm_chain.c (PCP, then NAT-PMP, on the gateway's
+ * port 5351) and pm_upnp.c (UPnP IGD, a thread per job), which report their results up through
+ * pm_up; pm_lease.c (renewal, deletion, the signal path); gather_portmap.c (the gatherer: starting
+ * a request, delivering its candidate, the plugin's entry points). */
 #ifndef TALLOW_PLUGIN_PORTMAP_H
 #define TALLOW_PLUGIN_PORTMAP_H
 
@@ -92,7 +93,19 @@ struct pm_map {
     tallow_timer *renew;
 };
 
+/* What the protocol clients (pm_chain.c, pm_upnp.c) report to the layers above them, which they
+ * do not call by name; pm_init (gather_portmap.c) sets it. */
+typedef struct pm_up {
+    /* a protocol granted a mapping: the others stop, renewal is scheduled, the candidate goes */
+    void (*won)(pm_map *m, int proto, struct in_addr ext, uint16_t ext_port, uint32_t life);
+    /* a protocol gave up: "no mapping" is delivered once every one has */
+    void (*gave_up)(pm_map *m);
+    /* a renewal was answered (or failed): the next one is scheduled */
+    void (*renewed)(pm_map *m);
+} pm_up;
+
 struct pm_state {
+    const pm_up *up;
     const tallow_host *host;
     pm_map *maps;
     pm_job *jobs; /* threads still running or not yet reaped */
@@ -101,23 +114,22 @@ struct pm_state {
     int sig_slot; /* index in pm_sig_fds, or -1 */
 };
 
-/* gather_portmap.c */
+/* pm_util.c */
 void pm_log(pm_state *st, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A positive number from the environment (at most 86400000), or def. */
 uint32_t pm_env_u32(const char *name, uint32_t def);
-/* Takes m off its state's list. */
-void pm_unlink(pm_map *m);
-/* A protocol granted a mapping: the others stop, renewal is scheduled, the candidate goes out. */
-void pm_won(pm_map *m, int proto, struct in_addr ext, uint16_t ext_port, uint32_t life);
-/* Delivers "no mapping" once every protocol has given up. */
-void pm_check_all_failed(pm_map *m);
+/* The lifetime asked for (TALLOW_PORTMAP_LEASE, default PM_DEFAULT_LEASE seconds). */
+uint32_t pm_lease(void);
 
-/* pm_pcp.c: PCP on the gateway's port 5351, then NAT-PMP there (the chain) */
+/* pm_chain.c: PCP on the gateway's port 5351, then NAT-PMP there (the chain) */
 /* Opens the socket toward the gateway and prepares the MAP request. 0 or -1. */
 int pm_pcp_start(pm_map *m);
 /* Sends the MAP request with this lifetime (0: delete). */
 void pm_pcp_send(pm_map *m, uint32_t lifetime);
 void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud);
+/* NAT-PMP instead of PCP (a gateway that answers PCP in NAT-PMP's version 0, or PCP off). */
+void pm_natpmp_start(pm_map *m);
+void pm_natpmp_read(tallow_io *io, int fd, unsigned ev, void *ud);
 /* The chain gave up (why): stops it, and delivers if UPnP gave up too. */
 void pm_chain_failed(pm_map *m, const char *why);
 /* Stops the chain's watchers and timer; closing also closes its sockets. */
@@ -125,12 +137,6 @@ void pm_stop_chain(pm_map *m);
 void pm_close_chain(pm_map *m);
 /* Retransmissions while the chain (or a PCP/NAT-PMP renewal) waits for its answer. */
 void pm_retry(tallow_timer *t, void *ud);
-
-/* pm_natpmp.c */
-void pm_natpmp_start(pm_map *m);
-/* Takes libnatpmp's answer (or lets it resend). */
-void pm_natpmp_poll(pm_map *m);
-void pm_natpmp_read(tallow_io *io, int fd, unsigned ev, void *ud);
 
 /* pm_upnp.c */
 /* A UPnP job for m in its own thread: discovery and AddPortMapping, or (renew) AddPortMapping
@@ -141,8 +147,8 @@ void pm_job_free(pm_job *j);
 void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, uint16_t ext_port);
 
 /* pm_lease.c */
-/* The lifetime asked for (TALLOW_PORTMAP_LEASE, default PM_DEFAULT_LEASE seconds). */
-uint32_t pm_lease(void);
+/* Takes m off its state's list. */
+void pm_unlink(pm_map *m);
 /* Renewal at half the granted lifetime (or TALLOW_PORTMAP_RENEW_MS). */
 void pm_schedule_renew(pm_map *m);
 /* Deletes the mapping (if any) and frees everything of m. Blocks for UPnP's one request. */

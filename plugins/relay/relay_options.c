@@ -26,7 +26,8 @@ const char *const relay_options_help[] = {
     "--grace SECONDS           how long a dropped peer's slot waits for its resume (default 30)",
     "--queue-high BYTES        per-connection queue high-water mark (default 65536)",
     "--stun on|off             answer STUN Binding requests on UDP (default on)",
-    "--stun-port2 PORT|off     answer STUN on a second UDP port too, so one relay shows clients how their NAT maps (default: the listen port + 1)",
+    "--stun-port2 PORT|off     answer STUN on a second UDP port too, so one relay shows clients "
+    "how their NAT maps (default: the listen port + 1)",
     "--splice on|off           forward long frames socket to socket with splice() (default on)",
     "--metrics ADDR:PORT       serve Prometheus metrics over HTTP at /metrics (default off)",
     "--drain-timeout SECONDS   SIGTERM: time paired rooms get to finish (default 30)",

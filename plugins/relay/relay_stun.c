@@ -157,8 +157,7 @@ int relay_stun_start(relay_srv *s)
 {
     if (s->ufd >= 0 && !(s->uio = tallow_io_start(s->loop, s->ufd, TALLOW_IO_READ, on_udp, s)))
         return TALLOW_ENOMEM;
-    if (s->ufd2 >= 0 &&
-        !(s->uio2 = tallow_io_start(s->loop, s->ufd2, TALLOW_IO_READ, on_udp, s)))
+    if (s->ufd2 >= 0 && !(s->uio2 = tallow_io_start(s->loop, s->ufd2, TALLOW_IO_READ, on_udp, s)))
         return TALLOW_ENOMEM;
     return 0;
 }

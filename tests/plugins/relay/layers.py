@@ -3,16 +3,17 @@
 
 Reads the object files of a plugin (nm: which file defines each symbol, which file uses it),
 builds the file-level call graph, prints it by layer (bottom first) and fails if any files call
-each other in a circle. Arguments: the object directories (one per plugin)."""
-import glob
+each other in a circle. Arguments: a plugin's object directory, then its source files (only
+their objects are read: a directory may hold stale ones of files since removed)."""
 import os
 import subprocess
 import sys
 
 
-def graph(objdir):
+def graph(objdir, sources):
     defs, uses = {}, {}
-    for o in sorted(glob.glob(os.path.join(objdir, "*.o"))):
+    objs = [os.path.join(objdir, os.path.basename(c) + ".o") for c in sources if c.endswith(".c")]
+    for o in sorted(objs):
         f = os.path.basename(o)[: -len(".c.o")] if o.endswith(".c.o") else os.path.basename(o)
         out = subprocess.run(["nm", o], capture_output=True, text=True, check=True).stdout
         uses.setdefault(f, set())
@@ -46,12 +47,18 @@ def layers(edges):
 
 
 def main():
-    if len(sys.argv) < 2:
-        print("usage: layers.py OBJDIR...")
+    if len(sys.argv) < 3:
+        print("usage: layers.py OBJDIR SOURCE...")
         return 2
     bad = 0
-    for d in sys.argv[1:]:
-        edges = graph(d)
+    for d, sources in [(sys.argv[1], sys.argv[2:])]:
+        missing = [c for c in sources if c.endswith(".c") and
+                   not os.path.exists(os.path.join(d, os.path.basename(c) + ".o"))]
+        if missing:
+            print("FAIL: no object for %s in %s" % (" ".join(missing), d))
+            bad = 1
+            continue
+        edges = graph(d, sources)
         if len(edges) < 2:
             print("FAIL: no object files in %s" % d)
             bad = 1

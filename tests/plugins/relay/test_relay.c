@@ -349,8 +349,8 @@ static void stun_ask(rt_env *e, int fd, uint16_t port, struct sockaddr_in *mappe
     ssize_t n = -1;
     for (int i = 0; i < 300 && n < 0; i++) {
         if (i % 100 == 0)
-            assert_int_equal(sendto(fd, req, (size_t)rl, 0, (struct sockaddr *)&relay, sizeof relay),
-                             rl);
+            assert_int_equal(
+                sendto(fd, req, (size_t)rl, 0, (struct sockaddr *)&relay, sizeof relay), rl);
         tallow_loop_run_once(e->loop, 10);
         n = recv(fd, resp, sizeof resp, MSG_DONTWAIT);
     }

@@ -1,6 +1,7 @@
-/* plugins/gather-portmap/pm_pcp.c — the PCP client (RFC 6887, encoded by pcp.c) on the
- * gateway's port 5351, the start of the PCP -> NAT-PMP chain: a gateway that answers in NAT-PMP's
- * version 0 gets NAT-PMP there instead (pm_natpmp.c); retransmissions for both. */
+/* plugins/gather-portmap/pm_chain.c — the PCP -> NAT-PMP chain on the gateway's port 5351: the
+ * PCP client (RFC 6887, encoded by pcp.c) first; a gateway that answers in NAT-PMP's version 0
+ * gets the NAT-PMP client (RFC 6886, libnatpmp: the public address, then the UDP mapping)
+ * instead; retransmissions and renewals for both. Results go up through st->up. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 
 #include <sodium.h>
 
+#define ENABLE_STRNATPMPERR 1 /* strnatpmperr() */
 #include "portmap.h"
 
 void pm_stop_chain(pm_map *m)
@@ -35,6 +37,75 @@ void pm_close_chain(pm_map *m)
     m->natpmp_open = 0;
 }
 
+/* ---- NAT-PMP (libnatpmp) */
+
+/* Takes libnatpmp's answer (or lets it resend). */
+static void pm_natpmp_poll(pm_map *m)
+{
+    natpmpresp_t r;
+    int rc = readnatpmpresponseorretry(&m->natpmp, &r);
+    if (rc == NATPMP_TRYAGAIN) return;
+    if (rc < 0) {
+        if (m->proto == PM_NATPMP) {
+            pm_log(m->st, TALLOW_LOG_WARN, "renewal failed (%s)", strnatpmperr(rc));
+            pm_stop_chain(m);
+            m->st->up->renewed(m);
+            return;
+        }
+        char why[80];
+        snprintf(why, sizeof(why), "natpmp: %s", strnatpmperr(rc));
+        pm_chain_failed(m, why);
+        return;
+    }
+    if (r.type == NATPMP_RESPTYPE_PUBLICADDRESS && m->natpmp_phase == 1) {
+        m->ext = r.pnu.publicaddress.addr;
+        m->natpmp_phase = 2;
+        if (sendnewportmappingrequest(&m->natpmp, NATPMP_PROTOCOL_UDP, m->port, m->port,
+                                      pm_lease()) < 0)
+            pm_chain_failed(m, "natpmp: send failed");
+        return;
+    }
+    if (r.type != NATPMP_RESPTYPE_UDPPORTMAPPING || r.pnu.newportmapping.privateport != m->port)
+        return;
+    if (m->proto == PM_NATPMP) {
+        m->lifetime = r.pnu.newportmapping.lifetime;
+        pm_log(m->st, TALLOW_LOG_INFO, "renewed via natpmp (port %u, lifetime %u s)",
+               r.pnu.newportmapping.mappedpublicport, m->lifetime);
+        pm_stop_chain(m);
+        m->st->up->renewed(m);
+        return;
+    }
+    if (m->proto) return;
+    pm_stop_chain(m);
+    m->chain_done = 1;
+    m->st->up->won(m, PM_NATPMP, m->ext, r.pnu.newportmapping.mappedpublicport,
+                   r.pnu.newportmapping.lifetime);
+}
+
+void pm_natpmp_read(tallow_io *io, int fd, unsigned ev, void *ud)
+{
+    pm_natpmp_poll(ud);
+}
+
+void pm_natpmp_start(pm_map *m)
+{
+    if (initnatpmp(&m->natpmp, 1, m->gw.s_addr) < 0) {
+        pm_chain_failed(m, "natpmp: no socket");
+        return;
+    }
+    m->natpmp_open = 1;
+    m->natpmp_phase = 1;
+    m->natpmp_io =
+        tallow_io_start(m->st->host->loop, m->natpmp.s, TALLOW_IO_READ, pm_natpmp_read, m);
+    if (!m->natpmp_io || sendpublicaddressrequest(&m->natpmp) < 0) {
+        pm_chain_failed(m, "natpmp: send failed");
+        return;
+    }
+    if (!m->retry) m->retry = tallow_timer_start(m->st->host->loop, PM_RETRY_MS, 0, pm_retry, m);
+}
+
+/* ---- PCP */
+
 void pm_pcp_send(pm_map *m, uint32_t lifetime)
 {
     uint8_t buf[PCP_MAP_LEN];
@@ -53,7 +124,7 @@ void pm_chain_failed(pm_map *m, const char *why)
     pm_stop_chain(m);
     m->chain_done = 1;
     snprintf(m->chain_why, sizeof(m->chain_why), "%s", why);
-    pm_check_all_failed(m);
+    m->st->up->gave_up(m);
 }
 
 void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud)
@@ -101,7 +172,7 @@ void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud)
             m->lifetime = rep.map.lifetime;
             pm_log(m->st, TALLOW_LOG_INFO, "renewed via pcp (port %u, lifetime %u s)",
                    rep.map.external_port, rep.map.lifetime);
-            pm_schedule_renew(m);
+            m->st->up->renewed(m);
             return;
         }
         if (m->proto) return; /* UPnP won meanwhile */
@@ -111,7 +182,7 @@ void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud)
         /* keep asking for this port on renewal */
         m->pcp.external_port = rep.map.external_port;
         m->pcp.external = rep.map.external;
-        pm_won(m, PM_PCP, rep.map.external, rep.map.external_port, rep.map.lifetime);
+        m->st->up->won(m, PM_PCP, rep.map.external, rep.map.external_port, rep.map.lifetime);
         return;
     }
 }
