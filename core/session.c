@@ -68,7 +68,7 @@ void tallow__sess_fail(tallow__session *s, int err)
 
 static void handshake_failed(tallow__session *s, int err)
 {
-    tallow_msg_HandshakeFailed m = {.code = err};
+    tallow_msg_HandshakeFailed m = {.code = tallow_err_to_wire(err)};
     const char *why = tallow_strerror(err);
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
@@ -143,7 +143,7 @@ void tallow__sess_on_plain(tallow__session *s, const uint8_t *m, size_t len)
     }
     if (t->id == TALLOW_MSG_HandshakeFailed) {
         int64_t code = msg.HandshakeFailed.code;
-        int err = code == TALLOW_EVERSION ? TALLOW_EVERSION : TALLOW_ECODE;
+        int err = tallow_err_from_wire(code) == TALLOW_EVERSION ? TALLOW_EVERSION : TALLOW_ECODE;
         if (err == TALLOW_EVERSION)
             tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
         else

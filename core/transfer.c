@@ -78,7 +78,7 @@ int tallow__xfer_abort(tallow__xfer *x, int err, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     tallow_ctx_set_error(x->ctx, "%s", msg);
-    tallow_msg_TransferError te = {.transfer_id = x->tid, .code = err};
+    tallow_msg_TransferError te = {.transfer_id = x->tid, .code = tallow_err_to_wire(err)};
     te.message = (tallow_bytes){(const uint8_t *)msg, strlen(msg)};
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferError, &te);
     tallow__xfer_finish(x, err);
@@ -136,11 +136,11 @@ int tallow__xfer_claim(tallow__xfer *x, tallow__session *s, const tallow_msg_typ
     if (t->id == TALLOW_MSG_TransferError) { /* either role, any state */
         const tallow_msg_TransferError *te = msg;
         char reason[300];
+        int code = tallow_err_from_wire(te->code);
         tallow_ctx_set_error(
-            x->ctx, te->code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
+            x->ctx, code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
             tallow__printable((const char *)te->message.ptr, te->message.len, reason,
                               sizeof(reason)));
-        int code = te->code < 0 && te->code > -2000 ? (int)te->code : TALLOW_EPROTO;
         tallow__xfer_finish(x, code);
         return 1;
     }

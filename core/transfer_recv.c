@@ -244,7 +244,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
                 if (!x->refuse_err) x->refuse_err = rc;
                 v = 1; /* dirs: 1 marks refused; the sender ignores dirs anyway */
                 rpos += tallow_varint_put(rlist + rpos, i);
-                rpos += tallow_varint_put(rlist + rpos, (uint64_t) - (int64_t)rc);
+                rpos += tallow_varint_put(rlist + rpos, (uint64_t)-tallow_err_to_wire(rc));
             }
         } else {
             uint64_t off = 0;
@@ -256,7 +256,7 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
                 if (!x->refuse_err) x->refuse_err = rc;
                 v = e->size + 1;
                 rpos += tallow_varint_put(rlist + rpos, i);
-                rpos += tallow_varint_put(rlist + rpos, (uint64_t) - (int64_t)rc);
+                rpos += tallow_varint_put(rlist + rpos, (uint64_t)-tallow_err_to_wire(rc));
             } else if (rc == 1) {
                 v = e->size + 1;
                 x->st.files_skipped++;

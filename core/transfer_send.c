@@ -139,7 +139,7 @@ static void note_refused(tallow__xfer *x, size_t i, uint64_t err)
     char b[300];
     const tallow__entry *e = &x->m.e[i];
     const char *dir = e->type == TALLOW__ENT_DIR ? "/" : "";
-    int code = err > 0 && err < 2000 ? -(int)err : TALLOW_EPROTO;
+    int code = err > 0 && err < 2000 ? tallow_err_from_wire(-(int64_t)err) : TALLOW_EPROTO;
     tallow__xfer_shown(e->path, b, sizeof(b));
     tallow__xfer_notice(x, "the receiver refused %s%s: %s", b, dir, tallow_strerror(code));
     size_t used = strlen(x->refused_names);
