@@ -169,7 +169,7 @@ void pm_map_free(pm_map *m)
     }
     if (m->have_urls) FreeUPNPUrls(&m->urls);
     pm_close_chain(m);
-    st->host->free(m);
+    free(m);
 }
 
 void pm_delete_all(pm_state *st)

@@ -109,7 +109,7 @@ void pm_job_free(pm_job *j)
     close(j->pipe[0]);
     close(j->pipe[1]);
     pthread_mutex_destroy(&j->mu);
-    j->st->host->free(j);
+    free(j);
 }
 
 /* The job's thread finished: join it and take its result (on the loop). */
@@ -177,7 +177,7 @@ static void job_read(tallow_io *io, int fd, unsigned ev, void *ud)
 pm_job *pm_job_start(pm_map *m, int renew)
 {
     pm_state *st = m->st;
-    pm_job *j = st->host->alloc(sizeof(*j));
+    pm_job *j = calloc(1, sizeof(*j));
     if (!j) return NULL;
     j->st = st;
     j->m = m;
@@ -191,7 +191,7 @@ pm_job *pm_job_start(pm_map *m, int renew)
         snprintf(j->lanaddr, sizeof(j->lanaddr), "%s", m->lanaddr);
     }
     if (pipe2(j->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        st->host->free(j);
+        free(j);
         return NULL;
     }
     pthread_mutex_init(&j->mu, NULL);
