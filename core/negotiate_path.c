@@ -78,12 +78,18 @@ static void hold(tallow__neg *n, const uint8_t *data, size_t len)
     if (n->nheld == n->capheld) {
         size_t cap = n->capheld ? n->capheld * 2 : 16;
         struct neg_held *h = realloc(n->held, cap * sizeof(*h));
-        if (!h) return; /* lost: the peer's frames after it fail to open, as any gap */
+        if (!h) {
+            tallow__session_end(n->s, TALLOW_ENOMEM);
+            return;
+        }
         n->held = h;
         n->capheld = cap;
     }
     uint8_t *copy = malloc(len ? len : 1);
-    if (!copy) return;
+    if (!copy) {
+        tallow__session_end(n->s, TALLOW_ENOMEM);
+        return;
+    }
     memcpy(copy, data, len);
     n->held[n->nheld++] = (struct neg_held){copy, len};
 }

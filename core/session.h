@@ -35,9 +35,10 @@ typedef struct tallow__session_params {
     const char *password;  /* relay password or NULL */
     int initiator;         /* 1: sends HandshakeInit (the side that made the code) */
     uint32_t capacity;     /* room size (2 = pair) */
-    /* Direct path (negotiate.c): 1 to attempt it after the handshake (pairs only; policy
-     * no_p2p still forbids it); STUN servers "host:port,..." (NULL: the relay's address); how
-     * long the attempt may take (0: 5 s). */
+    /* Direct path, read by the path owner (the negotiator) only: 1 to attempt it after the
+     * handshake (pairs only; policy no_p2p still forbids it); STUN servers "host:port,..." (NULL:
+     * the one the transport's service runs, TALLOW_CTL_STUN_SERVER); how long the attempt may
+     * take (0: 5 s). */
     int p2p;
     const char *stun;
     uint32_t p2p_timeout_ms;

@@ -1,0 +1,379 @@
+/* tests/core/test_negotiate_switch.c — the negotiator's side of the session's path
+ * (core/negotiate_path.c) between two READY sessions joined by a fake relay, each with the
+ * negotiator attached as its path owner and a fake QUIC channel standing for the nominated pair:
+ * our DirectConnected is the last frame on the relay and sends move to QUIC after it; QUIC frames
+ * that overtake the peer's marker are held and processed after it, in order; the direct-path
+ * messages never reach the session's user; losing QUIC brings both sides back to the relay in a
+ * new epoch (DirectFailed tells the peer), the session messages lost on the dead path arrive
+ * again over the relay, once each, and the transfers resynchronise; the relay ending while frames
+ * go direct waits for QUIC to end too, and the relay dying does not end a direct session.
+ * The session's and the negotiator's path files are compiled into this one for their internals. */
+#include "../../core/negotiate_path.c"
+#include "../../core/session.c"
+#include "../../core/session_record.c"
+
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+typedef struct frame {
+    uint8_t *p;
+    size_t len;
+} frame;
+typedef struct side {
+    tallow__session *s;
+    tallow__neg *n;
+    tallow_channel relay;
+    tallow_channel *quic;
+    frame rq[64], qq[64]; /* frames on their way to this side: by the relay, by QUIC */
+    size_t nrq, nqq;
+    uint64_t pings[64];
+    size_t got, other; /* Pings delivered to the user; any other message delivered */
+    int resyncs, closed, closed_err;
+} side;
+static side A, B;
+static tallow_ctx *ctx;
+
+static side *peer_of_relay(tallow_channel *ch)
+{
+    return ch == &A.relay ? &B : &A;
+}
+static side *peer_of_quic(tallow_channel *ch)
+{
+    return ch == A.quic ? &B : &A;
+}
+static void push(frame *q, size_t *nq, const uint8_t *f, size_t len)
+{
+    assert_true(*nq < 64);
+    q[*nq].p = malloc(len);
+    assert_non_null(q[*nq].p);
+    memcpy(q[*nq].p, f, len);
+    q[(*nq)++].len = len;
+}
+static int relay_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+{
+    (void)to;
+    side *p = peer_of_relay(ch);
+    push(p->rq, &p->nrq, f, len);
+    return 0;
+}
+static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+{
+    (void)to;
+    side *p = peer_of_quic(ch);
+    push(p->qq, &p->nqq, f, len);
+    return 0;
+}
+static void quic_info(tallow_channel *ch, tallow_channel_info *info)
+{
+    (void)ch;
+    info->direct = 1;
+    info->path = "fake quic";
+}
+static const tallow_transport_ops relay_ops = {.name = "fakerelay", .send = relay_send};
+static const tallow_transport_ops quic_ops = {
+    .name = "fakequic", .send = quic_send, .get_info = quic_info};
+
+static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    side *me = ud;
+    (void)s;
+    if (t->id != TALLOW_MSG_Ping) {
+        me->other++;
+        return;
+    }
+    assert_true(me->got < 64);
+    me->pings[me->got++] = ((const tallow_msg_Ping *)msg)->seq;
+}
+static void on_closed(tallow__session *s, int err, void *ud)
+{
+    side *me = ud;
+    (void)s;
+    me->closed++;
+    me->closed_err = err;
+}
+static const tallow__session_cbs cbs = {.on_message = on_message, .on_closed = on_closed};
+static void on_resync(void *ud)
+{
+    ((side *)ud)->resyncs++;
+}
+
+static void make_side(side *me, int initiator, const tallow__keys *k)
+{
+    memset(me, 0, sizeof *me);
+    tallow__session *s = session_alloc();
+    assert_non_null(s);
+    s->ctx = ctx;
+    s->cbs = &cbs;
+    s->ud = me;
+    s->buf = malloc(SESSION_MAX_FRAME + 64);
+    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
+    s->rx_key_tid = TALLOW__SESSION_KEY;
+    s->rekey_records = REKEY_RECORDS;
+    s->rekey_bytes = REKEY_BYTES;
+    s->initiator = initiator;
+    s->keys = *k;
+    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
+    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
+    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
+    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
+    s->state = ST_READY;
+    s->ready_reported = 1;
+    me->relay.ops = &relay_ops;
+    me->relay.ctx = ctx;
+    me->relay.ev = &ch_events;
+    me->relay.ev_ud = s;
+    s->relay = s->path = &me->relay;
+    me->s = s;
+    tallow__session_set_resync(s, on_resync, me);
+    /* the negotiator as the session's path owner, as session_new attaches it */
+    tallow__session_params p = {.initiator = initiator, .capacity = 2};
+    void *st;
+    assert_int_equal(tallow__neg_owner.attach(s, &p, &st), 0);
+    s->owner = &tallow__neg_owner;
+    s->owner_st = st;
+    me->n = st;
+    assert_ptr_equal(tallow__neg_of(s), me->n);
+    /* as if the checks had nominated a pair and QUIC were opening on it */
+    tallow__neg *n = me->n;
+    n->state = TALLOW__NEG_PENDING;
+    assert_int_equal(tallow_udp_open(ctx, NULL, 0, &n->udp), 0);
+    neg_pair *pr = &n->pairs[n->npairs++];
+    struct sockaddr_in *a = (struct sockaddr_in *)&pr->addr;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(5000);
+    inet_pton(AF_INET, "127.0.0.2", &a->sin_addr);
+    pr->len = sizeof *a;
+    pr->via = n->udp;
+    n->nominated = 0;
+    me->quic = calloc(1, sizeof *me->quic); /* freed when the session closes it */
+    assert_non_null(me->quic);
+    me->quic->ops = &quic_ops;
+    me->quic->ctx = ctx;
+    me->quic->ev = &q_events;
+    me->quic->ev_ud = n;
+    n->quic = me->quic;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ctx = tallow_ctx_new();
+    tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
+    uint8_t room[32] = {3};
+    tallow__hs ha, hb;
+    tallow_msg_HandshakeInit init;
+    tallow_msg_HandshakeResponse resp;
+    tallow_msg_HandshakeComplete done;
+    assert_int_equal(tallow__hs_init(&ha, 1, "4-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_init(&hb, 0, "4-apple-banana-cherry", room), 0);
+    assert_int_equal(tallow__hs_make_init(&ha, &init), 0);
+    assert_int_equal(tallow__hs_on_init(&hb, &init, &resp), 0);
+    assert_int_equal(tallow__hs_on_response(&ha, &resp, &done), 0);
+    assert_int_equal(tallow__hs_on_complete(&hb, &done), 0);
+    tallow__keys ka, kb;
+    assert_int_equal(tallow__hs_keys(&ha, &ka), 0);
+    assert_int_equal(tallow__hs_keys(&hb, &kb), 0);
+    make_side(&A, 1, &ka);
+    make_side(&B, 0, &kb);
+    tallow__hs_wipe(&ha);
+    tallow__hs_wipe(&hb);
+    return 0;
+}
+
+static void drop(frame *q, size_t *nq)
+{
+    for (size_t i = 0; i < *nq; i++)
+        free(q[i].p);
+    *nq = 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (side *me = &A; me; me = me == &A ? &B : NULL) {
+        drop(me->rq, &me->nrq);
+        drop(me->qq, &me->nqq);
+        me->s->relay = me->s->path = NULL;
+        tallow__session_close(me->s); /* closes QUIC, frees the negotiator */
+    }
+    tallow_ctx_free(ctx);
+    return 0;
+}
+
+/* Everything queued for me on the relay, or on QUIC, in order. */
+static void relay_in(side *me)
+{
+    size_t n = me->nrq;
+    frame q[64];
+    memcpy(q, me->rq, n * sizeof *q);
+    me->nrq = 0;
+    for (size_t i = 0; i < n; i++) {
+        me->relay.ev->on_frame(&me->relay, 0, q[i].p, q[i].len, me->relay.ev_ud);
+        free(q[i].p);
+    }
+}
+static void quic_in(side *me)
+{
+    size_t n = me->nqq;
+    frame q[64];
+    memcpy(q, me->qq, n * sizeof *q);
+    me->nqq = 0;
+    for (size_t i = 0; i < n; i++) {
+        me->quic->ev->on_frame(me->quic, 0, q[i].p, q[i].len, me->quic->ev_ud);
+        free(q[i].p);
+    }
+}
+
+static void ping(side *me, uint64_t seq)
+{
+    tallow_msg_Ping p = {seq, 0};
+    assert_true(tallow__session_send(me->s, &tallow_msgtype_Ping, &p) >= 0);
+}
+
+/* Both sides bring QUIC up; returns with both switched, nothing delivered yet. */
+static void both_up(void)
+{
+    A.quic->ev->on_ready(A.quic, A.quic->ev_ud);
+    B.quic->ev->on_ready(B.quic, B.quic->ev_ud);
+    assert_int_equal(tallow__neg_state(A.n), TALLOW__NEG_DIRECT);
+    assert_int_equal(tallow__neg_state(B.n), TALLOW__NEG_DIRECT);
+    assert_ptr_equal(A.s->path, A.quic);
+    assert_ptr_equal(B.s->path, B.quic);
+    assert_int_equal(B.nrq, 1); /* A's DirectConnected, the last frame on the relay */
+    assert_int_equal(A.nrq, 1);
+}
+
+static void test_switch_holds_frames_until_marker(void **state)
+{
+    (void)state;
+    both_up();
+    ping(&A, 1);
+    ping(&A, 2);
+    assert_int_equal(B.nqq, 2); /* after the marker: over QUIC */
+    assert_int_equal(B.nrq, 1);
+    quic_in(&B); /* they overtake the marker: held */
+    assert_int_equal(B.got, 0);
+    assert_int_equal(B.n->nheld, 2);
+    relay_in(&B); /* the marker: then what was held, in order */
+    assert_false(B.closed);
+    assert_int_equal(B.got, 2);
+    assert_int_equal(B.pings[0], 1);
+    assert_int_equal(B.pings[1], 2);
+    assert_int_equal(B.n->nheld, 0);
+    assert_int_equal(B.other, 0); /* DirectConnected is the negotiator's, not the user's */
+    assert_true(B.n->peer_switched);
+    /* from now on QUIC frames go straight through */
+    ping(&A, 3);
+    quic_in(&B);
+    assert_int_equal(B.got, 3);
+    relay_in(&A);
+    assert_int_equal(A.other, 0);
+}
+
+static void test_lost_path_resends_over_relay(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    ping(&A, 1);
+    quic_in(&B);
+    ping(&A, 2); /* in flight on QUIC when it dies: lost */
+    ping(&A, 3);
+    drop(B.qq, &B.nqq);
+    uint64_t e = A.s->tx_epoch;
+    /* A's QUIC watchdog declares the path dead */
+    A.quic->ev->on_closed(A.quic, TALLOW_ETIMEOUT, A.quic->ev_ud);
+    assert_false(A.closed);
+    assert_ptr_equal(A.s->path, &A.relay);
+    assert_int_equal(A.s->tx_epoch, e + 1);
+    assert_int_equal(A.resyncs, 1);
+    /* B hears it over the relay (DirectFailed), comes back too, and gets what was lost */
+    relay_in(&B);
+    assert_false(B.closed);
+    assert_ptr_equal(B.s->path, &B.relay);
+    assert_int_equal(B.resyncs, 1);
+    assert_int_equal(B.got, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(B.pings[i], (uint64_t)i + 1);
+    assert_int_equal(B.other, 0);
+    /* both go on over the relay */
+    ping(&B, 7);
+    assert_true(A.nrq > 0); /* over the relay, behind B's own DirectFailed */
+    assert_int_equal(A.nqq, 0);
+    relay_in(&A);
+    assert_false(A.closed);
+    assert_int_equal(A.got, 1);
+    assert_int_equal(A.pings[0], 7);
+    assert_int_equal(A.resyncs, 1); /* A had come back already */
+}
+
+static void test_relay_end_waits_for_direct(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    /* the peer left: its relay "left" can come before its last frames on QUIC */
+    A.relay.ev->on_closed(&A.relay, 0, A.relay.ev_ud);
+    assert_int_equal(A.closed, 0);
+    ping(&B, 1);
+    quic_in(&A);
+    assert_int_equal(A.got, 1);
+    A.quic->ev->on_closed(A.quic, TALLOW_ECLOSED, A.quic->ev_ud);
+    assert_int_equal(A.closed, 1);
+    assert_int_equal(A.closed_err, 0);
+}
+
+static void test_relay_death_does_not_end_direct(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    A.relay.ev->on_closed(&A.relay, TALLOW_ERELAY, A.relay.ev_ud);
+    assert_int_equal(A.closed, 0);
+    ping(&A, 1);
+    quic_in(&B);
+    assert_int_equal(B.got, 1);
+    /* with no relay left, losing QUIC ends the session */
+    A.quic->ev->on_closed(A.quic, TALLOW_ETIMEOUT, A.quic->ev_ud);
+    assert_int_equal(A.closed, 1);
+    assert_int_equal(A.closed_err, TALLOW_ETIMEOUT);
+}
+
+/* The negotiator gave up while the peer had switched: the peer is told and comes back. */
+static void test_failed_side_brings_peer_back(void **state)
+{
+    (void)state;
+    B.quic->ev->on_ready(B.quic, B.quic->ev_ud);       /* B is up and switched */
+    tallow__neg_fail(A.n, "QUIC handshake timed out"); /* A is not */
+    assert_int_equal(tallow__neg_state(A.n), TALLOW__NEG_FAILED);
+    ping(&B, 1); /* into QUIC, which A never reads */
+    drop(A.qq, &A.nqq);
+    relay_in(&A); /* B's marker: A gave up, so it answers DirectFailed and resyncs */
+    assert_int_equal(A.resyncs, 1);
+    relay_in(&B); /* A's DirectFailed(s): B comes back, and sends again what was lost */
+    assert_ptr_equal(B.s->path, &B.relay);
+    assert_int_equal(B.resyncs, 1);
+    relay_in(&A);
+    assert_false(A.closed || B.closed);
+    assert_int_equal(A.got, 1);
+    assert_int_equal(A.pings[0], 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_switch_holds_frames_until_marker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_path_resends_over_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_end_waits_for_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_death_does_not_end_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_side_brings_peer_back, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
