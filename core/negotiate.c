@@ -51,7 +51,7 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const str
 
 static void release_one(const tallow_gatherer_ops *ops, void *state, void *ud)
 {
-    if (ops->release) ops->release(state, ud);
+    ops->release(state, ud); /* optional slots always have a default */
 }
 
 void tallow__neg_release_udp(tallow__neg *n)

@@ -81,8 +81,7 @@ static void v_get_info(tallow_channel *ch, tallow_channel_info *info)
 static size_t v_queued(tallow_channel *ch)
 {
     vchan *v = (vchan *)ch;
-    if (!v->room || !v->room->relay || !v->room->relay->ops->queued) return 0;
-    return v->room->relay->ops->queued(v->room->relay);
+    return v->room && v->room->relay ? tallow_channel_queued(v->room->relay) : 0;
 }
 
 /* Leaving is the room's business (tallow__room_close), not one peer's session's. */
@@ -91,7 +90,7 @@ static int v_control(tallow_channel *ch, int op, void *arg)
     (void)ch;
     (void)op;
     (void)arg;
-    return -ENOTSUP;
+    return TALLOW_ENOTSUP;
 }
 
 static const tallow_transport_ops vchan_ops = {

@@ -419,8 +419,7 @@ int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__s
 
 size_t tallow__session_queued(tallow__session *s)
 {
-    if (!s->path || !s->path->ops->queued) return 0;
-    return s->path->ops->queued(s->path);
+    return s->path ? tallow_channel_queued(s->path) : 0;
 }
 
 void tallow__session_info(tallow__session *s, tallow_channel_info *info)
@@ -490,8 +489,7 @@ void tallow__session_report_path(tallow__session *s, int direct)
 int tallow__session_control(tallow__session *s, int op, void *arg)
 {
     /* the NULL test goes once every transport gets the host's default slot */
-    if (!s->relay || !s->relay->ops->control) return -ENOTSUP;
-    return s->relay->ops->control(s->relay, op, arg);
+    return s->relay ? tallow_channel_control(s->relay, op, arg) : TALLOW_ENOTSUP;
 }
 
 int tallow__session_is_ready(const tallow__session *s)

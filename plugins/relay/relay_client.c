@@ -555,7 +555,7 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
 static int cl_control(tallow_channel *ch, int op, void *arg)
 {
     relay_cl *cl = cl_of(ch);
-    if (op != TALLOW_CTL_LEAVE && op != TALLOW_CTL_STUN_SERVER) return -ENOTSUP;
+    if (op != TALLOW_CTL_LEAVE && op != TALLOW_CTL_STUN_SERVER) return TALLOW_ENOTSUP;
     if (!cl || cl->state == CL_CLOSED) return TALLOW_ECLOSED;
     if (op == TALLOW_CTL_STUN_SERVER) {
         tallow_ctl_addr *a = arg;

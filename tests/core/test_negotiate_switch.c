@@ -73,9 +73,41 @@ static void quic_info(tallow_channel *ch, tallow_channel_info *info)
     info->direct = 1;
     info->path = "fake quic";
 }
-static const tallow_transport_ops relay_ops = {.name = "fakerelay", .send = relay_send};
-static const tallow_transport_ops quic_ops = {
-    .name = "fakequic", .send = quic_send, .get_info = quic_info};
+/* The host fills a registered transport's optional slots with defaults; these fakes are not
+ * registered, so they carry every slot themselves. */
+static size_t no_queued(tallow_channel *ch)
+{
+    (void)ch;
+    return 0;
+}
+static int no_control(tallow_channel *ch, int op, void *arg)
+{
+    (void)ch;
+    (void)op;
+    (void)arg;
+    return TALLOW_ENOTSUP;
+}
+static void no_close(tallow_channel *ch)
+{
+    (void)ch;
+}
+static void relay_info(tallow_channel *ch, tallow_channel_info *info)
+{
+    (void)ch;
+    info->path = "fake relay";
+}
+static const tallow_transport_ops relay_ops = {.name = "fakerelay",
+                                               .send = relay_send,
+                                               .close = no_close,
+                                               .get_info = relay_info,
+                                               .queued = no_queued,
+                                               .control = no_control};
+static const tallow_transport_ops quic_ops = {.name = "fakequic",
+                                              .send = quic_send,
+                                              .close = no_close,
+                                              .get_info = quic_info,
+                                              .queued = no_queued,
+                                              .control = no_control};
 
 static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
 {

@@ -43,8 +43,24 @@ static size_t fr_queued(tallow_channel *ch)
     (void)ch;
     return relay_queued;
 }
-static const tallow_transport_ops fake_relay_ops = {
-    .name = "fakerelay", .send = fr_send, .get_info = fr_info, .queued = fr_queued};
+static int fr_control(tallow_channel *ch, int op, void *arg)
+{
+    (void)ch;
+    (void)op;
+    (void)arg;
+    return TALLOW_ENOTSUP;
+}
+static void fr_close(tallow_channel *ch)
+{
+    (void)ch;
+}
+/* not registered, so it carries the optional slots the host would otherwise fill */
+static const tallow_transport_ops fake_relay_ops = {.name = "fakerelay",
+                                                    .send = fr_send,
+                                                    .close = fr_close,
+                                                    .get_info = fr_info,
+                                                    .queued = fr_queued,
+                                                    .control = fr_control};
 
 /* ---- the room's user: the virtual channels it was given, and what each one heard */
 typedef struct peer {
