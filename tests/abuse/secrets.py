@@ -8,15 +8,13 @@
          of its words, or the room id (hex, as the relay sees it: keyed BLAKE2b-256 of "N").
 A transfer is actually made each time (so the logs cover the PAKE, the transfer and the end)."""
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish, free_port, room_id  # noqa: E402
+from tallowtest import finish, free_port, room_id, wait_listening  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 def ps_args():
@@ -42,12 +40,7 @@ def main():
     dbg = dict(os.environ, TALLOW_LOG="debug", TALLOW_RELAY=f"127.0.0.1:{port}", TALLOW_NO_P2P="1")
     relay = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}"], env=dbg,
                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "relay.log"), "wb"))
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening("127.0.0.1", port)
     src = os.path.join(work, "f.bin")
     with open(src, "wb") as f:
         f.write(os.urandom(20 << 20))

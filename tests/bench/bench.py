@@ -26,7 +26,6 @@ import pwd
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "pylib"))
+from tallowtest import free_port, wait_listening  # noqa: E402
+
 TALLOW = os.environ.get("TALLOW_BIN", os.path.join(ROOT, "build", "bin", "tallow"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 TRUNS = max(RUNS, int(os.environ.get("BENCH_TALLOW_RUNS", "5")))  # tallow rows: min/median/max
@@ -64,25 +66,9 @@ def note(*a):
     print("  .. " + " ".join(str(x) for x in a), file=sys.stderr, flush=True)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_port(port, proc, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited while starting: %r" % (proc.args,))
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d never opened" % port)
+    if not wait_listening("127.0.0.1", port, timeout, proc):
+        raise RuntimeError("%r: exited while starting, or port %d never opened" % (proc.args, port))
 
 
 class Server:
@@ -669,11 +655,12 @@ def bench_transfer(title, size, runs, big, truns=None):
         say("")
         say("(runs: %d of each row, %d of the tallow rows; median; wall = both peers started → both exited, pairing "
             "included; RSS = peak resident set per process; tallow's receiver fsyncs before its rename, "
-            "magic-wormhole's, scp's, rsync's and cp's do not — hence the cp + fsync row. wormhole relay "
-            "figures are transit relay + mailbox server (CPU summed, peaks transit/mailbox). scp and rsync "
-            "copy to a throwaway sshd on 127.0.0.1: sender = the client with its ssh, receiver = sshd with "
-            "its session processes and sftp-server / rsync --server (CPU of the whole connection, no "
-            "RSS).)" % (runs, truns))
+            "magic-wormhole's%s do not%s. wormhole relay figures are transit relay + mailbox server (CPU "
+            "summed, peaks transit/mailbox).%s)" % (
+                runs, truns, ", scp's, rsync's and cp's" if big else "", " — hence the cp + fsync row" if big else "",
+                " scp and rsync copy to a throwaway sshd on 127.0.0.1: sender = the client with its ssh, "
+                "receiver = sshd with its session processes and sftp-server / rsync --server (CPU of the whole "
+                "connection, no RSS)." if big else ""))
     finally:
         t.stop()
         w.stop()
@@ -898,7 +885,6 @@ def bench_watch():
                 for k in range(20):
                     name = "change%02d.txt" % k
                     body = os.urandom(4096)
-                    tmp = os.path.join(src, "." + name)
                     t0 = time.monotonic()
                     with open(os.path.join(src, name), "wb") as f:
                         f.write(body)

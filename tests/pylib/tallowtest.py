@@ -21,10 +21,11 @@ def free_port():
     return p
 
 
-def wait_listening(host, port, secs=5.0):
-    """True once a TCP connection to host:port succeeds (tried every 50 ms for secs)."""
+def wait_listening(host, port, secs=5.0, proc=None):
+    """True once a TCP connection to host:port succeeds (tried every 50 ms for secs); False at
+    once if proc (the server's Popen, when given) has exited."""
     end = time.monotonic() + secs
-    while time.monotonic() < end:
+    while time.monotonic() < end and (proc is None or proc.poll() is None):
         try:
             socket.create_connection((host, port), timeout=0.2).close()
             return True

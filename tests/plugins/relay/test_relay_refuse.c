@@ -88,14 +88,20 @@ static void close_pair(rt_peer p[2])
     rt_peer_close(&p[1]);
 }
 
-static int raw_join(rt_env *e, const char *room, uint32_t capacity, uint32_t version)
+/* A raw connection that has sent j; its fd, or -1. */
+static int raw_join_msg(rt_env *e, const tallow_msg_RoomJoin *j)
 {
     int fd = rt_raw_connect(e);
+    if (fd < 0 || rt_raw_send_ctrl(e, fd, &tallow_msgtype_RoomJoin, j) < 0) return -1;
+    return fd;
+}
+
+static int raw_join(rt_env *e, const char *room, uint32_t capacity, uint32_t version)
+{
     uint8_t id[32];
     rt_room_id(room, id);
     tallow_msg_RoomJoin j = {.room = {id, 32}, .version = version, .capacity = capacity};
-    if (fd < 0 || rt_raw_send_ctrl(e, fd, &tallow_msgtype_RoomJoin, &j) < 0) return -1;
-    return fd;
+    return raw_join_msg(e, &j);
 }
 
 static void test_relay_refuse_wrong_password(void **state)
@@ -323,13 +329,11 @@ static int read_token(rt_env *e, int fd, uint8_t token[16])
 
 static int raw_resume(rt_env *e, const uint8_t token[16], const uint8_t *proof)
 {
-    int fd = rt_raw_connect(e);
     uint8_t id[32];
     rt_room_id("chain", id);
     tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2,
                              .resume_token = {token, 16}, .resume_proof = {proof, proof ? 32 : 0}};
-    if (fd < 0 || rt_raw_send_ctrl(e, fd, &tallow_msgtype_RoomJoin, &j) < 0) return -1;
-    return fd;
+    return raw_join_msg(e, &j);
 }
 
 /* What travels in clear (the resume token, every proof already used) does not let an observer
