@@ -42,7 +42,7 @@
 /* kind: 0 files, 1 text. manifest: the transfer engine's encoding of the entries. A manifest
  * larger than one frame travels in parts: several FileOffers with the same transfer_id (and the
  * same kind, count, total_size), each holding the next slice of the manifest's bytes, all but
- * the last with more = 1; the receiver joins them before decoding (core/offer_parts.c). */
+ * the last with more = 1; the receiver joins them before decoding (core/transfer/offer_parts.c). */
 #define TALLOW_FIELDS_FileOffer(F, S)                                                                 \
     F(S, 1, transfer_id, U64) F(S, 2, kind, U32) F(S, 3, count, U64) F(S, 4, total_size, U64)                  \
     F(S, 5, manifest, BYTES) F(S, 6, more, BOOL)

@@ -65,7 +65,7 @@ typedef struct tallow_channel_params {
         .struct_size = sizeof(tallow_channel_params), __VA_ARGS__                                  \
     }
 
-/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/room.c): send(to)
+/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/session/room.c): send(to)
  * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
  * and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
  * (capacity 0 or 2) and lands in a multi-peer room talks to the room's creator (peer index 1)

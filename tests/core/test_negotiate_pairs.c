@@ -1,4 +1,4 @@
-/* tests/core/test_negotiate_pairs.c — the negotiator's pairing and nomination (core/negotiate.c)
+/* tests/core/test_negotiate_pairs.c — the negotiator's pairing and nomination (core/session/negotiate.c)
  * on a negotiator built by hand around a real UDP endpoint on loopback (no session, no peer):
  * offers become pairs once (an offer names what a check taught us), families the endpoint does
  * not carry and the pair limit are refused; checks go out highest remote priority first, one
@@ -7,8 +7,8 @@
  * controlling side nominates the valid pair of highest pair priority, at once when nothing
  * better can still turn up, else after NEG_SETTLE_MS; the nominating check goes before any other.
  * negotiate.c and negotiate_path.c are compiled into this file for their internals. */
-#include "../../core/negotiate.c"
-#include "../../core/negotiate_path.c"
+#include "../../core/session/negotiate.c"
+#include "../../core/session/negotiate_path.c"
 
 #include <arpa/inet.h>
 #include <setjmp.h>

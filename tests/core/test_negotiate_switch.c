@@ -1,5 +1,5 @@
 /* tests/core/test_negotiate_switch.c — the negotiator's side of the session's path
- * (core/negotiate_path.c) between two READY sessions joined by a fake relay, each with the
+ * (core/session/negotiate_path.c) between two READY sessions joined by a fake relay, each with the
  * negotiator attached as its path owner and a fake QUIC channel standing for the nominated pair:
  * our DirectConnected is the last frame on the relay and sends move to QUIC after it; QUIC frames
  * that overtake the peer's marker are held and processed after it, in order; the direct-path
@@ -8,9 +8,9 @@
  * again over the relay, once each, and the transfers resynchronise; the relay ending while frames
  * go direct waits for QUIC to end too, and the relay dying does not end a direct session.
  * The session's and the negotiator's path files are compiled into this one for their internals. */
-#include "../../core/negotiate_path.c"
-#include "../../core/session.c"
-#include "../../core/session_record.c"
+#include "../../core/session/negotiate_path.c"
+#include "../../core/session/session.c"
+#include "../../core/session/session_record.c"
 
 #include <arpa/inet.h>
 #include <setjmp.h>

@@ -5,8 +5,8 @@
  * ids each used twice, far apart (the old 8-key cache derived an evicted id again at 0).
  * session.c is compiled into this file for its internals (as the fuzz target does). */
 #define tallow__aead_seal rec_seal
-#include "../../core/session.c"
-#include "../../core/session_record.c"
+#include "../../core/session/session.c"
+#include "../../core/session/session_record.c"
 #undef tallow__aead_seal
 
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* tests/core/test_session_record.c — the session's record layer (core/session_record.c) between
+/* tests/core/test_session_record.c — the session's record layer (core/session/session_record.c) between
  * two READY sessions (keys from a real handshake) joined by an in-memory fake transport: sealed
  * records open on the other side under the right key; a replayed, reordered, truncated or
  * re-addressed record is refused and ends the session; a new epoch (the service a path owner
@@ -6,8 +6,8 @@
  * session messages lost with the path are sent again; the handler table hands each message to
  * the handler of its id, then to the catch-all entry, then to the user.
  * The session's two files are compiled into this one for their internals. */
-#include "../../core/session.c"
-#include "../../core/session_record.c"
+#include "../../core/session/session.c"
+#include "../../core/session/session_record.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* tests/core/test_udp.c — the session's UDP endpoint (core/udp.c) over real loopback sockets:
+/* tests/core/test_udp.c — the session's UDP endpoint (core/net/udp.c) over real loopback sockets:
  * datagrams reach the consumer of their class by first byte (STUN 0-3, checks 20-63, QUIC
  * 64-255; RFC 7983 / 9443), in order and whole, with the sender's plain IPv4 address even on
  * the dual-stack socket; unclassified and empty datagrams and those of a class without a handler

@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_resume.c — libFuzzer target for the resume data.
  * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
- * parsed by on_accept in core/transfer_send.c), in one message or, when (byte 0 / 17) is odd, in two
+ * parsed by on_accept in core/transfer/transfer_send.c), in one message or, when (byte 0 / 17) is odd, in two
  * parts cut in the middle (more = 1 on the first). transfer_send.c is compiled into this file to reach its
  * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
  * (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a size), then, when
@@ -11,7 +11,7 @@
  * holds files, a directory, a symlink, a FIFO and partial files (tallow__sink_probe, which
  * decides what a receiver resumes): offsets stay within the entry and aligned, and the
  * destination is never changed. */
-#include "../../core/transfer_send.c"
+#include "../../core/transfer/transfer_send.c"
 
 #include <errno.h>
 #include <ftw.h>

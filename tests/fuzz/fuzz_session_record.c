@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_session_record.c — libFuzzer target for the session's record layer (frames of
- * kinds 0, 1 and 2 in core/session.c) on a session already READY with known keys. session.c is
+ * kinds 0, 1 and 2 in core/session/session.c) on a session already READY with known keys. session.c is
  * compiled into this file to build such a session without a transport. The input is a list of
  * records: flags (1 byte), length (1 byte), payload. Flags pick the frame kind and whether the
  * harness seals the payload as the peer would (so that the fuzzer reaches the decoder behind the
@@ -7,8 +7,8 @@
  * A first byte 0xff starts the session in the HANDSHAKE state instead (the next byte's bit 0:
  * initiator, which has sent its HandshakeInit), so that plaintext handshake messages reach the
  * CPace checks. */
-#include "../../core/session.c"
-#include "../../core/session_record.c"
+#include "../../core/session/session.c"
+#include "../../core/session/session_record.c"
 
 #include <stdio.h>
 

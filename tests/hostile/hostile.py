@@ -302,7 +302,7 @@ class HostileRelay(Mitm):
 # ---------------------------------------------------------------- one case
 
 def planted_part(path, size, mtime_ns):
-    """The receiver's temporary name for a file entry (core/sink.c part_name)."""
+    """The receiver's temporary name for a file entry (core/transfer/sink.c part_name)."""
     import hashlib
     h = hashlib.blake2b(digest_size=16)
     tag = b"tallow-part-v1\0"

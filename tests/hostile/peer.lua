@@ -2,7 +2,7 @@
 -- in one named way against a real `tallow receive`. Run by hostile.py:
 --   TALLOW_RELAY=... TALLOW_CODE=... [OUTSIDE=dir] tallow run peer.lua CASE
 -- Transfer messages go under the transfer's own key (s:send_tx), as the real engine sends them,
--- so the receiver's engine sees them. The manifest is hand-encoded (format: core/manifest.c).
+-- so the receiver's engine sees them. The manifest is hand-encoded (format: core/transfer/manifest.c).
 local tallow = require "tallow"
 
 local case = arg[1] or error("usage: peer.lua CASE")

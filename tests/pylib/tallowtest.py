@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-ROOM_SALT = b"tallow-nameplate-v2"  # core/codephrase.c, public by design
+ROOM_SALT = b"tallow-nameplate-v2"  # core/crypto/codephrase.c, public by design
 
 
 def free_port():

@@ -1,0 +1,110 @@
+/* core/session/negotiate_int.h — the negotiator's private state, shared by negotiate.c (candidates,
+ * checks, nomination) and negotiate_path.c (QUIC on the nominated pair, the session's switch to it
+ * and back). Not for other files. */
+#ifndef TALLOW_NEGOTIATE_INT_H
+#define TALLOW_NEGOTIATE_INT_H
+
+#include "negotiate.h"
+#include "session_path.h"
+
+#define NEG_DEFAULT_TIMEOUT_MS 5000
+#define NEG_PACE_MS 10   /* one check every tick, across all pairs */
+#define NEG_RTO_MS 200   /* a pair's next try after an unanswered one */
+#define NEG_MAX_TRIES 8  /* then the pair failed (a check from the peer re-arms it) */
+#define NEG_SETTLE_MS 60 /* after the first success, wait this long for better pairs */
+#define NEG_QUIC_TIMEOUT_MS 4000
+#define NEG_GRACE_MS 1000 /* the controlled side waits this much longer for a nomination */
+#define NEG_MAX_LOCAL 32
+#define NEG_MAX_PAIRS 48
+#define NEG_MAX_STUN 8
+#define NEG_RELAY_GONE_MS 1500
+
+enum { P_WAITING, P_INPROGRESS, P_SUCCEEDED, P_FAILED };
+
+typedef struct neg_pair {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    uint32_t kind, remote_prio, local_prio;
+    int state, tries, nominate;
+    uint64_t next_due, sent_ns, rtt_us;
+    uint8_t txid[TALLOW__CHECK_TXID]; /* outstanding check, all zero once answered */
+    uint8_t txid_flags;               /* the flags it was sent with */
+    tallow_udp *via;     /* our socket for this pair: the endpoint, or a birthday socket */
+    uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
+} neg_pair;
+
+struct tallow__neg {
+    tallow__session *s;
+    tallow_ctx *ctx;
+    tallow_loop *loop;
+    int controlling, allow_loopback, state, dead;
+    uint32_t timeout_ms;
+    uint8_t check_key[32], psk[32];
+    tallow_udp *udp;
+    int v4, v6; /* the families our socket carries */
+    int pending_gathers, local_done, remote_done, offers_sent, heard_peer;
+    int releasing;       /* tallow__neg_free is asking gatherers to stop */
+    uint64_t last_check; /* ms: when on_tick last sent a check */
+    tallow_candidate local[NEG_MAX_LOCAL];
+    size_t nlocal;
+    neg_pair pairs[NEG_MAX_PAIRS];
+    size_t npairs;
+    int nominated; /* index, or -1 */
+    tallow_timer *tick, *deadline, *settle;
+    tallow_channel *quic;
+    tallow_udp *quic_udp; /* the birthday socket QUIC runs on, when not udp */
+    int quic_handed;      /* the session owns the channel now */
+    uint64_t start_ns;
+    struct sockaddr_storage stun[NEG_MAX_STUN];
+    size_t nstun;
+    tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
+    char why[128];     /* why the direct path failed */
+    double direct_ms;  /* from start until QUIC was up */
+    /* the session's side of the path (negotiate_path.c) */
+    int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
+    char *stun_opt;     /* the option, copied at attach */
+    int started;        /* keys_ready ran tallow__neg_begin (or decided not to) */
+    int peer_switched;  /* the peer's DirectConnected was processed */
+    int direct_rx_open; /* frames on QUIC may be processed (peer switched, ours up) */
+    int lost;           /* the direct path was given up after a switch */
+    int relay_dead;     /* the relay channel failed while the session ran direct */
+    /* the relay ended (the peer left) while frames moved over the direct path: the peer's last
+     * frames may still be waiting in the UDP socket, so the end is reported when the direct path
+     * closes too, or after NEG_RELAY_GONE_MS */
+    int relay_gone, relay_gone_err;
+    tallow_timer *relay_gone_timer;
+    struct neg_held {
+        uint8_t *data;
+        size_t len;
+    } * held; /* frames that came on QUIC before the peer's switch marker */
+    size_t nheld, capheld;
+};
+
+static inline void tallow__neg_stop_timer(tallow_timer **t)
+{
+    if (*t) tallow_timer_stop(*t);
+    *t = NULL;
+}
+
+/* negotiate.c */
+/* Starts gathering and checking (the keys are ready). 0, TALLOW_EPOLICY (nothing started), or an
+ * error. */
+int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o);
+/* Stops everything of the attempt (timers, QUIC not handed over, gatherers) and frees n once the
+ * gatherers answered. */
+void tallow__neg_end(tallow__neg *n);
+/* The pair's sockets may go (nothing runs on them any more). */
+void tallow__neg_release_udp(tallow__neg *n);
+/* The checks' pacing tick (also run at once for a new pair or a nomination). */
+void tallow__neg_tick(tallow_timer *t, void *ud);
+const char *tallow__neg_kind_name(uint32_t kind);
+/* The session's handler for CandidateOffer and CandidatesDone. */
+int tallow__neg_on_candidates(tallow__session *s, const tallow_msg_type *t, const void *msg,
+                              void *ud);
+
+/* negotiate_path.c */
+void tallow__neg_fail(tallow__neg *n, const char *why);
+/* QUIC on pair idx (the nominated one). */
+void tallow__neg_open_quic(tallow__neg *n, int idx);
+
+#endif
