@@ -9,6 +9,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +39,7 @@ struct tallow_udp {
     } handlers[3];
     uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
     int dispatching; /* inside on_readable: a close waits until it returns */
+    int only;        /* inside tallow_udp_wait: the one class dispatched, else -1 */
     int close_pending;
 };
 
@@ -110,7 +112,7 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             if (len == 0) continue;
             const uint8_t *d = iov[i].iov_base;
             int cls = classify(d[0]);
-            if (cls < 0 || !u->handlers[cls].cb) continue;
+            if (cls < 0 || !u->handlers[cls].cb || (u->only >= 0 && cls != u->only)) continue;
             socklen_t flen = tallow_sockaddr_unmap(&from[i], msgs[i].msg_hdr.msg_namelen);
             u->dispatching = 1;
             u->handlers[cls].cb(u, (struct sockaddr *)&from[i], flen, d, len, u->handlers[cls].ud);
@@ -164,6 +166,7 @@ TALLOW_API int tallow_udp_open(tallow_ctx *ctx, const struct sockaddr *bind_addr
         setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     if (!dual && bind(u->fd, bind_addr, len) < 0) goto fail;
     u->gso = 1;
+    u->only = -1;
     u->ctx = ctx;
     u->io = tallow_io_start(ctx->loop, u->fd, TALLOW_IO_READ, on_readable, u);
     if (!u->io) goto fail;
@@ -279,6 +282,20 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
         if ((size_t)n < k) break;
     }
     return (int)sent;
+}
+
+TALLOW_API int tallow_udp_wait(tallow_udp *u, enum tallow_udp_class only, int timeout_ms)
+{
+    if (!u || u->dispatching || u->close_pending || (unsigned)only > TALLOW_UDP_QUIC)
+        return TALLOW_EINVAL;
+    struct pollfd pfd = {.fd = u->fd, .events = POLLIN};
+    int n = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+    if (n < 0) return errno == EINTR ? 0 : -errno;
+    if (n == 0 || !(pfd.revents & POLLIN)) return 0;
+    u->only = (int)only;
+    on_readable(u->io, u->fd, TALLOW_IO_READ, u);
+    u->only = -1;
+    return 1;
 }
 
 TALLOW_API int tallow_udp_fd(const tallow_udp *u)

@@ -36,6 +36,11 @@
  * was silent for 1.8 s across two NATs, and a path declared dead while the peer's last frames are
  * on it costs more than a dead path found 2 s later. */
 #define QUIC_DEAD_SLACK_MS 3000
+/* Close waits until the peer has acknowledged every byte we wrote (our last frames: a
+ * receiver's TransferComplete), at most 3 smoothed RTTs plus QUIC_LINGER_SLACK_MS (a peer on a
+ * busy machine acknowledges late) and never more than QUIC_LINGER_MAX_MS. */
+#define QUIC_LINGER_SLACK_MS 250
+#define QUIC_LINGER_MAX_MS 1000
 #define QUIC_WATCH_MS 100
 
 typedef struct quic_plugin {
@@ -89,6 +94,7 @@ struct quic_link {
     uint64_t defers;    /* flushes run at the start of a loop round */
     uint64_t timers;    /* flushes run by the connection's timer */
     int stats_logged;
+    int lingering; /* inside link_linger: datagrams still go to the connection */
 };
 
 static void link_schedule(quic_link *l);
@@ -197,7 +203,7 @@ static void link_fail(quic_link *l, int err)
 static void link_quic_done(quic_link *l)
 {
     l->in_quic = 0;
-    if (l->dead) {
+    if (l->dead && !l->lingering) {
         link_quic_close(l);
     } else if (l->proto_err && !l->failed) {
         link_quic_close(l);
@@ -407,7 +413,7 @@ static void link_on_dgram(tallow_udp *u, const struct sockaddr *from, socklen_t 
 {
     quic_link *l = ud;
     (void)u;
-    if (l->dead || l->quic_closed) return;
+    if ((l->dead && !l->lingering) || l->quic_closed) return;
     link_enter(l);
     l->in_quic = 1;
     uint64_t now = tallow_now_ns();
@@ -587,6 +593,48 @@ static int quic_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size
     return 0;
 }
 
+/* The bounded wait of QUIC_LINGER_*: pending frames go into the connection, then an orderly
+ * shutdown, and the socket is served here (outside the loop: the channel is going away) until
+ * the peer acknowledged everything, its CONNECTION_CLOSE came, or the time is up. */
+static void link_linger(quic_link *l)
+{
+    quic_conn_stat st;
+    quic_conn_get_stat(l->qc, &st);
+    if (!l->udp || l->quic_closed || l->failed || !l->ready || (!l->pend_len && !st.queued)) return;
+    uint64_t start = tallow_now_ns(), now = start;
+    uint64_t limit = 3 * st.rtt_ns + (uint64_t)QUIC_LINGER_SLACK_MS * 1000000u;
+    if (limit > (uint64_t)QUIC_LINGER_MAX_MS * 1000000u)
+        limit = (uint64_t)QUIC_LINGER_MAX_MS * 1000000u;
+    int shut = 0;
+    l->depth++; /* nothing frees the link in here */
+    l->lingering = 1;
+    while (!l->quic_closed && !l->proto_err && now - start < limit) {
+        link_pump(l);
+        if (!l->pend_len && !shut) {
+            quic_conn_shutdown(l->qc);
+            shut = 1;
+        }
+        l->in_quic = 1;
+        if (quic_conn_expiry(l->qc) <= now)
+            quic_conn_on_expiry(l->qc, now);
+        else
+            quic_conn_flush(l->qc, now);
+        l->in_quic = 0;
+        if (l->quic_closed) break;
+        uint64_t e = quic_conn_expiry(l->qc), end = start + limit;
+        if (e > end) e = end;
+        int ms = e > now ? (int)((e - now + 999999u) / 1000000u) : 0;
+        if (tallow_udp_wait(l->udp, TALLOW_UDP_QUIC, ms) < 0) break;
+        now = tallow_now_ns();
+    }
+    if (l->host)
+        l->host->log(l->host->ctx, TALLOW_LOG_DEBUG, "%s: close waited %.1f ms (%s)", l->path,
+                     (double)(now - start) / 1e6,
+                     l->quic_closed ? "all acknowledged" : "gave up: unacknowledged data");
+    l->lingering = 0;
+    l->depth--;
+}
+
 static void quic_close_op(tallow_channel *ch)
 {
     quic_chan *qch = (quic_chan *)ch;
@@ -595,6 +643,7 @@ static void quic_close_op(tallow_channel *ch)
     qch->link = NULL;
     l->ch = NULL;
     l->dead = 1;
+    if (!l->in_quic) link_linger(l);
     if (l->udp) tallow_udp_on(l->udp, TALLOW_UDP_QUIC, NULL, NULL);
     if (l->open_timer) {
         tallow_timer_stop(l->open_timer);
@@ -638,8 +687,9 @@ static size_t quic_queued(tallow_channel *ch)
 
 /* Limits worth knowing:
  * - one quic channel per tallow_udp endpoint (it takes the endpoint's TALLOW_UDP_QUIC handler);
- * - close is immediate: what the peer has not acknowledged yet may be lost, so a session closes
- *   after its own end-of-transfer exchange; the endpoint must still be open when close runs;
+ * - close waits (QUIC_LINGER_*: at most 3 RTT + 250 ms, 1 s) until the peer has acknowledged
+ *   what we wrote, serving the endpoint itself meanwhile; then what is still unacknowledged may
+ *   be lost. The endpoint must still be open when close runs;
  * - frames are at most 16 MiB; send() returns 1 once less than QUIC_CONN_LOWAT (512 KiB) of the
  *   connection's 8 MiB buffer is free (or a frame had to wait outside it), and on_writable
  *   follows when the backlog has moved into it and that much is free again. */
