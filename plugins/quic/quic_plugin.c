@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,7 @@ struct quic_link {
     uint64_t timers;    /* flushes run by the connection's timer */
     int stats_logged;
     int lingering; /* inside link_linger: datagrams still go to the connection */
+    int gro;       /* the endpoint receives coalesced datagrams (UDP_GRO) */
 };
 
 static void link_schedule(quic_link *l);
@@ -125,7 +127,7 @@ static const char *link_stats(quic_link *l)
              "tx_dgrams=%llu tx_bytes=%llu tx_calls=%llu tx_failed=%llu tx_nodata=%llu "
              "rx_dgrams=%llu rx_bytes=%llu rx_drops=%u recoveries=%llu loss_timer=%llu "
              "cwnd_stops=%llu pace_stops=%llu fc_stops=%llu ring_full=%llu flushes=%llu "
-             "timers=%llu max_dgram=%u cwnd=%llu rtt_us=%llu",
+             "timers=%llu max_dgram=%u cwnd=%llu rtt_us=%llu gro=%d",
              (unsigned long long)st.tx_dgrams, (unsigned long long)st.tx_bytes,
              (unsigned long long)st.tx_calls, (unsigned long long)st.tx_failed,
              (unsigned long long)st.tx_nodata, (unsigned long long)st.rx_dgrams,
@@ -134,7 +136,7 @@ static const char *link_stats(quic_link *l)
              (unsigned long long)st.cwnd_stops, (unsigned long long)st.pace_stops,
              (unsigned long long)st.fc_stops, (unsigned long long)st.ring_full,
              (unsigned long long)l->defers, (unsigned long long)l->timers, (unsigned)st.max_dgram,
-             (unsigned long long)st.cwnd, (unsigned long long)(st.rtt_ns / 1000u));
+             (unsigned long long)st.cwnd, (unsigned long long)(st.rtt_ns / 1000u), l->gro);
     return l->stats;
 }
 
@@ -530,6 +532,11 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
         snprintf(l->path, sizeof(l->path), "direct");
     }
     l->rx_drops0 = link_sock_drops(p->udp);
+#ifdef UDP_GRO
+    int gro = 0;
+    socklen_t gl = sizeof(gro);
+    l->gro = getsockopt(tallow_udp_fd(p->udp), SOL_UDP, UDP_GRO, &gro, &gl) == 0 && gro;
+#endif
     tallow_udp_on(p->udp, TALLOW_UDP_QUIC, link_on_dgram, l);
     qch->link = l;
     return 0;
