@@ -1,7 +1,8 @@
 /* core/net/udp.c — the session's UDP endpoint: one nonblocking socket shared by STUN, connectivity
  * checks and QUIC, demultiplexed by first byte (RFC 7983 / 9443), with batched receive
- * (recvmmsg) and batched send (UDP_SEGMENT, else sendmmsg), and the route MTU towards a peer
- * that is local or on a directly attached network. Policy no_p2p refuses to open it. By default
+ * (recvmmsg, and UDP_GRO where the kernel has it) and batched send (UDP_SEGMENT, else
+ * sendmmsg), and the route MTU towards a peer that is local or on a directly attached network.
+ * Policy no_p2p refuses to open it. By default
  * the socket is dual-stack IPv6 (IPv4 when the machine has no IPv6); IPv4-mapped addresses
  * (::ffff:a.b.c.d) never leave this file: users see and pass plain IPv4 addresses. */
 #include <errno.h>
@@ -9,6 +10,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,6 +20,9 @@
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
 #endif
 
 #define UDP_BATCH 32
@@ -32,12 +37,14 @@ struct tallow_udp {
     tallow_io *io;
     int family; /* the socket's: AF_INET, or AF_INET6 (then it also carries IPv4 if dual) */
     int gso; /* 1 while UDP_SEGMENT works, 0 once it failed */
+    int gro; /* 1 if the kernel coalesces received datagrams (UDP_GRO) */
     struct {
         tallow_udp_recv_cb cb;
         void *ud;
     } handlers[3];
     uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
     int dispatching; /* inside on_readable: a close waits until it returns */
+    int only;        /* inside tallow_udp_wait: the one class dispatched, else -1 */
     int close_pending;
 };
 
@@ -86,12 +93,31 @@ static const struct sockaddr *udp_dest(const tallow_udp *u, const struct sockadd
     return to;
 }
 
+/* The segment size of a coalesced receive (UDP_GRO's control message), else 0. */
+static size_t gro_segsz(struct msghdr *mh)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+        if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+            return seg > 0 ? (size_t)seg : 0;
+        }
+    return 0;
+}
+
 static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
 {
     tallow_udp *u = ud;
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
     struct sockaddr_storage from[UDP_BATCH];
+    /* UDP_GRO: each slot may hold several datagrams of one sender, cut at segsz; they are
+     * handed on one by one from where they landed (no copy). */
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl[UDP_BATCH];
     /* Bounded: at most 8 batches per wake-up so one busy peer cannot starve the loop. */
     for (int round = 0; round < 8; round++) {
         for (int i = 0; i < UDP_BATCH; i++) {
@@ -102,22 +128,32 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
             msgs[i].msg_hdr.msg_iovlen = 1;
             msgs[i].msg_hdr.msg_name = &from[i];
             msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            if (u->gro) {
+                msgs[i].msg_hdr.msg_control = ctl[i].buf;
+                msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+            }
         }
         int n = recvmmsg(u->fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) return;
         for (int i = 0; i < n; i++) {
             size_t len = msgs[i].msg_len;
             if (len == 0) continue;
-            const uint8_t *d = iov[i].iov_base;
-            int cls = classify(d[0]);
-            if (cls < 0 || !u->handlers[cls].cb) continue;
+            size_t seg = u->gro ? gro_segsz(&msgs[i].msg_hdr) : 0;
+            if (!seg || seg > len) seg = len;
             socklen_t flen = tallow_sockaddr_unmap(&from[i], msgs[i].msg_hdr.msg_namelen);
-            u->dispatching = 1;
-            u->handlers[cls].cb(u, (struct sockaddr *)&from[i], flen, d, len, u->handlers[cls].ud);
-            u->dispatching = 0;
-            if (u->close_pending) {
-                udp_free(u); /* closed from the callback */
-                return;
+            for (size_t off = 0; off < len; off += seg) {
+                const uint8_t *d = (const uint8_t *)iov[i].iov_base + off;
+                size_t dl = len - off < seg ? len - off : seg;
+                int cls = classify(d[0]);
+                if (cls < 0 || !u->handlers[cls].cb || (u->only >= 0 && cls != u->only)) continue;
+                u->dispatching = 1;
+                u->handlers[cls].cb(u, (struct sockaddr *)&from[i], flen, d, dl,
+                                    u->handlers[cls].ud);
+                u->dispatching = 0;
+                if (u->close_pending) {
+                    udp_free(u); /* closed from the callback */
+                    return;
+                }
             }
         }
         if (n < UDP_BATCH) return;
@@ -164,6 +200,15 @@ TALLOW_API int tallow_udp_open(tallow_ctx *ctx, const struct sockaddr *bind_addr
         setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
     if (!dual && bind(u->fd, bind_addr, len) < 0) goto fail;
     u->gso = 1;
+    u->only = -1;
+    /* Coalesced receives where the kernel has them (Linux 5.0+); else one datagram a slot. */
+    int one = 1;
+    u->gro = setsockopt(u->fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+    if (getenv("TALLOW_NO_GRO")) { /* measurements, and the fallback's test */
+        int zero = 0;
+        setsockopt(u->fd, SOL_UDP, UDP_GRO, &zero, sizeof(zero));
+        u->gro = 0;
+    }
     u->ctx = ctx;
     u->io = tallow_io_start(ctx->loop, u->fd, TALLOW_IO_READ, on_readable, u);
     if (!u->io) goto fail;
@@ -279,6 +324,20 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
         if ((size_t)n < k) break;
     }
     return (int)sent;
+}
+
+TALLOW_API int tallow_udp_wait(tallow_udp *u, enum tallow_udp_class only, int timeout_ms)
+{
+    if (!u || u->dispatching || u->close_pending || (unsigned)only > TALLOW_UDP_QUIC)
+        return TALLOW_EINVAL;
+    struct pollfd pfd = {.fd = u->fd, .events = POLLIN};
+    int n = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+    if (n < 0) return errno == EINTR ? 0 : -errno;
+    if (n == 0 || !(pfd.revents & POLLIN)) return 0;
+    u->only = (int)only;
+    on_readable(u->io, u->fd, TALLOW_IO_READ, u);
+    u->only = -1;
+    return 1;
 }
 
 TALLOW_API int tallow_udp_fd(const tallow_udp *u)

@@ -42,6 +42,11 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
  * TALLOW_EINVAL for a bad address, or -errno. The endpoint receives datagrams up to 64 KiB. */
 TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer,
                                    socklen_t len);
+/* Waits up to timeout_ms for datagrams and hands those of class `only` to its handler from
+ * inside this call (the others drop): for a transport that finishes on its own while it closes,
+ * outside the loop. Not from inside a handler; the handler must not close u. Returns 1 if the
+ * socket was read, 0 on timeout, or a negative error. */
+TALLOW_API int tallow_udp_wait(tallow_udp *u, enum tallow_udp_class only, int timeout_ms);
 TALLOW_API int tallow_udp_fd(const tallow_udp *u);
 TALLOW_API int tallow_udp_local_addr(const tallow_udp *u, struct sockaddr_storage *out,
                                      socklen_t *len);

@@ -131,9 +131,3 @@ else
         res.resumed > 0 and string.format("; %s had already arrived", ui.size(res.resumed)) or "")
 end
 ui.event("received", { files = res.files, bytes = res.total, wire_bytes = res.wire_bytes, resumed = res.resumed, seconds = res.seconds, path = res.path, transport = s:info().stats })
-if res.path == "direct" then
-    -- Our last frame (the transfer's completion) has left but can be lost on the way, and the
-    -- QUIC connection resends it only while it is open: wait (at most 2 s) until the sender,
-    -- which closes as soon as it has it, is gone.
-    s:recv(2)
-end

@@ -1,7 +1,7 @@
 /* quic_conn.h — a sans-IO QUIC connection (ngtcp2 0.12 + GnuTLS, TLS 1.3 external PSK) carrying
  * one ordered, reliable byte stream in each direction. No sockets, no clock, no timers: the caller
  * feeds datagrams and the time in, and gets datagrams (through cbs->send) and deadlines out. Every
- * ngtcp2 and GnuTLS call of the quic plugin lives in quic_conn.c. */
+ * ngtcp2 and GnuTLS call of the quic plugin lives in quic_conn*.c. */
 #ifndef QUIC_CONN_H
 #define QUIC_CONN_H
 

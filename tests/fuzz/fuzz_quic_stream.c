@@ -1,9 +1,9 @@
 /* tests/fuzz/fuzz_quic_stream.c — libFuzzer target for the QUIC transport's stream deframer
- * (link_on_data in plugins/quic/quic_plugin.c: u32be length | frame, in whatever pieces the
- * stream delivers). quic_plugin.c is compiled into this file to reach it. The input is a list of
+ * (link_on_data in plugins/quic/quic_link.c: u32be length | frame, in whatever pieces the
+ * stream delivers). quic_link.c is compiled into this file to reach it. The input is a list of
  * pieces {length (1 byte), bytes}; the frames delivered must be exactly the frames of the
  * concatenated stream, up to the first oversized length. */
-#include "../../plugins/quic/quic_plugin.c"
+#include "../../plugins/quic/quic_link.c"
 
 #include <stdio.h>
 

@@ -1,6 +1,7 @@
 /* test_quic_plugin.c — the "quic" transport loaded as a plugin: two channels in one context and
  * loop over two tallow_udp endpoints on loopback exchange frames both ways (with backpressure),
- * report direct path info, and fail cleanly on a wrong PSK or a silent peer. */
+ * with coalesced receives (UDP_GRO) and without, report direct path info and counters, and fail
+ * cleanly on a wrong PSK or a silent peer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,9 +190,14 @@ static int both_closed(end *a, end *b)
     return a->closed && b->closed;
 }
 
-static void test_quic_plugin_exchanges_frames_both_ways(void **state)
+/* no_gro: the endpoints refuse coalesced receives (TALLOW_NO_GRO, as a kernel without UDP_GRO
+ * would), so each datagram takes its own receive slot. */
+static void exchange_both_ways(int no_gro)
 {
-    (void)state;
+    if (no_gro)
+        setenv("TALLOW_NO_GRO", "1", 1);
+    else
+        unsetenv("TALLOW_NO_GRO");
     tallow_ctx *ctx = ctx_with_quic();
     uint8_t psk[32];
     memset(psk, 0x5A, sizeof(psk));
@@ -219,6 +226,23 @@ static void test_quic_plugin_exchanges_frames_both_ways(void **state)
     assert_true(info.rtt_us > 0);
     assert_true(info.bytes_sent >= a.bytes_rx); /* a sent more than it received */
     assert_int_equal(info.bytes_recv, a.bytes_rx + 4 * a.frames_rx);
+    /* The counters: datagrams went both ways in batches, none failed or dropped at a socket,
+     * and the receive side coalesced (UDP_GRO, Linux >= 5.0) unless told not to. */
+    assert_non_null(info.stats);
+    unsigned long long txd = 0, rxd = 0, calls = 0, failed = 1, drops = 1;
+    int gro = -1;
+    const char *t = strstr(info.stats, "tx_dgrams=");
+    assert_non_null(t);
+    assert_int_equal(sscanf(t, "tx_dgrams=%llu", &txd), 1);
+    assert_int_equal(sscanf(strstr(info.stats, "tx_calls="), "tx_calls=%llu", &calls), 1);
+    assert_int_equal(sscanf(strstr(info.stats, "tx_failed="), "tx_failed=%llu", &failed), 1);
+    assert_int_equal(sscanf(strstr(info.stats, "rx_dgrams="), "rx_dgrams=%llu", &rxd), 1);
+    assert_int_equal(sscanf(strstr(info.stats, "rx_drops="), "rx_drops=%llu", &drops), 1);
+    assert_int_equal(sscanf(strstr(info.stats, "gro="), "gro=%d", &gro), 1);
+    assert_true(txd > 0 && rxd > 0 && calls > 0 && calls <= txd);
+    assert_true(failed == 0 || failed < txd / 10); /* a full socket now and then, not more */
+    assert_int_equal(gro, !no_gro);
+    (void)drops; /* counted, but a loaded machine may drop: the test cannot forbid it */
 
     tallow_channel_close(a.ch);
     a.ch = NULL;
@@ -229,6 +253,19 @@ static void test_quic_plugin_exchanges_frames_both_ways(void **state)
     tallow_udp_close(b.udp);
     drain(ctx);
     tallow_ctx_free(ctx);
+    unsetenv("TALLOW_NO_GRO");
+}
+
+static void test_quic_plugin_exchanges_frames_both_ways(void **state)
+{
+    (void)state;
+    exchange_both_ways(0);
+}
+
+static void test_quic_plugin_exchanges_frames_without_gro(void **state)
+{
+    (void)state;
+    exchange_both_ways(1);
 }
 
 static int a_closed(end *a, end *b)
@@ -345,6 +382,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_plugin_exchanges_frames_both_ways),
+        cmocka_unit_test(test_quic_plugin_exchanges_frames_without_gro),
         cmocka_unit_test(test_quic_plugin_close_from_inside_on_frame),
         cmocka_unit_test(test_quic_plugin_wrong_psk_closes_both),
         cmocka_unit_test(test_quic_plugin_silent_peer_times_out),
