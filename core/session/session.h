@@ -88,6 +88,10 @@ void tallow__session_set_filter(tallow__session *s, tallow__session_filter f, vo
 /* Called after the relay path came back from a reconnection (frames in flight may be lost):
  * the transfer resynchronises from the receiver's position. */
 void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud);
+/* The same for a hook that owns ud (a finished transfer's record): the session calls
+ * free_ud(ud) when the hook is replaced (any set_resync*) and when the session closes. */
+void tallow__session_set_resync_owned(tallow__session *s, void (*fn)(void *ud), void *ud,
+                                      void (*free_ud)(void *ud));
 /* While a message is being delivered (filter, on_message): the transfer id whose key sealed it,
  * or TALLOW__SESSION_KEY for the session key. A transfer accepts its messages only under its own
  * key, so a peer cannot pass one transfer's messages off under another's. */

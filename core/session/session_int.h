@@ -94,6 +94,7 @@ struct tallow__session {
     uint64_t retx_lost; /* numbers not kept (too large): sent once */
     void (*resync)(void *ud);
     void *resync_ud;
+    void (*resync_free)(void *ud); /* the hook owns resync_ud: freed when replaced or at close */
     uint64_t stamp;
     uint8_t *buf;        /* sealing scratch */
     uint8_t *rbuf;       /* opening scratch */

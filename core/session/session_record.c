@@ -188,6 +188,7 @@ void tallow__sess_record_free(tallow__session *s)
     free(s->handlers);
     s->handlers = NULL;
     s->nhandlers = 0;
+    tallow__session_set_resync(s, NULL, NULL); /* frees a hook's own state (set_resync_owned) */
 }
 
 static size_t frame_header(const tallow__session *s, uint64_t tid, uint8_t hdr[]);
@@ -325,8 +326,18 @@ int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_t
 
 void tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud)
 {
+    tallow__session_set_resync_owned(s, fn, ud, NULL);
+}
+
+void tallow__session_set_resync_owned(tallow__session *s, void (*fn)(void *ud), void *ud,
+                                      void (*free_ud)(void *ud))
+{
+    void (*old_free)(void *) = s->resync_free;
+    void *old = s->resync_ud;
     s->resync = fn;
     s->resync_ud = ud;
+    s->resync_free = free_ud;
+    if (old_free && old != ud) old_free(old);
 }
 
 int tallow__session_on(tallow__session *s, uint32_t id, tallow__session_filter f, void *ud)

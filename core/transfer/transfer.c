@@ -52,6 +52,37 @@ static void progress_tick(tallow_timer *t, void *ud)
     tallow__xfer_report(x);
 }
 
+/* What the receiver keeps of a transfer it completed, for as long as the session lives (or until
+ * another transfer takes the session's resync hook): its TransferComplete can be lost with a path
+ * that dies while it is in flight (a direct path given up; a relay connection broken), and the
+ * sender, still waiting for it, resynchronises after the switch back. The answer is the same
+ * completion again, as a new record of the transfer's key in the session's current epoch (the
+ * session leaves an epoch that carried records before it calls the hook, and never reuses a
+ * record number within one): no (key, nonce) is used twice. */
+typedef struct finished {
+    tallow__session *s;
+    uint64_t tid, files, bytes;
+} finished;
+
+static void finished_resync(void *ud)
+{
+    finished *f = ud;
+    tallow_msg_TransferComplete done = {
+        .transfer_id = f->tid, .files = f->files, .bytes = f->bytes};
+    tallow__session_send_tx(f->s, f->tid, &tallow_msgtype_TransferComplete, &done);
+}
+
+static void keep_finished(tallow__xfer *x)
+{
+    finished *f = x->completed ? malloc(sizeof(*f)) : NULL;
+    if (!f) { /* nothing to say again (or no memory: the sender's stall watch ends it) */
+        tallow__session_set_resync(x->s, NULL, NULL);
+        return;
+    }
+    *f = (finished){x->s, x->tid, x->st.files_done, x->st.bytes_done};
+    tallow__session_set_resync_owned(x->s, finished_resync, f, free);
+}
+
 void tallow__xfer_finish(tallow__xfer *x, int status)
 {
     if (x->state == X_DONE) return;
@@ -64,7 +95,7 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
     x->sink_open = 0;
     tallow__session_set_filter(x->s, NULL, NULL);
-    tallow__session_set_resync(x->s, NULL, NULL);
+    keep_finished(x);
     tallow__xfer_report(x);
     if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
 }

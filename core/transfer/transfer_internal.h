@@ -61,6 +61,7 @@ struct tallow__xfer {
     size_t next_idx; /* files before this index are finished or skipped */
     uint64_t last_ack;
     int resynced;     /* duplicates of data already written are tolerated after a resync */
+    int completed;    /* its TransferComplete went out: said again on a resync after the end */
     uint64_t *prefix; /* per entry: bytes of all files before it, in stream order */
 };
 
@@ -89,7 +90,8 @@ void tallow__xfer_start(tallow__xfer *x, tallow__session_filter filter, void (*r
 int tallow__xfer_claim(tallow__xfer *x, tallow__session *s, const tallow_msg_type *t,
                        const void *msg);
 void tallow__xfer_report(tallow__xfer *x);
-/* Ends the transfer once (X_DONE): closes what is open, detaches from the session, on_done. */
+/* Ends the transfer once (X_DONE): closes what is open, detaches from the session (a receiver
+ * that sent its TransferComplete leaves a record that says it again on a resync), on_done. */
 void tallow__xfer_finish(tallow__xfer *x, int status);
 /* Records the message, tells the peer (TransferError), ends the transfer; returns err. */
 int tallow__xfer_abort(tallow__xfer *x, int err, const char *fmt, ...)

@@ -142,6 +142,7 @@ static int on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete
     tallow_msg_TransferComplete done = {
         .transfer_id = x->tid, .files = x->st.files_done, .bytes = x->st.bytes_done};
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_TransferComplete, &done);
+    x->completed = 1;
     tallow__xfer_finish(x,
                         x->st.refused ? (x->refuse_err ? x->refuse_err : TALLOW_EUNSAFEPATH) : 0);
     return 0;

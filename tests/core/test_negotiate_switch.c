@@ -6,7 +6,8 @@
  * messages never reach the session's user; losing QUIC brings both sides back to the relay in a
  * new epoch (DirectFailed tells the peer), the session messages lost on the dead path arrive
  * again over the relay, once each, and the transfers resynchronise; the relay ending while frames
- * go direct waits for QUIC to end too, and the relay dying does not end a direct session.
+ * go direct waits for QUIC to end too, and the relay dying does not end a direct session; a
+ * receiver's completion lost on the dead path is said again over the relay (a real transfer).
  * The session's and the negotiator's path files are compiled into this one for their internals. */
 #include "../../core/session/negotiate_path.c"
 #include "../../core/session/session.c"
@@ -18,6 +19,8 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+
+#include "transfer.h"
 
 typedef struct frame {
     uint8_t *p;
@@ -33,6 +36,8 @@ typedef struct side {
     uint64_t pings[64];
     size_t got, other; /* Pings delivered to the user; any other message delivered */
     int resyncs, closed, closed_err;
+    tallow__xfer *x; /* a transfer: A sends, B receives the offer it gets (want_offer) */
+    int want_offer, done, status;
 } side;
 static side A, B;
 static tallow_ctx *ctx;
@@ -109,10 +114,23 @@ static const tallow_transport_ops quic_ops = {.name = "fakequic",
                                               .queued = no_queued,
                                               .control = no_control};
 
+static void x_done(tallow__xfer *x, int status, void *ud)
+{
+    side *me = ud;
+    (void)x;
+    me->done++;
+    me->status = status;
+}
+static const tallow__xfer_cbs xcbs = {.on_done = x_done};
+
 static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
 {
     side *me = ud;
-    (void)s;
+    if (t->id == TALLOW_MSG_FileOffer && me->want_offer) { /* accepted at once */
+        me->want_offer = 0;
+        assert_int_equal(tallow__xfer_recv(s, msg, -1, 0, &xcbs, me, &me->x), 0);
+        return;
+    }
     if (t->id != TALLOW_MSG_Ping) {
         me->other++;
         return;
@@ -344,6 +362,53 @@ static void test_lost_path_resends_over_relay(void **state)
     assert_int_equal(A.resyncs, 1); /* A had come back already */
 }
 
+/* The receiver's TransferComplete is in flight on QUIC when the path is declared dead: lost, and
+ * the receiver is done. Back on the relay, the sender (not done) waits for the receiver's word
+ * after the resync; the finished receiver says its completion again, in its new epoch, and the
+ * sender completes. */
+static void test_lost_completion_said_again(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    static const char text[] = "the last word must not be lost";
+    B.want_offer = 1;
+    assert_int_equal(tallow__xfer_send(A.s, NULL, text, sizeof(text) - 1, &xcbs, &A, &A.x), 0);
+    quic_in(&B); /* the offer: B accepts */
+    assert_non_null(B.x);
+    quic_in(&A); /* the accept: A streams the text and its completion */
+    quic_in(&B); /* B writes it, acks, answers the completion and is done */
+    assert_int_equal(B.done, 1);
+    assert_int_equal(B.status, 0);
+    size_t len;
+    const char *got = tallow__xfer_text(B.x, &len);
+    assert_int_equal(len, sizeof(text) - 1);
+    assert_memory_equal(got, text, len);
+    tallow__xfer_free(B.x); /* the receiver's user lets it go; the session lives on */
+    B.x = NULL;
+    assert_true(A.nqq > 0);
+    drop(A.qq, &A.nqq); /* B's ack and completion die with the path */
+    assert_int_equal(A.done, 0);
+    uint64_t e = B.s->tx_epoch;
+    assert_true(B.s->tx_recs > 0); /* this epoch carried records: it is left */
+    /* B's QUIC watchdog declares the path dead: back to the relay in a new epoch, and the
+     * finished transfer's record says the completion again, as a new record of that epoch */
+    B.quic->ev->on_closed(B.quic, TALLOW_ETIMEOUT, B.quic->ev_ud);
+    assert_ptr_equal(B.s->path, &B.relay);
+    assert_int_equal(B.s->tx_epoch, e + 1);
+    assert_int_equal(A.nqq, 0);
+    relay_in(&A); /* DirectFailed (A comes back and resyncs), then the completion */
+    assert_false(A.closed || B.closed);
+    assert_int_equal(A.done, 1);
+    assert_int_equal(A.status, 0);
+    relay_in(&B); /* A's DirectFailed: nothing more for B's finished transfer */
+    assert_false(A.closed || B.closed);
+    assert_int_equal(B.done, 1);
+    tallow__xfer_free(A.x);
+    A.x = NULL;
+}
+
 static void test_relay_end_waits_for_direct(void **state)
 {
     (void)state;
@@ -403,6 +468,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_switch_holds_frames_until_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_path_resends_over_relay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_completion_said_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_end_waits_for_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_death_does_not_end_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_side_brings_peer_back, setup, teardown),

@@ -38,6 +38,7 @@ static struct {
     void *filter_ud;
     void (*resync)(void *ud);
     void *resync_ud;
+    void (*resync_free)(void *ud); /* the hook owns resync_ud (set_resync_owned) */
     uint64_t rx_key;
     sent log[256];
     size_t n;
@@ -135,10 +136,19 @@ void __wrap_tallow__session_set_filter(tallow__session *s, tallow__session_filte
     fake.filter_ud = ud;
 }
 
-void __wrap_tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud)
+void __wrap_tallow__session_set_resync_owned(tallow__session *s, void (*fn)(void *ud), void *ud,
+                                             void (*free_ud)(void *ud))
 {
+    /* as the session does: an owned state is freed when the hook is replaced */
+    if (fake.resync_free && fake.resync_ud != ud) fake.resync_free(fake.resync_ud);
     fake.resync = fn;
     fake.resync_ud = ud;
+    fake.resync_free = free_ud;
+}
+
+void __wrap_tallow__session_set_resync(tallow__session *s, void (*fn)(void *ud), void *ud)
+{
+    __wrap_tallow__session_set_resync_owned(s, fn, ud, NULL);
 }
 
 uint64_t __wrap_tallow__session_rx_key(const tallow__session *s)
@@ -269,6 +279,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    __wrap_tallow__session_set_resync(FAKE_SESSION, NULL, NULL); /* as the session's close */
     clear_log();
     tallow_ctx_free(fake.ctx);
     return 0;
@@ -628,6 +639,59 @@ static void test_transfer_recv_in_order_complete(void **state)
     fx_free(f);
 }
 
+/* The receiver's TransferComplete is lost with the path it went on (a direct path declared dead
+ * while it was in flight): the receiver has finished, the sender has not. After the switch back
+ * the session resynchronises both; the finished receiver says its completion again (a new
+ * record under the transfer's key), and the sender, which was waiting for it, completes. */
+static void test_transfer_recv_completion_said_again_after_resync(void **state)
+{
+    fx *f = fx_new(300 * KiB + 11);
+    /* the receiver: everything arrives, it answers the sender's completion and is done */
+    uint64_t tid = 0x5eed;
+    tallow__xfer *r = start_receiver(f, tid, 0);
+    chunks(tid, f, 0, f->len, NULL);
+    finish_receiver(r, tid, f);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferComplete), 1);
+    tallow__xfer_free(r); /* its user has the result and lets it go; the session lives on */
+    /* that completion is lost; the path is replaced and the session resynchronises */
+    assert_non_null(fake.resync); /* the finished transfer still answers a resync */
+    fake.resync(fake.resync_ud);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferComplete), 2);
+    const sent *again = last_sent(TALLOW_MSG_TransferComplete);
+    assert_int_equal(again->tid, tid); /* sealed under the transfer's key (the fake checks) */
+    assert_int_equal(again->a, 1);
+    assert_int_equal(again->b, f->len);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    tallow_msg_TransferComplete said = {.transfer_id = tid, .files = again->a, .bytes = again->b};
+    fake.resync(fake.resync_ud); /* each resync says it again (each time a new record) */
+    assert_int_equal(count_sent(TALLOW_MSG_TransferComplete), 3);
+
+    /* the sender's side of the same story: it streamed everything, sent its completion, and
+     * waits; the path goes, it resynchronises (waiting for the receiver's word) and the word that
+     * comes is the completion said again. Starting it takes the session's resync hook, which
+     * frees the receiver's record (ASan would tell a leak or a double free). */
+    clear_log();
+    memset(&res, 0, sizeof(res));
+    uint64_t stid;
+    tallow__xfer *x = start_sender(f, &stid);
+    uint64_t zero = 0;
+    assert_int_equal(accept_with(stid, &zero, 1), 1);
+    assert_non_null(last_sent(TALLOW_MSG_TransferComplete));
+    tallow_msg_Ack ack = {.transfer_id = stid, .bytes = f->len};
+    assert_int_equal(deliver(stid, &tallow_msgtype_Ack, &ack), 1);
+    assert_non_null(fake.resync);
+    fake.resync(fake.resync_ud);
+    assert_int_equal(res.done, 0);
+    said.transfer_id = stid;
+    assert_int_equal(deliver(stid, &tallow_msgtype_TransferComplete, &said), 1);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.status, 0);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    assert_null(fake.resync); /* a sender keeps nothing to say after its end */
+    tallow__xfer_free(x);
+    fx_free(f);
+}
+
 static void test_transfer_recv_resume_from_offset(void **state)
 {
     /* a first session ends after 1.25 MiB of a 1.5 MiB file: the receiver keeps the 1 MiB
@@ -794,6 +858,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_send_stall_counts_from_last_message, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_in_order_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_recv_completion_said_again_after_resync,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_from_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_bad_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_refuses_bad_frames, setup, teardown),
