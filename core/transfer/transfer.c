@@ -83,6 +83,16 @@ static void keep_finished(tallow__xfer *x)
     tallow__session_set_resync_owned(x->s, finished_resync, f, free);
 }
 
+/* The sender's side of the same: a completion said again after the sender had finished (a
+ * resync that came after the first one arrived) is that transfer's, not news for the user. */
+static int drop_late_complete(tallow__session *s, const tallow_msg_type *t, const void *msg,
+                              void *ud)
+{
+    (void)s;
+    (void)t;
+    return ((const tallow_msg_TransferComplete *)msg)->transfer_id == (uint64_t)(uintptr_t)ud;
+}
+
 void tallow__xfer_finish(tallow__xfer *x, int status)
 {
     if (x->state == X_DONE) return;
@@ -96,6 +106,9 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     x->sink_open = 0;
     tallow__session_set_filter(x->s, NULL, NULL);
     keep_finished(x);
+    if (x->sender)
+        tallow__session_on(x->s, TALLOW_MSG_TransferComplete, drop_late_complete,
+                           (void *)(uintptr_t)x->tid);
     tallow__xfer_report(x);
     if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
 }

@@ -39,6 +39,8 @@ static struct {
     void (*resync)(void *ud);
     void *resync_ud;
     void (*resync_free)(void *ud); /* the hook owns resync_ud (set_resync_owned) */
+    tallow__session_filter on_complete; /* the handler for TransferComplete's id */
+    void *on_complete_ud;
     uint64_t rx_key;
     sent log[256];
     size_t n;
@@ -134,6 +136,14 @@ void __wrap_tallow__session_set_filter(tallow__session *s, tallow__session_filte
 {
     fake.filter = f;
     fake.filter_ud = ud;
+}
+
+int __wrap_tallow__session_on(tallow__session *s, uint32_t id, tallow__session_filter f, void *ud)
+{
+    assert_int_equal(id, TALLOW_MSG_TransferComplete); /* the only id the engine claims */
+    fake.on_complete = f;
+    fake.on_complete_ud = ud;
+    return 0;
 }
 
 void __wrap_tallow__session_set_resync_owned(tallow__session *s, void (*fn)(void *ud), void *ud,
@@ -381,6 +391,16 @@ static void test_transfer_send_accept_stream_complete(void **state)
     assert_int_equal(st.files_done, 1);
     assert_null(fake.filter); /* detached when done */
     assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    /* the receiver's completion said again by a later resync is this transfer's, not the user's;
+     * another transfer's is not claimed */
+    assert_non_null(fake.on_complete);
+    assert_int_equal(fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &rtc,
+                                      fake.on_complete_ud),
+                     1);
+    tallow_msg_TransferComplete other = {.transfer_id = tid + 1, .files = 1, .bytes = 1};
+    assert_int_equal(fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &other,
+                                      fake.on_complete_ud),
+                     0);
     tallow__xfer_free(x);
     fx_free(f);
 }
