@@ -2,9 +2,10 @@
 # nat_cell.sh TYPE_A TYPE_B — one cell of the NAT matrix: host A (sender, controlling) behind a
 # NAT of TYPE_A, host B (receiver) behind TYPE_B, the relay and a second STUN responder on the
 # internet between them; a 1 MB transfer. Prints one line:
-#   RESULT direct <ours-theirs candidate kinds> <ms until the direct path was up> <probes>
+#   RESULT direct <ours-theirs candidate kinds> <ms until the direct path was up> <probes> <pred>
 #   RESULT relay <ms from pairing until the relay was chosen> <why the direct path failed>
-# (probes: birthday probes the easy side sent before one was answered, "-" when none were) and
+# (probes: birthday probes the easy side sent before one was answered, "-" when none were; pred:
+# "predicted" when the easy side probed the ports that follow the hard side's, "-" if not) and
 # exits 0 when the transfer itself completed intact (either path). Types (RFC 4787 terms):
 #   eif       endpoint-independent mapping and filtering (full cone; port preserving)
 #   adf       endpoint-independent mapping, address-dependent filtering (restricted cone)
@@ -178,8 +179,11 @@ path=$(echo "$line" | sed 's/.*"path":"\([a-z]*\)".*/\1/')
 if [ "$path" = direct ]; then
     probes=$(grep -h "birthday probe answered" "$W/send.log" "$W/recv.log" |
         sed 's/.*after \([0-9]*\) probes.*/\1/' | head -n 1)
+    # "predicted": the easy side probed the ports after the hard side's, as allocated in sequence
+    pred=-
+    grep -q "sequential ports" "$W/send.log" "$W/recv.log" && pred=predicted
     echo "RESULT direct $(echo "$line" | sed 's/.*"candidates":"\([a-z-]*\)".*/\1/')" \
-        "$(echo "$line" | sed 's/.*"direct_ms":\([0-9]*\).*/\1/') ${probes:--}"
+        "$(echo "$line" | sed 's/.*"direct_ms":\([0-9]*\).*/\1/') ${probes:--} $pred"
 else
     # the JSON lines carry the time they were written (nat_lib.sh stamp)
     t0=$(grep '"event":"paired"' "$W/send.json" | cut -d' ' -f1)
