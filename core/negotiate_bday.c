@@ -89,19 +89,18 @@ void tallow__bday_remote(tallow__bday *b, const struct sockaddr *a, socklen_t le
         b->peer_lo = b->peer_hi = port;
     } else if (((const struct sockaddr_in *)&b->target)->sin_addr.s_addr ==
                ((const struct sockaddr_in *)a)->sin_addr.s_addr) {
+        if (port >= b->peer_lo && port <= b->peer_hi) return;
         if (port < b->peer_lo) b->peer_lo = port;
-        if (port > b->peer_hi) {
-            b->peer_hi = port;
-            /* already probing (the first offer started it): predict from now on, or no more
-             * when the ports are now too far apart */
-            if (b->role == 2 && !b->done) {
-                if (bd_predict(b))
-                    tallow_ctx_log(b->ctx, TALLOW_LOG_INFO,
-                                   "p2p: birthday punching, easy side: sequential ports from %u",
-                                   (unsigned)port + 1);
-                else
-                    b->seq_next = 0;
-            }
+        if (port > b->peer_hi) b->peer_hi = port;
+        /* already probing (the first offer started it; the offers come in any order): predict
+         * from now on, or no more when the ports are now too far apart */
+        if (b->role == 2 && !b->done) {
+            if (bd_predict(b))
+                tallow_ctx_log(b->ctx, TALLOW_LOG_INFO,
+                               "p2p: birthday punching, easy side: sequential ports from %u",
+                               (unsigned)b->peer_hi + 1);
+            else
+                b->seq_next = 0;
         }
     }
 }

@@ -196,6 +196,17 @@ static void test_ports(void **st)
     offer(&b, "198.51.100.2", 60000, "srflx/edm"); /* now far apart: random allocation */
     assert_int_equal(b.seq_next, 0);
     assert_true(tallow__bday_next_port(&b) >= 1024);
+    /* the lower port offered second: predicted from the first (the highest) */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(b.seq_next, 0);
+    offer(&b, "198.51.100.2", 40000, "srflx/edm");
+    assert_int_equal(tallow__bday_next_port(&b), 40002);
+    assert_int_equal(tallow__bday_next_port(&b), 40003);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm"); /* seen before: the prediction goes on */
+    assert_int_equal(tallow__bday_next_port(&b), 40004);
     /* a peer that is not hard: no probing, no prediction */
     tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
     tallow__bday_local(&b, one, 1, 2);
