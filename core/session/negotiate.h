@@ -72,17 +72,19 @@ int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
  * destination and the peer's does not, we are the hard side: we open TALLOW__BDAY_SOCKS sockets
  * and send one check from each to the peer's srflx address, so our NAT holds that many mappings
  * towards it. The easy side sends checks to ports of the hard side's srflx address (the ports
- * after the ones it saw first, swept twice, when they look sequential; then random ones), at most
- * TALLOW__BDAY_MAX_PACKETS and TALLOW__BDAY_MAX_MS; a probe that lands on one of those mappings
- * reaches the hard side, whose answer (MAC'd with the check key) makes the pair. Every probe is
+ * after the ones it saw first, the nearest swept repeatedly, when they look sequential; then
+ * random ones), paced, at most TALLOW__BDAY_MAX_PACKETS and TALLOW__BDAY_MAX_MS; a probe that
+ * lands on one of those mappings reaches the hard side, whose answer (MAC'd with the check key)
+ * makes the pair. Every probe is
  * an ordinary authenticated check request, aimed only at the address the peer offered through
  * the sealed session. */
 
 #define TALLOW__BDAY_SOCKS 256
 #define TALLOW__BDAY_MAX_PACKETS 2000
 #define TALLOW__BDAY_MAX_MS 5000
-#define TALLOW__BDAY_PER_TICK 8 /* probes (easy side) per 10 ms tick: 800 per second */
-#define TALLOW__BDAY_SEQ_PASSES 2 /* sweeps of the predicted ports (sequential allocation) */
+#define TALLOW__BDAY_PER_TICK 8   /* probes (easy side) per 10 ms tick: 800 per second */
+#define TALLOW__BDAY_SEQ_NEAR 64  /* sequential allocation: the first ports predicted ... */
+#define TALLOW__BDAY_SEQ_PASSES 8 /* ... swept this often, then the next 320 once */
 
 enum { TALLOW__NAT_UNKNOWN = 0, TALLOW__NAT_EIM = 1, TALLOW__NAT_EDM = 2 };
 

@@ -63,6 +63,16 @@ const char *tallow__bday_foundation(const tallow__bday *b)
                                         : "srflx";
 }
 
+/* The hard peer's ports look handed out in sequence (two or more seen, at most 16 apart): predict
+ * the next ones, from the highest seen (again when a later offer raises it). */
+static int bd_predict(tallow__bday *b)
+{
+    if (b->peer_hi - b->peer_lo == 0 || b->peer_hi - b->peer_lo > 16 || b->peer_hi == 65535)
+        return 0;
+    b->seq_next = b->peer_hi;
+    return 1;
+}
+
 void tallow__bday_remote(tallow__bday *b, const struct sockaddr *a, socklen_t len,
                          const uint8_t *foundation, size_t flen)
 {
@@ -79,8 +89,19 @@ void tallow__bday_remote(tallow__bday *b, const struct sockaddr *a, socklen_t le
         b->peer_lo = b->peer_hi = port;
     } else if (((const struct sockaddr_in *)&b->target)->sin_addr.s_addr ==
                ((const struct sockaddr_in *)a)->sin_addr.s_addr) {
+        if (port >= b->peer_lo && port <= b->peer_hi) return;
         if (port < b->peer_lo) b->peer_lo = port;
         if (port > b->peer_hi) b->peer_hi = port;
+        /* already probing (the first offer started it; the offers come in any order): predict
+         * from now on, or no more when the ports are now too far apart */
+        if (b->role == 2 && !b->done) {
+            if (bd_predict(b))
+                tallow_ctx_log(b->ctx, TALLOW_LOG_INFO,
+                               "p2p: birthday punching, easy side: sequential ports from %u",
+                               (unsigned)b->peer_hi + 1);
+            else
+                b->seq_next = 0;
+        }
     }
 }
 
@@ -97,8 +118,7 @@ void tallow__bday_maybe_start(tallow__bday *b)
     } else if (b->mine == TALLOW__NAT_EIM && b->peer == TALLOW__NAT_EDM) {
         b->role = 2;
         /* ports handed out in sequence: the hard side's new sockets follow the ones seen */
-        if (b->peer_hi - b->peer_lo > 0 && b->peer_hi - b->peer_lo <= 16 && b->peer_hi < 65535)
-            b->seq_next = b->peer_hi;
+        bd_predict(b);
         tallow_ctx_log(b->ctx, TALLOW_LOG_INFO,
                        "p2p: birthday punching, easy side: probing ports of %s%s", s,
                        b->seq_next ? " (sequential ports first)" : "");
@@ -111,15 +131,24 @@ void tallow__bday_maybe_start(tallow__bday *b)
 uint16_t tallow__bday_next_port(tallow__bday *b)
 {
     if (b->seq_next) {
-        /* the predicted window: the ports after the highest one seen, as many as the hard side
-         * opens sockets and some more for its other new mappings; swept TALLOW__BDAY_SEQ_PASSES
-         * times (a probe that arrives before the hard side's socket sent is lost: the second
-         * sweep finds it open), then random ports */
-        uint32_t w = TALLOW__BDAY_SOCKS + 64, i = b->seq_next - b->peer_hi;
-        if (w > 65535u - b->peer_hi) w = 65535u - b->peer_hi;
-        if (w && i < w * TALLOW__BDAY_SEQ_PASSES) {
+        /* ports handed out in sequence: the hard side's sockets take the ports after the highest
+         * one seen (after a few more for its ordinary checks). We cannot know when it opens
+         * them: probes that arrive before a socket sent are lost. So the first
+         * TALLOW__BDAY_SEQ_NEAR ports are swept again and again (TALLOW__BDAY_SEQ_PASSES times:
+         * a sweep every 80 ms), which finds the first sockets soon after they send; then the
+         * whole window the sockets may take once (other hosts behind that NAT take ports
+         * too); then random ports. */
+        uint32_t i = b->seq_next - b->peer_hi, room = 65535u - b->peer_hi;
+        uint32_t near = TALLOW__BDAY_SEQ_NEAR < room ? TALLOW__BDAY_SEQ_NEAR : room;
+        uint32_t wide = TALLOW__BDAY_SOCKS + 64 < room ? TALLOW__BDAY_SOCKS + 64 : room;
+        uint32_t port = 0;
+        if (i < near * TALLOW__BDAY_SEQ_PASSES)
+            port = b->peer_hi + 1 + i % near;
+        else if (i - near * TALLOW__BDAY_SEQ_PASSES < wide)
+            port = b->peer_hi + 1 + (i - near * TALLOW__BDAY_SEQ_PASSES);
+        if (port) {
             b->seq_next++;
-            return (uint16_t)(b->peer_hi + 1 + i % w);
+            return (uint16_t)port;
         }
         b->seq_next = 0;
     }

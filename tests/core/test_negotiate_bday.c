@@ -1,6 +1,7 @@
 /* tests/core/test_negotiate_bday.c — hard-NAT punching's pure parts: a NAT's mapping behaviour
  * from one socket's srflx candidates, the peer's from its offers' foundations, who plays which
- * side, and the easy side's port choice (sequential prediction first, then random, in range). */
+ * side, and the easy side's port choice (sequential prediction first: the nearest ports again and
+ * again, then a wider window; then random, in range). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -124,10 +125,13 @@ static void test_ports(void **st)
     offer(&b, "198.51.100.2", 30002, "srflx/edm");
     tallow__bday_maybe_start(&b);
     assert_int_equal(b.role, 2);
-    /* the predicted window (the next 320 ports), swept TALLOW__BDAY_SEQ_PASSES times */
+    /* the nearest predicted ports swept TALLOW__BDAY_SEQ_PASSES times, then the whole window
+     * the hard side's sockets may take (the next 320 ports) once */
     for (int pass = 0; pass < TALLOW__BDAY_SEQ_PASSES; pass++)
-        for (uint32_t i = 1; i <= TALLOW__BDAY_SOCKS + 64; i++)
+        for (uint32_t i = 1; i <= TALLOW__BDAY_SEQ_NEAR; i++)
             assert_int_equal(tallow__bday_next_port(&b), 30002 + i);
+    for (uint32_t i = 1; i <= TALLOW__BDAY_SOCKS + 64; i++)
+        assert_int_equal(tallow__bday_next_port(&b), 30002 + i);
     /* then random ones, never below 1024 */
     int differ = 0;
     uint16_t prev = 0;
@@ -145,7 +149,7 @@ static void test_ports(void **st)
     offer(&b, "198.51.100.2", 65530, "srflx/edm");
     offer(&b, "198.51.100.2", 65533, "srflx/edm");
     tallow__bday_maybe_start(&b);
-    for (int pass = 0; pass < TALLOW__BDAY_SEQ_PASSES; pass++) {
+    for (int pass = 0; pass < TALLOW__BDAY_SEQ_PASSES + 1; pass++) {
         assert_int_equal(tallow__bday_next_port(&b), 65534);
         assert_int_equal(tallow__bday_next_port(&b), 65535);
     }
@@ -175,6 +179,42 @@ static void test_ports(void **st)
     tallow__bday_maybe_start(&b);
     assert_int_equal(tallow__bday_next_port(&b), 40002);
     assert_int_equal(tallow__bday_next_port(&b), 40003);
+    /* probing started on the first offer (random ports); the second shows the sequence: the
+     * prediction starts then, after the highest port */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40000, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(b.role, 2);
+    assert_int_equal(b.seq_next, 0);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm");
+    assert_int_equal(tallow__bday_next_port(&b), 40002);
+    offer(&b, "198.51.100.2", 40003, "srflx/edm"); /* a third server: from the new highest */
+    assert_int_equal(tallow__bday_next_port(&b), 40004);
+    offer(&b, "198.51.100.2", 40002, "srflx/edm"); /* not higher: the prediction goes on */
+    assert_int_equal(tallow__bday_next_port(&b), 40005);
+    offer(&b, "198.51.100.2", 60000, "srflx/edm"); /* now far apart: random allocation */
+    assert_int_equal(b.seq_next, 0);
+    assert_true(tallow__bday_next_port(&b) >= 1024);
+    /* the lower port offered second: predicted from the first (the highest) */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(b.seq_next, 0);
+    offer(&b, "198.51.100.2", 40000, "srflx/edm");
+    assert_int_equal(tallow__bday_next_port(&b), 40002);
+    assert_int_equal(tallow__bday_next_port(&b), 40003);
+    offer(&b, "198.51.100.2", 40001, "srflx/edm"); /* seen before: the prediction goes on */
+    assert_int_equal(tallow__bday_next_port(&b), 40004);
+    /* a peer that is not hard: no probing, no prediction */
+    tallow__bday_init(&b, g_ctx, NULL, key, 0, NULL, NULL);
+    tallow__bday_local(&b, one, 1, 2);
+    offer(&b, "198.51.100.2", 40000, "srflx/eim");
+    offer(&b, "198.51.100.2", 40001, "srflx/eim");
+    tallow__bday_maybe_start(&b);
+    assert_int_equal(b.role, 0);
+    assert_int_equal(b.seq_next, 0);
 }
 
 int main(void)

@@ -2,9 +2,10 @@
 # nat_cell.sh TYPE_A TYPE_B — one cell of the NAT matrix: host A (sender, controlling) behind a
 # NAT of TYPE_A, host B (receiver) behind TYPE_B, the relay and a second STUN responder on the
 # internet between them; a 1 MB transfer. Prints one line:
-#   RESULT direct <ours-theirs candidate kinds> <ms until the direct path was up> <probes>
+#   RESULT direct <ours-theirs candidate kinds> <ms until the direct path was up> <probes> <pred>
 #   RESULT relay <ms from pairing until the relay was chosen> <why the direct path failed>
-# (probes: birthday probes the easy side sent before one was answered, "-" when none were) and
+# (probes: birthday probes the easy side sent before one was answered, "-" when none were; pred:
+# "predicted" when the easy side probed the ports that follow the hard side's, "-" if not) and
 # exits 0 when the transfer itself completed intact (either path). Types (RFC 4787 terms):
 #   eif       endpoint-independent mapping and filtering (full cone; port preserving)
 #   adf       endpoint-independent mapping, address-dependent filtering (restricted cone)
@@ -165,6 +166,30 @@ one_nat() {
     fi
 }
 
+# fw_check N: the stateful firewall of side N (v6fw) really drops what the host did not ask for:
+# datagrams from the internet to the host's address do not arrive, answers to the host's own do
+fw_check() {
+    h=$HA; [ $1 = 1 ] || h=$HB
+    ip netns exec $h timeout 4 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("::", 9999)); s.settimeout(1.5)
+try: s.recvfrom(16); print("unasked arrived")
+except socket.timeout: print("unasked dropped")
+s.sendto(b"q", ("2001:db8:ff0'$1'::1", 9998))
+try: s.recvfrom(16); print("answer arrived")
+except socket.timeout: print("answer dropped")' > "$W/fw.txt" &
+    fp=$!
+    ip netns exec $I timeout 4 python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind(("2001:db8:ff0'$1'::1", 9998))
+time.sleep(0.3)
+for i in range(3): s.sendto(b"x", ("2001:db8:'$1'::2", 9999))
+s.settimeout(3); d, a = s.recvfrom(16); s.sendto(b"y", a)' 2> /dev/null
+    wait $fp || true
+    grep -q "unasked dropped" "$W/fw.txt" || fail "v6fw: the firewall let an unasked datagram in"
+    grep -q "answer arrived" "$W/fw.txt" || fail "v6fw: the firewall dropped an answer"
+}
+
 case "$TA $TB" in
 "hairpin hairpin" | "nohairpin nohairpin") one_nat $TA ;;
 *)
@@ -172,14 +197,19 @@ case "$TA $TB" in
     side $NB $HB $CB 2 $TB 203.0.113.2
     ;;
 esac
+[ $TA != v6fw ] || fw_check 1
+[ $TB != v6fw ] || fw_check 2
 transfer 1000000 46-matrix-cell-river
 line=$(grep '"event":"path"' "$W/send.json")
 path=$(echo "$line" | sed 's/.*"path":"\([a-z]*\)".*/\1/')
 if [ "$path" = direct ]; then
     probes=$(grep -h "birthday probe answered" "$W/send.log" "$W/recv.log" |
         sed 's/.*after \([0-9]*\) probes.*/\1/' | head -n 1)
+    # "predicted": the easy side probed the ports after the hard side's, as allocated in sequence
+    pred=-
+    grep -q "sequential ports" "$W/send.log" "$W/recv.log" && pred=predicted
     echo "RESULT direct $(echo "$line" | sed 's/.*"candidates":"\([a-z-]*\)".*/\1/')" \
-        "$(echo "$line" | sed 's/.*"direct_ms":\([0-9]*\).*/\1/') ${probes:--}"
+        "$(echo "$line" | sed 's/.*"direct_ms":\([0-9]*\).*/\1/') ${probes:--} $pred"
 else
     # the JSON lines carry the time they were written (nat_lib.sh stamp)
     t0=$(grep '"event":"paired"' "$W/send.json" | cut -d' ' -f1)

@@ -26,6 +26,15 @@ expect() {
     *) echo direct ;;
     esac
 }
+# a sequential-allocation NAT against an endpoint-independent one: the easy side must predict
+predicts() {
+    case "$1 $2" in
+    "seq "*) b=$2 ;;
+    *" seq") b=$1 ;;
+    *) echo no; return ;;
+    esac
+    case $b in eif | adf | apdf | cgnat | hairpin | nohairpin) echo yes ;; *) echo no ;; esac
+}
 OUT=$(mktemp)
 bad=0
 for c in $CELLS; do
@@ -45,6 +54,12 @@ for c in $CELLS; do
     elif [ "$a $b" = "hairpin hairpin" ] && echo "$res" | grep -q host; then
         # the two LAN segments are isolated: a host pair means the test is broken
         echo "$a -> $b: $res (expected the hairpin, not a host pair)"; bad=$((bad + 1))
+    elif [ "$(predicts $a $b)" = yes ] && ! echo "$res" | grep -q predicted; then
+        echo "$a -> $b: $res (expected the sequential ports predicted)"; bad=$((bad + 1))
+    elif [ "$(predicts $a $b)" = yes ] && [ "$(echo "$res" | cut -d' ' -f4)" != - ] &&
+        [ "$(echo "$res" | cut -d' ' -f4)" -gt 832 ]; then
+        # 832: the nearest 64 predicted ports 8 times, then 320 more
+        echo "$a -> $b: $res (found after the predicted ports)"; bad=$((bad + 1))
     elif [ "$got" = relay ] && [ -z "$(echo "$res" | cut -d' ' -f3-)" ]; then
         echo "$a -> $b: $res (no direct_failed reason)"; bad=$((bad + 1))
     else
@@ -66,6 +81,7 @@ for a in $TYPES; do
         *" direct direct "*)
             set -- $l
             if [ "$7" = - ]; then printf ' direct %s %s ms |' "$5" "$6"
+            elif [ "$8" = predicted ]; then printf ' direct %s %s ms (%s probes, predicted) |' "$5" "$6" "$7"
             else printf ' direct %s %s ms (%s probes) |' "$5" "$6" "$7"; fi
             ;;
         *" relay relay "*) set -- $l; printf ' relay %s ms |' "$5" ;;
