@@ -27,7 +27,8 @@ test-asan: deps
 # Every pair of NAT behaviours in network namespaces (root; about 5 minutes): direct or relay,
 # winning candidate kinds, time to direct.
 test-nat-matrix: build
-	@TALLOW_BIN=$(abspath $(BUILD))/bin/tallow TALLOW_LUA_DIR=$(CURDIR)/lua sh tests/nat/nat_matrix.sh
+	@NAT_LOCK=$${NAT_LOCK:-/tmp/tallow-netns.lock} TALLOW_BIN=$(abspath $(BUILD))/bin/tallow \
+		TALLOW_LUA_DIR=$(CURDIR)/lua sh tests/nat/nat_matrix.sh
 
 # Fuzz targets (clang, libFuzzer + ASan/UBSan) in build-fuzz, FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
