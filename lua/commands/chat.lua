@@ -111,7 +111,7 @@ local function finish(status)
     for _, p in pairs(peers) do
         p.s:send("ChatEnd", { reason = "quit" })
     end
-    tallow.sleep(0.2) -- let the goodbyes leave before the connection closes
+    -- closing flushes what each session queued (the goodbyes) before it leaves the room
     for _, p in pairs(peers) do p.s:close() end
     if room then room:close() end
     os.exit(status)
