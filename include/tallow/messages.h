@@ -33,9 +33,12 @@
     F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)                 \
     F(S, 5, resume_token, BYTES) F(S, 6, creator, U32) F(S, 7, resume_anchor, BYTES)                         \
     F(S, 8, resume_proof, BYTES)
-/* capacity: the room's (2 for a pair; 0 from relays before it was added). */
+/* capacity: the room's (2 for a pair; 0 from relays before it was added). stun_port2: the
+ * relay's second STUN port (UDP, same host), 0 or absent when it has none: the client asks both
+ * to learn its NAT's mapping behaviour. */
 #define TALLOW_FIELDS_RoomJoined(F, S)                                                                \
-    F(S, 1, peers, U32) F(S, 2, peer_index, U32) F(S, 3, resume_token, BYTES) F(S, 4, capacity, U32)
+    F(S, 1, peers, U32) F(S, 2, peer_index, U32) F(S, 3, resume_token, BYTES) F(S, 4, capacity, U32)  \
+    F(S, 5, stun_port2, U32)
 #define TALLOW_FIELDS_RoomLeave(F, S) F(S, 1, reason, STR)
 #define TALLOW_FIELDS_PeerArrived(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
 #define TALLOW_FIELDS_PeerDeparted(F, S) F(S, 1, peer_index, U32) F(S, 2, reason, STR) F(S, 3, peers, U32)

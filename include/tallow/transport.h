@@ -141,7 +141,8 @@ enum {
     TALLOW_CTL_LEAVE = 1,
     /* A STUN responder the transport's service runs for its users, for the direct path's
      * candidates when the user named none (a relay answers STUN on its own port). arg:
-     * tallow_ctl_addr *, filled with "host:port" (IPv6 in brackets). */
+     * tallow_ctl_addr *, filled with "host:port" (IPv6 in brackets), or a comma-separated list of
+     * them when the service answers on several ports (a relay's second STUN port). */
     TALLOW_CTL_STUN_SERVER = 2,
 };
 

@@ -83,6 +83,7 @@ struct relay_cl {
     size_t room_len;
     char *password;
     uint32_t capacity;  /* asked for, then the room's real one once joined */
+    uint16_t stun_port2; /* the relay's second STUN port (RoomJoined), or 0 */
     int room_aware;     /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
     int pair_only;      /* asked for a pair (capacity 0 or 2, not ROOM): held to the creator */
     int initiator;      /* made the code: joins as the room's creator */

@@ -551,7 +551,8 @@ static int cl_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size_t
 
 /* control(TALLOW_CTL_LEAVE, reason): the same RoomLeave as send(RELAY_TO_LEAVE), for the core,
  * which does not know the relay's private peer ids. control(TALLOW_CTL_STUN_SERVER): the relay's
- * own address (its STUN responder shares the port). */
+ * own address (its STUN responder shares the port), then "host:port2" when the relay announced a
+ * second STUN port in RoomJoined, so that one relay shows the NAT's mapping behaviour. */
 static int cl_control(tallow_channel *ch, int op, void *arg)
 {
     relay_cl *cl = cl_of(ch);
@@ -560,6 +561,13 @@ static int cl_control(tallow_channel *ch, int op, void *arg)
     if (op == TALLOW_CTL_STUN_SERVER) {
         tallow_ctl_addr *a = arg;
         snprintf(a->addr, sizeof a->addr, "%s", cl->hostport);
+        if (cl->stun_port2 && cl->stun_port2 != (uint16_t)atoi(cl->port)) {
+            size_t n = strlen(a->addr);
+            int w = snprintf(a->addr + n, sizeof a->addr - n,
+                             strchr(cl->host, ':') ? ",[%s]:%u" : ",%s:%u", cl->host,
+                             (unsigned)cl->stun_port2);
+            if (w < 0 || (size_t)w >= sizeof a->addr - n) a->addr[n] = 0; /* too long: one */
+        }
         return 0;
     }
     const char *why = arg;

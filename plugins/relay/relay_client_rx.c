@@ -111,6 +111,8 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         m.RoomJoined.peer_index = user_index(cl, m.RoomJoined.peer_index);
         cl->peers = m.RoomJoined.peers;
         if (m.RoomJoined.capacity >= 2) cl->capacity = m.RoomJoined.capacity;
+        /* this relay's (a failover relay's replaces the last one's) */
+        cl->stun_port2 = m.RoomJoined.stun_port2 <= 65535 ? (uint16_t)m.RoomJoined.stun_port2 : 0;
         if (m.RoomJoined.resume_token.len == RELAY_TOKEN_LEN) {
             memcpy(cl->token, m.RoomJoined.resume_token.ptr, RELAY_TOKEN_LEN);
             cl->token_len = RELAY_TOKEN_LEN;

@@ -15,9 +15,10 @@
  *         everyone (so each attempt at the code costs an attacker the room).
  *       Ping{seq, time}    answered with Pong{seq, time}.
  *     relay -> client:
- *       RoomJoined{peers, peer_index, resume_token, capacity}  the join worked; peers counts
- *         connected peers including the joiner; capacity is the room's real one (the creator's:
- *         a joiner asking for another one still joins). Always followed by
+ *       RoomJoined{peers, peer_index, resume_token, capacity, stun_port2}  the join worked; peers
+ *         counts connected peers including the joiner; capacity is the room's real one (the
+ *         creator's: a joiner asking for another one still joins); stun_port2 the relay's second
+ *         STUN port (0 or absent: none). Always followed by
  *         RoomPeerCount{peers, capacity} (the same capacity, for clients that predate the field),
  *         then in multi rooms by PeerJoinedRoom for each peer already there.
  *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.

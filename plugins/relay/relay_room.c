@@ -174,7 +174,8 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
  * rooms who else is there; the others hear of the newcomer. */
 static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
 {
-    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity};
+    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity,
+                               c->srv->stun_port2};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
     tallow_msg_RoomPeerCount n = {r->live, r->capacity};
     relay_conn_ctrl(c, &tallow_msgtype_RoomPeerCount, &n);

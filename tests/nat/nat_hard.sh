@@ -1,26 +1,28 @@
 #!/bin/sh
 # nat_hard.sh [hard|easy] — host A behind a symmetric NAT (MASQUERADE --random-fully: a new
-# random port per destination), host B behind a port-preserving one; both ask two STUN servers
-# (the relay on 3478 and 3479), so each learns its own NAT's mapping behaviour. A (the hard
+# random port per destination), host B behind a port-preserving one. No --stun: the relay
+# announces its second STUN port (3479) when they join, so each asks the relay's two ports and
+# learns its own NAT's mapping behaviour. A (the hard
 # side) opens 256 sockets towards B's mapping, B probes random ports of A's address; the
 # transfer must go direct through the pair a probe found. The argument says which side sends
 # (controls the negotiation): "hard" (A sends, default) or "easy" (B sends).
 . "$(dirname "$0")/nat_lib.sh"
 WHO=${1:-hard}
 if [ "$WHO" = hard ]; then build_nat --random-fully ""; else build_nat "" --random-fully; fi
-start_stun2
 # count the check datagrams (56 bytes of UDP payload: IP length 84) each NAT lets out
 for ns in $NA $NB; do
     ip netns exec $ns iptables -I FORWARD 1 -i lan -o wan -p udp -m length --length 84
 done
 checks_out() { ip netns exec "$1" iptables -L FORWARD -v -x -n | awk '/length 84/ { print $1; exit }'; }
 SIZE=20000000
-transfer $SIZE 44-hard-nat-river $STUN2
+transfer $SIZE 44-hard-nat-river
 [ "$(final_path "$W/send.json" sent)" = direct ] || fail "sender did not go direct"
 [ "$(final_path "$W/recv.json" received)" = direct ] || fail "receiver did not go direct"
 fwd=$(relay_forwarded)
 [ "$fwd" -lt $SIZE ] || fail "relay forwarded $fwd bytes of $SIZE"
 if [ "$WHO" = hard ]; then HARDLOG=$W/send.log EASYLOG=$W/recv.log; else HARDLOG=$W/recv.log EASYLOG=$W/send.log; fi
+grep -q "our NAT maps per destination" "$HARDLOG" || fail "the hard side did not learn its NAT's mapping"
+grep -q "our NAT maps endpoint-independently" "$EASYLOG" || fail "the easy side did not learn its NAT's mapping"
 grep -q "birthday punching, hard side" "$HARDLOG" || fail "A did not find itself the hard side"
 grep -q "birthday punching, easy side" "$EASYLOG" || fail "B did not find itself the easy side"
 grep -q "(birthday socket)" "$HARDLOG" || fail "QUIC did not run on a birthday socket"

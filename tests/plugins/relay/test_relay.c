@@ -398,6 +398,40 @@ static void test_relay_stun_two_ports(void **state)
     rt_env_stop(&e);
 }
 
+/* A joined client learns the second STUN port from RoomJoined: control(TALLOW_CTL_STUN_SERVER)
+ * names both ports (the negotiator's default STUN servers), and only the relay's own with
+ * stun-port2 = off. */
+static void stun_server_of(rt_env *e, char *out, size_t cap)
+{
+    rt_peer p[2];
+    assert_int_equal(rt_peer_open(e, &p[0], "stun-ctl", 2, NULL, NULL), 0);
+    assert_int_equal(rt_peer_open(e, &p[1], "stun-ctl", 2, NULL, NULL), 0);
+    assert_true(rt_run_until(e, both_ready, p, 5000));
+    tallow_ctl_addr a = {{0}};
+    assert_int_equal(tallow_channel_control(p[0].ch, TALLOW_CTL_STUN_SERVER, &a), 0);
+    snprintf(out, cap, "%s", a.addr);
+    rt_peer_close(&p[0]);
+    rt_peer_close(&p[1]);
+}
+
+static void test_relay_stun_server_ctl(void **state)
+{
+    rt_env e;
+    char got[300], want[300];
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    stun_server_of(&e, got, sizeof got);
+    snprintf(want, sizeof want, "127.0.0.1:%u,127.0.0.1:%u", e.port, e.port + 1u);
+    assert_string_equal(got, want);
+    rt_env_stop(&e);
+
+    tallow_kv off[] = {{"stun-port2", "off"}};
+    assert_int_equal(rt_env_start(&e, off, 1), 0);
+    stun_server_of(&e, got, sizeof got);
+    snprintf(want, sizeof want, "127.0.0.1:%u", e.port);
+    assert_string_equal(got, want);
+    rt_env_stop(&e);
+}
+
 static void test_relay_ping(void **state)
 {
     rt_env e;
@@ -477,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_relay_stun_wildcard_v4),
         cmocka_unit_test(test_relay_stun_wildcard_dual),
         cmocka_unit_test(test_relay_stun_two_ports),
+        cmocka_unit_test(test_relay_stun_server_ctl),
         cmocka_unit_test(test_relay_ping),
         cmocka_unit_test(test_relay_ipv6),
     };
