@@ -513,12 +513,9 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     }
     n->state = TALLOW__NEG_PENDING;
     struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params){.struct_size = sizeof(g.gp),
-                                  .udp = n->udp,
-                                  .stun = n->stun,
-                                  .nstun = n->nstun,
-                                  .allow_loopback = n->allow_loopback,
-                                  .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000};
+    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
+        .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
+        .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000);
     n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
     tallow_gatherer_foreach(ctx, start_one, &g);
     n->pending_gathers--;
@@ -574,7 +571,7 @@ const char *tallow__neg_why(const tallow__neg *n)
 
 int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms)
 {
-    if (!n || n->state != TALLOW__NEG_DIRECT || n->nominated < 0) return -1;
+    if (!n || n->state != TALLOW__NEG_DIRECT || n->nominated < 0) return TALLOW_ENOTFOUND;
     const neg_pair *p = &n->pairs[n->nominated];
     *local = tallow__neg_kind_name(p->local_kind);
     *remote = tallow__neg_kind_name(p->kind);

@@ -163,7 +163,7 @@ int tallow__neg_state(const tallow__neg *n);
 const char *tallow__neg_why(const tallow__neg *n);
 /* On a direct path: the kinds of the winning pair's candidates ("host", "srflx", "prflx",
  * "mapped"; ours as the peer's answers showed it, prflx when it matched none) and the time from
- * the start until QUIC was up. 0, or -1 when not direct. */
+ * the start until QUIC was up. 0, or TALLOW_ENOTFOUND when not direct. */
 int tallow__neg_winner(const tallow__neg *n, const char **local, const char **remote, double *ms);
 
 #endif

@@ -213,16 +213,11 @@ void tallow__neg_open_quic(tallow__neg *n, int idx)
     tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s; opening QUIC as %s",
                    tallow_sockaddr_str((struct sockaddr *)&p->addr, s, sizeof(s)),
                    n->quic_udp ? " (birthday socket)" : "", n->controlling ? "client" : "server");
-    tallow_channel_params cp = {
-        .struct_size = sizeof(cp),
-        .initiator = n->controlling,
-        .udp = p->via,
-        .peer = (struct sockaddr *)&p->addr,
-        .peer_len = p->len,
-        .psk = n->psk,
-        /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
-        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS,
-    };
+    /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
+    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
+        .initiator = n->controlling, .udp = p->via, .peer = (struct sockaddr *)&p->addr,
+        .peer_len = p->len, .psk = n->psk,
+        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS);
     int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
     if (rc < 0) {
         n->quic = NULL;

@@ -264,18 +264,11 @@ int tallow__room_open(tallow_ctx *ctx, const tallow__room_params *p, const tallo
     r->ctx = ctx;
     r->cbs = cbs;
     r->ud = ud;
-    tallow_channel_params cp = {
-        .struct_size = sizeof(cp),
-        .address = p->address,
-        .room = room,
-        .room_len = sizeof(room),
-        .password = p->password,
-        .capacity = p->capacity,
-        .initiator = p->capacity != 0,
-        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
-        .flags = TALLOW_CHANNEL_ROOM,
-        .failover = p->failover,
-    };
+    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
+        .address = p->address, .room = room, .room_len = sizeof(room), .password = p->password,
+        .capacity = p->capacity, .initiator = p->capacity != 0,
+        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)), .flags = TALLOW_CHANNEL_ROOM,
+        .failover = p->failover);
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &relay_events, r,
                              &r->relay);
     if (rc < 0) {

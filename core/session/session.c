@@ -367,17 +367,10 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
     tallow__session *s;
     int rc = session_new(ctx, p, cbs, ud, room, &s);
     if (rc < 0) return rc;
-    tallow_channel_params cp = {
-        .struct_size = sizeof(cp),
-        .address = p->address,
-        .room = room,
-        .room_len = sizeof(room),
-        .password = p->password,
-        .capacity = p->capacity ? p->capacity : 2,
-        .initiator = p->initiator,
-        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
-        .failover = p->failover,
-    };
+    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
+        .address = p->address, .room = room, .room_len = sizeof(room), .password = p->password,
+        .capacity = p->capacity ? p->capacity : 2, .initiator = p->initiator,
+        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)), .failover = p->failover);
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
                              &s->relay);
     if (rc < 0) {

@@ -2,6 +2,7 @@
 #include "pcp.h"
 
 #include <string.h>
+#include <tallow/error.h>
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -44,7 +45,8 @@ static int is_v4mapped(const uint8_t *p)
 
 int pcp_encode_map(const pcp_map *m, struct in_addr client, uint8_t *out, size_t cap)
 {
-    if (!m || !out || cap < PCP_MAP_LEN || m->protocol == 0 || m->internal_port == 0) return -1;
+    if (!m || !out || cap < PCP_MAP_LEN || m->protocol == 0 || m->internal_port == 0)
+        return TALLOW_EINVAL;
     memset(out, 0, PCP_MAP_LEN);
     out[0] = PCP_VERSION;
     out[1] = PCP_OP_MAP; /* R bit 0: a request */
@@ -60,12 +62,12 @@ int pcp_encode_map(const pcp_map *m, struct in_addr client, uint8_t *out, size_t
 
 int pcp_decode_map(const uint8_t *buf, size_t len, pcp_reply *r)
 {
-    if (!buf || !r) return -1;
+    if (!buf || !r) return TALLOW_EBADMSG;
     memset(r, 0, sizeof(*r));
     /* a NAT-PMP server answers any version it does not know with version 0, result 1 */
     if (len >= 4 && buf[0] == 0) return 1;
-    if (len < PCP_MAP_LEN || len > PCP_MAX_LEN || len % 4 != 0) return -1;
-    if (buf[0] != PCP_VERSION || buf[1] != (0x80 | PCP_OP_MAP)) return -1;
+    if (len < PCP_MAP_LEN || len > PCP_MAX_LEN || len % 4 != 0) return TALLOW_EBADMSG;
+    if (buf[0] != PCP_VERSION || buf[1] != (0x80 | PCP_OP_MAP)) return TALLOW_EBADMSG;
     r->result = buf[3];
     r->map.lifetime = get32(buf + 4);
     r->epoch = get32(buf + 8);
@@ -76,9 +78,9 @@ int pcp_decode_map(const uint8_t *buf, size_t len, pcp_reply *r)
     if (is_v4mapped(buf + 44))
         memcpy(&r->map.external.s_addr, buf + 56, 4);
     else if (r->result == PCP_SUCCESS)
-        return -1; /* an IPv6 external address for our IPv4 request */
+        return TALLOW_EBADMSG; /* an IPv6 external address for our IPv4 request */
     if (r->result == PCP_SUCCESS && (r->map.external_port == 0 || r->map.external.s_addr == 0))
-        return -1;
+        return TALLOW_EBADMSG;
     return 0;
 }
 

@@ -59,15 +59,15 @@ typedef struct pcp_reply {
 } pcp_reply;
 
 /* Writes a MAP request from client (our IPv4 address as the gateway sees it) into
- * out[PCP_MAP_LEN]. Returns PCP_MAP_LEN, or -1 when protocol or internal port is 0 (PCP's
- * "all ports" form is never what we want). */
+ * out[PCP_MAP_LEN]. Returns PCP_MAP_LEN, or TALLOW_EINVAL when protocol or internal port is 0
+ * (PCP's "all ports" form is never what we want). */
 int pcp_encode_map(const pcp_map *m, struct in_addr client, uint8_t *out, size_t cap);
 
 /* Parses a datagram from the gateway. Returns:
  *   0  a MAP response (any result code) in *r;
  *   1  a version 0 (NAT-PMP) answer: the server speaks NAT-PMP, not PCP (RFC 6887 Appendix A);
- *  -1  not a well-formed PCP MAP response (short, not a multiple of 4, too long, not a response,
- *      another version or opcode, an assigned address that is not IPv4 on success). */
+ *  TALLOW_EBADMSG  not a well-formed PCP MAP response (short, not a multiple of 4, too long, not
+ *      a response, another version or opcode, an assigned address that is not IPv4 on success). */
 int pcp_decode_map(const uint8_t *buf, size_t len, pcp_reply *r);
 
 /* 1 when a response answers the request req: same nonce, protocol and internal port. */

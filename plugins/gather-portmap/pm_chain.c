@@ -190,15 +190,15 @@ void pm_pcp_read(tallow_io *io, int fd, unsigned ev, void *ud)
 int pm_pcp_start(pm_map *m)
 {
     m->pcp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (m->pcp_fd < 0) return -1;
+    if (m->pcp_fd < 0) return -errno;
     struct sockaddr_in gw = {.sin_family = AF_INET, .sin_port = htons(PCP_PORT), .sin_addr = m->gw};
-    if (connect(m->pcp_fd, (struct sockaddr *)&gw, sizeof(gw)) != 0) return -1;
+    if (connect(m->pcp_fd, (struct sockaddr *)&gw, sizeof(gw)) != 0) return -errno;
     struct sockaddr_in me;
     socklen_t ml = sizeof(me);
-    if (getsockname(m->pcp_fd, (struct sockaddr *)&me, &ml) != 0) return -1;
+    if (getsockname(m->pcp_fd, (struct sockaddr *)&me, &ml) != 0) return -errno;
     m->local = me.sin_addr;
     m->pcp_io = tallow_io_start(m->st->host->loop, m->pcp_fd, TALLOW_IO_READ, pm_pcp_read, m);
-    if (!m->pcp_io) return -1;
+    if (!m->pcp_io) return TALLOW_ENOMEM;
     randombytes_buf(m->pcp.nonce, sizeof(m->pcp.nonce));
     m->pcp.protocol = PCP_PROTO_UDP;
     m->pcp.internal_port = m->port;

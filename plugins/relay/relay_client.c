@@ -251,8 +251,12 @@ static void relay_cl_lost(relay_cl *cl, int err)
     if (cl->state == CL_CLOSED) return;
     if (!cl->paired || cl->state < CL_JOINING) {
         /* before pairing there is nothing to resume; while connecting, try the next address */
-        if (cl->state < CL_JOINING) return cl_connect_next(cl);
-        return relay_cl_fail(cl, err ? err : TALLOW_ECLOSED, "connection lost");
+        if (cl->state < CL_JOINING) {
+            cl_connect_next(cl);
+            return;
+        }
+        relay_cl_fail(cl, err ? err : TALLOW_ECLOSED, "connection lost");
+        return;
     }
     if (cl->state == CL_READY) {
         cl->resume_deadline = tallow_loop_now(cl->loop) + cl->reconnect_ms;
@@ -285,8 +289,10 @@ static void keepalive(relay_cl *cl, uint64_t now)
 {
     uint64_t alive = cl->last_rx > cl->last_drain ? cl->last_rx : cl->last_drain;
     if (cl->ping_at && now - cl->ping_at >= 2 * cl->keepalive_ms &&
-        now - alive >= 2 * cl->keepalive_ms)
-        return relay_cl_lost(cl, TALLOW_ETIMEOUT);
+        now - alive >= 2 * cl->keepalive_ms) {
+        relay_cl_lost(cl, TALLOW_ETIMEOUT);
+        return;
+    }
     if (!cl->ping_at && now - alive >= cl->keepalive_ms) {
         tallow_msg_Ping ping = {++cl->ping_seq, tallow_now_ns() / 1000u};
         if (cl_ctrl(cl, &tallow_msgtype_Ping, &ping) == 0) {
@@ -333,12 +339,18 @@ static void cl_read(relay_cl *cl)
             if (frame <= 4 + RELAY_CL_MAX_FRAME && frame > live && frame - live > want)
                 want = frame - live;
         }
-        if (relay_inbuf_reserve(b, want) < 0) return relay_cl_fail(cl, TALLOW_ENOMEM, NULL);
+        if (relay_inbuf_reserve(b, want) < 0) {
+            relay_cl_fail(cl, TALLOW_ENOMEM, NULL);
+            return;
+        }
         size_t space = b->cap - b->end;
         ssize_t n = relay_cl_recv(cl, b->buf + b->end, space);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) return relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
+        if (n <= 0) {
+            relay_cl_lost(cl, n < 0 ? -errno : TALLOW_ECLOSED);
+            return;
+        }
         b->end += (size_t)n;
         cl->last_rx = tallow_loop_now(cl->loop);
         if (cl->state == CL_SOCKS) {

@@ -98,12 +98,16 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     const tallow_msg_type *t = NULL;
     char reason[160];
     memset(&m, 0, sizeof m);
-    if (tallow_msg_decode(tallow_ctx_registry(cl->ctx), p, len, &t, &m, sizeof m) < 0)
-        return cl->up->fail(cl, TALLOW_EPROTO, "malformed control message");
+    if (tallow_msg_decode(tallow_ctx_registry(cl->ctx), p, len, &t, &m, sizeof m) < 0) {
+        cl->up->fail(cl, TALLOW_EPROTO, "malformed control message");
+        return;
+    }
     switch (t->id) {
     case TALLOW_MSG_RoomJoined: {
-        if (cl->state != CL_JOINING)
-            return cl->up->fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+        if (cl->state != CL_JOINING) {
+            cl->up->fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+            return;
+        }
         if (cl->paired && (cl->fresh_join || cl->fo_real))
             cl->fo_real = m.RoomJoined.peer_index; /* a failover relay: keep peer_index */
         else
@@ -139,35 +143,47 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_PeerArrived:
         cl->peers = m.PeerArrived.peers;
         m.PeerArrived.peer_index = user_index(cl, m.PeerArrived.peer_index);
-        if (!cl->paired) return cl->up->ready(cl);
+        if (!cl->paired) {
+            cl->up->ready(cl);
+            return;
+        }
         if (cl->fo_wait) { /* the peer found us on the failover relay */
             cl->fo_wait = 0;
             cl->up->ready(cl);
         }
-        return relay_cl_room_event(cl, t->id, &m.PeerArrived);
+        relay_cl_room_event(cl, t->id, &m.PeerArrived);
+        return;
     case TALLOW_MSG_PeerJoinedRoom:
         cl->peers = m.PeerJoinedRoom.peers;
         if (relay_cl_pair_in_multi(cl)) {
             /* only the creator matters; its return after a drop is a PeerArrived */
             if (m.PeerJoinedRoom.peer_index != RELAY_CREATOR) return;
-            if (!cl->paired && cl->state == CL_WAITING) return cl->up->ready(cl);
+            if (!cl->paired && cl->state == CL_WAITING) {
+                cl->up->ready(cl);
+                return;
+            }
             tallow_msg_PeerArrived a = {RELAY_CREATOR, cl->peers};
-            return relay_cl_room_event(cl, TALLOW_MSG_PeerArrived, &a);
+            relay_cl_room_event(cl, TALLOW_MSG_PeerArrived, &a);
+            return;
         }
         if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) cl->up->ready(cl);
-        return relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
+        relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
+        return;
     case TALLOW_MSG_PeerLeftRoom:
         cl->peers = m.PeerLeftRoom.peers;
         if (relay_cl_pair_in_multi(cl)) {
             if (m.PeerLeftRoom.peer_index != RELAY_CREATOR) return;
-            return cl->up->fail(cl, 0, "the peer left");
+            cl->up->fail(cl, 0, "the peer left");
+            return;
         }
-        return relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
+        relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
+        return;
     case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */
         cl->peers = m.RoomPeerCount.peers;
         if (m.RoomPeerCount.capacity >= 2) cl->capacity = m.RoomPeerCount.capacity;
         if (cl->capacity <= 2 || relay_cl_pair_in_multi(cl)) return;
-        return relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
+        relay_cl_room_event(cl, t->id, &m.RoomPeerCount);
+        return;
     case TALLOW_MSG_PeerDeparted:
         cl->peers = m.PeerDeparted.peers;
         m.PeerDeparted.peer_index = user_index(cl, m.PeerDeparted.peer_index);
@@ -175,11 +191,13 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
         if (relay_cl_pair_in_multi(cl) && m.PeerDeparted.peer_index != RELAY_CREATOR &&
             m.PeerDeparted.peer_index != cl->peer_index)
             return; /* another member of the room: none of this channel's business */
-        if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0)
-            return relay_cl_room_event(cl, t->id, &m.PeerDeparted);
-        return cl->up->fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
-                             strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left"
-                                                               : "the peer is gone");
+        if (cl->capacity > 2 || strcmp(reason, RELAY_R_RECONNECTING) == 0) {
+            relay_cl_room_event(cl, t->id, &m.PeerDeparted);
+            return;
+        }
+        cl->up->fail(cl, strcmp(reason, RELAY_R_LEFT) == 0 ? 0 : TALLOW_EPEERGONE,
+                     strcmp(reason, RELAY_R_LEFT) == 0 ? "the peer left" : "the peer is gone");
+        return;
     case TALLOW_MSG_RoomLeave:
         str_of(&m.RoomLeave.reason, reason, sizeof reason);
         /* a relay that lost the room (restarted) or is going away: the next one, if any */
@@ -187,17 +205,20 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
             (strcmp(reason, RELAY_R_RESUME) == 0 || strcmp(reason, RELAY_R_SHUTDOWN) == 0) &&
             cl->up->failover(cl, reason))
             return;
-        return cl->up->fail(cl, refusal_code(cl, reason), reason);
+        cl->up->fail(cl, refusal_code(cl, reason), reason);
+        return;
     case TALLOW_MSG_VersionReject: {
         char why[320];
         str_of(&m.VersionReject.reason, reason, sizeof reason);
         snprintf(why, sizeof why,
                  "incompatible versions: the relay speaks protocol %u, this tallow %u (%s)",
                  m.VersionReject.version, RELAY_PROTO_VERSION, reason);
-        return cl->up->fail(cl, TALLOW_EVERSION, why);
+        cl->up->fail(cl, TALLOW_EVERSION, why);
+        return;
     }
     case TALLOW_MSG_Pong:
-        return pong(cl, m.Pong.time);
+        pong(cl, m.Pong.time);
+        return;
     default: /* types a newer relay may add */
         return;
     }
@@ -211,8 +232,10 @@ void relay_cl_frames(relay_cl *cl)
         if (live < 4) break;
         const uint8_t *f = b->buf + b->start;
         uint32_t L = relay_get32(f);
-        if (L == 0 || L > RELAY_CL_MAX_FRAME)
-            return cl->up->fail(cl, TALLOW_EPROTO, "bad frame length from the relay");
+        if (L == 0 || L > RELAY_CL_MAX_FRAME) {
+            cl->up->fail(cl, TALLOW_EPROTO, "bad frame length from the relay");
+            return;
+        }
         if (live < 4 + (size_t)L) break;
         b->start += 4 + (size_t)L; /* the buffer stays put until the next read */
         cl->recv += 4 + (size_t)L;
@@ -224,7 +247,10 @@ void relay_cl_frames(relay_cl *cl)
             control(cl, p, plen);
             continue;
         case RELAY_CH_TARGET:
-            if (plen < 4) return cl->up->fail(cl, TALLOW_EPROTO, "short targeted frame");
+            if (plen < 4) {
+                cl->up->fail(cl, TALLOW_EPROTO, "short targeted frame");
+                return;
+            }
             from = relay_get32(p);
             p += 4;
             plen -= 4;
@@ -241,7 +267,8 @@ void relay_cl_frames(relay_cl *cl)
             cl->depth--;
             continue;
         default:
-            return cl->up->fail(cl, TALLOW_EPROTO, "unknown channel from the relay");
+            cl->up->fail(cl, TALLOW_EPROTO, "unknown channel from the relay");
+            return;
         }
     }
     if (b->start == b->end) b->start = b->end = 0;

@@ -30,13 +30,14 @@ const char *relay_cl_strip_scheme(const char *addr, int *tls)
     return addr;
 }
 
-/* One pin (base64 with or without padding, or hex) into out. 0 or -1. */
+/* One pin (base64 with or without padding, or hex) into out. 0 or TALLOW_EINVAL. */
 static int pin_decode(const char *s, size_t len, uint8_t out[PIN_LEN])
 {
     size_t bin = 0;
     if (len == 2 * PIN_LEN)
-        return sodium_hex2bin(out, PIN_LEN, s, len, NULL, &bin, NULL) == 0 && bin == PIN_LEN ? 0
-                                                                                             : -1;
+        return sodium_hex2bin(out, PIN_LEN, s, len, NULL, &bin, NULL) == 0 && bin == PIN_LEN
+                   ? 0
+                   : TALLOW_EINVAL;
     if (sodium_base642bin(out, PIN_LEN, s, len, NULL, &bin, NULL, sodium_base64_VARIANT_ORIGINAL) ==
             0 &&
         bin == PIN_LEN)
@@ -45,7 +46,7 @@ static int pin_decode(const char *s, size_t len, uint8_t out[PIN_LEN])
                           sodium_base64_VARIANT_ORIGINAL_NO_PADDING) == 0 &&
         bin == PIN_LEN)
         return 0;
-    return -1;
+    return TALLOW_EINVAL;
 }
 
 int relay_cl_pins_check(const char *pins)
@@ -54,12 +55,12 @@ int relay_cl_pins_check(const char *pins)
     size_t n = 0;
     for (const char *p = pins; *p;) {
         size_t l = strcspn(p, ", ");
-        if (l && pin_decode(p, l, tmp) < 0) return -1;
+        if (l && pin_decode(p, l, tmp) < 0) return TALLOW_EINVAL;
         if (l) n++;
         p += l;
         p += strspn(p, ", ");
     }
-    return n ? 0 : -1;
+    return n ? 0 : TALLOW_EINVAL;
 }
 
 static int pin_matches(const char *pins, const uint8_t key[PIN_LEN])
@@ -117,7 +118,7 @@ int relay_cl_tls_start(relay_cl *cl)
     return 0;
 }
 
-/* The pinned key check, once the handshake is done. 0 or -1 (message in why). */
+/* The pinned key check, once the handshake is done. 0 or TALLOW_ERELAY (message in why). */
 static int check_pin(relay_cl *cl, char *why, size_t cap)
 {
     unsigned n = 0;
@@ -125,10 +126,10 @@ static int check_pin(relay_cl *cl, char *why, size_t cap)
     gnutls_x509_crt_t crt;
     uint8_t id[64];
     size_t idlen = sizeof id;
-    int ok = -1;
+    int ok = TALLOW_ERELAY;
     if (!certs || n == 0 || gnutls_x509_crt_init(&crt) < 0) {
         snprintf(why, cap, "the relay sent no certificate");
-        return -1;
+        return TALLOW_ERELAY;
     }
     if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) == 0 &&
         gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &idlen) == 0 &&
@@ -176,18 +177,25 @@ void relay_cl_tls_step(relay_cl *cl)
                  "the name %s",
                  out.data ? (const char *)out.data : "verification failed", cl->host);
         gnutls_free(out.data);
-        return cl->up->fail(cl, TALLOW_ERELAY, why);
+        cl->up->fail(cl, TALLOW_ERELAY, why);
+        return;
     }
     if (r < 0) {
-        if (cl->paired) return cl->up->lost(cl, TALLOW_ECLOSED); /* resume goes on */
+        if (cl->paired) { /* resume goes on */
+            cl->up->lost(cl, TALLOW_ECLOSED);
+            return;
+        }
         snprintf(why, sizeof why,
                  "TLS handshake failed: %s (does this relay serve TLS? a plain relay is "
                  "HOST:PORT without tls://)",
                  gnutls_strerror(r));
-        return cl->up->fail(cl, TALLOW_ERELAY, why);
+        cl->up->fail(cl, TALLOW_ERELAY, why);
+        return;
     }
-    if (cl->pins && check_pin(cl, why, sizeof why) < 0)
-        return cl->up->fail(cl, TALLOW_ERELAY, why);
+    if (cl->pins && check_pin(cl, why, sizeof why) < 0) {
+        cl->up->fail(cl, TALLOW_ERELAY, why);
+        return;
+    }
     cl->last_rx = tallow_loop_now(cl->loop);
     if (cl->up->join(cl) < 0) cl->up->lost(cl, TALLOW_ECLOSED);
 }

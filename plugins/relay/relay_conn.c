@@ -53,7 +53,7 @@ static void conn_disown(relay_conn *c)
 
 int relay_pipe_get(relay_srv *s, relay_conn *c)
 {
-    if (s->nosplice) return -1;
+    if (s->nosplice) return TALLOW_ENOTSUP;
     if (s->npipes > 0) {
         s->npipes--;
         c->pfd[0] = s->pipes[s->npipes][0];
@@ -61,8 +61,9 @@ int relay_pipe_get(relay_srv *s, relay_conn *c)
         return 0;
     }
     if (pipe2(c->pfd, O_NONBLOCK | O_CLOEXEC) < 0) {
+        int err = -errno;
         c->pfd[0] = c->pfd[1] = -1;
-        return -1;
+        return err;
     }
     return 0;
 }
@@ -123,7 +124,10 @@ void relay_conn_kill(relay_conn *c, const char *why, int grace)
 
 void relay_conn_wfail(relay_conn *c)
 {
-    if (c->state == RC_CLOSING) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    if (c->state == RC_CLOSING) {
+        relay_conn_kill(c, RELAY_R_GONE, 0);
+        return;
+    }
     size_t before = relay_conn_queued(c);
     relay_outq_clear(&c->out);
     relay_outq_clear(&c->defer);
@@ -165,9 +169,15 @@ void relay_conn_close_after(relay_conn *c, const tallow_msg_type *t, const void 
     if (c->state == RC_DEAD || c->state == RC_CLOSING) return;
     c->srv->up->detach(c, RELAY_R_LEFT, 0);
     /* owned: its stream ends in a cut frame, so no last message can follow */
-    if (c->wdead || c->owner) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    if (c->wdead || c->owner) {
+        relay_conn_kill(c, RELAY_R_GONE, 0);
+        return;
+    }
     c->srv->up->abort(c);
-    if (t && relay_conn_ctrl(c, t, msg) < 0) return relay_conn_kill(c, RELAY_R_GONE, 0);
+    if (t && relay_conn_ctrl(c, t, msg) < 0) {
+        relay_conn_kill(c, RELAY_R_GONE, 0);
+        return;
+    }
     c->state = RC_CLOSING;
     c->paused = 0;
     c->deadline = tallow_loop_now(s->loop) + s->lim.drain_ms;
@@ -256,7 +266,10 @@ static void conn_write(relay_conn *c)
     size_t before = c->out.bytes;
     ssize_t w = relay_outq_flush(&c->out, c->fd);
     relay_conn_acct(c, before + c->defer.bytes);
-    if (w < 0) return relay_conn_wfail(c);
+    if (w < 0) {
+        relay_conn_wfail(c);
+        return;
+    }
     if (c->out.bytes == 0 && c->owner && c->owner->piped) {
         s->up->pump(c->owner); /* the owner's pipe goes next */
         if (c->state == RC_DEAD) return;

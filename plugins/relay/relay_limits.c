@@ -30,7 +30,7 @@ int relay_htab_add(relay_htab *t, relay_hnode *n)
     if (t->n + 1 > t->nb) {
         size_t nb = t->nb ? t->nb * 2 : 64;
         relay_hnode **b = calloc(nb, sizeof *b);
-        if (!b) return -ENOMEM;
+        if (!b) return TALLOW_ENOMEM;
         for (size_t i = 0; i < t->nb; i++) {
             relay_hnode *x = t->b[i], *next;
             for (; x; x = next) {

@@ -361,22 +361,34 @@ static void mconn_io(tallow_io *io, int fd, unsigned events, void *ud)
     if (!c->resp) {
         ssize_t n = read(fd, c->req + c->rlen, sizeof c->req - 1 - c->rlen);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        if (n <= 0) return mconn_close(c);
+        if (n <= 0) {
+            mconn_close(c);
+            return;
+        }
         c->rlen += (size_t)n;
         c->req[c->rlen] = 0;
         if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n")) {
-            if (c->rlen >= sizeof c->req - 1) return mconn_close(c); /* no end to the headers */
+            if (c->rlen >= sizeof c->req - 1) { /* no end to the headers */
+                mconn_close(c);
+                return;
+            }
             return;
         }
         mconn_answer(c);
-        if (!c->resp) return mconn_close(c);
+        if (!c->resp) {
+            mconn_close(c);
+            return;
+        }
         tallow_io_set(c->io, TALLOW_IO_WRITE);
     }
     while (c->resp_off < c->resp_len) {
         ssize_t w = send(fd, c->resp + c->resp_off, c->resp_len - c->resp_off, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0 && errno == EAGAIN) return;
-        if (w <= 0) return mconn_close(c);
+        if (w <= 0) {
+            mconn_close(c);
+            return;
+        }
         c->resp_off += (size_t)w;
     }
     shutdown(fd, SHUT_WR);

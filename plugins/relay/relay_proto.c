@@ -184,7 +184,7 @@ nomem: /* undo: nothing partial stays queued */
         outq_release_chunk(q, first_new);
         first_new = n;
     }
-    return -ENOMEM;
+    return TALLOW_ENOMEM;
 }
 
 int relay_outq_push(relay_outq *q, const void *data, size_t len)
@@ -315,7 +315,7 @@ int relay_inbuf_reserve(relay_inbuf *b, size_t need)
     while (ncap - live < need)
         ncap *= 2;
     uint8_t *nb = realloc(b->buf, ncap);
-    if (!nb) return -ENOMEM;
+    if (!nb) return TALLOW_ENOMEM;
     b->buf = nb;
     b->cap = ncap;
     return 0;

@@ -262,8 +262,14 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
 static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
 {
     relay_srv *s = c->srv;
-    if (c->state != RC_PENDING) return refuse(c, RELAY_R_PROTO);
-    if (!relay_join_allow(s, c->ip)) return refuse(c, RELAY_R_JOINRATE);
+    if (c->state != RC_PENDING) {
+        refuse(c, RELAY_R_PROTO);
+        return;
+    }
+    if (!relay_join_allow(s, c->ip)) {
+        refuse(c, RELAY_R_JOINRATE);
+        return;
+    }
     if (j->version != RELAY_PROTO_VERSION) {
         relay_count_refused(s, RR_VERSION);
         char why[120];
@@ -271,20 +277,42 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
                          RELAY_R_VERSION " %u (this relay speaks %u): use the same tallow release",
                          j->version, RELAY_PROTO_VERSION);
         tallow_msg_VersionReject v = {RELAY_PROTO_VERSION, {(const uint8_t *)why, (size_t)n}};
-        return relay_conn_close_after(c, &tallow_msgtype_VersionReject, &v);
+        relay_conn_close_after(c, &tallow_msgtype_VersionReject, &v);
+        return;
     }
-    if (!password_ok(s, &j->password)) return refuse(c, RELAY_R_PASSWORD);
-    if (j->room.len == 0 || j->room.len > RELAY_ROOM_MAX) return refuse(c, RELAY_R_PROTO);
+    if (!password_ok(s, &j->password)) {
+        refuse(c, RELAY_R_PASSWORD);
+        return;
+    }
+    if (j->room.len == 0 || j->room.len > RELAY_ROOM_MAX) {
+        refuse(c, RELAY_R_PROTO);
+        return;
+    }
     uint64_t h = relay_hash(s, j->room.ptr, j->room.len);
     relay_room *r = room_find(s, j->room.ptr, j->room.len, h);
-    if (j->resume_token.len > 0) return join_resume(c, j, r);
+    if (j->resume_token.len > 0) {
+        join_resume(c, j, r);
+        return;
+    }
     if (!r) {
         uint32_t cap = j->capacity <= 2 ? 2 : j->capacity;
-        if (cap > s->lim.max_peers) return refuse(c, RELAY_R_CAPACITY);
-        if (s->nrooms >= s->lim.max_rooms) return refuse(c, RELAY_R_ROOMS);
-        if (c->ip->rooms >= s->lim.max_rooms_per_ip) return refuse(c, RELAY_R_IPROOMS);
+        if (cap > s->lim.max_peers) {
+            refuse(c, RELAY_R_CAPACITY);
+            return;
+        }
+        if (s->nrooms >= s->lim.max_rooms) {
+            refuse(c, RELAY_R_ROOMS);
+            return;
+        }
+        if (c->ip->rooms >= s->lim.max_rooms_per_ip) {
+            refuse(c, RELAY_R_IPROOMS);
+            return;
+        }
         r = calloc(1, sizeof *r + cap * sizeof(relay_slot));
-        if (!r) return refuse(c, "relay out of memory");
+        if (!r) {
+            refuse(c, "relay out of memory");
+            return;
+        }
         memcpy(r->id, j->room.ptr, j->room.len);
         r->idlen = j->room.len;
         relay_room_tag(r->id, r->idlen, r->tag);
@@ -293,7 +321,8 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
         r->node.hash = h;
         if (relay_htab_add(&s->rooms_by_id, &r->node) < 0) {
             free(r);
-            return refuse(c, "relay out of memory");
+            refuse(c, "relay out of memory");
+            return;
         }
         r->ip = c->ip;
         c->ip->rooms++;
@@ -305,13 +334,19 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
         s->rooms_total++;
         RELAY_LOG(s, TALLOW_LOG_INFO, "room %s created (capacity %u)", r->tag, cap);
     }
-    if (j->creator && r->has_creator && r->used > 0) return refuse(c, RELAY_R_TAKEN);
+    if (j->creator && r->has_creator && r->used > 0) {
+        refuse(c, RELAY_R_TAKEN);
+        return;
+    }
     if (j->creator) r->has_creator = 1;
     uint32_t idx = r->capacity;
     if (r->used < r->capacity)
         for (idx = 0; idx < r->capacity && r->slots[idx].used; idx++) {
         }
-    if (idx == r->capacity) return refuse(c, RELAY_R_FULL);
+    if (idx == r->capacity) {
+        refuse(c, RELAY_R_FULL);
+        return;
+    }
     r->slots[idx].used = 1;
     r->used++;
     randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
@@ -328,10 +363,14 @@ static void control(relay_conn *c, const uint8_t *p, size_t len)
     tallow_msg_any m;
     const tallow_msg_type *t = NULL;
     memset(&m, 0, sizeof m);
-    if (tallow_msg_decode(s->reg, p, len, &t, &m, sizeof m) < 0) return refuse(c, RELAY_R_PROTO);
+    if (tallow_msg_decode(s->reg, p, len, &t, &m, sizeof m) < 0) {
+        refuse(c, RELAY_R_PROTO);
+        return;
+    }
     switch (t->id) {
     case TALLOW_MSG_RoomJoin:
-        return join(c, &m.RoomJoin);
+        join(c, &m.RoomJoin);
+        return;
     case TALLOW_MSG_Ping: {
         tallow_msg_Pong pong = {m.Ping.seq, m.Ping.time};
         relay_conn_ctrl(c, &tallow_msgtype_Pong, &pong);
@@ -341,13 +380,17 @@ static void control(relay_conn *c, const uint8_t *p, size_t len)
         relay_room *r = c->room;
         const tallow_bytes *why = &m.RoomLeave.reason;
         if (r && why->len == strlen(RELAY_R_HANDSHAKE) &&
-            memcmp(why->ptr, RELAY_R_HANDSHAKE, why->len) == 0)
-            return relay_room_close(r, RELAY_R_HANDSHAKE, 1);
+            memcmp(why->ptr, RELAY_R_HANDSHAKE, why->len) == 0) {
+            relay_room_close(r, RELAY_R_HANDSHAKE, 1);
+            return;
+        }
         relay_room_detach(c, RELAY_R_LEFT, 0);
-        return relay_conn_close_after(c, NULL, NULL);
+        relay_conn_close_after(c, NULL, NULL);
+        return;
     }
     default:
-        return refuse(c, RELAY_R_PROTO);
+        refuse(c, RELAY_R_PROTO);
+        return;
     }
 }
 
@@ -371,7 +414,8 @@ void relay_conn_process(relay_conn *c)
             if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             run_len = 0;
             relay_room_detach(c, RELAY_R_PROTO, 0);
-            return refuse(c, RELAY_R_FRAME);
+            refuse(c, RELAY_R_FRAME);
+            return;
         }
         if (avail < RELAY_HDR) break;
         uint8_t ch = f[4];
@@ -407,7 +451,8 @@ void relay_conn_process(relay_conn *c)
         if (err) {
             if (run_len) relay_forward(c, b->buf + run_start, run_len, run_to, 0);
             relay_room_detach(c, RELAY_R_PROTO, 0);
-            return refuse(c, err);
+            refuse(c, err);
+            return;
         }
         int stream = avail < whole;
         size_t take = stream ? avail : whole;

@@ -32,7 +32,10 @@ int relay_socks_parse_url(relay_cl *cl, const char *url, char *host, size_t hc, 
 
 static void socks_failed(relay_cl *cl, int err, const char *reason)
 {
-    if (cl->paired) return cl->up->lost(cl, err); /* resuming: try again */
+    if (cl->paired) { /* resuming: try again */
+        cl->up->lost(cl, err);
+        return;
+    }
     cl->up->fail(cl, err, reason);
 }
 
@@ -109,12 +112,12 @@ int relay_socks_input(relay_cl *cl)
         if (live < 2) return 0;
         if (p[0] != 5 || p[1] != 0) {
             socks_failed(cl, TALLOW_ERELAY, "socks5 proxy wants authentication or is not SOCKS5");
-            return -1;
+            return TALLOW_ERELAY;
         }
         b->start += 2;
         if (socks_connect_request(cl) < 0) {
             socks_failed(cl, TALLOW_ERELAY, "socks5 proxy: cannot send the request");
-            return -1;
+            return TALLOW_ERELAY;
         }
         return 0;
     }
@@ -123,18 +126,18 @@ int relay_socks_input(relay_cl *cl)
         char why[80];
         snprintf(why, sizeof why, "socks5 proxy could not connect to the relay (reply %u)", p[1]);
         socks_failed(cl, -ECONNREFUSED, why);
-        return -1;
+        return -ECONNREFUSED;
     }
     size_t need = p[3] == 1 ? 10 : p[3] == 4 ? 22 : p[3] == 3 ? 7 + (size_t)p[4] : 0;
     if (!need) {
         socks_failed(cl, TALLOW_EPROTO, "socks5 proxy: bad reply");
-        return -1;
+        return TALLOW_EPROTO;
     }
     if (live < need) return 0;
     b->start += need;
     if (cl->up->proxied(cl) < 0) {
         socks_failed(cl, TALLOW_ECLOSED, "cannot send RoomJoin");
-        return -1;
+        return TALLOW_ECLOSED;
     }
     return 0;
 }

@@ -174,8 +174,9 @@ struct relay_srv {
     relay_tlsb *tlsb;   /* live bridges */
 };
 
-#define RELAY_LOG(srv, lvl, fmt, ...)                                                              \
-    (srv)->host->log((srv)->host, (lvl), "relay: " fmt, ##__VA_ARGS__)
+/* RELAY_LOG(srv, lvl, "format", args...): the format is the first of the variadic arguments (a
+ * string literal, joined to the prefix), so a call without args stays ISO C (no ##__VA_ARGS__). */
+#define RELAY_LOG(srv, lvl, ...) (srv)->host->log((srv)->host, (lvl), "relay: " __VA_ARGS__)
 
 /* ---- the service's files, bottom to top; each calls only the ones above it in this list
  * (relay_proto.c, relay_metrics.c and relay_tls_srv.c are leaves beside them). */
@@ -251,7 +252,7 @@ static inline size_t relay_conn_queued(const relay_conn *c)
 void relay_conn_acct(relay_conn *c, size_t before);
 /* Marks a paused connection to resume reading at settle time. */
 void relay_conn_kick(relay_conn *c);
-/* Gives c a pipe (from the pool or new). 0, or -1 (no pipe: copy instead). */
+/* Gives c a pipe (from the pool or new). 0, or < 0 (no pipe: copy instead). */
 int relay_pipe_get(relay_srv *s, relay_conn *c);
 /* Returns c's pipe to the pool (when empty) or closes it. */
 void relay_pipe_put(relay_srv *s, relay_conn *c);

@@ -45,8 +45,8 @@ static void count_dropped(relay_conn *c, uint64_t n)
     s->dropped += n;
 }
 
-/* Writes len bytes to d (directly, or queued behind what d already has). 0, or -1 when d's
- * writing failed (d is then write-dead). */
+/* Writes len bytes to d (directly, or queued behind what d already has). 0, or TALLOW_ECLOSED
+ * when d's writing failed (d is then write-dead). */
 static int send_to(relay_conn *d, const uint8_t *p, size_t len)
 {
     struct iovec iov = {(void *)p, len};
@@ -55,7 +55,7 @@ static int send_to(relay_conn *d, const uint8_t *p, size_t len)
     relay_conn_acct(d, before);
     if (rc < 0) {
         relay_conn_wfail(d);
-        return -1;
+        return TALLOW_ECLOSED;
     }
     relay_conn_update(d);
     return 0;

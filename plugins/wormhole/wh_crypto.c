@@ -4,6 +4,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <tallow/error.h>
 
 #include "wh_crypto.h"
 
@@ -38,7 +39,10 @@ void wh_derive(uint8_t out[32], const uint8_t key[32], const char *purpose)
 
 /* ---- arbitrary_element: y = HKDF(seed, "SPAKE2 arbitrary element", 48) big-endian mod p */
 
-typedef unsigned __int128 u128;
+/* The carries of the 64-bit limb arithmetic below need a 128-bit intermediate. unsigned __int128
+ * is a GCC/Clang extension (every 64-bit target tallow builds on has it); __extension__ keeps
+ * -Wpedantic quiet. A portable version would redo this tested code in 32-bit limbs for no gain. */
+__extension__ typedef unsigned __int128 u128;
 
 /* v (little-endian 64-bit limbs, n limbs) mod p = 2^255 - 19 into 4 limbs. */
 static void mod_p(uint64_t r[4], const uint64_t *v, size_t n)
@@ -120,7 +124,7 @@ int wh_arbitrary_element(uint8_t out[32], const uint8_t *seed, size_t len)
         memcpy(out, p8, 32);
         return 0;
     }
-    return -1;
+    return TALLOW_ENOTFOUND;
 }
 
 /* ---- SPAKE2 symmetric */
@@ -154,9 +158,9 @@ int wh_spake2_start(wh_spake2 *s, const uint8_t *pw, size_t pwlen, const uint8_t
     else
         crypto_core_ed25519_scalar_random(s->x);
     uint8_t X[32], T[32];
-    if (crypto_scalarmult_ed25519_base_noclamp(X, s->x) != 0) return -1;
-    if (crypto_scalarmult_ed25519_noclamp(T, s->w, SPAKE2_S) != 0) return -1;
-    if (crypto_core_ed25519_add(s->xs, X, T) != 0) return -1;
+    if (crypto_scalarmult_ed25519_base_noclamp(X, s->x) != 0) return TALLOW_ECRYPTO;
+    if (crypto_scalarmult_ed25519_noclamp(T, s->w, SPAKE2_S) != 0) return TALLOW_ECRYPTO;
+    if (crypto_core_ed25519_add(s->xs, X, T) != 0) return TALLOW_ECRYPTO;
     msg[0] = 'S';
     memcpy(msg + 1, s->xs, 32);
     return 0;
@@ -164,7 +168,7 @@ int wh_spake2_start(wh_spake2 *s, const uint8_t *pw, size_t pwlen, const uint8_t
 
 int wh_spake2_finish(wh_spake2 *s, const uint8_t *peer, size_t len, uint8_t key[32])
 {
-    int rc = -1;
+    int rc = TALLOW_EPROTO;
     uint8_t T[32], Z[32], K[32];
     if (len != WH_SPAKE2_MSG_LEN || peer[0] != 'S') goto out;
     const uint8_t *Y = peer + 1;
@@ -215,9 +219,11 @@ void wh_box_seal(uint8_t *out, const uint8_t *m, size_t len, const uint8_t key[3
 
 int wh_box_open(uint8_t *out, const uint8_t *box, size_t len, const uint8_t key[32])
 {
-    if (len < WH_BOX_OVERHEAD) return -1;
+    if (len < WH_BOX_OVERHEAD) return TALLOW_ECRYPTO;
     return crypto_secretbox_open_easy(out, box + crypto_secretbox_NONCEBYTES,
-                                      len - crypto_secretbox_NONCEBYTES, box, key);
+                                      len - crypto_secretbox_NONCEBYTES, box, key) == 0
+               ? 0
+               : TALLOW_ECRYPTO;
 }
 
 /* ---- transit */
@@ -267,8 +273,8 @@ void wh_hex(char *out, const uint8_t *in, size_t len)
 int wh_unhex(uint8_t *out, size_t cap, const char *hex, size_t *outlen)
 {
     size_t n = strlen(hex);
-    if (n % 2 || n / 2 > cap) return -1;
+    if (n % 2 || n / 2 > cap) return TALLOW_EINVAL;
     const char *end = NULL;
-    if (sodium_hex2bin(out, cap, hex, n, NULL, outlen, &end) != 0 || *end) return -1;
+    if (sodium_hex2bin(out, cap, hex, n, NULL, outlen, &end) != 0 || *end) return TALLOW_EINVAL;
     return 0;
 }

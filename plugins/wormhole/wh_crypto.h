@@ -22,7 +22,7 @@ void wh_hkdf(uint8_t *out, size_t outlen, const uint8_t *ikm, size_t ikmlen, con
 void wh_derive(uint8_t out[32], const uint8_t key[32], const char *purpose);
 
 /* python-spake2's arbitrary_element(seed): a point of the prime-order subgroup with unknown
- * discrete log. Used to check the hard-coded blinding element S. 0 or -1. */
+ * discrete log. Used to check the hard-coded blinding element S. 0 or TALLOW_ENOTFOUND. */
 int wh_arbitrary_element(uint8_t out[32], const uint8_t *seed, size_t len);
 /* password_to_scalar: HKDF(pw, "SPAKE2 pw", 48) read big-endian, mod L (little-endian out). */
 void wh_spake2_pw_scalar(uint8_t w[32], const uint8_t *pw, size_t len);
@@ -35,18 +35,19 @@ typedef struct wh_spake2 {
 } wh_spake2;
 
 /* SPAKE2_Symmetric(pw, idSymmetric=id).start(): msg = 'S' || X*. x may be NULL (random scalar)
- * or a reduced little-endian scalar (known-answer tests). 0 or -1. */
+ * or a reduced little-endian scalar (known-answer tests). 0 or TALLOW_ECRYPTO. */
 int wh_spake2_start(wh_spake2 *s, const uint8_t *pw, size_t pwlen, const uint8_t *id, size_t idlen,
                     const uint8_t *x, uint8_t msg[WH_SPAKE2_MSG_LEN]);
-/* finish(peer message) -> the 32-byte shared key. -1 on a malformed, invalid or reflected
- * message. Wipes the secret scalar either way. */
+/* finish(peer message) -> the 32-byte shared key. TALLOW_EPROTO on a malformed, invalid or
+ * reflected message. Wipes the secret scalar either way. */
 int wh_spake2_finish(wh_spake2 *s, const uint8_t *peer, size_t len, uint8_t key[32]);
 
 /* derive_phase_key: purpose "wormhole:phase:" || SHA256(side) || SHA256(phase) (raw digests). */
 void wh_phase_key(uint8_t out[32], const uint8_t key[32], const char *side, const char *phase);
 /* SecretBox with a fresh random nonce: out = nonce || MAC || ct (len + WH_BOX_OVERHEAD). */
 void wh_box_seal(uint8_t *out, const uint8_t *m, size_t len, const uint8_t key[32]);
-/* Opens nonce || MAC || ct into out (len - WH_BOX_OVERHEAD bytes). 0 or -1 (forged/short). */
+/* Opens nonce || MAC || ct into out (len - WH_BOX_OVERHEAD bytes). 0 or TALLOW_ECRYPTO
+ * (forged/short). */
 int wh_box_open(uint8_t *out, const uint8_t *box, size_t len, const uint8_t key[32]);
 
 /* Transit: handshake lines and record keys from the transit key. hex buffers hold 65 chars. */
@@ -61,6 +62,7 @@ void wh_record_key(uint8_t out[32], const uint8_t tk[32], int sender_dir);
 void wh_record_nonce(uint8_t nonce[24], uint64_t counter);
 
 void wh_hex(char *out, const uint8_t *in, size_t len); /* lowercase, NUL-terminated */
+/* 0, or TALLOW_EINVAL (odd length, longer than cap, not hex). */
 int wh_unhex(uint8_t *out, size_t cap, const char *hex, size_t *outlen);
 
 #endif

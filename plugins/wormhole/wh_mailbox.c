@@ -190,14 +190,14 @@ static int add_sealed(wh_conn *c, const char *phase, const char *text, int64_t d
     return rc;
 }
 
-/* The peer's phase, opened: *out (malloc'd, NUL-terminated) or -1 when it does not decrypt. */
+/* The peer's phase, opened: *out (malloc'd, NUL-terminated) or < 0 when it does not decrypt. */
 static int open_phase(wh_conn *c, const char *phase, char **out, size_t *outlen)
 {
     const char *hex = json_string_value(json_object_get(c->inbox, phase));
     size_t hl = hex ? strlen(hex) : 0, bl = 0;
     uint8_t *box = malloc(hl / 2 + 1);
     char *pt = malloc(hl / 2 + 1);
-    int rc = -1;
+    int rc = box && pt ? TALLOW_ECRYPTO : TALLOW_ENOMEM;
     if (box && pt && hex && wh_unhex(box, hl / 2 + 1, hex, &bl) == 0 && bl >= WH_BOX_OVERHEAD) {
         uint8_t k[32];
         wh_phase_key(k, c->key, c->peer_side, phase);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <tallow/error.h>
 
 #include "pcp.h"
 
@@ -52,12 +53,12 @@ static void test_encode_refuses(void **st)
     pcp_map m = sample_req();
     struct in_addr client = {0};
     uint8_t out[PCP_MAP_LEN];
-    assert_int_equal(pcp_encode_map(&m, client, out, PCP_MAP_LEN - 1), -1);
+    assert_int_equal(pcp_encode_map(&m, client, out, PCP_MAP_LEN - 1), TALLOW_EINVAL);
     m.internal_port = 0; /* "all ports" */
-    assert_int_equal(pcp_encode_map(&m, client, out, sizeof(out)), -1);
+    assert_int_equal(pcp_encode_map(&m, client, out, sizeof(out)), TALLOW_EINVAL);
     m = sample_req();
     m.protocol = 0;
-    assert_int_equal(pcp_encode_map(&m, client, out, sizeof(out)), -1);
+    assert_int_equal(pcp_encode_map(&m, client, out, sizeof(out)), TALLOW_EINVAL);
 }
 
 /* A response built from a request: R bit, result, lifetime, epoch, assigned port/address. */
@@ -142,29 +143,29 @@ static void test_decode_malformed(void **st)
     uint8_t good[PCP_MAP_LEN], b[PCP_MAP_LEN + 4];
     make_response(&req, PCP_SUCCESS, 51234, "198.51.100.2", good);
     pcp_reply r;
-    assert_int_equal(pcp_decode_map(good, PCP_MAP_LEN - 4, &r), -1); /* short */
+    assert_int_equal(pcp_decode_map(good, PCP_MAP_LEN - 4, &r), TALLOW_EBADMSG); /* short */
     memcpy(b, good, PCP_MAP_LEN);
     b[PCP_MAP_LEN] = 0;
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN + 1, &r), -1); /* not a multiple of 4 */
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN + 1, &r), TALLOW_EBADMSG); /* not a multiple of 4 */
     memcpy(b, good, PCP_MAP_LEN);
     b[1] = PCP_OP_MAP; /* a request, not a response */
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), -1);
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);
     memcpy(b, good, PCP_MAP_LEN);
     b[1] = 0x80 | 2; /* PEER */
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), -1);
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);
     memcpy(b, good, PCP_MAP_LEN);
     b[0] = 3;
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), -1);
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);
     memcpy(b, good, PCP_MAP_LEN);
     b[44] = 0x20; /* an IPv6 address for our IPv4 mapping */
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), -1);
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);
     memcpy(b, good, PCP_MAP_LEN);
     b[42] = b[43] = 0; /* success with port 0 */
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), -1);
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);
     uint8_t huge[PCP_MAX_LEN + 4] = {0};
     memcpy(huge, good, PCP_MAP_LEN);
-    assert_int_equal(pcp_decode_map(huge, sizeof(huge), &r), -1);
-    assert_int_equal(pcp_decode_map(NULL, 60, &r), -1);
+    assert_int_equal(pcp_decode_map(huge, sizeof(huge), &r), TALLOW_EBADMSG);
+    assert_int_equal(pcp_decode_map(NULL, 60, &r), TALLOW_EBADMSG);
 }
 
 static void test_delete_request(void **st)

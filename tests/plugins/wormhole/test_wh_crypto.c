@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <tallow/error.h>
 
 #include "wh_crypto.h"
 
@@ -84,13 +85,13 @@ static void run_pair(const char *pw, const char *id, const char *m1hex, const ch
     assert_hex(kb, 32, keyhex);
     /* a reflected message, a wrong side byte and a short message are refused */
     wh_spake2 r = a2;
-    assert_int_equal(wh_spake2_finish(&r, m1, 33, ka), -1);
+    assert_int_equal(wh_spake2_finish(&r, m1, 33, ka), TALLOW_EPROTO);
     r = a2;
     m2[0] = 'A';
-    assert_int_equal(wh_spake2_finish(&r, m2, 33, ka), -1);
+    assert_int_equal(wh_spake2_finish(&r, m2, 33, ka), TALLOW_EPROTO);
     r = a2;
     m2[0] = 'S';
-    assert_int_equal(wh_spake2_finish(&r, m2, 32, ka), -1);
+    assert_int_equal(wh_spake2_finish(&r, m2, 32, ka), TALLOW_EPROTO);
 }
 
 static void test_spake2_symmetric_vector(void **st)
@@ -193,8 +194,8 @@ static void test_secretbox_phase(void **st)
     crypto_secretbox_easy(ct, (const uint8_t *)m, len, box, key);
     assert_memory_equal(ct, box + 24, len + 16);
     box[30] ^= 1;
-    assert_int_equal(wh_box_open(back, box, len + WH_BOX_OVERHEAD, key), -1);
-    assert_int_equal(wh_box_open(back, box, 39, key), -1);
+    assert_int_equal(wh_box_open(back, box, len + WH_BOX_OVERHEAD, key), TALLOW_ECRYPTO);
+    assert_int_equal(wh_box_open(back, box, 39, key), TALLOW_ECRYPTO);
     /* two seals of the same message use different nonces */
     uint8_t box2[64];
     wh_box_seal(box, (const uint8_t *)m, len, key);
