@@ -5,7 +5,7 @@ set -e
 PKGS="$*"
 [ -n "$PKGS" ] || PKGS="build-essential cmake pkg-config libltdl-dev libsodium-dev libngtcp2-dev
 libngtcp2-crypto-gnutls-dev libgnutls28-dev liblua5.4-dev lua5.4 libcmocka-dev
-clang libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
+clang clang-format libclang-rt-14-dev coturn tcpdump iptables iproute2 microsocks xvfb xclip valgrind procps time
 libjansson-dev libzip-dev magic-wormhole python3-magic-wormhole-mailbox-server
 magic-wormhole-transit-relay wormhole-william prometheus dnsmasq-base libnetfilter-queue-dev
 iperf3 iputils-ping systemd python3-cryptography libminiupnpc-dev libnatpmp-dev miniupnpd

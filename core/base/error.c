@@ -1,5 +1,5 @@
-/* core/base/error.c — tallow_strerror() and tallow_err_name(), generated from TALLOW_ERRNO_MAP, and the
- * wire form of a code (the legacy numbers of TALLOW_ERRNO_LEGACY). */
+/* core/base/error.c — tallow_strerror() and tallow_err_name(), generated from TALLOW_ERRNO_MAP, and
+ * the wire form of a code (the legacy numbers of TALLOW_ERRNO_LEGACY). */
 #include <string.h>
 #include <tallow/error.h>
 

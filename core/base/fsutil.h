@@ -11,11 +11,11 @@
 #include <sys/types.h>
 #include <tallow/error.h>
 
-#define TALLOW__PATH_MAX 4096u      /* longest relative path accepted, in bytes */
-#define TALLOW__NAME_MAX 255u       /* longest component, in bytes */
-#define TALLOW__HASH_LEN 32u        /* BLAKE2b-256 */
+#define TALLOW__PATH_MAX 4096u       /* longest relative path accepted, in bytes */
+#define TALLOW__NAME_MAX 255u        /* longest component, in bytes */
+#define TALLOW__HASH_LEN 32u         /* BLAKE2b-256 */
 #define TALLOW__SYNC_EACH (4u << 20) /* files from this size are fsynced as they finish */
-#define TALLOW__MANIFEST_VERSION 1u /* first varint of an encoded manifest */
+#define TALLOW__MANIFEST_VERSION 1u  /* first varint of an encoded manifest */
 /* Bounds on one manifest (an offer, a sync listing), whatever the number of messages it
  * travelled in: entries, path bytes, encoded bytes. A manifest larger than one message goes in
  * parts of TALLOW__MANIFEST_PART bytes; the receiver grows its buffer as parts arrive, up to
@@ -99,9 +99,9 @@ int tallow__manifest_encode(const tallow__manifest *m, uint8_t **out, size_t *le
  * TALLOW__MANIFEST_DEF_ENTRIES); total path bytes are bounded by TALLOW__MANIFEST_MAX_PATHS.
  * Every path must pass tallow__path_check; exact duplicates and names equal once ASCII case is
  * folded and Latin-1/Latin Extended-A letters are decomposed (NFC "é" = NFD "e" + U+0301) are
- * refused, and so is any entry under a FILE entry. The whole buffer must be consumed. Fills *out (free with
- * tallow__manifest_free). Returns 0, TALLOW_EBADMSG (malformed, truncated, trailing bytes, bad
- * type/mode, directory with a size, a size above INT64_MAX, total size overflow),
+ * refused, and so is any entry under a FILE entry. The whole buffer must be consumed. Fills *out
+ * (free with tallow__manifest_free). Returns 0, TALLOW_EBADMSG (malformed, truncated, trailing
+ * bytes, bad type/mode, directory with a size, a size above INT64_MAX, total size overflow),
  * TALLOW_EUNSAFEPATH, TALLOW_ETOOBIG, TALLOW_ENOMEM; on error *out is empty. */
 int tallow__manifest_decode(const uint8_t *buf, size_t len, size_t max_entries,
                             tallow__manifest *out);
@@ -110,7 +110,8 @@ int tallow__manifest_decode(const uint8_t *buf, size_t len, size_t max_entries,
 void tallow__manifest_free(tallow__manifest *m);
 
 /* Shared by build and decode: checks entries for collisions (exact, ASCII case, NFC/NFD of
- * U+00C0..U+017F, entry under a file). 0 or TALLOW_EUNSAFEPATH (with *bad set to the offending index) or TALLOW_ENOMEM. */
+ * U+00C0..U+017F, entry under a file). 0 or TALLOW_EUNSAFEPATH (with *bad set to the offending
+ * index) or TALLOW_ENOMEM. */
 int tallow__manifest_check_collisions(const tallow__manifest *m, size_t *bad);
 
 /* ---- hashing (core/transfer/sink.c): BLAKE2b-256, unkeyed */
@@ -131,18 +132,18 @@ int tallow__hash_prefix(int fd, uint64_t n, uint8_t out[TALLOW__HASH_LEN]);
 /* ---- receiver: one file (core/transfer/sink.c) */
 
 typedef struct tallow__sink {
-    int dirfd;                       /* parent directory of the final name; -1 when closed */
-    int fd;                          /* the temporary file; -1 when closed */
-    int overwrite;                   /* replace an existing final name */
-    uint32_t mode;                   /* final permission bits */
-    int64_t mtime_ns;                /* final mtime */
-    uint64_t size;                   /* expected size */
-    uint64_t written;                /* bytes present in the temporary file */
-    uint64_t flushed;                /* writeback started up to here (sink_write) */
-    uint64_t prefix;                 /* bytes kept from an earlier session (0: a fresh file) */
+    int dirfd;        /* parent directory of the final name; -1 when closed */
+    int fd;           /* the temporary file; -1 when closed */
+    int overwrite;    /* replace an existing final name */
+    uint32_t mode;    /* final permission bits */
+    int64_t mtime_ns; /* final mtime */
+    uint64_t size;    /* expected size */
+    uint64_t written; /* bytes present in the temporary file */
+    uint64_t flushed; /* writeback started up to here (sink_write) */
+    uint64_t prefix;  /* bytes kept from an earlier session (0: a fresh file) */
     uint8_t prefix_hash[TALLOW__HASH_LEN]; /* BLAKE2b-256 of those bytes, when prefix > 0 */
-    char name[TALLOW__NAME_MAX + 1]; /* final basename */
-    char part[TALLOW__NAME_MAX + 1]; /* temporary basename */
+    char name[TALLOW__NAME_MAX + 1];       /* final basename */
+    char part[TALLOW__NAME_MAX + 1];       /* temporary basename */
 } tallow__sink;
 
 /* Opens (or reopens, to resume) the temporary file for FILE entry e under destfd, in the final

@@ -1,5 +1,5 @@
-/* core/base/host.c — the services handed to plugins (each plugin its own tallow_host, its name on its
- * log lines), the registrars, the lookups of what they registered (transports, NAT discovery,
+/* core/base/host.c — the services handed to plugins (each plugin its own tallow_host, its name on
+ * its log lines), the registrars, the lookups of what they registered (transports, NAT discovery,
  * gatherers, services, Lua modules) and the host-side channel wrappers. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,9 +26,9 @@ static void *host_alloc(size_t n)
     return calloc(1, n);
 }
 
-/* The one registration path: every interface is checked and completed by core/base/iface.c; a refusal
- * says which interface and why; it is kept as the context's last error, which the loader adds to
- * its "init failed" message naming the plugin's file and name. */
+/* The one registration path: every interface is checked and completed by core/base/iface.c; a
+ * refusal says which interface and why; it is kept as the context's last error, which the loader
+ * adds to its "init failed" message naming the plugin's file and name. */
 static int reg(tallow_ctx *ctx, tallow__iface_list *l, const tallow__iface_kind *k, const void *ops,
                void *st)
 {
@@ -104,10 +104,9 @@ TALLOW_API const tallow_discovery_ops *tallow_discovery_find(tallow_ctx *ctx, co
     return i ? i->ops : NULL;
 }
 
-TALLOW_API void tallow_gatherer_foreach(tallow_ctx *ctx,
-                                        void (*fn)(const tallow_gatherer_ops *ops, void *state,
-                                                   void *ud),
-                                        void *ud)
+TALLOW_API void
+tallow_gatherer_foreach(tallow_ctx *ctx,
+                        void (*fn)(const tallow_gatherer_ops *ops, void *state, void *ud), void *ud)
 {
     for (size_t i = 0; i < ctx->gatherers.n; i++)
         fn(ctx->gatherers.v[i].ops, ctx->gatherers.v[i].plugin_state, ud);
@@ -122,7 +121,7 @@ TALLOW_API const tallow_service_ops *tallow_service_find(tallow_ctx *ctx, const 
 }
 
 TALLOW_API const tallow_lua_module_ops *tallow_lua_module_find(tallow_ctx *ctx, const char *name,
-                                                              void **plugin_state)
+                                                               void **plugin_state)
 {
     const tallow__iface *i = tallow__iface_find(&ctx->lua_modules, name);
     if (i && plugin_state) *plugin_state = i->plugin_state;

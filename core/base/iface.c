@@ -1,7 +1,7 @@
-/* core/base/iface.c — the interface tables and the one registration path every plugin interface goes
- * through (transport, discovery, gatherer, service, Lua module): the version and struct_size are
- * checked against the smallest struct the host accepts, the ops are copied into a zeroed struct of
- * the host's size, the required slots are checked, and every optional slot left NULL (or absent
+/* core/base/iface.c — the interface tables and the one registration path every plugin interface
+ * goes through (transport, discovery, gatherer, service, Lua module): the version and struct_size
+ * are checked against the smallest struct the host accepts, the ops are copied into a zeroed struct
+ * of the host's size, the required slots are checked, and every optional slot left NULL (or absent
  * from an older plugin's smaller struct) gets the host's default, so no caller tests for NULL.
  * Depends on nothing but the public headers: the context and the loader call in, never out. */
 #include <stdio.h>

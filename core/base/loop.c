@@ -87,7 +87,8 @@ static void free_dead_io(tallow_loop *l)
 TALLOW_API void tallow_loop_free(tallow_loop *l)
 {
     if (!l) return;
-    for (size_t i = 0; i < l->nheap; i++) free(l->heap[i]);
+    for (size_t i = 0; i < l->nheap; i++)
+        free(l->heap[i]);
     free(l->heap);
     while (l->defer_head) {
         defer_item *d = l->defer_head;

@@ -1,5 +1,5 @@
-/* core/base/msg.c — the one generic codec: varints, tagged fields, exact-length frames. Every length
- * read from the wire is checked against what remains; nothing is trusted. */
+/* core/base/msg.c — the one generic codec: varints, tagged fields, exact-length frames. Every
+ * length read from the wire is checked against what remains; nothing is trusted. */
 #include <string.h>
 
 #include <tallow/error.h>
@@ -110,7 +110,8 @@ TALLOW_API size_t tallow_msg_encoded_size(const tallow_msg_type *t, const void *
     return tallow_varint_size(t->id) + tallow_varint_size(body) + body;
 }
 
-TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint8_t *out, size_t cap)
+TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint8_t *out,
+                                 size_t cap)
 {
     size_t body = body_size(t, msg);
     size_t total = tallow_varint_size(t->id) + tallow_varint_size(body) + body;
@@ -260,7 +261,8 @@ static int decode_body(const tallow_msg_type *t, const uint8_t *p, size_t len, v
         if (f) {
             if (field_wire(f->kind) != wire) return TALLOW_EBADMSG;
             if (wire == WIRE_LEN) {
-                if (f->kind == TALLOW_F_STR && !utf8_valid(p + pos, (size_t)v)) return TALLOW_EBADMSG;
+                if (f->kind == TALLOW_F_STR && !utf8_valid(p + pos, (size_t)v))
+                    return TALLOW_EBADMSG;
                 tallow_bytes *b = (tallow_bytes *)((uint8_t *)msg + f->offset);
                 b->ptr = p + pos;
                 b->len = (size_t)v;

@@ -1,5 +1,5 @@
-/* core/base/msg_int.h — msg.c's helpers for the core (not installed): where a field's bytes sit in an
- * encoding, for the session's zero-copy sends. */
+/* core/base/msg_int.h — msg.c's helpers for the core (not installed): where a field's bytes sit in
+ * an encoding, for the session's zero-copy sends. */
 #ifndef TALLOW_MSG_INT_H
 #define TALLOW_MSG_INT_H
 

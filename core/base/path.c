@@ -1,7 +1,7 @@
-/* core/base/path.c — every name a peer sends is hostile: tallow__path_check() decides whether a relative
- * path may be used at all, tallow__printable() makes any name safe to show on a terminal, and the
- * safe_* walkers open directories under the destination one component at a time, never following
- * a symlink, so that nothing can be created outside it. */
+/* core/base/path.c — every name a peer sends is hostile: tallow__path_check() decides whether a
+ * relative path may be used at all, tallow__printable() makes any name safe to show on a terminal,
+ * and the safe_* walkers open directories under the destination one component at a time, never
+ * following a symlink, so that nothing can be created outside it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

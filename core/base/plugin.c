@@ -105,8 +105,8 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     }
     if (d->struct_size < offsetof(tallow_plugin_desc, fini) + sizeof(d->fini) || !d->name ||
         !d->init) {
-        rc = fail(ctx, TALLOW_EPLUGABI, "plugin %s: descriptor too small or incomplete%s", path,
-                  "");
+        rc =
+            fail(ctx, TALLOW_EPLUGABI, "plugin %s: descriptor too small or incomplete%s", path, "");
         goto out_close;
     }
     if (already_loaded(ctx, d->name)) {
@@ -159,7 +159,8 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     ctx->unload_plugins = unload_all;
     /* append: unload runs in reverse */
     tallow__plugin **tail = &ctx->plugins;
-    while (*tail) tail = &(*tail)->next;
+    while (*tail)
+        tail = &(*tail)->next;
     *tail = p;
     return 0;
 
@@ -187,12 +188,12 @@ static void unload_all(tallow_ctx *ctx)
     ctx->plugins = NULL;
 }
 
-TALLOW_API void tallow_plugin_foreach(tallow_ctx *ctx,
-                                      void (*fn)(const tallow_plugin_desc *d, const char *path,
-                                                 void *ud),
-                                      void *ud)
+TALLOW_API void
+tallow_plugin_foreach(tallow_ctx *ctx,
+                      void (*fn)(const tallow_plugin_desc *d, const char *path, void *ud), void *ud)
 {
-    for (tallow__plugin *p = ctx->plugins; p; p = p->next) fn(p->desc, p->path, ud);
+    for (tallow__plugin *p = ctx->plugins; p; p = p->next)
+        fn(p->desc, p->path, ud);
 }
 
 static int has_suffix(const char *s, const char *suf)

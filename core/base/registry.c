@@ -142,6 +142,8 @@ void tallow__registry_restore(tallow_registry *r, const tallow_msg_type **saved,
 TALLOW_API void tallow_registry_foreach(const tallow_registry *r,
                                         void (*fn)(const tallow_msg_type *t, void *ud), void *ud)
 {
-    for (size_t i = 0; i < TALLOW_MSG_CORE_COUNT; i++) fn(r->core[i], ud);
-    for (size_t i = 0; i < r->nextra; i++) fn(r->extra[i], ud);
+    for (size_t i = 0; i < TALLOW_MSG_CORE_COUNT; i++)
+        fn(r->core[i], ud);
+    for (size_t i = 0; i < r->nextra; i++)
+        fn(r->extra[i], ud);
 }

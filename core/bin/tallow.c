@@ -23,7 +23,8 @@ static void summary_of(const char *path, char *out, size_t cap)
     char line[380];
     if (fgets(line, sizeof(line), f) && strncmp(line, "--", 2) == 0) {
         char *s = line + 2;
-        while (*s == '-' || *s == ' ') s++;
+        while (*s == '-' || *s == ' ')
+            s++;
         s[strcspn(s, "\r\n")] = 0;
         snprintf(out, cap, "%s", s);
     }
@@ -39,10 +40,11 @@ static void usage(FILE *out)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/commands", tallow_lua_dir());
-    fprintf(out, "tallow %s — secure peer-to-peer transfers with a short code phrase\n\n"
-                 "usage: tallow <command> [options]     (tallow <command> --help for details)\n"
-                 "       tallow run SCRIPT.lua [args]   run any Lua script with the tallow API\n"
-                 "       tallow --version\n\ncommands:\n",
+    fprintf(out,
+            "tallow %s — secure peer-to-peer transfers with a short code phrase\n\n"
+            "usage: tallow <command> [options]     (tallow <command> --help for details)\n"
+            "       tallow run SCRIPT.lua [args]   run any Lua script with the tallow API\n"
+            "       tallow --version\n\ncommands:\n",
             TALLOW_VERSION);
     DIR *d = opendir(dir);
     char *names[256];
@@ -65,36 +67,38 @@ static void usage(FILE *out)
         free(names[i]);
     }
     if (n == 0) fprintf(out, "  (no command scripts found in %s)\n", dir);
-    fprintf(out,
-            "\nfirst steps:\n"
-            "  tallow relay                       on a machine both sides can reach (or use one)\n"
-            "  tallow send FILE --relay HOST:4433   prints a code such as 7-crossword-rhythm-velvet\n"
-            "  tallow receive CODE --relay HOST:4433   on the other machine\n"
-            "\nenvironment:\n"
-            "  TALLOW_RELAY=HOST:PORT     relay to meet at (default 127.0.0.1:4433), like --relay\n"
-            "  TALLOW_RELAYS=A,B,...      several relays side by side\n"
-            "  TALLOW_RELAY_PASSWORD      password of a private relay, like --relay-password\n"
-            "  TALLOW_CODE                the code phrase (so it need not appear in ps)\n"
-            "  TALLOW_NO_P2P=1            never go direct, like --no-p2p\n"
-            "  TALLOW_PROXY=socks5://H:P  reach the relay through a SOCKS5 proxy, like --proxy\n"
-            "  TALLOW_RELAY_PIN=SHA256    trust a tls:// relay by its key, like --relay-pin\n"
-            "  TALLOW_ALLOW_LOOPBACK=1    allow loopback candidates, like --allow-loopback\n"
-            "  TALLOW_P2P_TIMEOUT=S       seconds the direct-path attempt may take (default 5)\n"
-            "  TALLOW_OFFER_TIMEOUT=S     receiver's wait for the paired sender's offer (default 120)\n"
-            "  TALLOW_STALL_TIMEOUT=S     wait for a silent peer mid-transfer (default 120)\n"
-            "  TALLOW_HANDSHAKE_TIMEOUT=S key exchange limit once paired (default 30)\n"
-            "  TALLOW_RELAY_RECONNECT_MS  how long a dropped relay connection keeps trying\n"
-            "  TALLOW_QUIC_CC=cubic|reno|bbr|bbr2   direct path's congestion control (default: by path)\n"
-            "  TALLOW_TCP_CC=NAME         relay connection's TCP congestion control (default bbr)\n"
-            "  TALLOW_PORTMAP=pcp,natpmp,upnp   gateway mapping protocols to try (default all)\n"
-            "  TALLOW_PORTMAP_LEASE=S, TALLOW_PORTMAP_RENEW_MS   mapping lease; forced renew period\n"
-            "  TALLOW_WORMHOLE_RELAY=URL, TALLOW_WORMHOLE_TRANSIT=tcp:H:P   magic-wormhole servers\n"
-            "  TALLOW_WORMHOLE_CA=FILE    extra CA file trusted for a wss:// wormhole mailbox\n"
-            "  TALLOW_LOG=warn|info|debug what the core logs on stderr\n"
-            "  TALLOW_PLUGIN_PATH, TALLOW_LUA_DIR   where plugins and Lua scripts are found\n"
-            "\nexit status: 0 done, 1 error, 2 usage, 3 refused or declined, 4 code mismatch,\n"
-            "             128+N after signal N (Ctrl-C: 130)\n"
-            "\nman pages: tallow(1), tallow-relay(8)\n");
+    fprintf(
+        out,
+        "\nfirst steps:\n"
+        "  tallow relay                       on a machine both sides can reach (or use one)\n"
+        "  tallow send FILE --relay HOST:4433   prints a code such as 7-crossword-rhythm-velvet\n"
+        "  tallow receive CODE --relay HOST:4433   on the other machine\n"
+        "\nenvironment:\n"
+        "  TALLOW_RELAY=HOST:PORT     relay to meet at (default 127.0.0.1:4433), like --relay\n"
+        "  TALLOW_RELAYS=A,B,...      several relays side by side\n"
+        "  TALLOW_RELAY_PASSWORD      password of a private relay, like --relay-password\n"
+        "  TALLOW_CODE                the code phrase (so it need not appear in ps)\n"
+        "  TALLOW_NO_P2P=1            never go direct, like --no-p2p\n"
+        "  TALLOW_PROXY=socks5://H:P  reach the relay through a SOCKS5 proxy, like --proxy\n"
+        "  TALLOW_RELAY_PIN=SHA256    trust a tls:// relay by its key, like --relay-pin\n"
+        "  TALLOW_ALLOW_LOOPBACK=1    allow loopback candidates, like --allow-loopback\n"
+        "  TALLOW_P2P_TIMEOUT=S       seconds the direct-path attempt may take (default 5)\n"
+        "  TALLOW_OFFER_TIMEOUT=S     receiver's wait for the paired sender's offer (default 120)\n"
+        "  TALLOW_STALL_TIMEOUT=S     wait for a silent peer mid-transfer (default 120)\n"
+        "  TALLOW_HANDSHAKE_TIMEOUT=S key exchange limit once paired (default 30)\n"
+        "  TALLOW_RELAY_RECONNECT_MS  how long a dropped relay connection keeps trying\n"
+        "  TALLOW_QUIC_CC=cubic|reno|bbr|bbr2   direct path's congestion control (default: by "
+        "path)\n"
+        "  TALLOW_TCP_CC=NAME         relay connection's TCP congestion control (default bbr)\n"
+        "  TALLOW_PORTMAP=pcp,natpmp,upnp   gateway mapping protocols to try (default all)\n"
+        "  TALLOW_PORTMAP_LEASE=S, TALLOW_PORTMAP_RENEW_MS   mapping lease; forced renew period\n"
+        "  TALLOW_WORMHOLE_RELAY=URL, TALLOW_WORMHOLE_TRANSIT=tcp:H:P   magic-wormhole servers\n"
+        "  TALLOW_WORMHOLE_CA=FILE    extra CA file trusted for a wss:// wormhole mailbox\n"
+        "  TALLOW_LOG=warn|info|debug what the core logs on stderr\n"
+        "  TALLOW_PLUGIN_PATH, TALLOW_LUA_DIR   where plugins and Lua scripts are found\n"
+        "\nexit status: 0 done, 1 error, 2 usage, 3 refused or declined, 4 code mismatch,\n"
+        "             128+N after signal N (Ctrl-C: 130)\n"
+        "\nman pages: tallow(1), tallow-relay(8)\n");
 }
 
 static int env_true(const char *name)
@@ -125,14 +129,18 @@ static void hide_env_secret(const char *name)
 static int looks_like_code(const char *a)
 {
     int digits = 0, words = 0;
-    while (*a == ' ') a++;
-    for (; *a >= '0' && *a <= '9'; a++) digits++;
+    while (*a == ' ')
+        a++;
+    for (; *a >= '0' && *a <= '9'; a++)
+        digits++;
     if (!digits || digits > 3 || (*a != '-' && *a != ' ' && *a != '_')) return 0;
     while (*a) {
-        while (*a == '-' || *a == ' ' || *a == '_') a++;
+        while (*a == '-' || *a == ' ' || *a == '_')
+            a++;
         if (!*a) break;
         int letters = 0;
-        for (; (*a >= 'a' && *a <= 'z') || (*a >= 'A' && *a <= 'Z'); a++) letters++;
+        for (; (*a >= 'a' && *a <= 'z') || (*a >= 'A' && *a <= 'Z'); a++)
+            letters++;
         if (!letters) return 0;
         words++;
     }
@@ -154,8 +162,10 @@ static char **private_argv(int argc, char **argv)
         }
     for (int i = 2; i < argc; i++) {
         char *v = argv[i];
-        if (!strncmp(v, "--code=", 7)) v += 7;
-        else if (strcmp(argv[i - 1], "--code") != 0 && !looks_like_code(v)) continue;
+        if (!strncmp(v, "--code=", 7))
+            v += 7;
+        else if (strcmp(argv[i - 1], "--code") != 0 && !looks_like_code(v))
+            continue;
         explicit_bzero(v, strlen(v));
     }
     return copy;
@@ -214,7 +224,8 @@ int main(int argc, char **argv)
         first_arg = 2;
     } else {
         if (strchr(argv[1], '/') || argv[1][0] == '.' || argv[1][0] == '-') {
-            fprintf(stderr, "tallow: unknown option or command '%s' (see tallow --help)\n", argv[1]);
+            fprintf(stderr, "tallow: unknown option or command '%s' (see tallow --help)\n",
+                    argv[1]);
             return 2;
         }
         snprintf(script, sizeof(script), "%s/commands/%s.lua", tallow_lua_dir(), argv[1]);

@@ -1,5 +1,5 @@
-/* core/crypto/aead.c — per-frame AEAD records (XChaCha20-Poly1305, or AES-256-GCM when both sides have
- * it) with the nonce taken from a strict record counter, and the KDF that gives every purpose,
+/* core/crypto/aead.c — per-frame AEAD records (XChaCha20-Poly1305, or AES-256-GCM when both sides
+ * have it) with the nonce taken from a strict record counter, and the KDF that gives every purpose,
  * direction and transfer its own key, so no (key, nonce) pair is ever used twice.
  * AES-256-GCM runs through GnuTLS (nettle's AES-NI/PCLMUL/VAES code: about 2.5x libsodium's on
  * the machines measured); XChaCha20-Poly1305 through libsodium. */

@@ -13,7 +13,7 @@
 
 /* ---- handshake (pake.c) ------------------------------------------------------------------- */
 
-#define TALLOW__HS_VERSION 2u /* 2: 64-bit epochs, nameplate rooms, every word in CPace */
+#define TALLOW__HS_VERSION 2u  /* 2: 64-bit epochs, nameplate rooms, every word in CPace */
 #define TALLOW__HS_NONCE 32    /* bytes of HandshakeInit/Response.nonce */
 #define TALLOW__HS_SHARE 32    /* bytes of .pake: a ristretto255 element */
 #define TALLOW__HS_MAC 32      /* bytes of .confirm */
@@ -124,7 +124,9 @@ void tallow__kdf(const uint8_t key[32], const char *label, uint64_t id, uint8_t 
 #define TALLOW__CODE_MAX 256      /* longest normalized code, NUL included */
 #define TALLOW__CODE_MAX_WORDS 16 /* normalize accepts 1..16 words */
 #define TALLOW__CODE_MAX_WORDLEN 32
-#define TALLOW__CODE_MIN_WORDS 2 /* secret words a code needs: one (11 bits) is too easy to guess */
+#define TALLOW__CODE_MIN_WORDS                                                                     \
+    2 /* secret words a code needs: one (11 bits) is too easy to guess                             \
+       */
 
 /* Writes a fresh "N-word-word..." (N in 0..999, nwords list words) into out[cap], NUL
  * terminated. Returns 0; TALLOW_EINVAL (nwords not 2..8, out NULL); TALLOW_ETOOBIG (cap too

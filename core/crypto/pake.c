@@ -1,6 +1,6 @@
-/* core/crypto/pake.c — the session handshake: CPace over ristretto255 (generator hashed from the whole
- * normalized code and the room id), then explicit key confirmation with one MAC per direction,
- * then the session keys (per direction and purpose) and a short verify string. */
+/* core/crypto/pake.c — the session handshake: CPace over ristretto255 (generator hashed from the
+ * whole normalized code and the room id), then explicit key confirmation with one MAC per
+ * direction, then the session keys (per direction and purpose) and a short verify string. */
 #include "crypto.h"
 #include <string.h>
 

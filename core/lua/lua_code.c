@@ -54,8 +54,10 @@ static int l_hash(lua_State *L)
     size_t n, klen = 0;
     const char *data = luaL_checklstring(L, 1, &n);
     const char *key = luaL_optlstring(L, 2, NULL, &klen);
-    luaL_argcheck(L, !key || (klen >= crypto_generichash_KEYBYTES_MIN &&
-                              klen <= crypto_generichash_KEYBYTES_MAX), 2, "16 to 64 bytes");
+    luaL_argcheck(L,
+                  !key || (klen >= crypto_generichash_KEYBYTES_MIN &&
+                           klen <= crypto_generichash_KEYBYTES_MAX),
+                  2, "16 to 64 bytes");
     uint8_t h[32];
     char hex[2 * sizeof h + 1];
     crypto_generichash(h, sizeof h, (const uint8_t *)data, n, (const uint8_t *)key, klen);

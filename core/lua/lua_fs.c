@@ -69,8 +69,10 @@ static int filter_only(tallow__manifest *m, const char *const *only, size_t nonl
             size_t lo = 0, hi = nanc;
             while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                if (strcmp(anc[mid], key) < 0) lo = mid + 1;
-                else hi = mid;
+                if (strcmp(anc[mid], key) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
             }
             k = lo < nanc && !strncmp(anc[lo], key, len + 1);
         }
@@ -297,7 +299,8 @@ static int remove_at(int dirfd, const char *name, int depth)
 
 /* tallow.fs.remove_under(dir, relpath) -> true (removed) | false (nothing there) |
  * nil, message, code. relpath must be a safe relative path; no component on the way may be a
- * symlink; a directory is removed with its contents, a symlink itself is removed, never followed. */
+ * symlink; a directory is removed with its contents, a symlink itself is removed, never followed.
+ */
 static int l_remove_under(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);

@@ -1,6 +1,6 @@
 /* core/lua/lua_fs.h — folder manifests relative to a base directory, shared by `tallow.fs`
- * (core/lua/lua_fs.c) and s:send_files{base=, only=} (core/lua/lua_transfer.c), and the folder watcher
- * of `tallow.fs` (core/lua/lua_watch.c). */
+ * (core/lua/lua_fs.c) and s:send_files{base=, only=} (core/lua/lua_transfer.c), and the folder
+ * watcher of `tallow.fs` (core/lua/lua_watch.c). */
 #ifndef TALLOW_LUA_FS_H
 #define TALLOW_LUA_FS_H
 

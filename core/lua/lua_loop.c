@@ -37,7 +37,8 @@ static int l_sleep(lua_State *L)
     tallow__lrt *rt = tallow__lrt_get(L);
     sleeper *s = calloc(1, sizeof(*s));
     if (!s) return luaL_error(L, "out of memory");
-    if (!tallow_timer_start(tallow_ctx_loop(rt->ctx), (uint64_t)(secs * 1000.0), 0, sleep_done, s)) {
+    if (!tallow_timer_start(tallow_ctx_loop(rt->ctx), (uint64_t)(secs * 1000.0), 0, sleep_done,
+                            s)) {
         free(s);
         return luaL_error(L, "cannot arm timer");
     }
@@ -109,7 +110,8 @@ static int l_spawn(lua_State *L)
     lua_pushcfunction(L, task_body);
     lua_insert(L, 2);
     lua_pushvalue(L, 1);
-    lua_insert(L, 3); /* task, task_body, task, fn, args...: the coroutine takes all but the first */
+    lua_insert(L,
+               3); /* task, task_body, task, fn, args...: the coroutine takes all but the first */
     tallow__lua_spawn(tallow__lrt_get(L), L, nargs + 2);
     lua_settop(L, 1);
     return 1;

@@ -29,7 +29,8 @@ void tallow__lua_to_msg(lua_State *L, int idx, const tallow_msg_type *t, void *m
 {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "%s: field names must be strings", t->name);
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "%s: field names must be strings", t->name);
         const char *key = lua_tostring(L, -2);
         const tallow_field *f = NULL;
         for (uint32_t i = 0; i < t->nfields; i++)
@@ -56,7 +57,8 @@ void tallow__lua_to_msg(lua_State *L, int idx, const tallow_msg_type *t, void *m
             *p = (uint8_t)lua_toboolean(L, -1);
             break;
         default: {
-            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s.%s must be a string", t->name, key);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "%s.%s must be a string", t->name, key);
             tallow_bytes *b = (tallow_bytes *)p;
             b->ptr = (const uint8_t *)lua_tolstring(L, -1, &b->len);
             break;

@@ -43,7 +43,8 @@ static int l_list(lua_State *L)
 
 static int l_has_transport(lua_State *L)
 {
-    lua_pushboolean(L, tallow_transport_find(tallow__lrt_get(L)->ctx, luaL_checkstring(L, 1)) != NULL);
+    lua_pushboolean(L,
+                    tallow_transport_find(tallow__lrt_get(L)->ctx, luaL_checkstring(L, 1)) != NULL);
     return 1;
 }
 
@@ -61,10 +62,12 @@ static int l_module(lua_State *L)
     if (lua_getfield(L, -1, name) != LUA_TNIL) return 1;
     lua_pop(L, 1);
     void *state = NULL;
-    const tallow_lua_module_ops *ops = tallow_lua_module_find(tallow__lrt_get(L)->ctx, name, &state);
+    const tallow_lua_module_ops *ops =
+        tallow_lua_module_find(tallow__lrt_get(L)->ctx, name, &state);
     if (!ops) {
         char msg[200];
-        snprintf(msg, sizeof(msg), "no plugin registered a Lua module named '%s' (is it loaded?)", name);
+        snprintf(msg, sizeof(msg), "no plugin registered a Lua module named '%s' (is it loaded?)",
+                 name);
         return tallow__lua_fail(L, TALLOW_ENOTFOUND, msg);
     }
     if (ops->open(state, L) != 1) return luaL_error(L, "plugin module '%s' failed to open", name);
@@ -74,8 +77,9 @@ static int l_module(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"load", l_load}, {"load_all", l_load_all}, {"list", l_list},
-    {"has_transport", l_has_transport}, {"module", l_module}, {NULL, NULL},
+    {"load", l_load},     {"load_all", l_load_all},
+    {"list", l_list},     {"has_transport", l_has_transport},
+    {"module", l_module}, {NULL, NULL},
 };
 
 int luaopen_tallow_plugins(lua_State *L)

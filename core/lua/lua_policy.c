@@ -57,8 +57,8 @@ static int l_allow_loopback(lua_State *L)
 }
 
 static const luaL_Reg funcs[] = {
-    {"no_p2p", l_no_p2p}, {"forbid_p2p", l_forbid_p2p},       {"allow_p2p", l_allow_p2p},
-    {"proxy", l_proxy},   {"set_proxy", l_set_proxy},         {"allow_loopback", l_allow_loopback},
+    {"no_p2p", l_no_p2p}, {"forbid_p2p", l_forbid_p2p}, {"allow_p2p", l_allow_p2p},
+    {"proxy", l_proxy},   {"set_proxy", l_set_proxy},   {"allow_loopback", l_allow_loopback},
     {NULL, NULL},
 };
 

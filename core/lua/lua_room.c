@@ -1,4 +1,5 @@
-/* core/lua/lua_room.c — `tallow.room`: a room of several peers with keys per pair (core/session/room.c).
+/* core/lua/lua_room.c — `tallow.room`: a room of several peers with keys per pair
+ * (core/session/room.c).
  *
  *   local room = tallow.room.open{code=, relay=, password=, transport=, capacity=N}
  *   local s, peer = room:accept([timeout])   -- the next peer, as a ready tallow.session
@@ -90,7 +91,8 @@ static void on_peer(tallow__room *r, tallow_channel *ch, uint32_t peer, int init
     ls->on_event = ls_event;
     ls->event_ud = lr;
     pend **pp = &lr->head;
-    while (*pp) pp = &(*pp)->next;
+    while (*pp)
+        pp = &(*pp)->next;
     *pp = e;
 }
 
@@ -271,7 +273,10 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"accept", l_accept}, {"info", l_info}, {"close", l_close}, {NULL, NULL},
+    {"accept", l_accept},
+    {"info", l_info},
+    {"close", l_close},
+    {NULL, NULL},
 };
 
 static const luaL_Reg funcs[] = {{"open", l_open}, {NULL, NULL}};

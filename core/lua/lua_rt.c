@@ -57,8 +57,8 @@ TALLOW_API const char *tallow_lua_dir(void)
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = 0;
-    if (strncmp(exe, TALLOW_BUILD_PLUGIN_DIR, strlen(TALLOW_BUILD_PLUGIN_DIR) - strlen("plugins")) ==
-            0 &&
+    if (strncmp(exe, TALLOW_BUILD_PLUGIN_DIR,
+                strlen(TALLOW_BUILD_PLUGIN_DIR) - strlen("plugins")) == 0 &&
         is_dir(TALLOW_SOURCE_LUA_DIR))
         snprintf(dir, sizeof(dir), "%s", TALLOW_SOURCE_LUA_DIR);
     else if (is_dir(TALLOW_INSTALL_LUA_DIR))
@@ -136,7 +136,8 @@ static void deferred_resume(void *ud)
 
 int tallow__lua_wait(lua_State *L, tallow__waiter *w, lua_KFunction k, lua_KContext kctx)
 {
-    if (!lua_isyieldable(L)) return luaL_error(L, "this call waits: run it inside a tallow coroutine");
+    if (!lua_isyieldable(L))
+        return luaL_error(L, "this call waits: run it inside a tallow coroutine");
     w->rt = tallow__lrt_get(L);
     w->co = L;
     w->ref = LUA_NOREF;
@@ -235,7 +236,8 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
         lua_close(L);
         return 1;
     }
-    for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    for (int i = 1; i < argc; i++)
+        lua_pushstring(L, argv[i]);
 
     /* main coroutine: marked with a number so finish_thread knows the script is over */
     lua_State *co = lua_newthread(L);
@@ -258,6 +260,7 @@ TALLOW_API int tallow_lua_run_file(tallow_ctx *ctx, const char *path, int argc, 
     lua_close(L);
     /* closing the state closed its sessions and channels; let their deferred cleanups run
      * (pending Lua resumes see rt.exiting and do nothing) */
-    for (int i = 0; i < 3; i++) tallow_loop_run_once(loop, 0);
+    for (int i = 0; i < 3; i++)
+        tallow_loop_run_once(loop, 0);
     return code;
 }

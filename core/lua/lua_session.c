@@ -78,8 +78,10 @@ static void s_ready(tallow__session *s, int status, void *ud)
 {
     tallow__lsession *ls = ud;
     ls->status = status;
-    if (status == 0) ls->ready = 1;
-    else ls->closed = 1;
+    if (status == 0)
+        ls->ready = 1;
+    else
+        ls->closed = 1;
     wake_all(ls);
 }
 

@@ -23,7 +23,7 @@ typedef struct lxfer {
     int mode;
     int destfd;
     const char *verb;
-    int notices_ref; /* table of refusal messages */
+    int notices_ref;           /* table of refusal messages */
     struct lxfer *next_active; /* the transfers running now (tallow.session.cancel_all) */
     int cancelled;
 } lxfer;
@@ -315,7 +315,8 @@ static int l_receive_files(lua_State *L)
             int err = -errno;
             lx_release(lx);
             char msg[600];
-            snprintf(msg, sizeof(msg), "cannot open destination %s: %s", dest, tallow_strerror(err));
+            snprintf(msg, sizeof(msg), "cannot open destination %s: %s", dest,
+                     tallow_strerror(err));
             tallow__xfer_reject(ls->s, offer.transfer_id, "receiver cannot write there");
             return tallow__lua_fail(L, err, msg);
         }
@@ -431,7 +432,8 @@ int tallow__lua_manifest(lua_State *L)
     for (size_t i = 0; i < listed; i++) {
         char shown[1200];
         lua_createtable(L, 0, 3);
-        lua_pushstring(L, tallow__printable(m.e[i].path, strlen(m.e[i].path), shown, sizeof(shown)));
+        lua_pushstring(L,
+                       tallow__printable(m.e[i].path, strlen(m.e[i].path), shown, sizeof(shown)));
         lua_setfield(L, -2, "path");
         lua_pushinteger(L, (lua_Integer)m.e[i].size);
         lua_setfield(L, -2, "size");

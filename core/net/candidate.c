@@ -1,5 +1,6 @@
-/* core/net/candidate.c — ICE priorities (RFC 8445 §5.1.2), the address checks every candidate passes
- * before it is offered or tried, and the compact wire form of an address (family, port, bytes). */
+/* core/net/candidate.c — ICE priorities (RFC 8445 §5.1.2), the address checks every candidate
+ * passes before it is offered or tried, and the compact wire form of an address (family, port,
+ * bytes). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -62,11 +63,11 @@ static int validate_v6(const uint8_t *b, int allow_loopback)
     static const uint8_t discard[8] = {0x01, 0, 0, 0, 0, 0, 0, 0};
     if (memcmp(b, zero, 15) == 0 && b[15] == 1) /* ::1 */
         return allow_loopback ? 0 : TALLOW_EINVAL;
-    if (memcmp(b, zero, 12) == 0) return TALLOW_EINVAL;        /* ::/96 (::, IPv4-compatible) */
+    if (memcmp(b, zero, 12) == 0) return TALLOW_EINVAL; /* ::/96 (::, IPv4-compatible) */
     if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80) return TALLOW_EINVAL; /* fe80::/10 */
     if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0) return TALLOW_EINVAL; /* fec0::/10 site-local */
     if (b[0] == 0xFF) return TALLOW_EINVAL;                          /* ff00::/8 */
-    if (memcmp(b, nat64, 12) == 0) return TALLOW_EINVAL; /* 64:ff9b::/96: an IPv4 by NAT64 */
+    if (memcmp(b, nat64, 12) == 0) return TALLOW_EINVAL;    /* 64:ff9b::/96: an IPv4 by NAT64 */
     if (b[0] == 0x20 && b[1] == 0x02) return TALLOW_EINVAL; /* 2002::/16: 6to4 */
     if (memcmp(b, discard, 8) == 0) return TALLOW_EINVAL;   /* 100::/64 discard-only */
     return 0;

@@ -36,13 +36,13 @@ struct tallow_udp {
     int fd;
     tallow_io *io;
     int family; /* the socket's: AF_INET, or AF_INET6 (then it also carries IPv4 if dual) */
-    int gso; /* 1 while UDP_SEGMENT works, 0 once it failed */
-    int gro; /* 1 if the kernel coalesces received datagrams (UDP_GRO) */
+    int gso;    /* 1 while UDP_SEGMENT works, 0 once it failed */
+    int gro;    /* 1 if the kernel coalesces received datagrams (UDP_GRO) */
     struct {
         tallow_udp_recv_cb cb;
         void *ud;
     } handlers[3];
-    uint8_t *rxbuf; /* UDP_BATCH * UDP_MAX_DGRAM */
+    uint8_t *rxbuf;  /* UDP_BATCH * UDP_MAX_DGRAM */
     int dispatching; /* inside on_readable: a close waits until it returns */
     int only;        /* inside tallow_udp_wait: the one class dispatched, else -1 */
     int close_pending;
@@ -114,9 +114,8 @@ static void on_readable(tallow_io *io, int fd, unsigned events, void *ud)
     struct sockaddr_storage from[UDP_BATCH];
     /* UDP_GRO: each slot may hold several datagrams of one sender, cut at segsz; they are
      * handed on one by one from where they landed (no copy). */
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
+    struct {
+        _Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
     } ctl[UDP_BATCH];
     /* Bounded: at most 8 batches per wake-up so one busy peer cannot starve the loop. */
     for (int round = 0; round < 8; round++) {
@@ -279,8 +278,8 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
             struct iovec iov = {.iov_base = (void *)(data + off), .iov_len = bytes};
             char cbuf[CMSG_SPACE(sizeof(uint16_t))];
             memset(cbuf, 0, sizeof(cbuf));
-            struct msghdr mh = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
-                                .msg_iovlen = 1};
+            struct msghdr mh = {
+                .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
             if (k > 1) {
                 mh.msg_control = cbuf;
                 mh.msg_controllen = sizeof(cbuf);
@@ -292,11 +291,10 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
                 memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
             }
             if (sendmsg(u->fd, &mh, MSG_DONTWAIT) < 0) {
-                if (errno == EAGAIN || errno == ENOBUFS)
-                    return sent ? (int)sent : -EAGAIN;
+                if (errno == EAGAIN || errno == ENOBUFS) return sent ? (int)sent : -EAGAIN;
                 if (sent) return (int)sent;
                 if (k == 1) return -errno; /* not about GSO (EMSGSIZE, unreachable, ...) */
-                u->gso = 0; /* EIO/EINVAL: no GSO here; fall back for good */
+                u->gso = 0;                /* EIO/EINVAL: no GSO here; fall back for good */
                 break;
             }
             sent += k;
@@ -378,8 +376,7 @@ static int udp_same_net(int fam, const void *a, const struct sockaddr *ifa,
     return 1;
 }
 
-TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer,
-                                   socklen_t len)
+TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer, socklen_t len)
 {
     (void)u;
     int fam = peer ? peer->sa_family : AF_UNSPEC;

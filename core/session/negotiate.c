@@ -1,12 +1,12 @@
-/* core/session/negotiate.c — the negotiator's candidates, checks and nomination (see negotiate.h; the
- * switch to the nominated pair is negotiate_path.c's). Both sides gather and offer
- * candidates over the sealed session and check every remote candidate at once, paced; the
- * controlling side (the session initiator) nominates the best working pair with a flagged check
- * and becomes the QUIC client, the other side the QUIC server on the pair it was told to use.
- * All our candidates share one socket, so a pair is identified by its remote address. The socket
- * is dual-stack where the machine has IPv6: pairs are IPv4 or IPv6 (a remote address of a family
- * the socket does not carry is refused), and each pair is ranked with our first candidate of its
- * own family, as ICE pairs only candidates of one family. */
+/* core/session/negotiate.c — the negotiator's candidates, checks and nomination (see negotiate.h;
+ * the switch to the nominated pair is negotiate_path.c's). Both sides gather and offer candidates
+ * over the sealed session and check every remote candidate at once, paced; the controlling side
+ * (the session initiator) nominates the best working pair with a flagged check and becomes the QUIC
+ * client, the other side the QUIC server on the pair it was told to use. All our candidates share
+ * one socket, so a pair is identified by its remote address. The socket is dual-stack where the
+ * machine has IPv6: pairs are IPv4 or IPv6 (a remote address of a family the socket does not carry
+ * is refused), and each pair is ranked with our first candidate of its own family, as ICE pairs
+ * only candidates of one family. */
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -513,9 +513,10 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     }
     n->state = TALLOW__NEG_PENDING;
     struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
-        .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
-        .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000);
+    g.gp = (tallow_gather_params)
+        TALLOW_GATHER_PARAMS_INIT(.udp = n->udp, .stun = n->stun, .nstun = n->nstun,
+                                  .allow_loopback = n->allow_loopback,
+                                  .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000);
     n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
     tallow_gatherer_foreach(ctx, start_one, &g);
     n->pending_gathers--;

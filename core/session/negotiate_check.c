@@ -1,5 +1,5 @@
-/* core/session/negotiate_check.c — the negotiator's pure parts: the authenticated check datagram (layout
- * in negotiate.h) and RFC 8445 pair ranking. No I/O, so both are table-tested. */
+/* core/session/negotiate_check.c — the negotiator's pure parts: the authenticated check datagram
+ * (layout in negotiate.h) and RFC 8445 pair ranking. No I/O, so both are table-tested. */
 #include <string.h>
 
 #include <sodium.h>

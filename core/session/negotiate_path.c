@@ -1,8 +1,8 @@
-/* core/session/negotiate_path.c — the direct path's life in the session: the negotiator as the session's
- * path owner (session_path.h), QUIC on the nominated pair, the switch (our DirectConnected is the
- * last frame we send on the relay; QUIC frames wait until the peer's has been processed),
- * DirectFailed both ways, and losing the path (back to the relay in a new epoch, the transfer
- * resynchronises). Candidates, checks and nomination are negotiate.c's. */
+/* core/session/negotiate_path.c — the direct path's life in the session: the negotiator as the
+ * session's path owner (session_path.h), QUIC on the nominated pair, the switch (our
+ * DirectConnected is the last frame we send on the relay; QUIC frames wait until the peer's has
+ * been processed), DirectFailed both ways, and losing the path (back to the relay in a new epoch,
+ * the transfer resynchronises). Candidates, checks and nomination are negotiate.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,10 +214,12 @@ void tallow__neg_open_quic(tallow__neg *n, int idx)
                    tallow_sockaddr_str((struct sockaddr *)&p->addr, s, sizeof(s)),
                    n->quic_udp ? " (birthday socket)" : "", n->controlling ? "client" : "server");
     /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
-    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
-        .initiator = n->controlling, .udp = p->via, .peer = (struct sockaddr *)&p->addr,
-        .peer_len = p->len, .psk = n->psk,
-        .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS : 2 * NEG_QUIC_TIMEOUT_MS);
+    tallow_channel_params cp =
+        TALLOW_CHANNEL_PARAMS_INIT(.initiator = n->controlling, .udp = p->via,
+                                   .peer = (struct sockaddr *)&p->addr, .peer_len = p->len,
+                                   .psk = n->psk,
+                                   .timeout_ms = n->controlling ? NEG_QUIC_TIMEOUT_MS
+                                                                : 2 * NEG_QUIC_TIMEOUT_MS);
     int rc = tallow_channel_open(n->ctx, "quic", &cp, &q_events, n, &n->quic);
     if (rc < 0) {
         n->quic = NULL;

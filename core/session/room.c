@@ -31,7 +31,7 @@ struct vchan {
     tallow_channel base;
     tallow__room *room; /* NULL once the room is closed */
     uint32_t peer;
-    int gone;           /* on_closed reported */
+    int gone; /* on_closed reported */
     vchan *next;
 };
 
@@ -211,7 +211,8 @@ static void r_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
     case TALLOW_MSG_PeerDeparted: {
         const tallow_msg_PeerDeparted *d = msg;
         if (d->peer_index == me.peer_index) { /* our own connection dropped: everyone's */
-            for (vchan *v = r->peers; v; v = v->next) v_room_event(v, type, msg);
+            for (vchan *v = r->peers; v; v = v->next)
+                v_room_event(v, type, msg);
         } else {
             vchan *v = find(r, d->peer_index);
             if (v) v_room_event(v, type, msg);
@@ -219,7 +220,8 @@ static void r_room(tallow_channel *ch, uint32_t type, const void *msg, void *ud)
         break;
     }
     case TALLOW_MSG_RoomJoined: /* we are back */
-        for (vchan *v = r->peers; v; v = v->next) v_room_event(v, type, msg);
+        for (vchan *v = r->peers; v; v = v->next)
+            v_room_event(v, type, msg);
         break;
     default:
         break;
@@ -264,11 +266,12 @@ int tallow__room_open(tallow_ctx *ctx, const tallow__room_params *p, const tallo
     r->ctx = ctx;
     r->cbs = cbs;
     r->ud = ud;
-    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
-        .address = p->address, .room = room, .room_len = sizeof(room), .password = p->password,
-        .capacity = p->capacity, .initiator = p->capacity != 0,
-        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)), .flags = TALLOW_CHANNEL_ROOM,
-        .failover = p->failover);
+    tallow_channel_params cp =
+        TALLOW_CHANNEL_PARAMS_INIT(.address = p->address, .room = room, .room_len = sizeof(room),
+                                   .password = p->password, .capacity = p->capacity,
+                                   .initiator = p->capacity != 0,
+                                   .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
+                                   .flags = TALLOW_CHANNEL_ROOM, .failover = p->failover);
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &relay_events, r,
                              &r->relay);
     if (rc < 0) {

@@ -1,6 +1,6 @@
-/* core/session/room.h — a room of more than two peers over ONE relay channel, with keys per pair: every
- * other peer of the room gets a virtual channel (a tallow_channel whose frames are the relay's
- * targeted frames to and from that peer), and the owner runs a normal session on each
+/* core/session/room.h — a room of more than two peers over ONE relay channel, with keys per pair:
+ * every other peer of the room gets a virtual channel (a tallow_channel whose frames are the
+ * relay's targeted frames to and from that peer), and the owner runs a normal session on each
  * (tallow__session_open_on), so every pair does its own PAKE and has its own keys.
  *
  * Who starts a pair's handshake: the lower peer index. The side that makes the code creates the

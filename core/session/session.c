@@ -1,7 +1,8 @@
-/* core/session/session.c — the session's handshake: pairing through a transport, CPace, the channel's
- * events, and the services a second path's owner uses (session_path.h). The handshake runs in plaintext frames (kind 0); after it every frame is an AEAD record under
- * a per-direction key (kind 1) or a per-transfer key (kind 2). A failed confirmation tells the
- * peer (HandshakeFailed) and ends the session with TALLOW_ECODE on both sides.
+/* core/session/session.c — the session's handshake: pairing through a transport, CPace, the
+ * channel's events, and the services a second path's owner uses (session_path.h). The handshake
+ * runs in plaintext frames (kind 0); after it every frame is an AEAD record under a per-direction
+ * key (kind 1) or a per-transfer key (kind 2). A failed confirmation tells the peer
+ * (HandshakeFailed) and ends the session with TALLOW_ECODE on both sides.
  *
  * No (key, nonce) pair is ever used twice, by construction: a record's nonce is its number under
  * its key; the keys of epoch e are KDF(direction key, "epoch", e) and, per transfer,
@@ -14,7 +15,7 @@
 #include "session_int.h"
 
 #define VERSION_MISMATCH                                                                           \
-    "incompatible versions: the peer speaks another handshake version than this tallow (%u); "    \
+    "incompatible versions: the peer speaks another handshake version than this tallow (%u); "     \
     "use the same tallow release on both sides"
 #define HS_TIMEOUT_MS 30000u
 static uint64_t hs_timeout_ms(void)
@@ -198,8 +199,9 @@ static void hs_timeout(tallow_timer *t, void *ud)
     (void)t;
     s->hs_timer = NULL; /* one-shot: the loop frees it */
     if (s->state != ST_HANDSHAKE) return;
-    tallow_ctx_set_error(s->ctx, "the key exchange got no answer within %u s (the peer or the "
-                                 "relay stopped in the middle)",
+    tallow_ctx_set_error(s->ctx,
+                         "the key exchange got no answer within %u s (the peer or the "
+                         "relay stopped in the middle)",
                          (unsigned)(hs_timeout_ms() / 1000));
     tallow__sess_fail(s, TALLOW_ETIMEOUT);
 }
@@ -367,10 +369,13 @@ int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
     tallow__session *s;
     int rc = session_new(ctx, p, cbs, ud, room, &s);
     if (rc < 0) return rc;
-    tallow_channel_params cp = TALLOW_CHANNEL_PARAMS_INIT(
-        .address = p->address, .room = room, .room_len = sizeof(room), .password = p->password,
-        .capacity = p->capacity ? p->capacity : 2, .initiator = p->initiator,
-        .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)), .failover = p->failover);
+    tallow_channel_params cp =
+        TALLOW_CHANNEL_PARAMS_INIT(.address = p->address, .room = room, .room_len = sizeof(room),
+                                   .password = p->password,
+                                   .capacity = p->capacity ? p->capacity : 2,
+                                   .initiator = p->initiator,
+                                   .proxy = tallow_policy_proxy(tallow_ctx_policy(ctx)),
+                                   .failover = p->failover);
     rc = tallow_channel_open(ctx, p->transport ? p->transport : "relay", &cp, &ch_events, s,
                              &s->relay);
     if (rc < 0) {
@@ -408,7 +413,6 @@ int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__s
     *out = s;
     return 0;
 }
-
 
 size_t tallow__session_queued(tallow__session *s)
 {

@@ -1,9 +1,8 @@
-/* core/session/session.h — the session: a channel to the peer (relay first, maybe direct later), the
- * PAKE handshake on it, then every message sealed with AEAD. Frames on a channel:
- *   0x00 | registry message                 plaintext: handshake messages only
- *   0x01 | AEAD(session key, seq)           every other message
- *   0x02 | varint transfer_id | AEAD(...)   messages of one transfer, under its own key
- * Each key has its own sequence counter, and the transports keep order, so a replayed,
+/* core/session/session.h — the session: a channel to the peer (relay first, maybe direct later),
+ * the PAKE handshake on it, then every message sealed with AEAD. Frames on a channel: 0x00 |
+ * registry message                 plaintext: handshake messages only 0x01 | AEAD(session key, seq)
+ * every other message 0x02 | varint transfer_id | AEAD(...)   messages of one transfer, under its
+ * own key Each key has its own sequence counter, and the transports keep order, so a replayed,
  * dropped or reordered record fails to open. */
 #ifndef TALLOW_SESSION_H
 #define TALLOW_SESSION_H
@@ -43,21 +42,21 @@ typedef struct tallow__session_params {
     const char *stun;
     uint32_t p2p_timeout_ms;
     const char *failover; /* relays to move to if this one dies after pairing (room order) */
-    /* The owner of a second path (core/session/session_path.h; the negotiator: tallow__neg_owner), or
-     * NULL. Messages it claims never reach on_message, with or without an attempt. */
+    /* The owner of a second path (core/session/session_path.h; the negotiator: tallow__neg_owner),
+     * or NULL. Messages it claims never reach on_message, with or without an attempt. */
     const struct tallow__path_owner *path_owner;
 } tallow__session_params;
 
 /* A handler sees a message before the session's user; it returns 1 if it consumed it. */
-typedef int (*tallow__session_filter)(tallow__session *s, const tallow_msg_type *t,
-                                      const void *msg, void *ud);
+typedef int (*tallow__session_filter)(tallow__session *s, const tallow_msg_type *t, const void *msg,
+                                      void *ud);
 
 int tallow__session_open(tallow_ctx *ctx, const tallow__session_params *p,
                          const tallow__session_cbs *cbs, void *ud, tallow__session **out);
-/* The same on a channel that is already open and ready (a room's virtual channel, core/session/room.c):
- * the session takes the channel's events over and owns the channel on success (closing it with
- * the session); on error the channel stays the caller's. The handshake starts at once (the
- * initiator's first message goes out from inside this call; no callback runs). */
+/* The same on a channel that is already open and ready (a room's virtual channel,
+ * core/session/room.c): the session takes the channel's events over and owns the channel on success
+ * (closing it with the session); on error the channel stays the caller's. The handshake starts at
+ * once (the initiator's first message goes out from inside this call; no callback runs). */
 int tallow__session_open_on(tallow_ctx *ctx, tallow_channel *ch, const tallow__session_params *p,
                             const tallow__session_cbs *cbs, void *ud, tallow__session **out);
 /* Seals and sends one message under the session key. 0, 1 (sent; above high water: wait for

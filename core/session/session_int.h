@@ -1,6 +1,7 @@
-/* core/session/session_int.h — the session's private state, shared by its two halves: session.c (pairing,
- * the handshake, the channels' events, the services of session_path.h) and session_record.c (the
- * record layer: keys, epochs, sealing, opening, the handler table). Not for other files. */
+/* core/session/session_int.h — the session's private state, shared by its two halves: session.c
+ * (pairing, the handshake, the channels' events, the services of session_path.h) and
+ * session_record.c (the record layer: keys, epochs, sealing, opening, the handler table). Not for
+ * other files. */
 #ifndef TALLOW_SESSION_INT_H
 #define TALLOW_SESSION_INT_H
 

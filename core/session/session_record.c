@@ -1,7 +1,7 @@
-/* core/session/session_record.c — the session's record layer: per-direction and per-transfer keys, epochs,
- * sealing and opening frames of kinds 1-3, the kept session messages sent again after a loss, and
- * the handler table that hands each opened message to its owner (see session.h for the frames
- * and session.c for why no (key, nonce) pair repeats). */
+/* core/session/session_record.c — the session's record layer: per-direction and per-transfer keys,
+ * epochs, sealing and opening frames of kinds 1-3, the kept session messages sent again after a
+ * loss, and the handler table that hands each opened message to its owner (see session.h for the
+ * frames and session.c for why no (key, nonce) pair repeats). */
 #include "msg_int.h"
 #include "session_int.h"
 

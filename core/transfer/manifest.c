@@ -1,7 +1,7 @@
-/* core/transfer/manifest.c — the manifest's wire form and its strict decoder. A peer's manifest is hostile:
- * every length is bounded before anything is allocated, every path passes tallow__path_check, and
- * entries that would collide on the receiver (duplicates, case-folded duplicates, an entry under a
- * file) are refused. Wire form, all varints (tallow_varint_*):
+/* core/transfer/manifest.c — the manifest's wire form and its strict decoder. A peer's manifest is
+ * hostile: every length is bounded before anything is allocated, every path passes
+ * tallow__path_check, and entries that would collide on the receiver (duplicates, case-folded
+ * duplicates, an entry under a file) are refused. Wire form, all varints (tallow_varint_*):
  *   version(1) n { type | path_len path | size | mode | zigzag(mtime_ns) } * n */
 #include <stdlib.h>
 #include <string.h>

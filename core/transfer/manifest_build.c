@@ -1,7 +1,7 @@
-/* core/transfer/manifest_build.c — the sender's manifest, built from command-line paths without reading any
- * file content (hashes are computed while streaming). Symlinks are never followed and special
- * files never sent; names the receiver would refuse are skipped here, with a warning, so that the
- * transfer does not fail half-way. */
+/* core/transfer/manifest_build.c — the sender's manifest, built from command-line paths without
+ * reading any file content (hashes are computed while streaming). Symlinks are never followed and
+ * special files never sent; names the receiver would refuse are skipped here, with a warning, so
+ * that the transfer does not fail half-way. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
-/* core/transfer/offer_parts.c — joins the parts of a FileOffer whose manifest did not fit one frame (see
- * offer_parts.h). Nothing is allocated for what the peer only claims: the buffer doubles as bytes
- * arrive, within TALLOW__MANIFEST_MAX_BYTES. */
+/* core/transfer/offer_parts.c — joins the parts of a FileOffer whose manifest did not fit one frame
+ * (see offer_parts.h). Nothing is allocated for what the peer only claims: the buffer doubles as
+ * bytes arrive, within TALLOW__MANIFEST_MAX_BYTES. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

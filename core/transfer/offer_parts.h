@@ -1,5 +1,5 @@
-/* core/transfer/offer_parts.h — joining a FileOffer that came in parts (its manifest larger than one
- * frame): the parts share a transfer id, a key and a header, all but the last carry more = 1.
+/* core/transfer/offer_parts.h — joining a FileOffer that came in parts (its manifest larger than
+ * one frame): the parts share a transfer id, a key and a header, all but the last carry more = 1.
  * The peer is not trusted: the buffer grows with the bytes that actually arrived, up to
  * TALLOW__MANIFEST_MAX_BYTES, and a count above TALLOW__MANIFEST_MAX_ENTRIES is refused at the
  * first part. */

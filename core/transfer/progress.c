@@ -1,5 +1,5 @@
-/* core/transfer/progress.c — how a transfer shows itself: a one-line bar on a terminal (bytes, rate, ETA,
- * relay or direct) or one JSON object per line for scripts. */
+/* core/transfer/progress.c — how a transfer shows itself: a one-line bar on a terminal (bytes,
+ * rate, ETA, relay or direct) or one JSON object per line for scripts. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -28,12 +28,14 @@ void tallow__progress_show(int mode, const char *verb, const tallow__xfer_stats 
     uint64_t moved = st->bytes_done > st->bytes_resumed ? st->bytes_done - st->bytes_resumed : 0;
     double rate = secs > 0 ? (double)moved / secs : 0;
     if (mode == TALLOW__PROGRESS_JSON) {
-        printf("{\"event\":\"%s\",\"bytes\":%llu,\"total\":%llu,\"files\":%llu,\"files_total\":%llu,"
-               "\"resumed\":%llu,\"wire_bytes\":%llu,\"rate\":%.0f,\"seconds\":%.3f,\"path\":\"%s\"}\n",
-               final ? "done" : "progress", (unsigned long long)st->bytes_done,
-               (unsigned long long)st->bytes_total, (unsigned long long)st->files_done,
-               (unsigned long long)st->files_total, (unsigned long long)st->bytes_resumed,
-               (unsigned long long)st->bytes_wire, rate, secs, path);
+        printf(
+            "{\"event\":\"%s\",\"bytes\":%llu,\"total\":%llu,\"files\":%llu,\"files_total\":%llu,"
+            "\"resumed\":%llu,\"wire_bytes\":%llu,\"rate\":%.0f,\"seconds\":%.3f,\"path\":\"%s\"}"
+            "\n",
+            final ? "done" : "progress", (unsigned long long)st->bytes_done,
+            (unsigned long long)st->bytes_total, (unsigned long long)st->files_done,
+            (unsigned long long)st->files_total, (unsigned long long)st->bytes_resumed,
+            (unsigned long long)st->bytes_wire, rate, secs, path);
         fflush(stdout);
         return;
     }
@@ -115,9 +117,13 @@ TALLOW_API void tallow_progress_print(int mode, const char *verb, const tallow_p
                                       const char *path, int final)
 {
     tallow__xfer_stats st = {
-        .bytes_total = p->bytes_total, .bytes_done = p->bytes_done, .bytes_wire = p->wire_bytes,
-        .files_total = p->files_total, .files_done = p->files_done,
-        .started_ns = p->started_ns, .finished_ns = p->finished_ns,
+        .bytes_total = p->bytes_total,
+        .bytes_done = p->bytes_done,
+        .bytes_wire = p->wire_bytes,
+        .files_total = p->files_total,
+        .files_done = p->files_done,
+        .started_ns = p->started_ns,
+        .finished_ns = p->finished_ns,
     };
     tallow__progress_show(mode, verb, &st, path, final);
 }

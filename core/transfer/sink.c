@@ -1,8 +1,8 @@
-/* core/transfer/sink.c — the receiver's side of one file: a temporary name beside the final one, sequential
- * writes, resume from an aligned prefix (hashed when reopened, checked against the sender's hash
- * of the same prefix), and an atomic rename at the end. Also directory entries, the sender's
- * source opener and the BLAKE2b-256 wrappers.
- * Every name is opened relative to an O_NOFOLLOW-walked directory fd, never by path. */
+/* core/transfer/sink.c — the receiver's side of one file: a temporary name beside the final one,
+ * sequential writes, resume from an aligned prefix (hashed when reopened, checked against the
+ * sender's hash of the same prefix), and an atomic rename at the end. Also directory entries, the
+ * sender's source opener and the BLAKE2b-256 wrappers. Every name is opened relative to an
+ * O_NOFOLLOW-walked directory fd, never by path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,7 +17,7 @@
 #include "fsutil.h"
 
 #define PART_SUFFIX ".tallow-part"
-#define HASH_CHUNK (256u * 1024u) /* buffer for hashing a resumed prefix back from disk */
+#define HASH_CHUNK (256u * 1024u)  /* buffer for hashing a resumed prefix back from disk */
 #define WRITEBACK_STEP (16u << 20) /* start writing a big file back every this many bytes */
 
 /* ---- hashing */
@@ -167,8 +167,7 @@ static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
     struct stat st;
     if (fstat(s->fd, &st) < 0) return -errno;
     /* something planted under our temporary name: not ours to write into */
-    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid() ||
-        (st.st_mode & 022))
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid() || (st.st_mode & 022))
         return TALLOW_EUNSAFEPATH;
     uint64_t have = (uint64_t)st.st_size, keep = 0;
     if (align) {

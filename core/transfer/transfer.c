@@ -1,5 +1,5 @@
-/* core/transfer/transfer.c — what the transfer engine's two roles share: a transfer's life (start, stall
- * watch and progress, finish, abort, cancel, free) and the first step of each role's message
+/* core/transfer/transfer.c — what the transfer engine's two roles share: a transfer's life (start,
+ * stall watch and progress, finish, abort, cancel, free) and the first step of each role's message
  * filter. The roles: transfer_send.c, transfer_recv.c (see transfer.h).
  * The engine as a whole: offer/accept with resume offsets, windowed streaming of chunks under the
  * transfer's own key, a check of each resumed prefix, and the closing handshake. Everything the
@@ -45,8 +45,10 @@ static void progress_tick(tallow_timer *t, void *ud)
      * the receiver to accept is a human's time and never times out */
     if (x->stall_ns && x->state != X_OFFERED && x->state != X_DONE &&
         tallow_now_ns() - x->last_heard_ns > x->stall_ns) {
-        tallow__xfer_abort(x, TALLOW_ETIMEOUT, "nothing from the peer for %llu s: giving up (partial data is kept for resume)",
-                   (unsigned long long)(x->stall_ns / 1000000000ull));
+        tallow__xfer_abort(
+            x, TALLOW_ETIMEOUT,
+            "nothing from the peer for %llu s: giving up (partial data is kept for resume)",
+            (unsigned long long)(x->stall_ns / 1000000000ull));
         return;
     }
     tallow__xfer_report(x);
@@ -133,7 +135,7 @@ void tallow__xfer_cancel(tallow__xfer *x)
 {
     if (!x || x->state == X_DONE) return;
     tallow__xfer_abort(x, TALLOW_ECANCELED, "%s",
-               x->sender ? "the sender cancelled" : "the receiver cancelled");
+                       x->sender ? "the sender cancelled" : "the receiver cancelled");
 }
 
 void tallow__xfer_notice(tallow__xfer *x, const char *fmt, ...)
@@ -150,7 +152,6 @@ const char *tallow__xfer_shown(const char *s, char *buf, size_t cap)
 {
     return tallow__printable(s, strlen(s), buf, cap);
 }
-
 
 /* ================================================================ filter, common part */
 
@@ -173,18 +174,19 @@ int tallow__xfer_claim(tallow__xfer *x, tallow__session *s, const tallow_msg_typ
     }
     if (tid != x->tid || x->state == X_DONE) return 0;
     if (tallow__session_rx_key(s) != x->tid) {
-        tallow__xfer_abort(x, TALLOW_EPROTO, "%s for this transfer came under another key", t->name);
+        tallow__xfer_abort(x, TALLOW_EPROTO, "%s for this transfer came under another key",
+                           t->name);
         return 1;
     }
-    x->last_heard_ns = tallow_now_ns(); /* the stall watch counts from the peer's last word */
+    x->last_heard_ns = tallow_now_ns();      /* the stall watch counts from the peer's last word */
     if (t->id == TALLOW_MSG_TransferError) { /* either role, any state */
         const tallow_msg_TransferError *te = msg;
         char reason[300];
         int code = tallow_err_from_wire(te->code);
-        tallow_ctx_set_error(
-            x->ctx, code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
-            tallow__printable((const char *)te->message.ptr, te->message.len, reason,
-                              sizeof(reason)));
+        tallow_ctx_set_error(x->ctx,
+                             code == TALLOW_ECANCELED ? "%s" : "the peer stopped the transfer: %s",
+                             tallow__printable((const char *)te->message.ptr, te->message.len,
+                                               reason, sizeof(reason)));
         tallow__xfer_finish(x, code);
         return 1;
     }

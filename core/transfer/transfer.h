@@ -1,5 +1,5 @@
-/* core/transfer/transfer.h — the transfer engine: one offer (files, folders or text) streamed over a
- * session. The sender starts at once and hashes while sending; the receiver writes each file to
+/* core/transfer/transfer.h — the transfer engine: one offer (files, folders or text) streamed over
+ * a session. The sender starts at once and hashes while sending; the receiver writes each file to
  * a temporary name, verifies its BLAKE2b hash, then renames it. A sliding window of bytes in
  * flight (acknowledged by the receiver) keeps the pipe full without unbounded buffering; resume
  * offsets from the receiver skip what it already holds verified. The sender is transfer_send.c, the

@@ -1,7 +1,7 @@
-/* core/transfer/transfer_internal.h — what the transfer engine's three files share: the transfer's state
- * (struct tallow__xfer), its constants, and the helpers of core/transfer/transfer.c (lifecycle, progress,
- * errors, the common part of each role's message filter) that transfer_send.c and
- * transfer_recv.c call. Not for use outside the engine. */
+/* core/transfer/transfer_internal.h — what the transfer engine's three files share: the transfer's
+ * state (struct tallow__xfer), its constants, and the helpers of core/transfer/transfer.c
+ * (lifecycle, progress, errors, the common part of each role's message filter) that transfer_send.c
+ * and transfer_recv.c call. Not for use outside the engine. */
 #ifndef TALLOW_TRANSFER_INTERNAL_H
 #define TALLOW_TRANSFER_INTERNAL_H
 

@@ -47,8 +47,8 @@ TALLOW_API const char *tallow_sockaddr_str(const struct sockaddr *sa, char *buf,
 
 typedef struct tallow_gather_params {
     uint32_t struct_size;
-    tallow_udp *udp;                       /* the session's endpoint */
-    const struct sockaddr_storage *stun;   /* STUN servers to ask (srflx) */
+    tallow_udp *udp;                     /* the session's endpoint */
+    const struct sockaddr_storage *stun; /* STUN servers to ask (srflx) */
     size_t nstun;
     int allow_loopback;
     uint32_t timeout_ms;
@@ -81,9 +81,7 @@ typedef struct tallow_gatherer_ops {
 
 /* Calls fn for every registered gatherer (its ops, as large as this header's, every optional slot
  * filled with the host's default where the plugin left it NULL or lacks it). */
-TALLOW_API void tallow_gatherer_foreach(tallow_ctx *ctx,
-                                        void (*fn)(const tallow_gatherer_ops *ops, void *state,
-                                                   void *ud),
-                                        void *ud);
+TALLOW_API void tallow_gatherer_foreach(
+    tallow_ctx *ctx, void (*fn)(const tallow_gatherer_ops *ops, void *state, void *ud), void *ud);
 
 #endif

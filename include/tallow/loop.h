@@ -43,8 +43,8 @@ TALLOW_API void tallow_io_stop(tallow_io *io);
 /* Arms a timer after delay_ms, then every repeat_ms if repeat_ms > 0. The loop owns it; a
  * one-shot timer is freed after its callback returns, a repeating one by tallow_timer_stop
  * (also safe from inside the callback). NULL on failure. */
-TALLOW_API tallow_timer *tallow_timer_start(tallow_loop *loop, uint64_t delay_ms, uint64_t repeat_ms,
-                                            tallow_timer_cb cb, void *ud);
+TALLOW_API tallow_timer *tallow_timer_start(tallow_loop *loop, uint64_t delay_ms,
+                                            uint64_t repeat_ms, tallow_timer_cb cb, void *ud);
 /* Cancels and frees a pending timer. Must not be called on a one-shot timer that already ran. */
 TALLOW_API void tallow_timer_stop(tallow_timer *t);
 

@@ -27,6 +27,6 @@ typedef struct tallow_lua_module_ops {
 
 /* The Lua module a plugin registered under name, or NULL. */
 TALLOW_API const tallow_lua_module_ops *tallow_lua_module_find(tallow_ctx *ctx, const char *name,
-                                                              void **plugin_state);
+                                                               void **plugin_state);
 
 #endif

@@ -7,6 +7,10 @@
 
 #include "msg.h"
 
+/* The tables below are laid out by hand, one message per line where it fits: clang-format would
+ * break them into a staircase. */
+/* clang-format off */
+
 /* M(id, Name) */
 #define TALLOW_CORE_MESSAGES(M)                                                                    \
     M(0, VersionRequest) M(1, VersionResponse) M(2, VersionReject) M(3, RoomJoin)                  \
@@ -140,5 +144,7 @@ typedef union tallow_msg_any {
     TALLOW_CORE_MESSAGES(TALLOW__UNION)
 #undef TALLOW__UNION
 } tallow_msg_any;
+
+/* clang-format on */
 
 #endif

@@ -57,7 +57,8 @@ TALLOW_API size_t tallow_msg_encoded_size(const tallow_msg_type *t, const void *
 /* Encodes msg into out[cap]. Returns the length (> 0) or TALLOW_ETOOBIG if cap is too small.
  * A BYTES/STR field whose ptr already points where its bytes go in out is left in place (no
  * copy); any other overlap between a field and out is not allowed. */
-TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint8_t *out, size_t cap);
+TALLOW_API int tallow_msg_encode(const tallow_msg_type *t, const void *msg, uint8_t *out,
+                                 size_t cap);
 /* Reads the type id of a frame without decoding it. 0 or TALLOW_ETRUNC / TALLOW_EBADMSG. */
 TALLOW_API int tallow_msg_peek_type(const uint8_t *buf, size_t len, uint32_t *type_out);
 /* Decodes a whole frame into out (a zeroed struct of the frame's type, out_size bytes).

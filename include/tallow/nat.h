@@ -40,8 +40,7 @@ TALLOW_API int tallow_udp_send_batch(tallow_udp *u, const struct sockaddr *to, s
  * to that size minus the IP and UDP headers arrive unfragmented, barring misconfiguration.
  * Returns the MTU, 0 when the peer is farther away (unknown path: use the internet default),
  * TALLOW_EINVAL for a bad address, or -errno. The endpoint receives datagrams up to 64 KiB. */
-TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer,
-                                   socklen_t len);
+TALLOW_API int tallow_udp_path_mtu(const tallow_udp *u, const struct sockaddr *peer, socklen_t len);
 /* Waits up to timeout_ms for datagrams and hands those of class `only` to its handler from
  * inside this call (the others drop): for a transport that finishes on its own while it closes,
  * outside the loop. Not from inside a handler; the handler must not close u. Returns 1 if the

@@ -96,9 +96,7 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path);
  * number loaded. */
 TALLOW_API int tallow_plugin_load_all(tallow_ctx *ctx);
 /* Calls fn for each loaded plugin's descriptor (borrowed) and its file path. */
-TALLOW_API void tallow_plugin_foreach(tallow_ctx *ctx,
-                                      void (*fn)(const tallow_plugin_desc *d, const char *path,
-                                                 void *ud),
-                                      void *ud);
+TALLOW_API void tallow_plugin_foreach(
+    tallow_ctx *ctx, void (*fn)(const tallow_plugin_desc *d, const char *path, void *ud), void *ud);
 
 #endif

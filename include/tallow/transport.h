@@ -37,8 +37,8 @@ typedef struct tallow_channel_events {
  * reads one only when struct_size covers it. */
 typedef struct tallow_channel_params {
     uint32_t struct_size;
-    const char *address;  /* transport-specific: "host:port" (relay, tcp), a path (unix) */
-    const uint8_t *room;  /* rendezvous id (32 bytes) — never the code itself */
+    const char *address; /* transport-specific: "host:port" (relay, tcp), a path (unix) */
+    const uint8_t *room; /* rendezvous id (32 bytes) — never the code itself */
     size_t room_len;
     const char *password; /* relay password or NULL */
     uint32_t capacity;    /* peers in the room; 0 or 2 for a pair */
@@ -65,23 +65,23 @@ typedef struct tallow_channel_params {
         .struct_size = sizeof(tallow_channel_params), __VA_ARGS__                                  \
     }
 
-/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/session/room.c): send(to)
- * names the peer, on_frame's from is the sender's index (in a pair room too: the other's index),
- * and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
+/* flags. ROOM: the user handles every peer of a multi-peer room itself (core/session/room.c):
+ * send(to) names the peer, on_frame's from is the sender's index (in a pair room too: the other's
+ * index), and capacity 0 joins whatever room exists. Without it, a channel that asked for a pair
  * (capacity 0 or 2) and lands in a multi-peer room talks to the room's creator (peer index 1)
  * only: its sends go there and it hears nobody else (how `tallow receive` joins
  * `send --to-many`); a channel that asked for a multi room sees the raw, index-addressed room. */
 #define TALLOW_CHANNEL_ROOM 1u
 
 typedef struct tallow_channel_info {
-    int direct;            /* 1 if the bytes go straight to the peer, 0 through a relay */
-    const char *path;      /* "relay 1.2.3.4:4433", "direct 5.6.7.8:9000", ...; borrowed */
-    uint64_t rtt_us;       /* smoothed RTT if known, else 0 */
-    uint64_t bytes_sent;   /* frame bytes handed to the network */
+    int direct;          /* 1 if the bytes go straight to the peer, 0 through a relay */
+    const char *path;    /* "relay 1.2.3.4:4433", "direct 5.6.7.8:9000", ...; borrowed */
+    uint64_t rtt_us;     /* smoothed RTT if known, else 0 */
+    uint64_t bytes_sent; /* frame bytes handed to the network */
     uint64_t bytes_recv;
-    uint32_t peer_index;   /* this peer's index in a room */
-    uint32_t peers;        /* peers in the room, if known */
-    uint32_t capacity;     /* the room's capacity (2: a pair), if known */
+    uint32_t peer_index; /* this peer's index in a room */
+    uint32_t peers;      /* peers in the room, if known */
+    uint32_t capacity;   /* the room's capacity (2: a pair), if known */
     /* What the channel cost so far, "name=value ..." (datagrams, batches, losses); NULL if the
      * transport keeps no counters; borrowed until the channel's next call. */
     const char *stats;
@@ -105,10 +105,10 @@ struct tallow_channel {
 };
 
 typedef struct tallow_transport_ops {
-    uint32_t version;      /* TALLOW_TRANSPORT_OPS_VERSION */
-    uint32_t struct_size;  /* sizeof(tallow_transport_ops) as built */
-    const char *name;      /* "relay", "quic", "unix", ... */
-    size_t instance_size;  /* >= sizeof(tallow_channel) */
+    uint32_t version;     /* TALLOW_TRANSPORT_OPS_VERSION */
+    uint32_t struct_size; /* sizeof(tallow_transport_ops) as built */
+    const char *name;     /* "relay", "quic", "unix", ... */
+    size_t instance_size; /* >= sizeof(tallow_channel) */
     /* Starts opening; reports on_ready or on_closed later, never from inside open. Returns 0 or
      * a negative error (then no event follows). */
     int (*open)(tallow_channel *ch, const tallow_channel_params *p);

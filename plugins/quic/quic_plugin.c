@@ -49,9 +49,9 @@ static int quic_open(tallow_channel *ch, const tallow_channel_params *p)
     int rcvbuf = 0;
     socklen_t rl = sizeof(rcvbuf);
     if (getsockopt(tallow_udp_fd(p->udp), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &rl) != 0) rcvbuf = 0;
-    l->qc = quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer,
-                          p->peer_len, max_udp, rcvbuf > 0 ? (size_t)rcvbuf : 0, &link_cbs, l,
-                          tallow_now_ns());
+    l->qc =
+        quic_conn_new(!p->initiator, p->psk, (struct sockaddr *)&local, llen, p->peer, p->peer_len,
+                      max_udp, rcvbuf > 0 ? (size_t)rcvbuf : 0, &link_cbs, l, tallow_now_ns());
     /* timeout_ms is the last field: honour it only if the caller's struct has it. */
     uint32_t timeout_ms =
         p->struct_size >= sizeof(*p) && p->timeout_ms ? p->timeout_ms : QUIC_DEFAULT_TIMEOUT_MS;

@@ -21,8 +21,8 @@
 #define RELAY_CTRL_MAX 2048
 #define RELAY_ROOM_MAX 64 /* room ids are opaque, 1..64 bytes (tallow uses 32) */
 #define RELAY_TOKEN_LEN 16
-#define RELAY_CHAIN_LEN 4096  /* resumes one channel can make (client hash chain) */
-#define RELAY_CHAIN_SKIP 64   /* chain elements a resume may skip (attempts that never arrived) */
+#define RELAY_CHAIN_LEN 4096 /* resumes one channel can make (client hash chain) */
+#define RELAY_CHAIN_SKIP 64  /* chain elements a resume may skip (attempts that never arrived) */
 #define RELAY_DEFAULT_PORT "4433"
 #define RELAY_ANY_PEER UINT32_MAX
 /* send(ch, RELAY_TO_LEAVE, reason, len) sends a control RoomLeave{reason} instead of data: a
@@ -49,7 +49,8 @@
 #define RELAY_R_RECONNECTING "reconnecting"
 #define RELAY_R_SHUTDOWN "relay shutting down"
 #define RELAY_R_JOINRATE "too many joins from this address: try again in a moment"
-#define RELAY_R_TAKEN "the code's number is in use by another sender on this relay: start again with a new code"
+#define RELAY_R_TAKEN                                                                              \
+    "the code's number is in use by another sender on this relay: start again with a new code"
 
 /* ---- framing (relay_proto.c) */
 static inline void relay_put32(uint8_t *p, uint32_t v)

@@ -82,11 +82,11 @@ struct relay_cl {
     uint8_t room[RELAY_ROOM_MAX];
     size_t room_len;
     char *password;
-    uint32_t capacity;  /* asked for, then the room's real one once joined */
+    uint32_t capacity;   /* asked for, then the room's real one once joined */
     uint16_t stun_port2; /* the relay's second STUN port (RoomJoined), or 0 */
-    int room_aware;     /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
-    int pair_only;      /* asked for a pair (capacity 0 or 2, not ROOM): held to the creator */
-    int initiator;      /* made the code: joins as the room's creator */
+    int room_aware;      /* TALLOW_CHANNEL_ROOM: the user addresses every peer itself */
+    int pair_only;       /* asked for a pair (capacity 0 or 2, not ROOM): held to the creator */
+    int initiator;       /* made the code: joins as the room's creator */
     uint8_t token[RELAY_TOKEN_LEN];
     size_t token_len;
     uint8_t chain_seed[32]; /* resume proofs: H^(RELAY_CHAIN_LEN - i)(seed) for resume i */
@@ -112,8 +112,8 @@ struct relay_cl {
     uint8_t socks_out[300];
     size_t socks_out_len, socks_out_off;
     /* TLS (relay_client_tls.c) */
-    int tls;          /* the current relay is tls:// */
-    char *pins;       /* TALLOW_RELAY_PIN: replaces CA trust */
+    int tls;    /* the current relay is tls:// */
+    char *pins; /* TALLOW_RELAY_PIN: replaces CA trust */
     struct gnutls_session_int *tls_s;
     struct gnutls_certificate_credentials_st *tls_cred;
 };
@@ -135,9 +135,9 @@ static inline int relay_cl_pair_in_multi(const relay_cl *cl)
 /* The address after an optional scheme (tls:// sets *tls, tcp:// is plain). */
 const char *relay_cl_strip_scheme(const char *addr, int *tls);
 int relay_cl_pins_check(const char *pins); /* 0 if every pin is base64 or hex of 32 bytes */
-int relay_cl_tls_start(relay_cl *cl);     /* on the connected socket: state CL_TLS */
-void relay_cl_tls_step(relay_cl *cl);     /* drives the handshake; up->join after */
-void relay_cl_tls_free(relay_cl *cl);     /* the session (the socket's) */
+int relay_cl_tls_start(relay_cl *cl);      /* on the connected socket: state CL_TLS */
+void relay_cl_tls_step(relay_cl *cl);      /* drives the handshake; up->join after */
+void relay_cl_tls_free(relay_cl *cl);      /* the session (the socket's) */
 void relay_cl_tls_cred_free(relay_cl *cl);
 void relay_cl_tls_bye(relay_cl *cl);
 /* I/O on the connection, TLS or not (read/send semantics, errno set). */

@@ -22,7 +22,8 @@ int relay_cl_send_join(relay_cl *cl)
     uint8_t buf[RELAY_CTRL_MAX], anchor[32], proof[32];
     int resuming = cl->paired && !cl->fresh_join;
     if (!resuming) {
-        if (cl->paired) { /* a failover relay: a new chain; nothing shown to the old relay counts here */
+        if (cl->paired) { /* a failover relay: a new chain; nothing shown to the old relay counts
+                             here */
             randombytes_buf(cl->chain_seed, sizeof cl->chain_seed);
             cl->chain_next = 1;
         }

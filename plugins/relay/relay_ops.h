@@ -22,11 +22,11 @@ enum relay_refusal {
     RR_VERSION,
     RR_CAPACITY,
     RR_RESUME,
-    RR_IPCONNS,  /* refused at accept(): too many connections from the address */
-    RR_DRAINING, /* refused while the relay drains (SIGTERM) */
-    RR_PLAIN_ON_TLS, /* a plain client on a TLS-only listener */
+    RR_IPCONNS,       /* refused at accept(): too many connections from the address */
+    RR_DRAINING,      /* refused while the relay drains (SIGTERM) */
+    RR_PLAIN_ON_TLS,  /* a plain client on a TLS-only listener */
     RR_TLS_HANDSHAKE, /* the TLS handshake failed */
-    RR_JOINRATE, /* joins per second per address (IPv6 /64) */
+    RR_JOINRATE,      /* joins per second per address (IPv6 /64) */
     RR_OTHER,
     RR_COUNT
 };

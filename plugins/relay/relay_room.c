@@ -174,8 +174,8 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
  * rooms who else is there; the others hear of the newcomer. */
 static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
 {
-    tallow_msg_RoomJoined j = {r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity,
-                               c->srv->stun_port2};
+    tallow_msg_RoomJoined j = {
+        r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity, c->srv->stun_port2};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
     tallow_msg_RoomPeerCount n = {r->live, r->capacity};
     relay_conn_ctrl(c, &tallow_msgtype_RoomPeerCount, &n);
@@ -400,8 +400,7 @@ void relay_conn_process(relay_conn *c)
     relay_inbuf *b = &c->in;
     size_t run_start = 0, run_len = 0;
     uint32_t run_to = 0;
-    while (!c->paused && (c->state == RC_PENDING || c->state == RC_JOINED) &&
-           !RELAY_STREAMING(c)) {
+    while (!c->paused && (c->state == RC_PENDING || c->state == RC_JOINED) && !RELAY_STREAMING(c)) {
         size_t avail = b->end - b->start;
         if (avail < 4) break;
         uint8_t *f = b->buf + b->start;

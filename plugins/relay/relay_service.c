@@ -154,7 +154,6 @@ static void raise_fd_limit(void)
     }
 }
 
-
 static const relay_conn_up srv_up = {
     .input = relay_conn_process,
     .pump = relay_stream_pump,
@@ -261,7 +260,8 @@ const tallow_service_ops relay_service_ops = {
     .version = TALLOW_SERVICE_OPS_VERSION,
     .struct_size = sizeof(tallow_service_ops),
     .name = "relay",
-    .summary = "blind relay for tallow rooms, with a STUN responder on the same port (and the next)",
+    .summary =
+        "blind relay for tallow rooms, with a STUN responder on the same port (and the next)",
     .options_help = relay_options_help,
     .start = srv_start,
     .stop = srv_stop,

@@ -37,11 +37,11 @@ typedef struct relay_conn {
     tallow_io *io;
     unsigned events;
     int state;
-    int paused; /* not reading: a destination's queue is above high water */
-    int kicked; /* on the kick list */
-    int shut;   /* SHUT_WR done (closing) */
-    int wdead;  /* writing failed: output dropped, waiting for the read side to end */
-    int tls;    /* behind a TLS bridge (relay_tls_srv.c): never spliced */
+    int paused;  /* not reading: a destination's queue is above high water */
+    int kicked;  /* on the kick list */
+    int shut;    /* SHUT_WR done (closing) */
+    int wdead;   /* writing failed: output dropped, waiting for the read side to end */
+    int tls;     /* behind a TLS bridge (relay_tls_srv.c): never spliced */
     int bigmode; /* the last data frame was streamed: read the next header alone */
     relay_ip *ip;
     uint64_t deadline; /* join deadline (pending) or drain deadline (closing) */
@@ -86,7 +86,7 @@ struct relay_room {
     uint32_t capacity, live, used;
     int paired, dead;
     int has_creator; /* a RoomJoin with creator = 1 made or joined it */
-    relay_ip *ip; /* creator's address */
+    relay_ip *ip;    /* creator's address */
     uint64_t created, paired_at, last_active;
     uint64_t bytes, dropped;
     relay_slot slots[];
@@ -155,8 +155,8 @@ struct relay_srv {
     relay_conn *grave_conns, *kicks;
     relay_room *grave_rooms;
     int in_settle;
-    size_t in_cap;       /* input buffer; longer data frames are streamed */
-    uint8_t *scratch;    /* RELAY_SCRATCH bytes: streamed payload without a pipe, discarded input */
+    size_t in_cap;    /* input buffer; longer data frames are streamed */
+    uint8_t *scratch; /* RELAY_SCRATCH bytes: streamed payload without a pipe, discarded input */
     int pipes[RELAY_PIPE_POOL][2]; /* empty pipes kept for the next streamed frame */
     int npipes;
     int nosplice; /* option splice=off, or the kernel refused: copies only */

@@ -230,8 +230,8 @@ static int pump_splice(relay_conn *c, relay_conn *d)
         }
         if (c->left == 0 && c->piped == 0) return 0;
         if (c->left > 0) {
-            ssize_t m = splice(c->fd, NULL, c->pfd[1], NULL, c->left,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            ssize_t m =
+                splice(c->fd, NULL, c->pfd[1], NULL, c->left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (m > 0) {
                 c->left -= (uint64_t)m;
                 c->piped += (size_t)m;

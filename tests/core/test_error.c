@@ -12,7 +12,8 @@ static void test_error_strerror_table(void **state)
 {
     assert_string_equal(tallow_strerror(TALLOW_ETRUNC), "message truncated");
     assert_string_equal(tallow_err_name(TALLOW_EPLUGABI), "TALLOW_EPLUGABI");
-    assert_string_equal(tallow_strerror(TALLOW_ECODE), "code mismatch, or someone tried to guess it");
+    assert_string_equal(tallow_strerror(TALLOW_ECODE),
+                        "code mismatch, or someone tried to guess it");
 }
 
 static void test_error_errno_passthrough(void **state)

@@ -321,7 +321,8 @@ static void test_manifest_build_errors(void **state)
     tallow__manifest_free(&m);
 }
 
-/* more than TALLOW__MANIFEST_MAX_PATHS (128 MiB) of path bytes is refused while parsing, before the collision pass */
+/* more than TALLOW__MANIFEST_MAX_PATHS (128 MiB) of path bytes is refused while parsing, before the
+ * collision pass */
 static void test_manifest_decode_path_budget(void **state)
 {
     char path[4096];

@@ -1,9 +1,9 @@
-/* tests/core/test_negotiate_pairs.c — the negotiator's pairing and nomination (core/session/negotiate.c)
- * on a negotiator built by hand around a real UDP endpoint on loopback (no session, no peer):
- * offers become pairs once (an offer names what a check taught us), families the endpoint does
- * not carry and the pair limit are refused; checks go out highest remote priority first, one
- * per tick, a pair waiting NEG_RTO_MS before its next try; an authenticated answer makes its
- * pair valid (a reflected check, a forged MAC or an unknown transaction does not); the
+/* tests/core/test_negotiate_pairs.c — the negotiator's pairing and nomination
+ * (core/session/negotiate.c) on a negotiator built by hand around a real UDP endpoint on loopback
+ * (no session, no peer): offers become pairs once (an offer names what a check taught us), families
+ * the endpoint does not carry and the pair limit are refused; checks go out highest remote priority
+ * first, one per tick, a pair waiting NEG_RTO_MS before its next try; an authenticated answer makes
+ * its pair valid (a reflected check, a forged MAC or an unknown transaction does not); the
  * controlling side nominates the valid pair of highest pair priority, at once when nothing
  * better can still turn up, else after NEG_SETTLE_MS; the nominating check goes before any other.
  * negotiate.c and negotiate_path.c are compiled into this file for their internals. */

@@ -1,7 +1,8 @@
-/* tests/core/test_offer_parts.c — joining a FileOffer that came in parts (core/transfer/offer_parts.c):
- * one-piece offers pass through untouched, parts join in order whatever their size, and a
- * peer's lies (a count above the bound, more bytes than the bound, a part of another offer or
- * under another key or header) are refused without allocating what was only claimed. */
+/* tests/core/test_offer_parts.c — joining a FileOffer that came in parts
+ * (core/transfer/offer_parts.c): one-piece offers pass through untouched, parts join in order
+ * whatever their size, and a peer's lies (a count above the bound, more bytes than the bound, a
+ * part of another offer or under another key or header) are refused without allocating what was
+ * only claimed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -405,12 +405,12 @@ static void test_policy_udp_send_batch_arrives_as_datagrams(void **state)
     endpoint_open(&e);
     int big = 1 << 20;
     setsockopt(e.peer, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    check_batch(&e, 10 * 100, 100);     /* 10 equal segments */
-    check_batch(&e, 3 * 16000, 16000);  /* large datagrams: four fit one GSO send */
+    check_batch(&e, 10 * 100, 100);        /* 10 equal segments */
+    check_batch(&e, 3 * 16000, 16000);     /* large datagrams: four fit one GSO send */
     check_batch(&e, 2 * 40000 + 5, 40000); /* too large to batch: each goes alone */
-    check_batch(&e, 9 * 200 + 17, 200); /* last one shorter */
-    check_batch(&e, 70 * 64, 64);       /* more than one GSO send holds */
-    check_batch(&e, 50, 1200);          /* a single datagram */
+    check_batch(&e, 9 * 200 + 17, 200);    /* last one shorter */
+    check_batch(&e, 70 * 64, 64);          /* more than one GSO send holds */
+    check_batch(&e, 50, 1200);             /* a single datagram */
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(e.peer_port)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(tallow_udp_send_batch(e.u, (struct sockaddr *)&to, sizeof(to),

@@ -1,10 +1,10 @@
-/* tests/core/test_room.c — rooms of more than two peers (core/session/room.c) over a fake relay channel
- * that records what is sent and into which the test plays the relay's events: a virtual channel
- * per other peer (the lower index starts the pair's handshake), targeted sends, frames routed to
- * the sender's channel only, peers leaving and a newcomer taking the slot, our own connection
- * dropping and coming back (every pair hears it), a pair room's one peer, control ops declined,
- * and closing: every channel still open ends, and the room's memory goes with the last one.
- * room.c is compiled into this file for its internals (the room is built around the fake). */
+/* tests/core/test_room.c — rooms of more than two peers (core/session/room.c) over a fake relay
+ * channel that records what is sent and into which the test plays the relay's events: a virtual
+ * channel per other peer (the lower index starts the pair's handshake), targeted sends, frames
+ * routed to the sender's channel only, peers leaving and a newcomer taking the slot, our own
+ * connection dropping and coming back (every pair hears it), a pair room's one peer, control ops
+ * declined, and closing: every channel still open ends, and the room's memory goes with the last
+ * one. room.c is compiled into this file for its internals (the room is built around the fake). */
 #include "../../core/session/room.c"
 
 #include <setjmp.h>

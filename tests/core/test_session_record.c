@@ -1,6 +1,6 @@
-/* tests/core/test_session_record.c — the session's record layer (core/session/session_record.c) between
- * two READY sessions (keys from a real handshake) joined by an in-memory fake transport: sealed
- * records open on the other side under the right key; a replayed, reordered, truncated or
+/* tests/core/test_session_record.c — the session's record layer (core/session/session_record.c)
+ * between two READY sessions (keys from a real handshake) joined by an in-memory fake transport:
+ * sealed records open on the other side under the right key; a replayed, reordered, truncated or
  * re-addressed record is refused and ends the session; a new epoch (the service a path owner
  * uses after losing its path) is followed by the peer, frames of the old one are dropped, and the
  * session messages lost with the path are sent again; the handler table hands each message to

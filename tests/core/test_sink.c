@@ -504,11 +504,20 @@ int main(void)
     umask(022); /* the tests expect modes as a usual umask leaves them */
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_sink_write_finish),     T(test_sink_out_of_sequence), T(test_sink_wrong_hash),
-        T(test_sink_existing_final),   T(test_sink_resume),          T(test_sink_empty_file),
-        T(test_sink_planted_symlinks), T(test_sink_long_name),       T(test_sink_dirs),
-        T(test_sink_source_open),      T(test_sink_hash_wrappers),   T(test_sink_part_name),
-        T(test_sink_no_space),         T(test_sink_umask_and_foreign_parts),
+        T(test_sink_write_finish),
+        T(test_sink_out_of_sequence),
+        T(test_sink_wrong_hash),
+        T(test_sink_existing_final),
+        T(test_sink_resume),
+        T(test_sink_empty_file),
+        T(test_sink_planted_symlinks),
+        T(test_sink_long_name),
+        T(test_sink_dirs),
+        T(test_sink_source_open),
+        T(test_sink_hash_wrappers),
+        T(test_sink_part_name),
+        T(test_sink_no_space),
+        T(test_sink_umask_and_foreign_parts),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

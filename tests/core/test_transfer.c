@@ -38,7 +38,7 @@ static struct {
     void *filter_ud;
     void (*resync)(void *ud);
     void *resync_ud;
-    void (*resync_free)(void *ud); /* the hook owns resync_ud (set_resync_owned) */
+    void (*resync_free)(void *ud);      /* the hook owns resync_ud (set_resync_owned) */
     tallow__session_filter on_complete; /* the handler for TransferComplete's id */
     void *on_complete_ud;
     uint64_t rx_key;
@@ -394,9 +394,9 @@ static void test_transfer_send_accept_stream_complete(void **state)
     /* the receiver's completion said again by a later resync is this transfer's, not the user's;
      * another transfer's is not claimed */
     assert_non_null(fake.on_complete);
-    assert_int_equal(fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &rtc,
-                                      fake.on_complete_ud),
-                     1);
+    assert_int_equal(
+        fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &rtc, fake.on_complete_ud),
+        1);
     tallow_msg_TransferComplete other = {.transfer_id = tid + 1, .files = 1, .bytes = 1};
     assert_int_equal(fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &other,
                                       fake.on_complete_ud),

@@ -10,7 +10,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_quic_stream: check failed: %s (line %d)\n", #c, __LINE__);     \
+            fprintf(stderr, "fuzz_quic_stream: check failed: %s (line %d)\n", #c, __LINE__);       \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         const uint8_t *h = stream + parsed; /* stopped at an oversized length */
         CHECK(stream_len - parsed >= 4);
-        CHECK(((size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]) > QUIC_MAX_FRAME);
+        CHECK(((size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3]) >
+              QUIC_MAX_FRAME);
     }
     free(l->rx);
     free(l);

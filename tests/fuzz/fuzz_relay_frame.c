@@ -23,7 +23,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_relay_frame: check failed: %s (line %d)\n", #c, __LINE__);     \
+            fprintf(stderr, "fuzz_relay_frame: check failed: %s (line %d)\n", #c, __LINE__);       \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -81,10 +81,18 @@ static void fuzz_service(const uint8_t *data, size_t size)
     s->reg = tallow_ctx_registry(ctx);
     s->lfd = s->ufd = s->ufd2 = -1;
     s->lim = (relay_limits){
-        .max_rooms = 4, .max_peers = 4, .max_frame = 4096, .max_conns_per_ip = 64,
-        .max_rooms_per_ip = 3, .room_timeout_ms = 3600000, .unpaired_timeout_ms = 600000,
-        .join_timeout_ms = 10000, .grace_ms = (data[0] & 4) ? 0 : 30000, .drain_ms = 2000,
-        .high_water = 64 * 1024, .low_water = 16 * 1024,
+        .max_rooms = 4,
+        .max_peers = 4,
+        .max_frame = 4096,
+        .max_conns_per_ip = 64,
+        .max_rooms_per_ip = 3,
+        .room_timeout_ms = 3600000,
+        .unpaired_timeout_ms = 600000,
+        .join_timeout_ms = 10000,
+        .grace_ms = (data[0] & 4) ? 0 : 30000,
+        .drain_ms = 2000,
+        .high_water = 64 * 1024,
+        .low_water = 16 * 1024,
     };
     if (data[0] & 2) s->password = strdup("pw");
     s->in_cap = 512; /* frames above it are streamed: from the socket, not the input buffer */
@@ -97,7 +105,8 @@ static void fuzz_service(const uint8_t *data, size_t size)
     CHECK(relay_htab_add(&s->ips, &ip->node) == 0);
     relay_conn *c[NCONN];
     int peer[NCONN];
-    for (int i = 0; i < NCONN; i++) c[i] = conn_new(s, ip, &peer[i]);
+    for (int i = 0; i < NCONN; i++)
+        c[i] = conn_new(s, ip, &peer[i]);
     uint64_t later = tallow_loop_now(s->loop);
     size_t pos = 1;
     while (pos + 2 <= size) {
@@ -120,16 +129,19 @@ static void fuzz_service(const uint8_t *data, size_t size)
             }
         }
         pos += len;
-        for (int i = 0; i < NCONN; i++) drain(peer[i]);
+        for (int i = 0; i < NCONN; i++)
+            drain(peer[i]);
         relay_srv_settle(s);
         for (int i = 0; i < NCONN; i++) { /* killed connections are gone after settle */
             relay_conn *l = s->conns;
-            while (l && l != c[i]) l = l->next;
+            while (l && l != c[i])
+                l = l->next;
             c[i] = l;
         }
     }
     relay_service_ops.stop(s);
-    for (int i = 0; i < NCONN; i++) close(peer[i]);
+    for (int i = 0; i < NCONN; i++)
+        close(peer[i]);
 }
 
 /* ---- client side */
@@ -137,9 +149,7 @@ static void fuzz_service(const uint8_t *data, size_t size)
 static int frames, closes;
 static uint32_t last_from;
 
-static void cl_on_ready(tallow_channel *ch, void *ud)
-{
-}
+static void cl_on_ready(tallow_channel *ch, void *ud) {}
 static void cl_on_frame(tallow_channel *ch, uint32_t from, const uint8_t *p, size_t len, void *ud)
 {
     CHECK(len < RELAY_CL_MAX_FRAME);
@@ -156,7 +166,9 @@ static void cl_on_closed(tallow_channel *ch, int err, void *ud)
     closes++;
 }
 static const tallow_channel_events cl_events = {
-    .on_ready = cl_on_ready, .on_frame = cl_on_frame, .on_room = cl_on_room,
+    .on_ready = cl_on_ready,
+    .on_frame = cl_on_frame,
+    .on_room = cl_on_room,
     .on_closed = cl_on_closed,
 };
 
@@ -198,8 +210,7 @@ static void fuzz_client(const uint8_t *data, size_t size)
         append(&cl->in, data + pos, len);
         pos += len;
         if (len == 0) continue; /* the client parses after a read that returned bytes */
-        if (cl->state == CL_SOCKS && (relay_socks_input(cl) < 0 || cl->state == CL_SOCKS))
-            continue;
+        if (cl->state == CL_SOCKS && (relay_socks_input(cl) < 0 || cl->state == CL_SOCKS)) continue;
         relay_cl_frames(cl);
         if (peer >= 0) drain(peer);
     }
@@ -219,7 +230,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
     }
     if (size < 1) return 0;
-    if (data[0] & 1) fuzz_client(data, size);
-    else fuzz_service(data, size);
+    if (data[0] & 1)
+        fuzz_client(data, size);
+    else
+        fuzz_service(data, size);
     return 0;
 }

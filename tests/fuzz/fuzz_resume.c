@@ -1,16 +1,15 @@
 /* tests/fuzz/fuzz_resume.c — libFuzzer target for the resume data.
  * Byte 0 below 0x80: the receiver's resume list as the sender reads it (FileAccept.resume,
- * parsed by on_accept in core/transfer/transfer_send.c), in one message or, when (byte 0 / 17) is odd, in two
- * parts cut in the middle (more = 1 on the first). transfer_send.c is compiled into this file to reach its
- * static parser; the sender is held "inside pump" so that accepting streams nothing. Input: n
- * (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a size), then, when
- * byte 0 has bit 6, a length byte and that many bytes of refusal list (FileAccept.refused), then
- * the resume list. Whatever is accepted must stay within each entry's bounds, and a refused file
- * is neither counted as already there nor sent.
- * Byte 0 from 0x80: a peer's manifest (the rest of the input) probed against a destination that
- * holds files, a directory, a symlink, a FIFO and partial files (tallow__sink_probe, which
- * decides what a receiver resumes): offsets stay within the entry and aligned, and the
- * destination is never changed. */
+ * parsed by on_accept in core/transfer/transfer_send.c), in one message or, when (byte 0 / 17) is
+ * odd, in two parts cut in the middle (more = 1 on the first). transfer_send.c is compiled into
+ * this file to reach its static parser; the sender is held "inside pump" so that accepting streams
+ * nothing. Input: n (byte 0 & 0x3f, % 17), then n entry bytes (bit 7: directory, low bits pick a
+ * size), then, when byte 0 has bit 6, a length byte and that many bytes of refusal list
+ * (FileAccept.refused), then the resume list. Whatever is accepted must stay within each entry's
+ * bounds, and a refused file is neither counted as already there nor sent. Byte 0 from 0x80: a
+ * peer's manifest (the rest of the input) probed against a destination that holds files, a
+ * directory, a symlink, a FIFO and partial files (tallow__sink_probe, which decides what a receiver
+ * resumes): offsets stay within the entry and aligned, and the destination is never changed. */
 #include "../../core/transfer/transfer_send.c"
 
 #include <errno.h>
@@ -21,14 +20,27 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_resume: check failed: %s (line %d)\n", #c, __LINE__);          \
+            fprintf(stderr, "fuzz_resume: check failed: %s (line %d)\n", #c, __LINE__);            \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
 
 static const uint64_t sizes[] = {
-    0, 1, 2, 127, 128, 129, 16383, 16384, RESUME_ALIGN - 1, RESUME_ALIGN, RESUME_ALIGN + 1,
-    UINT32_MAX, (uint64_t)UINT32_MAX + 1, INT64_MAX - 1, INT64_MAX,
+    0,
+    1,
+    2,
+    127,
+    128,
+    129,
+    16383,
+    16384,
+    RESUME_ALIGN - 1,
+    RESUME_ALIGN,
+    RESUME_ALIGN + 1,
+    UINT32_MAX,
+    (uint64_t)UINT32_MAX + 1,
+    INT64_MAX - 1,
+    INT64_MAX,
 };
 
 static char dest[64];
@@ -52,7 +64,8 @@ static void leave_partial(const char *path, uint64_t size, int64_t mtime, size_t
     static uint8_t junk[4096];
     CHECK(tallow__sink_open(&sk, destfd, &e, 1, 1, &off) == 0);
     for (size_t done = 0; done < len; done += sizeof junk)
-        CHECK(tallow__sink_write(&sk, done, junk, len - done < sizeof junk ? len - done : sizeof junk) == 0);
+        CHECK(tallow__sink_write(&sk, done, junk,
+                                 len - done < sizeof junk ? len - done : sizeof junk) == 0);
     tallow__sink_abort(&sk, 1);
 }
 
@@ -140,8 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(refused, data + pos, rlen);
     pos += rlen;
     memcpy(list, data + pos, size - pos);
-    tallow_msg_FileAccept a = {.transfer_id = 1, .resume = {list, size - pos},
-                               .refused = {refused, rlen}};
+    tallow_msg_FileAccept a = {
+        .transfer_id = 1, .resume = {list, size - pos}, .refused = {refused, rlen}};
     int rc = 0;
     if ((data[0] / 17) & 1) { /* in two parts (FileAccept.more), cut in the middle */
         size_t half = (size - pos) / 2;
@@ -167,11 +180,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < n; i++) {
             const tallow__entry *e = &x->m.e[i];
             CHECK(x->resume[i] <= e->size + 1);
-            CHECK(x->kept[i] == (tallow__xfer_is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
-            if (e->type == TALLOW__ENT_DIR) CHECK(x->resume[i] == 0);
-            else if (seen[i]) CHECK(tallow__xfer_is_skip(x, i)); /* not sent, not "already there" */
-            else if (tallow__xfer_is_skip(x, i)) skipped++, resumed += e->size;
-            else resumed += x->resume[i];
+            CHECK(x->kept[i] ==
+                  (tallow__xfer_is_skip(x, i) ? 0 : x->resume[i])); /* what the hash covers */
+            if (e->type == TALLOW__ENT_DIR)
+                CHECK(x->resume[i] == 0);
+            else if (seen[i])
+                CHECK(tallow__xfer_is_skip(x, i)); /* not sent, not "already there" */
+            else if (tallow__xfer_is_skip(x, i))
+                skipped++, resumed += e->size;
+            else
+                resumed += x->resume[i];
         }
         CHECK(x->st.bytes_resumed == resumed && x->st.files_skipped == skipped);
         CHECK(resumed <= x->m.total_size && x->st.bytes_done == resumed);

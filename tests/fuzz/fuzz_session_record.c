@@ -1,6 +1,6 @@
 /* tests/fuzz/fuzz_session_record.c — libFuzzer target for the session's record layer (frames of
- * kinds 0, 1 and 2 in core/session/session.c) on a session already READY with known keys. session.c is
- * compiled into this file to build such a session without a transport. The input is a list of
+ * kinds 0, 1 and 2 in core/session/session.c) on a session already READY with known keys. session.c
+ * is compiled into this file to build such a session without a transport. The input is a list of
  * records: flags (1 byte), length (1 byte), payload. Flags pick the frame kind and whether the
  * harness seals the payload as the peer would (so that the fuzzer reaches the decoder behind the
  * AEAD) or passes the bytes as they are (forgeries, truncations, unknown kinds).
@@ -15,7 +15,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_session_record: check failed: %s (line %d)\n", #c, __LINE__);  \
+            fprintf(stderr, "fuzz_session_record: check failed: %s (line %d)\n", #c, __LINE__);    \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -59,8 +59,8 @@ static int filter(tallow__session *s, const tallow_msg_type *t, const void *msg,
 {
     return t->id == TALLOW_MSG_Ping; /* consumed */
 }
-static const tallow__session_cbs cbs = {.on_ready = on_ready, .on_message = on_message,
-                                        .on_closed = on_closed};
+static const tallow__session_cbs cbs = {
+    .on_ready = on_ready, .on_message = on_message, .on_closed = on_closed};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -153,7 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(closed <= 1);
     free(frame);
     tallow__aead_wipe(peer);
-    for (int i = 0; i < 4; i++) tallow__aead_wipe(&peer_tx[i]);
+    for (int i = 0; i < 4; i++)
+        tallow__aead_wipe(&peer_tx[i]);
     free(peer);
     free(peer_tx);
     s->buf = s->rbuf = NULL;

@@ -12,7 +12,7 @@
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "fuzz_sockaddr: check failed: %s (line %d)\n", #c, __LINE__);        \
+            fprintf(stderr, "fuzz_sockaddr: check failed: %s (line %d)\n", #c, __LINE__);          \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

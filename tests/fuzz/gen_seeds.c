@@ -45,12 +45,24 @@ static void fill(const tallow_msg_type *t, void *msg, int variant)
         tallow_bytes b = {blob, variant == 1 ? 3 : 16};
         tallow_bytes str = {(const uint8_t *)text, strlen(text)};
         switch (t->fields[i].kind) {
-        case TALLOW_F_U64: memcpy(p, &u, 8); break;
-        case TALLOW_F_I64: memcpy(p, &s, 8); break;
-        case TALLOW_F_U32: memcpy(p, &u32, 4); break;
-        case TALLOW_F_BOOL: *p = 1; break;
-        case TALLOW_F_BYTES: memcpy(p, &b, sizeof b); break;
-        case TALLOW_F_STR: memcpy(p, &str, sizeof str); break;
+        case TALLOW_F_U64:
+            memcpy(p, &u, 8);
+            break;
+        case TALLOW_F_I64:
+            memcpy(p, &s, 8);
+            break;
+        case TALLOW_F_U32:
+            memcpy(p, &u32, 4);
+            break;
+        case TALLOW_F_BOOL:
+            *p = 1;
+            break;
+        case TALLOW_F_BYTES:
+            memcpy(p, &b, sizeof b);
+            break;
+        case TALLOW_F_STR:
+            memcpy(p, &str, sizeof str);
+            break;
         }
     }
 }
@@ -111,7 +123,8 @@ static void stun(void)
     uint8_t err[4] = {0, 0, 4, 1};
     tallow_stun_build_begin(&b, buf, sizeof buf, TALLOW_STUN_BINDING, TALLOW_STUN_ERROR, txid);
     tallow_stun_build_attr(&b, TALLOW_STUN_ATTR_ERROR_CODE, err, 4);
-    tallow_stun_build_addr(&b, TALLOW_STUN_ATTR_MAPPED_ADDRESS, 0, (struct sockaddr *)&v4, sizeof v4);
+    tallow_stun_build_addr(&b, TALLOW_STUN_ATTR_MAPPED_ADDRESS, 0, (struct sockaddr *)&v4,
+                           sizeof v4);
     n = tallow_stun_build_finish(&b);
     put("fuzz_stun", "error-mapped", buf, (size_t)n);
 }
@@ -121,10 +134,12 @@ static void sockaddr(void)
     uint8_t buf[32];
     struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(50000)};
     v4.sin_addr.s_addr = htonl(0xC0A80102);
-    put("fuzz_sockaddr", "v4", buf, (size_t)tallow_sockaddr_encode((struct sockaddr *)&v4, sizeof v4, buf, sizeof buf));
+    put("fuzz_sockaddr", "v4", buf,
+        (size_t)tallow_sockaddr_encode((struct sockaddr *)&v4, sizeof v4, buf, sizeof buf));
     struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(1)};
     v6.sin6_addr.s6_addr[15] = 1;
-    put("fuzz_sockaddr", "v6-loopback", buf, (size_t)tallow_sockaddr_encode((struct sockaddr *)&v6, sizeof v6, buf, sizeof buf));
+    put("fuzz_sockaddr", "v6-loopback", buf,
+        (size_t)tallow_sockaddr_encode((struct sockaddr *)&v6, sizeof v6, buf, sizeof buf));
 }
 
 static void manifest(void)
@@ -321,14 +336,15 @@ static void session(void)
     memset(nonce, 7, sizeof nonce);
     memset(share, 0, sizeof share);
     share[0] = 0xe2; /* not necessarily a valid point: the checks decide */
-    tallow_msg_HandshakeInit hi = {.version = 2, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
+    tallow_msg_HandshakeInit hi = {
+        .version = 2, .nonce = {nonce, 32}, .pake = {share, 32}, .features = 1};
     n = 0;
     in[n++] = 0xff, in[n++] = 0;
     k = enc(&tallow_msgtype_HandshakeInit, &hi, m, sizeof m);
     in[n++] = 0, in[n++] = (uint8_t)k, memcpy(in + n, m, k), n += k;
     put("fuzz_session_record", "handshake-responder", in, n);
-    tallow_msg_HandshakeResponse hr = {.version = 2, .nonce = {nonce, 32}, .pake = {share, 32},
-                                       .confirm = {nonce, 32}};
+    tallow_msg_HandshakeResponse hr = {
+        .version = 2, .nonce = {nonce, 32}, .pake = {share, 32}, .confirm = {nonce, 32}};
     n = 0;
     in[n++] = 0xff, in[n++] = 1;
     k = enc(&tallow_msgtype_HandshakeResponse, &hr, m, sizeof m);

@@ -40,9 +40,9 @@ typedef struct unix_chan {
     tallow_io *listen_io, *io;
     tallow_timer *ready_timer, *timeout_timer;
     int ready, dead, blocked;
-    uint8_t *in;              /* bytes read, not yet a whole frame */
+    uint8_t *in; /* bytes read, not yet a whole frame */
     size_t in_len, in_cap;
-    uint8_t *out;             /* bytes queued for the socket */
+    uint8_t *out; /* bytes queued for the socket */
     size_t out_off, out_len, out_cap;
     uint64_t sent, recvd;
 } unix_chan;
@@ -241,8 +241,9 @@ static int unix_open(tallow_channel *ch, const tallow_channel_params *p)
     c->listen_fd = c->fd = -1;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (!p->address || !p->address[0] || strlen(p->address) >= sizeof sa.sun_path) {
-        tallow_ctx_set_error(ch->ctx, "unix transport: the address must be a socket path of at most %zu bytes",
-                             sizeof sa.sun_path - 1);
+        tallow_ctx_set_error(
+            ch->ctx, "unix transport: the address must be a socket path of at most %zu bytes",
+            sizeof sa.sun_path - 1);
         return TALLOW_EINVAL;
     }
     snprintf(c->path, sizeof c->path, "%s", p->address);
@@ -255,14 +256,16 @@ static int unix_open(tallow_channel *ch, const tallow_channel_params *p)
     int lk = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lk < 0) {
         int err = -errno;
-        tallow_ctx_set_error(ch->ctx, "unix transport: cannot open %s: %s", lockpath, strerror(-err));
+        tallow_ctx_set_error(ch->ctx, "unix transport: cannot open %s: %s", lockpath,
+                             strerror(-err));
         return err;
     }
     flock(lk, LOCK_EX);
     int rc = meet(c, &sa);
     close(lk); /* releases the lock */
     if (rc < 0) {
-        tallow_ctx_set_error(ch->ctx, "unix transport: cannot meet at %s: %s", c->path, strerror(-rc));
+        tallow_ctx_set_error(ch->ctx, "unix transport: cannot meet at %s: %s", c->path,
+                             strerror(-rc));
         stop_watchers(c);
         if (c->fd >= 0) close(c->fd);
         c->fd = -1;
@@ -285,7 +288,8 @@ static int unix_send(tallow_channel *ch, uint32_t to, const uint8_t *frame, size
             c->out_off = 0;
         }
         size_t cap = c->out_cap ? c->out_cap : 256 * 1024;
-        while (cap < c->out_len + 4 + len) cap *= 2;
+        while (cap < c->out_len + 4 + len)
+            cap *= 2;
         if (cap != c->out_cap) {
             uint8_t *b = realloc(c->out, cap);
             if (!b) return TALLOW_ENOMEM;

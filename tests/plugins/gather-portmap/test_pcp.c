@@ -146,7 +146,8 @@ static void test_decode_malformed(void **st)
     assert_int_equal(pcp_decode_map(good, PCP_MAP_LEN - 4, &r), TALLOW_EBADMSG); /* short */
     memcpy(b, good, PCP_MAP_LEN);
     b[PCP_MAP_LEN] = 0;
-    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN + 1, &r), TALLOW_EBADMSG); /* not a multiple of 4 */
+    assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN + 1, &r),
+                     TALLOW_EBADMSG); /* not a multiple of 4 */
     memcpy(b, good, PCP_MAP_LEN);
     b[1] = PCP_OP_MAP; /* a request, not a response */
     assert_int_equal(pcp_decode_map(b, PCP_MAP_LEN, &r), TALLOW_EBADMSG);

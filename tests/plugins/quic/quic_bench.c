@@ -76,10 +76,9 @@ static void *b_run(void *arg)
 {
     side *s = arg;
     static const uint8_t chunk[256 * 1024];
-    s->qc =
-        quic_conn_new(s->is_server, s->psk, (struct sockaddr *)&s->addr, sizeof(s->addr),
-                      (const struct sockaddr *)s->peer, sizeof(*s->peer), s->max_udp,
-                      qt_udp_rcvbuf(s->fd), &b_cbs, s, qt_now_ns());
+    s->qc = quic_conn_new(s->is_server, s->psk, (struct sockaddr *)&s->addr, sizeof(s->addr),
+                          (const struct sockaddr *)s->peer, sizeof(*s->peer), s->max_udp,
+                          qt_udp_rcvbuf(s->fd), &b_cbs, s, qt_now_ns());
     if (!s->qc) {
         s->closed = 1;
         atomic_store(s->done, 1);

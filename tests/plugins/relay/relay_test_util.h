@@ -13,8 +13,8 @@ typedef struct rt_env {
     const tallow_service_ops *ops;
     void *inst;
     uint16_t port;
-    char addr[64];       /* "127.0.0.1:PORT": where rt_peer_open connects */
-    uint32_t timeout_ms; /* rt_peer_open's open timeout (0: the transport's default) */
+    char addr[64];        /* "127.0.0.1:PORT": where rt_peer_open connects */
+    uint32_t timeout_ms;  /* rt_peer_open's open timeout (0: the transport's default) */
     const char *failover; /* rt_peer_open's failover list (NULL: none) */
 } rt_env;
 

@@ -331,8 +331,11 @@ static int raw_resume(rt_env *e, const uint8_t token[16], const uint8_t *proof)
 {
     uint8_t id[32];
     rt_room_id("chain", id);
-    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = 2,
-                             .resume_token = {token, 16}, .resume_proof = {proof, proof ? 32 : 0}};
+    tallow_msg_RoomJoin j = {.room = {id, 32},
+                             .version = 2,
+                             .capacity = 2,
+                             .resume_token = {token, 16},
+                             .resume_proof = {proof, proof ? 32 : 0}};
     return raw_join_msg(e, &j);
 }
 
@@ -350,15 +353,15 @@ static void test_relay_refuse_observed_resume(void **state)
     uint8_t id[32], token[16];
     rt_room_id("chain", id);
     int a = rt_raw_connect(&e), b = rt_raw_connect(&e);
-    tallow_msg_RoomJoin ja = {.room = {id, 32}, .version = 2, .capacity = 2,
-                              .resume_anchor = {chain[3], 32}};
+    tallow_msg_RoomJoin ja = {
+        .room = {id, 32}, .version = 2, .capacity = 2, .resume_anchor = {chain[3], 32}};
     tallow_msg_RoomJoin jb = {.room = {id, 32}, .version = 2, .capacity = 2};
     assert_int_equal(rt_raw_send_ctrl(&e, a, &tallow_msgtype_RoomJoin, &ja), 0);
     assert_int_equal(read_token(&e, a, token), 0);
     assert_int_equal(rt_raw_send_ctrl(&e, b, &tallow_msgtype_RoomJoin, &jb), 0);
     uint8_t tb[16];
     assert_int_equal(read_token(&e, b, tb), 0); /* paired */
-    close(a); /* A's slot waits for its resume */
+    close(a);                                   /* A's slot waits for its resume */
     const char *unknown = "unknown resume token";
     /* the token alone; with the anchor, seen on the first join */
     expect_refusal(&e, raw_resume(&e, token, NULL), unknown);
