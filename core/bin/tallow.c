@@ -90,6 +90,7 @@ static void usage(FILE *out)
         "  TALLOW_QUIC_CC=cubic|reno|bbr|bbr2   direct path's congestion control (default: by "
         "path)\n"
         "  TALLOW_TCP_CC=NAME         relay connection's TCP congestion control (default bbr)\n"
+        "  TALLOW_NO_GRO=1            no UDP_GRO batching on the direct path\n"
         "  TALLOW_PORTMAP=pcp,natpmp,upnp   gateway mapping protocols to try (default all)\n"
         "  TALLOW_PORTMAP_LEASE=S, TALLOW_PORTMAP_RENEW_MS   mapping lease; forced renew period\n"
         "  TALLOW_WORMHOLE_RELAY=URL, TALLOW_WORMHOLE_TRANSIT=tcp:H:P   magic-wormhole servers\n"
