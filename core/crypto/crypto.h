@@ -13,7 +13,9 @@
 
 /* ---- handshake (pake.c) ------------------------------------------------------------------- */
 
-#define TALLOW__HS_VERSION 2u  /* 2: 64-bit epochs, nameplate rooms, every word in CPace */
+/* 2: 64-bit epochs, nameplate rooms, every word in CPace; 3: frames bound to their path, transfer
+ * records on the direct (QUIC) path not sealed a second time */
+#define TALLOW__HS_VERSION 3u
 #define TALLOW__HS_NONCE 32    /* bytes of HandshakeInit/Response.nonce */
 #define TALLOW__HS_SHARE 32    /* bytes of .pake: a ristretto255 element */
 #define TALLOW__HS_MAC 32      /* bytes of .confirm */
@@ -38,7 +40,8 @@ typedef struct tallow__hs {
     uint8_t nonce_a[TALLOW__HS_NONCE], nonce_b[TALLOW__HS_NONCE];
     uint8_t ya[TALLOW__HS_SHARE], yb[TALLOW__HS_SHARE];
     uint64_t feat_a, feat_b;
-    uint8_t isk[64]; /* intermediate session key: secret */
+    uint32_t peer_version; /* the version the peer's message named (0: none yet) */
+    uint8_t isk[64];       /* intermediate session key: secret */
     uint8_t mac_a[TALLOW__HS_MAC], mac_b[TALLOW__HS_MAC];
 } tallow__hs;
 

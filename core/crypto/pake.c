@@ -98,6 +98,7 @@ static int absorb_peer(tallow__hs *hs, uint32_t version, tallow_bytes nonce, tal
     uint8_t *peer_share = hs->initiator ? hs->yb : hs->ya;
     const uint8_t *own_share = hs->initiator ? hs->ya : hs->yb;
 
+    hs->peer_version = version;
     if (version != TALLOW__HS_VERSION) return TALLOW_EVERSION;
     if (!nonce.ptr || nonce.len != TALLOW__HS_NONCE || !pake.ptr || pake.len != TALLOW__HS_SHARE)
         return TALLOW_EPROTO;

@@ -107,7 +107,7 @@ static void free_held(tallow__neg *n)
 static void flush_held(tallow__neg *n)
 {
     for (size_t i = 0; i < n->nheld && tallow__session_is_ready(n->s); i++)
-        tallow__session_input(n->s, n->held[i].data, n->held[i].len);
+        tallow__session_input(n->s, n->quic, n->held[i].data, n->held[i].len);
     for (size_t i = 0; i < n->nheld; i++)
         free(n->held[i].data);
     n->nheld = 0;
@@ -152,7 +152,7 @@ static void q_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size
         hold(n, data, len);
         return;
     }
-    tallow__session_input(n->s, data, len);
+    tallow__session_input(n->s, ch, data, len);
 }
 
 static void q_writable(tallow_channel *ch, void *ud)

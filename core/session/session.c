@@ -12,11 +12,34 @@
  * if the current one carried records: nothing else can have been lost) and by volume (REKEY_*);
  * the receiver moves to a newer epoch only on a frame that authenticates under its keys. The
  * record layer that does all this is session_record.c. */
+#include <stdio.h>
+
 #include "session_int.h"
 
 #define VERSION_MISMATCH                                                                           \
-    "incompatible versions: the peer speaks another handshake version than this tallow (%u); "     \
-    "use the same tallow release on both sides"
+    "incompatible versions: the peer speaks handshake version %s, this tallow %u; use the same "   \
+    "tallow release on both sides"
+/* What a HandshakeFailed for a version says since version 3 (older releases name none). */
+#define VERSION_REASON "handshake version "
+
+/* The version a peer's HandshakeFailed names ("2 or older" when it names none: releases before 3
+ * did not). */
+static void peer_version_of(tallow_bytes reason, char out[24])
+{
+    size_t k = sizeof(VERSION_REASON) - 1;
+    for (size_t i = 0; reason.ptr && i + k < reason.len; i++) {
+        if (memcmp(reason.ptr + i, VERSION_REASON, k) != 0) continue;
+        unsigned long v = 0;
+        size_t j = i + k;
+        while (j < reason.len && j < i + k + 9 && reason.ptr[j] >= '0' && reason.ptr[j] <= '9')
+            v = v * 10 + (unsigned long)(reason.ptr[j++] - '0');
+        if (j > i + k) {
+            snprintf(out, 24, "%lu", v);
+            return;
+        }
+    }
+    snprintf(out, 24, "2 or older");
+}
 #define HS_TIMEOUT_MS 30000u
 static uint64_t hs_timeout_ms(void)
 {
@@ -70,16 +93,24 @@ void tallow__sess_fail(tallow__session *s, int err)
 static void handshake_failed(tallow__session *s, int err)
 {
     tallow_msg_HandshakeFailed m = {.code = tallow_err_to_wire(err)};
+    char ver[96];
     const char *why = tallow_strerror(err);
+    if (err == TALLOW_EVERSION) { /* names ours, so that the peer can name both */
+        snprintf(ver, sizeof(ver), "%s: " VERSION_REASON "%u", why, TALLOW__HS_VERSION);
+        why = ver;
+    }
     m.reason = (tallow_bytes){(const uint8_t *)why, strlen(why)};
     send_plain(s, &tallow_msgtype_HandshakeFailed, &m);
     /* a relay closes the room on this, so each attempt gives a guesser one try at most; a
      * transport without rooms ignores it (TALLOW_ENOTSUP) */
     tallow__session_control(s, TALLOW_CTL_LEAVE, (void *)"handshake-failed");
-    if (err == TALLOW_EVERSION)
-        tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
-    else
+    if (err == TALLOW_EVERSION) {
+        char peer[24];
+        snprintf(peer, sizeof(peer), "%u", (unsigned)s->hs.peer_version);
+        tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, peer, TALLOW__HS_VERSION);
+    } else {
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
+    }
     tallow__sess_fail(s, err);
 }
 
@@ -145,8 +176,10 @@ void tallow__sess_on_plain(tallow__session *s, const uint8_t *m, size_t len)
     if (t->id == TALLOW_MSG_HandshakeFailed) {
         int64_t code = msg.HandshakeFailed.code;
         int err = tallow_err_from_wire(code) == TALLOW_EVERSION ? TALLOW_EVERSION : TALLOW_ECODE;
+        char peer[24];
+        peer_version_of(msg.HandshakeFailed.reason, peer);
         if (err == TALLOW_EVERSION)
-            tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, TALLOW__HS_VERSION);
+            tallow_ctx_set_error(s->ctx, VERSION_MISMATCH, peer, TALLOW__HS_VERSION);
         else
             tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(err));
         tallow__sess_fail(s, err);
@@ -190,7 +223,7 @@ static void ch_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, siz
 {
     (void)ch;
     (void)from;
-    tallow__sess_process(ud, data, len);
+    tallow__sess_process(ud, 0, data, len); /* the first channel: the relay path */
 }
 
 static void hs_timeout(tallow_timer *t, void *ud)
@@ -448,6 +481,7 @@ void *tallow__session_path_owner(const tallow__session *s, const struct tallow__
 void tallow__session_use_channel(tallow__session *s, tallow_channel *ch)
 {
     s->path = ch ? ch : s->relay;
+    if (ch && ch != s->relay) s->direct = ch;
 }
 
 int tallow__session_on_first(const tallow__session *s)
@@ -455,9 +489,9 @@ int tallow__session_on_first(const tallow__session *s)
     return s->path == s->relay;
 }
 
-void tallow__session_input(tallow__session *s, const uint8_t *data, size_t len)
+void tallow__session_input(tallow__session *s, tallow_channel *ch, const uint8_t *data, size_t len)
 {
-    tallow__sess_process(s, data, len);
+    tallow__sess_process(s, ch && ch == s->direct, data, len);
 }
 
 void tallow__session_writable(tallow__session *s)

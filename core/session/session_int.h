@@ -18,6 +18,12 @@
 #define KIND_TRANSFER 2
 /* 3 | varint epoch | AEAD(session key): the session's own control record, 1 byte op + le64 */
 #define KIND_CTRL 3
+/* A frame sent on the path owner's channel (the direct QUIC path) has KIND_DIRECT set in its kind
+ * byte (which is part of the sealed header): a frame is accepted only on the path its kind names.
+ * 0x81 and 0x83 are sealed as 1 and 3. 0x82 | varint epoch | varint transfer_id | varint record
+ * number | message: a transfer record NOT sealed (QUIC's TLS 1.3 keys, from the PAKE, protect it);
+ * its number is the one its transfer key's nonce would have been, checked like an AEAD's. */
+#define KIND_DIRECT 0x80
 #define CTRL_ACK 1    /* "I have delivered N of your messages": the sender may forget them */
 #define CTRL_RESEND 2 /* "the messages that follow are my numbers N, N+1, ..." */
 #define ACK_EVERY 32  /* delivered session messages between two acks */
@@ -63,8 +69,9 @@ typedef struct tallow__session_handler {
 
 struct tallow__session {
     tallow_ctx *ctx;
-    tallow_channel *relay; /* the first channel (whatever transport) */
-    tallow_channel *path;  /* where sends go: relay, or the path owner's channel */
+    tallow_channel *relay;  /* the first channel (whatever transport) */
+    tallow_channel *path;   /* where sends go: relay, or the path owner's channel */
+    tallow_channel *direct; /* the owner's channel, once it moved sends there (use_channel) */
     const tallow__session_cbs *cbs;
     void *ud;
     tallow__session_handler *handlers;
@@ -111,8 +118,9 @@ void tallow__sess_fail(tallow__session *s, int err);
 void tallow__sess_on_plain(tallow__session *s, const uint8_t *m, size_t len);
 
 /* session_record.c */
-/* One frame from the peer, any kind: opened, checked and dispatched. */
-void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len);
+/* One frame from the peer, any kind: opened, checked and dispatched. direct: 1 if it arrived on
+ * the owner's direct channel, 0 on the first channel (relay). */
+void tallow__sess_process(tallow__session *s, int direct, const uint8_t *data, size_t len);
 /* New keys for one direction (tx 1: sending) at epoch. */
 void tallow__sess_enter_epoch(tallow__session *s, int tx, uint64_t epoch);
 /* Every kept session message again behind CTRL_RESEND (none: nothing to do). */

@@ -34,12 +34,17 @@ struct tallow__path_owner {
 
 /* The state (attach's *st) of the session's owner if that owner is `ops`, else NULL. */
 void *tallow__session_path_owner(const tallow__session *s, const struct tallow__path_owner *ops);
-/* Sends go to ch from the next one on (NULL: back to the session's first channel). */
+/* Sends go to ch from the next one on (NULL: back to the session's first channel). A ch other
+ * than the first channel becomes the session's direct path for good: frames sent on it are marked
+ * direct and its transfer records are not sealed (QUIC protects them); only frames handed over
+ * from it (tallow__session_input) may be marked so. */
 void tallow__session_use_channel(tallow__session *s, tallow_channel *ch);
 /* 1 while sends go to the session's first channel. */
 int tallow__session_on_first(const tallow__session *s);
-/* One frame that arrived on the owner's channel, processed as one from the first channel. */
-void tallow__session_input(tallow__session *s, const uint8_t *data, size_t len);
+/* One frame that arrived on the owner's channel ch. If ch is the direct path installed with
+ * tallow__session_use_channel, only frames marked direct are accepted from it; from any other ch,
+ * only the first channel's kinds (sealed). */
+void tallow__session_input(tallow__session *s, tallow_channel *ch, const uint8_t *data, size_t len);
 /* The owner's channel drained: the session's user may send again (on_writable). */
 void tallow__session_writable(tallow__session *s);
 /* Frames sent since the last epoch may be lost: a new sending epoch (fresh keys), frames of the

@@ -124,16 +124,31 @@ static tallow__aead *tx_prepare(tallow__session *s, uint64_t tid)
     return tid == TALLOW__SESSION_KEY ? &s->tx : transfer_key(s, 1, tid);
 }
 
+/* 1 when sends go to the owner's direct channel: frames get KIND_DIRECT, transfer records are
+ * not sealed. */
+static int tx_direct(const tallow__session *s)
+{
+    return s->path && s->path != s->relay;
+}
+
 /* Seals s->buf[hlen, hlen + n) in place under a, behind the header already at s->buf, and
- * sends the frame. */
+ * sends the frame. A direct transfer record (its header built by frame_header with a's record
+ * number in it) is not sealed: it only takes that number, so the key never meets it. */
 static int seal_buf(tallow__session *s, tallow__aead *a, size_t hlen, size_t n)
 {
-    int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, n);
-    if (rc < 0) return rc;
+    size_t tag = TALLOW__AEAD_TAG;
+    if (s->buf[0] == (KIND_DIRECT | KIND_TRANSFER)) {
+        if (a->seq == UINT64_MAX) return TALLOW_ETOOBIG;
+        a->seq++;
+        tag = 0;
+    } else {
+        int rc = tallow__aead_seal(a, s->buf + hlen, s->buf, hlen, s->buf + hlen, n);
+        if (rc < 0) return rc;
+    }
     s->tx_recs++;
     s->tx_bytes += (uint64_t)n;
     if (!s->path) return TALLOW_ECLOSED;
-    return tallow_channel_send(s->path, 0, s->buf, hlen + n + TALLOW__AEAD_TAG);
+    return tallow_channel_send(s->path, 0, s->buf, hlen + n + tag);
 }
 
 /* ---- session messages lost in flight by a reconnection are sent again: each side numbers the
@@ -191,14 +206,15 @@ void tallow__sess_record_free(tallow__session *s)
     tallow__session_set_resync(s, NULL, NULL); /* frees a hook's own state (set_resync_owned) */
 }
 
-static size_t frame_header(const tallow__session *s, uint64_t tid, uint8_t hdr[]);
+static size_t frame_header(const tallow__session *s, const tallow__aead *a, uint64_t tid,
+                           uint8_t hdr[]);
 
 static int send_ctrl(tallow__session *s, uint8_t op, uint64_t v)
 {
     if (s->state != ST_READY) return TALLOW_EINVAL;
     tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
-    size_t hlen = frame_header(s, TALLOW__SESSION_KEY, s->buf);
-    s->buf[0] = KIND_CTRL;
+    size_t hlen = frame_header(s, a, TALLOW__SESSION_KEY, s->buf);
+    s->buf[0] = (uint8_t)(KIND_CTRL | (s->buf[0] & KIND_DIRECT));
     s->buf[hlen] = op;
     for (int i = 0; i < 8; i++)
         s->buf[hlen + 1 + i] = (uint8_t)(v >> (8 * i));
@@ -216,7 +232,7 @@ void tallow__sess_resend_kept(tallow__session *s)
     for (size_t k = 0; k < s->retx_n && s->state == ST_READY; k++) {
         struct retx *r = &s->retx[(s->retx_head + k) % RETX_MAX];
         tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
-        size_t hlen = frame_header(s, TALLOW__SESSION_KEY, s->buf);
+        size_t hlen = frame_header(s, a, TALLOW__SESSION_KEY, s->buf);
         memcpy(s->buf + hlen, r->m, r->len);
         if (seal_buf(s, a, hlen, r->len) < 0) return;
     }
@@ -256,22 +272,27 @@ static int seal_and_send(tallow__session *s, tallow__aead *a, const uint8_t *hdr
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
     size_t need = tallow_msg_encoded_size(t, msg);
     if (need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
+    if (!a) return TALLOW_ETOOBIG;
     memcpy(s->buf, hdr, hlen);
     /* encode at the end of the header, then seal in place */
     int n = tallow_msg_encode(t, msg, s->buf + hlen, need);
     if (n < 0) return n;
-    if (hdr[0] == KIND_SEALED) retx_keep(s, s->buf + hlen, (size_t)n);
+    if ((hdr[0] & ~KIND_DIRECT) == KIND_SEALED) retx_keep(s, s->buf + hlen, (size_t)n);
     return seal_buf(s, a, hlen, (size_t)n);
 }
 
-/* A sealed frame's clear header (sealed as associated data): kind, epoch, and for a transfer
- * frame the transfer id, as varints. */
-#define TX_HDR_MAX 24
-static size_t frame_header(const tallow__session *s, uint64_t tid, uint8_t hdr[])
+/* A frame's clear header (sealed as associated data): kind (KIND_DIRECT set on the direct
+ * path), epoch, and for a transfer frame the transfer id, as varints; a direct transfer record,
+ * which is not sealed, then carries the record number a (its transfer key) gives it. */
+#define TX_HDR_MAX 34
+static size_t frame_header(const tallow__session *s, const tallow__aead *a, uint64_t tid,
+                           uint8_t hdr[])
 {
     hdr[0] = tid == TALLOW__SESSION_KEY ? KIND_SEALED : KIND_TRANSFER;
+    if (tx_direct(s)) hdr[0] |= KIND_DIRECT;
     size_t n = 1 + tallow_varint_put(hdr + 1, s->tx_epoch);
     if (tid != TALLOW__SESSION_KEY) n += tallow_varint_put(hdr + n, tid);
+    if (hdr[0] == (KIND_DIRECT | KIND_TRANSFER)) n += tallow_varint_put(hdr + n, a ? a->seq : 0);
     return n;
 }
 
@@ -280,7 +301,7 @@ int tallow__session_send(tallow__session *s, const tallow_msg_type *t, const voi
     if (s->state != ST_READY) return s->state == ST_FAILED ? TALLOW_ECLOSED : TALLOW_EINVAL;
     tallow__aead *a = tx_prepare(s, TALLOW__SESSION_KEY);
     uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = frame_header(s, TALLOW__SESSION_KEY, hdr);
+    size_t hlen = frame_header(s, a, TALLOW__SESSION_KEY, hdr);
     return seal_and_send(s, a, hdr, hlen, t, msg);
 }
 
@@ -288,10 +309,12 @@ uint8_t *tallow__session_tx_spot(tallow__session *s, uint64_t tid, const tallow_
                                  const void *msg, const tallow_bytes *field)
 {
     if (s->state != ST_READY || tid == TALLOW__SESSION_KEY) return NULL;
-    /* a rekey happens here, not between this call and send_tx: the header keeps its length */
-    if (!tx_prepare(s, tid)) return NULL;
+    /* a rekey happens here, not between this call and send_tx: the header keeps its length (and
+     * the record number in a direct one) */
+    tallow__aead *a = tx_prepare(s, tid);
+    if (!a) return NULL;
     uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = frame_header(s, tid, hdr); /* the header send_tx puts before the message */
+    size_t hlen = frame_header(s, a, tid, hdr); /* the header send_tx puts before the message */
     size_t need = tallow_msg_encoded_size(t, msg);
     size_t off = tallow__msg_bytes_offset(t, msg, field);
     if (off == SIZE_MAX || need + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return NULL;
@@ -305,7 +328,7 @@ int tallow__session_send_raw_tx(tallow__session *s, uint64_t tid, const uint8_t 
     tallow__aead *a = tx_prepare(s, tid);
     if (!a) return TALLOW_ETOOBIG;
     uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = frame_header(s, tid, hdr);
+    size_t hlen = frame_header(s, a, tid, hdr);
     if (len + hlen + TALLOW__AEAD_TAG > SESSION_MAX_FRAME) return TALLOW_ETOOBIG;
     memcpy(s->buf, hdr, hlen);
     memcpy(s->buf + hlen, m, len);
@@ -320,7 +343,7 @@ int tallow__session_send_tx(tallow__session *s, uint64_t tid, const tallow_msg_t
     tallow__aead *a = tx_prepare(s, tid);
     if (!a) return TALLOW_ETOOBIG;
     uint8_t hdr[TX_HDR_MAX];
-    size_t hlen = frame_header(s, tid, hdr);
+    size_t hlen = frame_header(s, a, tid, hdr);
     return seal_and_send(s, a, hdr, hlen, t, msg);
 }
 
@@ -421,7 +444,46 @@ static void deliver(tallow__session *s, const uint8_t *m, size_t len)
     if (buf != &any) free(buf);
 }
 
-void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len)
+/* A direct transfer record (kind 0x82, not sealed) after its header: its number must be the
+ * next one of its key, as an AEAD's nonce would have to be; the channel it came on (QUIC, keyed
+ * from the PAKE) authenticated it. Returns the key (its number taken) or NULL: dropped (a gap
+ * that a reconnection explains) or refused (the session failed). */
+static tallow__aead *direct_record(tallow__session *s, uint64_t epoch, uint64_t id, uint64_t num)
+{
+    if (epoch > s->rx_epoch) {
+        /* the peer moved to a newer epoch: its first record under any key is number 0 */
+        if (num != 0) {
+            if (s->resync_pending) return NULL;
+            tallow_ctx_set_error(s->ctx,
+                                 "direct record %llu of a new epoch from the peer: out of order",
+                                 (unsigned long long)num);
+            tallow__sess_fail(s, TALLOW_ECRYPTO);
+            return NULL;
+        }
+        tallow__sess_enter_epoch(s, 0, epoch);
+        s->resync_pending = 0;
+    }
+    tallow__aead *a = transfer_key(s, 0, id);
+    if (!a) {
+        tallow__sess_fail(s, TALLOW_EPROTO);
+        return NULL;
+    }
+    if (num != a->seq || a->seq == UINT64_MAX) {
+        if (s->resync_pending)
+            return NULL; /* a gap left by the reconnection: a new epoch follows */
+        tallow_ctx_set_error(s->ctx,
+                             "direct record %llu of transfer %llu from the peer, expected %llu "
+                             "(replayed, reordered or lost)",
+                             (unsigned long long)num, (unsigned long long)id,
+                             (unsigned long long)a->seq);
+        tallow__sess_fail(s, TALLOW_ECRYPTO);
+        return NULL;
+    }
+    a->seq++;
+    return a;
+}
+
+void tallow__sess_process(tallow__session *s, int direct, const uint8_t *data, size_t len)
 {
     if (s->state == ST_FAILED || len == 0) return;
     uint8_t kind = data[0];
@@ -434,22 +496,48 @@ void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len)
         tallow__sess_fail(s, TALLOW_EPROTO);
         return;
     }
-    if (kind != KIND_SEALED && kind != KIND_TRANSFER && kind != KIND_CTRL) {
+    /* a frame is taken only on the path its kind names: never a direct one (an unsealed record
+     * among them) on the relay, where every record must authenticate, nor a relay one direct */
+    int for_direct = (kind & KIND_DIRECT) != 0;
+    uint8_t base = (uint8_t)(kind & ~KIND_DIRECT);
+    if (base == KIND_SEALED || base == KIND_TRANSFER || base == KIND_CTRL) {
+        if (for_direct && !direct) {
+            tallow_ctx_set_error(s->ctx,
+                                 "a direct-path frame (kind 0x%02x) arrived on the relay "
+                                 "channel: refused (every frame there must be sealed)",
+                                 kind);
+            tallow__sess_fail(s, TALLOW_ECRYPTO);
+            return;
+        }
+        if (!for_direct && direct) {
+            tallow_ctx_set_error(s->ctx,
+                                 "a relay-path frame (kind %u) arrived on the direct path: "
+                                 "refused",
+                                 kind);
+            tallow__sess_fail(s, TALLOW_ECRYPTO);
+            return;
+        }
+    } else {
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         tallow__sess_fail(s, TALLOW_EPROTO);
         return;
     }
+    int unsealed = kind == (KIND_DIRECT | KIND_TRANSFER);
     if (len < 2) {
         tallow_ctx_set_error(s->ctx, "malformed frame from the peer (%zu bytes)", len);
         tallow__sess_fail(s, TALLOW_EPROTO);
         return;
     }
-    uint64_t epoch, id = TALLOW__SESSION_KEY;
+    uint64_t epoch, id = TALLOW__SESSION_KEY, num = 0;
     int n = tallow_varint_get(data + 1, len - 1, &epoch);
     size_t pos = 1 + (size_t)(n > 0 ? n : 0);
-    if (n > 0 && kind == KIND_TRANSFER) {
+    if (n > 0 && base == KIND_TRANSFER) {
         int m = tallow_varint_get(data + pos, len - pos, &id);
         n = m > 0 && id != TALLOW__SESSION_KEY ? m : -1;
+        pos += (size_t)(n > 0 ? n : 0);
+    }
+    if (n > 0 && unsealed) {
+        n = tallow_varint_get(data + pos, len - pos, &num);
         pos += (size_t)(n > 0 ? n : 0);
     }
     if (n <= 0) {
@@ -463,21 +551,29 @@ void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len)
         tallow__sess_fail(s, TALLOW_EPROTO);
         return;
     }
+    if (unsealed) {
+        if (!direct_record(s, epoch, id, num)) return;
+        s->peer_sealed = 1; /* it came through QUIC, keyed from the same handshake */
+        s->rx_key_tid = id;
+        deliver(s, data + pos, len - pos);
+        s->rx_key_tid = TALLOW__SESSION_KEY;
+        return;
+    }
     if (len - pos < TALLOW__AEAD_TAG) {
         tallow_ctx_set_error(s->ctx, "%s", tallow_strerror(TALLOW_ECRYPTO));
         tallow__sess_fail(s, TALLOW_ECRYPTO);
         return;
     }
-    uint64_t key_tid = kind == KIND_TRANSFER ? id : TALLOW__SESSION_KEY;
+    uint64_t key_tid = base == KIND_TRANSFER ? id : TALLOW__SESSION_KEY;
     if (epoch > s->rx_epoch) {
         /* the peer moved to a newer epoch: follow only if this frame authenticates under it */
-        uint8_t k[32], base[32];
+        uint8_t k[32], b32[32];
         tallow__aead trial;
         tallow__kdf(s->keys.rx, "epoch", epoch, k);
-        if (kind == KIND_TRANSFER) {
-            tallow__kdf(s->keys.transfer_base_rx, "epoch", epoch, base);
-            tallow__kdf(base, "transfer", id, k);
-            sodium_memzero(base, sizeof(base));
+        if (base == KIND_TRANSFER) {
+            tallow__kdf(s->keys.transfer_base_rx, "epoch", epoch, b32);
+            tallow__kdf(b32, "transfer", id, k);
+            sodium_memzero(b32, sizeof(b32));
         }
         tallow__aead_init(&trial, k, s->keys.alg);
         sodium_memzero(k, sizeof(k));
@@ -491,14 +587,14 @@ void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len)
         }
         tallow__sess_enter_epoch(s, 0, epoch);
         s->resync_pending = 0;
-        tallow__aead *a = kind == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
+        tallow__aead *a = base == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
         if (!a) {
             tallow__sess_fail(s, TALLOW_EPROTO);
             return;
         }
         a->seq = 1; /* record 0 of the epoch's key was this one */
     } else {
-        tallow__aead *a = kind == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
+        tallow__aead *a = base == KIND_TRANSFER ? transfer_key(s, 0, id) : &s->rx;
         if (!a) {
             tallow__sess_fail(s, TALLOW_EPROTO);
             return;
@@ -512,11 +608,11 @@ void tallow__sess_process(tallow__session *s, const uint8_t *data, size_t len)
         }
     }
     s->peer_sealed = 1;
-    if (kind == KIND_CTRL) {
+    if (base == KIND_CTRL) {
         on_ctrl(s, s->rbuf, (size_t)n);
         return;
     }
-    if (kind == KIND_SEALED) {
+    if (base == KIND_SEALED) {
         if (s->rx_skip) { /* sent again after a reconnection, but it had arrived */
             s->rx_skip--;
             return;

@@ -29,7 +29,7 @@ static void start(side *s, const char *code_a, const char *code_b)
     assert_int_equal(tallow__hs_init(&s->a, 1, code_a, room_a), 0);
     assert_int_equal(tallow__hs_init(&s->b, 0, code_b, room_b), 0);
     assert_int_equal(tallow__hs_make_init(&s->a, &s->init), 0);
-    assert_int_equal(s->init.version, 2);
+    assert_int_equal(s->init.version, 3);
     assert_int_equal(s->init.nonce.len, 32);
     assert_int_equal(s->init.pake.len, 32);
 }

@@ -2,7 +2,10 @@
  * ids, volume rekeys and a relay that injects events and frames. Two READY sessions (keys from a
  * real handshake) talk through in-memory channels; every AEAD seal is recorded (key, record
  * number), and no pair may repeat: 1,000 reconnections with frames lost at each, 10,000 transfer
- * ids each used twice, far apart (the old 8-key cache derived an evicted id again at 0).
+ * ids each used twice, far apart (the old 8-key cache derived an evicted id again at 0). On the
+ * direct path a transfer record is not sealed but takes its key's next number all the same: those
+ * numbers are recorded as (key, number) too, and no pair may repeat among sealed and unsealed
+ * records together, over path switches, lost direct paths and rekeys on the direct path.
  * session.c is compiled into this file for its internals (as the fuzz target does). */
 #define tallow__aead_seal rec_seal
 #include "../../core/session/session.c"
@@ -22,8 +25,7 @@ int tallow__aead_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t a
 static uint8_t (*seals)[16];
 static size_t nseals, capseals;
 
-int rec_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *pt,
-             size_t len)
+static void rec_pair(const uint8_t key[32], uint64_t seq)
 {
     if (nseals == capseals) {
         capseals = capseals ? capseals * 2 : 65536;
@@ -31,10 +33,16 @@ int rec_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen, con
         assert_non_null(seals);
     }
     uint8_t in[40];
-    memcpy(in, a->key, 32);
+    memcpy(in, key, 32);
     for (int i = 0; i < 8; i++)
-        in[32 + i] = (uint8_t)(a->seq >> (8 * i));
+        in[32 + i] = (uint8_t)(seq >> (8 * i));
     crypto_generichash(seals[nseals++], 16, in, sizeof in, NULL, 0);
+}
+
+int rec_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen, const uint8_t *pt,
+             size_t len)
+{
+    rec_pair(a->key, a->seq);
     return tallow__aead_seal(a, out, ad, adlen, pt, len);
 }
 
@@ -58,9 +66,11 @@ typedef struct frame {
 } frame;
 typedef struct side {
     tallow__session *s;
-    tallow_channel ch;
+    tallow_channel ch, dch;
     frame q[4096]; /* frames on their way to this side */
     size_t nq;
+    frame dq[4096]; /* the same on the direct path */
+    size_t ndq;
     uint64_t got, last_ping, tx_msgs;
     uint64_t last_tid;
     int closed_err, closed;
@@ -70,17 +80,39 @@ static tallow_ctx *ctx;
 
 static side *peer_of(tallow_channel *ch)
 {
-    return ch == &A.ch ? &B : &A;
+    return ch == &A.ch || ch == &A.dch ? &B : &A;
+}
+
+/* An unsealed direct transfer record: the (key, number) it took, recorded as a seal is. */
+static void rec_unsealed(const tallow__session *from, const uint8_t *f, size_t len)
+{
+    uint64_t epoch, tid, num;
+    int a = tallow_varint_get(f + 1, len - 1, &epoch);
+    assert_true(a > 0);
+    int b = tallow_varint_get(f + 1 + a, len - 1 - (size_t)a, &tid);
+    assert_true(b > 0);
+    assert_true(tallow_varint_get(f + 1 + a + b, len - 1 - (size_t)(a + b), &num) > 0);
+    uint8_t base[32], k[32];
+    tallow__kdf(from->keys.transfer_base_tx, "epoch", epoch, base);
+    tallow__kdf(base, "transfer", tid, k);
+    rec_pair(k, num);
 }
 
 static int fake_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
 {
     (void)to;
     side *p = peer_of(ch);
-    assert_true(p->nq < sizeof p->q / sizeof p->q[0]);
-    p->q[p->nq].p = malloc(len);
-    memcpy(p->q[p->nq].p, f, len);
-    p->q[p->nq++].len = len;
+    int direct = ch == &A.dch || ch == &B.dch;
+    frame *q = direct ? p->dq : p->q;
+    size_t *n = direct ? &p->ndq : &p->nq;
+    assert_true(*n < sizeof p->q / sizeof p->q[0]);
+    if (f[0] == (KIND_DIRECT | KIND_TRANSFER)) {
+        assert_true(direct); /* never an unsealed record on the relay */
+        rec_unsealed(p == &A ? B.s : A.s, f, len);
+    }
+    q[*n].p = malloc(len);
+    memcpy(q[*n].p, f, len);
+    q[(*n)++].len = len;
     return 0;
 }
 static const tallow_transport_ops fake_ops = {.name = "fake", .send = fake_send};
@@ -134,6 +166,8 @@ static void make_side(side *me, int initiator, const tallow__keys *k)
     me->ch.ctx = ctx;
     me->ch.ev = &ch_events;
     me->ch.ev_ud = s;
+    me->dch.ops = &fake_ops;
+    me->dch.ctx = ctx;
     s->relay = s->path = &me->ch;
     me->s = s;
 }
@@ -171,6 +205,8 @@ static int teardown(void **state)
     for (side *me = &A; me; me = me == &A ? &B : NULL) {
         for (size_t i = 0; i < me->nq; i++)
             free(me->q[i].p);
+        for (size_t i = 0; i < me->ndq; i++)
+            free(me->dq[i].p);
         me->s->relay = me->s->path = NULL;
         tallow__session_close(me->s);
     }
@@ -338,6 +374,67 @@ static void test_rekey_by_volume(void **state)
     assert_seals_unique(1100);
 }
 
+/* Delivers the first `keep` frames queued for `me` on the direct path, as the negotiator hands
+ * over what QUIC brought, and drops the rest (lost with the path). */
+static void deliver_direct(side *me, size_t keep)
+{
+    size_t n = me->ndq;
+    me->ndq = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i < keep) tallow__session_input(me->s, &me->dch, me->dq[i].p, me->dq[i].len);
+        free(me->dq[i].p);
+    }
+}
+
+/* 300 rounds of: records on the relay (sealed), a switch to the direct path (transfer records
+ * unsealed, numbered on from where their keys were), some lost when the path dies, back to the
+ * relay in a new epoch (sealed again). Some rounds rekey by volume on the direct path. Every
+ * session message arrives once, in order; every (key, number) is used once, sealed or not. */
+static void test_direct_numbers(void **state)
+{
+    (void)state;
+    uint32_t rnd = 777;
+    size_t unsealed = 0;
+    for (int i = 0; i < 300; i++) {
+        A.s->rekey_records = i % 3 == 0 ? 4 : REKEY_RECORDS;
+        for (int k = 0; k < 3; k++) {
+            ping(&A, TALLOW__SESSION_KEY);
+            ping(&A, (uint64_t)(i + k) % 5);
+        }
+        /* each side's switch marker is its last frame on the relay, and the other processes it
+         * before anything that came direct */
+        deliver_to(&B, SIZE_MAX);
+        deliver_to(&A, SIZE_MAX);
+        tallow__session_use_channel(A.s, &A.dch);
+        tallow__session_use_channel(B.s, &B.dch);
+        for (int k = 0; k < 6; k++) {
+            ping(&A, (uint64_t)(i + k) % 5);
+            if (k % 2) ping(&A, TALLOW__SESSION_KEY);
+            ping(&B, TALLOW__SESSION_KEY);
+        }
+        unsealed += 6;
+        rnd = rnd * 1103515245u + 12345u;
+        deliver_direct(&B, (rnd >> 16) % 12);
+        deliver_direct(&A, (rnd >> 20) % 7);
+        /* the path is lost: what the negotiator does on each side */
+        for (side *me = &A; me; me = me == &A ? &B : NULL) {
+            tallow__session_use_channel(me->s, NULL);
+            tallow__session_new_epoch(me->s);
+        }
+        ping(&A, 100 + (uint64_t)i);
+        for (int k = 0; k < 3; k++) {
+            deliver_to(&B, SIZE_MAX);
+            deliver_to(&A, SIZE_MAX);
+        }
+        assert_false(A.closed || B.closed);
+        assert_int_equal(B.last_ping, A.tx_msgs);
+        assert_int_equal(A.last_ping, B.tx_msgs);
+        assert_int_equal(B.last_tid, 100 + (uint64_t)i);
+    }
+    assert_int_equal(B.s->rx_epoch, A.s->tx_epoch);
+    assert_seals_unique(300 * 6 + unsealed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replayed_transfer_frame, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_events_and_forged_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rekey_by_volume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_numbers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * is compiled into this file to build such a session without a transport. The input is a list of
  * records: flags (1 byte), length (1 byte), payload. Flags pick the frame kind and whether the
  * harness seals the payload as the peer would (so that the fuzzer reaches the decoder behind the
- * AEAD) or passes the bytes as they are (forgeries, truncations, unknown kinds).
+ * AEAD) or passes the bytes as they are (forgeries, truncations, unknown kinds); flag 0x20 hands
+ * the frame over as one from the direct path (and the harness builds a direct frame: a transfer
+ * record then goes unsealed with its record number, as on QUIC).
  * A first byte 0xff starts the session in the HANDSHAKE state instead (the next byte's bit 0:
  * initiator, which has sent its HandshakeInit), so that plaintext handshake messages reach the
  * CPace checks. */
@@ -140,15 +142,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frame[0] = KIND_TRANSFER;
             frame[1] = 0; /* epoch 0 */
             size_t h = 2 + tallow_varint_put(frame + 2, tids[k]);
-            CHECK(tallow__aead_seal(&peer_tx[k], frame + h, frame, h, pl, len) == 0);
-            flen = h + len + TALLOW__AEAD_TAG;
+            if (flags & 0x20) { /* direct: not sealed, the record number in the header */
+                frame[0] |= KIND_DIRECT;
+                h += tallow_varint_put(frame + h, peer_tx[k].seq++);
+                memcpy(frame + h, pl, len);
+                flen = h + len;
+            } else {
+                CHECK(tallow__aead_seal(&peer_tx[k], frame + h, frame, h, pl, len) == 0);
+                flen = h + len + TALLOW__AEAD_TAG;
+            }
         } else {
-            frame[0] = KIND_SEALED;
+            frame[0] = (uint8_t)(KIND_SEALED | (flags & 0x20 ? KIND_DIRECT : 0));
             frame[1] = 0; /* epoch 0 */
             CHECK(tallow__aead_seal(peer, frame + 2, frame, 2, pl, len) == 0);
             flen = 2 + (size_t)len + TALLOW__AEAD_TAG;
         }
-        tallow__sess_process(s, frame, flen);
+        tallow__sess_process(s, (flags & 0x20) != 0, frame, flen);
     }
     CHECK(closed <= 1);
     free(frame);
