@@ -1,9 +1,13 @@
 /* core/session/session.h — the session: a channel to the peer (relay first, maybe direct later),
- * the PAKE handshake on it, then every message sealed with AEAD. Frames on a channel: 0x00 |
- * registry message                 plaintext: handshake messages only 0x01 | AEAD(session key, seq)
- * every other message 0x02 | varint transfer_id | AEAD(...)   messages of one transfer, under its
- * own key Each key has its own sequence counter, and the transports keep order, so a replayed,
- * dropped or reordered record fails to open. */
+ * the PAKE handshake on it, then every message sealed with AEAD. Frames on a channel: 0x00 then a
+ * registry message (plaintext: handshake messages only); 0x01 | varint epoch | AEAD(session key)
+ * for every other message; 0x02 | varint epoch | varint transfer_id | AEAD(its key) for the
+ * messages of one transfer; 0x03 the session's control records. Each key has its own record
+ * counter (the nonce), and the transports keep order, so a replayed, dropped or reordered record
+ * fails to open. On the direct (QUIC) path the same kinds carry 0x80 (sealed into the header, so a
+ * frame is taken only on its own path), and a transfer record there (0x82) is not sealed: QUIC's
+ * TLS 1.3, keyed from the same PAKE, protects it, and its record number travels in the header
+ * and is checked as strictly (session_int.h). */
 #ifndef TALLOW_SESSION_H
 #define TALLOW_SESSION_H
 

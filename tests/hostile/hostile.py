@@ -114,6 +114,12 @@ CASES = {
     "relay_drop_hs_2": ("relay", 1, HS_BROKEN, {}),
     "relay_drop_hs_3": ("relay", 1, HS_BROKEN, {}),
     "relay_phantom_peer": ("relay", 1, r"key exchange got no answer within 3 s", {}),
+    # a peer of the release before (handshake version 2): refused, both versions named
+    "relay_phantom_old_peer": ("relay", 1, r"incompatible versions: the peer speaks handshake "
+                               r"version 2, this tallow 3", {}),
+    # a frame in the direct path's format (0x82: a transfer record not sealed) injected on the
+    # relay, where every frame must authenticate
+    "relay_inject_direct": ("relay", 1, r"arrived on the relay channel: refused", {}),
     "relay_plain_failed_after_ready": ("relay", 0, r"Received 1 file", {"data.bin": SOURCE}),
 }
 
@@ -234,7 +240,7 @@ class HostileRelay(Mitm):
         super().__init__(relay_port, mode)
 
     def accepted(self, c):
-        if self.mode == "relay_phantom_peer":
+        if self.mode.startswith("relay_phantom_"):
             spawn(self.phantom, c)
             return
         u = self.upstream()
@@ -247,7 +253,8 @@ class HostileRelay(Mitm):
             c.settimeout(30)
             c.recv(4096)  # the RoomJoin, for a room nobody else is in
             joined = ctrl(4, f_u(1, 2) + f_u(2, 2) + f_b(3, bytes(16)) + f_u(4, 2))
-            body = f_u(1, 2) + f_b(2, os.urandom(32)) + f_b(3, BASEPOINT) + f_u(4, 0)
+            version = 2 if self.mode == "relay_phantom_old_peer" else 3  # the handshake's
+            body = f_u(1, version) + f_b(2, os.urandom(32)) + f_b(3, BASEPOINT) + f_u(4, 0)
             c.sendall(joined + data(b"\x00" + message(19, body)))
             while c.recv(65536):
                 pass
@@ -290,6 +297,10 @@ class HostileRelay(Mitm):
             self.held = fr
         elif m == "relay_reorder" and n == 5:
             out.extend([fr, self.held])
+        elif m == "relay_inject_direct" and n == 3:
+            # kind 0x82, epoch 0, transfer 1, record 0, then a Ping in clear
+            out.append(data(b"\x82\x00\x01\x00" + message(17, f_u(1, 1))))
+            out.append(fr)
         elif m == "relay_plain_failed_after_ready" and n == 3:
             out.append(fr)
             why = b"code mismatch"
@@ -363,7 +374,7 @@ def run_case(case, n, relays, work):
             f.write(random.Random(n).randbytes(3 * 1024 * 1024))
         mitm = HostileRelay(rport, case)
         renv = dict(env, TALLOW_RELAY=f"127.0.0.1:{mitm.port}")
-        argv = ["true"] if case == "relay_phantom_peer" else \
+        argv = ["true"] if case.startswith("relay_phantom_") else \
             ["timeout", "-k", "2", str(TIMEOUT), T, "send", os.path.join(src, "data.bin")]
         peer = subprocess.Popen(argv, cwd=src, env=env, stdout=peerlog, stderr=peerlog)
     else:
