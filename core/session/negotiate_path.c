@@ -120,6 +120,7 @@ static void q_ready(tallow_channel *ch, void *ud)
     tallow__neg *n = ud;
     if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
     n->quic_handed = 1;
+    tallow__session_set_direct(n->s, ch); /* what the peer sends on it is taken as direct */
     n->direct_ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
     if (n->peer_switched) n->direct_rx_open = 1;
     neg_pair *p = &n->pairs[n->nominated];

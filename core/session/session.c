@@ -489,6 +489,11 @@ int tallow__session_on_first(const tallow__session *s)
     return s->path == s->relay;
 }
 
+void tallow__session_set_direct(tallow__session *s, tallow_channel *ch)
+{
+    if (ch && ch != s->relay) s->direct = ch;
+}
+
 void tallow__session_input(tallow__session *s, tallow_channel *ch, const uint8_t *data, size_t len)
 {
     tallow__sess_process(s, ch && ch == s->direct, data, len);

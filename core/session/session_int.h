@@ -71,7 +71,7 @@ struct tallow__session {
     tallow_ctx *ctx;
     tallow_channel *relay;  /* the first channel (whatever transport) */
     tallow_channel *path;   /* where sends go: relay, or the path owner's channel */
-    tallow_channel *direct; /* the owner's channel, once it moved sends there (use_channel) */
+    tallow_channel *direct; /* the owner's direct channel (set_direct, use_channel) */
     const tallow__session_cbs *cbs;
     void *ud;
     tallow__session_handler *handlers;

@@ -41,9 +41,12 @@ void *tallow__session_path_owner(const tallow__session *s, const struct tallow__
 void tallow__session_use_channel(tallow__session *s, tallow_channel *ch);
 /* 1 while sends go to the session's first channel. */
 int tallow__session_on_first(const tallow__session *s);
-/* One frame that arrived on the owner's channel ch. If ch is the direct path installed with
- * tallow__session_use_channel, only frames marked direct are accepted from it; from any other ch,
- * only the first channel's kinds (sealed). */
+/* ch (the owner's QUIC channel, up) is the session's direct path from now on: frames handed over
+ * from it are taken as direct ones, whether or not sends have moved there yet. */
+void tallow__session_set_direct(tallow__session *s, tallow_channel *ch);
+/* One frame that arrived on the owner's channel ch. If ch is the direct path installed (set_direct
+ * or use_channel), only frames marked direct are accepted from it; from any other ch, only the
+ * first channel's kinds (sealed). */
 void tallow__session_input(tallow__session *s, tallow_channel *ch, const uint8_t *data, size_t len);
 /* The owner's channel drained: the session's user may send again (on_writable). */
 void tallow__session_writable(tallow__session *s);
