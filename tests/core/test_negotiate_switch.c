@@ -8,6 +8,9 @@
  * again over the relay, once each, and the transfers resynchronise; the relay ending while frames
  * go direct waits for QUIC to end too, and the relay dying does not end a direct session; a
  * receiver's completion lost on the dead path is said again over the relay (a real transfer).
+ * A transfer's records on QUIC are not sealed by the session (QUIC encrypts them): such a frame
+ * fed through the relay is refused, and after the path dies mid-transfer everything sent again
+ * over the relay is sealed (no direct-kind frame there, the text nowhere in clear).
  * The session's and the negotiator's path files are compiled into this one for their internals. */
 #include "../../core/session/negotiate_path.c"
 #include "../../core/session/session.c"
@@ -463,6 +466,99 @@ static void test_failed_side_brings_peer_back(void **state)
     assert_int_equal(A.pings[0], 1);
 }
 
+/* 600 KiB of text in which every 64-byte line is different. */
+static char big[600 * 1024];
+static void fill_big(void)
+{
+    for (size_t i = 0; i < sizeof big / 64; i++)
+        snprintf(big + 64 * i, 65, "%063zu", i);
+}
+/* 1 if any 32-byte slice of big at a 64 KiB step is in f as is. */
+static int big_in_clear(const frame *f)
+{
+    for (size_t k = 0; k + 32 <= sizeof big; k += 64 * 1024)
+        for (size_t i = 0; i + 32 <= f->len; i++)
+            if (memcmp(f->p + i, big + k, 32) == 0) return 1;
+    return 0;
+}
+
+/* Over the relay: every frame sealed (no direct kind, nothing of the text in clear). */
+static void relay_in_sealed(side *me)
+{
+    for (size_t i = 0; i < me->nrq; i++) {
+        assert_int_equal(me->rq[i].p[0] & KIND_DIRECT, 0);
+        assert_false(big_in_clear(&me->rq[i]));
+    }
+    relay_in(me);
+}
+
+/* On QUIC a transfer's records go as they are (kind 0x82; QUIC encrypts them); one of them fed
+ * through the relay is refused, and ends the session. */
+static void test_direct_records_bound_to_quic(void **state)
+{
+    (void)state;
+    fill_big();
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    B.want_offer = 1;
+    assert_int_equal(tallow__xfer_send(A.s, NULL, big, sizeof big, &xcbs, &A, &A.x), 0);
+    quic_in(&B); /* the offer: B accepts */
+    assert_non_null(B.x);
+    quic_in(&A); /* the accept: A streams */
+    assert_true(B.nqq >= 3);
+    int clear = 0;
+    for (size_t i = 0; i < B.nqq; i++) {
+        assert_int_equal(B.qq[i].p[0], KIND_DIRECT | KIND_TRANSFER);
+        clear += big_in_clear(&B.qq[i]);
+    }
+    assert_true(clear >= 3); /* the chunks, unsealed */
+    B.relay.ev->on_frame(&B.relay, 0, B.qq[1].p, B.qq[1].len, B.relay.ev_ud);
+    assert_int_equal(B.closed, 1);
+    assert_int_equal(B.closed_err, TALLOW_ECRYPTO);
+    assert_non_null(strstr(tallow_ctx_last_error(ctx), "arrived on the relay channel: refused"));
+    tallow__xfer_free(A.x);
+    tallow__xfer_free(B.x);
+    A.x = B.x = NULL;
+}
+
+/* QUIC dies after the first chunk: both go back to the relay, the transfer resumes from B's
+ * position, and all of it goes sealed; the text arrives whole. */
+static void test_direct_loss_resends_sealed(void **state)
+{
+    (void)state;
+    fill_big();
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    B.want_offer = 1;
+    assert_int_equal(tallow__xfer_send(A.s, NULL, big, sizeof big, &xcbs, &A, &A.x), 0);
+    quic_in(&B);
+    quic_in(&A);
+    assert_true(B.nqq >= 3);
+    B.quic->ev->on_frame(B.quic, 0, B.qq[0].p, B.qq[0].len, B.quic->ev_ud); /* chunk 1 */
+    drop(B.qq, &B.nqq);                                                     /* the rest: lost */
+    drop(A.qq, &A.nqq);
+    A.quic->ev->on_closed(A.quic, TALLOW_ETIMEOUT, A.quic->ev_ud);
+    assert_ptr_equal(A.s->path, &A.relay);
+    for (int round = 0; round < 20 && !(A.done && B.done); round++) {
+        relay_in_sealed(&B);
+        relay_in_sealed(&A);
+        assert_int_equal(A.nqq + B.nqq, 0);
+    }
+    assert_false(A.closed || B.closed);
+    assert_int_equal(B.done, 1);
+    assert_int_equal(B.status, 0);
+    assert_int_equal(A.done, 1);
+    size_t len;
+    const char *got = tallow__xfer_text(B.x, &len);
+    assert_int_equal(len, sizeof big);
+    assert_memory_equal(got, big, len);
+    tallow__xfer_free(A.x);
+    tallow__xfer_free(B.x);
+    A.x = B.x = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +568,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relay_end_waits_for_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_death_does_not_end_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_side_brings_peer_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_records_bound_to_quic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_loss_resends_sealed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
