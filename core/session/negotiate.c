@@ -516,10 +516,9 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     }
     n->state = TALLOW__NEG_PENDING;
     struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params)
-        TALLOW_GATHER_PARAMS_INIT(.udp = n->udp, .stun = n->stun, .nstun = n->nstun,
-                                  .allow_loopback = n->allow_loopback,
-                                  .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000);
+    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
+            .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
+            .timeout_ms = n->timeout_ms < NEG_GATHER_MS ? n->timeout_ms : NEG_GATHER_MS);
     n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
     tallow_gatherer_foreach(ctx, start_one, &g);
     n->pending_gathers--;

@@ -18,6 +18,10 @@
 #define NEG_MAX_PAIRS 48
 #define NEG_MAX_STUN 8
 #define NEG_RELAY_GONE_MS 1500
+/* Gathering's bound. Where UDP is blocked no STUN server answers and the attempt cannot end
+ * before this: 1.5 s (STUN tries at 0, 100, 300 and 700 ms) keeps that case within the checks'
+ * own bound (NEG_MAX_TRIES x NEG_RTO_MS = 1.6 s), so the relay is chosen within 2 s of pairing. */
+#define NEG_GATHER_MS 1500
 
 enum { P_WAITING, P_INPROGRESS, P_SUCCEEDED, P_FAILED };
 
