@@ -419,14 +419,42 @@ static void test_only_offered(void **st)
     teardown_fx(f);
 }
 
+/* The example strategy (examples/plugins/portguess, built from the public headers only, loaded
+ * as a plugin) runs in the core's service beside another one, its checks built by the core. */
+static void test_example_strategy(void **st)
+{
+    (void)st;
+    fx *f = setup_fx(0);
+    int rc = tallow_plugin_load(f->ctx, TALLOW_TEST_BIN_DIR "/examples/plugins/portguess.so");
+    if (rc != 0) fail_msg("%s", tallow_ctx_last_error(f->ctx));
+    assert_int_equal(tallow__punch_open(&f->pu), 2);
+    offer(&f->pu, "198.51.100.2", 4000, "srflx/edm");
+    tallow_candidate host = cand(TALLOW_CAND_HOST, "10.0.0.5", 5555);
+    tallow__punch_remote(&f->pu, &host, (const uint8_t *)"host", 4);
+    tallow__punch_update(&f->pu);
+    tallow__punch_tick(&f->pu);
+    assert_int_equal(g_sends, 1); /* the peer's srflx IP, its host port */
+    assert_int_equal(g_last_to.sin_addr.s_addr, inet_addr("198.51.100.2"));
+    assert_int_equal(ntohs(g_last_to.sin_port), 5555);
+    tallow__check c;
+    assert_int_equal(tallow__check_parse(g_key, g_last, sizeof(g_last), &c), 0);
+    assert_string_equal(tallow__punch_probe_of(&f->pu, c.txid, NULL), "port-preserve");
+    for (int i = 0; i < 400; i++)
+        tallow__punch_tick(&f->pu);
+    assert_int_equal(g_sends, 8); /* its own bound: 8 rounds */
+    assert_int_equal(g_fake.ticks, 401);
+    teardown_fx(f);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),   cmocka_unit_test(test_view),
-        cmocka_unit_test(test_register),   cmocka_unit_test(test_packet_bound),
-        cmocka_unit_test(test_time_bound), cmocka_unit_test(test_socket_bound),
-        cmocka_unit_test(test_no_p2p),     cmocka_unit_test(test_only_offered),
+        cmocka_unit_test(test_classify),         cmocka_unit_test(test_view),
+        cmocka_unit_test(test_register),         cmocka_unit_test(test_packet_bound),
+        cmocka_unit_test(test_time_bound),       cmocka_unit_test(test_socket_bound),
+        cmocka_unit_test(test_no_p2p),           cmocka_unit_test(test_only_offered),
+        cmocka_unit_test(test_example_strategy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
