@@ -42,6 +42,7 @@ TALLOW_API void tallow_ctx_free(tallow_ctx *ctx)
     tallow__iface_list_free(&ctx->gatherers);
     tallow__iface_list_free(&ctx->services);
     tallow__iface_list_free(&ctx->lua_modules);
+    tallow__iface_list_free(&ctx->punches);
     tallow_registry_free(ctx->registry);
     tallow_loop_free(ctx->loop);
     free(ctx->policy.proxy);

@@ -35,7 +35,7 @@ typedef struct tallow__iface_kind {
 } tallow__iface_kind;
 
 extern const tallow__iface_kind tallow__iface_transport, tallow__iface_discovery,
-    tallow__iface_gatherer, tallow__iface_service, tallow__iface_lua_module;
+    tallow__iface_gatherer, tallow__iface_service, tallow__iface_lua_module, tallow__iface_punch;
 
 typedef struct tallow__plugin tallow__plugin;
 
@@ -53,7 +53,7 @@ struct tallow_ctx {
     int log_level;
     int log_json; /* one JSON object per line (tallow_ctx_set_log_format) */
     char last_error[512];
-    tallow__iface_list transports, discoveries, gatherers, services, lua_modules;
+    tallow__iface_list transports, discoveries, gatherers, services, lua_modules, punches;
     tallow__plugin *plugins; /* load order; unloaded in reverse */
     const char *loading;     /* name of the plugin whose init runs (registrations are its) */
     /* Set by the loader once it has loaded something; tallow_ctx_free calls it first. */

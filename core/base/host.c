@@ -1,6 +1,6 @@
 /* core/base/host.c — the services handed to plugins (each plugin its own tallow_host, its name on
  * its log lines), the registrars, the lookups of what they registered (transports, NAT discovery,
- * gatherers, services, Lua modules) and the host-side channel wrappers. */
+ * gatherers, punching strategies, services, Lua modules) and the host-side channel wrappers. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +63,11 @@ static int reg_lua_module(tallow_ctx *ctx, const struct tallow_lua_module_ops *o
     return reg(ctx, &ctx->lua_modules, &tallow__iface_lua_module, ops, st);
 }
 
+static int reg_punch(tallow_ctx *ctx, const struct tallow_punch_ops *ops, void *st)
+{
+    return reg(ctx, &ctx->punches, &tallow__iface_punch, ops, st);
+}
+
 static int reg_msg(tallow_ctx *ctx, const tallow_msg_type *t)
 {
     return tallow_registry_add(ctx->registry, t);
@@ -87,6 +92,7 @@ void tallow__host_make(tallow_host *h, tallow_ctx *ctx, const char *plugin_name)
         .register_msg = reg_msg,
         .register_lua_module = reg_lua_module,
         .name = plugin_name,
+        .register_punch = reg_punch,
     };
 }
 
@@ -110,6 +116,14 @@ tallow_gatherer_foreach(tallow_ctx *ctx,
 {
     for (size_t i = 0; i < ctx->gatherers.n; i++)
         fn(ctx->gatherers.v[i].ops, ctx->gatherers.v[i].plugin_state, ud);
+}
+
+TALLOW_API void tallow_punch_foreach(tallow_ctx *ctx,
+                                     void (*fn)(const tallow_punch_ops *ops, void *state, void *ud),
+                                     void *ud)
+{
+    for (size_t i = 0; i < ctx->punches.n; i++)
+        fn(ctx->punches.v[i].ops, ctx->punches.v[i].plugin_state, ud);
 }
 
 TALLOW_API const tallow_service_ops *tallow_service_find(tallow_ctx *ctx, const char *name,

@@ -1,9 +1,10 @@
 /* core/base/iface.c — the interface tables and the one registration path every plugin interface
- * goes through (transport, discovery, gatherer, service, Lua module): the version and struct_size
- * are checked against the smallest struct the host accepts, the ops are copied into a zeroed struct
- * of the host's size, the required slots are checked, and every optional slot left NULL (or absent
- * from an older plugin's smaller struct) gets the host's default, so no caller tests for NULL.
- * Depends on nothing but the public headers: the context and the loader call in, never out. */
+ * goes through (transport, discovery, gatherer, punching strategy, service, Lua module): the
+ * version and struct_size are checked against the smallest struct the host accepts, the ops are
+ * copied into a zeroed struct of the host's size, the required slots are checked, and every
+ * optional slot left NULL (or absent from an older plugin's smaller struct) gets the host's
+ * default, so no caller tests for NULL. Depends on nothing but the public headers: the context and
+ * the loader call in, never out. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,30 @@ static void svc_fill(void *o)
     if (!ops->drain) ops->drain = svc_drain;
 }
 
+static const char *punch_check(const void *o)
+{
+    const tallow_punch_ops *ops = o;
+    return ops->open && ops->tick ? NULL : "open and tick are required";
+}
+
+static void punch_update(void *inst, tallow_punch *p)
+{
+    (void)inst;
+    (void)p;
+}
+
+static void punch_close(void *inst)
+{
+    (void)inst;
+}
+
+static void punch_fill(void *o)
+{
+    tallow_punch_ops *ops = o;
+    if (!ops->update) ops->update = punch_update;
+    if (!ops->close) ops->close = punch_close;
+}
+
 static const char *lua_check(const void *o)
 {
     const tallow_lua_module_ops *ops = o;
@@ -184,6 +209,12 @@ const tallow__iface_kind tallow__iface_gatherer = {"gatherer",
                                                    sizeof(tallow_gatherer_ops),
                                                    gath_check,
                                                    gath_fill};
+const tallow__iface_kind tallow__iface_punch = {"punching strategy",
+                                                TALLOW_PUNCH_OPS_VERSION,
+                                                TALLOW__END(tallow_punch_ops, tick),
+                                                sizeof(tallow_punch_ops),
+                                                punch_check,
+                                                punch_fill};
 const tallow__iface_kind tallow__iface_service = {"service",
                                                   TALLOW_SERVICE_OPS_VERSION,
                                                   TALLOW__END(tallow_service_ops, stop),

@@ -124,7 +124,7 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
     p->desc = d;
     /* What init registers points into the plugin's memory: on failure it must all go. */
     size_t nt = ctx->transports.n, nd = ctx->discoveries.n, ng = ctx->gatherers.n,
-           ns = ctx->services.n, nl = ctx->lua_modules.n, nmsg = 0;
+           ns = ctx->services.n, nl = ctx->lua_modules.n, np = ctx->punches.n, nmsg = 0;
     const tallow_msg_type **msgs = tallow__registry_save(ctx->registry, &nmsg);
     if (!msgs) {
         free(p->path);
@@ -143,6 +143,7 @@ TALLOW_API int tallow_plugin_load(tallow_ctx *ctx, const char *name_or_path)
         tallow__iface_list_truncate(&ctx->gatherers, ng);
         tallow__iface_list_truncate(&ctx->services, ns);
         tallow__iface_list_truncate(&ctx->lua_modules, nl);
+        tallow__iface_list_truncate(&ctx->punches, np);
         tallow__registry_restore(ctx->registry, msgs, nmsg);
     }
     free(msgs);

@@ -125,9 +125,9 @@ void tallow__neg_tick(tallow_timer *t, void *ud)
         pick->next_due = now + NEG_RTO_MS;
         send_check(n, pick);
     }
-    tallow__bday_tick(&n->bday);
+    tallow__punch_tick(&n->punch);
     if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0 &&
-        !tallow__bday_running(&n->bday)) {
+        !tallow__punch_running(&n->punch)) {
         /* the controlled side keeps waiting if the peer reached us: it may still nominate */
         if (n->controlling || !n->heard_peer) tallow__neg_fail(n, "no candidate pair answered");
     }
@@ -226,15 +226,16 @@ static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
     neg_pair *p = NULL;
     for (size_t i = 0; i < n->npairs; i++)
         if (memcmp(n->pairs[i].txid, c->txid, TALLOW__CHECK_TXID) == 0) p = &n->pairs[i];
-    if (!p && tallow__bday_is_probe(&n->bday, c->txid)) {
-        /* a birthday probe hit: the address that answered is the pair (authenticated by the
-         * MAC; it is the peer's IP, the only one probed) */
+    uint32_t probes = 0;
+    const char *strategy = p ? NULL : tallow__punch_probe_of(&n->punch, c->txid, &probes);
+    if (strategy) {
+        /* a strategy's probe hit: the address that answered is the pair (authenticated by the
+         * MAC; an IP the peer offered, the only ones a strategy may aim at) */
         p = pair_add(n, from, fromlen, TALLOW_CAND_PRFLX, prflx_prio(), u);
         if (!p) return;
         char s[64];
-        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
-                       "p2p: birthday probe answered by %s after %u probes",
-                       addr_str(&p->addr, s, sizeof(s)), tallow__bday_sent(&n->bday));
+        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "p2p: %s probe answered by %s after %u probes",
+                       strategy, addr_str(&p->addr, s, sizeof(s)), probes);
         p->sent_ns = tallow_now_ns();
     } else if (!p || p->via != u || !same_addr(&p->addr, p->len, from, fromlen)) {
         return; /* stale or not symmetric */
@@ -350,7 +351,7 @@ const char *tallow__neg_kind_name(uint32_t k)
 static void finish_free(tallow__neg *n)
 {
     /* gatherers undo what they set up for the endpoint (port mappings) */
-    tallow__bday_stop(&n->bday, n->quic_udp);
+    tallow__punch_stop(&n->punch, n->quic_udp);
     if (n->quic_udp) tallow_udp_close(n->quic_udp);
     if (n->udp) tallow_gatherer_foreach(n->ctx, release_one, n->udp);
     if (n->udp) tallow_udp_close(n->udp);
@@ -376,7 +377,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         if (n->pending_gathers == 0 && !n->releasing) finish_free(n);
         return;
     }
-    if (status == 0) tallow__bday_local(&n->bday, c, count, n->nstun);
+    if (status == 0) tallow__punch_local(&n->punch, c, count, n->nstun);
     for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
         if (!carries(n, c[i].addr.ss_family)) continue;
         if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
@@ -393,7 +394,7 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         int alen = tallow_sockaddr_encode((const struct sockaddr *)&c[i].addr, c[i].addr_len, a,
                                           sizeof(a));
         if (alen < 0) continue;
-        const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__bday_foundation(&n->bday)
+        const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__punch_foundation(&n->punch)
                                                        : tallow__neg_kind_name(c[i].kind);
         tallow_msg_CandidateOffer o = {.kind = c[i].kind,
                                        .priority = c[i].priority,
@@ -408,11 +409,12 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
     for (size_t i = 0; i < n->npairs && n->nlocal; i++)
         if (n->pairs[i].state != P_SUCCEEDED)
             n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
+    tallow__punch_set_local(&n->punch, n->local, n->nlocal);
     send_done_if_ready(n);
     if (n->state != TALLOW__NEG_PENDING)
         tallow__neg_release_udp(n);
     else
-        tallow__bday_maybe_start(&n->bday);
+        tallow__punch_update(&n->punch);
 }
 
 struct gather_ctx {
@@ -498,7 +500,8 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     }
     neg_families(n);
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
-    tallow__bday_init(&n->bday, ctx, n->udp, n->check_key, n->controlling, on_check, n);
+    tallow__punch_init(&n->punch, ctx, n->udp, n->check_key, n->controlling, on_check, n);
+    tallow__punch_open(&n->punch);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
     n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, tallow__neg_tick, n);
@@ -513,10 +516,9 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     }
     n->state = TALLOW__NEG_PENDING;
     struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params)
-        TALLOW_GATHER_PARAMS_INIT(.udp = n->udp, .stun = n->stun, .nstun = n->nstun,
-                                  .allow_loopback = n->allow_loopback,
-                                  .timeout_ms = n->timeout_ms < 2000 ? n->timeout_ms : 2000);
+    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
+            .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
+            .timeout_ms = n->timeout_ms < NEG_GATHER_MS ? n->timeout_ms : NEG_GATHER_MS);
     n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
     tallow_gatherer_foreach(ctx, start_one, &g);
     n->pending_gathers--;
@@ -539,9 +541,11 @@ int tallow__neg_on_candidates(tallow__session *s, const tallow_msg_type *t, cons
         alen = tallow_sockaddr_unmap(&a, alen); /* an IPv4 peer is paired as IPv4 */
         uint32_t kind = o->kind <= TALLOW_CAND_MAPPED ? o->kind : TALLOW_CAND_RELAYED;
         neg_pair *p = pair_add(n, (struct sockaddr *)&a, alen, kind, o->priority, n->udp);
-        if (kind == TALLOW_CAND_SRFLX)
-            tallow__bday_remote(&n->bday, (struct sockaddr *)&a, alen, o->foundation.ptr,
-                                o->foundation.len);
+        if (p) {
+            tallow_candidate rc = {.kind = kind, .priority = o->priority, .addr_len = alen};
+            memcpy(&rc.addr, &a, alen);
+            tallow__punch_remote(&n->punch, &rc, o->foundation.ptr, o->foundation.len);
+        }
         char as[64];
         tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: peer offers %s %s%s",
                        tallow__neg_kind_name(kind), addr_str(&a, as, sizeof(as)),
@@ -549,7 +553,7 @@ int tallow__neg_on_candidates(tallow__session *s, const tallow_msg_type *t, cons
         /* a new pair is checked at once when the pacing allows, not at the next tick */
         if (p && p->state == P_WAITING && n->tick && now_ms() - n->last_check >= NEG_PACE_MS)
             tallow__neg_tick(n->tick, n);
-        if (n->state == TALLOW__NEG_PENDING) tallow__bday_maybe_start(&n->bday);
+        if (n->state == TALLOW__NEG_PENDING) tallow__punch_update(&n->punch);
         return 1;
     }
     case TALLOW_MSG_CandidatesDone:

@@ -64,73 +64,89 @@ typedef struct tallow__neg_rank {
 /* Index of the valid pair with the highest pair priority (ties: the lowest index), or -1. */
 int tallow__neg_best(int controlling, const tallow__neg_rank *pairs, size_t n);
 
-/* ---- hard-NAT punching (negotiate_bday.c) -------------------------------------------------
+/* ---- punching strategies (negotiate_punch.c) ----------------------------------------------
  * Each side learns its own NAT's mapping behaviour from the server-reflexive candidates of one
  * socket seen by two or more STUN servers (one mapping: endpoint-independent, "eim"; several
  * ports for one address: endpoint-dependent, "edm") and tells the peer in the foundation of its
- * srflx offers ("srflx/eim", "srflx/edm"; plain "srflx" when unknown). When our NAT maps per
- * destination and the peer's does not, we are the hard side: we open TALLOW__BDAY_SOCKS sockets
- * and send one check from each to the peer's srflx address, so our NAT holds that many mappings
- * towards it. The easy side sends checks to ports of the hard side's srflx address (the ports
- * after the ones it saw first, the nearest swept repeatedly, when they look sequential; then
- * random ones), paced, at most TALLOW__BDAY_MAX_PACKETS and TALLOW__BDAY_MAX_MS; a probe that
- * lands on one of those mappings reaches the hard side, whose answer (MAC'd with the check key)
- * makes the pair. Every probe is
- * an ordinary authenticated check request, aimed only at the address the peer offered through
- * the sealed session. */
+ * srflx offers ("srflx/eim", "srflx/edm"; plain "srflx" when unknown). What to do with that is
+ * the punching strategies' (include/tallow/punch.h; birthday probing and port prediction are the
+ * punch-bday plugin): this module opens one instance of every registered strategy per attempt,
+ * keeps their view of both sides up to date, ticks them, and is the only way their packets go
+ * out: it builds each check (MAC'd with the check key, an id of the strategy's own), refuses an
+ * address whose IP the peer did not offer, and enforces the bounds (TALLOW_PUNCH_MAX_PACKETS,
+ * _MAX_SOCKETS, _MAX_MS from the first packet) and no_p2p. */
 
-#define TALLOW__BDAY_SOCKS 256
-#define TALLOW__BDAY_MAX_PACKETS 2000
-#define TALLOW__BDAY_MAX_MS 5000
-#define TALLOW__BDAY_PER_TICK 8   /* probes (easy side) per 10 ms tick: 800 per second */
-#define TALLOW__BDAY_SEQ_NEAR 64  /* sequential allocation: the first ports predicted ... */
-#define TALLOW__BDAY_SEQ_PASSES 8 /* ... swept this often, then the next 320 once */
+#define TALLOW__PUNCH_MAX_STRATEGIES 8
+#define TALLOW__PUNCH_MAX_REMOTE 48
 
-enum { TALLOW__NAT_UNKNOWN = 0, TALLOW__NAT_EIM = 1, TALLOW__NAT_EDM = 2 };
+typedef struct tallow__punch tallow__punch;
 
-typedef struct tallow__bday {
+typedef struct tallow__punch_inst {
+    tallow_punch pub; /* first: what the strategy is handed */
+    tallow__punch *pu;
+    const tallow_punch_ops *ops;
+    void *inst;
+    int busy;      /* its last tick said it is punching */
+    uint32_t sent; /* its checks */
+    uint8_t txid[TALLOW__CHECK_TXID];
+} tallow__punch_inst;
+
+struct tallow__punch {
     tallow_ctx *ctx;
-    tallow_udp *base; /* the session's endpoint: the easy side probes from it */
+    tallow_udp *base; /* the session's endpoint (socket 0) */
     const uint8_t *check_key;
     int controlling;
-    tallow_udp_recv_cb on_check;
+    tallow_udp_recv_cb on_check; /* the negotiator's handler, on every socket opened */
     void *ud;
-    int mine, peer; /* TALLOW__NAT_* */
-    int role;       /* 0 none, 1 hard (sockets), 2 easy (probes) */
-    int done;
-    struct sockaddr_storage target; /* hard: the peer's srflx; easy: its address (any port) */
-    socklen_t target_len;
-    uint16_t peer_lo, peer_hi; /* the hard peer's srflx ports seen */
-    uint32_t seq_next;         /* peer_hi + predicted ports probed (sequential), 0 none */
-    tallow_udp *sock[TALLOW__BDAY_SOCKS];
+    uint32_t mine, peer; /* enum tallow_nat_mapping */
+    const tallow_candidate *local;
+    size_t nlocal;
+    tallow_candidate remote[TALLOW__PUNCH_MAX_REMOTE];
+    size_t nremote;
+    tallow__punch_inst inst[TALLOW__PUNCH_MAX_STRATEGIES];
+    size_t ninst;
+    tallow_udp *sock[TALLOW_PUNCH_MAX_SOCKETS];
+    uint8_t sock_owner[TALLOW_PUNCH_MAX_SOCKETS]; /* index into inst */
     size_t nsock;
     uint32_t sent;
-    uint64_t start_ms;
-    uint8_t txid[TALLOW__CHECK_TXID];
-} tallow__bday;
+    uint64_t start_ms; /* the first packet or socket; 0 before */
+    int exhausted;     /* a bound was reached */
+    int stopped;
+    uint64_t (*now_ms)(void); /* the clock (a unit test sets its own) */
+};
 
-void tallow__bday_init(tallow__bday *b, tallow_ctx *ctx, tallow_udp *base, const uint8_t *check_key,
-                       int controlling, tallow_udp_recv_cb on_check, void *ud);
+void tallow__punch_init(tallow__punch *pu, tallow_ctx *ctx, tallow_udp *base,
+                        const uint8_t *check_key, int controlling, tallow_udp_recv_cb on_check,
+                        void *ud);
+/* Opens one instance of every registered strategy. Returns how many, or TALLOW_EPOLICY under
+ * no_p2p (none opened). */
+int tallow__punch_open(tallow__punch *pu);
 /* Our gathered candidates (one gatherer's answer); nstun: how many STUN servers were asked. */
-void tallow__bday_local(tallow__bday *b, const tallow_candidate *c, size_t n, size_t nstun);
+void tallow__punch_local(tallow__punch *pu, const tallow_candidate *c, size_t n, size_t nstun);
+/* All our candidates so far (borrowed until the next call or the stop). */
+void tallow__punch_set_local(tallow__punch *pu, const tallow_candidate *all, size_t n);
 /* The foundation our srflx offers carry. */
-const char *tallow__bday_foundation(const tallow__bday *b);
-/* A srflx offer of the peer. */
-void tallow__bday_remote(tallow__bday *b, const struct sockaddr *a, socklen_t len,
-                         const uint8_t *foundation, size_t flen);
-/* Starts when both behaviours are known and call for it. */
-void tallow__bday_maybe_start(tallow__bday *b);
-/* Every negotiator tick: opens sockets (hard side) or sends probes (easy side). */
-void tallow__bday_tick(tallow__bday *b);
-int tallow__bday_running(const tallow__bday *b);
-int tallow__bday_is_probe(const tallow__bday *b, const uint8_t txid[TALLOW__CHECK_TXID]);
-uint32_t tallow__bday_sent(const tallow__bday *b);
-/* Ends it: closes every socket but keep (the one QUIC runs on; NULL for all). */
-void tallow__bday_stop(tallow__bday *b, tallow_udp *keep);
-/* Pure helpers (unit tested): the behaviour from one socket's srflx candidates (IPv4), and the
- * easy side's next port to probe. */
-int tallow__bday_classify(const tallow_candidate *c, size_t n, size_t nstun);
-uint16_t tallow__bday_next_port(tallow__bday *b);
+const char *tallow__punch_foundation(const tallow__punch *pu);
+/* An offer of the peer (its foundation tells the peer's mapping behaviour). */
+void tallow__punch_remote(tallow__punch *pu, const tallow_candidate *c, const uint8_t *foundation,
+                          size_t flen);
+/* The view changed: every strategy's update. */
+void tallow__punch_update(tallow__punch *pu);
+/* Every negotiator tick: every strategy's tick, within the bounds. */
+void tallow__punch_tick(tallow__punch *pu);
+/* Some strategy is punching (and the bounds allow more). */
+int tallow__punch_running(const tallow__punch *pu);
+/* The name of the strategy whose check carried txid (NULL: none), and how many it sent. */
+const char *tallow__punch_probe_of(const tallow__punch *pu, const uint8_t txid[TALLOW__CHECK_TXID],
+                                   uint32_t *sent);
+/* The name of the strategy that opened socket u (NULL: not one of ours). */
+const char *tallow__punch_socket_owner(const tallow__punch *pu, const tallow_udp *u);
+uint32_t tallow__punch_sent(const tallow__punch *pu);
+/* Ends it: every strategy's close, every socket closed but keep (the one QUIC runs on; NULL for
+ * all). Idempotent. */
+void tallow__punch_stop(tallow__punch *pu, tallow_udp *keep);
+/* The behaviour from one socket's srflx candidates (IPv4): enum tallow_nat_mapping. */
+int tallow__punch_classify(const tallow_candidate *c, size_t n, size_t nstun);
 
 /* ---- the negotiator (negotiate.c) --------------------------------------------------------- */
 

@@ -18,6 +18,10 @@
 #define NEG_MAX_PAIRS 48
 #define NEG_MAX_STUN 8
 #define NEG_RELAY_GONE_MS 1500
+/* Gathering's bound. Where UDP is blocked no STUN server answers and the attempt cannot end
+ * before this: 1.5 s (STUN tries at 0, 100, 300 and 700 ms) keeps that case within the checks'
+ * own bound (NEG_MAX_TRIES x NEG_RTO_MS = 1.6 s), so the relay is chosen within 2 s of pairing. */
+#define NEG_GATHER_MS 1500
 
 enum { P_WAITING, P_INPROGRESS, P_SUCCEEDED, P_FAILED };
 
@@ -29,7 +33,7 @@ typedef struct neg_pair {
     uint64_t next_due, sent_ns, rtt_us;
     uint8_t txid[TALLOW__CHECK_TXID]; /* outstanding check, all zero once answered */
     uint8_t txid_flags;               /* the flags it was sent with */
-    tallow_udp *via;     /* our socket for this pair: the endpoint, or a birthday socket */
+    tallow_udp *via;     /* our socket for this pair: the endpoint, or a strategy's socket */
     uint32_t local_kind; /* which of our candidates the peer saw (prflx when none of them) */
 } neg_pair;
 
@@ -52,14 +56,14 @@ struct tallow__neg {
     int nominated; /* index, or -1 */
     tallow_timer *tick, *deadline, *settle;
     tallow_channel *quic;
-    tallow_udp *quic_udp; /* the birthday socket QUIC runs on, when not udp */
+    tallow_udp *quic_udp; /* the strategy's socket QUIC runs on, when not udp */
     int quic_handed;      /* the session owns the channel now */
     uint64_t start_ns;
     struct sockaddr_storage stun[NEG_MAX_STUN];
     size_t nstun;
-    tallow__bday bday; /* hard-NAT punching (negotiate_bday.c) */
-    char why[128];     /* why the direct path failed */
-    double direct_ms;  /* from start until QUIC was up */
+    tallow__punch punch; /* the punching strategies (negotiate_punch.c) */
+    char why[128];       /* why the direct path failed */
+    double direct_ms;    /* from start until QUIC was up */
     /* the session's side of the path (negotiate_path.c) */
     int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
     char *stun_opt;     /* the option, copied at attach */

@@ -43,7 +43,7 @@ static void settle(tallow__neg *n, int state)
 {
     if (n->state != TALLOW__NEG_PENDING) return;
     n->state = state;
-    tallow__bday_stop(&n->bday, n->quic_udp);
+    tallow__punch_stop(&n->punch, n->quic_udp);
     tallow__neg_stop_timer(&n->tick);
     tallow__neg_stop_timer(&n->deadline);
     tallow__neg_stop_timer(&n->settle);
@@ -209,11 +209,13 @@ void tallow__neg_open_quic(tallow__neg *n, int idx)
     tallow__neg_stop_timer(&n->tick);
     tallow__neg_stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
     neg_pair *p = &n->pairs[idx];
-    n->quic_udp = p->via != n->udp ? p->via : NULL; /* a birthday socket: kept, ours to close */
+    n->quic_udp = p->via != n->udp ? p->via : NULL; /* a strategy's socket: kept, ours to close */
+    const char *owner = n->quic_udp ? tallow__punch_socket_owner(&n->punch, n->quic_udp) : NULL;
     char s[64];
-    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s; opening QUIC as %s",
+    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nominated %s%s%s%s; opening QUIC as %s",
                    tallow_sockaddr_str((struct sockaddr *)&p->addr, s, sizeof(s)),
-                   n->quic_udp ? " (birthday socket)" : "", n->controlling ? "client" : "server");
+                   owner ? " (" : "", owner ? owner : "", owner ? " socket)" : "",
+                   n->controlling ? "client" : "server");
     /* the server waits longer: the client decides, and tells (DirectFailed) if it fails */
     tallow_channel_params cp =
         TALLOW_CHANNEL_PARAMS_INIT(.initiator = n->controlling, .udp = p->via,

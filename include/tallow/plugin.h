@@ -3,7 +3,8 @@
  * size before calling init; init only registers things through the host's registrars and may
  * keep state of its own (no globals).
  *
- * The rules every interface follows (transport, discovery, gatherer, service, Lua module), in the
+ * The rules every interface follows (transport, discovery, gatherer, punching strategy, service,
+ * Lua module), in the
  * manner of SQLite's VFS:
  * - Every ops struct starts with version, struct_size and name. The host refuses (TALLOW_EINVAL,
  *   and an "init failed" message naming the plugin, the interface and the sizes) a version it
@@ -32,6 +33,7 @@ struct tallow_discovery_ops;
 struct tallow_gatherer_ops;
 struct tallow_service_ops;
 struct tallow_lua_module_ops;
+struct tallow_punch_ops;
 
 /* What the host gives a plugin: services and registrars. Each plugin has its own (borrowed from
  * init until after fini), so that what it logs carries its name. Appended to only; struct_size
@@ -67,6 +69,9 @@ struct tallow_host {
                                void *plugin_state);
     /* The plugin's name (its descriptor's), as its log lines carry it. ABI 2. */
     const char *name;
+    /* A punching strategy for the direct-path negotiator (include/tallow/punch.h). Present when
+     * struct_size covers it. */
+    int (*register_punch)(tallow_ctx *ctx, const struct tallow_punch_ops *ops, void *plugin_state);
 };
 
 typedef struct tallow_plugin_desc {

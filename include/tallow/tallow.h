@@ -12,5 +12,6 @@
 #include "transport.h"
 #include "nat.h"
 #include "gather.h"
+#include "punch.h"
 #include "service.h"
 #endif

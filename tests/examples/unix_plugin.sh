@@ -3,7 +3,8 @@
 # `make install PREFIX=$tmp/prefix` (a build of its own, so the test's build tree is left alone),
 # then `make -C examples/plugins/unix` with pkg-config pointing there, out of the source tree.
 # The runner loads it (--plugin PATH, then TALLOW_PLUGIN_PATH) and it carries real transfers
-# (a 20 MB file, a folder sync) over a Unix socket; the bytes must be identical.
+# (a 20 MB file, a folder sync) over a Unix socket; the bytes must be identical. The example
+# punching strategy (examples/plugins/portguess) builds the same way and loads.
 . "$(dirname "$0")/../workflows/sync_lib.sh"
 SRCDIR=${TALLOW_SOURCE_DIR:?}
 
@@ -50,4 +51,21 @@ wait_pid 60 "$RPID"; [ "$WAIT_RC" -eq 0 ] || fail "sync receiver exited $WAIT_RC
 wait_pid 30 "$SPID"; [ "$WAIT_RC" -eq 0 ] || fail "sync sender exited $WAIT_RC"
 grep -q "sent 0 changed, 50 new" "$TMP/sync-s.log" || fail "sync report over unix"
 diff -r "$TMP/tree" "$TMP/mirror" || fail "trees differ after a sync over the unix transport"
+
+# 5. the example punching strategy, built out of tree the same way; loading it runs its init,
+# which registers the strategy (a refused registration fails the load)
+cp -r "$SRCDIR/examples/plugins/portguess" "$TMP/portguess"
+rm -f "$TMP/portguess/portguess.so"
+make -C "$TMP/portguess" PKG_CONFIG_PATH="$TMP/prefix/lib/pkgconfig" >"$TMP/pg-build.log" 2>&1 ||
+    fail "out-of-tree strategy build failed"
+grep -q -- "-I$TMP/prefix/include" "$TMP/pg-build.log" || fail "strategy not built against the installed headers"
+cat >"$TMP/pg.lua" <<EOF
+local tallow = require "tallow"
+assert(tallow.plugins.load("$TMP/portguess/portguess.so"))
+for _, p in ipairs(tallow.plugins.list()) do
+    if p.name == "punch-portguess" then print("loaded " .. p.name) end
+end
+EOF
+"$T" run "$TMP/pg.lua" >"$TMP/pg-run.log" 2>&1 || fail "tallow run could not load the strategy"
+grep -q "loaded punch-portguess" "$TMP/pg-run.log" || fail "the strategy plugin is not listed"
 echo PASS
