@@ -4,12 +4,15 @@
 # NAT-PMP / PCP daemon:
 #   upnp | natpmp | pcp  the sender asks with that one protocol (TALLOW_PORTMAP); the gateway
 #                        grants a mapping, the sender offers it as a "mapped" candidate, the
-#                        transfer goes direct; the mapping is renewed (forced every 200 ms) and
-#                        is gone from the gateway once the sender exits.
+#                        transfer goes direct; the mapping is renewed (forced every 50 ms: well
+#                        before a 20 MB transfer on these links ends) and is gone from the
+#                        gateway once the sender exits.
 #   none                 NAT A's gateway runs no mapping service: the plugin gives up within its
 #                        bound and the transfer completes on the relay.
 #   sigint               natpmp; the sender is interrupted (SIGINT) mid-session, the receiver
-#                        waiting at its accept question: the mapping is deleted before it exits.
+#                        waiting at its accept question, once the mapping was renewed (the
+#                        session stays up, so this check does not race the transfer): the
+#                        mapping is deleted before it exits.
 #   nop2p                miniupnpd runs, the sender says --no-p2p: not one packet reaches the
 #                        gateway's mapping ports (tcpdump on its LAN side), relay only.
 . "$(dirname "$0")/nat_lib.sh"
@@ -24,7 +27,7 @@ none) ;;
 *) fail "unknown mode $MODE" ;;
 esac
 case $MODE in
-upnp | natpmp | pcp) export TALLOW_PORTMAP=$MODE TALLOW_PORTMAP_RENEW_MS=200 ;;
+upnp | natpmp | pcp) export TALLOW_PORTMAP=$MODE TALLOW_PORTMAP_RENEW_MS=50 ;;
 nop2p)
     OPTS=--no-p2p
     ip netns exec $NA tcpdump -l -n -i lan "udp port 5351 or udp port 1900 or (tcp and dst host 10.1.0.1)" \
@@ -37,7 +40,7 @@ tallow_pid() { for p in $(ip netns pids "$1"); do [ "$(cat /proc/$p/comm 2>/dev/
 if [ "$MODE" = sigint ]; then
     head -c $SIZE /dev/urandom > "$W/f.bin"
     # a background job of a script starts with SIGINT ignored: give it back its default
-    TALLOW_PORTMAP=natpmp TALLOW_LOG=debug ip netns exec $HA env --default-signal=INT "$T" send --relay "$RELAY" \
+    TALLOW_PORTMAP=natpmp TALLOW_PORTMAP_RENEW_MS=200 TALLOW_LOG=debug ip netns exec $HA env --default-signal=INT "$T" send --relay "$RELAY" \
         --code 43-portmap-mode-river "$W/f.bin" > /dev/null 2> "$W/send.log" &
     sp=$!
     # the receiver waits at its accept question (no --yes, a silent stdin): the session stays up
@@ -48,6 +51,8 @@ if [ "$MODE" = sigint ]; then
     for i in $(seq 100); do grep -q "gather-portmap: mapped" "$W/send.log" && break; sleep 0.05; done
     grep -q "gather-portmap: mapped" "$W/send.log" || fail "no mapping"
     [ "$(mapped_rules $NA)" -ge 1 ] || fail "the gateway holds no mapping"
+    for i in $(seq 100); do grep -q "gather-portmap: renewed via natpmp" "$W/send.log" && break; sleep 0.05; done
+    grep -q "gather-portmap: renewed via natpmp" "$W/send.log" || fail "the mapping was never renewed in 5 s"
     kill -INT $(tallow_pid $HA)
     rc=0
     wait $sp || rc=$?
@@ -55,7 +60,7 @@ if [ "$MODE" = sigint ]; then
     [ $rc -ne 0 ] || fail "the interrupted sender exited 0"
     grep -q "signal 2: deleting the port mappings" "$W/send.log" || fail "no deletion on SIGINT"
     [ "$(mapped_rules $NA)" = 0 ] || fail "the gateway still holds the mapping after SIGINT"
-    echo "sigint: the sender exited $rc and the gateway holds no mapping"
+    echo "sigint: the mapping was renewed; the sender exited $rc and the gateway holds no mapping"
     exit 0
 fi
 transfer $SIZE 43-portmap-mode-river $OPTS
