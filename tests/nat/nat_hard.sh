@@ -25,7 +25,13 @@ grep -q "our NAT maps per destination" "$HARDLOG" || fail "the hard side did not
 grep -q "our NAT maps endpoint-independently" "$EASYLOG" || fail "the easy side did not learn its NAT's mapping"
 grep -q "birthday punching, hard side" "$HARDLOG" || fail "A did not find itself the hard side"
 grep -q "birthday punching, easy side" "$EASYLOG" || fail "B did not find itself the easy side"
-grep -q "(birthday socket)" "$HARDLOG" || fail "QUIC did not run on a birthday socket"
+# QUIC runs on the birthday socket whose mapped port a probe found. The hard side's endpoint has
+# one more mapped port of the same kind (its ordinary check towards the easy side opened it), so
+# about one run in 257 a probe finds that one: then the hard side nominates its endpoint's pair.
+if ! grep -q "(birthday socket)" "$HARDLOG"; then
+    grep -q "birthday probe answered" "$EASYLOG" && grep -q "p2p: nominated .*; opening QUIC" "$HARDLOG" ||
+        fail "QUIC did not run on a birthday socket (nor on the endpoint's mapping a probe found)"
+fi
 sent=$(grep -h "birthday probe answered" "$EASYLOG" | sed 's/.*after \([0-9]*\) probes.*/\1/' | head -n 1)
 [ -z "$sent" ] || [ "$sent" -le 2000 ] || fail "$sent probes"
 if [ "$WHO" = hard ]; then HARDNS=$NA EASYNS=$NB; else HARDNS=$NB EASYNS=$NA; fi
