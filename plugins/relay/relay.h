@@ -115,8 +115,9 @@ void relay_inbuf_free(relay_inbuf *b);
 int relay_split_hostport(const char *s, char *host, size_t hostcap, char *port, size_t portcap);
 /* Formats an address as "1.2.3.4:5" or "[::1]:5". */
 void relay_fmt_addr(const struct sockaddr *sa, char *out, size_t cap);
-/* Makes fd nonblocking and close-on-exec, sets TCP_NODELAY and big buffers when tcp. */
-int relay_sock_setup(int fd, int tcp);
+/* Makes fd nonblocking and close-on-exec; when tcp, sets TCP_NODELAY and names the congestion
+ * control for a connection to peer (NULL: the connected peer's address, if any). */
+int relay_sock_setup(int fd, int tcp, const struct sockaddr *peer);
 
 /* ---- the two roles */
 extern const tallow_service_ops relay_service_ops;

@@ -201,7 +201,7 @@ static void cl_connect_next(relay_cl *cl)
         cl->ai_cur = a->ai_next;
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
-        relay_sock_setup(fd, 1);
+        relay_sock_setup(fd, 1, a->ai_addr);
         int big = 4 * 1024 * 1024;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);

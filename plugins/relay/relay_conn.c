@@ -65,7 +65,19 @@ int relay_pipe_get(relay_srv *s, relay_conn *c)
         c->pfd[0] = c->pfd[1] = -1;
         return err;
     }
+    if (s->big_pipes < RELAY_PIPE_BIG_MAX &&
+        fcntl(c->pfd[1], F_SETPIPE_SZ, RELAY_PIPE_BIG) >= RELAY_PIPE_BIG)
+        s->big_pipes++;
     return 0;
+}
+
+void relay_pipe_close(relay_srv *s, int fd[2])
+{
+    if (fd[0] < 0) return;
+    if (s->big_pipes > 0 && fcntl(fd[1], F_GETPIPE_SZ) >= RELAY_PIPE_BIG) s->big_pipes--;
+    close(fd[0]);
+    close(fd[1]);
+    fd[0] = fd[1] = -1;
 }
 
 void relay_pipe_put(relay_srv *s, relay_conn *c)
@@ -76,8 +88,7 @@ void relay_pipe_put(relay_srv *s, relay_conn *c)
         s->pipes[s->npipes][1] = c->pfd[1];
         s->npipes++;
     } else {
-        close(c->pfd[0]);
-        close(c->pfd[1]);
+        relay_pipe_close(s, c->pfd);
     }
     c->pfd[0] = c->pfd[1] = -1;
     c->piped = 0;

@@ -376,7 +376,23 @@ void relay_fmt_addr(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
-int relay_sock_setup(int fd, int tcp)
+/* 127.0.0.0/8, ::1 or ::ffff:127.x: a peer on this machine. */
+static int peer_is_loopback(int fd, const struct sockaddr *peer)
+{
+    struct sockaddr_storage ss;
+    if (!peer) {
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) return 0;
+        peer = (const struct sockaddr *)&ss;
+    }
+    if (peer->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
+    if (peer->sa_family != AF_INET6) return 0;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+int relay_sock_setup(int fd, int tcp, const struct sockaddr *peer)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
@@ -386,10 +402,11 @@ int relay_sock_setup(int fd, int tcp)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         /* Congestion control by name rather than the machine's default (Debian's is CUBIC,
          * which collapses on a long path with random loss): BBR where the kernel has it and
-         * allows it to us, else the default stays. TALLOW_TCP_CC names another; empty keeps
-         * the system's. */
+         * allows it to us, else the default stays. To a peer on this machine CUBIC: there is no
+         * queue for BBR to keep short, and its pacing costs a timer per burst (a quarter of the
+         * relay's CPU on loopback). TALLOW_TCP_CC names another; empty keeps the system's. */
         const char *cc = getenv("TALLOW_TCP_CC");
-        if (!cc) cc = "bbr";
+        if (!cc) cc = peer_is_loopback(fd, peer) ? "cubic" : "bbr";
         if (*cc) (void)setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, (socklen_t)strlen(cc));
     }
     return 0;

@@ -30,7 +30,7 @@ static void on_accept(tallow_io *io, int fd, unsigned events, void *ud)
             relay_ip_put(s, ip);
             continue;
         }
-        relay_sock_setup(cfd, 1);
+        relay_sock_setup(cfd, 1, (struct sockaddr *)&ss);
         /* TCP keepalive finds peers that vanished without a FIN (their slot then goes to grace) */
         int on = 1, idle = 60, intvl = 15, cnt = 4;
         setsockopt(cfd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
@@ -83,7 +83,7 @@ static int srv_bind(relay_srv *s, const char *where, int stun)
         }
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 511) < 0 ||
-            relay_sock_setup(fd, 0) < 0) {
+            relay_sock_setup(fd, 0, NULL) < 0) {
             err = -errno;
             close(fd);
             break;
@@ -228,8 +228,7 @@ static void srv_stop(void *inst)
     relay_stun_stop(s);
     while (s->npipes > 0) {
         s->npipes--;
-        close(s->pipes[s->npipes][0]);
-        close(s->pipes[s->npipes][1]);
+        relay_pipe_close(s, s->pipes[s->npipes]);
     }
     free(s->scratch);
     free(s->rooms_by_id.b);

@@ -104,6 +104,11 @@ struct relay_ip {
 #define RELAY_STUN_RATE 32u  /* answers per second per source, sustained */
 #define RELAY_SCRATCH (64u * 1024u)
 #define RELAY_PIPE_POOL 64
+/* A streaming pipe holds 256 KiB rather than 64: a quarter of the splice() calls per byte. Only
+ * the first RELAY_PIPE_BIG_MAX pipes grow: an unprivileged user's pipes share 64 MiB
+ * (fs/pipe-user-pages-soft), past which the kernel gives new pipes two pages. */
+#define RELAY_PIPE_BIG (256 * 1024)
+#define RELAY_PIPE_BIG_MAX 64
 
 typedef struct relay_limits {
     uint64_t max_rooms, max_peers, max_frame, max_conns_per_ip, max_rooms_per_ip, max_conns;
@@ -159,7 +164,8 @@ struct relay_srv {
     uint8_t *scratch; /* RELAY_SCRATCH bytes: streamed payload without a pipe, discarded input */
     int pipes[RELAY_PIPE_POOL][2]; /* empty pipes kept for the next streamed frame */
     int npipes;
-    int nosplice; /* option splice=off, or the kernel refused: copies only */
+    int big_pipes; /* open pipes grown to RELAY_PIPE_BIG */
+    int nosplice;  /* option splice=off, or the kernel refused: copies only */
     /* counters */
     uint64_t bytes_forwarded, dropped, nrooms, nconns, rooms_total, conns_total, queued,
         queued_peak;
@@ -256,6 +262,8 @@ void relay_conn_kick(relay_conn *c);
 int relay_pipe_get(relay_srv *s, relay_conn *c);
 /* Returns c's pipe to the pool (when empty) or closes it. */
 void relay_pipe_put(relay_srv *s, relay_conn *c);
+/* Closes a pipe (fd[0] < 0: none) and sets both to -1. */
+void relay_pipe_close(relay_srv *s, int fd[2]);
 /* Join deadlines (refused) and drain deadlines (killed) that have passed; the sweep timer. */
 void relay_conn_sweep(relay_srv *s, uint64_t now);
 /* Resumes kicked connections and frees the graveyard; the end of every loop callback (and of

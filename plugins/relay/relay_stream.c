@@ -150,11 +150,7 @@ static void finish(relay_conn *c)
 static void pipe_drop(relay_conn *c)
 {
     count_dropped(c, c->piped);
-    if (c->pfd[0] >= 0) {
-        close(c->pfd[0]);
-        close(c->pfd[1]);
-    }
-    c->pfd[0] = c->pfd[1] = -1;
+    relay_pipe_close(c->srv, c->pfd);
     c->piped = 0;
 }
 
