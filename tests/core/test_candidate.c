@@ -12,22 +12,7 @@
 #include <tallow/error.h>
 #include <tallow/gather.h>
 
-/* Builds a sockaddr from "a.b.c.d" or an IPv6 literal. */
-static socklen_t mkaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons(port);
-        return sizeof(*in);
-    }
-    assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    return sizeof(*in6);
-}
+#include "addr_util.h"
 
 static void test_candidate_priority_formula(void **state)
 {

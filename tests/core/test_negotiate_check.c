@@ -13,26 +13,11 @@
 #include <tallow/error.h>
 #include <tallow/gather.h>
 
+#include "addr_util.h"
 #include "negotiate.h"
 
 static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
-
-static socklen_t mkaddr(const char *ip, uint16_t port, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons(port);
-        return sizeof(*in);
-    }
-    assert_int_equal(inet_pton(AF_INET6, ip, &in6->sin6_addr), 1);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(port);
-    return sizeof(*in6);
-}
 
 static const struct row {
     uint8_t type, flags;

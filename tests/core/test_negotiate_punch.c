@@ -17,6 +17,7 @@
 #include <sodium.h>
 #include <tallow/tallow.h>
 
+#include "addr_util.h"
 #include "ctx_internal.h"
 #include "negotiate.h"
 
@@ -40,19 +41,6 @@ int __wrap_tallow_udp_send(tallow_udp *u, const struct sockaddr *to, socklen_t t
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static tallow_candidate cand(uint32_t kind, const char *ip, uint16_t port)
-{
-    tallow_candidate c;
-    memset(&c, 0, sizeof(c));
-    struct sockaddr_in *a = (struct sockaddr_in *)&c.addr;
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &a->sin_addr);
-    c.addr_len = sizeof(*a);
-    c.kind = kind;
-    return c;
-}
 
 static struct sockaddr_in sin4(const char *ip, uint16_t port)
 {

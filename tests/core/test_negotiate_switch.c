@@ -13,15 +13,9 @@
  * over the relay is sealed (no direct-kind frame there, the text nowhere in clear).
  * The session's and the negotiator's path files are compiled into this one for their internals. */
 #include "../../core/session/negotiate_path.c"
-#include "../../core/session/session.c"
-#include "../../core/session/session_record.c"
+#include "session_ready.h"
 
 #include <arpa/inet.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
 
 #include "transfer.h"
 
@@ -43,7 +37,6 @@ typedef struct side {
     int want_offer, done, status;
 } side;
 static side A, B;
-static tallow_ctx *ctx;
 
 static side *peer_of_relay(tallow_channel *ch)
 {
@@ -87,13 +80,6 @@ static size_t no_queued(tallow_channel *ch)
 {
     (void)ch;
     return 0;
-}
-static int no_control(tallow_channel *ch, int op, void *arg)
-{
-    (void)ch;
-    (void)op;
-    (void)arg;
-    return TALLOW_ENOTSUP;
 }
 static void no_close(tallow_channel *ch)
 {
@@ -157,29 +143,8 @@ static void on_resync(void *ud)
 static void make_side(side *me, int initiator, const tallow__keys *k)
 {
     memset(me, 0, sizeof *me);
-    tallow__session *s = session_alloc();
-    assert_non_null(s);
-    s->ctx = ctx;
-    s->cbs = &cbs;
-    s->ud = me;
-    s->buf = malloc(SESSION_MAX_FRAME + 64);
-    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
-    s->rx_key_tid = TALLOW__SESSION_KEY;
-    s->rekey_records = REKEY_RECORDS;
-    s->rekey_bytes = REKEY_BYTES;
-    s->initiator = initiator;
-    s->keys = *k;
-    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
-    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
-    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
-    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
-    s->state = ST_READY;
-    s->ready_reported = 1;
-    me->relay.ops = &relay_ops;
-    me->relay.ctx = ctx;
-    me->relay.ev = &ch_events;
-    me->relay.ev_ud = s;
-    s->relay = s->path = &me->relay;
+    tallow__session *s = ready_session(initiator, k, &cbs, me);
+    ready_relay(s, &me->relay, &relay_ops);
     me->s = s;
     tallow__session_set_resync(s, on_resync, me);
     /* the negotiator as the session's path owner, as session_new attaches it */
@@ -214,26 +179,10 @@ static void make_side(side *me, int initiator, const tallow__keys *k)
 static int setup(void **state)
 {
     (void)state;
-    ctx = tallow_ctx_new();
-    tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
-    uint8_t room[32] = {3};
-    tallow__hs ha, hb;
-    tallow_msg_HandshakeInit init;
-    tallow_msg_HandshakeResponse resp;
-    tallow_msg_HandshakeComplete done;
-    assert_int_equal(tallow__hs_init(&ha, 1, "4-apple-banana-cherry", room), 0);
-    assert_int_equal(tallow__hs_init(&hb, 0, "4-apple-banana-cherry", room), 0);
-    assert_int_equal(tallow__hs_make_init(&ha, &init), 0);
-    assert_int_equal(tallow__hs_on_init(&hb, &init, &resp), 0);
-    assert_int_equal(tallow__hs_on_response(&ha, &resp, &done), 0);
-    assert_int_equal(tallow__hs_on_complete(&hb, &done), 0);
     tallow__keys ka, kb;
-    assert_int_equal(tallow__hs_keys(&ha, &ka), 0);
-    assert_int_equal(tallow__hs_keys(&hb, &kb), 0);
+    ready_keys(&ka, &kb);
     make_side(&A, 1, &ka);
     make_side(&B, 0, &kb);
-    tallow__hs_wipe(&ha);
-    tallow__hs_wipe(&hb);
     return 0;
 }
 

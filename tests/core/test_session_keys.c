@@ -8,15 +8,9 @@
  * records together, over path switches, lost direct paths and rekeys on the direct path.
  * session.c is compiled into this file for its internals (as the fuzz target does). */
 #define tallow__aead_seal rec_seal
-#include "../../core/session/session.c"
-#include "../../core/session/session_record.c"
+#define SESSION_PAIR_QLEN 4096
+#include "session_pair.h"
 #undef tallow__aead_seal
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
 
 int tallow__aead_seal(tallow__aead *a, uint8_t *out, const uint8_t *ad, size_t adlen,
                       const uint8_t *pt, size_t len);
@@ -59,29 +53,7 @@ static void assert_seals_unique(size_t at_least)
         if (memcmp(seals[i - 1], seals[i], 16) == 0) fail_msg("a (key, nonce) pair repeats");
 }
 
-/* ---- two sessions joined by in-memory channels */
-typedef struct frame {
-    uint8_t *p;
-    size_t len;
-} frame;
-typedef struct side {
-    tallow__session *s;
-    tallow_channel ch, dch;
-    frame q[4096]; /* frames on their way to this side */
-    size_t nq;
-    frame dq[4096]; /* the same on the direct path */
-    size_t ndq;
-    uint64_t got, last_ping, tx_msgs;
-    uint64_t last_tid;
-    int closed_err, closed;
-} side;
-static side A, B;
-static tallow_ctx *ctx;
-
-static side *peer_of(tallow_channel *ch)
-{
-    return ch == &A.ch || ch == &A.dch ? &B : &A;
-}
+/* ---- two sessions joined by in-memory channels (session_pair.h), seen through its hooks */
 
 /* An unsealed direct transfer record: the (key, number) it took, recorded as a seal is. */
 static void rec_unsealed(const tallow__session *from, const uint8_t *f, size_t len)
@@ -98,33 +70,21 @@ static void rec_unsealed(const tallow__session *from, const uint8_t *f, size_t l
     rec_pair(k, num);
 }
 
-static int fake_send(tallow_channel *ch, uint32_t to, const uint8_t *f, size_t len)
+/* Every frame sent: an unsealed record goes only direct, and its (key, number) is recorded. */
+static void check_sent(side *to, int direct, const uint8_t *f, size_t len)
 {
-    (void)to;
-    side *p = peer_of(ch);
-    int direct = ch == &A.dch || ch == &B.dch;
-    frame *q = direct ? p->dq : p->q;
-    size_t *n = direct ? &p->ndq : &p->nq;
-    assert_true(*n < sizeof p->q / sizeof p->q[0]);
     if (f[0] == (KIND_DIRECT | KIND_TRANSFER)) {
         assert_true(direct); /* never an unsealed record on the relay */
-        rec_unsealed(p == &A ? B.s : A.s, f, len);
+        rec_unsealed(to == &A ? B.s : A.s, f, len);
     }
-    q[*n].p = malloc(len);
-    memcpy(q[*n].p, f, len);
-    q[(*n)++].len = len;
-    return 0;
 }
-static const tallow_transport_ops fake_ops = {.name = "fake", .send = fake_send};
 
-static void on_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+/* Every Ping delivered: session messages arrive once each and in order, reconnections or not;
+ * a transfer's Ping carries its transfer id. */
+static void count_ping(side *me, tallow__session *s, const tallow_msg_Ping *p)
 {
-    side *me = ud;
-    assert_int_equal(t->id, TALLOW_MSG_Ping);
-    const tallow_msg_Ping *p = msg;
     me->last_tid = tallow__session_rx_key(s);
     if (me->last_tid == TALLOW__SESSION_KEY) {
-        /* session messages: every one, once, in order, reconnections or not */
         assert_int_equal(p->seq, me->last_ping + 1);
         me->last_ping = p->seq;
     } else {
@@ -132,86 +92,13 @@ static void on_message(tallow__session *s, const tallow_msg_type *t, const void 
     }
     me->got++;
 }
-static void on_closed(tallow__session *s, int err, void *ud)
-{
-    side *me = ud;
-    me->closed = 1;
-    me->closed_err = err;
-}
-static const tallow__session_cbs cbs = {.on_message = on_message, .on_closed = on_closed};
 
-static void make_side(side *me, int initiator, const tallow__keys *k)
+static int keys_setup(void **state)
 {
-    memset(me, 0, sizeof *me);
-    tallow__session *s = session_alloc();
-    assert_non_null(s);
-    assert_int_equal((uintptr_t)s % 64, 0);
-    s->ctx = ctx;
-    s->cbs = &cbs;
-    s->ud = me;
-    s->buf = malloc(SESSION_MAX_FRAME + 64);
-    s->rbuf = malloc(SESSION_MAX_FRAME + 64);
-    s->rx_key_tid = TALLOW__SESSION_KEY;
-    s->rekey_records = REKEY_RECORDS;
-    s->rekey_bytes = REKEY_BYTES;
-    s->initiator = initiator;
-    s->keys = *k;
-    tallow__aead_init(&s->tx, s->keys.tx, s->keys.alg);
-    tallow__aead_init(&s->rx, s->keys.rx, s->keys.alg);
-    memcpy(s->base_tx, s->keys.transfer_base_tx, 32);
-    memcpy(s->base_rx, s->keys.transfer_base_rx, 32);
-    s->state = ST_READY;
-    s->ready_reported = 1;
-    me->ch.ops = &fake_ops;
-    me->ch.ctx = ctx;
-    me->ch.ev = &ch_events;
-    me->ch.ev_ud = s;
-    me->dch.ops = &fake_ops;
-    me->dch.ctx = ctx;
-    s->relay = s->path = &me->ch;
-    me->s = s;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    ctx = tallow_ctx_new();
-    tallow_ctx_set_log_level(ctx, TALLOW_LOG_ERROR);
-    uint8_t room[32] = {1};
-    tallow__hs ha, hb;
-    tallow_msg_HandshakeInit init;
-    tallow_msg_HandshakeResponse resp;
-    tallow_msg_HandshakeComplete done;
-    assert_int_equal(tallow__hs_init(&ha, 1, "7-apple-banana-cherry", room), 0);
-    assert_int_equal(tallow__hs_init(&hb, 0, "7-apple-banana-cherry", room), 0);
-    assert_int_equal(tallow__hs_make_init(&ha, &init), 0);
-    assert_int_equal(tallow__hs_on_init(&hb, &init, &resp), 0);
-    assert_int_equal(tallow__hs_on_response(&ha, &resp, &done), 0);
-    assert_int_equal(tallow__hs_on_complete(&hb, &done), 0);
-    tallow__keys ka, kb;
-    assert_int_equal(tallow__hs_keys(&ha, &ka), 0);
-    assert_int_equal(tallow__hs_keys(&hb, &kb), 0);
-    make_side(&A, 1, &ka);
-    make_side(&B, 0, &kb);
-    tallow__hs_wipe(&ha);
-    tallow__hs_wipe(&hb);
+    on_send = check_sent;
+    on_ping = count_ping;
     nseals = 0;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    for (side *me = &A; me; me = me == &A ? &B : NULL) {
-        for (size_t i = 0; i < me->nq; i++)
-            free(me->q[i].p);
-        for (size_t i = 0; i < me->ndq; i++)
-            free(me->dq[i].p);
-        me->s->relay = me->s->path = NULL;
-        tallow__session_close(me->s);
-    }
-    tallow_ctx_free(ctx);
-    return 0;
+    return setup(state);
 }
 
 /* Delivers the first `keep` frames queued for `me` (all: SIZE_MAX) and drops the rest. */
@@ -225,14 +112,12 @@ static void deliver_to(side *me, size_t keep)
     }
 }
 
-static void ping(side *me, uint64_t tid)
+/* A Ping from me: under the session key numbered on, under a transfer key carrying its id. */
+static void ping_next(side *me, uint64_t tid)
 {
     tallow_msg_Ping p = {tid == TALLOW__SESSION_KEY ? ++me->tx_msgs : 0,
                          tid == TALLOW__SESSION_KEY ? 0 : tid};
-    if (tid == TALLOW__SESSION_KEY)
-        assert_true(tallow__session_send(me->s, &tallow_msgtype_Ping, &p) >= 0);
-    else
-        assert_true(tallow__session_send_tx(me->s, tid, &tallow_msgtype_Ping, &p) >= 0);
+    send_ping(me, tid, &p);
 }
 
 /* The relay's view of a connection drop and resume: both hear "reconnecting", then the one
@@ -256,17 +141,17 @@ static void test_reconnections_and_ids(void **state)
     uint32_t rnd = 12345;
     for (int i = 0; i < 1000; i++) {
         for (int k = 0; k < 3; k++) {
-            ping(&A, TALLOW__SESSION_KEY);
-            ping(&A, (uint64_t)(i * 7 + k) % 50);
-            ping(&B, TALLOW__SESSION_KEY);
+            ping_next(&A, TALLOW__SESSION_KEY);
+            ping_next(&A, (uint64_t)(i * 7 + k) % 50);
+            ping_next(&B, TALLOW__SESSION_KEY);
         }
         rnd = rnd * 1103515245u + 12345u;
         deliver_to(&B, (rnd >> 16) % 7); /* the rest was in flight when the connection broke */
         deliver_to(&A, (rnd >> 20) % 4);
         reconnect(i % 2 ? &A : &B, i % 2 ? &B : &A);
-        ping(&A, TALLOW__SESSION_KEY);
-        ping(&A, 1000 + (uint64_t)i);
-        ping(&B, TALLOW__SESSION_KEY);
+        ping_next(&A, TALLOW__SESSION_KEY);
+        ping_next(&A, 1000 + (uint64_t)i);
+        ping_next(&B, TALLOW__SESSION_KEY);
         for (int k = 0; k < 3; k++) { /* the ask, the answer, the messages sent again */
             deliver_to(&B, SIZE_MAX);
             deliver_to(&A, SIZE_MAX);
@@ -283,7 +168,7 @@ static void test_reconnections_and_ids(void **state)
     uint64_t b0 = B.got;
     for (int round = 0; round < 2; round++)
         for (uint64_t id = 0; id < 10000; id++) {
-            ping(&A, 5000000 + id);
+            ping_next(&A, 5000000 + id);
             deliver_to(&B, SIZE_MAX);
         }
     assert_false(B.closed);
@@ -296,12 +181,12 @@ static void test_reconnections_and_ids(void **state)
 static void test_replayed_transfer_frame(void **state)
 {
     (void)state;
-    ping(&A, 42);
+    ping_next(&A, 42);
     frame old = {malloc(B.q[0].len), B.q[0].len};
     memcpy(old.p, B.q[0].p, old.len);
     deliver_to(&B, SIZE_MAX);
     for (uint64_t id = 100; id < 120; id++) { /* evicts 42 on both sides */
-        ping(&A, id);
+        ping_next(&A, id);
         deliver_to(&B, SIZE_MAX);
     }
     uint64_t got = B.got;
@@ -325,7 +210,7 @@ static void test_relay_events_and_forged_epochs(void **state)
     /* each fake reconnection costs at most one epoch per side (64 bits: never exhausted) */
     assert_true(A.s->tx_epoch <= 10000 && B.s->tx_epoch <= 10000);
     assert_false(A.closed || B.closed);
-    ping(&A, TALLOW__SESSION_KEY);
+    ping_next(&A, TALLOW__SESSION_KEY);
     deliver_to(&B, SIZE_MAX);
     assert_int_equal(B.got, 1);
     reconnect(&A, &B);
@@ -338,7 +223,7 @@ static void test_relay_events_and_forged_epochs(void **state)
     ch_frame(&B.ch, 0, f, sizeof f, B.s);
     assert_int_equal(B.s->rx_epoch, rx);
     assert_false(B.closed);
-    ping(&A, TALLOW__SESSION_KEY);
+    ping_next(&A, TALLOW__SESSION_KEY);
     deliver_to(&B, SIZE_MAX);
     assert_int_equal(B.s->rx_epoch, e);
     assert_int_equal(B.got, 2);
@@ -357,7 +242,7 @@ static void test_rekey_by_volume(void **state)
     (void)state;
     A.s->rekey_records = 100;
     for (int i = 0; i < 1000; i++) {
-        ping(&A, i % 3 ? TALLOW__SESSION_KEY : (uint64_t)i % 17);
+        ping_next(&A, i % 3 ? TALLOW__SESSION_KEY : (uint64_t)i % 17);
         if (i % 10 == 0) deliver_to(&B, SIZE_MAX);
     }
     deliver_to(&B, SIZE_MAX);
@@ -366,7 +251,7 @@ static void test_rekey_by_volume(void **state)
     A.s->rekey_records = REKEY_RECORDS;
     A.s->rekey_bytes = 200;
     for (int i = 0; i < 100; i++)
-        ping(&A, TALLOW__SESSION_KEY); /* a Ping is about 10 bytes */
+        ping_next(&A, TALLOW__SESSION_KEY); /* a Ping is about 10 bytes */
     deliver_to(&B, SIZE_MAX);
     assert_true(A.s->tx_epoch >= 9 + 1);
     assert_int_equal(B.got, 1100);
@@ -398,8 +283,8 @@ static void test_direct_numbers(void **state)
     for (int i = 0; i < 300; i++) {
         A.s->rekey_records = i % 3 == 0 ? 4 : REKEY_RECORDS;
         for (int k = 0; k < 3; k++) {
-            ping(&A, TALLOW__SESSION_KEY);
-            ping(&A, (uint64_t)(i + k) % 5);
+            ping_next(&A, TALLOW__SESSION_KEY);
+            ping_next(&A, (uint64_t)(i + k) % 5);
         }
         /* each side's switch marker is its last frame on the relay, and the other processes it
          * before anything that came direct */
@@ -408,9 +293,9 @@ static void test_direct_numbers(void **state)
         tallow__session_use_channel(A.s, &A.dch);
         tallow__session_use_channel(B.s, &B.dch);
         for (int k = 0; k < 6; k++) {
-            ping(&A, (uint64_t)(i + k) % 5);
-            if (k % 2) ping(&A, TALLOW__SESSION_KEY);
-            ping(&B, TALLOW__SESSION_KEY);
+            ping_next(&A, (uint64_t)(i + k) % 5);
+            if (k % 2) ping_next(&A, TALLOW__SESSION_KEY);
+            ping_next(&B, TALLOW__SESSION_KEY);
         }
         unsealed += 6;
         rnd = rnd * 1103515245u + 12345u;
@@ -421,7 +306,7 @@ static void test_direct_numbers(void **state)
             tallow__session_use_channel(me->s, NULL);
             tallow__session_new_epoch(me->s);
         }
-        ping(&A, 100 + (uint64_t)i);
+        ping_next(&A, 100 + (uint64_t)i);
         for (int k = 0; k < 3; k++) {
             deliver_to(&B, SIZE_MAX);
             deliver_to(&A, SIZE_MAX);
@@ -438,11 +323,11 @@ static void test_direct_numbers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_reconnections_and_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replayed_transfer_frame, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_relay_events_and_forged_epochs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rekey_by_volume, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_direct_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reconnections_and_ids, keys_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replayed_transfer_frame, keys_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_events_and_forged_epochs, keys_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rekey_by_volume, keys_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_numbers, keys_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,22 +15,10 @@
 #include <sodium.h>
 #include <tallow/tallow.h>
 
+#include "../../core/addr_util.h"
 #include "bday_plan.h"
 
 const tallow_plugin_desc *tallow_plugin_entry(void);
-
-static tallow_candidate cand(uint32_t kind, const char *ip, uint16_t port)
-{
-    tallow_candidate c;
-    memset(&c, 0, sizeof(c));
-    struct sockaddr_in *a = (struct sockaddr_in *)&c.addr;
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    inet_pton(AF_INET, ip, &a->sin_addr);
-    c.addr_len = sizeof(*a);
-    c.kind = kind;
-    return c;
-}
 
 static uint32_t rnd(uint32_t upper)
 {
