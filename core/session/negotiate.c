@@ -369,6 +369,24 @@ static void send_done_if_ready(tallow__neg *n)
     tallow__session_send(n->s, &tallow_msgtype_CandidatesDone, &d);
 }
 
+/* One local candidate to the peer, over the sealed session. */
+static void offer_local(tallow__neg *n, const tallow_candidate *c)
+{
+    uint8_t a[32];
+    int alen = tallow_sockaddr_encode((const struct sockaddr *)&c->addr, c->addr_len, a, sizeof(a));
+    if (alen < 0) return;
+    const char *f = c->kind == TALLOW_CAND_SRFLX ? tallow__punch_foundation(&n->punch)
+                                                 : tallow__neg_kind_name(c->kind);
+    tallow_msg_CandidateOffer o = {.kind = c->kind,
+                                   .priority = c->priority,
+                                   .addr = {a, (size_t)alen},
+                                   .foundation = {(const uint8_t *)f, strlen(f)}};
+    char s[64];
+    tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: offering %s candidate %s", f,
+                   addr_str(&c->addr, s, sizeof(s)));
+    if (tallow__session_send(n->s, &tallow_msgtype_CandidateOffer, &o) >= 0) n->offers_sent++;
+}
+
 static void on_gathered(int status, const tallow_candidate *c, size_t count, void *ud)
 {
     tallow__neg *n = ud;
@@ -378,7 +396,8 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
         return;
     }
     if (status == 0) tallow__punch_local(&n->punch, c, count, n->nstun);
-    for (size_t i = 0; status == 0 && i < count && n->state == TALLOW__NEG_PENDING; i++) {
+    int prep = n->state == TALLOW__NEG_OFF; /* gathered before the keys: kept, offered later */
+    for (size_t i = 0; status == 0 && i < count && (prep || n->state == TALLOW__NEG_PENDING); i++) {
         if (!carries(n, c[i].addr.ss_family)) continue;
         if (tallow_validate_candidate_addr((const struct sockaddr *)&c[i].addr, c[i].addr_len,
                                            n->allow_loopback) != 0)
@@ -390,26 +409,14 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
                 dup = 1;
         if (dup || n->nlocal == NEG_MAX_LOCAL) continue;
         n->local[n->nlocal++] = c[i];
-        uint8_t a[32];
-        int alen = tallow_sockaddr_encode((const struct sockaddr *)&c[i].addr, c[i].addr_len, a,
-                                          sizeof(a));
-        if (alen < 0) continue;
-        const char *f = c[i].kind == TALLOW_CAND_SRFLX ? tallow__punch_foundation(&n->punch)
-                                                       : tallow__neg_kind_name(c[i].kind);
-        tallow_msg_CandidateOffer o = {.kind = c[i].kind,
-                                       .priority = c[i].priority,
-                                       .addr = {a, (size_t)alen},
-                                       .foundation = {(const uint8_t *)f, strlen(f)}};
-        char s[64];
-        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: offering %s candidate %s", f,
-                       addr_str(&c[i].addr, s, sizeof(s)));
-        if (tallow__session_send(n->s, &tallow_msgtype_CandidateOffer, &o) >= 0) n->offers_sent++;
+        if (!prep) offer_local(n, &c[i]);
     }
     /* pairs formed before our host candidate was known get its priority now */
     for (size_t i = 0; i < n->npairs && n->nlocal; i++)
         if (n->pairs[i].state != P_SUCCEEDED)
             n->pairs[i].local_prio = local_prio_for(n, n->pairs[i].addr.ss_family);
     tallow__punch_set_local(&n->punch, n->local, n->nlocal);
+    if (prep) return; /* tallow__neg_begin offers them and says when all are out */
     send_done_if_ready(n);
     if (n->state != TALLOW__NEG_PENDING)
         tallow__neg_release_udp(n);
@@ -480,49 +487,89 @@ static void neg_families(tallow__neg *n)
         n->v4 = !v6only;
 }
 
-int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
+/* Every registered gatherer on n->udp; their candidates come to on_gathered. */
+static void start_gathering(tallow__neg *n)
 {
-    tallow_ctx *ctx = n->ctx;
-    const tallow_policy *pol = tallow_ctx_policy(ctx);
+    struct gather_ctx g = {.n = n};
+    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
+            .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
+            .timeout_ms = n->timeout_ms < NEG_GATHER_MS ? n->timeout_ms : NEG_GATHER_MS);
+    n->pending_gathers++; /* held while starting, so no callback finishes the list early */
+    tallow_gatherer_foreach(n->ctx, start_one, &g);
+    n->pending_gathers--;
+}
+
+/* The endpoint, its families, the punching state and the STUN servers: all but the keys. */
+static int open_endpoint(tallow__neg *n, const tallow__neg_opts *o)
+{
+    const tallow_policy *pol = tallow_ctx_policy(n->ctx);
     if (tallow_policy_no_p2p(pol)) return TALLOW_EPOLICY; /* nothing at all: not one packet */
-    const tallow__keys *k = tallow__session_keys(n->s);
-    if (!k) return TALLOW_EINVAL;
     n->allow_loopback = tallow_policy_allow_loopback(pol);
     n->timeout_ms = o && o->timeout_ms ? o->timeout_ms : NEG_DEFAULT_TIMEOUT_MS;
-    n->nominated = -1;
-    n->start_ns = tallow_now_ns();
-    memcpy(n->check_key, k->check_key, 32);
-    memcpy(n->psk, k->quic_psk, 32);
-    int rc = tallow_udp_open(ctx, NULL, 0, &n->udp);
+    int rc = tallow_udp_open(n->ctx, NULL, 0, &n->udp);
     if (rc < 0) {
         n->udp = NULL;
         return rc;
     }
     neg_families(n);
-    tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
-    tallow__punch_init(&n->punch, ctx, n->udp, n->check_key, n->controlling, on_check, n);
-    tallow__punch_open(&n->punch);
+    /* the check key is filled in when the keys exist; nothing is checked before */
+    tallow__punch_init(&n->punch, n->ctx, n->udp, n->check_key, n->controlling, on_check, n);
     const char *stun = o && o->stun && o->stun[0] ? o->stun : o ? o->relay : NULL;
     if (stun) parse_stun(n, stun);
+    return 0;
+}
+
+int tallow__neg_prepare(tallow__neg *n, const tallow__neg_opts *o)
+{
+    if (n->udp || n->state != TALLOW__NEG_OFF || n->dead) return 0;
+    int rc = open_endpoint(n, o);
+    if (rc < 0) return rc;
+    n->prepared = 1;
+    start_gathering(n);
+    return 0;
+}
+
+int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
+{
+    tallow_ctx *ctx = n->ctx;
+    if (tallow_policy_no_p2p(tallow_ctx_policy(ctx))) return TALLOW_EPOLICY;
+    const tallow__keys *k = tallow__session_keys(n->s);
+    if (!k) return TALLOW_EINVAL;
+    int prepared = n->prepared && n->udp;
+    if (!prepared) {
+        int rc = open_endpoint(n, o);
+        if (rc < 0) return rc;
+    }
+    n->nominated = -1;
+    n->start_ns = tallow_now_ns();
+    memcpy(n->check_key, k->check_key, 32);
+    memcpy(n->psk, k->quic_psk, 32);
+    tallow_udp_on(n->udp, TALLOW_UDP_CHECK, on_check, n);
+    tallow__punch_open(&n->punch);
     n->tick = tallow_timer_start(n->loop, NEG_PACE_MS, NEG_PACE_MS, tallow__neg_tick, n);
     n->deadline = tallow_timer_start(n->loop, n->timeout_ms + (n->controlling ? 0 : NEG_GRACE_MS),
                                      0, on_deadline, n);
     if (!n->tick || !n->deadline) {
         tallow__neg_stop_timer(&n->tick);
         tallow__neg_stop_timer(&n->deadline);
-        tallow_udp_close(n->udp);
-        n->udp = NULL;
+        if (!n->pending_gathers) { /* else gatherers still use it: closed when they answered */
+            tallow_udp_close(n->udp);
+            n->udp = NULL;
+        }
         return TALLOW_ENOMEM;
     }
     n->state = TALLOW__NEG_PENDING;
-    struct gather_ctx g = {.n = n};
-    g.gp = (tallow_gather_params)TALLOW_GATHER_PARAMS_INIT(
-            .udp = n->udp, .stun = n->stun, .nstun = n->nstun, .allow_loopback = n->allow_loopback,
-            .timeout_ms = n->timeout_ms < NEG_GATHER_MS ? n->timeout_ms : NEG_GATHER_MS);
-    n->pending_gathers = 1; /* held while starting, so no callback finishes the list early */
-    tallow_gatherer_foreach(ctx, start_one, &g);
-    n->pending_gathers--;
+    if (prepared) {
+        /* gathered while the peer came and the handshake ran: offered at once */
+        tallow_ctx_log(ctx, TALLOW_LOG_DEBUG, "p2p: %zu candidates gathered before the keys%s",
+                       n->nlocal, n->pending_gathers ? ", more to come" : "");
+        for (size_t i = 0; i < n->nlocal; i++)
+            offer_local(n, &n->local[i]);
+    } else {
+        start_gathering(n);
+    }
     send_done_if_ready(n);
+    if (prepared) tallow__punch_update(&n->punch);
     return 0;
 }
 

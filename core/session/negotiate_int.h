@@ -68,6 +68,7 @@ struct tallow__neg {
     int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
     char *stun_opt;     /* the option, copied at attach */
     int started;        /* keys_ready ran tallow__neg_begin (or decided not to) */
+    int prepared;       /* tallow__neg_prepare opened udp and gathers: begin adopts them */
     int peer_switched;  /* the peer's DirectConnected was processed */
     int direct_rx_open; /* frames on QUIC may be processed (peer switched, ours up) */
     int lost;           /* the direct path was given up after a switch */
@@ -91,8 +92,12 @@ static inline void tallow__neg_stop_timer(tallow_timer **t)
 }
 
 /* negotiate.c */
-/* Starts gathering and checking (the keys are ready). 0, TALLOW_EPOLICY (nothing started), or an
- * error. */
+/* Opens the endpoint and starts gathering before the keys exist (the peer arrived, the handshake
+ * runs): what is gathered is kept, not offered, until tallow__neg_begin adopts it all. 0,
+ * TALLOW_EPOLICY (nothing started), or an error (tallow__neg_begin then starts from nothing). */
+int tallow__neg_prepare(tallow__neg *n, const tallow__neg_opts *o);
+/* Starts gathering and checking (the keys are ready); offers what tallow__neg_prepare gathered. 0,
+ * TALLOW_EPOLICY (nothing started), or an error. */
 int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o);
 /* Stops everything of the attempt (timers, QUIC not handed over, gatherers) and frees n once the
  * gatherers answered. */

@@ -293,17 +293,35 @@ static int owner_attach(tallow__session *s, const tallow__session_params *p, voi
     return 0;
 }
 
+/* The options of an attempt: the default STUN server is the one the first channel's service
+ * runs, if any (a relay answers STUN on its own port). */
+static tallow__neg_opts neg_opts(tallow__neg *n, tallow_ctl_addr *relay)
+{
+    int has = tallow__session_control(n->s, TALLOW_CTL_STUN_SERVER, relay) == 0;
+    tallow__neg_opts o = {
+        .stun = n->stun_opt, .relay = has ? relay->addr : NULL, .timeout_ms = n->timeout_ms};
+    return o;
+}
+
+static void owner_paired(void *st)
+{
+    tallow__neg *n = st;
+    if (!n->p2p) return;
+    tallow_ctl_addr relay = {{0}};
+    tallow__neg_opts o = neg_opts(n, &relay);
+    int rc = tallow__neg_prepare(n, &o);
+    if (rc < 0 && rc != TALLOW_EPOLICY)
+        tallow_ctx_log(n->ctx, TALLOW_LOG_DEBUG, "p2p: nothing gathered during the handshake: %s",
+                       tallow_strerror(rc));
+}
+
 static void owner_keys_ready(void *st)
 {
     tallow__neg *n = st;
     int rc = TALLOW_ECANCELED; /* the script turned the direct path off */
     if (n->p2p) {
-        /* the default STUN server: the one the first channel's service runs, if any (a relay
-         * answers STUN on its own port) */
         tallow_ctl_addr relay = {{0}};
-        int has = tallow__session_control(n->s, TALLOW_CTL_STUN_SERVER, &relay) == 0;
-        tallow__neg_opts o = {
-            .stun = n->stun_opt, .relay = has ? relay.addr : NULL, .timeout_ms = n->timeout_ms};
+        tallow__neg_opts o = neg_opts(n, &relay);
         rc = tallow__neg_begin(n, &o);
         if (rc < 0 && rc != TALLOW_EPOLICY)
             tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "direct path not attempted: %s",
@@ -358,6 +376,7 @@ static void owner_detach(void *st)
 
 const struct tallow__path_owner tallow__neg_owner = {
     .attach = owner_attach,
+    .paired = owner_paired,
     .keys_ready = owner_keys_ready,
     .first_closed = owner_first_closed,
     .detach = owner_detach,

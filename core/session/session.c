@@ -259,6 +259,7 @@ static void ch_ready(tallow_channel *ch, void *ud)
         }
         send_plain(s, &tallow_msgtype_HandshakeInit, &init);
     }
+    if (s->owner && s->owner->paired) s->owner->paired(s->owner_st);
 }
 
 static void ch_writable(tallow_channel *ch, void *ud)

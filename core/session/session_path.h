@@ -20,6 +20,10 @@ struct tallow__path_owner {
      * and keeps what it needs of p (copied). Returns 0 with its state in *st, or an error (the
      * session does not open). */
     int (*attach)(tallow__session *s, const tallow__session_params *p, void **st);
+    /* Optional (NULL: nothing): the peer is in the room and the handshake starts; no key exists
+     * yet. What needs no key starts now (the negotiator gathers its candidates during the
+     * handshake's round trip, so that they are offered the moment the keys are ready). */
+    void (*paired)(void *st);
     /* The handshake finished: the keys are ready and the session sends sealed messages. Called
      * before the session reports on_ready. */
     void (*keys_ready)(void *st);

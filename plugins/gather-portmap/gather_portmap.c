@@ -304,8 +304,9 @@ static int pm_init(const tallow_host *host, void **state_out)
 }
 
 /* The context goes away: mappings still held are deleted; gatherings in progress are dropped
- * without a callback; UPnP threads are waited for (each is bounded by its discovery time and
- * the library's HTTP timeouts). */
+ * without a callback; a UPnP discovery still running is left to finish on its own (cancelled:
+ * it adds nothing, and deletes a mapping it added at that moment); other UPnP requests are
+ * waited for (bounded by the library's HTTP timeouts). */
 static void pm_fini(void *state)
 {
     pm_state *st = state;
@@ -314,6 +315,9 @@ static void pm_fini(void *state)
         pm_map_free(st->maps);
     while (st->jobs) {
         pm_job *j = st->jobs;
+        /* a discovery still waiting for an IGD (up to PM_UPNP_DISCOVER_MS) does not hold the
+         * process's exit: it is cancelled, and its thread finishes and frees on its own */
+        if (pm_job_orphan(j)) continue;
         pthread_join(j->thread, NULL);
         j->m = NULL;
         if (j->added && !j->renew) pm_upnp_delete(st, &j->urls, &j->data, j->ext_port);

@@ -2,6 +2,7 @@
  * each request runs in a thread of its own (a job: SSDP discovery, then AddPortMapping, or a
  * renewal), which tells the loop through a pipe that it finished; the loop takes the result. */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -85,8 +86,60 @@ static void *upnp_thread(void *arg)
         if (j->renew) break;
     }
 done:
-    (void)!write(j->pipe[1], "x", 1);
+    pthread_mutex_lock(&j->mu);
+    j->done = 1;
+    int orphan = j->orphan;
+    pthread_mutex_unlock(&j->mu);
+    if (!orphan) {
+        (void)!write(j->pipe[1], "x", 1);
+        return NULL;
+    }
+    /* nobody reaps it: undo what it did (it was cancelled before, so this is a mapping added
+     * just then) and free it; no logging, the plugin's state is gone */
+    if (j->added) {
+        snprintf(ext, sizeof(ext), "%u", j->ext_port);
+        UPNP_DeletePortMapping(j->urls.controlURL, j->data.first.servicetype, ext, "UDP", NULL);
+    }
+    if (j->ok) FreeUPNPUrls(&j->urls);
+    close(j->pipe[0]);
+    close(j->pipe[1]);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
     return NULL;
+}
+
+/* This plugin's code must outlive its unloading while an orphaned thread runs it: the library
+ * pins itself (RTLD_NODELETE) the first time that happens. */
+static void pin_self(void)
+{
+    static int pinned;
+    Dl_info info;
+    if (pinned || !dladdr(&pinned, &info) || !info.dli_fname) return;
+    pinned = dlopen(info.dli_fname, RTLD_NOW | RTLD_NODELETE | RTLD_NOLOAD) != NULL;
+}
+
+int pm_job_orphan(pm_job *j)
+{
+    if (j->renew) return 0; /* it borrows a mapping's urls: wait for it */
+    pthread_mutex_lock(&j->mu);
+    int running = !j->done;
+    if (running) {
+        pin_self();
+        j->cancel = 1;
+        j->orphan = 1;
+        j->m = NULL;
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (!running) return 0;
+    for (pm_job **pp = &j->st->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    if (j->io) tallow_io_stop(j->io);
+    j->io = NULL;
+    pthread_detach(j->thread);
+    return 1;
 }
 
 void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, uint16_t ext_port)

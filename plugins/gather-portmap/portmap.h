@@ -40,6 +40,8 @@ typedef struct pm_job {
     tallow_io *io;
     pthread_mutex_t mu;
     int cancel; /* under mu: do not add a mapping */
+    int done;   /* under mu: the thread finished its requests */
+    int orphan; /* under mu: the plugin went away first; the thread undoes and frees the job */
     /* in */
     int renew; /* 1: AddPortMapping again with the urls below (no discovery) */
     uint16_t port, ext_port;
@@ -143,6 +145,9 @@ void pm_retry(tallow_timer *t, void *ud);
  * again with m's urls. NULL if it could not start. */
 pm_job *pm_job_start(pm_map *m, int renew);
 void pm_job_free(pm_job *j);
+/* At unloading: a first-time job (not a renewal) whose thread still runs is cancelled, taken off
+ * the list and detached; the thread then undoes and frees it. 1 if so, 0 if it must be joined. */
+int pm_job_orphan(pm_job *j);
 /* Deletes a UPnP mapping (blocking: one request). */
 void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, uint16_t ext_port);
 

@@ -237,6 +237,34 @@ static void test_nominates_at_once_when_nothing_better(void **state)
     assert_non_null(n->settle);
 }
 
+/* Gathered while the handshake runs (tallow__neg_prepare, the keys not there yet): candidates
+ * are kept, a duplicate dropped, and nothing is offered (there is no session to offer on: a send
+ * would crash here) nor CandidatesDone claimed.
+ */
+static void test_prepared_keeps_not_offers(void **state)
+{
+    (void)state;
+    n->state = TALLOW__NEG_OFF;
+    n->prepared = 1;
+    n->pending_gathers = 1;
+    tallow_candidate c[2];
+    memset(c, 0, sizeof c);
+    c[0].kind = TALLOW_CAND_HOST; /* the one setup put there already */
+    c[0].priority = tallow_candidate_priority(TALLOW_CAND_HOST, 65535);
+    c[0].addr_len = v4("127.0.0.1", 40000, &c[0].addr);
+    c[1].kind = TALLOW_CAND_SRFLX;
+    c[1].priority = tallow_candidate_priority(TALLOW_CAND_SRFLX, 65535);
+    c[1].addr_len = v4("198.51.100.9", 5000, &c[1].addr);
+    on_gathered(0, c, 2, n);
+    assert_int_equal(n->pending_gathers, 0);
+    assert_int_equal(n->nlocal, 2);
+    assert_int_equal(n->local[1].kind, TALLOW_CAND_SRFLX);
+    assert_int_equal(n->offers_sent, 0);
+    assert_int_equal(n->local_done, 0);
+    assert_int_equal(n->state, TALLOW__NEG_OFF);
+    assert_non_null(n->udp); /* kept for the attempt, not released */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +274,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nominates_best_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nominates_at_once_when_nothing_better, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_prepared_keeps_not_offers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
