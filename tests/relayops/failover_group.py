@@ -14,7 +14,11 @@ Three real relays on loopback, every peer given all three (in different orders) 
    right after. Members 1-3 move on, lines from each reach the two others exactly once, attributed
    to the same `peer N` as before, nobody "joined" twice; member 4, awaited on the next relay, is
    reported gone once the reconnect deadline (TALLOW_RELAY_RECONNECT_MS) passes; /quit ends all
-   three with 0. Prints how long after each kill the next relay paired the room (not asserted)."""
+   three with 0.
+3. A group chat of 3 whose next relay predates RoomJoin.slot (the real relay behind a proxy that
+   takes the field out): every member sees its slot not given back and ends; nothing said after
+   the kill reaches anyone (never a room on mis-numbered peers).
+Prints how long after each kill the next relay paired the room (not asserted)."""
 import filecmp
 import os
 import re
@@ -26,6 +30,7 @@ import time
 import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from tallowtest import finish, free_port  # noqa: E402
+from relaywire import Proxy, ctrl_frame, frames, pipe, spawn, varint  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 SIZE = 48 * 1024 * 1024
@@ -111,6 +116,53 @@ def peer(argv, log, env, out=None, **kw):
                          stderr=open(os.path.join(work, log), "w"), env=env, **kw)
     procs.append(p)
     return p
+
+
+def read_varint(b, i):
+    v = shift = 0
+    while True:
+        v |= (b[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return v, i
+
+
+def strip_slot(fr):
+    """A client's frame, a RoomJoin without its slot (field 9): what a relay from before the
+    field makes of it (unknown fields are skipped)."""
+    if fr[4] != 0:
+        return fr
+    t, i = read_varint(fr, 5)
+    if t != 3:
+        return fr
+    n, i = read_varint(fr, i)
+    body, kept, j = fr[i:i + n], b"", 0
+    while j < len(body):
+        key, k = read_varint(body, j)
+        if key & 7 == 0:
+            _, e = read_varint(body, k)
+        else:
+            ln, k = read_varint(body, k)
+            e = k + ln
+        if key >> 3 != 9:
+            kept += body[j:e]
+        j = e
+    return ctrl_frame(varint(3) + varint(len(kept)) + kept)
+
+
+class OldRelay(Proxy):
+    """A relay from before RoomJoin.slot: the real relay behind a proxy that takes the field out
+    of every RoomJoin (so the relay numbers by arrival and echoes no slot)."""
+
+    def accepted(self, c):
+        try:
+            u = self.upstream()
+        except OSError:
+            c.close()
+            return
+        spawn(frames, c, u, lambda fr, out: out.append(strip_slot(fr)))
+        spawn(pipe, u, c)
 
 
 env = dict(os.environ, TALLOW_LOG="info")
@@ -279,6 +331,52 @@ try:
     if codes != [0, 0, 0]:
         fails.append(f"chat: exit statuses {codes}")
     print("chat: lines flowed among the three left after the kill, each once, under the same numbers")
+    stop(relays)
+
+    # ---- the next relay predates RoomJoin.slot: the group room does not fail over to it (each
+    # member sees no slot echoed and ends), and nothing said after the kill reaches anyone
+    relays = start_relays("old")[:2]
+    old = OldRelay(int(relays[1]["addr"].split(":")[1]))
+    listing = f"{relays[0]['addr']},127.0.0.1:{old.port}"
+    path = os.path.join(work, "order2.lua")
+    open(path, "w").write('print(require("tallow.relays").order(arg[1], arg[2])[1])\n')
+    code = next((c for c in (f"{n}-cloud-lamp-apple" for n in range(40, 80))
+                 if subprocess.run([T, "run", path, listing, c], capture_output=True, text=True).stdout.strip()
+                 == relays[0]["addr"]), None)
+    if not code:
+        fails.append("old: no code puts the real relay first")
+        raise SystemExit
+    members = {1: peer(["chat", "--no-p2p", "--capacity", "3", "--relay", listing, "--code", code],
+                       "old-1.err", cenv, "old-1.out", stdin=subprocess.PIPE)}
+    if not wait_until(lambda: "created (capacity 3)" in open(relays[0]["log"]).read(), 10):
+        fails.append("old: the group room was never created")
+    for n in (2, 3):
+        members[n] = peer(["chat", "--no-p2p", "--relay", listing, code], f"old-{n}.err", cenv, f"old-{n}.out",
+                          stdin=subprocess.PIPE)
+        chat_wait("old-1.err", f"* peer {n} joined")
+    for n in (2, 3):
+        chat_wait(f"old-{n}.err", "* peer 1 joined")
+    say(1, "before the kill")
+    for n in (2, 3):
+        chat_wait(f"old-{n}.out", "peer 1: before the kill")
+    kill(relays[0])
+    for n in (1, 2, 3):
+        chat_wait(f"old-{n}.err", f"did not give back peer {n}'s slot")
+    for n in (1, 2, 3):
+        try:
+            say(n, f"after, from {n}")
+        except OSError:
+            pass  # it ended already
+    for n in (1, 2, 3):
+        try:
+            members[n].wait(30)
+        except subprocess.TimeoutExpired:
+            fails.append(f"old: member {n} did not end when its room could not fail over")
+    for n in (1, 2, 3):
+        if "after, from" in text(f"old-{n}.out"):
+            fails.append(f"old: member {n} got a line said after the kill: {text(f'old-{n}.out')!r}")
+    print("old: a relay without RoomJoin.slot was not used for the group room; nothing was mis-delivered")
+    old.close()
     stop(relays)
 except SystemExit:
     pass
