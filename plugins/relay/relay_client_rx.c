@@ -87,8 +87,8 @@ static void fo_group_joined(relay_cl *cl, const tallow_msg_RoomJoined *j)
         j->capacity != cl->capacity) {
         char why[200];
         snprintf(why, sizeof why,
-                 "relay did not give back peer %u's slot in the group room (a release without "
-                 "group failover, or the slot was taken)",
+                 "relay did not give back peer %u's slot in the group room (a relay from "
+                 "before group failover)",
                  cl->peer_index);
         if (!cl->up->failover(cl, why)) cl->up->fail(cl, TALLOW_ECLOSED, why);
         return;
