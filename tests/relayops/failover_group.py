@@ -210,8 +210,7 @@ try:
         names = [n for n in os.listdir(d) if n.endswith(".tallow-part")]
         return os.path.getsize(os.path.join(d, names[0])) if names else None
 
-    # both transfers must be under way (their accepts through: a FileAccept lost with the relay
-    # is not resent, see the notes), then the kill comes a quarter of a file later
+    # both transfers under way (the kill must hit both mid-file), then a quarter of a file later
     if not wait_until(lambda: all((part(d) or 0) > 0 for d in dsts), 60, 0.005):
         fails.append(f"to-many: the two transfers were never under way together: {[part(d) for d in dsts]}")
     cur = forwarded(o[0]["mport"])
