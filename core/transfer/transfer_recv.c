@@ -148,8 +148,6 @@ static int on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete
     return 0;
 }
 
-/* The session's path came back after a reconnection: frames in flight may be lost. The
- * receiver says where it stands (ResumeInfo); the sender continues from there. */
 static void forget_accept(tallow__xfer *x)
 {
     free(x->acc_resume);
@@ -157,6 +155,8 @@ static void forget_accept(tallow__xfer *x)
     x->acc_resume = x->acc_refused = NULL;
 }
 
+/* The session's path came back after a reconnection: frames in flight may be lost. The
+ * receiver says where it stands (ResumeInfo); the sender continues from there. */
 static void recv_resync(void *ud)
 {
     tallow__xfer *x = ud;
