@@ -16,7 +16,7 @@ typedef struct tallow__room tallow__room;
 typedef struct tallow__room_params {
     const char *transport; /* "relay" unless given */
     const char *address;   /* relay host:port */
-    const char *failover;  /* relays to move to if this one dies after pairing (pair rooms) */
+    const char *failover;  /* relays to move to if this one dies after pairing */
     const char *code;      /* the code phrase: only its room id is used here */
     const char *password;  /* relay password or NULL */
     uint32_t capacity;     /* peers in all when this side creates the room; 0: join any */

@@ -258,6 +258,8 @@ void tallow__xfer_free(tallow__xfer *x)
     free(x->resume);
     free(x->kept);
     free(x->prefix);
+    free(x->acc_resume);
+    free(x->acc_refused);
     /* plaintext: the text sent or received */
     if (x->text) sodium_memzero(x->text, x->textlen);
     free(x->text);

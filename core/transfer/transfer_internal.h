@@ -63,6 +63,10 @@ struct tallow__xfer {
     int resynced;     /* duplicates of data already written are tolerated after a resync */
     int completed;    /* its TransferComplete went out: said again on a resync after the end */
     uint64_t *prefix; /* per entry: bytes of all files before it, in stream order */
+    /* a one-part FileAccept's lists, kept until the sender's first word for this transfer shows
+     * it arrived: a resync before that says it again (it may have been lost with the path) */
+    uint8_t *acc_resume, *acc_refused;
+    size_t acc_resume_len, acc_refused_len;
 };
 
 /* Position of (file i, offset) in the stream of all files: what acks count. */

@@ -148,6 +148,13 @@ static int on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete
     return 0;
 }
 
+static void forget_accept(tallow__xfer *x)
+{
+    free(x->acc_resume);
+    free(x->acc_refused);
+    x->acc_resume = x->acc_refused = NULL;
+}
+
 /* The session's path came back after a reconnection: frames in flight may be lost. The
  * receiver says where it stands (ResumeInfo); the sender continues from there. */
 static void recv_resync(void *ud)
@@ -155,6 +162,15 @@ static void recv_resync(void *ud)
     tallow__xfer *x = ud;
     if (x->state == X_DONE) return;
     x->resynced = 1;
+    if (x->acc_resume) {
+        /* nothing came from the sender since the accept: it may have been lost in flight (a
+         * relay that died under it), and a sender still waiting for it could not take the
+         * position below. Said again first; a sender that had it ignores the repeat. */
+        tallow_msg_FileAccept fa = {.transfer_id = x->tid,
+                                    .resume = {x->acc_resume, x->acc_resume_len},
+                                    .refused = {x->acc_refused, x->acc_refused_len}};
+        tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_FileAccept, &fa);
+    }
     tallow_msg_ResumeInfo ri = {.transfer_id = x->tid};
     if (x->sink_open) {
         ri.file_index = x->sink_idx;
@@ -175,6 +191,7 @@ static int recv_filter(tallow__session *s, const tallow_msg_type *t, const void 
     tallow__xfer *x = ud;
     int claimed = tallow__xfer_claim(x, s, t, msg);
     if (claimed != 2) return claimed;
+    forget_accept(x); /* the sender speaks: it had the accept */
     switch (t->id) {
     case TALLOW_MSG_Chunk:
         on_chunk(x, msg);
@@ -294,6 +311,13 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
         }
         fa.more = at < pos || rat < rpos;
         rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
+        if (rc >= 0 && !fa.more && fa.resume.ptr == list && fa.resume.len == pos) {
+            x->acc_resume = list; /* one part: kept until the sender shows it had it */
+            x->acc_resume_len = pos;
+            x->acc_refused = rlist;
+            x->acc_refused_len = rpos;
+            list = rlist = NULL;
+        }
     } while (rc >= 0 && (at < pos || rat < rpos));
     free(list);
     free(rlist);

@@ -282,7 +282,9 @@ static int send_filter(tallow__session *s, const tallow_msg_type *t, const void 
     char reason[300];
     switch (t->id) {
     case TALLOW_MSG_FileAccept:
-        if (x->state != X_OFFERED) break;
+        /* said again after a reconnection by a receiver that had no word from us since: the
+         * first one came, the ResumeInfo behind it says where the receiver stands */
+        if (x->state != X_OFFERED) return 1;
         /* the clock (rate, seconds) starts when the receiver said yes, not while it was asked */
         x->st.started_ns = tallow_now_ns();
         if (on_accept(x, msg) < 0)

@@ -33,16 +33,21 @@
  * resume_anchor (first join) / resume_proof (resume): the end of a hash chain and, at each
  * resume, the next element back (H^k(proof) == anchor, k <= 64, then proof is the anchor): an
  * observer of the plain link who saw the token and every earlier proof cannot resume the slot. */
+/* slot: a failover join into a group room (capacity > 2, the room's real one) asks for the slot
+ * it held on the room's previous relay (1-based), so that peer numbers stay the same from one relay
+ * to the next; 0 or absent: the first free slot. A relay that honours it echoes it in RoomJoined. */
 #define TALLOW_FIELDS_RoomJoin(F, S)                                                                  \
     F(S, 1, room, BYTES) F(S, 2, password, BYTES) F(S, 3, version, U32) F(S, 4, capacity, U32)                 \
     F(S, 5, resume_token, BYTES) F(S, 6, creator, U32) F(S, 7, resume_anchor, BYTES)                         \
-    F(S, 8, resume_proof, BYTES)
+    F(S, 8, resume_proof, BYTES) F(S, 9, slot, U32)
 /* capacity: the room's (2 for a pair; 0 from relays before it was added). stun_port2: the
  * relay's second STUN port (UDP, same host), 0 or absent when it has none: the client asks both
  * to learn its NAT's mapping behaviour. */
+/* slot: the RoomJoin's slot, echoed when the relay gave it (0 or absent: the join asked for none,
+ * or the relay predates the field and numbered the joiner by arrival). */
 #define TALLOW_FIELDS_RoomJoined(F, S)                                                                \
     F(S, 1, peers, U32) F(S, 2, peer_index, U32) F(S, 3, resume_token, BYTES) F(S, 4, capacity, U32)  \
-    F(S, 5, stun_port2, U32)
+    F(S, 5, stun_port2, U32) F(S, 6, slot, U32)
 #define TALLOW_FIELDS_RoomLeave(F, S) F(S, 1, reason, STR)
 #define TALLOW_FIELDS_PeerArrived(F, S) F(S, 1, peer_index, U32) F(S, 2, peers, U32)
 #define TALLOW_FIELDS_PeerDeparted(F, S) F(S, 1, peer_index, U32) F(S, 2, reason, STR) F(S, 3, peers, U32)

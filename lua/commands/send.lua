@@ -42,9 +42,12 @@ if opts.to_many then
     -- One room for N + 1 peers; every receiver gets its own session (its own PAKE and keys) and
     -- its own transfer, all running at once.
     local n = math.tointeger(opts.to_many)
+    -- the room's relays in order: the room moves to the next ones if its relay dies after
+    -- pairing (every receiver does the same, keeping its peer number)
+    local list = common.relays_for(opts, code)
     local room, err, ecode = tallow.room.open {
-        code = code, relay = common.relays_for(opts, code)[1], password = opts.relay_password,
-        transport = opts.transport, capacity = n + 1,
+        code = code, relay = list[1], failover = require("tallow.relays").failover(list, 1),
+        password = opts.relay_password, transport = opts.transport, capacity = n + 1,
     }
     if not room then ui.die(err, ecode) end
     local early, early_peer = common.room_taken(room, n + 1, "--to-many " .. n .. " + this sender")

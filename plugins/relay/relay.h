@@ -49,6 +49,7 @@
 #define RELAY_R_RECONNECTING "reconnecting"
 #define RELAY_R_SHUTDOWN "relay shutting down"
 #define RELAY_R_JOINRATE "too many joins from this address: try again in a moment"
+#define RELAY_R_SLOT "peer slot taken" /* a failover join's slot: used, or not in the room */
 #define RELAY_R_TAKEN                                                                              \
     "the code's number is in use by another sender on this relay: start again with a new code"
 

@@ -25,10 +25,14 @@
  * (and is resumed) when neither a byte arrived nor a blocked write drained for twice as long.
  * TALLOW_RELAY_KEEPALIVE_MS overrides it (tests). */
 #define RELAY_KEEPALIVE_MS 15000u
-/* Failover: a pair channel given other relays (tallow_channel_params.failover) that loses its
+/* Failover: a channel given other relays (tallow_channel_params.failover) that loses its
  * relay after pairing moves to the next one at once when the relay refuses connections or no
  * longer knows the room, else after this long without getting back. */
 #define RELAY_FAILOVER_MS 3000u
+/* Group rooms: the peer indexes a channel keeps track of across a failover (a relay allows at
+ * most 1024 peers in a room; higher indexes are not tracked). */
+#define RELAY_CL_MAX_PEERS 1024u
+#define RELAY_CL_PEER_WORDS (RELAY_CL_MAX_PEERS / 64u)
 
 enum relay_cl_state {
     CL_BACKOFF,    /* no socket; the tick (or a deferred call) connects at retry_at */
@@ -105,6 +109,11 @@ struct relay_cl {
     int refused;      /* the last connection attempt was refused */
     uint32_t fo_real; /* our index on the failover relay (peer_index keeps the first relay's, so
                        * that a room-aware user sees the same two indexes); 0 before a failover */
+    /* group rooms (TALLOW_CHANNEL_ROOM, capacity > 2): the other peers in the room, and those
+     * of them not yet back on the failover relay, reported gone (PeerLeftRoom) at fo_until */
+    uint64_t members[RELAY_CL_PEER_WORDS], fo_missing[RELAY_CL_PEER_WORDS];
+    uint32_t fo_nmissing;
+    uint64_t fo_until;
     uint64_t lost_at;
     uint64_t reconnect_ms; /* RELAY_RECONNECT_MS unless the environment says otherwise */
     /* SOCKS5 */
@@ -160,11 +169,20 @@ int relay_socks_parse_url(relay_cl *cl, const char *url, char *host, size_t hc, 
  * a new join, data held until the peer is there). 1 if there is one (the caller connects), 0 if
  * there is nowhere to go. */
 int relay_cl_fo_next(relay_cl *cl, const char *why);
+/* The slot a RoomJoin asks for: on a failover relay, a group room's channel asks for its index
+ * on the previous relay (peer numbers stay the same from relay to relay); else 0. */
+uint32_t relay_cl_fo_slot(const relay_cl *cl);
+/* A group room's peer is in the room (in = 1: back on a failover relay too) or left it (0). */
+void relay_cl_fo_member(relay_cl *cl, uint32_t peer, int in);
+/* The next peer still missing on the failover relay, taken off the room's members; 0: none. */
+uint32_t relay_cl_fo_take_missing(relay_cl *cl);
 
 /* relay_client_rx.c: the room protocol */
 int relay_cl_send_join(relay_cl *cl); /* on a connected socket; 0 or an error */
 void relay_cl_frames(relay_cl *cl);   /* dispatches the complete frames in cl->in */
 void relay_cl_room_event(relay_cl *cl, uint32_t type, const void *msg);
+/* A group room's peers that did not come back to the failover relay in time: PeerLeftRoom each. */
+void relay_cl_fo_expire(relay_cl *cl);
 
 /* relay_client.c: sets cl->up (also for the relay fuzz target, which builds a channel itself). */
 void relay_cl_wire(relay_cl *cl);

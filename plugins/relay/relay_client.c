@@ -320,6 +320,7 @@ static void cl_tick(tallow_timer *t, void *ud)
     } else if (cl->state >= CL_JOINING && cl->state != CL_CLOSED) {
         keepalive(cl, now);
     }
+    if (cl->fo_nmissing && cl->state == CL_READY && now >= cl->fo_until) relay_cl_fo_expire(cl);
     cl->depth--;
     cl_settle(cl);
 }

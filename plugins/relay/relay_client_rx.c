@@ -41,6 +41,7 @@ int relay_cl_send_join(relay_cl *cl)
         .creator = cl->initiator ? 1u : 0u,
         .resume_anchor = {anchor, resuming ? 0 : 32},
         .resume_proof = {proof, resuming ? 32 : 0},
+        .slot = relay_cl_fo_slot(cl),
     };
     int n = relay_ctrl_frame(&tallow_msgtype_RoomJoin, &j, buf, sizeof buf);
     if (n < 0) return n;
@@ -77,6 +78,49 @@ static uint32_t user_index(const relay_cl *cl, uint32_t relay_index)
     return relay_index == cl->fo_real ? cl->peer_index : (cl->peer_index == 1 ? 2 : 1);
 }
 
+/* A group room's RoomJoined on a failover relay (relay_client_fo.c): the relay must have given
+ * back our slot, else it is not used at all (the next relay of the room, or the end). Nothing is
+ * reported up: each peer's return is its own PeerJoinedRoom, which follows. */
+static void fo_group_joined(relay_cl *cl, const tallow_msg_RoomJoined *j)
+{
+    if (j->slot != cl->peer_index || j->peer_index != cl->peer_index ||
+        j->capacity != cl->capacity) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "relay did not give back peer %u's slot in the group room (a relay from "
+                 "before group failover)",
+                 cl->peer_index);
+        if (!cl->up->failover(cl, why)) cl->up->fail(cl, TALLOW_ECLOSED, why);
+        return;
+    }
+    cl->fresh_join = 0;
+    cl->peers = j->peers;
+    cl->stun_port2 = j->stun_port2 <= 65535 ? (uint16_t)j->stun_port2 : 0;
+    if (j->resume_token.len == RELAY_TOKEN_LEN) {
+        memcpy(cl->token, j->resume_token.ptr, RELAY_TOKEN_LEN);
+        cl->token_len = RELAY_TOKEN_LEN;
+    }
+    /* a receiver of `send --to-many` waits for the sender; the others for a second peer */
+    if (relay_cl_pair_in_multi(cl) || cl->peers < 2) {
+        cl->state = CL_WAITING; /* fo_wait: nothing goes out meanwhile */
+        return;
+    }
+    cl->fo_wait = 0;
+    cl->up->ready(cl);
+}
+
+void relay_cl_fo_expire(relay_cl *cl)
+{
+    uint32_t peer;
+    while (cl->ch && cl->state == CL_READY && (peer = relay_cl_fo_take_missing(cl)) != 0) {
+        cl->host_pl->host->log(cl->host_pl->host, TALLOW_LOG_INFO,
+                               "relay %s: peer %u did not come back to the room after the failover",
+                               cl->hostport, peer);
+        tallow_msg_PeerLeftRoom m = {peer, cl->peers};
+        relay_cl_room_event(cl, TALLOW_MSG_PeerLeftRoom, &m);
+    }
+}
+
 static int refusal_code(relay_cl *cl, const char *reason)
 {
     if (strcmp(reason, RELAY_R_FULL) == 0) return TALLOW_EROOMFULL;
@@ -107,6 +151,10 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
     case TALLOW_MSG_RoomJoined: {
         if (cl->state != CL_JOINING) {
             cl->up->fail(cl, TALLOW_EPROTO, "unexpected RoomJoined");
+            return;
+        }
+        if (cl->paired && cl->fresh_join && cl->capacity > 2) {
+            fo_group_joined(cl, &m.RoomJoined);
             return;
         }
         if (cl->paired && (cl->fresh_join || cl->fo_real))
@@ -163,11 +211,20 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
                 cl->up->ready(cl);
                 return;
             }
+            if (cl->fo_wait && cl->state == CL_WAITING) { /* the sender, on the failover relay */
+                cl->fo_wait = 0;
+                cl->up->ready(cl);
+            }
             tallow_msg_PeerArrived a = {RELAY_CREATOR, cl->peers};
             relay_cl_room_event(cl, TALLOW_MSG_PeerArrived, &a);
             return;
         }
+        relay_cl_fo_member(cl, m.PeerJoinedRoom.peer_index, 1);
         if (!cl->paired && cl->peers >= 2 && cl->state == CL_WAITING) cl->up->ready(cl);
+        if (cl->fo_wait && cl->state == CL_WAITING) { /* a second peer on the failover relay */
+            cl->fo_wait = 0;
+            cl->up->ready(cl);
+        }
         relay_cl_room_event(cl, t->id, &m.PeerJoinedRoom);
         return;
     case TALLOW_MSG_PeerLeftRoom:
@@ -177,6 +234,7 @@ static void control(relay_cl *cl, const uint8_t *p, size_t len)
             cl->up->fail(cl, 0, "the peer left");
             return;
         }
+        relay_cl_fo_member(cl, m.PeerLeftRoom.peer_index, 0);
         relay_cl_room_event(cl, t->id, &m.PeerLeftRoom);
         return;
     case TALLOW_MSG_RoomPeerCount: /* the room's real capacity is the creator's */

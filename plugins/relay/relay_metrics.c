@@ -65,6 +65,7 @@ static const struct {
     [RR_PLAIN_ON_TLS] = {NULL, "plain_on_tls", -1},
     [RR_TLS_HANDSHAKE] = {NULL, "tls_handshake", -1},
     [RR_JOINRATE] = {RELAY_R_JOINRATE, "join_rate", -1},
+    [RR_SLOT] = {RELAY_R_SLOT, "slot_taken", -1},
     [RR_OTHER] = {NULL, "other", -1},
 };
 

@@ -27,6 +27,7 @@ enum relay_refusal {
     RR_PLAIN_ON_TLS,  /* a plain client on a TLS-only listener */
     RR_TLS_HANDSHAKE, /* the TLS handshake failed */
     RR_JOINRATE,      /* joins per second per address (IPv6 /64) */
+    RR_SLOT,          /* a failover join's slot taken, or not in the room */
     RR_OTHER,
     RR_COUNT
 };

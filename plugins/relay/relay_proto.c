@@ -1,24 +1,32 @@
 /* plugins/relay/relay_proto.c — the relay wire protocol (documented here, once) and the buffers
  * both roles use: the chunked output queue, the growable input buffer, address helpers.
  *
- * WIRE PROTOCOL (TCP, version 1)
+ * WIRE PROTOCOL (TCP, version 2, RELAY_PROTO_VERSION)
  *   frame = u32be L | u8 channel | payload[L-1]        1 <= L <= max-frame (relay option)
  *   A frame with L = 0, L > max-frame or an unknown channel ends the connection (RoomLeave
  *   "frame too large" / "protocol error" first).
  *   channel 0  control: exactly one registry-encoded core message (tallow_msg_encode).
  *     client -> relay:
- *       RoomJoin{room (1..64 opaque bytes), password, version = 1, capacity, resume_token}
+ *       RoomJoin{room (1..64 opaque bytes), password, version = 2, capacity, resume_token,
+ *                creator, resume_anchor, resume_proof, slot}
  *         capacity 0 or 2: a pair room; > 2: a multi room with that many slots (the creator's
  *         value counts). Must come within join-timeout of connecting. With a resume_token the
- *         client takes back its slot in a paired room (see below).
+ *         client takes back its slot in a paired room (see below). slot (optional, added within
+ *         version 2): a peer of a multi room whose relay died joins the room's next relay with
+ *         the slot it held there and the room's capacity, and gets that slot ("peer slot taken"
+ *         if it is used or the room's capacity differs): peer indexes then mean the same peers
+ *         on every relay of the room. Once a room has had such a join, a join without a slot
+ *         takes the highest free slot. A relay that predates the field ignores it (unknown
+ *         fields are skipped) and does not echo it: the client then does not fail over there.
  *       RoomLeave{reason}  an orderly leave. reason "handshake-failed" closes the whole room for
  *         everyone (so each attempt at the code costs an attacker the room).
  *       Ping{seq, time}    answered with Pong{seq, time}.
  *     relay -> client:
- *       RoomJoined{peers, peer_index, resume_token, capacity, stun_port2}  the join worked; peers
- *         counts connected peers including the joiner; capacity is the room's real one (the
- *         creator's: a joiner asking for another one still joins); stun_port2 the relay's second
- *         STUN port (0 or absent: none). Always followed by
+ *       RoomJoined{peers, peer_index, resume_token, capacity, stun_port2, slot}  the join
+ *         worked; peers counts connected peers including the joiner; capacity is the room's real
+ *         one (the creator's: a joiner asking for another one still joins); stun_port2 the
+ *         relay's second STUN port (0 or absent: none); slot the RoomJoin's slot, echoed when
+ *         given (0 otherwise). Always followed by
  *         RoomPeerCount{peers, capacity} (the same capacity, for clients that predate the field),
  *         then in multi rooms by PeerJoinedRoom for each peer already there.
  *       PeerArrived{peer_index, peers}      pair rooms: the other peer joined, or came back.

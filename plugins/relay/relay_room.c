@@ -172,10 +172,14 @@ static int password_ok(relay_srv *s, const tallow_bytes *pw)
 
 /* RoomJoined, then RoomPeerCount with the room's real capacity (the creator's), then in multi
  * rooms who else is there; the others hear of the newcomer. */
-static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
+static void announce(relay_room *r, relay_conn *c, const uint8_t *token, uint32_t slot)
 {
-    tallow_msg_RoomJoined j = {
-        r->live, c->index, {token, RELAY_TOKEN_LEN}, r->capacity, c->srv->stun_port2};
+    tallow_msg_RoomJoined j = {.peers = r->live,
+                               .peer_index = c->index,
+                               .resume_token = {token, RELAY_TOKEN_LEN},
+                               .capacity = r->capacity,
+                               .stun_port2 = c->srv->stun_port2,
+                               .slot = slot};
     relay_conn_ctrl(c, &tallow_msgtype_RoomJoined, &j);
     tallow_msg_RoomPeerCount n = {r->live, r->capacity};
     relay_conn_ctrl(c, &tallow_msgtype_RoomPeerCount, &n);
@@ -195,7 +199,8 @@ static void announce(relay_room *r, relay_conn *c, const uint8_t *token)
     }
 }
 
-static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
+/* slot: the slot a failover join asked for (and got), echoed in RoomJoined; 0 for the others. */
+static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed, uint32_t slot)
 {
     relay_srv *s = c->srv;
     if (resumed) RELAY_LOG(s, TALLOW_LOG_INFO, "room %s peer %u resumed", r->tag, idx + 1);
@@ -205,7 +210,7 @@ static void attach(relay_room *r, relay_conn *c, uint32_t idx, int resumed)
     c->room = r;
     c->index = idx + 1;
     c->state = RC_JOINED;
-    announce(r, c, r->slots[idx].token);
+    announce(r, c, r->slots[idx].token, slot);
     if (r->live >= 2 && !r->paired) {
         r->paired = 1;
         s->ctr.rooms_paired_total++;
@@ -252,7 +257,7 @@ static void join_resume(relay_conn *c, const tallow_msg_RoomJoin *j, relay_room 
                     r->live};
                 room_send_all(r, NULL, &tallow_msgtype_PeerDeparted, &m); /* same story */
             }
-            attach(r, c, i, 1);
+            attach(r, c, i, 1, 0);
             return;
         }
     }
@@ -294,8 +299,8 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
         join_resume(c, j, r);
         return;
     }
+    uint32_t cap = j->capacity <= 2 ? 2 : j->capacity;
     if (!r) {
-        uint32_t cap = j->capacity <= 2 ? 2 : j->capacity;
         if (cap > s->lim.max_peers) {
             refuse(c, RELAY_R_CAPACITY);
             return;
@@ -340,9 +345,25 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     }
     if (j->creator) r->has_creator = 1;
     uint32_t idx = r->capacity;
-    if (r->used < r->capacity)
+    if (j->slot) {
+        /* a failover join into a group room: its slot on the room's previous relay, so that
+         * every peer keeps its number (the sessions above re-authenticate: a wrong slot only
+         * makes a session fail to open, never deliver another peer's data) */
+        if (cap != r->capacity || j->slot > r->capacity || r->slots[j->slot - 1].used) {
+            refuse(c, RELAY_R_SLOT);
+            return;
+        }
+        idx = j->slot - 1;
+        r->kept_slots = 1;
+    } else if (r->used < r->capacity && r->kept_slots) {
+        /* a fresh join after a failover: from the top, the low slots are the returning peers' */
+        for (idx = r->capacity; idx > 0 && r->slots[idx - 1].used; idx--) {
+        }
+        idx = idx ? idx - 1 : r->capacity;
+    } else if (r->used < r->capacity) {
         for (idx = 0; idx < r->capacity && r->slots[idx].used; idx++) {
         }
+    }
     if (idx == r->capacity) {
         refuse(c, RELAY_R_FULL);
         return;
@@ -352,7 +373,7 @@ static void join(relay_conn *c, const tallow_msg_RoomJoin *j)
     randombytes_buf(r->slots[idx].token, RELAY_TOKEN_LEN);
     r->slots[idx].has_anchor = j->resume_anchor.len == 32;
     if (r->slots[idx].has_anchor) memcpy(r->slots[idx].anchor, j->resume_anchor.ptr, 32);
-    attach(r, c, idx, 0);
+    attach(r, c, idx, 0, j->slot);
 }
 
 /* ---- frames */

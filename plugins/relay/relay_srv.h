@@ -86,6 +86,7 @@ struct relay_room {
     uint32_t capacity, live, used;
     int paired, dead;
     int has_creator; /* a RoomJoin with creator = 1 made or joined it */
+    int kept_slots;  /* a failover join took back its slot here: fresh joins take the highest */
     relay_ip *ip;    /* creator's address */
     uint64_t created, paired_at, last_active;
     uint64_t bytes, dropped;

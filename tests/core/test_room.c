@@ -247,7 +247,7 @@ static void test_reconnection_events(void **state)
     /* our own connection dropped: every pair hears it, and that we are back */
     tallow_msg_PeerDeparted d = {1, {(const uint8_t *)why, sizeof why - 1}, 1};
     relay->ev->on_room(relay, TALLOW_MSG_PeerDeparted, &d, relay->ev_ud);
-    tallow_msg_RoomJoined j = {1, 3, {NULL, 0}, 4, 0};
+    tallow_msg_RoomJoined j = {1, 3, {NULL, 0}, 4, 0, 0};
     relay->ev->on_room(relay, TALLOW_MSG_RoomJoined, &j, relay->ev_ud);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(peers[i].nrooms, 2);

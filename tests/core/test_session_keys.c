@@ -128,7 +128,7 @@ static void reconnect(side *dropped, side *other)
     tallow_msg_PeerDeparted d = {1, {(const uint8_t *)why, sizeof why - 1}, 1};
     ch_room(&dropped->ch, TALLOW_MSG_PeerDeparted, &d, dropped->s);
     ch_room(&other->ch, TALLOW_MSG_PeerDeparted, &d, other->s);
-    tallow_msg_RoomJoined j = {2, 1, {NULL, 0}, 2, 0};
+    tallow_msg_RoomJoined j = {2, 1, {NULL, 0}, 2, 0, 0};
     ch_room(&dropped->ch, TALLOW_MSG_RoomJoined, &j, dropped->s);
     tallow_msg_PeerArrived a = {1, 2};
     ch_room(&other->ch, TALLOW_MSG_PeerArrived, &a, other->s);

@@ -153,6 +153,53 @@ static void test_transfer_recv_completion_said_again_after_resync(void **state)
     fx_free(f);
 }
 
+/* The receiver's FileAccept is lost with the path it went on (a relay that died under it): the
+ * sender still waits for it. Until the sender's first word for the transfer shows that it
+ * arrived, a resync says the accept again (a new record under the transfer's key) before the
+ * position; after that word, the position alone. A sender that had the first ignores a repeat. */
+static void test_transfer_accept_said_again_after_resync(void **state)
+{
+    fx *f = fx_new(300 * KiB + 5);
+    uint64_t tid = 0xacce;
+    tallow__xfer *r = start_receiver(f, tid, 0);
+    assert_non_null(fake.resync);
+    fake.resync(fake.resync_ud);
+    assert_int_equal(count_sent(TALLOW_MSG_FileAccept), 2);
+    const sent *again = last_sent(TALLOW_MSG_FileAccept);
+    assert_int_equal(again->tid, tid);
+    assert_false(again->more);
+    assert_int_equal(again->len, 1);
+    assert_int_equal(again->bytes[0], 0);
+    assert_int_equal(again->len2, 0);
+    assert_int_equal(count_sent(TALLOW_MSG_ResumeInfo), 1);
+    assert_int_equal(fake.log[fake.n - 1].id, TALLOW_MSG_ResumeInfo); /* the position after it */
+    chunks(tid, f, 0, CHUNK, NULL); /* the sender speaks: it had the accept */
+    fake.resync(fake.resync_ud);
+    assert_int_equal(count_sent(TALLOW_MSG_FileAccept), 2);
+    assert_int_equal(count_sent(TALLOW_MSG_ResumeInfo), 2);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    tallow__xfer_free(r);
+
+    clear_log();
+    memset(&res, 0, sizeof(res));
+    uint64_t stid;
+    tallow__xfer *x = start_sender(f, &stid);
+    uint64_t zero = 0;
+    assert_int_equal(accept_with(stid, &zero, 1), 1);
+    assert_non_null(last_sent(TALLOW_MSG_TransferComplete));
+    assert_int_equal(accept_with(stid, &zero, 1), 1); /* said again: ignored */
+    assert_int_equal(res.done, 0);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    tallow_msg_Ack ack = {.transfer_id = stid, .bytes = f->len};
+    assert_int_equal(deliver(stid, &tallow_msgtype_Ack, &ack), 1);
+    tallow_msg_TransferComplete said = {.transfer_id = stid, .files = 1, .bytes = f->len};
+    assert_int_equal(deliver(stid, &tallow_msgtype_TransferComplete, &said), 1);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.status, 0);
+    tallow__xfer_free(x);
+    fx_free(f);
+}
+
 static void test_transfer_recv_resume_from_offset(void **state)
 {
     /* a first session ends after 1.25 MiB of a 1.5 MiB file: the receiver keeps the 1 MiB
@@ -314,6 +361,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_recv_in_order_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_completion_said_again_after_resync,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_accept_said_again_after_resync, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_from_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_resume_bad_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_refuses_bad_frames, setup, teardown),

@@ -224,6 +224,16 @@ static void relay(void)
     put("fuzz_relay_frame", "service-multi", in, n);
 
     n = 0;
+    in[n++] = 4; /* service side: a group room's peers back after a failover, in their slots */
+    for (uint8_t who = 0; who < 3; who++) {
+        tallow_msg_RoomJoin js = {
+            .room = {room, 32}, .version = 2, .capacity = 3, .slot = who == 1 ? 0u : 3u - who};
+        n += chunk(in + n, who, f, ctrl(f, &tallow_msgtype_RoomJoin, &js));
+    }
+    n += chunk(in + n, 0, f, frame(f, 2, tgt, 8));
+    put("fuzz_relay_frame", "service-slots", in, n);
+
+    n = 0;
     in[n++] = 1; /* client side */
     tallow_msg_RoomJoined rj = {.peers = 1, .peer_index = 1, .resume_token = {token, 16}};
     n += chunk(in + n, 0, f, ctrl(f, &tallow_msgtype_RoomJoined, &rj));

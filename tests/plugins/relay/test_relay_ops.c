@@ -231,12 +231,91 @@ static void test_failover(void **state)
     rt_env_stop(&e);
 }
 
+static int three_ready(void *ud)
+{
+    rt_peer *p = ud;
+    return p[0].ready && p[1].ready && p[2].ready;
+}
+
+/* each heard the two others join on the first relay, then return on the second */
+static int three_back(void *ud)
+{
+    rt_peer *p = ud;
+    for (int i = 0; i < 3; i++)
+        if (!p[i].departed || p[i].joined_room < 4) return 0;
+    return 1;
+}
+
+static uint32_t index_of(rt_peer *p)
+{
+    tallow_channel_info info;
+    tallow_channel_get_info(p->ch, &info);
+    return info.peer_index;
+}
+
+/* A room of three (capacity 3) given the second relay as failover: the first stops, every
+ * channel takes back its slot there (RoomJoin.slot: the same peer_index, whatever the order of
+ * arrival), each hears the two others return (PeerJoinedRoom; its own RoomJoined there is not
+ * passed up), and targeted frames name the same senders as before. */
+static void test_failover_group(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    void *pl = NULL;
+    tallow_service_find(e.ctx, "relay", &pl);
+    void *second = NULL;
+    tallow_kv o2[] = {{"listen", "127.0.0.1:0"}};
+    assert_int_equal(e.ops->start(pl, e.ctx, o2, 1, &second), 0);
+    uint64_t port2 = 0;
+    e.ops->stats(second, port_of, &port2);
+    char fo[64];
+    snprintf(fo, sizeof fo, "127.0.0.1:%u", (unsigned)port2);
+    e.failover = fo;
+
+    rt_peer p[3];
+    for (int i = 0; i < 3; i++) { /* one after the other: p[i] is peer i + 1 */
+        assert_int_equal(rt_peer_open(&e, &p[i], "group-failover", 3, NULL, NULL), 0);
+        rt_run_for(&e, 150);
+    }
+    assert_true(rt_run_until(&e, three_ready, p, 5000));
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(index_of(&p[i]), (uint32_t)i + 1);
+
+    e.ops->stop(e.inst); /* the first relay goes away */
+    e.inst = NULL;
+    assert_true(rt_run_until(&e, three_back, p, 10000));
+    uint8_t data[10] = {7};
+    for (int i = 0; i < 3; i++) {
+        assert_false(p[i].closed);
+        assert_int_equal(p[i].resumed, 0);
+        assert_int_equal(index_of(&p[i]), (uint32_t)i + 1);
+    }
+    frames_min = p[0].frames;
+    assert_true(tallow_channel_send(p[2].ch, 1, data, sizeof data) >= 0);
+    assert_true(rt_run_until(&e, got_more, &p[0], 5000));
+    assert_int_equal(p[0].last_from, 3);
+    frames_min = p[2].frames;
+    assert_true(tallow_channel_send(p[0].ch, 3, data, sizeof data) >= 0);
+    assert_true(rt_run_until(&e, got_more, &p[2], 5000));
+    assert_int_equal(p[2].last_from, 1);
+    tallow_channel_info info;
+    tallow_channel_get_info(p[1].ch, &info);
+    assert_non_null(strstr(info.path, fo));
+
+    for (int i = 0; i < 3; i++)
+        rt_peer_close(&p[i]);
+    rt_run_for(&e, 50);
+    e.ops->stop(second);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_check_reload_drain),
         cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_failover_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -560,6 +560,62 @@ static void test_relay_refuse_paused_sender_vanishes(void **state)
     rt_env_stop(&e);
 }
 
+/* A failover join into a group room (RoomJoin.slot): the slot it held on the room's previous
+ * relay, echoed in RoomJoined; refused when that slot is taken, beyond the room or the room's
+ * capacity differs; a join without a slot then takes the highest free slot (the low ones are the
+ * returning peers'). */
+static int slot_join(rt_env *e, uint32_t capacity, uint32_t slot)
+{
+    uint8_t id[32];
+    rt_room_id("slots", id);
+    tallow_msg_RoomJoin j = {.room = {id, 32}, .version = 2, .capacity = capacity, .slot = slot};
+    return raw_join_msg(e, &j);
+}
+
+static void expect_joined(rt_env *e, int fd, uint32_t index, uint32_t slot)
+{
+    assert_true(fd >= 0);
+    for (int i = 0; i < 16; i++) {
+        uint8_t ch, buf[2048];
+        long n = rt_raw_read_frame(e, fd, &ch, buf, sizeof buf, 5000);
+        assert_true(n > 0);
+        tallow_msg_any m;
+        const tallow_msg_type *t;
+        if (ch != 0 ||
+            tallow_msg_decode(tallow_ctx_registry(e->ctx), buf, (size_t)n, &t, &m, sizeof m) < 0)
+            continue;
+        assert_int_not_equal(t->id, TALLOW_MSG_RoomLeave);
+        if (t->id != TALLOW_MSG_RoomJoined) continue;
+        assert_int_equal(m.RoomJoined.peer_index, index);
+        assert_int_equal(m.RoomJoined.slot, slot);
+        assert_int_equal(m.RoomJoined.capacity, 4);
+        return;
+    }
+    fail();
+}
+
+static void test_relay_refuse_slots(void **state)
+{
+    rt_env e;
+    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
+    int third = slot_join(&e, 4, 3); /* the first back creates the room, in its old slot */
+    expect_joined(&e, third, 3, 3);
+    int first = slot_join(&e, 4, 1);
+    expect_joined(&e, first, 1, 1);
+    expect_refusal(&e, slot_join(&e, 4, 3), "peer slot taken");
+    expect_refusal(&e, slot_join(&e, 4, 5), "peer slot taken");
+    expect_refusal(&e, slot_join(&e, 5, 2), "peer slot taken"); /* another room's capacity */
+    int fresh = slot_join(&e, 0, 0);
+    expect_joined(&e, fresh, 4, 0);
+    int last = slot_join(&e, 4, 2);
+    expect_joined(&e, last, 2, 2);
+    close(third);
+    close(first);
+    close(fresh);
+    close(last);
+    rt_env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_relay_refuse_version),
         cmocka_unit_test(test_relay_refuse_conns_total),
         cmocka_unit_test(test_relay_refuse_observed_resume),
+        cmocka_unit_test(test_relay_refuse_slots),
         cmocka_unit_test(test_relay_refuse_handshake_failed_closes_room),
         cmocka_unit_test(test_relay_refuse_bad_options),
         cmocka_unit_test(test_relay_refuse_unpaired_timeout),
