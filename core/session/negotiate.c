@@ -107,6 +107,7 @@ void tallow__neg_tick(tallow_timer *t, void *ud)
         neg_pair *p = &n->pairs[i];
         if (p->state == P_SUCCEEDED && !p->nominate) continue;
         if (p->state == P_FAILED) continue;
+        if (n->quic && !p->nominate) continue; /* QUIC runs: only the nomination is repeated */
         if (p->next_due > now) continue;
         if (p->tries >= NEG_MAX_TRIES) {
             p->state = P_FAILED;
@@ -125,6 +126,7 @@ void tallow__neg_tick(tallow_timer *t, void *ud)
         pick->next_due = now + NEG_RTO_MS;
         send_check(n, pick);
     }
+    if (n->quic) return;
     tallow__punch_tick(&n->punch);
     if (n->local_done && n->remote_done && all_failed(n) && n->nominated < 0 &&
         !tallow__punch_running(&n->punch)) {
@@ -148,6 +150,10 @@ static void on_settle(tallow_timer *t, void *ud)
     p->tries = 0;
     p->next_due = 0; /* sent now, then by the ticks until answered */
     tallow__neg_tick(n->tick, n);
+    /* QUIC's first flight follows the nominating check on the same path at once, rather than
+     * one round trip later when the check's answer is back: the peer opens its QUIC server when
+     * the check arrives, before our Initial does. The check is repeated until answered. */
+    tallow__neg_open_quic(n, best);
 }
 
 /* Nothing better can still turn up: every candidate of the peer is known and no pair that would
@@ -259,6 +265,8 @@ static void on_response(tallow__neg *n, tallow_udp *u, const tallow__check *c,
     p->state = P_SUCCEEDED;
     if (n->controlling) {
         if (p->nominate && (c->flags & TALLOW__CHECK_NOMINATE)) {
+            n->nom_acked = 1;
+            if (n->quic) tallow__neg_stop_timer(&n->tick); /* nothing left to repeat */
             tallow__neg_open_quic(n, (int)(p - n->pairs));
             return;
         }

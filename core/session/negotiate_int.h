@@ -54,6 +54,7 @@ struct tallow__neg {
     neg_pair pairs[NEG_MAX_PAIRS];
     size_t npairs;
     int nominated; /* index, or -1 */
+    int nom_acked; /* controlling: the peer answered our nominating check (it opened QUIC) */
     tallow_timer *tick, *deadline, *settle;
     tallow_channel *quic;
     tallow_udp *quic_udp; /* the strategy's socket QUIC runs on, when not udp */

@@ -119,6 +119,7 @@ static void q_ready(tallow_channel *ch, void *ud)
 {
     tallow__neg *n = ud;
     if (n->state != TALLOW__NEG_PENDING || ch != n->quic) return;
+    tallow__neg_stop_timer(&n->tick); /* QUIC is up: the nomination arrived */
     n->quic_handed = 1;
     tallow__session_set_direct(n->s, ch); /* what the peer sends on it is taken as direct */
     n->direct_ms = (double)(tallow_now_ns() - n->start_ns) / 1e6;
@@ -206,7 +207,8 @@ void tallow__neg_open_quic(tallow__neg *n, int idx)
 {
     if (n->quic || n->state != TALLOW__NEG_PENDING) return;
     n->nominated = idx;
-    tallow__neg_stop_timer(&n->tick);
+    /* the controlling side repeats its nominating check until the peer answers it */
+    if (!n->controlling || n->nom_acked) tallow__neg_stop_timer(&n->tick);
     tallow__neg_stop_timer(&n->deadline); /* from now on QUIC's own timeout bounds the attempt */
     neg_pair *p = &n->pairs[idx];
     n->quic_udp = p->via != n->udp ? p->via : NULL; /* a strategy's socket: kept, ours to close */

@@ -19,6 +19,10 @@
 
 static tallow_ctx *ctx;
 static tallow__neg *n;
+/* Stands for a QUIC channel already open (tallow__neg_open_quic then does nothing): the tests
+ * build no session and load no transport. Never dereferenced. */
+static int quic_open_mark;
+#define QUIC_OPEN ((tallow_channel *)(void *)&quic_open_mark)
 
 static socklen_t v4(const char *ip, uint16_t port, struct sockaddr_storage *ss)
 {
@@ -200,6 +204,7 @@ static void test_nominates_best_valid(void **state)
     /* the best pair failed; of the two valid ones the host pair outranks the srflx one */
     host->state = P_FAILED;
     srflx->state = host2->state = P_SUCCEEDED;
+    n->quic = QUIC_OPEN; /* no QUIC transport here: the nomination opens none */
     on_settle(NULL, n);
     assert_true(host2->nominate);
     assert_false(srflx->nominate);
@@ -220,6 +225,7 @@ static void test_nominates_at_once_when_nothing_better(void **state)
     neg_pair *srflx = offer("127.0.0.2", 5003, TALLOW_CAND_SRFLX, 65535);
     n->remote_done = 1;
     assert_ptr_equal(tick(), host);
+    n->quic = QUIC_OPEN;
     answer(host, 0, n->check_key);
     assert_null(n->settle);
     assert_true(host->nominate);
@@ -232,6 +238,14 @@ static void test_nominates_at_once_when_nothing_better(void **state)
     n->remote_done = 1;
     assert_ptr_equal(tick(), host);
     assert_ptr_equal(tick(), srflx);
+    /* QUIC opened on a nomination: only the nominating check is repeated, nothing else */
+    n->quic = QUIC_OPEN;
+    host->next_due = srflx->next_due = 0;
+    assert_null(tick());
+    srflx->nominate = 1;
+    assert_ptr_equal(tick(), srflx);
+    srflx->nominate = 0;
+    n->quic = NULL;
     answer(srflx, 0, n->check_key);
     assert_false(srflx->nominate);
     assert_non_null(n->settle);
