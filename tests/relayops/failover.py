@@ -22,9 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish, free_port  # noqa: E402
+from tallowtest import finish  # noqa: E402
+from relayfleet import forwarded, room_order, start_fleet  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 SIZE = 192 * 1024 * 1024
@@ -33,47 +33,12 @@ work = tempfile.mkdtemp(prefix="tallow-failover-")
 procs = []
 
 
-def forwarded(mport):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2) as r:
-            m = re.search(r"^tallow_relay_forwarded_bytes_total (\d+)$", r.read().decode(), re.M)
-            return int(m.group(1)) if m else 0
-    except OSError:
-        return -1
-
-
 def start_relays(tag):
-    """Three relays, each answering on its metrics port. A port picked free can be taken by
-    another test before the relay binds it: such a relay exits at once and gets new ports."""
-    relays = []
-    for i in range(3):
-        log = os.path.join(work, f"{tag}-relay{i}.log")
-        for attempt in range(5):
-            port, mport = free_port(), free_port()
-            while mport == port:
-                mport = free_port()
-            p = subprocess.Popen([T, "relay", "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{mport}"],
-                                 stderr=open(log, "w"), env=dict(os.environ, TALLOW_LOG="info"))
-            deadline = time.time() + 10
-            while time.time() < deadline and p.poll() is None and forwarded(mport) < 0:
-                time.sleep(0.05)
-            if p.poll() is None:
-                break
-        procs.append(p)
-        relays.append({"addr": f"127.0.0.1:{port}", "mport": mport, "proc": p, "log": log})
-    return relays
+    return start_fleet(T, work, procs, tag)
 
 
 def order(relays, code):
-    listing = ",".join(r["addr"] for r in relays)
-    out = subprocess.run([T, "run", "-"], input=f'print(table.concat(assert(require("tallow.relays").order("{listing}", "{code}")), " "))',
-                         capture_output=True, text=True)
-    if out.returncode != 0:  # `tallow run -` may not read stdin: use a file
-        path = os.path.join(work, "order.lua")
-        open(path, "w").write('print(table.concat(assert(require("tallow.relays").order(arg[1], arg[2])), " "))\n')
-        out = subprocess.run([T, "run", path, listing, code], capture_output=True, text=True)
-    by = {r["addr"]: r for r in relays}
-    return [by[a] for a in out.stdout.split()]
+    return room_order(T, work, relays, code)
 
 
 def kill_midway(first, victim_peer, total, what):
