@@ -179,24 +179,32 @@ static int got_more(void *ud)
     return ((rt_peer *)ud)->frames > frames_min;
 }
 
+/* e with its relay, and a second relay of the same context that e's channels are given as
+ * failover (its address in fo, which must live as long as e). Returns the second relay. */
+static void *start_with_failover(rt_env *e, char fo[64])
+{
+    assert_int_equal(rt_env_start(e, NULL, 0), 0);
+    void *pl = NULL;
+    tallow_service_find(e->ctx, "relay", &pl);
+    void *second = NULL;
+    tallow_kv o2[] = {{"listen", "127.0.0.1:0"}};
+    assert_int_equal(e->ops->start(pl, e->ctx, o2, 1, &second), 0);
+    uint64_t port2 = 0;
+    e->ops->stats(second, port_of, &port2);
+    assert_true(port2 > 0);
+    snprintf(fo, 64, "127.0.0.1:%u", (unsigned)port2);
+    e->failover = fo;
+    return second;
+}
+
 /* Two relays in one context; the pair's channels are given the second as failover. The first
  * one stops: both channels report the drop, rejoin the room on the second, report the return,
  * and frames flow again both ways. */
 static void test_failover(void **state)
 {
     rt_env e;
-    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
-    void *pl = NULL;
-    tallow_service_find(e.ctx, "relay", &pl);
-    void *second = NULL;
-    tallow_kv o2[] = {{"listen", "127.0.0.1:0"}};
-    assert_int_equal(e.ops->start(pl, e.ctx, o2, 1, &second), 0);
-    uint64_t port2 = 0;
-    e.ops->stats(second, port_of, &port2);
-    assert_true(port2 > 0);
     char fo[64];
-    snprintf(fo, sizeof fo, "127.0.0.1:%u", (unsigned)port2);
-    e.failover = fo;
+    void *second = start_with_failover(&e, fo);
 
     rt_peer p[2];
     assert_int_equal(rt_peer_open(&e, &p[0], "failover-room", 2, NULL, NULL), 0);
@@ -260,17 +268,8 @@ static uint32_t index_of(rt_peer *p)
 static void test_failover_group(void **state)
 {
     rt_env e;
-    assert_int_equal(rt_env_start(&e, NULL, 0), 0);
-    void *pl = NULL;
-    tallow_service_find(e.ctx, "relay", &pl);
-    void *second = NULL;
-    tallow_kv o2[] = {{"listen", "127.0.0.1:0"}};
-    assert_int_equal(e.ops->start(pl, e.ctx, o2, 1, &second), 0);
-    uint64_t port2 = 0;
-    e.ops->stats(second, port_of, &port2);
     char fo[64];
-    snprintf(fo, sizeof fo, "127.0.0.1:%u", (unsigned)port2);
-    e.failover = fo;
+    void *second = start_with_failover(&e, fo);
 
     rt_peer p[3];
     for (int i = 0; i < 3; i++) { /* one after the other: p[i] is peer i + 1 */
