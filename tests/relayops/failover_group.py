@@ -22,6 +22,7 @@ Prints how long after each kill the next relay paired the room (not asserted).""
 import filecmp
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,13 +133,11 @@ class OldRelay(Proxy):
         spawn(pipe, u, c)
 
 
-env = dict(os.environ, TALLOW_LOG="info")
-env.pop("TALLOW_RELAY", None)
-env.pop("TALLOW_RELAYS", None)
-try:
-    # ---- send --to-many 2
-    code = "31-apple-river-lamp"
-    relays = start_relays("many")
+def to_many(attempt):
+    """`send --to-many 2` through the room's first relay, killed mid-transfer of both receivers.
+    False when one transfer had ended before the kill (then nothing was checked)."""
+    code = f"{31 + attempt}-apple-river-lamp"
+    relays = start_relays(f"many{attempt}")
     o = order(relays, code)
     if len(o) != 3:
         fails.append(f"no relay order: {o}")
@@ -152,6 +151,7 @@ try:
             f.write(block[i % 7:] + block[:i % 7])
     dsts = [os.path.join(work, f"dst{i}") for i in (1, 2)]
     for d in dsts:
+        shutil.rmtree(d, ignore_errors=True)
         os.mkdir(d)
     snd = peer(["send", "--no-p2p", "--to-many", "2", "--relay", listing, "--code", code, src],
                "many-send.log", env, "many-send.out")
@@ -192,7 +192,14 @@ try:
         p.send_signal(signal.SIGCONT)
     print(f"to-many: the receivers held {held} of {SIZE} bytes each at the kill")
     if any(h is None or h >= SIZE for h in held):
-        fails.append(f"to-many: the kill did not land in the middle of both transfers: {held}")
+        # one transfer ran ahead and ended before the kill (a busy machine): what follows would
+        # not test a failover of both, so the case runs again from the start
+        print(f"to-many: the kill did not land in the middle of both transfers: {held}; again")
+        for p in rcv + [snd]:
+            p.kill()
+            p.wait()
+        stop(relays)
+        return False
     print(f"to-many: relay {o[0]['addr']} killed after forwarding {got} of {total} bytes")
     took = paired_after(o[1], killed)
     print("to-many: the room paired on the next relay "
@@ -219,6 +226,19 @@ try:
         fails.append("to-many: the third relay got a room")
     print(f"to-many: both receivers' files identical: {not fails}")
     stop(relays)
+    return True
+
+
+env = dict(os.environ, TALLOW_LOG="info")
+env.pop("TALLOW_RELAY", None)
+env.pop("TALLOW_RELAYS", None)
+try:
+    # ---- send --to-many 2 (again when the kill missed the middle of either transfer)
+    for attempt in range(3):
+        if to_many(attempt):
+            break
+    else:
+        fails.append("to-many: in 3 runs the kill never landed in the middle of both transfers")
 
     # ---- a group chat of 4: member 4 vanishes, then the relay dies; 1-3 go on
     code = "32-maple-stone-cloud"
