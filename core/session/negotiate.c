@@ -532,7 +532,6 @@ int tallow__neg_prepare(tallow__neg *n, const tallow__neg_opts *o)
     if (n->udp || n->state != TALLOW__NEG_OFF || n->dead) return 0;
     int rc = open_endpoint(n, o);
     if (rc < 0) return rc;
-    n->prepared = 1;
     start_gathering(n);
     return 0;
 }
@@ -543,7 +542,7 @@ int tallow__neg_begin(tallow__neg *n, const tallow__neg_opts *o)
     if (tallow_policy_no_p2p(tallow_ctx_policy(ctx))) return TALLOW_EPOLICY;
     const tallow__keys *k = tallow__session_keys(n->s);
     if (!k) return TALLOW_EINVAL;
-    int prepared = n->prepared && n->udp;
+    int prepared = n->udp != NULL; /* tallow__neg_prepare opened it and gathers on it */
     if (!prepared) {
         int rc = open_endpoint(n, o);
         if (rc < 0) return rc;

@@ -69,7 +69,6 @@ struct tallow__neg {
     int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
     char *stun_opt;     /* the option, copied at attach */
     int started;        /* keys_ready ran tallow__neg_begin (or decided not to) */
-    int prepared;       /* tallow__neg_prepare opened udp and gathers: begin adopts them */
     int peer_switched;  /* the peer's DirectConnected was processed */
     int direct_rx_open; /* frames on QUIC may be processed (peer switched, ours up) */
     int lost;           /* the direct path was given up after a switch */

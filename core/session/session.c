@@ -482,7 +482,7 @@ void *tallow__session_path_owner(const tallow__session *s, const struct tallow__
 void tallow__session_use_channel(tallow__session *s, tallow_channel *ch)
 {
     s->path = ch ? ch : s->relay;
-    if (ch && ch != s->relay) s->direct = ch;
+    tallow__session_set_direct(s, ch);
 }
 
 int tallow__session_on_first(const tallow__session *s)

@@ -501,19 +501,11 @@ void tallow__sess_process(tallow__session *s, int direct, const uint8_t *data, s
     int for_direct = (kind & KIND_DIRECT) != 0;
     uint8_t base = (uint8_t)(kind & ~KIND_DIRECT);
     if (base == KIND_SEALED || base == KIND_TRANSFER || base == KIND_CTRL) {
-        if (for_direct && !direct) {
-            tallow_ctx_set_error(s->ctx,
-                                 "a direct-path frame (kind 0x%02x) arrived on the relay "
-                                 "channel: refused (every frame there must be sealed)",
-                                 kind);
-            tallow__sess_fail(s, TALLOW_ECRYPTO);
-            return;
-        }
-        if (!for_direct && direct) {
-            tallow_ctx_set_error(s->ctx,
-                                 "a relay-path frame (kind %u) arrived on the direct path: "
-                                 "refused",
-                                 kind);
+        if (for_direct != direct) {
+            tallow_ctx_set_error(s->ctx, "a %s frame (kind 0x%02x) arrived on the %s: refused%s",
+                                 for_direct ? "direct-path" : "relay-path", kind,
+                                 for_direct ? "relay channel" : "direct path",
+                                 for_direct ? " (every frame there must be sealed)" : "");
             tallow__sess_fail(s, TALLOW_ECRYPTO);
             return;
         }

@@ -320,8 +320,7 @@ static void pm_fini(void *state)
         if (pm_job_orphan(j)) continue;
         pthread_join(j->thread, NULL);
         j->m = NULL;
-        if (j->added && !j->renew) pm_upnp_delete(st, &j->urls, &j->data, j->ext_port);
-        if (j->ok && !j->renew) FreeUPNPUrls(&j->urls);
+        pm_job_undo(j, st);
         pm_job_free(j);
     }
     pm_sig_uninstall(st);

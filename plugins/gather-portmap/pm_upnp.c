@@ -19,6 +19,26 @@
 
 #include "portmap.h"
 
+/* Off the plugin's list of jobs, and no longer watched by the loop. */
+static void job_unlink(pm_job *j)
+{
+    for (pm_job **pp = &j->st->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    if (j->io) tallow_io_stop(j->io);
+    j->io = NULL;
+}
+
+static void job_release(pm_job *j)
+{
+    close(j->pipe[0]);
+    close(j->pipe[1]);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
 static void *upnp_thread(void *arg)
 {
     pm_job *j = arg;
@@ -96,15 +116,8 @@ done:
     }
     /* nobody reaps it: undo what it did (it was cancelled before, so this is a mapping added
      * just then) and free it; no logging, the plugin's state is gone */
-    if (j->added) {
-        snprintf(ext, sizeof(ext), "%u", j->ext_port);
-        UPNP_DeletePortMapping(j->urls.controlURL, j->data.first.servicetype, ext, "UDP", NULL);
-    }
-    if (j->ok) FreeUPNPUrls(&j->urls);
-    close(j->pipe[0]);
-    close(j->pipe[1]);
-    pthread_mutex_destroy(&j->mu);
-    free(j);
+    pm_job_undo(j, NULL);
+    job_release(j);
     return NULL;
 }
 
@@ -131,13 +144,7 @@ int pm_job_orphan(pm_job *j)
     }
     pthread_mutex_unlock(&j->mu);
     if (!running) return 0;
-    for (pm_job **pp = &j->st->jobs; *pp; pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            break;
-        }
-    if (j->io) tallow_io_stop(j->io);
-    j->io = NULL;
+    job_unlink(j);
     pthread_detach(j->thread);
     return 1;
 }
@@ -147,22 +154,22 @@ void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, 
     char ext[8];
     snprintf(ext, sizeof(ext), "%u", ext_port);
     int r = UPNP_DeletePortMapping(urls->controlURL, data->first.servicetype, ext, "UDP", NULL);
-    pm_log(st, r == 0 ? TALLOW_LOG_INFO : TALLOW_LOG_WARN, "deleted the upnp mapping of port %s%s",
-           ext, r == 0 ? "" : " (failed)");
+    if (st)
+        pm_log(st, r == 0 ? TALLOW_LOG_INFO : TALLOW_LOG_WARN,
+               "deleted the upnp mapping of port %s%s", ext, r == 0 ? "" : " (failed)");
 }
 
 void pm_job_free(pm_job *j)
 {
-    for (pm_job **pp = &j->st->jobs; *pp; pp = &(*pp)->next)
-        if (*pp == j) {
-            *pp = j->next;
-            break;
-        }
-    if (j->io) tallow_io_stop(j->io);
-    close(j->pipe[0]);
-    close(j->pipe[1]);
-    pthread_mutex_destroy(&j->mu);
-    free(j);
+    job_unlink(j);
+    job_release(j);
+}
+
+void pm_job_undo(pm_job *j, pm_state *st)
+{
+    if (j->renew) return; /* a renewal's urls and mapping are its map's */
+    if (j->added) pm_upnp_delete(st, &j->urls, &j->data, j->ext_port);
+    if (j->ok) FreeUPNPUrls(&j->urls);
 }
 
 /* The job's thread finished: join it and take its result (on the loop). */
@@ -172,9 +179,7 @@ static void job_reap(pm_job *j)
     pm_map *m = j->m;
     pm_state *st = j->st;
     if (!m) {
-        /* nobody wants it any more: undo what it did */
-        if (j->added && !j->renew) pm_upnp_delete(st, &j->urls, &j->data, j->ext_port);
-        if (j->ok && !j->renew) FreeUPNPUrls(&j->urls);
+        pm_job_undo(j, st); /* nobody wants it any more */
         pm_job_free(j);
         return;
     }

@@ -145,10 +145,13 @@ void pm_retry(tallow_timer *t, void *ud);
  * again with m's urls. NULL if it could not start. */
 pm_job *pm_job_start(pm_map *m, int renew);
 void pm_job_free(pm_job *j);
+/* Undoes what a finished first-time job did (deletes its mapping, frees its urls); nothing for a
+ * renewal. st NULL: no log line (the plugin is gone). */
+void pm_job_undo(pm_job *j, pm_state *st);
 /* At unloading: a first-time job (not a renewal) whose thread still runs is cancelled, taken off
  * the list and detached; the thread then undoes and frees it. 1 if so, 0 if it must be joined. */
 int pm_job_orphan(pm_job *j);
-/* Deletes a UPnP mapping (blocking: one request). */
+/* Deletes a UPnP mapping (blocking: one request); logs it unless st is NULL. */
 void pm_upnp_delete(pm_state *st, struct UPNPUrls *urls, struct IGDdatas *data, uint16_t ext_port);
 
 /* pm_lease.c */

@@ -259,7 +259,6 @@ static void test_prepared_keeps_not_offers(void **state)
 {
     (void)state;
     n->state = TALLOW__NEG_OFF;
-    n->prepared = 1;
     n->pending_gathers = 1;
     tallow_candidate c[2];
     memset(c, 0, sizeof c);

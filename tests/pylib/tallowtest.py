@@ -12,6 +12,17 @@ import time
 ROOM_SALT = b"tallow-nameplate-v2"  # core/crypto/codephrase.c, public by design
 
 
+
+def wait_until(cond, limit, step=0.05):
+    """Polls cond() every step seconds for at most limit seconds; its last answer."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     s = socket.socket()

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish  # noqa: E402
+from tallowtest import finish, wait_until  # noqa: E402
 from relayfleet import forwarded, room_order, start_fleet  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
@@ -59,16 +59,6 @@ def kill_midway(first, victim_peer, total, what):
     if got >= total:
         fails.append(f"{what}: the kill came after the whole transfer")
     return killed
-
-
-def wait_until(cond, limit, step=0.05):
-    """Polls cond() every step seconds for at most limit seconds; its last answer."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def paired_after(relay, since, limit=30):

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
-from tallowtest import finish  # noqa: E402
+from tallowtest import finish, wait_until  # noqa: E402
 from relayfleet import forwarded, room_order, start_fleet  # noqa: E402
 from relaywire import Proxy, ctrl_frame, frames, pipe, spawn, varint  # noqa: E402
 
@@ -46,15 +46,6 @@ def start_relays(tag):
 
 def order(relays, code):
     return room_order(T, work, relays, code)
-
-
-def wait_until(cond, limit, step=0.05):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def text(name):
