@@ -199,8 +199,11 @@ static neg_pair *pair_add(tallow__neg *n, const struct sockaddr *a, socklen_t le
     if (tallow_validate_candidate_addr(a, len, n->allow_loopback) != 0) return NULL;
     neg_pair *p = pair_find(n, a, len, via);
     if (p) {
-        if (kind != TALLOW_CAND_PRFLX && p->kind == TALLOW_CAND_PRFLX) {
-            p->kind = kind; /* the peer's offer names what we learned from its check */
+        /* the peer's offer names what we learned from its check; a mapping offered for an
+         * address it first offered as server-reflexive is the mapping */
+        if ((kind != TALLOW_CAND_PRFLX && p->kind == TALLOW_CAND_PRFLX) ||
+            (kind == TALLOW_CAND_MAPPED && p->kind != TALLOW_CAND_MAPPED)) {
+            p->kind = kind;
             p->remote_prio = prio;
         }
         return p;
@@ -411,10 +414,20 @@ static void on_gathered(int status, const tallow_candidate *c, size_t count, voi
                                            n->allow_loopback) != 0)
             continue;
         int dup = 0;
-        for (size_t j = 0; j < n->nlocal; j++)
-            if (same_addr(&n->local[j].addr, n->local[j].addr_len,
-                          (const struct sockaddr *)&c[i].addr, c[i].addr_len))
-                dup = 1;
+        for (size_t j = 0; j < n->nlocal && !dup; j++) {
+            tallow_candidate *l = &n->local[j];
+            if (!same_addr(&l->addr, l->addr_len, (const struct sockaddr *)&c[i].addr,
+                           c[i].addr_len))
+                continue;
+            dup = 1;
+            /* A gateway's mapping whose address STUN already reported (the gateway keeps the
+             * port outbound too): it is the mapping, open to any sender; say so. */
+            if (c[i].kind == TALLOW_CAND_MAPPED && l->kind != TALLOW_CAND_MAPPED) {
+                l->kind = TALLOW_CAND_MAPPED;
+                l->priority = c[i].priority;
+                if (!prep) offer_local(n, l);
+            }
+        }
         if (dup || n->nlocal == NEG_MAX_LOCAL) continue;
         n->local[n->nlocal++] = c[i];
         if (!prep) offer_local(n, &c[i]);

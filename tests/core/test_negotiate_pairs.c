@@ -278,6 +278,38 @@ static void test_prepared_keeps_not_offers(void **state)
     assert_non_null(n->udp); /* kept for the attempt, not released */
 }
 
+/* A gateway mapping that keeps its port outbound too (miniupnpd's PCP/NAT-PMP add a postrouting
+ * rule) gives STUN the mapped address: when the mapping arrives after the server-reflexive
+ * candidate of the same address, that candidate becomes the mapping (kind and priority), once. */
+static void test_mapping_names_its_srflx(void **state)
+{
+    (void)state;
+    n->state = TALLOW__NEG_OFF;
+    n->pending_gathers = 2;
+    tallow_candidate c;
+    memset(&c, 0, sizeof c);
+    c.kind = TALLOW_CAND_SRFLX;
+    c.priority = tallow_candidate_priority(TALLOW_CAND_SRFLX, 65535);
+    c.addr_len = v4("198.51.100.2", 57542, &c.addr);
+    on_gathered(0, &c, 1, n);
+    c.kind = TALLOW_CAND_MAPPED;
+    c.priority = tallow_candidate_priority(TALLOW_CAND_MAPPED, 65535);
+    on_gathered(0, &c, 1, n);
+    assert_int_equal(n->nlocal, 2);
+    assert_int_equal(n->local[1].kind, TALLOW_CAND_MAPPED);
+    assert_int_equal(n->local[1].priority, c.priority);
+    assert_int_equal(n->offers_sent, 0);
+    /* the peer's side: a pair offered as srflx, then as mapped, is the mapping; a later srflx
+     * offer of it does not take that back */
+    neg_pair *p = offer("203.0.113.2", 21231, TALLOW_CAND_SRFLX, 65535);
+    assert_ptr_equal(offer("203.0.113.2", 21231, TALLOW_CAND_MAPPED, 65535), p);
+    assert_int_equal(p->kind, TALLOW_CAND_MAPPED);
+    assert_int_equal(p->remote_prio, tallow_candidate_priority(TALLOW_CAND_MAPPED, 65535));
+    assert_ptr_equal(offer("203.0.113.2", 21231, TALLOW_CAND_SRFLX, 65535), p);
+    assert_int_equal(p->kind, TALLOW_CAND_MAPPED);
+    assert_int_equal(n->npairs, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nominates_at_once_when_nothing_better, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_prepared_keeps_not_offers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapping_names_its_srflx, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
