@@ -185,6 +185,15 @@ int tallow__sink_write(tallow__sink *s, uint64_t off, const uint8_t *data, size_
  * fsync, and rename onto the final name (RENAME_NOREPLACE unless overwrite: TALLOW_EEXIST if the
  * name appeared meanwhile, partial kept). The sink is closed in every case. */
 int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash);
+/* tallow__sink_finish in three steps, for a receiver that fsyncs off its loop (core/base/work.h):
+ * seal checks size and prefix hash and sets mode and mtime (on error the sink is closed, as
+ * finish does); sync fsyncs a file of TALLOW__SYNC_EACH bytes or more (needs_sync says whether
+ * it will) and touches nothing but the sink, so it may run on another thread; publish takes
+ * sync's result: 0 renames onto the final name, an error only closes (partial kept). */
+int tallow__sink_seal(tallow__sink *s, const uint8_t *prefix_hash);
+int tallow__sink_needs_sync(const tallow__sink *s);
+int tallow__sink_sync(const tallow__sink *s);
+int tallow__sink_publish(tallow__sink *s, int sync_rc);
 
 /* Closes the sink; removes the temporary file unless keep_partial. Idempotent. */
 void tallow__sink_abort(tallow__sink *s, int keep_partial);

@@ -273,7 +273,7 @@ static int rename_noreplace(int dirfd, const char *from, const char *to)
     return 0;
 }
 
-int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash)
+int tallow__sink_seal(tallow__sink *s, const uint8_t *prefix_hash)
 {
     if (s->fd < 0) return TALLOW_EINVAL;
     if (s->written != s->size || !s->prefix != !prefix_hash) {
@@ -286,11 +286,29 @@ int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash)
     }
     /* mode and times on the fd, before the name is visible: no path to race on */
     int rc = set_mode_mtime(s->fd, s->mode, s->mtime_ns);
+    if (rc) tallow__sink_abort(s, 1);
+    return rc;
+}
+
+int tallow__sink_needs_sync(const tallow__sink *s)
+{
+    return s->fd >= 0 && s->size >= TALLOW__SYNC_EACH;
+}
+
+int tallow__sink_sync(const tallow__sink *s)
+{
     /* Large files are flushed here, so a full disk shows on this file; small ones are flushed
      * together by the transfer's syncfs() before it reports success (one fsync per small file
      * made 10,000 files take 50 s instead of 1). */
-    if (!rc && s->size >= TALLOW__SYNC_EACH && fsync(s->fd) < 0)
-        rc = is_nospace(errno) ? TALLOW_ENOSPACE : -errno;
+    if (tallow__sink_needs_sync(s) && fsync(s->fd) < 0)
+        return is_nospace(errno) ? TALLOW_ENOSPACE : -errno;
+    return 0;
+}
+
+int tallow__sink_publish(tallow__sink *s, int sync_rc)
+{
+    if (s->fd < 0) return TALLOW_EINVAL;
+    int rc = sync_rc;
     if (!rc) {
         if (s->overwrite)
             rc = renameat(s->dirfd, s->part, s->dirfd, s->name) < 0 ? -errno : 0;
@@ -301,6 +319,12 @@ int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash)
     }
     tallow__sink_abort(s, 1);
     return rc;
+}
+
+int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash)
+{
+    int rc = tallow__sink_seal(s, prefix_hash);
+    return rc ? rc : tallow__sink_publish(s, tallow__sink_sync(s));
 }
 
 /* ---- directories */

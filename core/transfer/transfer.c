@@ -42,8 +42,9 @@ static void progress_tick(tallow_timer *t, void *ud)
 {
     tallow__xfer *x = ud;
     /* a peer that stops mid-transfer (silent, or hostile) must not hold us forever; waiting for
-     * the receiver to accept is a human's time and never times out */
-    if (x->stall_ns && x->state != X_OFFERED && x->state != X_DONE &&
+     * the receiver to accept is a human's time and never times out; nor does a receiver
+     * flushing its destination after the sender's last word (it waits on its own disk) */
+    if (x->stall_ns && x->state != X_OFFERED && x->state != X_DONE && !x->completing &&
         tallow_now_ns() - x->last_heard_ns > x->stall_ns) {
         tallow__xfer_abort(
             x, TALLOW_ETIMEOUT,
@@ -106,6 +107,7 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     x->file_open = 0;
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
     x->sink_open = 0;
+    tallow__xfer_recv_stop_work(x);
     tallow__session_set_filter(x->s, NULL, NULL);
     keep_finished(x);
     if (x->sender)
@@ -250,6 +252,7 @@ void tallow__xfer_free(tallow__xfer *x)
     if (x->progress) tallow_timer_stop(x->progress);
     if (x->file_open && x->fd >= 0) close(x->fd);
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
+    tallow__xfer_recv_stop_work(x);
     if (x->s && x->state != X_DONE) {
         tallow__session_set_filter(x->s, NULL, NULL);
         tallow__session_set_resync(x->s, NULL, NULL);

@@ -6,6 +6,7 @@
 #define TALLOW_TRANSFER_INTERNAL_H
 
 #include "transfer.h"
+#include "work.h"
 
 /* Data per Chunk. 512 KiB and 1 MiB were measured on the relay path: no better for the sender,
  * and the receiver's kernel time doubled (1 GiB: 0.37 -> 1.04 s system), so 256 KiB it stays. */
@@ -18,6 +19,20 @@
 #define PART TALLOW__MANIFEST_PART /* manifests and resume lists longer than this go in parts */
 
 enum { X_OFFERED, X_STREAMING, X_FINISHING, X_DONE };
+
+/* Files of TALLOW__SYNC_EACH bytes or more whose fsync runs off the loop at once, per transfer
+ * (a receiver that waited on the disk in its loop acknowledged nothing meanwhile; over QUIC its
+ * sender took that for a dead path). One more waits in the loop, as before. */
+#define MAX_FINS 4
+
+/* A received file being flushed off the loop: renamed onto its name when the fsync is back. */
+struct xfer_fin {
+    struct tallow__xfer *x;
+    tallow__work *w; /* NULL: the slot is free */
+    tallow__sink sink;
+    size_t idx;
+    int rc; /* the fsync's result, written by the work's thread */
+};
 
 struct tallow__xfer {
     tallow__session *s;
@@ -63,6 +78,10 @@ struct tallow__xfer {
     int resynced;     /* duplicates of data already written are tolerated after a resync */
     int completed;    /* its TransferComplete went out: said again on a resync after the end */
     uint64_t *prefix; /* per entry: bytes of all files before it, in stream order */
+    struct xfer_fin fin[MAX_FINS];
+    int completing;      /* the sender's TransferComplete came: waiting for fin[] and syncfs */
+    tallow__work *syncw; /* the destination's syncfs, off the loop */
+    int sync_rc;         /* its result, written by the work's thread */
     /* a one-part FileAccept's lists, kept until the sender's first word for this transfer shows
      * it arrived: a resync before that says it again (it may have been lost with the path) */
     uint8_t *acc_resume, *acc_refused;
@@ -97,6 +116,9 @@ void tallow__xfer_report(tallow__xfer *x);
 /* Ends the transfer once (X_DONE): closes what is open, detaches from the session (a receiver
  * that sent its TransferComplete leaves a record that says it again on a resync), on_done. */
 void tallow__xfer_finish(tallow__xfer *x, int status);
+/* Receiver: waits for the disk work still running off the loop (fin[], syncw), never reporting
+ * it; the files it flushed keep their temporary names. For a transfer ending early. */
+void tallow__xfer_recv_stop_work(tallow__xfer *x);
 /* Records the message, tells the peer (TransferError), ends the transfer; returns err. */
 int tallow__xfer_abort(tallow__xfer *x, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -21,6 +21,71 @@ static void send_ack(tallow__xfer *x)
     tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_Ack, &a);
 }
 
+/* ---- flushing received files off the loop (MAX_FINS) */
+
+static int fins_busy(const tallow__xfer *x)
+{
+    for (size_t i = 0; i < MAX_FINS; i++)
+        if (x->fin[i].w) return 1;
+    return 0;
+}
+
+void tallow__xfer_recv_stop_work(tallow__xfer *x)
+{
+    for (size_t i = 0; i < MAX_FINS; i++) {
+        struct xfer_fin *f = &x->fin[i];
+        if (!f->w) continue;
+        tallow__work_cancel(f->w);
+        f->w = NULL;
+        tallow__sink_abort(&f->sink, 1);
+    }
+    tallow__work_cancel(x->syncw);
+    x->syncw = NULL;
+}
+
+static void complete_files(tallow__xfer *x);
+
+static void fin_sync(void *ud)
+{
+    struct xfer_fin *f = ud;
+    f->rc = tallow__sink_sync(&f->sink);
+}
+
+static void fin_done(void *ud)
+{
+    struct xfer_fin *f = ud;
+    tallow__xfer *x = f->x;
+    char b[300];
+    f->w = NULL;
+    int rc = tallow__sink_publish(&f->sink, f->rc);
+    if (rc < 0) {
+        tallow__xfer_abort(x, rc, "%s: %s", tallow__xfer_shown(x->m.e[f->idx].path, b, sizeof(b)),
+                           tallow_strerror(rc));
+        return;
+    }
+    if (x->completing && !fins_busy(x)) complete_files(x);
+}
+
+/* File idx was written whole: checked, flushed and renamed — the flush of a large one off the
+ * loop when a slot is free (the rename follows in fin_done; until then it counts as done). */
+static int finish_file(tallow__xfer *x, size_t idx, const uint8_t *hash)
+{
+    int rc = tallow__sink_seal(&x->sink, hash);
+    if (rc) return rc;
+    for (size_t i = 0; i < MAX_FINS && tallow__sink_needs_sync(&x->sink); i++) {
+        struct xfer_fin *f = &x->fin[i];
+        if (f->w) continue;
+        f->x = x;
+        f->sink = x->sink;
+        f->idx = idx;
+        f->rc = 0;
+        if (tallow__work_start(tallow_ctx_loop(x->ctx), fin_sync, fin_done, f, &f->w) < 0) break;
+        x->sink.fd = x->sink.dirfd = -1; /* the slot has them now */
+        return 0;
+    }
+    return tallow__sink_publish(&x->sink, tallow__sink_sync(&x->sink));
+}
+
 static int on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
 {
     char b[300];
@@ -101,8 +166,7 @@ static int on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
                                       "unexpected file hash for %s (sent from the start)",
                                       tallow__xfer_shown(e->path, b, sizeof(b)));
         int rc = 0;
-        if (x->kind != TALLOW__XFER_TEXT)
-            rc = tallow__sink_finish(&x->sink, kept ? c->hash.ptr : NULL);
+        if (x->kind != TALLOW__XFER_TEXT) rc = finish_file(x, idx, kept ? c->hash.ptr : NULL);
         x->sink_open = 0;
         if (rc == TALLOW_EHASH)
             return tallow__xfer_abort(
@@ -122,22 +186,14 @@ static int on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
     return 0;
 }
 
-static int on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete *tc)
+/* Everything arrived and every file is renamed: directories settle, the destination is flushed
+ * (off the loop), then the sender hears it is done. */
+static void send_complete(tallow__xfer *x)
 {
-    if (x->sink_open)
-        return tallow__xfer_abort(x, TALLOW_EPROTO, "transfer ended in the middle of a file");
-    for (size_t i = x->next_idx; i < x->m.n; i++)
-        if (x->m.e[i].type == TALLOW__ENT_FILE && !tallow__xfer_is_skip(x, i))
-            return tallow__xfer_abort(x, TALLOW_EPROTO, "transfer ended before every file arrived");
-    if (x->kind == TALLOW__XFER_FILES)
-        for (size_t i = x->m.n; i-- > 0;) /* deepest first: contents settle before parents */
-            if (x->m.e[i].type == TALLOW__ENT_DIR && !tallow__xfer_is_skip(x, i))
-                tallow__dir_finish(x->destfd, &x->m.e[i]);
-    /* everything written reaches the disk before the sender hears it is done */
-    if (x->kind == TALLOW__XFER_FILES && x->destfd >= 0 && syncfs(x->destfd) < 0) {
-        int err = errno == ENOSPC || errno == EDQUOT ? TALLOW_ENOSPACE : -errno;
-        return tallow__xfer_abort(x, err, "flushing the destination failed: %s",
-                                  tallow_strerror(err));
+    if (x->sync_rc < 0) {
+        int err = x->sync_rc == -ENOSPC || x->sync_rc == -EDQUOT ? TALLOW_ENOSPACE : x->sync_rc;
+        tallow__xfer_abort(x, err, "flushing the destination failed: %s", tallow_strerror(err));
+        return;
     }
     tallow_msg_TransferComplete done = {
         .transfer_id = x->tid, .files = x->st.files_done, .bytes = x->st.bytes_done};
@@ -145,6 +201,47 @@ static int on_sender_complete(tallow__xfer *x, const tallow_msg_TransferComplete
     x->completed = 1;
     tallow__xfer_finish(x,
                         x->st.refused ? (x->refuse_err ? x->refuse_err : TALLOW_EUNSAFEPATH) : 0);
+}
+
+static void dest_sync(void *ud)
+{
+    tallow__xfer *x = ud;
+    x->sync_rc = syncfs(x->destfd) < 0 ? -errno : 0;
+}
+
+static void dest_synced(void *ud)
+{
+    tallow__xfer *x = ud;
+    x->syncw = NULL;
+    send_complete(x);
+}
+
+static void complete_files(tallow__xfer *x)
+{
+    if (x->kind == TALLOW__XFER_FILES)
+        for (size_t i = x->m.n; i-- > 0;) /* deepest first: contents settle before parents */
+            if (x->m.e[i].type == TALLOW__ENT_DIR && !tallow__xfer_is_skip(x, i))
+                tallow__dir_finish(x->destfd, &x->m.e[i]);
+    /* everything written reaches the disk before the sender hears it is done */
+    x->sync_rc = 0;
+    if (x->kind == TALLOW__XFER_FILES && x->destfd >= 0) {
+        if (tallow__work_start(tallow_ctx_loop(x->ctx), dest_sync, dest_synced, x, &x->syncw) == 0)
+            return;
+        dest_sync(x);
+    }
+    send_complete(x);
+}
+
+static int on_sender_complete(tallow__xfer *x)
+{
+    if (x->completing) return 0; /* said again after a resync: already on it */
+    if (x->sink_open)
+        return tallow__xfer_abort(x, TALLOW_EPROTO, "transfer ended in the middle of a file");
+    for (size_t i = x->next_idx; i < x->m.n; i++)
+        if (x->m.e[i].type == TALLOW__ENT_FILE && !tallow__xfer_is_skip(x, i))
+            return tallow__xfer_abort(x, TALLOW_EPROTO, "transfer ended before every file arrived");
+    x->completing = 1;
+    if (!fins_busy(x)) complete_files(x); /* else when the last flush is back (fin_done) */
     return 0;
 }
 
@@ -194,11 +291,12 @@ static int recv_filter(tallow__session *s, const tallow_msg_type *t, const void 
     forget_accept(x); /* the sender speaks: it had the accept */
     switch (t->id) {
     case TALLOW_MSG_Chunk:
-        on_chunk(x, msg);
+        /* after the sender's last word: ignored, as once the transfer is done */
+        if (!x->completing) on_chunk(x, msg);
         return 1;
     case TALLOW_MSG_TransferComplete:
         if (x->state != X_STREAMING) break;
-        on_sender_complete(x, msg);
+        on_sender_complete(x);
         return 1;
     }
     tallow__xfer_abort(x, TALLOW_EPROTO, "unexpected %s from the peer", t->name);

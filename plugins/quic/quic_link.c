@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <tallow/error.h>
@@ -372,6 +373,11 @@ static void link_on_watch(tallow_timer *t, void *ud)
     }
     uint64_t limit = 3 * st.rtt_ns + (uint64_t)QUIC_DEAD_SLACK_MS * 1000000u;
     if (now - l->heard_ns <= limit) return;
+    int queued = 0;
+    if (l->udp && ioctl(tallow_udp_fd(l->udp), FIONREAD, &queued) == 0 && queued > 0) {
+        l->heard_ns = now; /* the peer spoke; our loop has not read it yet */
+        return;
+    }
     l->host->log(l->host, TALLOW_LOG_WARN,
                  "%s: nothing heard for %llu ms with %llu bytes in flight (RTT %llu ms): path dead",
                  l->path, (unsigned long long)((now - l->heard_ns) / 1000000u),

@@ -23,11 +23,12 @@
  * and the session goes on over the relay — instead of QUIC's 30 s idle timeout. Checked every
  * QUIC_WATCH_MS, on internet paths only: towards a peer on loopback or on-link, silence is the
  * peer's process being busy (a loaded machine kept one quiet for 0.9 s while it drained a relay
- * backlog), and the idle timeout still applies there. The slack is 3 s, not less: a receiver
- * whose loop waited on the disk (the fsync before a 30 MB file's rename, on a loaded machine)
- * was silent for 1.8 s across two NATs, and a path declared dead while the peer's last frames are
- * on it costs more than a dead path found 2 s later. */
-#define QUIC_DEAD_SLACK_MS 3000
+ * backlog), and the idle timeout still applies there. Datagrams waiting unread in our own socket
+ * (our loop was the busy one) count as heard. The slack was 3 s while a receiver fsynced in its
+ * loop (silent 1.8 s across two NATs before a 30 MB file's rename, on a loaded machine); the
+ * receiver now waits on its disk off the loop (core/base/work.h), and 600 ms keeps a cut found
+ * within about 1 s + 3 RTT. */
+#define QUIC_DEAD_SLACK_MS 600
 /* Close waits until the peer has acknowledged every byte we wrote (our last frames: a
  * receiver's TransferComplete), at most 3 smoothed RTTs plus QUIC_LINGER_SLACK_MS (a peer on a
  * busy machine acknowledges late) and never more than QUIC_LINGER_MAX_MS. */

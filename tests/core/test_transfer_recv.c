@@ -1,6 +1,7 @@
 /* tests/core/test_transfer_recv.c — the transfer engine's receiver without a network, against
  * the fake session of transfer_fake.h: accept list, chunks written in order and renamed, resume
- * of a kept prefix (hash checked), completion (said again after a resync), and out-of-order,
+ * of a kept prefix (hash checked), a large file flushed off the loop, completion (said again
+ * after a resync), and out-of-order,
  * oversized, unhashed or unexpected frames refused; a peer's error and a rejection. The sender is
  * test_transfer.c's. */
 #include "transfer_fake.h"
@@ -70,6 +71,8 @@ static void finish_receiver(tallow__xfer *x, uint64_t tid, const fx *f)
 {
     tallow_msg_TransferComplete tc = {.transfer_id = tid, .files = 1, .bytes = f->len};
     assert_int_equal(deliver(tid, &tallow_msgtype_TransferComplete, &tc), 1);
+    assert_null(last_sent(TALLOW_MSG_TransferComplete)); /* not before the destination is flushed */
+    settle_disk();
     assert_int_equal(res.done, 1);
     assert_int_equal(res.status, 0);
     const sent *back = last_sent(TALLOW_MSG_TransferComplete);
@@ -97,6 +100,37 @@ static void test_transfer_recv_in_order_complete(void **state)
     finish_receiver(x, tid, f);
     assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
     tallow__xfer_free(x);
+    fx_free(f);
+}
+
+/* A file of TALLOW__SYNC_EACH bytes or more is flushed off the loop: its last chunk is
+ * acknowledged at once, the final name appears only when the flush came back on the loop, and
+ * the sender's completion is answered after that (and the destination's flush). A transfer freed
+ * while such a flush runs waits for it and keeps the whole file under its temporary name. */
+static void test_transfer_recv_flush_off_the_loop(void **state)
+{
+    fx *f = fx_new(TALLOW__SYNC_EACH + 5);
+    uint64_t tid = 0x77;
+    tallow__xfer *x = start_receiver(f, tid, 0);
+    chunks(tid, f, 0, f->len, NULL);
+    assert_int_equal(last_sent(TALLOW_MSG_Ack)->a, f->len);
+    size_t len;
+    assert_null(fst_read(f->dstfd, "a.bin", &len)); /* the rename waits for the flush */
+    finish_receiver(x, tid, f);
+    check_arrived(f);
+    assert_int_equal(fst_count(f->dst), 1); /* no temporary file left */
+    tallow__xfer_free(x);
+
+    /* freed while the flush runs */
+    memset(&res, 0, sizeof(res));
+    clear_log();
+    assert_int_equal(unlinkat(f->dstfd, "a.bin", 0), 0);
+    x = start_receiver(f, tid + 1, 0);
+    chunks(tid + 1, f, 0, f->len, NULL);
+    tallow__xfer_free(x);
+    assert_null(fst_read(f->dstfd, "a.bin", &len));
+    assert_int_equal(fst_count(f->dst), 1); /* the .tallow-part, whole, for a resume */
+    assert_int_equal(res.done, 0);
     fx_free(f);
 }
 
@@ -359,6 +393,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_transfer_recv_in_order_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_recv_flush_off_the_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_recv_completion_said_again_after_resync,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_accept_said_again_after_resync, setup,
