@@ -141,7 +141,7 @@ typedef struct tallow__sink {
     uint64_t written; /* bytes present in the temporary file */
     uint64_t flushed; /* writeback started up to here (sink_write) */
     uint64_t prefix;  /* bytes kept from an earlier session (0: a fresh file) */
-    uint8_t prefix_hash[TALLOW__HASH_LEN]; /* BLAKE2b-256 of those bytes, when prefix > 0 */
+    uint8_t prefix_hash[TALLOW__HASH_LEN]; /* the sender's BLAKE2b-256 of them (seal) */
     char name[TALLOW__NAME_MAX + 1];       /* final basename */
     char part[TALLOW__NAME_MAX + 1];       /* temporary basename */
 } tallow__sink;
@@ -150,18 +150,17 @@ typedef struct tallow__sink {
  * name's directory: ".<basename>.<16 hex of id>.tallow-part", id = BLAKE2b-128(path, size, mtime)
  * (first 8 bytes), so a different file never resumes from it; the basename part is shortened to
  * fit NAME_MAX. Parent directories are created safely. The partial
- * file's size is rounded down to align (0 = never resume), the rest is cut, and the kept prefix is
- * hashed from disk (s->prefix, s->prefix_hash); *resume_off receives its length (the sender
- * restarts there). tallow__sink_finish checks that hash against the sender's hash of the same
- * prefix of its file. The bytes written after the prefix are not hashed: they come through the
- * session's AEAD (per-transfer key, implicit record numbers), with offsets and sizes checked.
- * Returns 0, TALLOW_EEXIST (final name exists and !overwrite), TALLOW_EUNSAFEPATH (unsafe path,
- * final name or temp name is a symlink, directory or special file, symlinks on the way),
- * TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX), TALLOW_ENOSPACE
- * (cannot reserve the space; the partial is kept), -EFBIG (larger than the filesystem's largest
- * file), -errno. Hashing a kept prefix reads it back,
- * so a resume costs one sequential read of it.
- * On error the sink is closed (tallow__sink_abort is then a no-op). */
+ * file's size is rounded down to align (0 = never resume), the rest is cut, and the kept prefix's
+ * length is s->prefix; *resume_off receives it (the sender restarts there). tallow__sink_finish
+ * hashes that prefix from disk and checks it against the sender's hash of the same prefix of its
+ * file (s->prefix_hash holds the sender's, from seal on). The bytes written after the prefix are
+ * not hashed: they come through the session's AEAD (per-transfer key, implicit record numbers),
+ * with offsets and sizes checked. Returns 0, TALLOW_EEXIST (final name exists and !overwrite),
+ * TALLOW_EUNSAFEPATH (unsafe path, final name or temp name is a symlink, directory or special file,
+ * symlinks on the way), TALLOW_EINVAL (not a FILE entry), TALLOW_ETOOBIG (size above INT64_MAX),
+ * TALLOW_ENOSPACE (cannot reserve the space; the partial is kept), -EFBIG (larger than the
+ * filesystem's largest file), -errno. Hashing a kept prefix reads it back, so a resume costs one
+ * sequential read of it. On error the sink is closed (tallow__sink_abort is then a no-op). */
 int tallow__sink_open(tallow__sink *s, int destfd, const tallow__entry *e, int overwrite,
                       uint64_t align, uint64_t *resume_off);
 
@@ -185,11 +184,13 @@ int tallow__sink_write(tallow__sink *s, uint64_t off, const uint8_t *data, size_
  * fsync, and rename onto the final name (RENAME_NOREPLACE unless overwrite: TALLOW_EEXIST if the
  * name appeared meanwhile, partial kept). The sink is closed in every case. */
 int tallow__sink_finish(tallow__sink *s, const uint8_t *prefix_hash);
-/* tallow__sink_finish in three steps, for a receiver that fsyncs off its loop (core/base/work.h):
- * seal checks size and prefix hash and sets mode and mtime (on error the sink is closed, as
- * finish does); sync fsyncs a file of TALLOW__SYNC_EACH bytes or more (needs_sync says whether
- * it will) and touches nothing but the sink, so it may run on another thread; publish takes
- * sync's result: 0 renames onto the final name, an error only closes (partial kept). */
+/* tallow__sink_finish in three steps, for a receiver that waits on the disk off its loop
+ * (core/base/work.h): seal checks the size and that a hash comes with (only with) a kept prefix,
+ * keeps that hash, sets mode and mtime (on error the sink is closed, as finish does); sync hashes
+ * the kept prefix and compares (TALLOW_EHASH), then fsyncs a file of TALLOW__SYNC_EACH bytes or
+ * more — needs_sync says whether it has anything to do — and touches nothing but the sink, so it
+ * may run on another thread; publish takes sync's result: 0 renames onto the final name,
+ * TALLOW_EHASH removes the temporary file, another error only closes (partial kept). */
 int tallow__sink_seal(tallow__sink *s, const uint8_t *prefix_hash);
 int tallow__sink_needs_sync(const tallow__sink *s);
 int tallow__sink_sync(const tallow__sink *s);

@@ -175,12 +175,9 @@ static int open_part(tallow__sink *s, uint64_t align, uint64_t *resume_off)
         keep -= keep % align;
     }
     if (have != keep && ftruncate(s->fd, (off_t)keep) < 0) return -errno;
-    if (keep) {
-        /* the kept prefix was written in an earlier session: the sender proves at the end that
-         * it equals the same prefix of its file (bytes sent now are the session AEAD's job) */
-        int rc = tallow__hash_prefix(s->fd, keep, s->prefix_hash);
-        if (rc) return rc;
-    }
+    /* the kept prefix was written in an earlier session: the sender proves at the end that it
+     * equals the same prefix of its file (bytes sent now are the session AEAD's job); hashed
+     * then, by tallow__sink_sync (off the loop), not here: nothing writes it meanwhile */
     s->prefix = keep;
     posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     /* reserve the rest now, so a full disk shows at the start rather than at 99% */
@@ -280,10 +277,7 @@ int tallow__sink_seal(tallow__sink *s, const uint8_t *prefix_hash)
         tallow__sink_abort(s, 1);
         return TALLOW_EPROTO;
     }
-    if (s->prefix && sodium_memcmp(s->prefix_hash, prefix_hash, TALLOW__HASH_LEN) != 0) {
-        tallow__sink_abort(s, 0); /* the kept prefix is not the sender's: useless for a retry */
-        return TALLOW_EHASH;
-    }
+    if (s->prefix) memcpy(s->prefix_hash, prefix_hash, TALLOW__HASH_LEN); /* checked by sync */
     /* mode and times on the fd, before the name is visible: no path to race on */
     int rc = set_mode_mtime(s->fd, s->mode, s->mtime_ns);
     if (rc) tallow__sink_abort(s, 1);
@@ -292,15 +286,21 @@ int tallow__sink_seal(tallow__sink *s, const uint8_t *prefix_hash)
 
 int tallow__sink_needs_sync(const tallow__sink *s)
 {
-    return s->fd >= 0 && s->size >= TALLOW__SYNC_EACH;
+    return s->fd >= 0 && (s->prefix || s->size >= TALLOW__SYNC_EACH);
 }
 
 int tallow__sink_sync(const tallow__sink *s)
 {
+    if (s->prefix) {
+        uint8_t h[TALLOW__HASH_LEN];
+        int rc = tallow__hash_prefix(s->fd, s->prefix, h);
+        if (rc) return rc;
+        if (sodium_memcmp(h, s->prefix_hash, TALLOW__HASH_LEN) != 0) return TALLOW_EHASH;
+    }
     /* Large files are flushed here, so a full disk shows on this file; small ones are flushed
      * together by the transfer's syncfs() before it reports success (one fsync per small file
      * made 10,000 files take 50 s instead of 1). */
-    if (tallow__sink_needs_sync(s) && fsync(s->fd) < 0)
+    if (s->size >= TALLOW__SYNC_EACH && fsync(s->fd) < 0)
         return is_nospace(errno) ? TALLOW_ENOSPACE : -errno;
     return 0;
 }
@@ -308,6 +308,10 @@ int tallow__sink_sync(const tallow__sink *s)
 int tallow__sink_publish(tallow__sink *s, int sync_rc)
 {
     if (s->fd < 0) return TALLOW_EINVAL;
+    if (sync_rc == TALLOW_EHASH) {
+        tallow__sink_abort(s, 0); /* the kept prefix is not the sender's: useless for a retry */
+        return sync_rc;
+    }
     int rc = sync_rc;
     if (!rc) {
         if (s->overwrite)

@@ -103,6 +103,7 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     x->st.finished_ns = tallow_now_ns();
     if (x->progress) tallow_timer_stop(x->progress);
     x->progress = NULL;
+    tallow__xfer_send_stop_work(x);
     if (x->file_open) close(x->fd);
     x->file_open = 0;
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
@@ -250,6 +251,7 @@ void tallow__xfer_free(tallow__xfer *x)
 {
     if (!x) return;
     if (x->progress) tallow_timer_stop(x->progress);
+    tallow__xfer_send_stop_work(x);
     if (x->file_open && x->fd >= 0) close(x->fd);
     if (x->sink_open) tallow__sink_abort(&x->sink, 1);
     tallow__xfer_recv_stop_work(x);

@@ -20,9 +20,10 @@
 
 enum { X_OFFERED, X_STREAMING, X_FINISHING, X_DONE };
 
-/* Files of TALLOW__SYNC_EACH bytes or more whose fsync runs off the loop at once, per transfer
- * (a receiver that waited on the disk in its loop acknowledged nothing meanwhile; over QUIC its
- * sender took that for a dead path). One more waits in the loop, as before. */
+/* Received files whose check (a resumed file's kept prefix, hashed) and fsync (files of
+ * TALLOW__SYNC_EACH bytes or more) run off the loop at once, per transfer (a receiver that waited
+ * on the disk in its loop acknowledged nothing meanwhile; over QUIC its sender took that for a
+ * dead path). One more waits in the loop. */
 #define MAX_FINS 4
 
 /* A received file being flushed off the loop: renamed onto its name when the fsync is back. */
@@ -59,6 +60,13 @@ struct tallow__xfer {
     int fd;
     uint64_t off;
     uint8_t digest[TALLOW__HASH_LEN]; /* hash of the current file's kept prefix, when kept > 0 */
+    /* that hash, computed off the loop while the file's new bytes go out; its last chunk waits
+     * for it (hash_wait) */
+    tallow__work *hashw;
+    int hash_fd; /* the work's own descriptor of the file, while hashw */
+    uint64_t hash_len;
+    int hash_rc;
+    int hash_wait;
     int file_open;
     int blocked;
     int in_pump;
@@ -116,9 +124,11 @@ void tallow__xfer_report(tallow__xfer *x);
 /* Ends the transfer once (X_DONE): closes what is open, detaches from the session (a receiver
  * that sent its TransferComplete leaves a record that says it again on a resync), on_done. */
 void tallow__xfer_finish(tallow__xfer *x, int status);
-/* Receiver: waits for the disk work still running off the loop (fin[], syncw), never reporting
- * it; the files it flushed keep their temporary names. For a transfer ending early. */
+/* Wait for the disk work still running off the loop, never reporting it: the receiver's
+ * (fin[], syncw: the files it flushed keep their temporary names), the sender's (hashw). For a
+ * transfer ending, before its descriptors close. */
 void tallow__xfer_recv_stop_work(tallow__xfer *x);
+void tallow__xfer_send_stop_work(tallow__xfer *x);
 /* Records the message, tells the peer (TransferError), ends the transfer; returns err. */
 int tallow__xfer_abort(tallow__xfer *x, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -45,6 +45,20 @@ void tallow__xfer_recv_stop_work(tallow__xfer *x)
 
 static void complete_files(tallow__xfer *x);
 
+/* A file that could not be finished (checked, flushed, renamed): the transfer ends. */
+static int finish_failed(tallow__xfer *x, size_t idx, int rc)
+{
+    char b[300];
+    const char *shown = tallow__xfer_shown(x->m.e[idx].path, b, sizeof(b));
+    if (rc == TALLOW_EHASH)
+        return tallow__xfer_abort(x, rc,
+                                  "%s: integrity check failed: the part kept from the interrupted "
+                                  "transfer does not match the source (changed since, or damaged); "
+                                  "partial copy removed, send again",
+                                  shown);
+    return tallow__xfer_abort(x, rc, "%s: %s", shown, tallow_strerror(rc));
+}
+
 static void fin_sync(void *ud)
 {
     struct xfer_fin *f = ud;
@@ -55,19 +69,18 @@ static void fin_done(void *ud)
 {
     struct xfer_fin *f = ud;
     tallow__xfer *x = f->x;
-    char b[300];
     f->w = NULL;
     int rc = tallow__sink_publish(&f->sink, f->rc);
     if (rc < 0) {
-        tallow__xfer_abort(x, rc, "%s: %s", tallow__xfer_shown(x->m.e[f->idx].path, b, sizeof(b)),
-                           tallow_strerror(rc));
+        finish_failed(x, f->idx, rc);
         return;
     }
     if (x->completing && !fins_busy(x)) complete_files(x);
 }
 
-/* File idx was written whole: checked, flushed and renamed — the flush of a large one off the
- * loop when a slot is free (the rename follows in fin_done; until then it counts as done). */
+/* File idx was written whole: checked, flushed and renamed — the check of a resumed one's kept
+ * prefix and the flush of a large one off the loop when a slot is free (the rename follows in
+ * fin_done; until then it counts as done). */
 static int finish_file(tallow__xfer *x, size_t idx, const uint8_t *hash)
 {
     int rc = tallow__sink_seal(&x->sink, hash);
@@ -168,16 +181,7 @@ static int on_chunk(tallow__xfer *x, const tallow_msg_Chunk *c)
         int rc = 0;
         if (x->kind != TALLOW__XFER_TEXT) rc = finish_file(x, idx, kept ? c->hash.ptr : NULL);
         x->sink_open = 0;
-        if (rc == TALLOW_EHASH)
-            return tallow__xfer_abort(
-                x, rc,
-                "%s: integrity check failed: the part kept from the interrupted "
-                "transfer does not match the source (changed since, or damaged); "
-                "partial copy removed, send again",
-                tallow__xfer_shown(e->path, b, sizeof(b)));
-        if (rc < 0)
-            return tallow__xfer_abort(x, rc, "%s: %s", tallow__xfer_shown(e->path, b, sizeof(b)),
-                                      tallow_strerror(rc));
+        if (rc < 0) return finish_failed(x, idx, rc);
         x->st.files_done++;
         x->next_idx = idx + 1;
     }

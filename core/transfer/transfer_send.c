@@ -14,6 +14,54 @@
 
 static void pump(tallow__xfer *x);
 
+/* ---- a resumed file's kept prefix, hashed off the loop */
+
+void tallow__xfer_send_stop_work(tallow__xfer *x)
+{
+    if (!x->hashw) return;
+    tallow__work_cancel(x->hashw);
+    x->hashw = NULL;
+    close(x->hash_fd);
+    x->hash_wait = 0;
+}
+
+static void hash_run(void *ud)
+{
+    tallow__xfer *x = ud;
+    x->hash_rc = tallow__hash_prefix(x->hash_fd, x->hash_len, x->digest);
+}
+
+static void hash_done(void *ud)
+{
+    tallow__xfer *x = ud;
+    x->hashw = NULL;
+    close(x->hash_fd);
+    if (x->hash_rc) {
+        tallow__xfer_abort(x, TALLOW_EHASH, "source changed while resuming");
+        return;
+    }
+    if (x->hash_wait) {
+        x->hash_wait = 0;
+        pump(x);
+    }
+}
+
+/* The receiver kept a prefix of the file just opened (x->fd) from an earlier session: hash the
+ * same bytes here, locally, so it can check them (the hash goes on the last chunk). Off the loop
+ * when a thread can be had, else here. 0 or TALLOW_EHASH. */
+static int hash_kept(tallow__xfer *x)
+{
+    tallow__xfer_send_stop_work(x); /* an earlier open's (a resync reopened the file) */
+    x->hash_len = x->kept[x->cur];
+    x->hash_fd = fcntl(x->fd, F_DUPFD_CLOEXEC, 0);
+    if (x->hash_fd >= 0) {
+        if (tallow__work_start(tallow_ctx_loop(x->ctx), hash_run, hash_done, x, &x->hashw) == 0)
+            return 0;
+        close(x->hash_fd);
+    }
+    return tallow__hash_prefix(x->fd, x->hash_len, x->digest) != 0 ? TALLOW_EHASH : 0;
+}
+
 static int send_chunk(tallow__xfer *x)
 {
     tallow__entry *e = &x->m.e[x->cur];
@@ -30,9 +78,8 @@ static int send_chunk(tallow__xfer *x)
                 return rc;
             }
             posix_fadvise(x->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-            /* the receiver kept a prefix from an earlier session: hash the same bytes here,
-             * locally, so it can check them (the hash goes on the last chunk) */
-            if (x->kept[x->cur] && tallow__hash_prefix(x->fd, x->kept[x->cur], x->digest) != 0) {
+            x->file_open = 1;
+            if (x->kept[x->cur] && hash_kept(x) != 0) {
                 tallow__xfer_abort(x, TALLOW_EHASH, "source changed while resuming");
                 return TALLOW_EHASH;
             }
@@ -40,6 +87,10 @@ static int send_chunk(tallow__xfer *x)
         x->file_open = 1;
     }
     size_t n = e->size - x->off < CHUNK ? (size_t)(e->size - x->off) : CHUNK;
+    if (x->hashw && x->off + n == e->size) {
+        x->hash_wait = 1; /* the last chunk carries the kept prefix's hash: pump again then */
+        return 0;
+    }
     tallow_msg_Chunk c = {.transfer_id = x->tid, .file_index = x->cur, .offset = x->off};
     c.data.len = n;
     if (x->off + n == e->size) {
@@ -91,7 +142,7 @@ static void pump(tallow__xfer *x)
 {
     if (x->in_pump) return;
     x->in_pump = 1;
-    while (x->state == X_STREAMING && !x->blocked && !x->paused &&
+    while (x->state == X_STREAMING && !x->blocked && !x->paused && !x->hash_wait &&
            (x->pos_sent <= x->acked || x->pos_sent - x->acked < WINDOW)) {
         while (x->cur < x->m.n &&
                (x->m.e[x->cur].type == TALLOW__ENT_DIR || tallow__xfer_is_skip(x, x->cur)))
@@ -221,6 +272,7 @@ static int on_resume_info(tallow__xfer *x, const tallow_msg_ResumeInfo *ri)
         if (ri->offset > x->m.e[i].size) return TALLOW_EPROTO;
         x->resume[i] = ri->offset;
     }
+    tallow__xfer_send_stop_work(x); /* the file is opened again: hashed again */
     if (x->file_open && x->fd >= 0) close(x->fd);
     x->file_open = 0;
     x->cur = i;

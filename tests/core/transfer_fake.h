@@ -228,11 +228,12 @@ static void on_notice(tallow__xfer *x, const char *msg, void *ud)
 
 static const tallow__xfer_cbs cbs = {.on_notice = on_notice, .on_done = on_done};
 
-/* A receiver flushes large files and its destination off the loop (core/base/work.h): runs the
- * loop until x is done, at most 5 s (the flush of a test file takes milliseconds). */
+/* Disk work runs off the loop (core/base/work.h): the receiver's checks and flushes, the
+ * sender's hash of a resumed file's kept prefix. Runs the loop until the transfer is done or a
+ * TransferComplete went out, at most 5 s (the work on a test file takes milliseconds). */
 static inline void settle_disk(void)
 {
-    for (int i = 0; i < 500 && !res.done; i++)
+    for (int i = 0; i < 500 && !res.done && !last_sent(TALLOW_MSG_TransferComplete); i++)
         tallow_loop_run_once(tallow_ctx_loop(fake.ctx), 10);
 }
 
