@@ -330,44 +330,66 @@ static int l_receive_files(lua_State *L)
     return wait_for(L, ls, lx);
 }
 
-/* s:reject(offer, reason) */
-/* A refusal waiting for the peer to hang up (s:reject with a wait). */
-typedef struct rejwait {
+/* Waiting for the peer to hang up (s:reject with a wait, s:wait_closed). */
+typedef struct closewait {
     tallow__waiter w;
     tallow_timer *timer;
     tallow__lsession *ls;
-    int heard; /* the session closed: the peer had the refusal and left */
-} rejwait;
+    int heard; /* the session closed: the peer had our last word and left */
+} closewait;
 
 static int push_heard(lua_State *co, void *ud)
 {
-    rejwait *rw = ud;
-    lua_pushboolean(co, rw->heard);
-    free(rw);
+    closewait *cw = ud;
+    lua_pushboolean(co, cw->heard);
+    free(cw);
     return 1;
 }
 
-static void rejwait_end(rejwait *rw)
+static void closewait_end(closewait *cw)
 {
-    if (rw->timer) tallow_timer_stop(rw->timer);
-    rw->timer = NULL;
-    if (rw->ls->event_ud == rw) rw->ls->on_event = NULL;
-    tallow__lua_wake(&rw->w, push_heard, rw);
+    if (cw->timer) tallow_timer_stop(cw->timer);
+    cw->timer = NULL;
+    if (cw->ls->event_ud == cw) cw->ls->on_event = NULL;
+    tallow__lua_wake(&cw->w, push_heard, cw);
 }
 
-static void rejwait_event(tallow__lsession *ls, void *ud)
+static void closewait_event(tallow__lsession *ls, void *ud)
 {
-    rejwait *rw = ud;
+    closewait *cw = ud;
     if (!ls->closed) return;
-    rw->heard = 1;
-    rejwait_end(rw);
+    cw->heard = 1;
+    closewait_end(cw);
 }
 
-static void rejwait_timeout(tallow_timer *t, void *ud)
+static void closewait_timeout(tallow_timer *t, void *ud)
 {
-    rejwait *rw = ud;
-    rw->timer = NULL;
-    rejwait_end(rw);
+    closewait *cw = ud;
+    cw->timer = NULL;
+    closewait_end(cw);
+}
+
+/* Yields until the session closes (-> true) or secs passed (-> false). */
+static int wait_closed(lua_State *L, tallow__lsession *ls, double secs)
+{
+    luaL_argcheck(L, secs >= 0, 2, "negative duration");
+    if (!ls->s || ls->closed) {
+        lua_pushboolean(L, ls->closed);
+        return 1;
+    }
+    if (ls->on_event) return luaL_error(L, "a transfer is running on this session");
+    closewait *cw = calloc(1, sizeof(*cw));
+    if (!cw) return luaL_error(L, "out of memory");
+    cw->ls = ls;
+    cw->timer = tallow_timer_start(tallow_ctx_loop(ls->rt->ctx), (uint64_t)(secs * 1000.0), 0,
+                                   closewait_timeout, cw);
+    if (!cw->timer) {
+        free(cw);
+        return luaL_error(L, "cannot arm timer");
+    }
+    ls->on_event = closewait_event;
+    ls->event_ud = cw;
+    return tallow__lua_wait(L, &cw->w, NULL, 0);
 }
 
 /* s:reject(offer [, reason [, wait_seconds]]): refuses the offer (FileReject with the reason).
@@ -384,23 +406,17 @@ static int l_reject(lua_State *L)
     if (ls->s) tallow__xfer_reject(ls->s, tid, luaL_optstring(L, 3, "declined"));
     if (lua_isnoneornil(L, 4)) return 0;
     luaL_argcheck(L, secs >= 0, 4, "negative duration");
-    if (!ls->s || ls->closed) {
-        lua_pushboolean(L, ls->closed);
-        return 1;
-    }
-    if (ls->on_event) return luaL_error(L, "a transfer is running on this session");
-    rejwait *rw = calloc(1, sizeof(*rw));
-    if (!rw) return luaL_error(L, "out of memory");
-    rw->ls = ls;
-    rw->timer = tallow_timer_start(tallow_ctx_loop(ls->rt->ctx), (uint64_t)(secs * 1000.0), 0,
-                                   rejwait_timeout, rw);
-    if (!rw->timer) {
-        free(rw);
-        return luaL_error(L, "cannot arm timer");
-    }
-    ls->on_event = rejwait_event;
-    ls->event_ud = rw;
-    return tallow__lua_wait(L, &rw->w, NULL, 0);
+    return wait_closed(L, ls, secs);
+}
+
+/* s:wait_closed(seconds) -> true once the peer hung up, false when the time passed first. The
+ * session keeps working meanwhile (a relay that dies is failed over, and what we sent last is
+ * said again on the next one): a receiver about to exit after its last word waits here until
+ * the sender, which hangs up once it has that word, is gone. */
+static int l_wait_closed(lua_State *L)
+{
+    tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
+    return wait_closed(L, ls, luaL_checknumber(L, 2));
 }
 
 void tallow__lsession_add_methods(lua_State *L)
@@ -409,6 +425,7 @@ void tallow__lsession_add_methods(lua_State *L)
         {"send_files", l_send_files},
         {"receive_files", l_receive_files},
         {"reject", l_reject},
+        {"wait_closed", l_wait_closed},
         {NULL, NULL},
     };
     luaL_setfuncs(L, m, 0);

@@ -37,6 +37,7 @@ local s <close> = common.open(opts, code, false)
 -- A refusal must reach the sender before this process exits: s:reject waits until the sender,
 -- which hangs up when refused, is gone (at most this many seconds).
 local REFUSAL_WAIT = 2
+local HANGUP_WAIT = 5
 -- a paired sender that never offers anything must not hold us until the relay closes the room
 local wait = common.offer_timeout()
 local name, offer, ecode = s:recv(wait)
@@ -131,3 +132,7 @@ else
         res.resumed > 0 and string.format("; %s had already arrived", ui.size(res.resumed)) or "")
 end
 ui.event("received", { files = res.files, bytes = res.total, wire_bytes = res.wire_bytes, resumed = res.resumed, seconds = res.seconds, path = res.path, transport = s:info().stats })
+-- Our completion must reach the sender: should the relay die with it in flight, the session
+-- moves to the room's next relay and says it again there. So we go once the sender, which hangs
+-- up when it has it, is gone (at most this many seconds; at once in the usual case).
+s:wait_closed(HANGUP_WAIT)

@@ -4,7 +4,8 @@
 # watchdog; QUIC's own idle timeout is 30 s) the session goes back to the relay under fresh keys,
 # the transfer resynchronises from the receiver's position and the file arrives intact. Prints
 # (a figure, not a gate) how long after the cut the sender gave the path up and the receiver's
-# file grew again (past its size at that moment: the relay carrying the data).
+# file grew again past its size at that moment: its first whole chunk (256 KiB) over the relay,
+# which on a long link takes the relay connection's TCP slow start (about 5 RTTs from idle).
 # CUT_LINK="RTT LOSS RATE" (e.g. "100 0 unlimited") puts tests/wan/link.sh's link on NAT A first.
 . "$(dirname "$0")/nat_lib.sh"
 build_nat ""
@@ -58,6 +59,6 @@ grep -q "with .* bytes in flight .*: path dead" "$W/send.log" ||
 [ "$(final_path "$W/send.json" sent)" = relay ] || fail "sender did not end on the relay"
 fwd=$(relay_forwarded)
 [ "$fwd" -gt 0 ] && [ "$fwd" -lt $((SIZE + SIZE / 10)) ] || fail "relay forwarded $fwd bytes"
-echo "direct path cut mid-transfer: given up ${lost_ms} ms after the cut, data moving on the relay" \
-    "after ${relay_ms} ms; finished over the relay ($fwd bytes forwarded after the cut);" \
+echo "direct path cut mid-transfer: given up ${lost_ms} ms after the cut, first chunk written from" \
+    "the relay after ${relay_ms} ms; finished over the relay ($fwd bytes forwarded after the cut);" \
     "$(grep -h 'path dead' "$W/send.log" | sed 's/^tallow: warning: //')"
