@@ -68,7 +68,6 @@ struct tallow__neg {
     /* the session's side of the path (negotiate_path.c) */
     int p2p, pair;      /* attempt it (params and pairs only); the session is a pair */
     char *stun_opt;     /* the option, copied at attach */
-    int started;        /* keys_ready ran tallow__neg_begin (or decided not to) */
     int peer_switched;  /* the peer's DirectConnected was processed */
     int direct_rx_open; /* frames on QUIC may be processed (peer switched, ours up) */
     int lost;           /* the direct path was given up after a switch */

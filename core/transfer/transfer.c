@@ -96,6 +96,16 @@ static int drop_late_complete(tallow__session *s, const tallow_msg_type *t, cons
     return ((const tallow_msg_TransferComplete *)msg)->transfer_id == (uint64_t)(uintptr_t)ud;
 }
 
+/* The receiver's: chunks the sender sent again after a resync that came once we had finished
+ * (the receiver stays until the sender hangs up, and a relay that reconnects, or fakes it, makes
+ * the sender rewind to the position we said) are that transfer's, never queued for the script. */
+static int drop_late_chunk(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+{
+    (void)s;
+    (void)t;
+    return ((const tallow_msg_Chunk *)msg)->transfer_id == (uint64_t)(uintptr_t)ud;
+}
+
 void tallow__xfer_finish(tallow__xfer *x, int status)
 {
     if (x->state == X_DONE) return;
@@ -111,9 +121,11 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     tallow__xfer_recv_stop_work(x);
     tallow__session_set_filter(x->s, NULL, NULL);
     keep_finished(x);
-    if (x->sender)
+    if (x->sender || x->completed)
         tallow__session_on(x->s, TALLOW_MSG_TransferComplete, drop_late_complete,
                            (void *)(uintptr_t)x->tid);
+    if (!x->sender && x->completed)
+        tallow__session_on(x->s, TALLOW_MSG_Chunk, drop_late_chunk, (void *)(uintptr_t)x->tid);
     tallow__xfer_report(x);
     if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
 }

@@ -99,6 +99,19 @@ static void test_transfer_recv_in_order_complete(void **state)
     assert_int_equal(res.done, 0);
     finish_receiver(x, tid, f);
     assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    /* the sender's chunks and completion said again after that (it rewound after a resync)
+     * are this transfer's, never news for the script; another transfer's are not claimed */
+    assert_non_null(fake.on_chunk);
+    tallow_msg_Chunk late = {.transfer_id = tid, .data = {f->data, 1}};
+    assert_int_equal(fake.on_chunk(FAKE_SESSION, &tallow_msgtype_Chunk, &late, fake.on_chunk_ud),
+                     1);
+    late.transfer_id = tid + 1;
+    assert_int_equal(fake.on_chunk(FAKE_SESSION, &tallow_msgtype_Chunk, &late, fake.on_chunk_ud),
+                     0);
+    tallow_msg_TransferComplete again = {.transfer_id = tid, .files = 1, .bytes = f->len};
+    assert_int_equal(fake.on_complete(FAKE_SESSION, &tallow_msgtype_TransferComplete, &again,
+                                      fake.on_complete_ud),
+                     1);
     tallow__xfer_free(x);
     fx_free(f);
 }
