@@ -372,7 +372,6 @@ static void closewait_timeout(tallow_timer *t, void *ud)
 /* Yields until the session closes (-> true) or secs passed (-> false). */
 static int wait_closed(lua_State *L, tallow__lsession *ls, double secs)
 {
-    luaL_argcheck(L, secs >= 0, 2, "negative duration");
     if (!ls->s || ls->closed) {
         lua_pushboolean(L, ls->closed);
         return 1;
@@ -416,7 +415,9 @@ static int l_reject(lua_State *L)
 static int l_wait_closed(lua_State *L)
 {
     tallow__lsession *ls = luaL_checkudata(L, 1, "tallow.session");
-    return wait_closed(L, ls, luaL_checknumber(L, 2));
+    double secs = luaL_checknumber(L, 2);
+    luaL_argcheck(L, secs >= 0, 2, "negative duration");
+    return wait_closed(L, ls, secs);
 }
 
 void tallow__lsession_add_methods(lua_State *L)

@@ -86,24 +86,29 @@ static void keep_finished(tallow__xfer *x)
     tallow__session_set_resync_owned(x->s, finished_resync, f, free);
 }
 
-/* The sender's side of the same: a completion said again after the sender had finished (a
- * resync that came after the first one arrived) is that transfer's, not news for the user. */
-static int drop_late_complete(tallow__session *s, const tallow_msg_type *t, const void *msg,
-                              void *ud)
+/* What a finished transfer's peer says again after a resync that came once we were done is that
+ * transfer's, not news for the script: the sender drops a completion said again (it resynced
+ * after the first one arrived); the receiver, which stays until the sender hangs up, drops the
+ * chunks and the completion of a sender that rewound to the position we said (a relay that
+ * reconnects, or fakes it). ud: the transfer's id. */
+static int drop_late(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
 {
     (void)s;
-    (void)t;
-    return ((const tallow_msg_TransferComplete *)msg)->transfer_id == (uint64_t)(uintptr_t)ud;
+    uint64_t tid = t->id == TALLOW_MSG_Chunk
+                       ? ((const tallow_msg_Chunk *)msg)->transfer_id
+                       : ((const tallow_msg_TransferComplete *)msg)->transfer_id;
+    return tid == (uint64_t)(uintptr_t)ud;
 }
 
-/* The receiver's: chunks the sender sent again after a resync that came once we had finished
- * (the receiver stays until the sender hangs up, and a relay that reconnects, or fakes it, makes
- * the sender rewind to the position we said) are that transfer's, never queued for the script. */
-static int drop_late_chunk(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
+/* Waits for the disk work still off the loop, then closes the open source file or sink. */
+static void release_files(tallow__xfer *x)
 {
-    (void)s;
-    (void)t;
-    return ((const tallow_msg_Chunk *)msg)->transfer_id == (uint64_t)(uintptr_t)ud;
+    tallow__xfer_send_stop_work(x);
+    tallow__xfer_recv_stop_work(x);
+    if (x->file_open && x->fd >= 0) close(x->fd);
+    x->file_open = 0;
+    if (x->sink_open) tallow__sink_abort(&x->sink, 1);
+    x->sink_open = 0;
 }
 
 void tallow__xfer_finish(tallow__xfer *x, int status)
@@ -113,19 +118,13 @@ void tallow__xfer_finish(tallow__xfer *x, int status)
     x->st.finished_ns = tallow_now_ns();
     if (x->progress) tallow_timer_stop(x->progress);
     x->progress = NULL;
-    tallow__xfer_send_stop_work(x);
-    if (x->file_open) close(x->fd);
-    x->file_open = 0;
-    if (x->sink_open) tallow__sink_abort(&x->sink, 1);
-    x->sink_open = 0;
-    tallow__xfer_recv_stop_work(x);
+    release_files(x);
     tallow__session_set_filter(x->s, NULL, NULL);
     keep_finished(x);
+    void *tid = (void *)(uintptr_t)x->tid;
     if (x->sender || x->completed)
-        tallow__session_on(x->s, TALLOW_MSG_TransferComplete, drop_late_complete,
-                           (void *)(uintptr_t)x->tid);
-    if (!x->sender && x->completed)
-        tallow__session_on(x->s, TALLOW_MSG_Chunk, drop_late_chunk, (void *)(uintptr_t)x->tid);
+        tallow__session_on(x->s, TALLOW_MSG_TransferComplete, drop_late, tid);
+    if (!x->sender && x->completed) tallow__session_on(x->s, TALLOW_MSG_Chunk, drop_late, tid);
     tallow__xfer_report(x);
     if (x->cbs->on_done) x->cbs->on_done(x, status, x->ud);
 }
@@ -263,10 +262,7 @@ void tallow__xfer_free(tallow__xfer *x)
 {
     if (!x) return;
     if (x->progress) tallow_timer_stop(x->progress);
-    tallow__xfer_send_stop_work(x);
-    if (x->file_open && x->fd >= 0) close(x->fd);
-    if (x->sink_open) tallow__sink_abort(&x->sink, 1);
-    tallow__xfer_recv_stop_work(x);
+    release_files(x);
     if (x->s && x->state != X_DONE) {
         tallow__session_set_filter(x->s, NULL, NULL);
         tallow__session_set_resync(x->s, NULL, NULL);

@@ -63,7 +63,6 @@ struct tallow__xfer {
     /* that hash, computed off the loop while the file's new bytes go out; its last chunk waits
      * for it (hash_wait) */
     tallow__work *hashw;
-    int hash_fd; /* the work's own descriptor of the file, while hashw */
     uint64_t hash_len;
     int hash_rc;
     int hash_wait;

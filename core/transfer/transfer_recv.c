@@ -23,6 +23,14 @@ static void send_ack(tallow__xfer *x)
 
 /* ---- flushing received files off the loop (MAX_FINS) */
 
+/* A free slot of x->fin, or NULL. */
+static struct xfer_fin *free_fin(tallow__xfer *x)
+{
+    for (size_t i = 0; i < MAX_FINS; i++)
+        if (!x->fin[i].w) return &x->fin[i];
+    return NULL;
+}
+
 static int fins_busy(const tallow__xfer *x)
 {
     for (size_t i = 0; i < MAX_FINS; i++)
@@ -85,16 +93,13 @@ static int finish_file(tallow__xfer *x, size_t idx, const uint8_t *hash)
 {
     int rc = tallow__sink_seal(&x->sink, hash);
     if (rc) return rc;
-    for (size_t i = 0; i < MAX_FINS && tallow__sink_needs_sync(&x->sink); i++) {
-        struct xfer_fin *f = &x->fin[i];
-        if (f->w) continue;
-        f->x = x;
-        f->sink = x->sink;
-        f->idx = idx;
-        f->rc = 0;
-        if (tallow__work_start(tallow_ctx_loop(x->ctx), fin_sync, fin_done, f, &f->w) < 0) break;
-        x->sink.fd = x->sink.dirfd = -1; /* the slot has them now */
-        return 0;
+    struct xfer_fin *f = tallow__sink_needs_sync(&x->sink) ? free_fin(x) : NULL;
+    if (f) {
+        *f = (struct xfer_fin){.x = x, .sink = x->sink, .idx = idx};
+        if (tallow__work_start(tallow_ctx_loop(x->ctx), fin_sync, fin_done, f, &f->w) == 0) {
+            x->sink.fd = x->sink.dirfd = -1; /* the slot has them now */
+            return 0;
+        }
     }
     return tallow__sink_publish(&x->sink, tallow__sink_sync(&x->sink));
 }

@@ -14,28 +14,27 @@
 
 static void pump(tallow__xfer *x);
 
-/* ---- a resumed file's kept prefix, hashed off the loop */
+/* ---- a resumed file's kept prefix, hashed off the loop
+ * The work reads x->fd with pread while the loop sends from it: the loop closes x->fd only after
+ * the hash is back (the file's last chunk waits for it) or after tallow__xfer_send_stop_work. */
 
 void tallow__xfer_send_stop_work(tallow__xfer *x)
 {
-    if (!x->hashw) return;
     tallow__work_cancel(x->hashw);
     x->hashw = NULL;
-    close(x->hash_fd);
     x->hash_wait = 0;
 }
 
 static void hash_run(void *ud)
 {
     tallow__xfer *x = ud;
-    x->hash_rc = tallow__hash_prefix(x->hash_fd, x->hash_len, x->digest);
+    x->hash_rc = tallow__hash_prefix(x->fd, x->hash_len, x->digest);
 }
 
 static void hash_done(void *ud)
 {
     tallow__xfer *x = ud;
     x->hashw = NULL;
-    close(x->hash_fd);
     if (x->hash_rc) {
         tallow__xfer_abort(x, TALLOW_EHASH, "source changed while resuming");
         return;
@@ -51,14 +50,9 @@ static void hash_done(void *ud)
  * when a thread can be had, else here. 0 or TALLOW_EHASH. */
 static int hash_kept(tallow__xfer *x)
 {
-    tallow__xfer_send_stop_work(x); /* an earlier open's (a resync reopened the file) */
     x->hash_len = x->kept[x->cur];
-    x->hash_fd = fcntl(x->fd, F_DUPFD_CLOEXEC, 0);
-    if (x->hash_fd >= 0) {
-        if (tallow__work_start(tallow_ctx_loop(x->ctx), hash_run, hash_done, x, &x->hashw) == 0)
-            return 0;
-        close(x->hash_fd);
-    }
+    if (tallow__work_start(tallow_ctx_loop(x->ctx), hash_run, hash_done, x, &x->hashw) == 0)
+        return 0;
     return tallow__hash_prefix(x->fd, x->hash_len, x->digest) != 0 ? TALLOW_EHASH : 0;
 }
 
@@ -69,6 +63,7 @@ static int send_chunk(tallow__xfer *x)
         x->off = x->resume[x->cur];
         if (x->kind == TALLOW__XFER_TEXT) {
             x->fd = -1;
+            x->file_open = 1;
         } else {
             int rc = tallow__source_open(e, &x->fd);
             if (rc < 0) {
@@ -84,7 +79,6 @@ static int send_chunk(tallow__xfer *x)
                 return TALLOW_EHASH;
             }
         }
-        x->file_open = 1;
     }
     size_t n = e->size - x->off < CHUNK ? (size_t)(e->size - x->off) : CHUNK;
     if (x->hashw && x->off + n == e->size) {

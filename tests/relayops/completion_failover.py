@@ -15,7 +15,6 @@ the first relay on both sides (the sender lists the proxy in its place)."""
 import filecmp
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
 from tallowtest import finish, wait_until  # noqa: E402
 from relayfleet import room_order, start_fleet  # noqa: E402
+from relaywire import Proxy, frames, shut, spawn  # noqa: E402
 
 T = os.path.abspath(os.environ.get("TALLOW_BIN", "build/bin/tallow"))
 SIZE = 24 * 1024 * 1024
@@ -32,58 +32,31 @@ work = tempfile.mkdtemp(prefix="tallow-complete-fo-")
 procs = []
 
 
-class HoldingProxy:
-    """Passes one client's connections to a relay; once `size` bytes came from the client, holds
-    everything the relay sends back (never delivered), until closed."""
+class HoldingProxy(Proxy):
+    """The relay for one client: once `size` bytes came from the client, everything the relay
+    sends back is held (never delivered), until close() cuts both sides."""
 
     def __init__(self, relay_port, size):
-        self.relay_port, self.size = relay_port, size
-        self.up = 0
+        self.size, self.up = size, 0
         self.holding = threading.Event()
         self.socks = []
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self.accept, daemon=True).start()
+        super().__init__(relay_port)
 
-    def accept(self):
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.relay_port))
-            self.socks += [c, u]
-            threading.Thread(target=self.pump, args=(c, u, True), daemon=True).start()
-            threading.Thread(target=self.pump, args=(u, c, False), daemon=True).start()
+    def accepted(self, c):
+        u = self.upstream()
+        self.socks += [c, u]
+        spawn(frames, c, u, self.from_client)
+        spawn(frames, u, c, lambda fr, out: None if self.holding.is_set() else out.append(fr))
 
-    def pump(self, src, dst, from_client):
-        while True:
-            try:
-                b = src.recv(65536)
-            except OSError:
-                return
-            if not b:
-                return
-            if from_client:
-                self.up += len(b)
-                if self.up >= self.size:
-                    self.holding.set()
-            elif self.holding.is_set():
-                continue  # the relay's words to the sender: lost with the relay
-            try:
-                dst.sendall(b)
-            except OSError:
-                return
+    def from_client(self, fr, out):
+        out.append(fr)
+        self.up += len(fr)
+        if self.up >= self.size:
+            self.holding.set()
 
     def close(self):
-        for s in [self.lsock] + self.socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+        super().close()
+        shut(*self.socks)
 
 
 def peer(argv, log, env, out=None):
