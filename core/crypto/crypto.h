@@ -20,6 +20,9 @@
 #define TALLOW__HS_SHARE 32    /* bytes of .pake: a ristretto255 element */
 #define TALLOW__HS_MAC 32      /* bytes of .confirm */
 #define TALLOW__FEAT_AESGCM 1u /* features bit 0: this side can run AES-256-GCM */
+/* features bit 1: this side takes relay probes (session frames of kind 4, session_int.h) and
+ * answers them with PathProbeDone */
+#define TALLOW__FEAT_PROBE 2u
 
 enum tallow__hs_state {
     TALLOW__HS_FRESH = 0, /* after init */
@@ -52,6 +55,7 @@ typedef struct tallow__hs {
 typedef struct tallow__keys {
     uint8_t tx[32], rx[32];
     int alg;
+    int probe; /* both sides take relay probes (TALLOW__FEAT_PROBE) */
     uint8_t quic_psk[32];
     uint8_t check_key[32];
     uint8_t transfer_base_tx[32], transfer_base_rx[32];

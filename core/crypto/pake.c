@@ -80,7 +80,8 @@ int tallow__hs_init(tallow__hs *hs, int initiator, const char *code, const uint8
         if (crypto_scalarmult_ristretto255(share, hs->scalar, hs->gen) == 0) break;
     }
     randombytes_buf(nonce, TALLOW__HS_NONCE);
-    uint64_t feat = crypto_aead_aes256gcm_is_available() ? TALLOW__FEAT_AESGCM : 0;
+    uint64_t feat = TALLOW__FEAT_PROBE;
+    if (crypto_aead_aes256gcm_is_available()) feat |= TALLOW__FEAT_AESGCM;
     if (hs->initiator)
         hs->feat_a = feat;
     else
@@ -226,6 +227,7 @@ int tallow__hs_keys(const tallow__hs *hs, tallow__keys *out)
         (hs->feat_a & hs->feat_b & TALLOW__FEAT_AESGCM) && crypto_aead_aes256gcm_is_available()
             ? TALLOW__AEAD_AESGCM
             : TALLOW__AEAD_XCHACHA;
+    out->probe = (hs->feat_a & hs->feat_b & TALLOW__FEAT_PROBE) != 0;
 
     /* verify: 4 words (44 bits) from the ISK, the same on both sides. */
     isk_derive(hs, "verify", v);

@@ -77,6 +77,17 @@ struct tallow__neg {
      * closes too, or after NEG_RELAY_GONE_MS */
     int relay_gone, relay_gone_err;
     tallow_timer *relay_gone_timer;
+    /* is the direct path worth keeping (negotiate_rate.c): while our sends saturate it, its
+     * rate over a window, then once a relay probe (see PROBE_* there) */
+    tallow_timer *rate_tick;
+    /* the window's start: time (ns), bytes the peer acknowledged, congestion events */
+    uint64_t rate_t0, rate_b0, rate_l0;
+    int probe_state; /* NEG_PROBE_* */
+    int handback;    /* the probe found the relay faster: leave at the next tick */
+    uint64_t probe_id, probe_len, probe_start_ns, probe_deadline_ns;
+    double probe_direct_bps;              /* the direct rate that started it, bytes/s */
+    uint64_t rx_probe_id, rx_probe_bytes; /* the peer's probe being counted */
+    unsigned rx_probe_answers;
     struct neg_held {
         uint8_t *data;
         size_t len;
@@ -112,6 +123,20 @@ int tallow__neg_on_candidates(tallow__session *s, const tallow_msg_type *t, cons
 
 /* negotiate_path.c */
 void tallow__neg_fail(tallow__neg *n, const char *why);
+/* Leave the direct path we switched to: back to the relay in a new epoch, DirectFailed(why)
+ * tells the peer, the transfer resynchronises; close: our QUIC closes too (it was not lost). */
+void tallow__neg_leave_direct(tallow__neg *n, const char *why, int close);
+
+/* negotiate_rate.c */
+enum { NEG_PROBE_NONE, NEG_PROBE_RUNNING, NEG_PROBE_DONE };
+/* The direct path carries our sends: watch its rate (nothing if the peer takes no probes). */
+void tallow__neg_rate_start(tallow__neg *n);
+void tallow__neg_rate_stop(tallow__neg *n);
+/* The session's probe op (session_path.h): the peer's relay probe frames. */
+void tallow__neg_probe_in(void *st, uint64_t id, size_t len, int last);
+/* The session's handler for PathProbeDone. */
+int tallow__neg_on_probe_done(tallow__session *s, const tallow_msg_type *t, const void *msg,
+                              void *ud);
 /* QUIC on pair idx (the nominated one). */
 void tallow__neg_open_quic(tallow__neg *n, int idx);
 

@@ -14,27 +14,40 @@
 /* ---- losing the path ---------------------------------------------------------------------- */
 
 /* Frames went into a direct path that one side has given up (its QUIC died, or it failed while
- * the other had already switched): back to the relay under fresh keys, and a running transfer
- * resynchronises from the receiver's position, as after a relay reconnection.
- * err: why the direct channel ended. 0 or TALLOW_ECLOSED is the peer closing QUIC itself (as it
- * does when its session ends right after a transfer), so that is not worth a warning. */
-static void direct_lost(tallow__neg *n, int err)
+ * the other had already switched), or that we leave for the faster relay (negotiate_rate.c):
+ * back to the relay under fresh keys, and a running transfer resynchronises from the receiver's
+ * position, as after a relay reconnection. */
+void tallow__neg_leave_direct(tallow__neg *n, const char *why, int close)
 {
     if (n->lost || !tallow__session_is_ready(n->s)) return;
     n->lost = 1;
-    if (err == 0 || err == TALLOW_ECLOSED)
-        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "the peer closed the direct path; relay from here");
-    else
-        tallow_ctx_log(n->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+    tallow__neg_rate_stop(n);
     tallow__session_use_channel(n->s, NULL);
     /* the kept session messages go again first (a completion lost in the dead path among them) */
     tallow__session_new_epoch(n->s);
     /* the peer may not have noticed yet (its QUIC times out later): it must not keep sending
      * into the dead path, nor resume before we both resynchronise */
-    static const char why[] = "direct path lost";
-    tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, sizeof(why) - 1}};
+    tallow_msg_DirectFailed f = {.reason = {(const uint8_t *)why, strlen(why)}};
     tallow__session_send(n->s, &tallow_msgtype_DirectFailed, &f);
     tallow__session_resync(n->s);
+    if (close && n->quic && n->quic_handed) {
+        tallow_channel *q = n->quic;
+        n->quic = NULL; /* its events stop here */
+        tallow_channel_close(q);
+    }
+}
+
+/* err: why the direct channel ended. 0 or TALLOW_ECLOSED is the peer closing QUIC itself (as it
+ * does when its session ends right after a transfer, or leaving for the relay), so that is not
+ * worth a warning. */
+static void direct_lost(tallow__neg *n, int err)
+{
+    if (n->lost || !tallow__session_is_ready(n->s)) return;
+    if (err == 0 || err == TALLOW_ECLOSED)
+        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO, "the peer closed the direct path; relay from here");
+    else
+        tallow_ctx_log(n->ctx, TALLOW_LOG_WARN, "direct path lost; continuing over the relay");
+    tallow__neg_leave_direct(n, "direct path lost", 0);
 }
 
 /* ---- settling ----------------------------------------------------------------------------- */
@@ -142,6 +155,7 @@ static void q_ready(tallow_channel *ch, void *ud)
     tallow_udp_on(n->udp, TALLOW_UDP_CHECK, NULL, NULL);
     if (n->quic_udp) tallow_udp_on(n->quic_udp, TALLOW_UDP_CHECK, NULL, NULL);
     settle(n, TALLOW__NEG_DIRECT);
+    tallow__neg_rate_start(n);
 }
 
 static void q_frame(tallow_channel *ch, uint32_t from, const uint8_t *data, size_t len, void *ud)
@@ -250,14 +264,20 @@ static int on_switch(tallow__session *s, const tallow_msg_type *t, const void *m
         return 1;
     }
     /* DirectFailed */
-    if (n->quic_handed && !tallow__session_on_first(n->s))
-        direct_lost(n, TALLOW_ECANCELED); /* the peer gave up after we switched */
+    const tallow_msg_DirectFailed *f = msg;
+    int rlen = (int)(f->reason.len < 100 ? f->reason.len : 100);
+    if (n->quic_handed && !tallow__session_on_first(n->s) && !n->lost &&
+        tallow__session_is_ready(n->s)) {
+        /* the peer gave up after we switched, or left for the relay */
+        tallow_ctx_log(n->ctx, TALLOW_LOG_INFO,
+                       "the peer left the direct path (%.*s); relay from here", rlen,
+                       (const char *)f->reason.ptr);
+        tallow__neg_leave_direct(n, "direct path lost", 0);
+    }
     if (n->state == TALLOW__NEG_PENDING) {
         n->remote_done = 1;
-        const tallow_msg_DirectFailed *f = msg;
         char why[128];
-        snprintf(why, sizeof(why), "the peer gave up: %.*s",
-                 (int)(f->reason.len < 100 ? f->reason.len : 100), (const char *)f->reason.ptr);
+        snprintf(why, sizeof(why), "the peer gave up: %.*s", rlen, (const char *)f->reason.ptr);
         tallow__neg_fail(n, why);
     }
     return 1;
@@ -286,6 +306,7 @@ static int owner_attach(tallow__session *s, const tallow__session_params *p, voi
     rc |= tallow__session_on(s, TALLOW_MSG_CandidatesDone, tallow__neg_on_candidates, n);
     rc |= tallow__session_on(s, TALLOW_MSG_DirectConnected, on_switch, n);
     rc |= tallow__session_on(s, TALLOW_MSG_DirectFailed, on_switch, n);
+    rc |= tallow__session_on(s, TALLOW_MSG_PathProbeDone, tallow__neg_on_probe_done, n);
     if (rc < 0 || (p->stun && !n->stun_opt)) {
         free(n->stun_opt);
         free(n);
@@ -368,6 +389,7 @@ static void owner_detach(void *st)
 {
     tallow__neg *n = st;
     tallow__neg_stop_timer(&n->relay_gone_timer);
+    tallow__neg_rate_stop(n);
     if (n->quic && n->quic_handed) tallow_channel_close(n->quic); /* before its endpoint */
     if (n->quic_handed) n->quic = NULL;
     free_held(n);
@@ -382,6 +404,7 @@ const struct tallow__path_owner tallow__neg_owner = {
     .keys_ready = owner_keys_ready,
     .first_closed = owner_first_closed,
     .detach = owner_detach,
+    .probe = tallow__neg_probe_in,
 };
 
 tallow__neg *tallow__neg_of(const tallow__session *s)

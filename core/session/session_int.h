@@ -24,6 +24,10 @@
  * number | message: a transfer record NOT sealed (QUIC's TLS 1.3 keys, from the PAKE, protect it);
  * its number is the one its transfer key's nonce would have been, checked like an AEAD's. */
 #define KIND_DIRECT 0x80
+/* 4 | varint probe id | 1 byte: 1 on the probe's last frame | filler: a relay probe, on the relay
+ * only, between peers that both set TALLOW__FEAT_PROBE. Not sealed: it carries nothing but its
+ * length (the path owner measures how fast the relay delivers it, session_path.h). */
+#define KIND_PROBE 4
 #define CTRL_ACK 1    /* "I have delivered N of your messages": the sender may forget them */
 #define CTRL_RESEND 2 /* "the messages that follow are my numbers N, N+1, ..." */
 #define ACK_EVERY 32  /* delivered session messages between two acks */

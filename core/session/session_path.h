@@ -34,6 +34,9 @@ struct tallow__path_owner {
     /* The session is closing: close the owner's channel (before the session closes its first
      * one) and free. No call into the session from inside. */
     void (*detach)(void *st);
+    /* Optional: a relay probe frame from the peer arrived on the first channel (KIND_PROBE):
+     * its probe id, its filler bytes, 1 on the probe's last frame. */
+    void (*probe)(void *st, uint64_t id, size_t len, int last);
 };
 
 /* The state (attach's *st) of the session's owner if that owner is `ops`, else NULL. */
@@ -66,6 +69,14 @@ void tallow__session_report_path(tallow__session *s, int direct);
 void tallow__session_end(tallow__session *s, int err);
 /* A TALLOW_CTL_* operation of the session's first channel (TALLOW_ENOTSUP when it has none). */
 int tallow__session_control(tallow__session *s, int op, void *arg);
+#define TALLOW__PROBE_FRAME_MAX (256u * 1024u)
+/* 1 if both sides take relay probes (TALLOW__FEAT_PROBE in both handshake messages). */
+int tallow__session_can_probe(const tallow__session *s);
+/* One relay probe frame of `len` filler bytes (at most TALLOW__PROBE_FRAME_MAX) on the first
+ * channel, whatever the sends' path: the peer's path owner counts them (probe op). last: 1 on
+ * the probe's last frame. The channel's send result, TALLOW_EINVAL if the peer takes no probes
+ * or the session is not READY, TALLOW_ETOOBIG above the bound. */
+int tallow__session_send_probe(tallow__session *s, uint64_t id, size_t len, int last);
 /* 1 while READY (keys ready, not failed). */
 int tallow__session_is_ready(const tallow__session *s);
 

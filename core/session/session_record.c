@@ -483,6 +483,40 @@ static tallow__aead *direct_record(tallow__session *s, uint64_t epoch, uint64_t 
     return a;
 }
 
+/* ---- relay probes (KIND_PROBE): filler the path owner times; nothing in them is trusted but
+ * their length, and they are taken on the relay only */
+
+static void on_probe(tallow__session *s, int direct, const uint8_t *data, size_t len)
+{
+    uint64_t id = 0;
+    int n = tallow_varint_get(data + 1, len - 1, &id);
+    size_t pos = 1 + (size_t)(n > 0 ? n : 0);
+    if (direct || n <= 0 || pos >= len || data[pos] > 1 ||
+        len - pos - 1 > TALLOW__PROBE_FRAME_MAX) {
+        tallow_ctx_set_error(s->ctx, direct ? "a relay probe arrived on the direct path: refused"
+                                            : "malformed relay probe from the peer");
+        tallow__sess_fail(s, TALLOW_EPROTO);
+        return;
+    }
+    if (s->owner && s->owner->probe) s->owner->probe(s->owner_st, id, len - pos - 1, data[pos]);
+}
+
+int tallow__session_can_probe(const tallow__session *s)
+{
+    return s->state == ST_READY && s->keys.probe;
+}
+
+int tallow__session_send_probe(tallow__session *s, uint64_t id, size_t len, int last)
+{
+    if (!tallow__session_can_probe(s) || !s->relay) return TALLOW_EINVAL;
+    if (len > TALLOW__PROBE_FRAME_MAX) return TALLOW_ETOOBIG;
+    s->buf[0] = KIND_PROBE;
+    size_t hl = 1 + tallow_varint_put(s->buf + 1, id);
+    s->buf[hl++] = last ? 1 : 0;
+    memset(s->buf + hl, 0, len);
+    return tallow_channel_send(s->relay, 0, s->buf, hl + len);
+}
+
 void tallow__sess_process(tallow__session *s, int direct, const uint8_t *data, size_t len)
 {
     if (s->state == ST_FAILED || len == 0) return;
@@ -509,6 +543,9 @@ void tallow__sess_process(tallow__session *s, int direct, const uint8_t *data, s
             tallow__sess_fail(s, TALLOW_ECRYPTO);
             return;
         }
+    } else if (kind == KIND_PROBE && s->keys.probe) {
+        on_probe(s, direct, data, len);
+        return;
     } else {
         tallow_ctx_set_error(s->ctx, "unknown frame kind %u from the peer", kind);
         tallow__sess_fail(s, TALLOW_EPROTO);

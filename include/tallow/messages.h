@@ -1,4 +1,4 @@
-/* tallow/messages.h — every core wire message: fixed ids 0..38 (the original Tallow enum order)
+/* tallow/messages.h — every core wire message: fixed ids 0..39 (the original Tallow enum order)
  * and their fields, in one X-macro table. Structs are generated as tallow_msg_<Name>, ids as
  * TALLOW_MSG_<Name>, descriptors as tallow_msgtype_<Name>. Ids and tags are append-only: a
  * retired one stays here as a comment and is never reused. */
@@ -21,7 +21,8 @@
     M(23, ResumeInfo) M(24, HandshakeFailed) M(25, ChatText) M(26, TypingIndicator)                \
     M(27, ReadReceipt) M(28, ChatEnd) M(29, RoomJoinMulti) M(30, RoomJoinedMulti)                  \
     M(31, PeerJoinedRoom) M(32, PeerLeftRoom) M(33, Targeted) M(34, RoomPeerCount)                 \
-    M(35, CandidateOffer) M(36, CandidatesDone) M(37, DirectConnected) M(38, DirectFailed)
+    M(35, CandidateOffer) M(36, CandidatesDone) M(37, DirectConnected) M(38, DirectFailed)  \
+    M(39, PathProbeDone)
 
 /* Field tables: F(S, tag, name, KIND), S being the struct type, with KIND one of U64 I64 BOOL U32 BYTES STR. */
 #define TALLOW_FIELDS_VersionRequest(F, S) F(S, 1, version, U32) F(S, 2, features, U64) F(S, 3, software, STR)
@@ -115,6 +116,10 @@
 #define TALLOW_FIELDS_CandidatesDone(F, S) F(S, 1, count, U32)
 #define TALLOW_FIELDS_DirectConnected(F, S) F(S, 1, addr, BYTES) F(S, 2, rtt_us, U64)
 #define TALLOW_FIELDS_DirectFailed(F, S) F(S, 1, reason, STR)
+/* The answer to a relay probe (session frames of kind 4 on the relay, sent by a side whose
+ * direct path is saturated, to learn whether the relay would be faster): the probe's id and the
+ * filler bytes that arrived. Only between peers that both set TALLOW__FEAT_PROBE. */
+#define TALLOW_FIELDS_PathProbeDone(F, S) F(S, 1, id, U64) F(S, 2, bytes, U64)
 
 #define TALLOW__CTYPE_U64 uint64_t
 #define TALLOW__CTYPE_I64 int64_t
@@ -135,7 +140,7 @@ enum tallow_msg_id {
 #define TALLOW__ID(id, Name) TALLOW_MSG_##Name = (id),
     TALLOW_CORE_MESSAGES(TALLOW__ID)
 #undef TALLOW__ID
-    TALLOW_MSG_CORE_COUNT = 39,
+    TALLOW_MSG_CORE_COUNT = 40,
     TALLOW_MSG_PLUGIN_BASE = 0x8000,
 };
 

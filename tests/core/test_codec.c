@@ -122,6 +122,7 @@ static const struct {
     {36, "CandidatesDone"},
     {37, "DirectConnected"},
     {38, "DirectFailed"},
+    {39, "PathProbeDone"},
 };
 
 static void count_type(const tallow_msg_type *t, void *ud)
@@ -134,8 +135,8 @@ static void test_codec_core_ids_pinned(void **state)
     tallow_registry *reg = tallow_registry_new();
     assert_non_null(reg);
     size_t npinned = sizeof(pinned) / sizeof(pinned[0]);
-    assert_int_equal(npinned, 39);
-    assert_int_equal(TALLOW_MSG_CORE_COUNT, 39);
+    assert_int_equal(npinned, 40);
+    assert_int_equal(TALLOW_MSG_CORE_COUNT, 40);
     for (size_t i = 0; i < npinned; i++) {
         const tallow_msg_type *t = tallow_registry_find_name(reg, pinned[i].name);
         if (!t) fail_msg("core type %s is not registered", pinned[i].name);
@@ -151,10 +152,11 @@ static void test_codec_core_ids_pinned(void **state)
     assert_int_equal(TALLOW_MSG_CandidatesDone, 36);
     assert_int_equal(TALLOW_MSG_DirectConnected, 37);
     assert_int_equal(TALLOW_MSG_DirectFailed, 38);
+    assert_int_equal(TALLOW_MSG_PathProbeDone, 39);
     size_t n = 0;
     tallow_registry_foreach(reg, count_type, &n);
-    assert_int_equal(n, 39);
-    assert_null(tallow_registry_find(reg, 39));
+    assert_int_equal(n, 40);
+    assert_null(tallow_registry_find(reg, 40));
     assert_null(tallow_registry_find_name(reg, "NoSuchType"));
     /* fields appended later keep their tags too: the "more follows" of messages in parts */
     static const struct {
@@ -220,7 +222,7 @@ static void test_codec_plugin_registration(void **state)
     assert_null(tallow_registry_find(reg, 0x8002));
     uint32_t all[64], *p = all;
     tallow_registry_foreach(reg, collect_ids, &p);
-    assert_int_equal(p - all, 39 + 5);
+    assert_int_equal(p - all, TALLOW_MSG_CORE_COUNT + 5);
     for (uint32_t *q = all + 1; q < p; q++)
         assert_true(q[-1] < q[0]);
 

@@ -4,7 +4,8 @@
  * as strictly (order, gaps, replays, epochs); a frame made for one path is refused on the other,
  * an unsealed frame injected on the relay is refused with a clear error, and after the direct
  * path is lost every frame on the relay is sealed again. Also: handshake versions 2 and 3 refuse
- * each other naming both. */
+ * each other naming both; relay probes go on the relay only, are refused elsewhere or malformed,
+ * and only between peers that both offered them. */
 #include "session_pair.h"
 
 /* ---- the direct path */
@@ -319,6 +320,60 @@ static void test_version_mismatch(void **state)
     assert_error_has("the peer speaks handshake version 2 or older, this tallow 3");
 }
 
+/* ---- relay probes (KIND_PROBE): filler on the relay only, between peers that both take them */
+
+static void test_probe_frames(void **state)
+{
+    (void)state;
+    /* both handshake messages set TALLOW__FEAT_PROBE: the peers take probes */
+    assert_true(tallow__session_can_probe(A.s));
+    assert_int_equal(tallow__session_send_probe(A.s, 1, TALLOW__PROBE_FRAME_MAX + 1, 0),
+                     TALLOW_ETOOBIG);
+    go_direct(); /* whatever the sends' path, a probe goes on the relay */
+    assert_int_equal(tallow__session_send_probe(A.s, 1, 1000, 0), 0);
+    assert_int_equal(tallow__session_send_probe(A.s, 1, 10, 1), 0);
+    assert_int_equal(B.ndq, 0);
+    assert_int_equal(B.nq, 2);
+    assert_int_equal(B.q[0].len, 3 + 1000); /* kind, id, last, filler */
+    assert_int_equal(B.q[0].p[0], KIND_PROBE);
+    assert_int_equal(B.q[1].p[2], 1);
+    deliver_all(&B); /* no path owner here: counted by nobody, and harmless */
+    assert_false(B.closed);
+    assert_int_equal(B.got, 0);
+
+    /* on the direct path: refused */
+    assert_int_equal(tallow__session_send_probe(A.s, 2, 10, 1), 0);
+    tallow__session_input(B.s, &B.dch, B.q[0].p, B.q[0].len);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_EPROTO);
+    assert_error_has("relay probe arrived on the direct path");
+
+    /* malformed: a last flag other than 0 or 1, or no flag at all */
+    static const uint8_t bad[][3] = {{KIND_PROBE, 1, 2}, {KIND_PROBE, 1, 0}};
+    for (int k = 0; k < 2; k++) {
+        teardown(NULL);
+        setup(NULL);
+        ch_frame(&B.ch, 0, bad[k], k ? 2 : 3, B.s);
+        assert_true(B.closed);
+        assert_int_equal(B.closed_err, TALLOW_EPROTO);
+        assert_error_has("malformed relay probe");
+    }
+
+    /* a peer that did not offer probes (an older release) never gets one, and one arriving
+     * anyway is an unknown frame kind, as it is for that release */
+    teardown(NULL);
+    setup(NULL);
+    B.s->keys.probe = 0;
+    A.s->keys.probe = 0;
+    assert_false(tallow__session_can_probe(A.s));
+    assert_int_equal(tallow__session_send_probe(A.s, 1, 10, 1), TALLOW_EINVAL);
+    static const uint8_t ok[] = {KIND_PROBE, 1, 1, 0, 0};
+    ch_frame(&B.ch, 0, ok, sizeof(ok), B.s);
+    assert_true(B.closed);
+    assert_int_equal(B.closed_err, TALLOW_EPROTO);
+    assert_error_has("unknown frame kind 4");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_switch_and_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_new_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_mismatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_frames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
