@@ -23,6 +23,13 @@ typedef struct qmsg {
     uint8_t data[];
 } qmsg;
 
+/* Messages the script has not read yet: at most this many, and this many bytes (one message is
+ * always taken, whatever its size: a FileOffer joined from parts may be larger). Beyond, the
+ * next ones are dropped with a warning: a peer that talks faster than the script reads (or a
+ * script busy with a transfer) costs bounded memory. */
+#define QUEUE_MAX 4096
+#define QUEUE_MAX_BYTES (16u * 1024u * 1024u)
+
 static void qmsg_free(qmsg *q)
 {
     sodium_memzero(q->data, q->joined ? 0 : q->len); /* decrypted: not left in freed memory */
@@ -92,6 +99,13 @@ static int push_msg(lua_State *co, void *ud)
     ls->head = q->next;
     if (!ls->head) ls->tail = NULL;
     ls->queued--;
+    ls->queued_bytes -= q->len;
+    if (ls->dropped) {
+        tallow_ctx_log(ls->rt->ctx, TALLOW_LOG_WARN,
+                       "%zu message(s) from the peer were dropped while the script was not reading",
+                       ls->dropped);
+        ls->dropped = 0;
+    }
     if (q->joined) {
         q->head.manifest = (tallow_bytes){q->joined, q->len};
         lua_pushstring(co, tallow_msgtype_FileOffer.name);
@@ -117,12 +131,26 @@ static int push_msg(lua_State *co, void *ud)
     return 2;
 }
 
+static int too_much(const tallow__lsession *ls, size_t len)
+{
+    return ls->queued && ls->queued_bytes + len > QUEUE_MAX_BYTES;
+}
+
+/* One warning per run of drops (until the script reads again), not one per message. */
+static void drop(tallow__lsession *ls, const tallow_msg_type *t)
+{
+    if (ls->dropped++ == 0)
+        tallow_ctx_log(ls->rt->ctx, TALLOW_LOG_WARN,
+                       "script is not reading messages; dropping %s and what follows (%zu "
+                       "messages, %zu bytes waiting)",
+                       t->name, ls->queued, ls->queued_bytes);
+}
+
 static void s_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
 {
     tallow__lsession *ls = ud;
-    if (ls->queued >= 4096) {
-        tallow_ctx_log(ls->rt->ctx, TALLOW_LOG_WARN, "script is not reading messages; dropping %s",
-                       t->name);
+    if (ls->queued >= QUEUE_MAX) {
+        drop(ls, t);
         return;
     }
     qmsg *q;
@@ -141,6 +169,11 @@ static void s_message(tallow__session *s, const tallow_msg_type *t, const void *
             return;
         }
         if (whole.manifest.ptr && whole.manifest.ptr == ls->parts.buf) {
+            if (too_much(ls, whole.manifest.len)) {
+                tallow__offer_parts_reset(&ls->parts);
+                drop(ls, t);
+                return;
+            }
             if (!(q = calloc(1, sizeof(*q)))) return;
             q->type = t->id;
             q->head = whole;
@@ -152,6 +185,10 @@ static void s_message(tallow__session *s, const tallow_msg_type *t, const void *
         }
     }
     size_t n = tallow_msg_encoded_size(t, msg);
+    if (too_much(ls, n)) {
+        drop(ls, t);
+        return;
+    }
     q = malloc(sizeof(*q) + n);
     if (!q) return;
     q->next = NULL;
@@ -166,6 +203,7 @@ queue:
         ls->head = q;
     ls->tail = q;
     ls->queued++;
+    ls->queued_bytes += q->len;
     if (ls->recv_waiting) {
         ls->recv_waiting = 0;
         if (ls->recv_timer) tallow_timer_stop(ls->recv_timer);

@@ -14,8 +14,9 @@ struct tallow__lsession {
     tallow__session *s;
     int ready, closed, status;
     struct qmsg *head, *tail;
-    size_t queued;
-    tallow__offer_parts parts; /* a FileOffer arriving in parts */
+    size_t queued, queued_bytes; /* messages waiting for s:recv, and their bytes */
+    size_t dropped;              /* messages dropped since the queue was last full */
+    tallow__offer_parts parts;   /* a FileOffer arriving in parts */
     tallow__waiter open_w, recv_w, send_w;
     int open_waiting, recv_waiting, send_waiting;
     tallow_timer *recv_timer;

@@ -11,8 +11,12 @@
  * A transfer's records on QUIC are not sealed by the session (QUIC encrypts them): such a frame
  * fed through the relay is refused, and after the path dies mid-transfer everything sent again
  * over the relay is sealed (no direct-kind frame there, the text nowhere in clear).
+ * A relay probe (filler on the relay) is counted by the peer and answered over QUIC: a relay that
+ * delivered it at least twice as fast as the direct path carried data takes both sides back to
+ * it; a slower one leaves the direct path alone.
  * The session's and the negotiator's path files are compiled into this one for their internals. */
 #include "../../core/session/negotiate_path.c"
+#include "../../core/session/negotiate_rate.c"
 #include "session_ready.h"
 
 #include <arpa/inet.h>
@@ -508,6 +512,72 @@ static void test_direct_loss_resends_sealed(void **state)
     A.x = B.x = NULL;
 }
 
+/* A's probe as rate_tick starts it, sent by hand: 1500 bytes of filler in two frames; B counts
+ * them and answers over QUIC; A's verdict against a direct path of direct_bps. */
+static void probe_round(double direct_bps)
+{
+    tallow__neg *n = A.n;
+    n->probe_state = NEG_PROBE_RUNNING;
+    n->probe_id = 7;
+    n->probe_len = 1500;
+    n->probe_direct_bps = direct_bps;
+    n->probe_start_ns = tallow_now_ns();
+    n->probe_deadline_ns = n->probe_start_ns + 60000000000ull;
+    assert_int_equal(tallow__session_send_probe(A.s, 7, 1000, 0), 0);
+    assert_int_equal(tallow__session_send_probe(A.s, 7, 500, 1), 0);
+    assert_int_equal(B.nrq, 2); /* on the relay, though A's sends go direct */
+    relay_in(&B);
+    assert_false(B.closed);
+    assert_int_equal(B.n->rx_probe_bytes, 1500);
+    assert_int_equal(A.nqq, 1); /* PathProbeDone, over QUIC */
+    quic_in(&A);
+    assert_int_equal(A.other, 0); /* the negotiator's, not the user's */
+    assert_int_equal(n->probe_state, NEG_PROBE_DONE);
+}
+
+static void test_probe_relay_faster(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    probe_round(1.0); /* a direct path of 1 byte/s: any relay is faster */
+    assert_true(A.n->handback);
+    uint64_t e = A.s->tx_epoch;
+    rate_tick(NULL, A.n); /* the verdict is carried out in the next tick */
+    assert_ptr_equal(A.s->path, &A.relay);
+    assert_null(A.n->quic); /* closed: it was not lost */
+    assert_int_equal(A.s->tx_epoch, e + 1);
+    assert_int_equal(A.resyncs, 1);
+    assert_null(A.n->rate_tick);
+    relay_in(&B); /* DirectFailed: B comes back too */
+    assert_false(B.closed);
+    assert_ptr_equal(B.s->path, &B.relay);
+    assert_int_equal(B.resyncs, 1);
+    ping(&A, 1);
+    relay_in(&B);
+    assert_int_equal(B.got, 1);
+}
+
+static void test_probe_relay_slower(void **state)
+{
+    (void)state;
+    both_up();
+    relay_in(&A);
+    relay_in(&B);
+    probe_round(1e15); /* no relay delivers twice that */
+    assert_false(A.n->handback);
+    assert_ptr_equal(A.s->path, A.quic);
+    rate_tick(NULL, A.n); /* the probe is over: the watch stops, the path stays */
+    assert_null(A.n->rate_tick);
+    assert_ptr_equal(A.s->path, A.quic);
+    assert_int_equal(A.resyncs, 0);
+    /* an answer to another probe id, or the same one again, changes nothing */
+    tallow_msg_PathProbeDone m = {.id = 7, .bytes = 1500};
+    assert_int_equal(tallow__neg_on_probe_done(A.s, &tallow_msgtype_PathProbeDone, &m, A.n), 1);
+    assert_false(A.n->handback);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +589,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_side_brings_peer_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_records_bound_to_quic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_loss_resends_sealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_relay_faster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_relay_slower, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

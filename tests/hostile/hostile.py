@@ -85,6 +85,8 @@ CASES = {
     "skip_a_file": ("peer", 1, r"peer skipped a file it had to send", {}),
     "complete_early": ("peer", 1, r"transfer ended before every file arrived", {}),
     "unknown_type": ("peer", 0, r"unknown type; ignored(.|\n)*Received 1 file", {"ok.txt": b""}),
+    "flood_messages": ("peer", 0, r"not reading messages; dropping ChatText(.|\n)*Received 1 file",
+                       {"f.txt": b"hello"}),
     "malformed_message": ("peer", 1, r"malformed message from the peer", {}),
     "cross_transfer_key": ("peer", 1, r"Chunk for this transfer came under another key", {}),
     "session_key_chunk": ("peer", 1, r"Chunk for this transfer came under another key", {}),

@@ -300,6 +300,15 @@ cases.unknown_type = function() -- a type nobody registered, then an honest tran
     complete(1, 0)
     linger(2)
 end
+cases.flood_messages = function() -- 96 MiB of session messages the receiver's script never reads
+    offer { { path = "f.txt", size = 5 } }
+    answer()
+    local big = string.rep("x", MiB)
+    for _ = 1, 96 do assert(s:send("ChatText", { text = big })) end
+    chunk(0, 0, "hello", true)
+    complete(1, 5)
+    linger(3)
+end
 cases.malformed_message = function() -- a Chunk whose body length runs past the end, sealed properly
     offer { { path = "f.bin", size = 5 } }
     answer()
