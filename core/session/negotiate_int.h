@@ -18,6 +18,8 @@
 #define NEG_MAX_PAIRS 48
 #define NEG_MAX_STUN 8
 #define NEG_RELAY_GONE_MS 1500
+/* seconds in a row a direct path must be slow before a relay probe (negotiate_rate.c) */
+#define NEG_RATE_WINDOWS 3
 /* Gathering's bound. Where UDP is blocked no STUN server answers and the attempt cannot end
  * before this: 1.5 s (STUN tries at 0, 100, 300 and 700 ms) keeps that case within the checks'
  * own bound (NEG_MAX_TRIES x NEG_RTO_MS = 1.6 s), so the relay is chosen within 2 s of pairing. */
@@ -80,8 +82,11 @@ struct tallow__neg {
     /* is the direct path worth keeping (negotiate_rate.c): while our sends saturate it, its
      * rate over a window, then once a relay probe (see PROBE_* there) */
     tallow_timer *rate_tick;
-    /* the window's start: time (ns), bytes the peer acknowledged, congestion events */
+    /* the window's start: time (ns), bytes the peer acknowledged, congestion events, our CPU
+     * seconds; the rates of the last windows (bytes/s) and how many in a row counted */
     uint64_t rate_t0, rate_b0, rate_l0;
+    double rate_c0, rate_win[NEG_RATE_WINDOWS];
+    int rate_nwin;
     int probe_state; /* NEG_PROBE_* */
     int handback;    /* the probe found the relay faster: leave at the next tick */
     uint64_t probe_id, probe_len, probe_start_ns, probe_deadline_ns;

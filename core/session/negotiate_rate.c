@@ -1,8 +1,9 @@
 /* core/session/negotiate_rate.c — is the direct path worth keeping? A UDP path can be shaped far
  * below what the same two hosts get over TCP (a policer on UDP, a congested or rate-limited
  * mobile uplink). While our sends saturate the direct path (its send queue never empties) we
- * measure what it delivers; after RATE_WINDOW_MS of that with a congestion event in it (a loss:
- * the network limits the path, not our CPU, which would limit the relay path as much), once per
+ * measure what it delivers, second by second; after RATE_WINDOWS such seconds in a row that the
+ * network limited (a congestion event in each, this process mostly idle: not our CPU, which
+ * would limit the relay path as much) at a steady rate (not a start-up or a recovery), once per
  * session, we time the relay with a probe: PROBE_SPAN_* worth of filler at that rate, in
  * KIND_PROBE frames on the relay (session_int.h), which the peer counts and answers with
  * PathProbeDone over the direct path.
@@ -16,12 +17,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "negotiate_int.h"
 
 #define RATE_TICK_MS 250
-#define RATE_WINDOW_MS 2000 /* saturated this long before a probe */
-#define PROBE_FACTOR 2.0    /* the relay must be this much faster */
+#define RATE_WINDOW_MS 1000           /* one measure of the direct path's rate */
+#define RATE_WINDOWS NEG_RATE_WINDOWS /* network-limited and steady, in a row */
+#define RATE_STEADY 1.5   /* steady: the fastest of them at most this times the slowest */
+#define RATE_BUSY_MAX 0.5 /* network-limited: this process used at most half a core */
+#define PROBE_FACTOR 2.0  /* the relay must be this much faster */
 /* A probe is the direct path's rate times max(PROBE_SPAN_MS, PROBE_SPAN_RTTS x the RTT), within
  * the bounds: TCP's slow start on a relay connection that sat idle takes ~log2(size/14 KiB)
  * round trips, so a probe too short cannot show a relay faster at a long RTT. */
@@ -58,10 +63,19 @@ static uint64_t acked_bytes(tallow__neg *n, uint64_t *rtt_us, uint64_t *losses)
     return info.bytes_sent;
 }
 
+/* CPU seconds this process used so far (every thread: the disk work's too). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void window_restart(tallow__neg *n, uint64_t now)
 {
     n->rate_t0 = now;
     n->rate_b0 = acked_bytes(n, NULL, &n->rate_l0);
+    n->rate_c0 = cpu_seconds();
 }
 
 static void probe_start(tallow__neg *n, double rd, uint64_t rtt_us, uint64_t now)
@@ -121,19 +135,33 @@ static void rate_tick(tallow_timer *t, void *ud)
     }
     if (tallow_channel_queued(n->quic) == 0) { /* not saturated: what it carries says nothing */
         window_restart(n, now);
+        n->rate_nwin = 0;
         return;
     }
     if (now - n->rate_t0 < (uint64_t)RATE_WINDOW_MS * 1000000u) return;
     uint64_t rtt_us = 0, losses = 0, b = acked_bytes(n, &rtt_us, &losses);
-    double rd = (double)(b - n->rate_b0) * 1e9 / (double)(now - n->rate_t0);
-    if (rd <= 0) {
-        window_restart(n, now);
+    double secs = (double)(now - n->rate_t0) / 1e9, rate = (double)(b - n->rate_b0) / secs;
+    double busy = (cpu_seconds() - n->rate_c0) / secs, l0 = (double)n->rate_l0;
+    window_restart(n, now);
+    /* Only a window that the network limited counts: it saw a congestion event, and this
+     * process was mostly idle (a path our CPU or disk limits would be no faster on the relay,
+     * whose pipe a probe would time without those costs). */
+    if (rate <= 0 || (double)losses == l0 || busy > RATE_BUSY_MAX) {
+        n->rate_nwin = 0;
         return;
     }
-    /* without a congestion event the network did not limit it (our CPU or disk did, which the
-     * relay path would not escape either): nothing to compare yet */
-    if (losses == n->rate_l0) return;
-    probe_start(n, rd, rtt_us, now);
+    n->rate_win[n->rate_nwin++ % RATE_WINDOWS] = rate;
+    if (n->rate_nwin < RATE_WINDOWS) return;
+    /* and steadily so (not a start-up or a recovery still under way) */
+    double lo = n->rate_win[0], hi = lo, sum = 0;
+    for (int i = 0; i < RATE_WINDOWS; i++) {
+        double r = n->rate_win[i];
+        lo = r < lo ? r : lo;
+        hi = r > hi ? r : hi;
+        sum += r;
+    }
+    if (hi > RATE_STEADY * lo) return;
+    probe_start(n, sum / RATE_WINDOWS, rtt_us, now);
 }
 
 void tallow__neg_rate_start(tallow__neg *n)
