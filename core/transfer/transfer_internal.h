@@ -73,7 +73,8 @@ struct tallow__xfer {
     int paused;                        /* waiting for the receiver's position after a resync */
     char refused_names[256]; /* the first entries the receiver refused, for the closing error */
     uint64_t refused_named;
-    int refuse_err; /* receiver: why the first entry was refused (its closing error) */
+    uint64_t refusals_told; /* refusals already told (the acceptance may come again) */
+    int refuse_err;         /* receiver: why the first entry was refused (its closing error) */
     /* receiver */
     int destfd;
     int overwrite;

@@ -261,6 +261,41 @@ static void forget_accept(tallow__xfer *x)
     x->acc_resume = x->acc_refused = NULL;
 }
 
+/* The acceptance (x->acc_*: the resume list, then the refusals) in FileAccepts: in parts when
+ * long, whole varints of the resume list, then whole refusal pairs; again marks the first part
+ * of one said again after a resync. 0 or the session's error. */
+static int send_accept(tallow__xfer *x, int again)
+{
+    const uint8_t *list = x->acc_resume, *rlist = x->acc_refused;
+    size_t pos = x->acc_resume_len, rpos = x->acc_refused_len, at = 0, rat = 0;
+    tallow_msg_FileAccept fa = {.transfer_id = x->tid, .again = (uint8_t)(again ? 1 : 0)};
+    int rc;
+    do {
+        size_t end = at;
+        while (end < pos && end - at < PART) {
+            uint64_t v;
+            end += (size_t)tallow_varint_get(list + end, pos - end, &v);
+        }
+        fa.resume = (tallow_bytes){list + at, end - at};
+        at = end;
+        fa.refused = (tallow_bytes){NULL, 0};
+        if (at == pos) {
+            size_t rend = rat;
+            while (rend < rpos && rend - rat < PART / 2) {
+                uint64_t v;
+                for (int k = 0; k < 2; k++)
+                    rend += (size_t)tallow_varint_get(rlist + rend, rpos - rend, &v);
+            }
+            fa.refused = (tallow_bytes){rlist + rat, rend - rat};
+            rat = rend;
+        }
+        fa.more = at < pos || rat < rpos;
+        rc = tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_FileAccept, &fa);
+        fa.again = 0;
+    } while (rc >= 0 && (at < pos || rat < rpos));
+    return rc < 0 ? rc : 0;
+}
+
 /* The session's path came back after a reconnection: frames in flight may be lost. The
  * receiver says where it stands (ResumeInfo); the sender continues from there. */
 static void recv_resync(void *ud)
@@ -271,11 +306,9 @@ static void recv_resync(void *ud)
     if (x->acc_resume) {
         /* nothing came from the sender since the accept: it may have been lost in flight (a
          * relay that died under it), and a sender still waiting for it could not take the
-         * position below. Said again first; a sender that had it ignores the repeat. */
-        tallow_msg_FileAccept fa = {.transfer_id = x->tid,
-                                    .resume = {x->acc_resume, x->acc_resume_len},
-                                    .refused = {x->acc_refused, x->acc_refused_len}};
-        tallow__session_send_tx(x->s, x->tid, &tallow_msgtype_FileAccept, &fa);
+         * position below. Said again first, every part; a sender that had it all ignores the
+         * repeat, one that had some parts starts over (again). */
+        send_accept(x, 1);
     }
     tallow_msg_ResumeInfo ri = {.transfer_id = x->tid};
     if (x->sink_open) {
@@ -395,39 +428,12 @@ int tallow__xfer_recv(tallow__session *s, const tallow_msg_FileOffer *offer, int
         pos += tallow_varint_put(list + pos, v);
     }
     x->st.bytes_done = x->st.bytes_resumed;
-    tallow_msg_FileAccept fa = {.transfer_id = x->tid};
-    size_t at = 0, rat = 0;
-    do { /* in parts when long: whole varints of the resume list, then whole refusal pairs */
-        size_t end = at;
-        while (end < pos && end - at < PART) {
-            uint64_t v;
-            end += (size_t)tallow_varint_get(list + end, pos - end, &v);
-        }
-        fa.resume = (tallow_bytes){list + at, end - at};
-        at = end;
-        fa.refused = (tallow_bytes){NULL, 0};
-        if (at == pos) {
-            size_t rend = rat;
-            while (rend < rpos && rend - rat < PART / 2) {
-                uint64_t v;
-                for (int k = 0; k < 2; k++)
-                    rend += (size_t)tallow_varint_get(rlist + rend, rpos - rend, &v);
-            }
-            fa.refused = (tallow_bytes){rlist + rat, rend - rat};
-            rat = rend;
-        }
-        fa.more = at < pos || rat < rpos;
-        rc = tallow__session_send_tx(s, x->tid, &tallow_msgtype_FileAccept, &fa);
-        if (rc >= 0 && !fa.more && fa.resume.ptr == list && fa.resume.len == pos) {
-            x->acc_resume = list; /* one part: kept until the sender shows it had it */
-            x->acc_resume_len = pos;
-            x->acc_refused = rlist;
-            x->acc_refused_len = rpos;
-            list = rlist = NULL;
-        }
-    } while (rc >= 0 && (at < pos || rat < rpos));
-    free(list);
-    free(rlist);
+    /* kept until the sender shows it had them (its first word for the transfer) */
+    x->acc_resume = list;
+    x->acc_resume_len = pos;
+    x->acc_refused = rlist;
+    x->acc_refused_len = rpos;
+    rc = send_accept(x, 0);
     if (rc < 0) {
         tallow__xfer_free(x);
         return rc;

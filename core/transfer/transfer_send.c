@@ -186,7 +186,8 @@ static void note_refused(tallow__xfer *x, size_t i, uint64_t err)
     const char *dir = e->type == TALLOW__ENT_DIR ? "/" : "";
     int code = err > 0 && err < 2000 ? tallow_err_from_wire(-(int64_t)err) : TALLOW_EPROTO;
     tallow__xfer_shown(e->path, b, sizeof(b));
-    tallow__xfer_notice(x, "the receiver refused %s%s: %s", b, dir, tallow_strerror(code));
+    if (x->st.refused >= x->refusals_told) /* not already told before the acceptance came again */
+        tallow__xfer_notice(x, "the receiver refused %s%s: %s", b, dir, tallow_strerror(code));
     size_t used = strlen(x->refused_names);
     size_t want = strlen(b) + strlen(dir) + (used ? 2 : 0);
     /* names in order while they fit, with room left for " and N more" */
@@ -225,6 +226,22 @@ static int refuse_entry(tallow__xfer *x, uint64_t i, uint64_t err)
     x->refused_from = (size_t)i + 1;
     note_refused(x, (size_t)i, err);
     return 0;
+}
+
+/* The receiver says its acceptance again from its first part (after a resync: some parts may
+ * have been lost): what came of the earlier one is dropped. Its refusals were told already and
+ * come again in the same order, so they are not told twice. Parts of the earlier one that
+ * arrive after this cannot: they belong to an older epoch, which the session drops. */
+static void restart_accept(tallow__xfer *x)
+{
+    if (x->refusals_told < x->st.refused) x->refusals_told = x->st.refused;
+    x->accepted = 0;
+    x->refused_from = 0;
+    x->st.bytes_resumed = 0;
+    x->st.files_skipped = 0;
+    x->st.refused = 0;
+    x->refused_named = 0;
+    x->refused_names[0] = 0;
 }
 
 /* One FileAccept. Long lists come in parts, all but the last with more: the resume list in whole
@@ -331,6 +348,7 @@ static int send_filter(tallow__session *s, const tallow_msg_type *t, const void 
         /* said again after a reconnection by a receiver that had no word from us since: the
          * first one came, the ResumeInfo behind it says where the receiver stands */
         if (x->state != X_OFFERED) return 1;
+        if (((const tallow_msg_FileAccept *)msg)->again) restart_accept(x);
         /* the clock (rate, seconds) starts when the receiver said yes, not while it was asked */
         x->st.started_ns = tallow_now_ns();
         if (on_accept(x, msg) < 0)

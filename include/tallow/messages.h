@@ -65,8 +65,11 @@
  * already there (a refused empty file leaves no missing byte to notice). When long, in parts like
  * FileOffer's manifest (all but the last with more = 1): whole varints of resume first, then whole
  * pairs of refused, each pair naming an entry an earlier or the same part's resume covered. */
+/* again: on the first part of an acceptance said again after a resync (its parts may have been
+ * lost in flight): the sender drops what it had of the earlier one and takes this one whole. */
 #define TALLOW_FIELDS_FileAccept(F, S)                                                                \
-    F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES) F(S, 3, refused, BYTES) F(S, 4, more, BOOL)
+    F(S, 1, transfer_id, U64) F(S, 2, resume, BYTES) F(S, 3, refused, BYTES) F(S, 4, more, BOOL)     \
+    F(S, 5, again, BOOL)
 #define TALLOW_FIELDS_FileReject(F, S) F(S, 1, transfer_id, U64) F(S, 2, reason, STR)
 /* last: final chunk of a file; hash: on the last chunk of a file whose receiver kept a prefix from
  * an earlier session (FileAccept resume offset > 0), and only then: BLAKE2b-256 of the sender's

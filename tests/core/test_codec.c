@@ -158,13 +158,14 @@ static void test_codec_core_ids_pinned(void **state)
     assert_int_equal(n, 40);
     assert_null(tallow_registry_find(reg, 40));
     assert_null(tallow_registry_find_name(reg, "NoSuchType"));
-    /* fields appended later keep their tags too: the "more follows" of messages in parts */
+    /* fields appended later keep their tags too: the "more follows" of messages in parts, and
+     * the acceptance said again after a resync */
     static const struct {
         const tallow_msg_type *t;
         uint32_t tag;
         const char *name;
     } appended[] = {{&tallow_msgtype_FileOffer, 6, "more"},
-                    {&tallow_msgtype_FileAccept, 4, "more"},
+                    {&tallow_msgtype_FileAccept, 5, "again"},
                     {&tallow_msgtype_SyncDeleteList, 3, "more"}};
     for (size_t i = 0; i < sizeof(appended) / sizeof(appended[0]); i++) {
         const tallow_msg_type *t = appended[i].t;

@@ -130,6 +130,54 @@ static void test_transfer_send_already_there(void **state)
     fx_free(f);
 }
 
+/* An acceptance in parts, said again from its first part after a resync (the relay died between
+ * its parts): the sender drops what it had of it and takes the new one whole. Counted on top of
+ * the first part it overran the manifest (EPROTO). A refusal told once is not told again. */
+static void test_transfer_send_accept_parts_said_again(void **state)
+{
+    fx *f = fx_new(1000);
+    int sfd = open(f->src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_int_equal(fst_write(sfd, "b.bin", f->data, 500), 0);
+    close(sfd);
+    char pb[700];
+    snprintf(pb, sizeof(pb), "%s/b.bin", f->src);
+    const char *paths[] = {f->path, pb};
+    tallow__manifest m;
+    assert_int_equal(tallow__manifest_build(paths, 2, &m), 0);
+    tallow__xfer *x = NULL;
+    assert_int_equal(tallow__xfer_send(FAKE_SESSION, &m, NULL, 0, &cbs, NULL, &x), 0);
+    uint64_t tid = last_sent(TALLOW_MSG_FileOffer)->tid;
+    /* part 1: a.bin from 0, and a.bin refused (1017: a wire error) */
+    uint8_t zero[1] = {0}, skip[2], ref[4];
+    size_t sl = tallow_varint_put(skip, 1000 + 1), rl = tallow_varint_put(ref, 0);
+    rl += tallow_varint_put(ref + rl, 13);
+    tallow_msg_FileAccept p1 = {
+        .transfer_id = tid, .resume = {skip, sl}, .refused = {ref, rl}, .more = 1};
+    assert_int_equal(deliver(tid, &tallow_msgtype_FileAccept, &p1), 1);
+    assert_int_equal(res.notices, 1);
+    assert_non_null(fake.resync);
+    fake.resync(fake.resync_ud); /* the path is replaced: part 2 was lost */
+    p1.again = 1;
+    assert_int_equal(deliver(tid, &tallow_msgtype_FileAccept, &p1), 1);
+    tallow_msg_FileAccept p2 = {.transfer_id = tid, .resume = {zero, 1}};
+    assert_int_equal(deliver(tid, &tallow_msgtype_FileAccept, &p2), 1);
+    assert_int_equal(res.done, 0);
+    assert_int_equal(count_sent(TALLOW_MSG_TransferError), 0);
+    assert_int_equal(res.notices, 1); /* the refusal was told once */
+    settle_disk();
+    /* b.bin streams whole; a.bin (refused) not at all */
+    assert_int_equal(count_sent(TALLOW_MSG_Chunk), 1);
+    const sent *c = last_sent(TALLOW_MSG_Chunk);
+    assert_int_equal(c->a, 1);
+    assert_int_equal(c->len, 500);
+    tallow__xfer_stats st;
+    tallow__xfer_get_stats(x, &st);
+    assert_int_equal(st.refused, 1);
+    assert_int_equal(st.files_skipped, 0); /* refused, not "already there" */
+    tallow__xfer_free(x);
+    fx_free(f);
+}
+
 static void test_transfer_send_refuses_bad_frames(void **state)
 {
     fx *f = fx_new(300 * KiB);
@@ -233,6 +281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transfer_send_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_resume_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_already_there, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transfer_send_accept_parts_said_again, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_refuses_bad_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transfer_send_stall_counts_from_last_message, setup,
                                         teardown),

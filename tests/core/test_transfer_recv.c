@@ -212,9 +212,11 @@ static void test_transfer_accept_said_again_after_resync(void **state)
     assert_non_null(fake.resync);
     fake.resync(fake.resync_ud);
     assert_int_equal(count_sent(TALLOW_MSG_FileAccept), 2);
+    assert_false(fake.log[0].last); /* the first time: not "again" */
     const sent *again = last_sent(TALLOW_MSG_FileAccept);
     assert_int_equal(again->tid, tid);
     assert_false(again->more);
+    assert_true(again->last); /* again: a sender that had part of it starts over */
     assert_int_equal(again->len, 1);
     assert_int_equal(again->bytes[0], 0);
     assert_int_equal(again->len2, 0);

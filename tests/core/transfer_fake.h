@@ -74,7 +74,7 @@ static void record(const tallow_msg_type *t, const void *msg)
     }
     case TALLOW_MSG_FileAccept: {
         const tallow_msg_FileAccept *m = msg;
-        e->tid = m->transfer_id, e->more = (int)m->more;
+        e->tid = m->transfer_id, e->more = (int)m->more, e->last = (int)m->again;
         e->bytes = dup_bytes(m->resume), e->len = m->resume.len;
         e->bytes2 = dup_bytes(m->refused), e->len2 = m->refused.len;
         break;
