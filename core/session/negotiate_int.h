@@ -87,8 +87,9 @@ struct tallow__neg {
     uint64_t rate_t0, rate_b0, rate_l0;
     double rate_c0, rate_win[NEG_RATE_WINDOWS];
     int rate_nwin;
-    int probe_state; /* NEG_PROBE_* */
-    int handback;    /* the probe found the relay faster: leave at the next tick */
+    uint64_t rate_busy_ms; /* how long our sends kept the direct path saturated, in all */
+    int probe_state;       /* NEG_PROBE_* */
+    int handback;          /* the probe found the relay faster: leave at the next tick */
     uint64_t probe_id, probe_len, probe_start_ns, probe_deadline_ns;
     double probe_direct_bps;              /* the direct rate that started it, bytes/s */
     uint64_t rx_probe_id, rx_probe_bytes; /* the peer's probe being counted */

@@ -1,12 +1,15 @@
 /* core/session/negotiate_rate.c — is the direct path worth keeping? A UDP path can be shaped far
  * below what the same two hosts get over TCP (a policer on UDP, a congested or rate-limited
  * mobile uplink). While our sends saturate the direct path (its send queue never empties) we
- * measure what it delivers, second by second; after RATE_WINDOWS such seconds in a row that the
- * network limited (a congestion event in each, this process mostly idle: not our CPU, which
- * would limit the relay path as much) at a steady rate (not a start-up or a recovery), once per
- * session, we time the relay with a probe: PROBE_SPAN_* worth of filler at that rate, in
- * KIND_PROBE frames on the relay (session_int.h), which the peer counts and answers with
- * PathProbeDone over the direct path.
+ * measure what it delivers, second by second; once our sends have kept it busy for
+ * PROBE_AFTER_MS in all, the last RATE_WINDOWS seconds in a row limited by the network (a
+ * congestion event in each, this process mostly idle: not our CPU, which would limit the relay
+ * path as much) at a steady rate (not a start-up or a recovery), once per session, we time the
+ * relay with a probe: PROBE_SPAN_* worth of filler at that rate, in KIND_PROBE frames on the
+ * relay (session_int.h), which the peer counts and answers with PathProbeDone over the direct
+ * path. Where both paths share their bottleneck (the usual case: one access link) the probe
+ * takes its span of that link from the transfer and shows no gain, so it waits until the
+ * transfer has run ten times that long: a shorter transfer never pays for it.
  * If the relay delivered it PROBE_FACTOR times faster than the direct path carries data, we go
  * back to the relay for good (tallow__neg_leave_direct): the transfer resynchronises there.
  *
@@ -30,7 +33,8 @@
 /* A probe is the direct path's rate times max(PROBE_SPAN_MS, PROBE_SPAN_RTTS x the RTT), within
  * the bounds: TCP's slow start on a relay connection that sat idle takes ~log2(size/14 KiB)
  * round trips, so a probe too short cannot show a relay faster at a long RTT. */
-#define PROBE_SPAN_MS 2000u
+#define PROBE_SPAN_MS 1000u
+#define PROBE_AFTER_MS 10000u /* of saturated direct path before a probe */
 #define PROBE_SPAN_RTTS 16u
 #define PROBE_MIN (1u * 1024u * 1024u)
 #define PROBE_MAX (24u * 1024u * 1024u)
@@ -138,6 +142,7 @@ static void rate_tick(tallow_timer *t, void *ud)
         n->rate_nwin = 0;
         return;
     }
+    n->rate_busy_ms += RATE_TICK_MS;
     if (now - n->rate_t0 < (uint64_t)RATE_WINDOW_MS * 1000000u) return;
     uint64_t rtt_us = 0, losses = 0, b = acked_bytes(n, &rtt_us, &losses);
     double secs = (double)(now - n->rate_t0) / 1e9, rate = (double)(b - n->rate_b0) / secs;
@@ -160,7 +165,7 @@ static void rate_tick(tallow_timer *t, void *ud)
         hi = r > hi ? r : hi;
         sum += r;
     }
-    if (hi > RATE_STEADY * lo) return;
+    if (hi > RATE_STEADY * lo || n->rate_busy_ms < PROBE_AFTER_MS) return;
     probe_start(n, sum / RATE_WINDOWS, rtt_us, now);
 }
 
