@@ -131,9 +131,10 @@ static int push_msg(lua_State *co, void *ud)
     return 2;
 }
 
+/* 1 if a message of len bytes would go over the queue's bounds (len 0: is the queue full?). */
 static int too_much(const tallow__lsession *ls, size_t len)
 {
-    return ls->queued && ls->queued_bytes + len > QUEUE_MAX_BYTES;
+    return ls->queued >= QUEUE_MAX || (ls->queued && ls->queued_bytes + len > QUEUE_MAX_BYTES);
 }
 
 /* One warning per run of drops (until the script reads again), not one per message. */
@@ -149,7 +150,7 @@ static void drop(tallow__lsession *ls, const tallow_msg_type *t)
 static void s_message(tallow__session *s, const tallow_msg_type *t, const void *msg, void *ud)
 {
     tallow__lsession *ls = ud;
-    if (ls->queued >= QUEUE_MAX) {
+    if (too_much(ls, 0)) {
         drop(ls, t);
         return;
     }

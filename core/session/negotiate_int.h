@@ -82,8 +82,9 @@ struct tallow__neg {
     /* is the direct path worth keeping (negotiate_rate.c): while our sends saturate it, its
      * rate over a window, then once a relay probe (see PROBE_* there) */
     tallow_timer *rate_tick;
-    /* the window's start: time (ns), bytes the peer acknowledged, congestion events, our CPU
-     * seconds; the rates of the last windows (bytes/s) and how many in a row counted */
+    /* the window's start: time (ns; 0 while none runs: the path is not full), bytes the peer
+     * acknowledged, congestion events, our CPU seconds; the rates of the last windows (bytes/s)
+     * and how many in a row counted */
     uint64_t rate_t0, rate_b0, rate_l0;
     double rate_c0, rate_win[NEG_RATE_WINDOWS];
     int rate_nwin;

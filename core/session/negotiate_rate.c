@@ -75,11 +75,13 @@ static double cpu_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void window_restart(tallow__neg *n, uint64_t now)
+/* A window starts from readings already taken (bytes acknowledged, congestion events, CPU). */
+static void window_start(tallow__neg *n, uint64_t now, uint64_t acked, uint64_t losses, double cpu)
 {
     n->rate_t0 = now;
-    n->rate_b0 = acked_bytes(n, NULL, &n->rate_l0);
-    n->rate_c0 = cpu_seconds();
+    n->rate_b0 = acked;
+    n->rate_l0 = losses;
+    n->rate_c0 = cpu;
 }
 
 static void probe_start(tallow__neg *n, double rd, uint64_t rtt_us, uint64_t now)
@@ -138,16 +140,21 @@ static void rate_tick(tallow_timer *t, void *ud)
         return;
     }
     if (tallow_channel_queued(n->quic) == 0) { /* not saturated: what it carries says nothing */
-        window_restart(n, now);
+        n->rate_t0 = 0; /* the next window starts when our sends fill the path again */
         n->rate_nwin = 0;
         return;
     }
     n->rate_busy_ms += RATE_TICK_MS;
-    if (now - n->rate_t0 < (uint64_t)RATE_WINDOW_MS * 1000000u) return;
+    if (n->rate_t0 && now - n->rate_t0 < (uint64_t)RATE_WINDOW_MS * 1000000u) return;
     uint64_t rtt_us = 0, losses = 0, b = acked_bytes(n, &rtt_us, &losses);
+    double cpu = cpu_seconds();
+    if (!n->rate_t0) {
+        window_start(n, now, b, losses, cpu);
+        return;
+    }
     double secs = (double)(now - n->rate_t0) / 1e9, rate = (double)(b - n->rate_b0) / secs;
-    double busy = (cpu_seconds() - n->rate_c0) / secs, l0 = (double)n->rate_l0;
-    window_restart(n, now);
+    double busy = (cpu - n->rate_c0) / secs, l0 = (double)n->rate_l0;
+    window_start(n, now, b, losses, cpu);
     /* Only a window that the network limited counts: it saw a congestion event, and this
      * process was mostly idle (a path our CPU or disk limits would be no faster on the relay,
      * whose pipe a probe would time without those costs). */
@@ -174,7 +181,7 @@ void tallow__neg_rate_start(tallow__neg *n)
     if (n->rate_tick || n->probe_state != NEG_PROBE_NONE || !n->quic ||
         !tallow__session_can_probe(n->s))
         return;
-    window_restart(n, tallow_now_ns());
+    n->rate_t0 = 0; /* the first window starts at the first tick that finds the path full */
     n->rate_tick = tallow_timer_start(n->loop, RATE_TICK_MS, RATE_TICK_MS, rate_tick, n);
 }
 
